@@ -1,0 +1,30 @@
+"""Root conftest: plain ``pytest`` runs the tests in tests/; ``pytest --benchmark`` runs the benchmark
+suite in bench/ instead (pytest-benchmark's own ``--benchmark-*`` options keep working)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--benchmark",
+        action="store_true",
+        default=False,
+        help="ridgebench: run the benchmark suite in bench/ instead of the tests in tests/",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    benchmarking = config.getoption("--benchmark")
+    try:
+        top = collection_path.resolve().relative_to(ROOT).parts[:1]
+    except ValueError:
+        return None
+    if top == ("bench",) and not benchmarking:
+        return True
+    if top == ("tests",) and benchmarking:
+        return True
+    return None

@@ -1,0 +1,391 @@
+"""Fused QKV projection: one GEMM whose epilogue writes Q, K, V in attention layout (or K/V into a cache).
+
+Math. With ``x[B, T, D]`` flattened to ``M = B*T`` rows and the fused weight ``W`` holding the Q, K and
+V projections stacked along its output dimension ``N = (Hq + 2*Hkv) * Dh``::
+
+    y[m, n] = sum_k x[m, k] * W[n, k] (+ bias[n])          (fp32 accumulation)
+    column n < Hq*Dh          -> q[b, n // Dh,              t,                 n % Dh]
+    Hq*Dh <= n < (Hq+Hkv)*Dh  -> k[b, n // Dh - Hq,         t (+ cache_len[b]), n % Dh]
+    n >= (Hq+Hkv)*Dh          -> v[b, n // Dh - Hq - Hkv,   t (+ cache_len[b]), n % Dh]
+
+with ``m = b*T + t``. Shapes: q ``[B, Hq, T, Dh]``; k, v ``[B, Hkv, T, Dh]``, or the caches
+``[B, Hkv, capacity, Dh]`` written at rows ``cache_len[b] .. cache_len[b] + T - 1``. GQA/MQA: any
+``Hkv`` dividing ``Hq``. Cost: ``2*M*N*D`` FLOPs (+ ``M*N`` with a bias); compulsory bytes
+``p*(M*D + N*D + M*N (+ N))`` at ``p`` bytes per element (``roofline.cost.qkv_cost``).
+
+Weight layout. ``weight`` has ``nn.Linear``'s shape ``[N, D]`` (``torch.cat([wq, wk, wv])`` of
+``nn.Linear`` weights; ``Dh = N / (Hq + 2*Hkv)``). Either memory order is read transpose-free: row-major
+(``nn.Linear``'s storage, 128-bit loads along D) or column-major, i.e. ``w.t()`` of a ``[D, N]`` matrix
+such as GPT-2's ``Conv1D`` (128-bit loads along N). A tensor of shape ``[D, N]`` is rejected with a
+hint to pass ``w.t()``; no copy is ever made.
+
+How the design reaches its GPU targets (targets for users with A100/H100 to measure, not claims):
+
+- *Faster than the unfused sequence at every size* (``F.linear`` + split + view/transpose + contiguous,
+  + cache copy: >= 4 kernels). The unfused path writes ``[M, N]``, reads and rewrites it to transpose,
+  and copies K/V again into the cache; the fused kernel writes each output element once, in its final
+  layout, in one launch. At decode (M = batch) both stream the ``N*D`` weights once, so the saving
+  is the launches and the extra passes; in prefill it is ``2*M*N*p`` bytes of traffic.
+- *Within 10% of the cuBLAS GEMM alone at M >= 2048.* The core is the tiled, software-pipelined GEMM of
+  Triton's matmul tutorial (published within a few percent of cuBLAS on A100 at large sizes): 128x256x64
+  and 128x128 tiles, 3-4 ``cp.async``/TMA pipeline stages, fp32 accumulators on HMMA (sm_80) or wgmma
+  (sm_90), and GROUP_M = 8 grouped tile order so a wave of programs shares W column tiles and x row
+  tiles in L2. The epilogue costs what cuBLAS's store costs: ``HEAD_DIM`` is a compile-time constant,
+  so ``n // Dh`` and ``n % Dh`` are shifts and each row's stores stay contiguous within a head
+  (128-bit when Dh is a multiple of 8); the three section stores are guarded by scalar branches, so a
+  tile pays only for the sections it touches. Risk: on H100 a non-persistent, non-TMA-store Triton
+  GEMM has been published ~10% behind cuBLAS; that is where this target is tightest.
+- *Decode* (M <= 64): 16-row tiles with 128-256-deep K tiles and 4 stages keep the weight stream
+  pipelined; narrow N tiles give ``N/32 .. N/64`` programs. There is no split-K here (the fused
+  scatter makes partial sums awkward): for small-N models at batch 1 (gpt2-small, N = 2304 -> 72
+  programs) fewer programs than SMs x occupancy may leave bandwidth unused; the GEMV kernel
+  (``kernels/gemv.py``) covers that regime for the plain projection.
+
+int64 offsets: every row base (batch and token index times a stride) is computed in int64, so
+caches and outputs larger than 2**31 elements are addressed correctly.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels import _qkv_configs as cfgs
+from kernels._common import (
+    CompileCase,
+    autotuning,
+    check_positive,
+    check_same_dtype_device,
+    check_shape,
+    check_tensor,
+    interpreting,
+    record_launch,
+    triton_config_id,
+)
+
+KERNEL = "qkv"
+
+
+@triton.jit
+def _qkv_kernel(
+    q_ptr, k_ptr, v_ptr,                       # outputs: q [B,Hq,T,Dh]; k, v [B,Hkv,T or capacity,Dh]
+    x_ptr, w_ptr, bias_ptr, cache_len_ptr,     # inputs: x [B,T,D]; w [N,D]; bias [N]; cache_len [B]
+    M, N, K, T, n_heads, n_kv_heads, capacity,
+    stride_xb, stride_xt, stride_xk,
+    stride_wn, stride_wk,
+    stride_qb, stride_qh, stride_qt, stride_qd,
+    stride_kb, stride_kh, stride_kt, stride_kd,
+    stride_vb, stride_vh, stride_vt, stride_vd,
+    HEAD_DIM: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_CACHE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    # Grouped tile order: GROUP_M row tiles sweep the column tiles together, so consecutive programs
+    # share x row tiles and W column tiles in L2.
+    pid = tl.program_id(0)
+    num_pid_m = tl.cdiv(M, BLOCK_M)
+    num_pid_n = tl.cdiv(N, BLOCK_N)
+    num_pid_in_group = GROUP_M * num_pid_n
+    group_id = pid // num_pid_in_group
+    first_pid_m = group_id * GROUP_M
+    group_size_m = tl.minimum(num_pid_m - first_pid_m, GROUP_M)
+    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    # Rows/columns past M/N wrap around (in-bounds reads, results never stored), so the main loop
+    # masks only the K tail.
+    rows = offs_m % M
+    cols = offs_n % N
+    row_b = (rows // T).to(tl.int64)
+    row_t = (rows % T).to(tl.int64)
+    x_ptrs = x_ptr + (row_b * stride_xb + row_t * stride_xt)[:, None] + offs_k[None, :] * stride_xk
+    w_ptrs = w_ptr + cols.to(tl.int64)[None, :] * stride_wn + offs_k[:, None] * stride_wk
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kk in range(0, tl.cdiv(K, BLOCK_K)):
+        k_left = K - kk * BLOCK_K
+        a = tl.load(x_ptrs, mask=offs_k[None, :] < k_left, other=0.0)  # read BM x BK of x
+        b = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)  # read BK x BN of W
+        acc = tl.dot(a, b, acc)
+        x_ptrs += BLOCK_K * stride_xk
+        w_ptrs += BLOCK_K * stride_wk
+
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + cols).to(tl.float32)[None, :]
+    out = acc.to(q_ptr.dtype.element_ty)
+
+    # Epilogue: scatter the tile into the sections it overlaps (write BM x BN once in total).
+    head = offs_n // HEAD_DIM  # global head index over [Q heads | K heads | V heads]
+    dim = offs_n % HEAD_DIM
+    m_ok = offs_m < M
+    n_q = n_heads * HEAD_DIM
+    n_qk = n_q + n_kv_heads * HEAD_DIM
+    tile_lo = pid_n * BLOCK_N
+    tile_hi = tile_lo + BLOCK_N
+    if tile_lo < n_q:
+        q_ptrs = (q_ptr + (row_b * stride_qb + row_t * stride_qt)[:, None]
+                  + (head.to(tl.int64) * stride_qh + dim * stride_qd)[None, :])
+        tl.store(q_ptrs, out, mask=m_ok[:, None] & (offs_n < n_q)[None, :])
+    if tile_hi > n_q:
+        pos = row_t
+        if HAS_CACHE:
+            pos += tl.load(cache_len_ptr + row_b).to(tl.int64)
+        # In-kernel guard (the launcher checks too): never write outside the cache's rows.
+        row_ok = m_ok & (pos >= 0) & (pos < capacity)
+        if tile_lo < n_qk:
+            k_ptrs = (k_ptr + (row_b * stride_kb + pos * stride_kt)[:, None]
+                      + ((head - n_heads).to(tl.int64) * stride_kh + dim * stride_kd)[None, :])
+            k_cols = (offs_n >= n_q) & (offs_n < n_qk)
+            tl.store(k_ptrs, out, mask=row_ok[:, None] & k_cols[None, :])
+        if tile_hi > n_qk:
+            v_ptrs = (v_ptr + (row_b * stride_vb + pos * stride_vt)[:, None]
+                      + ((head - n_heads - n_kv_heads).to(tl.int64) * stride_vh + dim * stride_vd)[None, :])
+            v_cols = (offs_n >= n_qk) & (offs_n < N)
+            tl.store(v_ptrs, out, mask=row_ok[:, None] & v_cols[None, :])
+
+
+_ARG_NAMES = (
+    "q_ptr", "k_ptr", "v_ptr", "x_ptr", "w_ptr", "bias_ptr", "cache_len_ptr",
+    "M", "N", "K", "T", "n_heads", "n_kv_heads", "capacity",
+    "stride_xb", "stride_xt", "stride_xk", "stride_wn", "stride_wk",
+    "stride_qb", "stride_qh", "stride_qt", "stride_qd",
+    "stride_kb", "stride_kh", "stride_kt", "stride_kd",
+    "stride_vb", "stride_vh", "stride_vt", "stride_vd",
+)
+
+_AUTOTUNED: list = []  # built on first use: autotuning needs a GPU driver, the interpreter has none
+
+
+def _autotuned_kernel():
+    if not _AUTOTUNED:
+        _AUTOTUNED.append(triton.autotune(
+            configs=cfgs.CONFIGS,
+            key=["M", "N", "K"],
+            prune_configs_by={"early_config_prune": cfgs.early_config_prune},
+        )(_qkv_kernel))
+    return _AUTOTUNED[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Launcher
+# ----------------------------------------------------------------------------------------------
+
+VARIANT = "fused"
+
+
+def select_variant(m: int, n_heads: int, n_kv_heads: int, head_dim: int) -> str:
+    """The variant the launcher runs for this shape: always ``"fused"`` (one kernel at every size; the
+    tile config, not the variant, changes with M and is recorded by :func:`kernels._common.last_launch`)."""
+    return VARIANT
+
+
+def _check_launchable(name: str, t: torch.Tensor) -> None:
+    if t.device.type != "cuda" and not interpreting():
+        raise ValueError(f"{name}: on {t.device}; the Triton kernel needs a CUDA tensor "
+                         "(or TRITON_INTERPRET=1 before importing kernels, to run on CPU)")
+
+
+def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len) -> int:
+    """Check every argument (errors name it); return head_dim."""
+    check_tensor("x", x, ndim=3)
+    _check_launchable("x", x)
+    batch, tokens, d_model = x.shape
+    if d_model == 0:
+        raise ValueError(f"x: the model dimension (last) must be positive, got shape {tuple(x.shape)}")
+    check_positive("n_heads", n_heads)
+    check_positive("n_kv_heads", n_kv_heads)
+    if n_heads % n_kv_heads:
+        raise ValueError(f"n_kv_heads: must divide n_heads ({n_heads}), got {n_kv_heads}")
+    heads = n_heads + 2 * n_kv_heads
+    check_tensor("weight", weight, ndim=2, last_dim_contiguous=False)
+    check_same_dtype_device("weight", weight, "x", x)
+    n_out, d_in = weight.shape
+    if d_in != d_model:
+        hint = ""
+        if n_out == d_model and d_in % heads == 0:
+            hint = ("; this looks like a [D, N] matrix (GPT-2 Conv1D layout): pass weight.t(), "
+                    "which is read without a copy")
+        raise ValueError(f"weight: expected shape [(n_heads + 2*n_kv_heads) * head_dim, D] with "
+                         f"D = {d_model} (x's last dim), got {tuple(weight.shape)}{hint}")
+    if n_out == 0 or n_out % heads:
+        raise ValueError(f"weight: first dim must be (n_heads + 2*n_kv_heads) * head_dim = "
+                         f"{heads} * head_dim, got {n_out}")
+    head_dim = n_out // heads
+    if weight.stride(1) != 1 and weight.stride(0) != 1:
+        raise ValueError(f"weight: one dimension must be contiguous (stride 1), "
+                         f"got strides {weight.stride()}")
+    if bias is not None:
+        check_tensor("bias", bias, ndim=1)
+        check_same_dtype_device("bias", bias, "x", x)
+        check_shape("bias", bias, (n_out,))
+    given = [name for name, t in (("k_cache", k_cache), ("v_cache", v_cache), ("cache_len", cache_len))
+             if t is not None]
+    if given and len(given) != 3:
+        raise ValueError(f"k_cache, v_cache, cache_len: pass all three or none, got only {', '.join(given)}")
+    if given:
+        check_tensor("k_cache", k_cache, ndim=4)
+        check_same_dtype_device("k_cache", k_cache, "x", x)
+        check_shape("k_cache", k_cache, (batch, n_kv_heads, k_cache.shape[2], head_dim))
+        check_tensor("v_cache", v_cache, ndim=4)
+        check_same_dtype_device("v_cache", v_cache, "x", x)
+        check_shape("v_cache", v_cache, tuple(k_cache.shape))
+        if v_cache.numel() and v_cache.data_ptr() == k_cache.data_ptr():
+            raise ValueError("v_cache: must not be the same memory as k_cache")
+        check_tensor("cache_len", cache_len, ndim=1, dtypes=(torch.int32,))
+        if cache_len.device != x.device:
+            raise ValueError(f"cache_len: on {cache_len.device} but x is on {x.device}")
+        check_shape("cache_len", cache_len, (batch,))
+        if check_cache_len and batch and tokens:
+            lo, hi = (int(v) for v in torch.stack([cache_len.min(), cache_len.max()]).tolist())
+            if lo < 0:
+                raise ValueError(f"cache_len: entries must be >= 0, got a minimum of {lo}")
+            capacity = k_cache.shape[2]
+            if hi + tokens > capacity:
+                raise ValueError(f"cache_len: max(cache_len) + T = {hi} + {tokens} exceeds the cache "
+                                 f"capacity {capacity} (k_cache.shape[2])")
+    return head_dim
+
+
+def qkv_projection(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    n_heads: int,
+    n_kv_heads: int,
+    k_cache: torch.Tensor | None = None,
+    v_cache: torch.Tensor | None = None,
+    cache_len: torch.Tensor | None = None,
+    variant: str | None = None,
+    config: triton.Config | None = None,
+    check_cache_len: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fused QKV projection ``x @ weight.T (+ bias)`` written straight into attention layout.
+
+    Parameters
+    ----------
+    x : Tensor ``[B, T, D]``, fp16/bf16/fp32, last dim contiguous (a CUDA tensor, or CPU under the
+        Triton interpreter).
+    weight : Tensor ``[(Hq + 2*Hkv) * Dh, D]`` (``nn.Linear`` shape: Q, K, V weights stacked), same dtype
+        and device; row-major (``nn.Linear``) or column-major (``w.t()`` of a ``[D, N]`` matrix).
+    bias : optional Tensor ``[(Hq + 2*Hkv) * Dh]``.
+    n_heads, n_kv_heads : query heads ``Hq`` and key/value heads ``Hkv`` (``Hkv`` divides ``Hq``).
+    k_cache, v_cache : optional Tensors ``[B, Hkv, capacity, Dh]``, last dim contiguous; when given,
+        K and V are written IN PLACE at rows ``cache_len[b] .. cache_len[b] + T - 1``, nothing else.
+    cache_len : int32 Tensor ``[B]``, tokens already cached per sequence (required with the caches).
+    variant : ``None`` or ``"fused"`` (the only one; see :func:`select_variant`).
+    config : a ``triton.Config`` to run instead of autotuning / the first config surviving pruning.
+    check_cache_len : check ``0 <= cache_len[b]`` and ``cache_len[b] + T <= capacity`` on the host
+        (one device-to-host sync). With ``False`` the kernel still never writes outside the cache:
+        out-of-range rows are dropped silently.
+
+    Returns
+    -------
+    ``(q, k, v)``: q ``[B, Hq, T, Dh]``, k and v ``[B, Hkv, T, Dh]`` (new, contiguous), or
+    ``(q, k_cache, v_cache)`` when the caches are given.
+    """
+    if variant not in (None, VARIANT):
+        raise ValueError(f"variant: expected None or {VARIANT!r}, got {variant!r}")
+    if config is not None and not isinstance(config, triton.Config):
+        raise TypeError(f"config: expected a triton.Config, got {type(config).__name__}")
+    head_dim = _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len)
+    batch, tokens, d_model = x.shape
+    n_out = weight.shape[0]
+    q = torch.empty((batch, n_heads, tokens, head_dim), dtype=x.dtype, device=x.device)
+    use_cache = k_cache is not None
+    if use_cache:
+        k_out, v_out, capacity = k_cache, v_cache, k_cache.shape[2]
+    else:
+        k_out = torch.empty((batch, n_kv_heads, tokens, head_dim), dtype=x.dtype, device=x.device)
+        v_out = torch.empty_like(k_out)
+        capacity = tokens
+    m = batch * tokens
+    if m == 0:
+        return q, k_out, v_out
+
+    args = (q, k_out, v_out, x, weight, bias, cache_len if use_cache else None,
+            m, n_out, d_model, tokens, n_heads, n_kv_heads, capacity,
+            *x.stride(), *weight.stride(), *q.stride(), *k_out.stride(), *v_out.stride())
+    meta = {"HEAD_DIM": head_dim, "HAS_BIAS": bias is not None, "HAS_CACHE": use_cache}
+
+    def grid(kw):
+        return (triton.cdiv(m, kw["BLOCK_M"]) * triton.cdiv(n_out, kw["BLOCK_N"]),)
+
+    if config is None and autotuning():
+        kernel = _autotuned_kernel()
+        kernel[grid](*args, **meta)
+        config = kernel.best_config
+    else:
+        if config is None:
+            config = cfgs.prune_configs(cfgs.CONFIGS, m, x.element_size())[0]
+        _qkv_kernel[grid](*args, **meta, **config.kwargs,
+                          num_warps=config.num_warps, num_stages=config.num_stages)
+    record_launch(KERNEL, VARIANT, triton_config_id(config))
+    return q, k_out, v_out
+
+
+VARIANTS = {VARIANT: qkv_projection}
+
+
+# ----------------------------------------------------------------------------------------------
+# Reference (also the unfused baseline) and tolerances
+# ----------------------------------------------------------------------------------------------
+
+def qkv_projection_ref(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    n_heads: int,
+    n_kv_heads: int,
+    k_cache: torch.Tensor | None = None,
+    v_cache: torch.Tensor | None = None,
+    cache_len: torch.Tensor | None = None,
+    compute_dtype: torch.dtype | None = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The unfused sequence: ``F.linear`` + split + view/transpose + contiguous (+ cache copy).
+
+    Same arguments and results as :func:`qkv_projection` (caches are written in place). The GEMM runs
+    in ``compute_dtype`` (fp32 by default, float64 in tests) and results are cast back to ``x.dtype``.
+    ``compute_dtype=None`` keeps the input dtype: that is the honest benchmark baseline (cuBLAS on the
+    16-bit tensor-core path), see :func:`qkv_projection_unfused`.
+    """
+    batch, tokens, _ = x.shape
+    head_dim = weight.shape[0] // (n_heads + 2 * n_kv_heads)
+    cd = x.dtype if compute_dtype is None else compute_dtype
+    y = torch.nn.functional.linear(x.to(cd), weight.to(cd), None if bias is None else bias.to(cd))
+    y = y.to(x.dtype)
+    q, k, v = y.split([n_heads * head_dim, n_kv_heads * head_dim, n_kv_heads * head_dim], dim=-1)
+    q = q.view(batch, tokens, n_heads, head_dim).transpose(1, 2).contiguous()
+    k = k.view(batch, tokens, n_kv_heads, head_dim)
+    v = v.view(batch, tokens, n_kv_heads, head_dim)
+    if k_cache is None:
+        return q, k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
+    rows = torch.arange(batch, device=x.device)[:, None].expand(batch, tokens)
+    pos = cache_len.to(torch.int64)[:, None] + torch.arange(tokens, device=x.device)[None, :]
+    k_cache.transpose(1, 2)[rows, pos] = k  # one scatter per cache, [B, cap, Hkv, Dh] view
+    v_cache.transpose(1, 2)[rows, pos] = v
+    return q, k_cache, v_cache
+
+
+def qkv_projection_unfused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                           **kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The benchmark baseline: :func:`qkv_projection_ref` in the input dtype (no upcast)."""
+    return qkv_projection_ref(x, weight, bias, compute_dtype=None, **kwargs)
+
+
+# (atol, rtol) against the reference for inputs scaled by 1/sqrt(D); fp32 allows for tf32 on a GPU.
+TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1e-2, 1e-2),
+    torch.float32: (5e-3, 5e-3),
+}
+
+
+def compile_cases(arch: int) -> list[CompileCase]:
+    """The sm_80/sm_90 audit's cases: every shipped config surviving pruning x fp16/bf16 at a decode
+    (llama2-70b GQA, batch 32, cache append) and a prefill (gpt2-xl, 4 x 1024 tokens, biases) shape."""
+    return cfgs.compile_cases(arch, _qkv_kernel, KERNEL, VARIANT)

@@ -1,0 +1,35 @@
+"""The static sm_80/sm_90 compile audit: GPU readiness without a GPU.
+
+Every kernel module's ``compile_cases(arch)`` lists the configs it ships; the audit compiles each one
+ahead of time for A100 (sm_80) and H100 (sm_90) on this CPU-only machine, reads the cubin with the
+``cuobjdump`` that ships in the triton wheel, and reports registers, spills and local memory, shared
+memory, theoretical occupancy, tensor-core / async-copy / TMA instructions and global load-store
+widths, then checks the gates in :mod:`kernels.audit.gates`. It predicts readiness; it measures no
+speed.
+
+Command line: ``python -m kernels.audit [--kernel NAME ...] [--arch 80 90] [--jobs N] [--json PATH]
+[--quiet] [--fresh] [--cases MODULE:FUNCTION ...]``.
+
+API (importing this package imports no kernel module):
+
+- :func:`run_audit` ``(kernels=None, archs=(80, 90), jobs=None) -> list[AuditLine]``: compile in worker
+  processes with the interpreter off and check the gates;
+- :func:`audit_case` ``(case, arch) -> AuditLine``: one case in this process (needs
+  ``TRITON_INTERPRET=0`` when the kernel module was imported);
+- :func:`check_gates` ``(line, case=None) -> list[str]``: the failed gates of one line;
+- :func:`find_line` ``(lines, kernel, variant, dtype, config, arch=None) -> AuditLine | None`` and
+  :func:`load_lines` / :func:`latest_json`: a benchmark's lookup of the audit line for the config it ran;
+- :func:`occupancy` and :data:`LIMITS`: the per-SM limits of sm_80/sm_90 with their sources.
+"""
+
+from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
+from kernels.audit.gates import ALL_GATES, EXCEPTIONS, check_gates
+from kernels.audit.occupancy import LIMITS, SUPPORTED_ARCHS, ArchLimits, Occupancy, occupancy
+from kernels.audit.report import find_line, format_table, latest_json, load_lines
+from kernels.audit.runner import run_audit
+
+__all__ = [
+    "ALL_GATES", "EXCEPTIONS", "LIMITS", "SUPPORTED_ARCHS", "ArchLimits", "AuditEnvironmentError",
+    "AuditLine", "Occupancy", "audit_case", "check_gates", "find_line", "format_table", "latest_json",
+    "load_lines", "occupancy", "run_audit",
+]

@@ -1,0 +1,90 @@
+"""``python -m kernels.audit``: compile every shipped kernel config for sm_80 and sm_90 and check the gates.
+
+Exit status: 0 when every gate passes, 1 when a gate fails (or the audit cannot run), 2 for bad usage
+(an unknown kernel or architecture: one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from kernels import KERNEL_MODULES
+from kernels.audit.compile import AuditEnvironmentError, AuditLine
+from kernels.audit.occupancy import SUPPORTED_ARCHS
+from kernels.audit.report import default_json_path, format_table, summary, to_json, write_json
+from kernels.audit.runner import default_jobs, run_audit, validate
+
+PROG = "python -m kernels.audit"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--kernel", nargs="+", action="extend", metavar="NAME",
+                   help=f"kernels to audit (default: all of {', '.join(KERNEL_MODULES)})")
+    p.add_argument("--arch", nargs="+", action="extend", metavar="ARCH",
+                   help="compute capabilities: 80 (A100), 90 (H100); default both")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help=f"worker processes (default: the usable CPUs, here {default_jobs()})")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="where to write the JSON (default results/audit/audit-<UTC timestamp>.json)")
+    p.add_argument("--quiet", action="store_true", help="print only failures and the summary line")
+    p.add_argument("--fresh", action="store_true",
+                   help="recompile instead of using Triton's cache (true compile times)")
+    p.add_argument("--cases", nargs="+", action="extend", default=[], metavar="MODULE:FUNCTION",
+                   help="extra case sources, 'pkg.module:function' or 'file.py:function', each "
+                        "function(arch) -> list[CompileCase]; with --cases and no --kernel only these run")
+    return p
+
+
+def _progress(done: int, total: int, line: AuditLine) -> None:
+    if sys.stderr.isatty():
+        print(f"\r[{done}/{total}] {line.kernel}/{line.variant}/{line.dtype} sm_{line.arch}".ljust(70),
+              end="", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        kernels, archs = validate(args.kernel, args.arch or SUPPORTED_ARCHS)
+        if args.jobs is not None and args.jobs < 1:
+            raise ValueError(f"--jobs: expected a positive integer, got {args.jobs}")
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.kernel is None and args.cases:
+        kernels = []
+    jobs = args.jobs or default_jobs()
+    start = time.perf_counter()
+    try:
+        lines = run_audit(kernels, archs, jobs, extra=args.cases, fresh=args.fresh,
+                          progress=None if args.quiet else _progress)
+    except AuditEnvironmentError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    wall = time.perf_counter() - start
+    if not args.quiet and sys.stderr.isatty():
+        print(file=sys.stderr)
+    data = to_json(lines, archs=archs, wall_s=round(wall, 2), jobs=jobs)
+    path = write_json(data, args.json or default_json_path())
+    if not args.quiet:
+        print(format_table(lines))
+        print()
+    failed = [line for line in lines if not line.passed]
+    for line in failed:
+        for failure in line.failures:
+            print(f"FAIL {line.case_id} sm_{line.arch}: {failure}")
+    s = summary(lines)
+    print(f"audit: {s['lines']} case/arch lines, {s['passed']} passed, {s['failed']} failed; "
+          f"{wall:.1f} s with {jobs} jobs; JSON: {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

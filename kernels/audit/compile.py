@@ -1,0 +1,219 @@
+"""Compile one :class:`~kernels._common.CompileCase` for one architecture and read back the evidence.
+
+:func:`audit_case` runs ``triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))`` on this
+CPU-only machine, then reads the cubin with ``cuobjdump`` and returns an :class:`AuditLine`. It needs
+real ``JITFunction`` kernels: with ``TRITON_INTERPRET=1`` set when a kernel module was imported,
+``@triton.jit`` produced interpreter functions that cannot be compiled, and :func:`audit_case` refuses
+with :class:`AuditEnvironmentError`. ``python -m kernels.audit`` (and :func:`~kernels.audit.run_audit`)
+compile in worker processes with the interpreter forced off, so they work from anywhere.
+
+What a real launch specialises, an AOT compile only knows from the case: pointers and integers in
+``CompileCase.divisible_by_16`` get ``tt.divisibility=16`` (16-byte alignment / multiple of 16), which
+decides the load width. Triton's JIT also turns an integer argument equal to 1 into the constant 1; a
+case mirrors that by giving such an argument the type ``"constexpr"`` and the value 1.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+from kernels._common import CompileCase
+from kernels.audit.occupancy import LIMITS, occupancy
+from kernels.audit.sass import dump_cubin, mma_versions, parse_resource_usage, parse_sass
+
+
+class AuditEnvironmentError(RuntimeError):
+    """The audit was asked to compile interpreter functions (``TRITON_INTERPRET=1`` at import)."""
+
+
+@dataclass
+class AuditLine:
+    """What the audit found for one compile case on one architecture (one row of the table).
+
+    Sizes are bytes; ``registers`` is per thread; ``local_loads``/``local_stores`` count ``LDL``/``STL``
+    instructions (spills or stack arrays); ``ldg_bits``/``stg_bits``/``ldgsts_bits`` map an access
+    width in bits (``"128"``, ``"64"``, ``"32"``, ``"16"``, ``"8"``) to a count of SASS instructions
+    (static counts, not executions). ``compile_s`` is the wall time of ``triton.compile`` (small when
+    Triton's cache already held the kernel; ``--fresh`` forces a real compile). ``failures`` is filled
+    by :func:`kernels.audit.gates.check_gates`.
+    """
+
+    kernel: str
+    variant: str
+    dtype: str
+    shape: dict
+    config: str
+    arch: int
+    gates: list[str]
+    num_warps: int
+    num_stages: int
+    case_id: str = ""
+    compiled: bool = False
+    error: str | None = None
+    target: str = ""
+    compile_s: float = 0.0
+    registers: int | None = None
+    stack_bytes: int | None = None
+    local_bytes: int | None = None
+    local_loads: int | None = None
+    local_stores: int | None = None
+    shared_bytes: int | None = None
+    global_scratch_bytes: int | None = None
+    occupancy: dict | None = None
+    opcodes: dict = field(default_factory=dict)
+    ldg_bits: dict = field(default_factory=dict)
+    stg_bits: dict = field(default_factory=dict)
+    ldgsts_bits: dict = field(default_factory=dict)
+    mma_versions: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    waived: dict = field(default_factory=dict)
+
+    # Convenience views used by the gates and the table.
+    def count(self, opcode: str) -> int:
+        return int(self.opcodes.get(opcode, 0))
+
+    @property
+    def wide_loads(self) -> int:
+        """128-bit global loads, direct (``LDG.128``) or through async copies (``LDGSTS.128``)."""
+        return int(self.ldg_bits.get("128", 0)) + int(self.ldgsts_bits.get("128", 0))
+
+    @property
+    def narrow_loads(self) -> int:
+        """Global loads narrower than 32 bits (16- and 8-bit ``LDG``/``LDGSTS``)."""
+        return sum(int(d.get(w, 0)) for d in (self.ldg_bits, self.ldgsts_bits) for w in ("16", "8"))
+
+    @property
+    def tma(self) -> int:
+        return sum(self.count(op) for op in ("UTMALDG", "UTMASTG", "UTMAPF", "UBLKCP"))
+
+    @property
+    def passed(self) -> bool:
+        return self.compiled and not self.failures
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AuditLine:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_case(case: CompileCase) -> list[str]:
+    """Problems with the case itself (names that do not match the kernel's arguments)."""
+    names = list(getattr(case.fn, "arg_names", []))
+    problems = []
+    missing = [n for n in names if n not in case.signature]
+    extra = [n for n in case.signature if n not in names]
+    if missing:
+        problems.append(f"signature lacks arguments {missing}")
+    if extra:
+        problems.append(f"signature names unknown arguments {extra}")
+    for name, ty in case.signature.items():
+        if ty == "constexpr" and name not in case.constexprs:
+            problems.append(f"constexpr {name} has no value in constexprs")
+    bad_hints = [n for n in case.divisible_by_16 if n not in names or case.signature.get(n) == "constexpr"]
+    if bad_hints:
+        problems.append(f"divisible_by_16 names no runtime argument: {bad_hints}")
+    return problems
+
+
+_PTX_TARGET_RE = re.compile(r"^\s*\.target\s+(sm_\w+)", re.MULTILINE)
+
+
+def _error_text(exc: BaseException) -> str:
+    """A one-line description of a compile failure: Triton's ``CompilationError`` carries the source
+    excerpt in its message, so use its location and own message instead."""
+    node = getattr(exc, "node", None)
+    message = getattr(exc, "error_message", None)
+    if message is None and exc.__cause__ is not None:
+        message = f"{type(exc.__cause__).__name__}: {exc.__cause__}"
+    if message is None:
+        message = str(exc)
+    where = f" at kernel line {node.lineno}" if getattr(node, "lineno", None) else ""
+    text = " ".join(str(message).split())
+    return f"{type(exc).__name__}{where}: {text[:400]}"
+
+
+def new_line(case: CompileCase, arch: int) -> AuditLine:
+    """An empty (not yet compiled) line describing ``case`` on ``arch``."""
+    return AuditLine(
+        kernel=case.kernel, variant=case.variant, dtype=case.dtype, shape=dict(case.shape),
+        config=case.config, arch=arch, gates=sorted(case.gates), num_warps=case.num_warps,
+        num_stages=case.num_stages, case_id=case.case_id,
+    )
+
+
+def audit_case(case: CompileCase, arch: int) -> AuditLine:
+    """Compile ``case`` for ``sm_<arch>`` and return its :class:`AuditLine`.
+
+    A compile error does not raise: the line comes back with ``compiled=False`` and ``error`` set (the
+    ``compiles`` gate then fails). Raises :class:`AuditEnvironmentError` if ``case.fn`` is an
+    interpreter function and ``ValueError`` for an architecture the audit has no limits for.
+    """
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
+
+    if arch not in LIMITS:
+        raise ValueError(f"arch: expected one of {sorted(LIMITS)}, got {arch!r}")
+    if not isinstance(case.fn, JITFunction):
+        raise AuditEnvironmentError(
+            f"{case.case_id}: {type(case.fn).__name__} is not a compilable JITFunction; the kernel module "
+            "was imported with TRITON_INTERPRET=1. Run the audit as `python -m kernels.audit` (it compiles "
+            "in processes with TRITON_INTERPRET=0) or import kernels with the interpreter off."
+        )
+    line = new_line(case, arch)
+    problems = _check_case(case)
+    if problems:
+        line.error = "bad compile case: " + "; ".join(problems)
+        return line
+
+    names = list(case.fn.arg_names)
+    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in case.divisible_by_16}
+    src = ASTSource(fn=case.fn, signature=dict(case.signature), constexprs=dict(case.constexprs), attrs=attrs)
+    start = time.perf_counter()
+    try:
+        compiled = triton.compile(
+            src, target=GPUTarget("cuda", arch, 32),
+            options={"num_warps": case.num_warps, "num_stages": case.num_stages},
+        )
+    except Exception as exc:  # any compiler failure is a finding, not a crash
+        line.compile_s = time.perf_counter() - start
+        line.error = _error_text(exc)
+        return line
+    line.compile_s = time.perf_counter() - start
+    line.compiled = True
+    target = _PTX_TARGET_RE.search(compiled.asm.get("ptx", ""))
+    line.target = target.group(1) if target else f"sm_{arch}"
+    line.shared_bytes = int(compiled.metadata.shared)
+    line.global_scratch_bytes = int(getattr(compiled.metadata, "global_scratch_size", 0) or 0)
+
+    dump = dump_cubin(compiled.asm["cubin"])
+    usage = parse_resource_usage(dump)
+    name = compiled.metadata.name
+    mine = [u for u in usage if u.function == name] or usage[:1]
+    if not mine:
+        line.compiled = False
+        line.error = "cuobjdump printed no resource usage for the cubin"
+        return line
+    res = mine[0]
+    sass = parse_sass(dump)
+    line.registers = res.registers
+    line.stack_bytes = res.stack_bytes
+    line.local_bytes = res.local_bytes
+    line.local_loads = sass.count("LDL")
+    line.local_stores = sass.count("STL")
+    line.shared_bytes += res.static_shared_bytes
+    line.opcodes = sass.opcodes
+    line.ldg_bits = sass.ldg_bits
+    line.stg_bits = sass.stg_bits
+    line.ldgsts_bits = sass.ldgsts_bits
+    line.mma_versions = mma_versions(compiled.asm.get("ttgir", ""))
+    line.occupancy = occupancy(
+        arch, registers=res.registers, num_warps=case.num_warps, shared_bytes=line.shared_bytes
+    ).to_dict()
+    return line

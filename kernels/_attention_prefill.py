@@ -1,0 +1,135 @@
+"""Prefill attention kernel (FlashAttention-2 forward, causal, over a KV cache); the public launcher,
+validation and configs live in :mod:`kernels.attention`.
+
+One program computes ``BLOCK_M`` queries of one query head of one sequence against that head's KV
+group, in two loops over ``BLOCK_N``-key tiles:
+
+1. keys ``[0, diag_start)``: visible to every query of the block (``diag_start`` is the first tile
+   boundary past the block's first query position), loaded and scored with no sequence mask at all;
+2. keys ``[diag_start, hi)``: the diagonal tiles, masked with ``key <= query position``; ``hi`` is one
+   past the block's last query position, so tiles entirely above the diagonal are never visited
+   (loop bounds, not masks) and nothing at or past ``cache_len + q_len`` is ever loaded.
+
+Softmax is online in fp32 and in base 2: scores are multiplied by ``scale * log2(e)`` once and
+exponentiated with ``exp2``; the output tile is rescaled lazily and written once, normalised, with an
+optional natural-log LSE (``m + log2(l)`` times ``ln 2``).
+
+Head dims that are not powers of two (80, 96) are padded to ``BLOCK_D`` (the next power of two): loads
+are masked on the head dim so the padding reads zeros, and stores are masked the same way.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _attn_prefill_kernel(
+    o_ptr, lse_ptr,
+    q_ptr, k_ptr, v_ptr, cache_len_ptr,
+    qk_scale,  # scale * log2(e), fp32
+    q_len, group,  # new tokens per sequence; query heads per KV head (Hq // Hkv)
+    stride_qb, stride_qh, stride_qm,
+    stride_kb, stride_kh, stride_kn,
+    stride_vb, stride_vh, stride_vn,
+    stride_ob, stride_oh, stride_om,
+    stride_lseb, stride_lseh,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    STORE_LSE: tl.constexpr,
+):
+    start_m = tl.program_id(0)
+    head = tl.program_id(1).to(tl.int64)
+    batch = tl.program_id(2).to(tl.int64)
+    kv_head = head // group
+    past = tl.load(cache_len_ptr + batch)  # tokens cached before this step (int32)
+    kv_len = past + q_len
+
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    m_mask = offs_m < q_len
+    d_mask = offs_d < HEAD_DIM  # all-true (and folded) unless the head dim is padded
+
+    # int64 bases: batch * stride_*b passes 2**31 for large caches; in-tile offsets stay int32.
+    q_base = q_ptr + batch * stride_qb + head * stride_qh
+    k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
+    v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
+
+    # read BLOCK_M x Dh of Q once; it stays on chip for the whole KV sweep
+    q = tl.load(q_base + offs_m[:, None] * stride_qm + offs_d[None, :],
+                mask=m_mask[:, None] & d_mask[None, :], other=0.0)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+
+    first_pos = past + start_m * BLOCK_M  # position of the block's first query
+    q_pos = past + offs_m
+    diag_start = ((first_pos + 1) // BLOCK_N) * BLOCK_N
+    hi = tl.minimum(first_pos + BLOCK_M, kv_len)
+
+    # 1) tiles below the diagonal: no sequence mask (every key < diag_start <= first_pos + 1 <= kv_len)
+    for start_n in range(0, diag_start, BLOCK_N):
+        offs_kv = start_n + offs_n
+        # read BLOCK_N x Dh of K and of V per iteration: the only HBM stream in the loop
+        k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
+        qk = tl.dot(q, tl.trans(k)) * qk_scale
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        p = tl.math.exp2(qk - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
+
+    # 2) diagonal tiles: causal mask. Key 0 is visible to every row, so a row whose scores in one tile
+    # are all masked already has a finite running max (no -inf - -inf).
+    for start_n in range(diag_start, hi, BLOCK_N):
+        offs_kv = start_n + offs_n
+        n_mask = offs_kv < hi
+        k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :],
+                    mask=n_mask[:, None] & d_mask[None, :], other=0.0)
+        qk = tl.dot(q, tl.trans(k)) * qk_scale
+        visible = (offs_kv[None, :] <= q_pos[:, None]) & n_mask[None, :]
+        qk = tl.where(visible, qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        p = tl.math.exp2(qk - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
+                    mask=n_mask[:, None] & d_mask[None, :], other=0.0)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
+
+    # write BLOCK_M x Dh of O once (and BLOCK_M fp32 LSEs)
+    acc = acc / l_i[:, None]
+    o_base = o_ptr + batch * stride_ob + head * stride_oh
+    tl.store(o_base + offs_m[:, None] * stride_om + offs_d[None, :], acc.to(o_ptr.dtype.element_ty),
+             mask=m_mask[:, None] & d_mask[None, :])
+    if STORE_LSE:
+        lse = (m_i + tl.math.log2(l_i)) * 0.6931471805599453  # ln 2
+        tl.store(lse_ptr + batch * stride_lseb + head * stride_lseh + offs_m, lse, mask=m_mask)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs, per padded head dim (BLOCK_D). Without autotuning the first config that survives pruning
+# (kernels.attention.prune_configs) runs, so the usual best for long prompts comes first; the
+# 64-row tile is for short chunks (q_len <= 64) and for filling SMs at small batch x heads.
+# Shared memory ~ element_size * (BLOCK_M*BLOCK_D + 2*num_stages*BLOCK_N*BLOCK_D) (Q + K/V stages);
+# the fp32 accumulator is BLOCK_M*BLOCK_D / (32*num_warps) registers per thread, kept <= 64.
+# ----------------------------------------------------------------------------------------------
+
+def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
+    return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
+
+
+PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
+    64: [_cfg(128, 64, 4, 3), _cfg(64, 64, 4, 3)],     # 64 KB / 56 KB (fp16); the tutorial's Dh=64 tile
+    128: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],    # 128 KB / 112 KB
+    256: [_cfg(64, 32, 8, 2)],                         # 96 KB; 64-key tiles would need 160 KB
+}

@@ -1,0 +1,459 @@
+"""Causal attention over a KV cache: prefill (FlashAttention-2) and decode (split-KV, flash-decoding).
+
+Math, per sequence ``b``, query head ``h`` and new token ``i`` at position ``p = cache_len[b] + i``::
+
+    O[b, h, i] = softmax_j(scale * Q[b, h, i] . K[b, h // G, j]) @ V[b, h // G, j],   j = 0 .. p
+
+Shapes: ``q [B, Hq, q_len, Dh]``; ``k_cache, v_cache [B, Hkv, capacity, Dh]``; ``cache_len`` int32
+``[B]`` = tokens cached BEFORE this step, unequal across the batch. The ``q_len`` new tokens' K/V are
+ALREADY in the cache at positions ``cache_len[b] .. cache_len[b] + q_len - 1`` (``kernels.qkv``
+appends them there), so the kernels read one contiguous run of ``cache_len[b] + q_len`` keys and never
+look past it. ``G = Hq // Hkv`` (GQA; MQA is ``Hkv = 1``). Head dims 64, 80, 96, 128, 256 (80 and 96
+padded to 128 with masks); fp16/bf16 on a GPU, fp32 too for CPU (interpreter) runs. ``scale``
+defaults to ``1/sqrt(Dh)``. Output ``O`` like ``q``; optional LSE (natural log, fp32, ``[B, Hq, q_len]``).
+
+FLOPs: ``4 * Dh * Hq * pairs`` (pairs = unmasked query-key pairs). Compulsory bytes: Q and O once per
+query head, the ``cache_len + q_len`` keys and values once per KV head (``roofline.cost.attention_cost``).
+
+Variants (:func:`select_variant`: ``"splitkv"`` for ``q_len <= 16``, ``"prefill"`` above):
+
+- ``"prefill"`` (``kernels/_attention_prefill.py``): FlashAttention-2 forward. Grid ``(q blocks, Hq,
+  B)``; each program keeps a ``BLOCK_M x Dh`` Q tile on chip and sweeps ``BLOCK_N``-key tiles with an
+  fp32 online softmax in base 2 (``exp2``, scale folded with ``log2 e``). Tiles below the diagonal run
+  unmasked, diagonal tiles masked, tiles above the diagonal are never visited (loop bound), and O is
+  written once. Works for any ``cache_len`` (chunked prefill). Design target (not a claim; no GPU here):
+  within 10% of SDPA's flash backend at ``S >= 2048`` on A100 and H100. How: the same algorithm and
+  tile shapes as the Triton fused-attention tutorial and FA2 (128x64 tiles, 3-stage ``cp.async``
+  pipelining of K/V, both GEMMs on tensor cores, mma.sync on sm_80 / wgmma on sm_90 for 64-row warp
+  groups), half the work skipped by causality, and no masking cost off the diagonal. Known gap: no
+  TMA / warp specialisation (FA3's H100 techniques), so on H100 the target is SDPA (FA2-class), not FA3.
+- ``"splitkv"`` (``kernels/_attention_decode.py``): flash-decoding. Grid ``(num_splits, Hkv,
+  B * m_blocks)``: the ``G * q_len`` queries of one KV group are packed into the M rows of one
+  ``tl.dot`` tile, so every K/V tile is read once per KV head (not once per query head) and both
+  products use tensor cores; the cache is cut into ``num_splits`` runs so that batch 1 still launches
+  ~one wave of programs; each writes a partial O and its LSE, and a small kernel combines them.
+  ``num_splits=1`` is the single-pass path (no partials, no combine). Design target (not a claim):
+  at batch 1 with a cache several times larger than L2, >= 85% of measured copy bandwidth on the KV
+  read and faster than SDPA over the same cache. How: the KV stream is the only large traffic (Q, O,
+  partials are < 1% at 4k+ tokens), read with 128-bit ``cp.async`` loads, 3 stages deep (64 KB in
+  flight per program at Dh=128), and :func:`select_num_splits` fills the SMs (FA2's wave-efficiency
+  rule); GQA packing divides the bytes by ``G`` compared with a per-query-head kernel.
+
+Every launcher calls ``record_launch("attention", variant, config_id)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import triton
+
+from kernels._attention_decode import (
+    COMBINE_SPLIT_TILE,
+    COMBINE_WARPS,
+    DECODE_CONFIGS,
+    MAX_SPLITS,
+    _attn_combine_kernel,
+    _attn_splitkv_kernel,
+)
+from kernels._attention_prefill import PREFILL_CONFIGS, _attn_prefill_kernel
+from kernels._common import (
+    SUPPORTED_DTYPES,
+    autotuning,
+    check_same_dtype_device,
+    check_shape,
+    check_tensor,
+    config_id,
+    record_launch,
+    triton_config_id,
+)
+
+HEAD_DIMS: tuple[int, ...] = (64, 80, 96, 128, 256)
+SPLITKV_MAX_Q_LEN = 16  # select_variant: speculative chunks up to this many tokens go to split-KV
+DEFAULT_SM_COUNT = 132  # H100 SXM; the real count is read from torch.cuda when q is on a GPU
+LOG2E = 1.4426950408889634
+# Per-block shared-memory opt-in maximum by compute capability (bytes); 99 KB for anything unknown.
+SMEM_LIMIT = {80: 166912, 86: 101376, 87: 166912, 89: 101376, 90: 232448}
+KERNEL = "attention"
+
+
+# ----------------------------------------------------------------------------------------------
+# Config pruning and the split heuristic
+# ----------------------------------------------------------------------------------------------
+
+def block_d(head_dim: int) -> int:
+    """The padded head dim a kernel tiles with (next power of two; 80 and 96 -> 128)."""
+    return triton.next_power_of_2(head_dim)
+
+
+def smem_estimate(cfg: triton.Config, bd: int, elt: int, block_m: int | None = None) -> int:
+    """Q tile + pipelined K and V tiles, bytes (an estimate; the audit reads the real figure)."""
+    bm = block_m if block_m is not None else cfg.kwargs["BLOCK_M"]
+    return elt * (bm * bd + 2 * cfg.num_stages * cfg.kwargs["BLOCK_N"] * bd)
+
+
+def prune_configs(configs: list[triton.Config], bd: int, elt: int, arch: int,
+                  block_m: int | None = None) -> list[triton.Config]:
+    """Configs whose estimated shared memory fits ``arch`` and whose fp32 accumulator stays <= 64
+    registers per thread; the cheapest one if none would (never empty)."""
+    limit = SMEM_LIMIT.get(arch, 101376)
+
+    def fits(c: triton.Config) -> bool:
+        bm = block_m if block_m is not None else c.kwargs["BLOCK_M"]
+        return smem_estimate(c, bd, elt, block_m) <= limit and bm * bd <= 64 * 32 * c.num_warps
+
+    kept = [c for c in configs if fits(c)]
+    return kept or [min(configs, key=lambda c: smem_estimate(c, bd, elt, block_m))]
+
+
+def _device_arch(device: torch.device) -> int:
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return 10 * major + minor
+    return 80  # CPU / interpreter runs pick what an A100 would
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return DEFAULT_SM_COUNT
+
+
+def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
+    """``"splitkv"`` for decode and speculative chunks (``q_len <= 16``), else ``"prefill"``.
+
+    Up to 16 tokens the packed ``G * q_len`` rows fill at most a few 16-64-row tiles per KV head, and
+    splitting the cache is what fills the GPU; above it the prefill kernel's 128-row tiles win.
+    ``n_heads``/``n_kv_heads`` are accepted so callers can record the inputs of the choice.
+    """
+    return "splitkv" if q_len <= SPLITKV_MAX_Q_LEN else "prefill"
+
+
+def decode_block_m(group: int, q_len: int) -> int:
+    """Packed rows per split-KV program: ``group * q_len`` rounded up to a power of two in [16, 64]."""
+    return min(64, max(16, triton.next_power_of_2(max(1, group * q_len))))
+
+
+def select_num_splits(batch: int, n_kv_heads: int, kv_len: int, *, m_blocks: int = 1,
+                      n_sms: int = DEFAULT_SM_COUNT, block_n: int = 64) -> int:
+    """Splits of the KV axis for the split-KV kernel (FlashAttention-2's ``num_splits_heuristic``).
+
+    ``batch * n_kv_heads * m_blocks`` programs run without splitting; if that is >= 80% of the SMs,
+    one split. Otherwise the split count (at most :data:`MAX_SPLITS`, and at least 4 key tiles per
+    split so each program streams enough to amortise its prologue) whose last wave is best filled:
+    the smallest count within 85% of the best wave efficiency. ``kv_len`` is the longest sequence's
+    key count; the launcher passes the cache capacity (an upper bound known without a device sync).
+    """
+    programs = max(1, batch * n_kv_heads * m_blocks)
+    if programs >= 0.8 * n_sms:
+        return 1
+    max_splits = max(1, min(MAX_SPLITS, triton.cdiv(max(kv_len, 1), 4 * block_n)))
+    eff = [programs * s / (triton.cdiv(programs * s, n_sms) * n_sms) for s in range(1, max_splits + 1)]
+    best = max(eff)
+    return next(s for s, e in enumerate(eff, start=1) if e >= 0.85 * best)
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation
+# ----------------------------------------------------------------------------------------------
+
+def _validate(q, k_cache, v_cache, cache_len, scale, check_lengths: bool) -> tuple[int, int, float]:
+    """Check every argument; returns ``(n_kv_heads, capacity, scale)``."""
+    check_tensor("q", q, ndim=4, dtypes=SUPPORTED_DTYPES)
+    check_tensor("k_cache", k_cache, ndim=4, dtypes=None)
+    check_tensor("v_cache", v_cache, ndim=4, dtypes=None)
+    check_same_dtype_device("k_cache", k_cache, "q", q)
+    check_same_dtype_device("v_cache", v_cache, "q", q)
+    if q.device.type == "cuda" and q.dtype == torch.float32:
+        raise TypeError("q: float32 is for CPU (interpreter) runs only; use float16 or bfloat16 on a GPU")
+    batch, n_heads, q_len, head_dim = q.shape
+    if head_dim not in HEAD_DIMS:
+        raise ValueError(f"q: head dim {head_dim} not supported, expected one of {HEAD_DIMS}")
+    if k_cache.shape[0] != batch or k_cache.shape[3] != head_dim:
+        raise ValueError(f"k_cache: expected shape [{batch}, n_kv_heads, capacity, {head_dim}] to match q "
+                         f"{tuple(q.shape)}, got {tuple(k_cache.shape)}")
+    check_shape("v_cache", v_cache, tuple(k_cache.shape))
+    n_kv_heads, capacity = k_cache.shape[1], k_cache.shape[2]
+    if n_kv_heads == 0 or n_heads % n_kv_heads:
+        raise ValueError(f"k_cache: n_kv_heads ({n_kv_heads}) must divide q's n_heads ({n_heads})")
+    if not isinstance(cache_len, torch.Tensor):
+        raise TypeError(f"cache_len: expected an int32 torch.Tensor of shape [{batch}], "
+                        f"got {type(cache_len).__name__}")
+    check_tensor("cache_len", cache_len, ndim=1, dtypes=(torch.int32,), last_dim_contiguous=False)
+    check_shape("cache_len", cache_len, (batch,))
+    if cache_len.device != q.device:
+        raise ValueError(f"cache_len: on {cache_len.device} but q is on {q.device}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(head_dim)
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
+        raise ValueError(f"scale: expected a finite real number or None, got {scale!r}")
+    if check_lengths and batch > 0:
+        lo, hi = (int(x) for x in torch.stack(torch.aminmax(cache_len)).tolist())  # one device sync
+        if lo < 0:
+            raise ValueError(f"cache_len: lengths must be >= 0, got a minimum of {lo}")
+        if hi + q_len > capacity:
+            raise ValueError(f"cache_len: cache_len + q_len = {hi} + {q_len} exceeds the cache capacity "
+                             f"{capacity} (k_cache.shape[2])")
+    return n_kv_heads, capacity, float(scale)
+
+
+def _alloc(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Output allocation (tests replace it with a NaN fill to catch unwritten elements)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Launches (validated inputs, preallocated outputs)
+# ----------------------------------------------------------------------------------------------
+
+_PREFILL_TUNERS: dict[int, object] = {}
+
+
+def _prefill_tuner(bd: int):
+    """``@triton.autotune`` over the head dim's prefill configs, built on first use on a GPU."""
+    if bd not in _PREFILL_TUNERS:
+        def early_prune(configs, named_args, **kwargs):
+            q = named_args["q_ptr"]
+            return prune_configs(configs, bd, q.element_size(), _device_arch(q.device))
+
+        _PREFILL_TUNERS[bd] = triton.autotune(
+            configs=PREFILL_CONFIGS[bd], key=["q_len", "HEAD_DIM"],
+            prune_configs_by={"early_config_prune": early_prune},
+        )(_attn_prefill_kernel)
+    return _PREFILL_TUNERS[bd]
+
+
+def prefill_config(head_dim: int, q_len: int, dtype: torch.dtype, arch: int) -> triton.Config:
+    """The prefill config launched without autotuning: the first survivor of :func:`prune_configs`,
+    preferring 64-row tiles when ``q_len <= 64``."""
+    bd = block_d(head_dim)
+    kept = prune_configs(PREFILL_CONFIGS[bd], bd, torch.empty((), dtype=dtype).element_size(), arch)
+    short = [c for c in kept if c.kwargs["BLOCK_M"] <= 64]
+    return short[0] if q_len <= 64 and short else kept[0]
+
+
+def _launch_prefill(q, k_cache, v_cache, cache_len, o, lse, scale: float,
+                    config: triton.Config | None = None) -> None:
+    batch, n_heads, q_len, head_dim = q.shape
+    group = n_heads // k_cache.shape[1]
+    bd = block_d(head_dim)
+    lse_t = lse if lse is not None else o  # never written when STORE_LSE is False
+    args = (o, lse_t, q, k_cache, v_cache, cache_len, scale * LOG2E, q_len, group,
+            q.stride(0), q.stride(1), q.stride(2),
+            k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+            v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+            o.stride(0), o.stride(1), o.stride(2),
+            lse_t.stride(0), lse_t.stride(1))
+    meta = dict(HEAD_DIM=head_dim, BLOCK_D=bd, STORE_LSE=lse is not None)
+    if config is None and autotuning():
+        tuner = _prefill_tuner(bd)
+
+        def grid(m):
+            return (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch)
+
+        tuner[grid](*args, **meta)
+        record_launch(KERNEL, "prefill", triton_config_id(tuner.best_config))
+        return
+    cfg = config or prefill_config(head_dim, q_len, q.dtype, _device_arch(q.device))
+    grid = (triton.cdiv(q_len, cfg.kwargs["BLOCK_M"]), n_heads, batch)
+    _attn_prefill_kernel[grid](*args, **meta, **cfg.kwargs, num_warps=cfg.num_warps,
+                               num_stages=cfg.num_stages)
+    record_launch(KERNEL, "prefill", triton_config_id(cfg))
+
+
+def decode_config(head_dim: int, dtype: torch.dtype, arch: int, block_m: int) -> triton.Config:
+    """The split-KV config for a head dim (first survivor of :func:`prune_configs`)."""
+    bd = block_d(head_dim)
+    elt = torch.empty((), dtype=dtype).element_size()
+    return prune_configs(DECODE_CONFIGS[bd], bd, elt, arch, block_m=block_m)[0]
+
+
+def _launch_splitkv(q, k_cache, v_cache, cache_len, o, lse, scale: float, num_splits: int | None,
+                    config: triton.Config | None = None) -> int:
+    """Returns the number of splits used."""
+    batch, n_heads, q_len, head_dim = q.shape
+    n_kv_heads, capacity = k_cache.shape[1], k_cache.shape[2]
+    group = n_heads // n_kv_heads
+    bd = block_d(head_dim)
+    bm = decode_block_m(group, q_len)
+    m_blocks = triton.cdiv(group * q_len, bm)
+    cfg = config or decode_config(head_dim, q.dtype, _device_arch(q.device), bm)
+    bn = cfg.kwargs["BLOCK_N"]
+    if num_splits is None:
+        num_splits = select_num_splits(batch, n_kv_heads, capacity, m_blocks=m_blocks,
+                                       n_sms=_sm_count(q.device), block_n=bn)
+    split = num_splits > 1
+    if split:
+        o_k = _alloc((batch, n_heads, q_len, num_splits, head_dim), torch.float32, q.device)
+        lse_k = _alloc((batch, n_heads, q_len, num_splits), torch.float32, q.device)
+        o_strides = o_k.stride()[:4]
+        lse_strides = lse_k.stride()[:3]
+    else:
+        o_k = o
+        lse_k = lse if lse is not None else o
+        o_strides = (*o.stride()[:3], 0)
+        lse_strides = lse.stride() if lse is not None else (0, 0, 0)
+    grid = (num_splits, n_kv_heads, batch * m_blocks)
+    _attn_splitkv_kernel[grid](
+        o_k, lse_k, q, k_cache, v_cache, cache_len, scale * LOG2E, q_len, group, num_splits,
+        q.stride(0), q.stride(1), q.stride(2),
+        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+        *o_strides, *lse_strides,
+        HEAD_DIM=head_dim, BLOCK_D=bd, BLOCK_M=bm, SPLIT=split, STORE_LSE=lse is not None,
+        **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    if split:
+        lse_out = lse if lse is not None else o
+        _attn_combine_kernel[(q_len, n_heads, batch)](
+            o, lse_out, o_k, lse_k, num_splits,
+            o.stride(0), o.stride(1), o.stride(2), lse_out.stride(0), lse_out.stride(1),
+            *o_k.stride()[:4], *lse_k.stride()[:3],
+            HEAD_DIM=head_dim, BLOCK_D=bd, BLOCK_S=triton.next_power_of_2(num_splits),
+            SPLIT_TILE=COMBINE_SPLIT_TILE, STORE_LSE=lse is not None, num_warps=COMBINE_WARPS,
+        )
+    cid = config_id({**cfg.kwargs, "BLOCK_M": bm, "SPLIT": int(split)}, cfg.num_warps, cfg.num_stages)
+    record_launch(KERNEL, "splitkv", f"{cid},num_splits={num_splits}")
+    return num_splits
+
+
+# ----------------------------------------------------------------------------------------------
+# Public launchers
+# ----------------------------------------------------------------------------------------------
+
+def attention(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    cache_len: torch.Tensor,
+    *,
+    scale: float | None = None,
+    variant: str | None = None,
+    num_splits: int | None = None,
+    return_lse: bool = False,
+    check_lengths: bool = True,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Causal attention of ``q_len`` new tokens per sequence over a KV cache that already holds them.
+
+    Parameters
+    ----------
+    q : Tensor ``[B, Hq, q_len, Dh]``, fp16/bf16 (fp32 on CPU), last dim contiguous.
+    k_cache, v_cache : Tensor ``[B, Hkv, capacity, Dh]``, q's dtype and device, last dim contiguous;
+        ``Hkv`` divides ``Hq``. Positions ``cache_len[b] .. cache_len[b] + q_len - 1`` hold the new
+        tokens' keys/values; positions from ``cache_len[b] + q_len`` on are never read.
+    cache_len : int32 Tensor ``[B]`` on q's device: tokens cached before this step.
+    scale : softmax scale, default ``1/sqrt(Dh)``.
+    variant : ``"prefill"`` or ``"splitkv"``; ``None`` = :func:`select_variant`.
+    num_splits : split-KV only: splits of the key axis (1..128); ``None`` = :func:`select_num_splits`.
+    return_lse : also return the natural-log log-sum-exp of each query's scores, fp32 ``[B, Hq, q_len]``.
+    check_lengths : check ``0 <= cache_len`` and ``cache_len + q_len <= capacity`` (one device-to-host
+        copy). ``False`` skips the sync (CUDA graphs, timing); the caller then guarantees both.
+
+    Returns
+    -------
+    ``O [B, Hq, q_len, Dh]`` (contiguous, q's dtype), or ``(O, lse)`` with ``return_lse``.
+    """
+    if variant is not None and variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {sorted(VARIANTS)} or None, got {variant!r}")
+    if num_splits is not None:
+        bad = isinstance(num_splits, bool) or not isinstance(num_splits, int)
+        if bad or not 1 <= num_splits <= MAX_SPLITS:
+            raise ValueError(f"num_splits: expected an integer in [1, {MAX_SPLITS}] or None, "
+                             f"got {num_splits!r}")
+        if variant == "prefill":
+            raise ValueError("num_splits: only applies to variant='splitkv', not 'prefill'")
+    n_kv_heads, _, scale = _validate(q, k_cache, v_cache, cache_len, scale, check_lengths)
+    batch, n_heads, q_len, head_dim = q.shape
+    if variant is None:
+        variant = "splitkv" if num_splits is not None else select_variant(q_len, n_heads, n_kv_heads)
+    o = _alloc((batch, n_heads, q_len, head_dim), q.dtype, q.device)
+    lse = _alloc((batch, n_heads, q_len), torch.float32, q.device) if return_lse else None
+    if o.numel() > 0:
+        cache_len = cache_len.contiguous()
+        if variant == "prefill":
+            _launch_prefill(q, k_cache, v_cache, cache_len, o, lse, scale)
+        else:
+            _launch_splitkv(q, k_cache, v_cache, cache_len, o, lse, scale, num_splits)
+    return (o, lse) if return_lse else o
+
+
+def attention_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_len: torch.Tensor,
+                      *, scale: float | None = None, return_lse: bool = False,
+                      check_lengths: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """:func:`attention` with the FlashAttention-2 prefill kernel (any ``q_len``, any ``cache_len``)."""
+    return attention(q, k_cache, v_cache, cache_len, scale=scale, variant="prefill", return_lse=return_lse,
+                     check_lengths=check_lengths)
+
+
+def attention_splitkv(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_len: torch.Tensor,
+                      *, scale: float | None = None, num_splits: int | None = None, return_lse: bool = False,
+                      check_lengths: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """:func:`attention` with the split-KV (flash-decoding) kernels; meant for small ``q_len``."""
+    return attention(q, k_cache, v_cache, cache_len, scale=scale, variant="splitkv", num_splits=num_splits,
+                     return_lse=return_lse, check_lengths=check_lengths)
+
+
+VARIANTS = {"prefill": attention_prefill, "splitkv": attention_splitkv}
+
+
+# ----------------------------------------------------------------------------------------------
+# References
+# ----------------------------------------------------------------------------------------------
+
+def attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_len: torch.Tensor,
+                  *, scale: float | None = None, return_lse: bool = False,
+                  compute_dtype: torch.dtype = torch.float32
+                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Plain PyTorch over the cache, one sequence at a time with its own length, computed in
+    ``compute_dtype`` (fp32, or float64 in tests) and cast back to q's dtype; LSE in ``compute_dtype``."""
+    batch, n_heads, q_len, head_dim = q.shape
+    group = n_heads // k_cache.shape[1]
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
+    o = torch.empty(q.shape, dtype=compute_dtype, device=q.device)
+    lse = torch.empty((batch, n_heads, q_len), dtype=compute_dtype, device=q.device)
+    for b, past in enumerate(cache_len.tolist()):
+        n = past + q_len
+        k = k_cache[b, :, :n].to(compute_dtype).repeat_interleave(group, dim=0)  # [Hq, n, Dh]
+        v = v_cache[b, :, :n].to(compute_dtype).repeat_interleave(group, dim=0)
+        s = q[b].to(compute_dtype) @ k.transpose(-1, -2) * scale  # [Hq, q_len, n]
+        key = torch.arange(n, device=q.device)
+        pos = past + torch.arange(q_len, device=q.device)
+        s = s.masked_fill(key[None, :] > pos[:, None], float("-inf"))
+        lse[b] = torch.logsumexp(s, dim=-1)
+        o[b] = torch.exp(s - lse[b][..., None]) @ v
+    o = o.to(q.dtype)
+    return (o, lse) if return_lse else o
+
+
+def attention_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                   cache_len: int | torch.Tensor, *, scale: float | None = None) -> torch.Tensor:
+    """The benchmark baseline: ``torch.nn.functional.scaled_dot_product_attention`` over the cache.
+
+    ``cache_len`` an int (the same for every sequence; no device sync) or an int32 tensor. With every
+    length 0 (prefill) it is SDPA with ``is_causal=True`` (the flash backend on a GPU); otherwise a
+    boolean mask, bottom-right aligned per sequence (SDPA's ``is_causal`` is top-left aligned).
+    """
+    batch, n_heads, q_len, _ = q.shape
+    gqa = n_heads != k_cache.shape[1]
+    lens = [cache_len] * batch if isinstance(cache_len, int) else cache_len.tolist()
+    n = max(lens, default=0) + q_len
+    k, v = k_cache[:, :, :n], v_cache[:, :, :n]
+    if all(length == 0 for length in lens):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale,
+                                                                enable_gqa=gqa)
+    past = torch.tensor(lens, device=q.device)[:, None, None, None]
+    pos = past + torch.arange(q_len, device=q.device)[:, None]
+    mask = torch.arange(n, device=q.device) <= pos  # [B, 1, q_len, n]
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
+                                                            enable_gqa=gqa)
+
+
+# (atol, rtol) of the kernel against attention_ref on the same inputs, on a GPU (tf32 for fp32) or the
+# interpreter: P is rounded to the input dtype before the PV product, as in FlashAttention.
+TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+    torch.float32: (2e-3, 2e-3),
+}

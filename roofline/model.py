@@ -19,7 +19,10 @@ class ModelConfig:
     ``d_ff`` is the MLP's inner width: for ``mlp="swiglu"`` there are three ``D x d_ff`` matrices
     (gate, up, down), for ``"gelu"`` two. ``norm="layernorm"`` has a weight and a bias (2*D
     parameters), ``"rmsnorm"`` a weight only (D). ``parallel_block``: attention and MLP read the same
-    normalised input (Falcon), one norm per block instead of two.
+    input (GPT-J, Falcon); such blocks usually have one norm instead of two. ``block_norms`` overrides
+    the count (Falcon-40B's parallel block keeps two norms, ``ln_attn`` and ``ln_mlp``).
+    ``positions="relative"`` is Transformer-XL's scheme (Gopher): no table, but a ``D x D`` projection
+    of the relative position encodings and two ``D``-vectors (u, v) per layer.
     """
 
     name: str
@@ -37,6 +40,13 @@ class ModelConfig:
     norm: str = "layernorm"  # "layernorm" | "rmsnorm"
     parallel_block: bool = False
     source: str = ""
+    block_norms: int | None = None  # norms per block; None: 1 with parallel_block, else 2
+
+    @property
+    def norms_per_block(self) -> int:
+        if self.block_norms is not None:
+            return self.block_norms
+        return 1 if self.parallel_block else 2
 
     def __post_init__(self) -> None:
         for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "context_length"):
@@ -48,6 +58,10 @@ class ModelConfig:
         if self.n_heads % self.n_kv_heads:
             raise UsageError(
                 f"{self.name}: n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads})"
+            )
+        if self.block_norms is not None and (not isinstance(self.block_norms, int) or self.block_norms < 0):
+            raise UsageError(
+                f"{self.name}: block_norms must be a non-negative integer, got {self.block_norms!r}"
             )
         choices = {"mlp": ("gelu", "swiglu"), "positions": ("learned", "rotary", "relative"),
                    "norm": ("layernorm", "rmsnorm")}
@@ -115,8 +129,12 @@ PRESETS: dict[str, ModelConfig] = {
                     positions="rotary", source="seed 004 (transformer inference arithmetic): the 52B model"),
         ModelConfig("gopher-280b", 80, 16384, 128, 128, 4 * 16384, 32000, 2048, positions="relative",
                     norm="rmsnorm", tied_embeddings=False, source="Gopher paper, Table 1"),
-        ModelConfig("falcon-40b", 60, 8192, 128, 8, 4 * 8192, 65024, 2048, tied_embeddings=False,
-                    positions="rotary", bias=False, parallel_block=True, source="Falcon-40B config"),
+        # Tied: the checkpoint stores lm_head as a duplicate of the word embeddings, but the model ties
+        # them (HF FalconForCausalLM; vLLM #3590). new_decoder_architecture: two LayerNorms per
+        # parallel block. 41,303,293,952 parameters.
+        ModelConfig("falcon-40b", 60, 8192, 128, 8, 4 * 8192, 65024, 2048, tied_embeddings=True,
+                    positions="rotary", bias=False, parallel_block=True, block_norms=2,
+                    source="Falcon-40B config (new_decoder_architecture, tied embeddings)"),
         ModelConfig("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096, mlp="swiglu", tied_embeddings=False,
                     positions="rotary", bias=False, norm="rmsnorm", source="Llama 2 paper / HF config"),
         ModelConfig("llama2-70b", 80, 8192, 64, 8, 28672, 32000, 4096, mlp="swiglu", tied_embeddings=False,

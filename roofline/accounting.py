@@ -1,0 +1,317 @@
+"""Transformer accounting: parameters, FLOPs, KV-cache bytes and training compute for a
+:class:`~roofline.model.ModelConfig`. Latency bounds live in :mod:`roofline.latency` and are
+re-exported here, so ``from roofline.accounting import decode_step_seconds_lower_bound`` works.
+
+Counting rules (the per-kernel ones are :data:`roofline.cost.CONVENTIONS`; every matmul below is
+costed by :mod:`roofline.cost`, never re-derived):
+
+- FLOPs are the matmuls' (an FMA is 2 FLOPs) plus their bias adds (1 FLOP per output); norms,
+  activations, residual adds, softmax and rotary embeddings are not counted. Their share is tiny and
+  every published figure the seeds compare with leaves them out too.
+- Forward attention is counted two ways. :func:`forward_flops` counts the full ``T x T`` score matrix
+  (``2*T^2*Hq*Dh`` for ``Q@K^T`` and again for ``P@V``), as seed 002, seed 003 and
+  ``FlopCounterMode`` do; :func:`forward_flops_causal` counts only unmasked pairs (``T(T+1)/2``), what a
+  causal kernel that skips masked tiles performs. Decode and prefill bounds use the causal count.
+- Parameters: ``non_embedding`` = attention + MLP + norms (Kaplan et al.'s N); ``embedding`` = token
+  embedding, untied LM head and positional parameters. Relative positions (Gopher, Transformer-XL) are
+  a ``D x D`` projection plus two ``D``-vectors per layer: seed 004's "some 20B weights spent on the
+  relative positional encoding"; their FLOPs are not counted.
+- Decode with a KV cache: ``context`` is the number of tokens already cached; the new token attends to
+  those and to itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from roofline.cost import Cost, attention_cost, dtype_bytes, gemm_cost, qkv_cost
+from roofline.errors import UsageError
+from roofline.model import ModelConfig
+
+# Exported with the CLI's JSON, next to roofline.cost.CONVENTIONS.
+CONVENTIONS: dict[str, str] = {
+    "flops": "matmuls (an FMA is 2 FLOPs) plus their bias adds; norms, activations, softmax not counted",
+    "forward_attention": "forward_flops: full T x T scores (seed 002, FlopCounterMode); "
+                         "forward_flops_causal: unmasked pairs T(T+1)/2",
+    "decode": "context = tokens already cached; the new token attends to them and itself (causal)",
+    "params": "non_embedding = attention + MLP + norms; "
+              "embedding = token embedding, untied LM head, positions",
+    "latency": "predicted lower bounds: max(flops/peak, bytes/bandwidth) per GPU, plus seed 004's "
+               "tensor-parallel communication (4 transfers per layer, 10 us each + bytes/link bandwidth)",
+}
+
+FORWARD_COMPONENTS: tuple[str, ...] = ("qkv", "attn_scores", "attn_values", "attn_out_proj", "mlp", "lm_head")
+PARAM_COMPONENTS: tuple[str, ...] = ("token_embedding", "lm_head", "positions", "attention", "mlp", "norms")
+
+
+def _positive(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UsageError(f"{name}: expected a positive integer, got {value!r}")
+
+
+def _nonnegative(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UsageError(f"{name}: expected a non-negative integer, got {value!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameters
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameter counts. ``components`` keys are :data:`PARAM_COMPONENTS`."""
+
+    components: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.components.values())
+
+    @property
+    def embedding(self) -> int:
+        """Token embedding, untied LM head and positional parameters."""
+        c = self.components
+        return c["token_embedding"] + c["lm_head"] + c["positions"]
+
+    @property
+    def non_embedding(self) -> int:
+        """Attention, MLP and norms: Kaplan et al.'s N, what ``2N`` FLOPs per token refers to."""
+        return self.total - self.embedding
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "non_embedding": self.non_embedding, "embedding": self.embedding,
+                "components": dict(self.components)}
+
+
+def param_counts(cfg: ModelConfig) -> ParamCounts:
+    """Every parameter of ``cfg``: weights, biases, norms, embeddings, positions."""
+    d, f, layers, dh = cfg.d_model, cfg.d_ff, cfg.n_layers, cfg.head_dim
+    q_width, kv_width = cfg.n_heads * dh, cfg.n_kv_heads * dh
+    attention = d * (q_width + 2 * kv_width) + q_width * d
+    if cfg.bias:
+        attention += q_width + 2 * kv_width + d
+    n_in = 2 if cfg.mlp == "swiglu" else 1  # gate and up, or up alone
+    mlp = (n_in + 1) * d * f + ((n_in * f + d) if cfg.bias else 0)
+    per_norm = 2 * d if cfg.norm == "layernorm" else d
+    positions = {"learned": cfg.context_length * d, "rotary": 0, "relative": layers * (d * d + 2 * d)}
+    return ParamCounts({
+        "token_embedding": cfg.vocab_size * d,
+        "lm_head": 0 if cfg.tied_embeddings else cfg.vocab_size * d,
+        "positions": positions[cfg.positions],
+        "attention": layers * attention,
+        "mlp": layers * mlp,
+        "norms": (layers * cfg.norms_per_block + 1) * per_norm,
+    })
+
+
+def weight_bytes(cfg: ModelConfig, dtype: object) -> int:
+    """Bytes to hold every parameter in ``dtype``."""
+    return param_counts(cfg).total * dtype_bytes(dtype)
+
+
+def streamed_weight_bytes(cfg: ModelConfig, dtype: object) -> int:
+    """Weight bytes one forward step must read: every non-embedding parameter plus the LM head matrix
+    (tied or not). The input embedding and a learned position table are gathered row by row, and the
+    relative-position projection acts on a fixed table that can be precomputed, so neither is streamed."""
+    return (param_counts(cfg).non_embedding + cfg.vocab_size * cfg.d_model) * dtype_bytes(dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# FLOPs
+
+
+@dataclass(frozen=True)
+class FlopBreakdown:
+    """FLOPs by component (keys :data:`FORWARD_COMPONENTS`); ``causal`` says how attention was counted."""
+
+    components: Mapping[str, float]
+    causal: bool
+    batch: int = 1
+    seq: int = 1
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.components.values()))
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Each component's fraction of the total."""
+        total = self.total
+        return {k: (v / total if total else 0.0) for k, v in self.components.items()}
+
+    @property
+    def attention(self) -> float:
+        """The two ``T^2`` matmuls (scores and values), without the projections."""
+        return self.components["attn_scores"] + self.components["attn_values"]
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "causal": self.causal, "batch": self.batch, "seq": self.seq,
+                "components": dict(self.components), "shares": self.shares}
+
+
+def _mlp_cost(cfg: ModelConfig, m: int) -> Cost:
+    up = gemm_cost(m, cfg.d_ff, cfg.d_model, "float16", cfg.bias)
+    down = gemm_cost(m, cfg.d_model, cfg.d_ff, "float16", cfg.bias)
+    n_up = 2 if cfg.mlp == "swiglu" else 1
+    return Cost(n_up * up.flops + down.flops, n_up * up.bytes + down.bytes)
+
+
+def _layer_flops(cfg: ModelConfig, batch: int, q_len: int, cache_len: int, causal: bool) -> dict[str, float]:
+    """One layer's FLOPs for ``q_len`` new tokens per sequence over ``cache_len`` cached ones."""
+    m = batch * q_len
+    dh, hq = cfg.head_dim, cfg.n_heads
+    if causal:
+        attn = attention_cost(batch, hq, cfg.n_kv_heads, dh, q_len, cache_len, "float16").flops
+        scores = values = attn / 2  # Q.K and P.V each 2*Dh per unmasked pair and query head
+    else:  # every query against every key, masked or not: 2*Dh FLOPs per pair for each matmul
+        scores = values = float(2 * batch * hq * q_len * (cache_len + q_len) * dh)
+    return {
+        "qkv": qkv_cost(m, cfg.d_model, hq, cfg.n_kv_heads, dh, "float16", cfg.bias).flops,
+        "attn_scores": scores,
+        "attn_values": values,
+        "attn_out_proj": gemm_cost(m, cfg.d_model, hq * dh, "float16", cfg.bias).flops,
+        "mlp": _mlp_cost(cfg, m).flops,
+    }
+
+
+def _model_flops(cfg: ModelConfig, batch: int, q_len: int, cache_len: int, causal: bool,
+                 head_tokens: int) -> FlopBreakdown:
+    layer = _layer_flops(cfg, batch, q_len, cache_len, causal)
+    comps = {k: cfg.n_layers * v for k, v in layer.items()}
+    comps["lm_head"] = gemm_cost(head_tokens, cfg.vocab_size, cfg.d_model, "float16").flops
+    return FlopBreakdown({k: float(comps[k]) for k in FORWARD_COMPONENTS}, causal, batch, q_len)
+
+
+def forward_flops(cfg: ModelConfig, batch: int, seq: int, *, causal: bool = False) -> FlopBreakdown:
+    """FLOPs of one forward pass over ``batch`` sequences of ``seq`` tokens, logits at every position.
+
+    ``causal=False`` (default) counts the full ``seq x seq`` attention matrices, the convention of
+    seed 002 and of ``torch.utils.flop_counter``; ``causal=True`` is :func:`forward_flops_causal`.
+    """
+    _positive(batch=batch, seq=seq)
+    return _model_flops(cfg, batch, seq, 0, causal, batch * seq)
+
+
+def forward_flops_causal(cfg: ModelConfig, batch: int, seq: int) -> FlopBreakdown:
+    """:func:`forward_flops` counting only unmasked query-key pairs, ``seq*(seq+1)/2`` per head."""
+    return forward_flops(cfg, batch, seq, causal=True)
+
+
+def prefill_flops(cfg: ModelConfig, batch: int, seq: int) -> FlopBreakdown:
+    """Prefill of ``batch`` prompts of ``seq`` tokens: a causal forward pass that fills the KV cache and
+    computes logits for the last position only (all that generation needs)."""
+    _positive(batch=batch, seq=seq)
+    return _model_flops(cfg, batch, seq, 0, True, batch)
+
+
+def decode_flops_breakdown(cfg: ModelConfig, batch: int, context: int) -> FlopBreakdown:
+    """One decode step with a KV cache: ``batch`` new tokens, each after ``context`` cached tokens."""
+    _positive(batch=batch)
+    _nonnegative(context=context)
+    return _model_flops(cfg, batch, 1, context, True, batch)
+
+
+def decode_flops_per_token(cfg: ModelConfig, context: int) -> float:
+    """FLOPs to generate one token with a KV cache holding ``context`` tokens: about ``2*N`` for the
+    weight matmuls (N non-embedding parameters, plus ``2*V*D`` for the LM head) and ``4*Hq*Dh`` per
+    layer per attended token, linear in the context."""
+    return decode_flops_breakdown(cfg, 1, context).total
+
+
+def naive_decode_flops_per_token(cfg: ModelConfig, context: int) -> float:
+    """The seeds' "2*N*S" rule (seed 001; seed 000 writes N*S): ``2 * non-embedding N * context``.
+
+    It prices re-running the whole context through the weights for every token, which a KV cache
+    avoids; compare :func:`decode_flops_per_token` (with a cache) and :func:`recompute_flops_per_token`.
+    """
+    _nonnegative(context=context)
+    return 2.0 * param_counts(cfg).non_embedding * context
+
+
+def recompute_flops_per_token(cfg: ModelConfig, context: int) -> float:
+    """FLOPs to generate one token WITHOUT a KV cache: a causal forward pass over ``context + 1``
+    tokens, logits for the last position only."""
+    _nonnegative(context=context)
+    return _model_flops(cfg, 1, context + 1, 0, True, 1).total
+
+
+# ------------------------------------------------------------------------------------------------
+# KV cache
+
+
+def kv_cache_bytes_per_token(cfg: ModelConfig, dtype: object) -> int:
+    """K and V for one token in every layer: ``2 * n_layers * n_kv_heads * head_dim * bytes``."""
+    return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * dtype_bytes(dtype)
+
+
+def kv_cache_bytes(cfg: ModelConfig, batch: int, context: int, dtype: object) -> int:
+    """KV cache of ``batch`` sequences of ``context`` tokens."""
+    _nonnegative(batch=batch, context=context)
+    return batch * context * kv_cache_bytes_per_token(cfg, dtype)
+
+
+def kv_outgrows_weights_tokens(cfg: ModelConfig, dtype: object = "bfloat16") -> float:
+    """``batch * context`` beyond which the KV cache holds more bytes than the weights (both in
+    ``dtype``, so the answer does not depend on it). About ``6*D`` for an MHA model with a 4x MLP;
+    GQA multiplies it by the group size."""
+    return weight_bytes(cfg, dtype) / kv_cache_bytes_per_token(cfg, dtype)
+
+
+def kv_capacity_tokens(cfg: ModelConfig, memory_bytes: float, dtype: object = "bfloat16") -> float:
+    """Tokens of KV cache that fit in ``memory_bytes`` (over all GPUs) once the weights are loaded;
+    negative when the weights alone do not fit."""
+    return (memory_bytes - weight_bytes(cfg, dtype)) / kv_cache_bytes_per_token(cfg, dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass(frozen=True)
+class TrainingFlops:
+    """Training compute for ``tokens`` tokens in sequences of ``seq``.
+
+    ``six_n``: Kaplan et al.'s ``6 * N * tokens`` with N non-embedding; ``six_n_total``: the same with
+    every parameter (Chinchilla's convention); ``detailed``: 3x the forward FLOPs (backward = 2x
+    forward) with full ``seq^2`` attention and the LM head, seed 003 eq. 3.2 plus the head;
+    ``detailed_causal``: the same counting unmasked attention pairs only.
+    """
+
+    tokens: int
+    seq: int
+    six_n: float
+    six_n_total: float
+    detailed: float
+    detailed_causal: float
+    extra: dict = field(default_factory=dict)
+
+
+def training_flops(cfg: ModelConfig, tokens: int, seq: int | None = None) -> TrainingFlops:
+    """Training FLOPs for ``tokens`` tokens (``seq`` defaults to the model's context length)."""
+    seq = cfg.context_length if seq is None else seq
+    _positive(tokens=tokens, seq=seq)
+    counts = param_counts(cfg)
+    per_token_full = forward_flops(cfg, 1, seq).total / seq
+    per_token_causal = forward_flops_causal(cfg, 1, seq).total / seq
+    return TrainingFlops(tokens, seq, 6.0 * counts.non_embedding * tokens, 6.0 * counts.total * tokens,
+                         3.0 * per_token_full * tokens, 3.0 * per_token_causal * tokens)
+
+
+# Latency bounds are in roofline.latency (which imports this module); re-exported lazily.
+_LATENCY_NAMES = frozenset({
+    "LatencyBreakdown", "prefill_latency", "decode_step_latency", "prefill_seconds_lower_bound",
+    "decode_step_seconds_lower_bound", "decode_compute_bound_batch", "KVProjection", "kv_projection",
+    "kv_projection_time_ratio", "tp_comm_seconds", "link_bandwidth_for", "LINK_BANDWIDTH",
+})
+
+
+def __getattr__(name: str):
+    if name in _LATENCY_NAMES:
+        from roofline import latency
+
+        return getattr(latency, name)
+    raise AttributeError(f"module 'roofline.accounting' has no attribute {name!r}")

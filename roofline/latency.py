@@ -1,0 +1,227 @@
+"""Latency lower bounds for prefill and decode on a hardware spec, optionally over tensor-parallel GPUs.
+
+All results are PREDICTIONS from datasheet (or measured) ceilings, never measurements.
+
+Per GPU, a step takes at least ``max(flops / peak, bytes / bandwidth)`` (the roofline, compute and
+memory overlapping perfectly), where
+
+- flops: :func:`~roofline.accounting.prefill_flops` / :func:`~roofline.accounting.decode_flops_breakdown`
+  (causal attention, logits for the last position), split evenly over ``tp`` GPUs;
+- bytes: the streamed weights (:func:`~roofline.accounting.streamed_weight_bytes`, split over ``tp``),
+  the KV cache read (decode) and written (the new tokens), the embedding rows gathered and the logits
+  written. A GPU holds ``ceil(Hkv / tp)`` KV heads: with ``tp > Hkv`` the KV heads are replicated.
+
+Tensor-parallel communication follows seed 004 ("transformer inference arithmetic"): per layer
+``comms_per_layer = 4`` transfers, each costing a latency (10 us, the seed's guess) plus
+``tokens * d_model * bytes_per_element / link_bandwidth``. Megatron-style TP performs 2 all-reduces per
+layer; a ring all-reduce moves ``2*(tp-1)/tp`` of the data per GPU, so 2 all-reduces move about what
+the seed's 4 transfers do. Seed 004's own throughput term, ``B * n_layers * 4 * d_model / A_c``, leaves
+out the 2 bytes per bf16 element; this module does not. Communication is ADDED to the roofline time,
+as the seed does (each all-reduce waits for the layer before it); ``overlapped_seconds`` is the
+stricter bound with everything overlapped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from roofline.accounting import (
+    _nonnegative,
+    _positive,
+    decode_flops_breakdown,
+    kv_cache_bytes_per_token,
+    prefill_flops,
+    streamed_weight_bytes,
+)
+from roofline.cost import dtype_bytes, gemm_cost
+from roofline.errors import UsageError
+from roofline.hardware import HardwareSpec, dtype_class
+from roofline.model import ModelConfig
+
+# One-way GPU-to-GPU bandwidth per GPU (bytes/s) on NVLink systems: NVIDIA quotes the sum of both
+# directions (A100 600 GB/s, H100/H200 900 GB/s, V100 300 GB/s); seed 004 uses 300 GB/s for the A100.
+# PCIe cards pair over NVLink bridges at best, so they have no entry: pass link_bandwidth explicitly.
+LINK_BANDWIDTH: dict[str, float] = {
+    "A100-SXM4-40GB": 300e9, "A100-SXM4-80GB": 300e9, "A100-SEED-1.5TB": 300e9, "A100-SEED-2.0TB": 300e9,
+    "H100-SXM5": 450e9, "H200": 450e9, "V100-SXM2": 150e9,
+}
+COMM_LATENCY_S = 10e-6  # seed 004: "10 microseconds is a good bet"
+COMMS_PER_LAYER = 4  # seed 004
+
+
+def link_bandwidth_for(spec: HardwareSpec) -> float:
+    """The one-way interconnect bandwidth of ``spec``; :class:`UsageError` when ridgebench has none."""
+    if spec.name in LINK_BANDWIDTH:
+        return LINK_BANDWIDTH[spec.name]
+    raise UsageError(f"no interconnect bandwidth known for {spec.name}; pass link_bandwidth "
+                     f"(bytes/s, one way) for tensor parallelism (known: {', '.join(LINK_BANDWIDTH)})")
+
+
+def tp_comm_seconds(cfg: ModelConfig, tokens: int, tp: int, dtype: object, *, link_bandwidth: float,
+                    latency_s: float = COMM_LATENCY_S, comms_per_layer: int = COMMS_PER_LAYER
+                    ) -> tuple[float, float]:
+    """``(latency_seconds, transfer_seconds)`` of tensor-parallel communication for a step that
+    processes ``tokens`` tokens (batch * new tokens per sequence); zero for ``tp == 1``."""
+    if tp == 1:
+        return 0.0, 0.0
+    if link_bandwidth <= 0:
+        raise UsageError(f"link_bandwidth: expected bytes/s > 0, got {link_bandwidth}")
+    n = cfg.n_layers * comms_per_layer
+    return n * latency_s, n * tokens * cfg.d_model * dtype_bytes(dtype) / link_bandwidth
+
+
+@dataclass(frozen=True)
+class LatencyBreakdown:
+    """A predicted lower bound on one step's time, per GPU (``flops`` and ``bytes`` per GPU)."""
+
+    flops: float
+    bytes: float
+    compute_s: float
+    memory_s: float
+    comm_latency_s: float
+    comm_transfer_s: float
+    tp: int
+    hardware: str
+    dtype_class: str
+
+    @property
+    def comm_s(self) -> float:
+        return self.comm_latency_s + self.comm_transfer_s
+
+    @property
+    def seconds(self) -> float:
+        """``max(compute, memory) + communication``: seed 004's model with a roofline inside."""
+        return max(self.compute_s, self.memory_s) + self.comm_s
+
+    @property
+    def overlapped_seconds(self) -> float:
+        """``max(compute, memory, communication)``: everything overlapped, the loosest lower bound."""
+        return max(self.compute_s, self.memory_s, self.comm_s)
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "comm_s": self.comm_s, "seconds": self.seconds,
+                "overlapped_seconds": self.overlapped_seconds, "bound": self.bound, "predicted": True}
+
+
+def _check_tp(cfg: ModelConfig, tp: int) -> None:
+    _positive(tp=tp)
+    if cfg.n_heads % tp:
+        raise UsageError(f"tp: must divide n_heads ({cfg.n_heads}) to shard attention, got {tp}")
+
+
+def _kv_fraction(cfg: ModelConfig, tp: int) -> float:
+    """Share of the KV cache one GPU holds: ``ceil(Hkv / tp) / Hkv`` (replicated when tp > Hkv)."""
+    return math.ceil(cfg.n_kv_heads / tp) / cfg.n_kv_heads
+
+
+def _step(cfg: ModelConfig, flops: float, fixed_bytes: float, kv_bytes: float, act_bytes: float,
+          tokens: int, spec: HardwareSpec, dtype: object, tp: int, link_bandwidth: float | None,
+          latency_s: float, comms_per_layer: int) -> LatencyBreakdown:
+    cls = dtype_class(dtype, matmul=True)
+    gpu_flops = flops / tp
+    gpu_bytes = fixed_bytes / tp + kv_bytes * _kv_fraction(cfg, tp) + act_bytes
+    lat, xfer = 0.0, 0.0
+    if tp > 1:
+        bw = link_bandwidth if link_bandwidth is not None else link_bandwidth_for(spec)
+        lat, xfer = tp_comm_seconds(cfg, tokens, tp, dtype, link_bandwidth=bw, latency_s=latency_s,
+                                    comms_per_layer=comms_per_layer)
+    return LatencyBreakdown(gpu_flops, gpu_bytes, gpu_flops / spec.peak(cls), gpu_bytes / spec.mem_bandwidth,
+                            lat, xfer, tp, spec.name, cls)
+
+
+def prefill_latency(cfg: ModelConfig, batch: int, seq: int, spec: HardwareSpec, dtype: object, tp: int = 1,
+                    *, link_bandwidth: float | None = None, latency_s: float = COMM_LATENCY_S,
+                    comms_per_layer: int = COMMS_PER_LAYER) -> LatencyBreakdown:
+    """Predicted lower bound for prefilling ``batch`` prompts of ``seq`` tokens (KV written, last
+    position's logits computed)."""
+    _check_tp(cfg, tp)
+    p = dtype_bytes(dtype)
+    flops = prefill_flops(cfg, batch, seq).total
+    kv = batch * seq * kv_cache_bytes_per_token(cfg, dtype)
+    act = p * (batch * seq * cfg.d_model + batch * cfg.vocab_size)
+    return _step(cfg, flops, streamed_weight_bytes(cfg, dtype), kv, act, batch * seq, spec, dtype, tp,
+                 link_bandwidth, latency_s, comms_per_layer)
+
+
+def decode_step_latency(cfg: ModelConfig, batch: int, context: int, spec: HardwareSpec, dtype: object,
+                        tp: int = 1, *, link_bandwidth: float | None = None,
+                        latency_s: float = COMM_LATENCY_S, comms_per_layer: int = COMMS_PER_LAYER
+                        ) -> LatencyBreakdown:
+    """Predicted lower bound for one decode step: ``batch`` sequences, ``context`` tokens cached each."""
+    _check_tp(cfg, tp)
+    _nonnegative(context=context)
+    p = dtype_bytes(dtype)
+    flops = decode_flops_breakdown(cfg, batch, context).total
+    kv = batch * (context + 1) * kv_cache_bytes_per_token(cfg, dtype)  # read the cache, write the new K/V
+    act = p * batch * (cfg.d_model + cfg.vocab_size)
+    return _step(cfg, flops, streamed_weight_bytes(cfg, dtype), kv, act, batch, spec, dtype, tp,
+                 link_bandwidth, latency_s, comms_per_layer)
+
+
+def prefill_seconds_lower_bound(cfg: ModelConfig, batch: int, seq: int, spec: HardwareSpec, dtype: object,
+                                tp: int = 1, **comm) -> float:
+    """Seconds, predicted: :func:`prefill_latency` ``.seconds``."""
+    return prefill_latency(cfg, batch, seq, spec, dtype, tp, **comm).seconds
+
+
+def decode_step_seconds_lower_bound(cfg: ModelConfig, batch: int, context: int, spec: HardwareSpec,
+                                    dtype: object, tp: int = 1, **comm) -> float:
+    """Seconds, predicted: :func:`decode_step_latency` ``.seconds``."""
+    return decode_step_latency(cfg, batch, context, spec, dtype, tp, **comm).seconds
+
+
+def decode_compute_bound_batch(cfg: ModelConfig, spec: HardwareSpec, dtype: object, context: int = 0,
+                               tp: int = 1) -> int | None:
+    """Smallest batch whose decode step (at ``context`` cached tokens per sequence) is compute-bound on
+    ``spec``: compute time >= memory time. ``None`` when no batch is: each sequence's KV-cache bytes
+    then cost more time than its FLOPs (attention over a long cache is memory-bound at any batch).
+
+    At ``context=0`` this is about the ridge point times ``2 / bytes_per_element`` (weights dominate):
+    seed 004's "208" on the 312 TFLOP/s, 1.5 TB/s A100 in bf16.
+    """
+    one = decode_step_latency(cfg, 1, context, spec, dtype, tp)
+    two = decode_step_latency(cfg, 2, context, spec, dtype, tp)
+    per_seq = (two.compute_s - one.compute_s) - (two.memory_s - one.memory_s)  # both linear in batch
+    fixed = one.memory_s - one.compute_s + per_seq  # memory - compute at batch 0
+    if per_seq <= 0:
+        return None
+    return max(1, math.ceil(fixed / per_seq - 1e-9))
+
+
+@dataclass(frozen=True)
+class KVProjection:
+    """Seed 004's KV-cache exercise: computing K and V for ``tokens`` tokens in every layer.
+
+    ``memory_s`` streams W_k and W_v once; ``compute_s`` is ``2 * tokens * D * 2*Hkv*Dh`` per layer
+    over the peak. ``breakeven_tokens`` = ``memory_s / compute_s`` per token: below it the weight
+    reads, not the FLOPs, set the time, so computing K/V for one token costs as much as for that many.
+    """
+
+    tokens: int
+    flops: float
+    weight_bytes: float
+    compute_s: float
+    memory_s: float
+    breakeven_tokens: float
+
+
+def kv_projection(cfg: ModelConfig, spec: HardwareSpec, dtype: object = "bfloat16",
+                  tokens: int = 1) -> KVProjection:
+    _positive(tokens=tokens)
+    kv_width = 2 * cfg.n_kv_heads * cfg.head_dim
+    flops = cfg.n_layers * gemm_cost(tokens, kv_width, cfg.d_model, dtype).flops
+    wbytes = cfg.n_layers * cfg.d_model * kv_width * dtype_bytes(dtype)
+    peak = spec.peak(dtype_class(dtype, matmul=True))
+    compute_s, memory_s = flops / peak, wbytes / spec.mem_bandwidth
+    return KVProjection(tokens, flops, wbytes, compute_s, memory_s, memory_s / (compute_s / tokens))
+
+
+def kv_projection_time_ratio(spec: HardwareSpec, dtype: object = "bfloat16") -> float:
+    """Tokens whose K/V projection costs the same time as one token's: ``bytes_per_element * peak /
+    (2 * bandwidth)``, independent of the model ("None of the model architecture matters anymore")."""
+    return dtype_bytes(dtype) * spec.peak(dtype_class(dtype, matmul=True)) / (2 * spec.mem_bandwidth)

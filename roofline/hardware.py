@@ -126,7 +126,7 @@ _DEVICE_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"A100.*SXM.*40\s*GB|A100.*40\s*GB.*SXM|A100-SXM4-40GB", "A100-SXM4-40GB"),
     (r"H100.*(PCIE|PCI-E)", "H100-PCIE"),
     (r"H100.*(SXM|HBM3)", "H100-SXM5"),
-    (r"H200(?!.*NVL)", "H200"),
+    (r"(?<![A-Z])H200(?!.*NVL)", "H200"),  # not a GH200 superchip, not an H200 NVL
     (r"V100.*SXM2", "V100-SXM2"),
 )
 

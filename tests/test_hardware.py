@@ -1,0 +1,154 @@
+"""Hardware presets, device-name lookup and measured specs (roofline/hardware.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from roofline.hardware import (
+    DTYPE_CLASSES,
+    PRESETS,
+    HardwareSpec,
+    UnknownHardwareError,
+    dtype_class,
+    from_measured,
+    get_preset,
+    lookup_device,
+)
+
+# bf16 ridge points as shared/REFERENCE.md rounds them: peak / bandwidth.
+REFERENCE_RIDGE_BF16 = {
+    "A100-SXM4-40GB": 201, "A100-PCIE-40GB": 201, "A100-SXM4-80GB": 153, "A100-PCIE-80GB": 161,
+    "H100-SXM5": 295, "H100-PCIE": 378, "H200": 206, "V100-SXM2": 139,
+    "A100-SEED-1.5TB": 208, "A100-SEED-2.0TB": 156,
+}
+
+
+def test_every_preset_has_a_reference_ridge_and_the_required_fields():
+    assert set(PRESETS) == set(REFERENCE_RIDGE_BF16)
+    for name, spec in PRESETS.items():
+        assert spec.name == name
+        assert round(spec.ridge("tensor16")) == REFERENCE_RIDGE_BF16[name], name
+        for attr in ("l2_bytes", "sm_count", "smem_per_sm", "smem_per_block", "arch"):
+            assert getattr(spec, attr) is not None and getattr(spec, attr) > 0, (name, attr)
+        assert spec.smem_per_block <= spec.smem_per_sm
+        # Dense, not sparse: no preset claims more than H100 SXM's 989 dense TFLOP/s.
+        assert spec.peak("tensor16") <= 989e12
+        # fp32 without tensor cores is far below the tensor-core peak; tf32 is half of fp16 where present.
+        assert spec.peak("fp32") < spec.peak("tensor16") / 5
+        if "tf32" in spec.peak_flops:
+            assert spec.peak("tf32") == pytest.approx(spec.peak("tensor16") / 2, rel=0.01)
+
+
+def test_ridge_is_peak_over_bandwidth_per_class():
+    spec = PRESETS["H100-SXM5"]
+    for cls in DTYPE_CLASSES:
+        assert spec.ridge(cls) == spec.peak(cls) / spec.mem_bandwidth
+    d = spec.to_dict()
+    assert d["ridge_flop_per_byte"]["tensor16"] == pytest.approx(989e12 / 3350e9)
+    assert d["l2_bytes"] == 50 * 1024 * 1024 and d["sm_count"] == 132
+
+
+def test_seed_003_ridges_mix_binary_and_decimal_units():
+    """Seed 003 (App. C.1) lists the A100 40GB at "1.6 TiB/s, 195 FLOPS/B" and the 80GB at "2.0 TiB/s,
+    156". The datasheets say 1555 and 2039 GB/s (decimal), i.e. 1.41 and 1.85 TiB/s, and the ridges are
+    312e12/1555e9 = 200.6 and 312e12/2039e9 = 153.0 FLOP/byte. The seed divided 312 by a rounded
+    "1.6" and "2.0" as if they were TB/s."""
+    assert PRESETS["A100-SXM4-40GB"].ridge() == pytest.approx(200.64, abs=0.01)
+    assert PRESETS["A100-SXM4-80GB"].ridge() == pytest.approx(153.02, abs=0.01)
+    assert PRESETS["A100-SXM4-40GB"].mem_bandwidth / 2**40 == pytest.approx(1.414, abs=0.001)
+    assert PRESETS["A100-SXM4-80GB"].mem_bandwidth / 2**40 == pytest.approx(1.854, abs=0.001)
+
+
+def test_seed_documents_rounded_a100():
+    assert PRESETS["A100-SEED-1.5TB"].ridge() == 208.0
+    assert PRESETS["A100-SEED-2.0TB"].ridge() == 156.0
+    assert PRESETS["A100-SEED-1.5TB"].source == "seed"
+
+
+def test_v100_has_no_tf32_and_says_what_it_has():
+    with pytest.raises(KeyError, match="tf32.*it has: tensor16, fp32"):
+        PRESETS["V100-SXM2"].peak("tf32")
+
+
+@pytest.mark.parametrize("name", ["a100-sxm4-80gb", "  H100-SXM5 ", "h200"])
+def test_get_preset_is_case_insensitive(name):
+    assert get_preset(name).name.lower() == name.strip().lower()
+
+
+def test_get_preset_unknown_lists_known():
+    with pytest.raises(UnknownHardwareError, match="unknown hardware preset 'B200'.*A100-SXM4-40GB"):
+        get_preset("B200")
+
+
+@pytest.mark.parametrize(
+    ("device_name", "preset"),
+    [
+        ("NVIDIA A100-SXM4-80GB", "A100-SXM4-80GB"),
+        ("NVIDIA A100-SXM4-40GB", "A100-SXM4-40GB"),
+        ("NVIDIA A100-PCIE-40GB", "A100-PCIE-40GB"),
+        ("NVIDIA A100 80GB PCIe", "A100-PCIE-80GB"),
+        ("NVIDIA H100 80GB HBM3", "H100-SXM5"),
+        ("NVIDIA H100 PCIe", "H100-PCIE"),
+        ("NVIDIA H200", "H200"),
+        ("Tesla V100-SXM2-16GB", "V100-SXM2"),
+        ("Tesla V100-SXM2-32GB", "V100-SXM2"),
+    ],
+)
+def test_lookup_device_names(device_name, preset):
+    assert lookup_device(device_name).name == preset
+
+
+@pytest.mark.parametrize(
+    "device_name",
+    [
+        "NVIDIA H100",  # SXM (3.35 TB/s) or PCIe (2.0 TB/s)? ambiguous
+        "NVIDIA A100",  # 40 or 80 GB, SXM or PCIe? ambiguous
+        "NVIDIA H100 NVL",  # a different part (94 GB, 3.9 TB/s)
+        "NVIDIA H200 NVL",
+        "NVIDIA GH200 480GB",  # a superchip, not an H200
+        "Tesla V100-PCIE-16GB",
+        "NVIDIA A800-SXM4-80GB",
+        "NVIDIA GeForce RTX 4090",
+        "",
+    ],
+)
+def test_lookup_device_never_guesses(device_name):
+    with pytest.raises(UnknownHardwareError, match="does not guess"):
+        lookup_device(device_name)
+
+
+def test_from_measured_keeps_the_base_structure():
+    base = PRESETS["A100-SXM4-80GB"]
+    spec = from_measured("NVIDIA A100-SXM4-80GB", 1.8e12, {"tensor16": 280e12}, base=base, notes=("stream",))
+    assert spec.source == "measured" and spec.sm_count == 108 and spec.l2_bytes == base.l2_bytes
+    assert spec.ridge("tensor16") == pytest.approx(280e12 / 1.8e12)
+    assert "tf32" not in spec.peak_flops  # measured ceilings replace, they do not merge
+    cpu = from_measured("cpu", 50e9, {"fp32": 1e12})
+    assert isinstance(cpu, HardwareSpec) and cpu.sm_count is None and cpu.ridge("fp32") == 20.0
+
+
+@pytest.mark.parametrize(
+    ("bandwidth", "peaks", "match"),
+    [
+        (1e12, {"fp64": 1e12}, "unknown dtype class 'fp64'"),
+        (0.0, {"fp32": 1e12}, "must be positive"),
+        (1e12, {"fp32": -1.0}, "must be positive"),
+    ],
+)
+def test_from_measured_rejects_bad_ceilings(bandwidth, peaks, match):
+    with pytest.raises(ValueError, match=match):
+        from_measured("x", bandwidth, peaks)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "matmul", "cls"),
+    [("float16", True, "tensor16"), ("torch.bfloat16", False, "tensor16"), ("fp32", True, "tf32"),
+     ("float32", False, "fp32")],
+)
+def test_dtype_class(dtype, matmul, cls):
+    assert dtype_class(dtype, matmul=matmul) == cls
+
+
+def test_dtype_class_rejects_float64():
+    with pytest.raises(ValueError, match="dtype: unsupported"):
+        dtype_class("float64", matmul=True)

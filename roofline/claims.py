@@ -1,0 +1,179 @@
+"""Verdicts on the memory- vs compute-bound claims: on the analytic model and on measured results.
+
+``python -m roofline claims [RESULTS] [--hardware PRESET] [--dtype DTYPE]`` prints a terminal table and,
+given a results directory, writes ``claims.md`` beside the results. :func:`write_report` does the same
+for the benchmark suite. The claims themselves are in :mod:`roofline.claims_registry`.
+
+Each claim gets two verdicts: **model** (the cost model and transformer accounting evaluated on a
+hardware preset's datasheet ceilings) and **measured** (the run's benchmarks placed against the run's
+measured ceilings; on a CPU that is the CPU's measured roof, so a CPU verdict says what that CPU does,
+never what a GPU does). ``supported``: the numbers agree with the statement; ``refuted``: they
+contradict it; ``inconclusive``: the run does not measure it (or not far enough to decide).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from roofline.claims_registry import CLAIMS, Claim, Verdict
+from roofline.cost import dtype_name
+from roofline.errors import UsageError
+from roofline.hardware import HardwareSpec, get_preset
+from roofline.results import Results, load_results
+
+DEFAULT_HARDWARE = "A100-SXM4-80GB"
+DEFAULT_DTYPE = "bfloat16"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    model: Verdict | None  # None: the claim is about measurements only
+    measured: Verdict | None  # None: no results given, or no benchmark measures this claim
+
+
+def _guard(check, *args) -> Verdict:
+    """Run one check; a check that cannot run (a missing helper, a spec without a class) is inconclusive,
+    with the reason, rather than taking the whole report down."""
+    try:
+        return check(*args)
+    except (ImportError, AttributeError, KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
+        return Verdict("inconclusive", f"check could not run: {type(exc).__name__}: {exc}")
+
+
+def default_hardware(results: Results | None) -> HardwareSpec:
+    """The model column's spec: the run's datasheet spec when it has one, else the A100 80GB SXM4."""
+    if results is not None and results.ceilings is not None and results.ceilings.datasheet is not None:
+        return results.ceilings.datasheet
+    return get_preset(DEFAULT_HARDWARE)
+
+
+def evaluate(results: Results | None = None, hardware: HardwareSpec | None = None,
+             dtype: str = DEFAULT_DTYPE, claims: tuple[Claim, ...] = CLAIMS) -> list[ClaimResult]:
+    """Evaluate every claim on the model (``hardware``, default :func:`default_hardware`) and, when
+    ``results`` are given, on the measurements against the run's roof."""
+    spec = hardware or default_hardware(results)
+    dtype = dtype_name(dtype)
+    roof = results.roof_spec() if results is not None else None
+    out = []
+    for claim in claims:
+        model = _guard(claim.model_check, spec, dtype) if claim.model_check else None
+        measured = None
+        if results is not None and claim.measured_check is not None:
+            measured = (_guard(claim.measured_check, results, roof) if roof is not None else
+                        Verdict("inconclusive", "the run has no ceilings.json and no known hardware: no "
+                                                "roof"))
+        out.append(ClaimResult(claim, model, measured))
+    return out
+
+
+def _status(v: Verdict | None) -> str:
+    return "-" if v is None else v.status
+
+
+def terminal_table(rows: list[ClaimResult], spec_name: str, width: int = 110) -> str:
+    """A fixed-width table: id, model verdict, measured verdict, and the model's summary, clipped."""
+    head = f"{'claim':36} {'model':12} {'measured':12} numbers (model on {spec_name})"
+    lines = [head, "-" * min(width, len(head) + 20)]
+    for r in rows:
+        summary = (r.model or r.measured).summary if (r.model or r.measured) else ""
+        text = f"{r.claim.id:36} {_status(r.model):12} {_status(r.measured):12} {summary}"
+        lines.append(text if len(text) <= width else text[: width - 3] + "...")
+    return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Results | None, dtype: str) -> str:
+    """The Markdown report: context, a summary table, then every claim with its numbers."""
+    out = ["# ridgebench claims report", ""]
+    out.append(f"Model verdicts: the cost model and transformer accounting on **{spec.name}** "
+               f"({spec.source} ceilings: {spec.mem_bandwidth / 1e9:,.0f} GB/s, "
+               + ", ".join(f"{c} {v / 1e12:.3g} TFLOP/s" for c, v in spec.peak_flops.items())
+               + f"), dtype {dtype}. Model verdicts are predictions, not measurements.")
+    if results is not None:
+        roof = results.roof_spec()
+        out.append("")
+        out.append(f"Measured verdicts: {len(results.records)} benchmarks from `{results.source}` on "
+                   f"**{results.device}** ({results.device_kind}), judged against "
+                   + (f"its measured ceilings ({roof.mem_bandwidth / 1e9:,.1f} GB/s; "
+                      + ", ".join(f"{c} {v / 1e9:,.1f} GFLOP/s" for c, v in roof.peak_flops.items()) + ")"
+                      if roof is not None and roof.source == "measured" else
+                      f"the {roof.name} datasheet" if roof is not None else "no roof (no ceilings.json)")
+                   + (f"; method: {results.ceilings.method}" if results.ceilings and results.ceilings.method
+                      else "")
+                   + ".")
+        if results.device_kind == "cpu":
+            out.append("")
+            out.append("> **This run is on a CPU.** Its measured verdicts are judged against the CPU's "
+                       "measured "
+                       "roof and say what this CPU does; GPU verdicts come from the model column.")
+    out += ["", "| claim | source | model | measured | numbers |", "|---|---|---|---|---|"]
+    for r in rows:
+        v = r.model or r.measured
+        out.append(f"| `{r.claim.id}` | {_md_cell(r.claim.source)} | {_status(r.model)} | "
+                   f"{_status(r.measured)} "
+                   f"| {_md_cell(v.summary) if v else ''} |")
+    out += ["", "## Claims", ""]
+    for r in rows:
+        out.append(f"### `{r.claim.id}`")
+        out.append("")
+        out.append(f"**Claim:** {r.claim.statement}  ")
+        out.append(f"**Source:** {r.claim.source}" + (f' ("{r.claim.quote}")' if r.claim.quote else ""))
+        out.append("")
+        for label, v in ((f"Model ({spec.name})", r.model), ("Measured", r.measured)):
+            if v is None:
+                continue
+            out.append(f"- {label}: **{v.status}**: {v.summary}")
+            out += [f"  - {line}" for line in v.details]
+        out.append("")
+    out += ["## What the verdicts mean", "",
+            "- **supported**: the numbers agree with the statement (within the stated tolerance).",
+            "- **refuted**: the numbers contradict it; the line says by how much.",
+            "- **inconclusive**: nothing here measures it, or the sweep stops before it can decide.",
+            "- A measured point above its roof is a counting or caching error (wrong byte count, a warm "
+            "cache), never a result; `no-point-above-roof` lists them.", ""]
+    return "\n".join(out)
+
+
+def write_report(results_dir: str | Path, hardware: str | HardwareSpec | None = None,
+                 dtype: str = DEFAULT_DTYPE, out: str | Path | None = None) -> Path:
+    """Evaluate the claims on a run and write ``claims.md`` beside it (or to ``out``); returns the path."""
+    results = load_results(results_dir)
+    spec = get_preset(hardware) if isinstance(hardware, str) else hardware or default_hardware(results)
+    rows = evaluate(results, spec, dtype)
+    path = Path(out) if out is not None else results.directory / "claims.md"
+    path.write_text(markdown_report(rows, spec, results, dtype_name(dtype)))
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="?", help="a results directory or pytest-benchmark JSON (optional: "
+                                                   "without it only the model verdicts are printed)")
+    parser.add_argument("--hardware", metavar="PRESET", help="hardware preset for the model verdicts "
+                                                             "(default: the run's datasheet, else "
+                                                             f"{DEFAULT_HARDWARE})")
+    parser.add_argument("--dtype", default=DEFAULT_DTYPE, help="dtype of the model checks (default "
+                                                               f"{DEFAULT_DTYPE})")
+    parser.add_argument("--out", help="where to write the Markdown report (default: claims.md beside the "
+                                      "results)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        dtype = dtype_name(args.dtype)
+    except ValueError as exc:
+        raise UsageError(f"--dtype: {exc}") from None
+    results = load_results(args.results) if args.results else None
+    spec = get_preset(args.hardware) if args.hardware else default_hardware(results)
+    rows = evaluate(results, spec, dtype)
+    print(terminal_table(rows, spec.name))
+    if results is not None or args.out:
+        path = Path(args.out) if args.out else results.directory / "claims.md"
+        path.write_text(markdown_report(rows, spec, results, dtype))
+        print(f"\nwrote {path}")
+    return 0

@@ -1,0 +1,451 @@
+"""The checks behind :mod:`roofline.claims_registry`: each model check takes ``(spec, dtype)`` and each
+measured check ``(results, roof)``, and returns a :class:`Verdict` with the numbers.
+
+Model checks evaluate the analytic cost model (:mod:`roofline.cost`) and the transformer accounting
+(:mod:`roofline.accounting`) on a hardware spec. Measured checks place measured points against the
+run's measured ceilings and, for the batch sweeps, read the crossover off the measured times: a
+skinny GEMM's time is flat in the batch while the weight reads dominate and grows linearly once the
+FLOPs do, so ``t(B) ~ max(a, b*B)`` and the measured crossover is ``a / b``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from roofline import accounting as A
+from roofline.cost import Cost, attention_cost, dtype_bytes, gemm_cost, gemv_cost, qkv_cost
+from roofline.hardware import PRESETS as HW
+from roofline.hardware import HardwareSpec, dtype_class
+from roofline.model import PRESETS as MODELS
+from roofline.results import Record, Results, attainable_flops_per_s, peak_for, ridge_for
+
+SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
+STATUSES = (SUPPORTED, REFUTED, INCONCLUSIVE)
+CROSSOVER_AGREEMENT = 2.0  # measured vs predicted crossover batch: within this factor is "about"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A check's outcome: ``status`` (one of :data:`STATUSES`), a one-line ``summary`` with the key
+    numbers, ``details`` (more lines) and the ``numbers`` themselves for programs."""
+
+    status: str
+    summary: str
+    details: tuple[str, ...] = ()
+    numbers: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status: expected one of {STATUSES}, got {self.status!r}")
+
+
+def _combine(statuses: list[str]) -> str:
+    if REFUTED in statuses:
+        return REFUTED
+    return SUPPORTED if statuses and all(s == SUPPORTED for s in statuses) else INCONCLUSIVE
+
+
+def _mm_ridge(spec: HardwareSpec, dtype: str) -> float:
+    return ridge_for(spec, dtype_class(dtype, matmul=True))
+
+
+def _min_ridge(spec: HardwareSpec) -> tuple[float, str]:
+    cls = min(spec.peak_flops, key=lambda c: spec.peak_flops[c])
+    return ridge_for(spec, cls), cls
+
+
+def _f(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
+
+
+def crossover(cost_at: Callable[[int], Cost], ridge: float, limit: int = 1 << 26) -> int | None:
+    """Smallest size ``m >= 1`` whose ``cost_at(m).intensity >= ridge`` (None if none up to ``limit``)."""
+    hi = 1
+    while cost_at(hi).intensity < ridge:
+        hi *= 2
+        if hi > limit:
+            return None
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if cost_at(mid).intensity >= ridge else (mid, hi)
+    return hi if hi > 1 or cost_at(1).intensity < ridge else 1
+
+
+# ---------------------------------------------------------------------------------------- elementwise
+
+def elementwise_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    from roofline.cost import gelu_cost, softmax_cost
+
+    costs = [("softmax", softmax_cost(r, c, dtype)) for r, c in ((1, 1), (4096, 1024), (4096, 262144))]
+    costs += [("gelu", gelu_cost(n, dtype, a, b)) for n in (64, 1 << 20, 1 << 28) for a in ("none", "tanh")
+              for b in (0, 64)]
+    worst_kernel, worst = max(costs, key=lambda kc: kc[1].intensity)
+    ridge, cls = _min_ridge(spec)
+    status = SUPPORTED if worst.intensity < ridge else REFUTED
+    return Verdict(status, f"highest intensity {_f(worst.intensity)} FLOP/B ({worst_kernel}) vs the lowest "
+                           "ridge "
+                   f"{_f(ridge)} FLOP/B ({cls}): {_f(ridge / worst.intensity)}x below, at every size "
+                   "(intensity does not depend on the size)",
+                   numbers={"max_intensity": worst.intensity, "ridge": ridge})
+
+
+def elementwise_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    recs = [r for r in results.records if r.kernel in ("softmax", "gelu")]
+    if not recs:
+        return Verdict(INCONCLUSIVE, "no softmax or GELU benchmark in this run")
+    above = [r for r in recs if r.intensity >= ridge_for(roof, r.dtype_class)]
+    util = [r.achieved_bytes_per_s / roof.mem_bandwidth for r in recs]
+    status = REFUTED if above else SUPPORTED
+    return Verdict(status, f"{len(recs) - len(above)}/{len(recs)} points below the measured ridge; achieved "
+                   f"{min(util):.1%}-{max(util):.1%} of the measured bandwidth "
+                   f"{roof.mem_bandwidth / 1e9:,.1f} GB/s",
+                   tuple(f"above the ridge: {r.name}" for r in above))
+
+
+# ---------------------------------------------------------------------------------- GEMV / QKV crossover
+
+GEMV_SHAPES = (("llama2-7b mlp_up", 11008, 4096), ("llama2-70b mlp_up", 28672, 8192),
+               ("52B mlp_up", 32768, 8192), ("gpt2-xl mlp_up", 6400, 1600))
+
+
+def gemv_crossover_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    ridge = _mm_ridge(spec, dtype)
+    rule = ridge * dtype_bytes(dtype) / 2
+    lines, statuses, numbers = [], [], {}
+    for name, n, k in GEMV_SHAPES:
+        bx = crossover(lambda b, n=n, k=k: gemv_cost(b, n, k, dtype), ridge)
+        ok = bx is not None and rule / 1.5 <= bx <= rule * 1.5
+        statuses.append(SUPPORTED if ok else REFUTED)
+        numbers[name] = bx
+        lines.append(f"{name} (N={n}, K={k}): compute-bound from batch {bx}" if bx else
+                     f"{name}: never compute-bound (intensity saturates below the ridge)")
+    return Verdict(_combine(statuses), f"rule ridge x 2/bytes = {_f(rule)}; exact crossover batch "
+                   f"{', '.join(str(v) for v in numbers.values())} (activations add bytes, so slightly "
+                   "above)",
+                   tuple(lines), {"rule": rule, **numbers})
+
+
+def _measured_crossover(records: list[Record], size_key: str, cost_at, roof: HardwareSpec, label: str
+                        ) -> Verdict:
+    groups: dict[tuple, list[Record]] = {}
+    for r in records:
+        key = (r.provider, r.dtype, tuple(sorted((k, repr(v)) for k, v in r.shape.items() if k != size_key)))
+        groups.setdefault(key, []).append(r)
+    lines, statuses, numbers = [], [], {}
+    for (provider, dtype, rest), recs in sorted(groups.items()):
+        by_size = {r.shape[size_key]: r for r in sorted(recs, key=lambda r: r.shape[size_key])}
+        if len(by_size) < 3:
+            continue
+        sizes = sorted(by_size)
+        lo, hi = by_size[sizes[0]], by_size[sizes[-1]]
+        growth = hi.median_s / lo.median_s
+        shape = dict(lo.shape)
+        predicted = crossover(lambda m, s=shape, d=dtype: cost_at(s, m, d), ridge_for(roof, lo.dtype_class))
+        pred = "never" if predicted is None else str(predicted)
+        where = f"{label} {provider} {dtype} {', '.join(f'{k}={v}' for k, v in rest)}"
+        if growth < 2:
+            reached = predicted is not None and predicted <= sizes[-1] / 4
+            statuses.append(REFUTED if reached else INCONCLUSIVE)
+            lines.append(f"{where}: time grew only {growth:.2f}x from {size_key}={sizes[0]} to {sizes[-1]}; "
+                         f"no crossover measured (predicted on the measured roof: {pred})")
+            continue
+        measured = lo.median_s * sizes[-1] / hi.median_s
+        numbers[where] = (measured, predicted)
+        agree = (predicted is not None
+                 and 1 / CROSSOVER_AGREEMENT <= measured / predicted <= CROSSOVER_AGREEMENT)
+        statuses.append(SUPPORTED if agree else REFUTED)
+        lines.append(f"{where}: measured crossover {size_key} ~ {_f(measured)} (time x{growth:.2f} from "
+                     f"{sizes[0]} to {sizes[-1]}), predicted {pred}")
+    if not lines:
+        return Verdict(INCONCLUSIVE, f"no {label} sweep with 3 or more {size_key} values in this run")
+    return Verdict(_combine(statuses), lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
+                   tuple(lines), {"crossovers": numbers})
+
+
+def gemv_crossover_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    recs = [r for r in results.records if r.kernel == "gemv"]
+    return _measured_crossover(recs, "batch", lambda s, m, d: gemv_cost(**{**s, "batch": m}, dtype=d), roof,
+                               "gemv")
+
+
+def qkv_crossover_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    recs = [r for r in results.records if r.kernel == "qkv"]
+    return _measured_crossover(recs, "m", lambda s, m, d: qkv_cost(**{**s, "m": m}, dtype=d), roof, "qkv")
+
+
+def kv_projection_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    cfg = MODELS["anthropic-52b"]
+
+    def times(s: HardwareSpec, tokens: int) -> tuple[float, float]:
+        c = gemm_cost(tokens, 2 * cfg.d_model, cfg.d_model, dtype)
+        return (cfg.n_layers * c.flops / peak_for(s, dtype_class(dtype, matmul=True))[0],
+                cfg.n_layers * c.bytes / s.mem_bandwidth)
+
+    def breakeven(s: HardwareSpec) -> tuple[int, float]:
+        t = 1
+        while times(s, t)[0] < times(s, t)[1]:
+            t += 1
+        return t, max(times(s, t)) / max(times(s, 1))
+
+    rule = dtype_bytes(dtype) * peak_for(spec, dtype_class(dtype, matmul=True))[0] / (2 * spec.mem_bandwidth)
+    tokens, slowdown = breakeven(spec)
+    seed = HW["A100-SEED-1.5TB"]
+    seed_tokens, _ = breakeven(seed)
+    seed_ms = times(seed, 1)[1] * 1e3
+    ok = abs(tokens / rule - 1) < 0.15 and slowdown < 1.1 and abs(seed_tokens / 208 - 1) < 0.10
+    return Verdict(SUPPORTED if ok else REFUTED,
+                   f"52B K/V projection: up to {tokens} tokens cost {slowdown:.2f}x one token's time on "
+                   f"{spec.name} "
+                   f"(rule ridge x bytes/2 = {_f(rule)}); on the seed's A100 (1.5 TB/s): {seed_tokens} "
+                   "tokens, "
+                   f"{seed_ms:.1f} ms for one token (seed: 208, 11.4 ms)",
+                   numbers={"tokens": tokens, "rule": rule, "seed_tokens": seed_tokens, "seed_ms": seed_ms})
+
+
+# ---------------------------------------------------------------------------------------- matmuls
+
+PREFILL_MODELS = ("gpt2-xl", "llama2-7b", "llama2-70b", "anthropic-52b")
+
+
+def _projection_costs(cfg, m: int, dtype: str) -> dict[str, Cost]:
+    return {"qkv": qkv_cost(m, cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, dtype),
+            "attn_out": gemm_cost(m, cfg.d_model, cfg.n_heads * cfg.head_dim, dtype),
+            "mlp_up": gemm_cost(m, cfg.d_ff, cfg.d_model, dtype),
+            "mlp_down": gemm_cost(m, cfg.d_model, cfg.d_ff, dtype)}
+
+
+def prefill_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    ridge = _mm_ridge(spec, dtype)
+    worst = min(((f"{name} {op} m={m}", c.intensity) for name in PREFILL_MODELS for m in (1024, 4096)
+                 for op, c in _projection_costs(MODELS[name], m, dtype).items()), key=lambda x: x[1])
+    status = SUPPORTED if worst[1] >= ridge else REFUTED
+    return Verdict(status, f"lowest intensity {_f(worst[1])} FLOP/B ({worst[0]}) vs ridge {_f(ridge)}: "
+                   f"{worst[1] / ridge:.2f}x the ridge", numbers={"min_intensity": worst[1], "ridge": ridge})
+
+
+def prefill_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    recs = [r for r in results.records if r.kernel == "qkv" and r.shape.get("m", 0) >= 1024]
+    if not recs:
+        largest = max((r.shape.get("m", 0) for r in results.records if r.kernel == "qkv"), default=None)
+        return Verdict(INCONCLUSIVE, "no prefill-sized (m >= 1024) QKV projection in this run (largest m: "
+                                     f"{largest})")
+    below = [r for r in recs if r.intensity < ridge_for(roof, r.dtype_class)]
+    frac = [r.achieved_flops_per_s / peak_for(roof, r.dtype_class)[0] for r in recs]
+    return Verdict(REFUTED if below else SUPPORTED,
+                   f"{len(recs) - len(below)}/{len(recs)} prefill QKV points above the measured ridge; "
+                   f"{min(frac):.1%}-{max(frac):.1%} of the measured compute peak")
+
+
+def matmuls_always_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    ridge = _mm_ridge(spec, dtype)
+    l7 = MODELS["llama2-7b"]
+    gemv1 = gemv_cost(1, l7.d_ff, l7.d_model, dtype)
+    attn = attention_cost(1, l7.n_heads, l7.n_kv_heads, l7.head_dim, 1, 4096, dtype)
+    big = gemm_cost(4096, l7.d_ff, l7.d_model, dtype)
+    status = REFUTED if min(gemv1.intensity, attn.intensity) < ridge else SUPPORTED
+    return Verdict(status, f"decode (one token): llama2-7b mlp_up GEMV {_f(gemv1.intensity)} FLOP/B and "
+                           "attention "
+                   f"over a 4k cache {_f(attn.intensity)} FLOP/B vs ridge {_f(ridge)}: memory-bound; the "
+                   "same "
+                   f"GEMM at 4096 tokens is {_f(big.intensity)} FLOP/B (compute-bound)",
+                   numbers={"decode_gemv": gemv1.intensity, "ridge": ridge})
+
+
+def matmuls_always_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    recs = [r for r in results.records if r.kernel in ("gemv", "qkv", "attention", "gemm")]
+    if not recs:
+        return Verdict(INCONCLUSIVE, "no matmul benchmark in this run")
+    below = sorted((r for r in recs if r.intensity < ridge_for(roof, r.dtype_class)),
+                   key=lambda r: r.intensity)
+    if not below:
+        return Verdict(SUPPORTED, f"all {len(recs)} measured matmuls sit above the measured ridge")
+    r = below[0]
+    return Verdict(REFUTED, f"{len(below)}/{len(recs)} measured matmuls sit below the measured ridge, e.g. "
+                            f"{r.name}: "
+                   f"{_f(r.intensity)} FLOP/B, "
+                   f"{r.achieved_flops_per_s / peak_for(roof, r.dtype_class)[0]:.2%} of "
+                   "the measured compute peak")
+
+
+# ---------------------------------------------------------------------------------------- attention
+
+def decode_attention_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    ridge = _mm_ridge(spec, dtype)
+    worst = max(((name, b, c, attention_cost(b, m.n_heads, m.n_heads, m.head_dim, 1, c, dtype).intensity)
+                 for name, m in (("llama2-7b", MODELS["llama2-7b"]), ("gpt2-xl", MODELS["gpt2-xl"]))
+                 for b in (1, 16, 256, 4096) for c in (128, 4096, 131072)), key=lambda x: x[3])
+    status = SUPPORTED if worst[3] < ridge else REFUTED
+    return Verdict(status, f"MHA decode attention: at most {_f(worst[3])} FLOP/B ({worst[0]}, batch "
+                           f"{worst[1]}, "
+                   f"cache {worst[2]}) vs ridge {_f(ridge)}; batch does not change it (each sequence reads "
+                   "its "
+                   "own cache)", numbers={"max_intensity": worst[3], "ridge": ridge})
+
+
+def decode_attention_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    recs = [r for r in results.records if r.kernel == "attention" and r.shape.get("q_len") == 1
+            and r.shape.get("n_kv_heads") == r.shape.get("n_heads")]
+    if not recs:
+        return Verdict(INCONCLUSIVE, "no multi-head decode attention (q_len=1, Hkv=Hq) in this run")
+    above = [r for r in recs if r.intensity >= ridge_for(roof, r.dtype_class)]
+    util = [r.achieved_bytes_per_s / roof.mem_bandwidth for r in recs]
+    return Verdict(REFUTED if above else SUPPORTED,
+                   f"{len(recs) - len(above)}/{len(recs)} MHA decode points below the measured ridge; "
+                   f"{min(util):.1%}-{max(util):.1%} of the measured bandwidth")
+
+
+def gqa_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    lines, statuses = [], []
+    for name in ("llama2-70b", "falcon-40b"):
+        m = MODELS[name]
+        group = m.n_heads // m.n_kv_heads
+        gqa = attention_cost(1, m.n_heads, m.n_kv_heads, m.head_dim, 1, 4096, dtype).intensity
+        mha = attention_cost(1, m.n_heads, m.n_heads, m.head_dim, 1, 4096, dtype).intensity
+        statuses.append(SUPPORTED if abs(gqa / mha / group - 1) < 0.1 else REFUTED)
+        bound = "memory" if gqa < _mm_ridge(spec, dtype) else "compute"
+        lines.append(f"{name}: group {group}, intensity {_f(gqa)} vs {_f(mha)} FLOP/B with MHA heads "
+                     f"(x{gqa / mha:.2f}); still {bound}-bound on {spec.name}")
+    return Verdict(_combine(statuses), "; ".join(lines))
+
+
+def gqa_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    dec = [r for r in results.records if r.kernel == "attention" and r.shape.get("q_len") == 1]
+    mha = {(r.provider, r.dtype, r.shape["cache_len"]): r for r in dec
+           if r.shape["n_kv_heads"] == r.shape["n_heads"]}
+    lines, statuses = [], []
+    for r in dec:
+        group = r.shape["n_heads"] // r.shape["n_kv_heads"]
+        other = mha.get((r.provider, r.dtype, r.shape["cache_len"]))
+        if group == 1 or other is None:
+            continue
+        ratio = r.achieved_flops_per_s / other.achieved_flops_per_s
+        statuses.append(SUPPORTED if group / 2 <= ratio <= group * 2 else REFUTED)
+        lines.append(f"{r.provider} cache {r.shape['cache_len']}: GQA (group {group}) reached {ratio:.2f}x "
+                     "the "
+                     f"FLOP/s of MHA (memory-bound: expected ~{group}x)")
+    if not lines:
+        return Verdict(INCONCLUSIVE, "no GQA and MHA decode attention at the same cache length in this run")
+    return Verdict(_combine(statuses), lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
+                   tuple(lines))
+
+
+def kv_decode_compute_bound_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    from roofline.latency import decode_compute_bound_batch, decode_step_latency
+
+    cfg = MODELS["falcon-40b"]
+    step = decode_step_latency(cfg, 1, 2048, spec, dtype)
+    batch = decode_compute_bound_batch(cfg, spec, dtype, context=2048)
+    status = REFUTED if step.bound == "memory" else SUPPORTED
+    where = "no batch" if batch is None else f"batch >= {batch}"
+    return Verdict(status, f"falcon-40b decode at context 2048, batch 1: {step.bound}-bound "
+                   f"(memory {step.memory_s * 1e3:.3g} ms vs compute {step.compute_s * 1e3:.3g} ms); "
+                   "compute-bound "
+                   f"only at {where} (the seed's own App. D: B ~ 200)")
+
+
+# ---------------------------------------------------------------------------------------- accounting
+
+def two_n_s_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    lines, ratios = [], []
+    for name in ("gpt2-xl", "llama2-7b"):
+        cfg = MODELS[name]
+        for s in (1024, 4096):
+            rule, cached = A.naive_decode_flops_per_token(cfg, s), A.decode_flops_per_token(cfg, s)
+            ratios.append(rule / cached)
+            lines.append(f"{name} S={s}: 2NS = {rule:.3g}, with a KV cache {cached:.3g} FLOPs/token "
+                         f"({rule / cached:.0f}x over); recomputing without a cache "
+                         f"{A.recompute_flops_per_token(cfg, s):.3g}")
+    status = REFUTED if min(ratios) > 2 else SUPPORTED
+    return Verdict(status, f"2NS overstates a KV-cached token's FLOPs {min(ratios):.0f}-{max(ratios):.0f}x "
+                   "(it prices recomputing the whole context per token)", tuple(lines))
+
+
+def two_n_linear_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    lines, errs = [], []
+    for name in ("gpt2-xl", "llama2-7b", "llama2-70b"):
+        cfg = MODELS[name]
+        n = A.param_counts(cfg).non_embedding
+        for s in (0, 1024, 16384):
+            attention_per_token = 4 * cfg.n_layers * cfg.n_heads * cfg.head_dim
+            formula = 2 * n + 2 * cfg.vocab_size * cfg.d_model + attention_per_token * (s + 1)
+            actual = A.decode_flops_per_token(cfg, s)
+            errs.append(abs(formula / actual - 1))
+            lines.append(f"{name} S={s}: 2N + 2VD + 4*L*Hq*Dh*(S+1) = {formula:.4g} vs counted {actual:.4g} "
+                         f"({formula / actual - 1:+.2%})")
+    status = SUPPORTED if max(errs) < 0.03 else REFUTED
+    return Verdict(status, f"the closed form matches the per-kernel count within {max(errs):.2%} at S = "
+                           "0-16k",
+                   tuple(lines))
+
+
+def attention_share_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    cfg = MODELS["gpt2-xl"]
+    dense = A.forward_flops(cfg, 1, 16384)
+    causal = A.forward_flops_causal(cfg, 1, 16384)
+    short = A.forward_flops(cfg, 1, 1024)
+    share, c_share = dense.attention / dense.total, causal.attention / causal.total
+    status = SUPPORTED if share > 0.5 else REFUTED
+    return Verdict(status, f"attention (QK^T + PV) is {share:.1%} of {dense.total / 1e12:.1f} TFLOPs at "
+                           "16,384 tokens "
+                   f"counting every T x T pair as the seed does ({short.attention / short.total:.1%} at "
+                   "1,024; the "
+                   f"seed says ~55% and ~7%); counting only unmasked causal pairs it is {c_share:.1%}",
+                   numbers={"dense_share": share, "causal_share": c_share})
+
+
+KV_MODELS = ("gpt2-xl", "llama2-7b", "llama2-70b", "falcon-40b", "anthropic-52b")
+
+
+def kv_outgrows_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    lines, ok = [], True
+    for name in KV_MODELS:
+        cfg = MODELS[name]
+        thr = A.kv_outgrows_weights_tokens(cfg, dtype)
+        w = A.weight_bytes(cfg, dtype)
+        below = A.kv_cache_bytes(cfg, 1, math.floor(thr * 0.99), dtype)
+        above = A.kv_cache_bytes(cfg, 1, math.ceil(thr * 1.01), dtype)
+        ok &= below < w < above
+        lines.append(f"{name}: batch x context > {thr:,.0f} tokens ({thr / cfg.d_model:.1f} x D; e.g. batch "
+                     f"{max(1, round(thr / cfg.context_length))} at its {cfg.context_length}-token context)")
+    summary = "; ".join(lines[:2]) + f" (+{len(lines) - 2} more)"
+    return Verdict(SUPPORTED if ok else REFUTED, summary, tuple(lines))
+
+
+def kv_bs_d_model(spec: HardwareSpec, dtype: str) -> Verdict:
+    ratios = {name: A.kv_outgrows_weights_tokens(MODELS[name], dtype) / MODELS[name].d_model
+              for name in KV_MODELS}
+    status = SUPPORTED if all(0.5 <= r <= 2 for r in ratios.values()) else REFUTED
+    lines = tuple(f"{k}: the cache passes the weights at B x S = {v:.1f} x D" for k, v in ratios.items())
+    return Verdict(status, f"the crossover is {min(ratios.values()):.1f}-{max(ratios.values()):.1f} x D, "
+                           "not ~D "
+                   "(the seed drops the 12 in N ~ 12 L D^2 and the 2 for K and V; GQA multiplies it by the "
+                   "group)",
+                   lines)
+
+
+# ---------------------------------------------------------------------------------------- roof
+
+def above_roof_measured(results: Results, roof: HardwareSpec) -> Verdict:
+    above, miscounted = [], []
+    for r in results.records:
+        frac = r.achieved_flops_per_s / attainable_flops_per_s(roof, r.dtype_class, r.intensity)
+        if frac > 1.0:
+            above.append(f"{r.name}: {frac:.2f}x its roof ({_f(r.intensity)} FLOP/B): a counting or caching "
+                         "error")
+        cost = r.cost()
+        if cost is not None and (abs(cost.flops - r.flops) > 1e-6 * cost.flops
+                                 or abs(cost.bytes - r.bytes) > 1e-6 * cost.bytes):
+            miscounted.append(f"{r.name}: recorded {r.flops:.4g} FLOP / {r.bytes:.4g} B, the cost model says "
+                              f"{cost.flops:.4g} / {cost.bytes:.4g}")
+    if above:
+        return Verdict(REFUTED, f"{len(above)}/{len(results.records)} points above their roof: counting or "
+                                "caching "
+                       "errors, not results", tuple(above + miscounted))
+    worst = max(r.achieved_flops_per_s / attainable_flops_per_s(roof, r.dtype_class, r.intensity)
+                for r in results.records)
+    return Verdict(SUPPORTED, f"all {len(results.records)} points at or below their roof (highest "
+                              f"{worst:.1%})",
+                   tuple(miscounted))

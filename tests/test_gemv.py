@@ -1,0 +1,172 @@
+"""kernels.gemv under the Triton interpreter: both variants and the heuristic against a float64
+reference, split-K vs one split, determinism, NaN-prefilled outputs and workspace, validation errors,
+empty inputs, and the compile cases' shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kernels.gemv as g
+from kernels._common import SUPPORTED_DTYPES, last_launch
+from kernels.gemv import TOLERANCES, VARIANTS, gemv, gemv_ref, select_variant
+
+BF16_DOT_SKIP = ("bf16 tl.dot returns garbage under the Triton interpreter (triton-lang/triton#11584); "
+                 "the tiled bf16 path is covered by the sm_80/sm_90 compile audit")
+
+# (B, N, K, bias): N never a power of two, K never a multiple of any BLOCK_K (64/128/256).
+CASES = [
+    (1, 37, 300, False),
+    (2, 50, 129, True),
+    (3, 96, 1000, True),  # K spans 8 BLOCK_K=128 tiles: the heuristic splits K
+    (17, 33, 77, False),
+    (64, 24, 200, True),
+]
+
+
+def _inputs(b: int, n: int, k: int, bias: bool, dtype: torch.dtype, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, k, generator=gen)
+    w = torch.randn(n, k, generator=gen) / k**0.5  # |y| ~ 1 whatever K is
+    bv = torch.randn(n, generator=gen) if bias else None
+    return x.to(dtype), w.to(dtype), None if bv is None else bv.to(dtype)
+
+
+def _check(y: torch.Tensor, x, w, bias) -> None:
+    ref = gemv_ref(x, w, bias, compute_dtype=torch.float64)
+    atol, rtol = TOLERANCES[x.dtype]
+    assert y.dtype == x.dtype and y.shape == ref.shape
+    torch.testing.assert_close(y.double(), ref.double(), atol=atol, rtol=rtol)
+
+
+@pytest.fixture
+def nan_alloc(monkeypatch):
+    """Every output and workspace the launcher allocates starts as NaN, so an unwritten element fails."""
+    def empty(shape, dtype, device):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+    monkeypatch.setattr(g, "_empty", empty)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("b,n,k,bias", CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize("variant", ["splitk", "tiled", None])
+def test_matches_float64_reference(variant, b, n, k, bias, dtype, nan_alloc):
+    chosen = variant or select_variant(b, n, k)
+    if dtype is torch.bfloat16 and chosen == "tiled":
+        pytest.skip(BF16_DOT_SKIP)
+    x, w, bv = _inputs(b, n, k, bias, dtype)
+    y = gemv(x, w, bv, variant=variant)
+    _check(y, x, w, bv)
+    assert last_launch("gemv").variant == chosen
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_split_k_equals_single_split_and_is_deterministic(variant, nan_alloc):
+    x, w, bv = _inputs(3, 40, 1000, True, torch.float32, seed=1)
+    assert g._splits_of(4, 1000, 128) == (4, 256)  # the forced split below really splits
+    one = gemv(x, w, bv, variant=variant, split_k=1)
+    four = gemv(x, w, bv, variant=variant, split_k=4)
+    torch.testing.assert_close(four, one, atol=1e-5, rtol=1e-5)  # same sum, another association
+    assert torch.equal(gemv(x, w, bv, variant=variant, split_k=4), four)  # bit-identical rerun
+    _check(four, x, w, bv)
+
+
+def test_split_k_fp16_and_bf16():
+    for dtype in (torch.float16, torch.bfloat16):  # the split-K path has no tl.dot: bf16 is real here
+        x, w, bv = _inputs(1, 45, 777, True, dtype, seed=2)
+        _check(gemv(x, w, bv, variant="splitk", split_k=3), x, w, bv)
+
+
+def test_strided_rows_and_weight_slice():
+    # x rows with padding, weight taken as rows and columns of a bigger (fused) matrix
+    x_big, w_big, _ = _inputs(5, 70, 160, False, torch.float16, seed=3)
+    x, w = x_big[::2, :150], w_big[3:61, 5:155]
+    for variant in VARIANTS:
+        _check(gemv(x, w, variant=variant), x, w, None)
+
+
+def test_heuristic_crossover_and_split_count():
+    assert select_variant(1, 4096, 4096) == select_variant(g.SPLITK_MAX_BATCH, 4096, 4096) == "splitk"
+    assert select_variant(g.SPLITK_MAX_BATCH + 1, 4096, 4096) == "tiled"
+    # B=1, llama2-7b W_q: 128 tiles of 32 rows on 132 SMs -> K is split, every split non-empty
+    splits, kps = g.split_count(128, 4096, 1, 2, 128, 132, 4)
+    assert splits > 1 and kps % 128 == 0 and (splits - 1) * kps < 4096 <= splits * kps
+    # the workspace cap: at B=512 the fp32 partials would cost more than the split saves
+    assert g.split_count(4, 4096, 512, 2, 64, 132, 2) == (1, 4096)
+    assert g.split_count(10_000, 4096, 1, 2, 128, 132, 4)[0] == 1  # enough tiles already
+
+
+def test_empty_inputs_launch_nothing():
+    x, w, bv = _inputs(2, 5, 3, True, torch.float32)
+    assert gemv(x[:0], w).shape == (0, 5)
+    assert gemv(x, w[:0], bv[:0]).shape == (2, 0)
+    torch.testing.assert_close(gemv(x[:, :0], w[:, :0], bv), bv.expand(2, 5))
+    assert torch.equal(gemv(x[:, :0], w[:, :0]), torch.zeros(2, 5))
+
+
+def _bad_calls():
+    x, w, bv = _inputs(2, 6, 16, True, torch.float32)
+    return [
+        ("x", TypeError, lambda: gemv(x.numpy(), w)),
+        ("x", ValueError, lambda: gemv(x[0], w)),
+        ("x", TypeError, lambda: gemv(x.double(), w.double())),
+        ("x", ValueError, lambda: gemv(x.t().contiguous().t(), w)),
+        ("weight", ValueError, lambda: gemv(x, w[:, :8])),
+        ("weight", ValueError, lambda: gemv(x, w[None])),
+        ("weight", TypeError, lambda: gemv(x, w.half())),
+        ("weight", ValueError, lambda: gemv(x, w.to("meta"))),
+        ("weight", ValueError, lambda: gemv(x, w.t().contiguous().t())),
+        ("weight", ValueError, lambda: gemv(x, torch.zeros(1, 16).expand(2**20 + 1, 16))),
+        ("bias", ValueError, lambda: gemv(x, w, bv[:5])),
+        ("bias", TypeError, lambda: gemv(x, w, bv.half())),
+        ("bias", ValueError, lambda: gemv(x, w, bv[None])),
+        ("variant", ValueError, lambda: gemv(x, w, variant="cublas")),
+        ("split_k", ValueError, lambda: gemv(x, w, split_k=0)),
+        ("split_k", ValueError, lambda: gemv(x, w, variant="tiled", split_k=True)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_bad_calls())))
+def test_validation_errors_name_the_argument(index):
+    name, exc, call = _bad_calls()[index]
+    with pytest.raises(exc, match=rf"^{name}\b"):
+        call()
+
+
+def test_cpu_tensor_without_interpreter_is_refused(monkeypatch):
+    monkeypatch.setattr(g, "interpreting", lambda: False)
+    x, w, _ = _inputs(1, 4, 16, False, torch.float32)
+    with pytest.raises(ValueError, match=r"^x: expected a CUDA tensor"):
+        gemv(x, w)
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_compile_cases_cover_every_shipped_config(arch):
+    cases = g.compile_cases(arch)
+    assert 0 < len(cases) <= 24
+    assert len({c.case_id for c in cases}) == len(cases)
+    main = [c for c in cases if c.fn is not g._gemv_splitk_reduce_kernel]
+    for variant, configs in (("splitk", g.SPLITK_CONFIGS), ("tiled", g.TILED_CONFIGS)):
+        got = {c.config for c in main if c.variant == variant}
+        assert got == {g.triton_config_id(cfg) for cfg in configs}
+        gate = "vec128_loads" if variant == "splitk" else "tensor_cores"
+        assert all(gate in c.gates for c in main if c.variant == variant)
+        assert {c.dtype for c in main if c.variant == variant} == {"fp16", "bf16", "fp32"}
+    for c in cases:
+        assert list(c.signature) == list(c.fn.arg_names)
+        assert set(c.constexprs) == {k for k, v in c.signature.items() if v == "constexpr"}
+        assert set(c.divisible_by_16) <= {k for k, v in c.signature.items() if v != "constexpr"}
+        for p in ("x_ptr", "w_ptr", "y_ptr"):  # aligned pointers and the weight's row stride are hinted
+            assert p not in c.signature or p in c.divisible_by_16
+        if "stride_wn" in c.signature and c.shape["k"] % 16 == 0:
+            assert "stride_wn" in c.divisible_by_16
+    with pytest.raises(ValueError, match="^arch"):
+        g.compile_cases(75)
+
+
+def test_reference_and_tolerances_cover_supported_dtypes():
+    assert set(TOLERANCES) == set(SUPPORTED_DTYPES)
+    x, w, bv = _inputs(2, 3, 4, True, torch.float16)
+    ref = gemv_ref(x, w, bv)
+    assert ref.dtype == torch.float16
+    torch.testing.assert_close(ref.float(), x.float() @ w.float().t() + bv.float(), atol=1e-3, rtol=1e-3)

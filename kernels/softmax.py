@@ -41,8 +41,13 @@ GPU design targets (not measured here: there is no GPU in this project's CI): >=
 copy bandwidth for ``"single"`` on tensors several times larger than L2 (one read, one write, 128-bit
 accesses, several loads in flight per thread, enough programs to fill every SM), and never slower than
 ``torch.softmax``, whose row kernels also read once when a row fits and read 2-3 times otherwise.
-Known gap: ``"online"`` runs one program per row, so fewer rows than SMs leave the GPU under-filled
-(torch has the same limitation); a split-row variant would fix that and is not shipped.
+Known gaps, for the benchmark to confirm or refute: ``"online"`` runs one program per row, so fewer
+rows than SMs leave the GPU under-filled (torch has the same limitation; a split-row variant would fix
+it and is not shipped). Between 32,769 columns and what fits in shared memory (about 100k fp16 columns
+on sm_90), torch's softmax caches the row in shared memory and reads it once, where ``"online"`` reads
+it twice unless L2 serves the second read: GPT-2's 50,257-column rows are where this kernel is most
+likely to be slower than torch. A 65,536-element register tile spills (checked: 128 registers and
+400-500 bytes of stack at 16 warps), so the register design cannot close that gap.
 """
 
 from __future__ import annotations

@@ -51,7 +51,9 @@ CONFIGS: list[triton.Config] = [
 
 
 def smem_bytes(cfg: triton.Config, element_size: int) -> int:
-    """Estimated pipelined shared memory of ``cfg`` (operand tiles times stages), bytes."""
+    """Upper bound on the pipelined operand shared memory of ``cfg``, bytes: ``num_stages`` buffers of the
+    x and W tiles. Triton 3.9 allocates exactly that for wgmma tiles on sm_90 and one buffer fewer for
+    mma.sync tiles (sm_80, and 16/32-row tiles on sm_90), per ``metadata.shared`` of the AOT compiles."""
     kw = cfg.kwargs
     return cfg.num_stages * (kw["BLOCK_M"] * kw["BLOCK_K"] + kw["BLOCK_K"] * kw["BLOCK_N"]) * element_size
 

@@ -99,9 +99,8 @@ def _qkv_kernel(
     # masks only the K tail.
     rows = offs_m % M
     cols = offs_n % N
-    row_b = (rows // T).to(tl.int64)
-    row_t = (rows % T).to(tl.int64)
-    x_ptrs = x_ptr + (row_b * stride_xb + row_t * stride_xt)[:, None] + offs_k[None, :] * stride_xk
+    x_rows = (rows // T).to(tl.int64) * stride_xb + (rows % T).to(tl.int64) * stride_xt
+    x_ptrs = x_ptr + x_rows[:, None] + offs_k[None, :] * stride_xk
     w_ptrs = w_ptr + cols.to(tl.int64)[None, :] * stride_wn + offs_k[:, None] * stride_wk
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -114,8 +113,12 @@ def _qkv_kernel(
         w_ptrs += BLOCK_K * stride_wk
 
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + cols).to(tl.float32)[None, :]
+        acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
     out = acc.to(q_ptr.dtype.element_ty)
+    # Row indices again, unwrapped: recomputing them here (rather than keeping the prologue's alive
+    # through the K loop) is what keeps the 128-row tiles free of register spills on sm_80.
+    row_b = (offs_m // T).to(tl.int64)
+    row_t = (offs_m % T).to(tl.int64)
 
     # Epilogue: scatter the tile into the sections it overlaps (write BM x BN once in total).
     head = offs_n // HEAD_DIM  # global head index over [Q heads | K heads | V heads]
@@ -132,7 +135,7 @@ def _qkv_kernel(
     if tile_hi > n_q:
         pos = row_t
         if HAS_CACHE:
-            pos += tl.load(cache_len_ptr + row_b).to(tl.int64)
+            pos += tl.load(cache_len_ptr + row_b, mask=m_ok, other=0).to(tl.int64)
         # In-kernel guard (the launcher checks too): never write outside the cache's rows.
         row_ok = m_ok & (pos >= 0) & (pos < capacity)
         if tile_lo < n_qk:

@@ -7,6 +7,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 
+# The benchmark suite's hooks and options (inert without --benchmark). A plugin rather than
+# bench/conftest.py: a conftest below the root is not loaded at start-up for every command line (an
+# option value such as `--sweep full` hides the testpaths), and the xdist controller never collects.
+pytest_plugins = ("bench.plugin",)
+
 
 def pytest_addoption(parser) -> None:
     parser.addoption(

@@ -1,0 +1,181 @@
+"""What ran where: device, drivers, library versions, clocks, CPU, git commit, time and command line.
+
+Everything here is best effort and never fails a run: a field that cannot be read holds the reason.
+NVML (``pynvml``, from the ``nvidia-ml-py`` package) is optional; without it the clocks and throttle
+reasons are recorded as unavailable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+# NVML's clock-event ("throttle") reason bits, nvml.h.
+THROTTLE_REASONS: dict[int, str] = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+
+
+def decode_throttle_reasons(mask: int) -> list[str]:
+    """Names of the reason bits set in an NVML throttle mask (unknown bits as hex)."""
+    names = [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
+    unknown = mask & ~sum(THROTTLE_REASONS)
+    if unknown:
+        names.append(hex(unknown))
+    return names
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_info(root: Path) -> dict:
+    """Commit, branch and whether the working tree had changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"error": f"git unavailable: {exc}"}
+
+
+def cpu_info() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {"model": model, "logical_cores": os.cpu_count(), "usable_cores": usable,
+            "torch_threads": torch.get_num_threads(), "machine": platform.machine()}
+
+
+def cuda_device_info(index: int) -> dict:
+    props = torch.cuda.get_device_properties(index)
+    info = {
+        "index": index,
+        "name": props.name,
+        "compute_capability": f"{props.major}.{props.minor}",
+        "sm_count": props.multi_processor_count,
+        "l2_bytes": getattr(props, "L2_cache_size", None),
+        "total_memory_bytes": props.total_memory,
+        "uuid": str(getattr(props, "uuid", "")) or None,
+    }
+    return info
+
+
+def nvml_info(uuid: str | None) -> dict:
+    """Clocks (MHz), throttle reasons, temperature and power of the GPU with ``uuid``, via NVML."""
+    try:
+        import pynvml
+    except ImportError:
+        return {"available": False, "reason": "pynvml not importable (pip install nvidia-ml-py)"}
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # noqa: BLE001 - any NVML failure means "not available", recorded
+        return {"available": False, "reason": f"nvmlInit failed: {exc}"}
+    out: dict = {"available": True}
+    try:
+        if uuid:
+            key = uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+            handle = pynvml.nvmlDeviceGetHandleByUUID(key)
+        else:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            out["note"] = "device matched by NVML index 0 (no UUID)"
+
+        def field(name: str, fn, *args) -> None:
+            try:
+                value = fn(handle, *args)
+                out[name] = value.decode() if isinstance(value, bytes) else value
+            except Exception as exc:  # noqa: BLE001
+                out[name] = f"unavailable: {exc}"
+
+        field("sm_clock_mhz", pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_SM)
+        field("mem_clock_mhz", pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_MEM)
+        field("max_sm_clock_mhz", pynvml.nvmlDeviceGetMaxClockInfo, pynvml.NVML_CLOCK_SM)
+        field("max_mem_clock_mhz", pynvml.nvmlDeviceGetMaxClockInfo, pynvml.NVML_CLOCK_MEM)
+        field("temperature_c", pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU)
+        field("power_mw", pynvml.nvmlDeviceGetPowerUsage)
+        field("power_limit_mw", pynvml.nvmlDeviceGetEnforcedPowerLimit)
+        reasons_fn = (getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                      or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)
+        field("throttle_mask", reasons_fn)
+        if isinstance(out.get("throttle_mask"), int):
+            out["throttle_reasons"] = decode_throttle_reasons(out["throttle_mask"])
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+            out["driver_version"] = version.decode() if isinstance(version, bytes) else version
+        except Exception as exc:  # noqa: BLE001
+            out["driver_version"] = f"unavailable: {exc}"
+    except Exception as exc:  # noqa: BLE001
+        out = {"available": False, "reason": f"NVML query failed: {exc}"}
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001, S110
+            pass
+    return out
+
+
+def collect(*, root: Path, device: torch.device, device_name: str, command_line: list[str],
+            sweep: str, started: dt.datetime) -> dict:
+    """The ``provenance.json`` of one process (one device)."""
+    cuda = device.type == "cuda"
+    doc: dict = {
+        "timestamp_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command_line": command_line,
+        "cwd": os.getcwd(),
+        "sweep": sweep,
+        "device_kind": device.type,
+        "device_name": device_name,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "triton": _version("triton"),
+            "pytest": _version("pytest"),
+            "pytest-benchmark": _version("pytest-benchmark"),
+            "numpy": _version("numpy"),
+            "cuda_runtime": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if cuda else None,
+        },
+        "platform": platform.platform(),
+        "cpu": cpu_info(),
+        "git": git_info(root),
+        "env": {k: os.environ.get(k) for k in ("TRITON_INTERPRET", "RIDGEBENCH_AUTOTUNE",
+                                               "CUDA_VISIBLE_DEVICES", "PYTEST_XDIST_WORKER")},
+        "executable": sys.executable,
+    }
+    if cuda:
+        doc["device"] = cuda_device_info(device.index or 0)
+        doc["nvml_start"] = nvml_info(doc["device"]["uuid"])
+        doc["versions"]["driver"] = doc["nvml_start"].get("driver_version")
+    else:
+        doc["device"] = {"name": device_name, "note": "no CUDA device: torch on the CPU, Triton under its "
+                         "interpreter (checked, never timed)"}
+    return doc

@@ -1,0 +1,117 @@
+"""Results directories: ``results/<device-slug>/<UTC timestamp>/``, never overwritten.
+
+Each pytest process that runs benchmarks (the only one, or one xdist worker per GPU) writes its files
+into ``<run>/parts/<part>/``: ``benchmark.json`` (pytest-benchmark's JSON), ``skipped.json``,
+``ceilings.json``, ``provenance.json``. :func:`merge_parts` then writes the run's top-level files from
+all parts (one part: copied; several: benchmarks and skips concatenated, each worker's device kept)
+and removes ``parts/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from pathlib import Path
+
+RUN_FILES = ("benchmark.json", "ceilings.json", "provenance.json", "skipped.json")
+
+
+def device_slug(device_name: str) -> str:
+    """``"NVIDIA H100 80GB HBM3"`` -> ``nvidia-h100-80gb-hbm3``; ``"cpu: AMD EPYC"`` -> ``cpu-amd-epyc``."""
+    return re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-") or "unknown-device"
+
+
+def utc_stamp(when: dt.datetime) -> str:
+    """``20261122T051000Z`` (the run directory's name); ``when`` must be timezone-aware."""
+    if when.tzinfo is None:
+        raise ValueError("when: expected a timezone-aware datetime")
+    return when.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def new_run_dir(root: Path, device_name: str, when: dt.datetime) -> Path:
+    """Create and return a fresh ``root/<device-slug>/<stamp>/``; if that exists (two runs in one
+    second), ``<stamp>-2``, ``<stamp>-3``, ... An existing directory is never reused."""
+    parent = Path(root) / device_slug(device_name)
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = utc_stamp(when)
+    for n in range(1, 1000):
+        candidate = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{parent}: 999 runs already named {stamp}")
+
+
+def part_dir(run_dir: Path, part: str) -> Path:
+    """Where one process writes its files (``part``: ``main`` or the xdist worker id)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", part):
+        raise ValueError(f"part: expected a worker id like 'gw0' or 'main', got {part!r}")
+    path = Path(run_dir) / "parts" / part
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json(path: Path, doc: object) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _read(path: Path) -> object | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def merge_benchmark_json(docs: list[dict]) -> dict | None:
+    """One pytest-benchmark document from several: the first's metadata, every part's benchmarks."""
+    docs = [d for d in docs if d]
+    if not docs:
+        return None
+    merged = dict(docs[0])
+    merged["benchmarks"] = [b for d in docs for b in d.get("benchmarks", [])]
+    if len(docs) > 1:
+        merged["machine_info"] = dict(merged.get("machine_info") or {})
+        merged["machine_info"]["ridgebench_parts"] = len(docs)
+    return merged
+
+
+def merge_parts(run_dir: Path) -> dict[str, Path]:
+    """Write the run's top-level files from ``parts/*`` and remove the parts; returns what was written.
+
+    Several parts (xdist workers, one GPU each): benchmarks and skips concatenated in worker order;
+    ``ceilings.json`` is the first worker's with every worker's under ``per_worker``; ``provenance.json``
+    the first worker's with every worker's device, clocks and environment under ``per_worker``.
+    """
+    run_dir = Path(run_dir)
+    parts = sorted((p for p in (run_dir / "parts").glob("*") if p.is_dir()),
+                   key=lambda p: (len(p.name), p.name))  # gw2 before gw10
+    if not parts:
+        return {}
+    loaded = {name: [(p.name, _read(p / name)) for p in parts] for name in RUN_FILES}
+    written: dict[str, Path] = {}
+
+    bench = merge_benchmark_json([d for _, d in loaded["benchmark.json"] if isinstance(d, dict)])
+    if bench is not None:
+        written["benchmark.json"] = run_dir / "benchmark.json"
+        write_json(written["benchmark.json"], bench)
+
+    skipped = [dict(s, worker=name) if len(parts) > 1 else s
+               for name, doc in loaded["skipped.json"] if doc for s in doc]
+    written["skipped.json"] = run_dir / "skipped.json"
+    write_json(written["skipped.json"], skipped)
+
+    for name in ("ceilings.json", "provenance.json"):
+        docs = [(part, d) for part, d in loaded[name] if isinstance(d, dict)]
+        if not docs:
+            continue
+        doc = dict(docs[0][1])
+        if len(docs) > 1:
+            doc["per_worker"] = {part: d for part, d in docs}
+        written[name] = run_dir / name
+        write_json(written[name], doc)
+
+    shutil.rmtree(run_dir / "parts")
+    return written

@@ -1,0 +1,288 @@
+"""One benchmark, start to finish: build inputs on the device, run once, check against the reference,
+time, and record; or, without a GPU, check the Triton kernel under the interpreter and say it was not
+timed. Each ``bench/test_<kernel>.py`` supplies a :class:`KernelBench`; this module does the rest.
+
+Order of a timed benchmark:
+1. inputs built on the device (seeded), one call, synchronise, compare with the kernel's reference at
+   its ``TOLERANCES[dtype]``: a wrong result fails the benchmark with the error size and no time;
+2. warm-up: two more calls (the first call already compiled and autotuned);
+3. rounds: as many as fit pytest-benchmark's ``--benchmark-max-time`` (default 1 s) at the measured
+   cost of one round, at least ``--benchmark-min-rounds`` (default 5), at most 1000 (GPU) or 100 (CPU);
+4. ``benchmark.pedantic`` with the cache flush as ``setup`` (never timed) and, on CUDA, the
+   :class:`~bench.timing.DeviceClock` as the timer, so pytest-benchmark's numbers are device time;
+5. ``extra_info`` from :func:`bench.record.extra_info`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import time
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+import torch
+
+from bench.record import extra_info, skip_record
+from bench.session import BenchSession
+from bench.timing import choose_rounds, cuda_clock, summarize, timing_method
+from roofline.cost import MATMUL_KERNELS
+from roofline.sweeps import SweepPoint
+
+MAX_ROUNDS = {"cuda": 1000, "cpu": 100}
+# The torch baseline runs the unfused sequence in the input dtype, rounding each intermediate (x + bias,
+# the GEMM output before the transpose copy) where a fused kernel rounds once; it is checked at this
+# multiple of the kernel's tolerance: room for those roundings, still far below the O(1) error of a
+# wrong mask or layout.
+BASELINE_TOLERANCE_FACTOR = 4.0
+WARMUP_CALLS = 2
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A comparison with the reference: ``max_error`` (max |out - ref|) and ``worst`` (the largest
+    ``|out - ref| / (atol + rtol * |ref|)``; <= 1 passes). ``note`` says what was compared."""
+
+    max_error: float
+    worst: float
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.worst <= 1.0
+
+
+def compare(out: object, ref: object, tolerance: tuple[float, float], note: str = "") -> Check:
+    """Compare tensors (or tuples of tensors) elementwise in fp64; NaN or Inf mismatches never pass."""
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    refs = ref if isinstance(ref, (tuple, list)) else (ref,)
+    if len(outs) != len(refs):
+        raise ValueError(f"out: {len(outs)} tensors, reference has {len(refs)}")
+    atol, rtol = tolerance
+    max_error = worst = 0.0
+    for o, r in zip(outs, refs, strict=True):
+        if tuple(o.shape) != tuple(r.shape):
+            return Check(float("inf"), float("inf"), f"shape {tuple(o.shape)} != reference {tuple(r.shape)}")
+        if o.numel() == 0:
+            continue
+        od, rd = o.double(), r.double()
+        err = (od - rd).abs()
+        same_special = (od == rd) & ~torch.isfinite(rd)  # matching infinities count as exact
+        err = torch.where(same_special, torch.zeros_like(err), err)
+        err = torch.nan_to_num(err, nan=float("inf"))
+        max_error = max(max_error, float(err.max()))
+        worst = max(worst, float((err / (atol + rtol * rd.abs().nan_to_num(0.0))).max()))
+    return Check(max_error, worst, note)
+
+
+class KernelBench:
+    """What one kernel's benchmark file provides. ``build`` returns a dict of device tensors and sizes."""
+
+    kernel: str = ""
+    torch_variant: str = "torch"
+
+    def build(self, point: SweepPoint, device: torch.device) -> dict:
+        raise NotImplementedError
+
+    def torch_fn(self, kmod: ModuleType, x: dict) -> Callable[[], object]:
+        raise NotImplementedError
+
+    def triton_fn(self, kmod: ModuleType, x: dict, *, first: bool) -> Callable[[], object]:
+        """The launch; ``first`` is the checked call (launchers may skip host-side checks afterwards)."""
+        raise NotImplementedError
+
+    def check(self, kmod: ModuleType, x: dict, out: object, tolerance: tuple[float, float]) -> Check:
+        raise NotImplementedError
+
+    def interpreter_shape(self, shape: dict) -> dict:
+        """The shape the interpreter checks for a point (small enough to run in seconds on a CPU)."""
+        return dict(shape)
+
+
+def randn(gen: torch.Generator, *shape: int, dtype: torch.dtype, device: torch.device,
+          scale: float = 1.0) -> torch.Tensor:
+    """Seeded normal values made on ``device`` in ``dtype``, times ``scale``."""
+    t = torch.randn(shape, generator=gen, dtype=dtype, device=device)
+    return t.mul_(scale) if scale != 1.0 else t
+
+
+def generator(device: torch.device, seed: int = 0) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def import_kernel(kernel: str) -> ModuleType:
+    return importlib.import_module(f"kernels.{kernel}")
+
+
+def _skip(session: BenchSession, request: pytest.FixtureRequest, point: SweepPoint, provider: str,
+          category: str, reason: str, **details: object) -> None:
+    session.add_skip(skip_record(nodeid=request.node.nodeid, point=point, provider=provider,
+                                 category=category, reason=reason, **details))
+    pytest.skip(f"[{category}] {reason}")
+
+
+def classify(exc: BaseException, provider: str) -> str | None:
+    """The skip category of an exception that means "cannot run here", or None for a real failure."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return "out-of-memory"
+    module = type(exc).__module__ or ""
+    if module.startswith("triton") or type(exc).__name__ in ("OutOfResources", "CompilationError"):
+        return "compile-failure"
+    if isinstance(exc, NotImplementedError) or (provider == "triton" and isinstance(exc, (ValueError,
+                                                                                          TypeError))):
+        return "unsupported"
+    return None
+
+
+def interpreter_check(bench: KernelBench, kmod: ModuleType, point: SweepPoint, session: BenchSession,
+                      request: pytest.FixtureRequest) -> None:
+    """Without a GPU: run the Triton kernel under the interpreter on the CPU at
+    ``bench.interpreter_shape`` and compare; fail if wrong, else record it as checked, not timed, and
+    skip. bf16 matmul kernels are checked in fp16: the interpreter's bf16 ``tl.dot`` is unsupported."""
+    shape = bench.interpreter_shape(point.shape)
+    dtype, note = point.dtype, ""
+    if point.kernel in MATMUL_KERNELS and dtype == "bfloat16":
+        dtype = "float16"
+        note = ("checked in float16: the interpreter's bf16 tl.dot is unsupported "
+                "(triton-lang/triton#11584); bf16 is covered by the sm_80/sm_90 compile audit")
+    small = dataclasses.replace(point, shape=shape, dtype=dtype)
+    key = (point.kernel, point.sweep, json.dumps(shape, sort_keys=True), dtype)
+    if key not in session.checks:
+        tolerance = kmod.TOLERANCES[DTYPES[dtype]]
+        x = bench.build(small, torch.device("cpu"))
+        try:
+            out = bench.triton_fn(kmod, x, first=True)()
+        except Exception as exc:
+            category = classify(exc, "triton")
+            if category is None:
+                raise
+            session.checks[key] = (None, category, f"{type(exc).__name__}: {exc}")
+        else:
+            check = bench.check(kmod, x, out, tolerance)
+            launch = kmod_last_launch(point.kernel)
+            session.checks[key] = (check, tolerance, launch)
+    first, second, third = session.checks[key]
+    if first is None:
+        _skip(session, request, point, "triton", second, f"under the interpreter: {third}")
+    check, tolerance = first, second
+    if not check.ok:
+        pytest.fail(f"triton {point.kernel} is wrong under the interpreter at {shape} {dtype}: max error "
+                    f"{check.max_error:.3g} is {check.worst:.3g}x the tolerance (atol, rtol) = {tolerance}"
+                    f"{' (' + check.note + ')' if check.note else ''}")
+    reason = (f"not timed: no GPU. Checked under the Triton interpreter at {shape} {dtype} "
+              f"(max error {check.max_error:.3g}, {check.worst:.2f}x the tolerance)")
+    _skip(session, request, point, "triton", "not-timed", reason, checked_shape=shape, checked_dtype=dtype,
+          max_error=check.max_error, tolerance=list(tolerance), check_note=" ".join(filter(None, [
+              note, check.note])), variant=third.variant if third else None,
+          config=third.config if third else None)
+
+
+def kmod_last_launch(kernel: str):
+    from kernels._common import last_launch
+
+    return last_launch(kernel)
+
+
+def audit_line(kernel: str, variant: str | None, config: str | None, dtype: str, arch: int | None) -> object:
+    """The static audit's line for this launch, when ``kernels.audit`` offers a ``lookup``; else None."""
+    try:
+        audit = importlib.import_module("kernels.audit")
+    except ImportError:
+        return None
+    lookup = getattr(audit, "lookup", None)
+    if lookup is None or config is None or arch is None:
+        return None
+    try:
+        line = lookup(kernel=kernel, variant=variant, config=config, dtype=dtype, arch=arch)
+    except Exception as exc:  # noqa: BLE001 - the audit is advisory here; say why it is missing
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if line is None or isinstance(line, (dict, str)):
+        return line
+    return dataclasses.asdict(line) if dataclasses.is_dataclass(line) else str(line)
+
+
+def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, session: BenchSession,
+             request: pytest.FixtureRequest) -> None:
+    """Check, time and record one (provider, point)."""
+    provider, point = case
+    try:
+        kmod = import_kernel(point.kernel)
+    except Exception as exc:  # a missing or broken kernel module fails only its own benchmarks
+        _skip(session, request, point, provider, "unavailable",
+              f"kernels.{point.kernel} cannot be imported: {type(exc).__name__}: {exc}")
+    tolerance = tuple(kmod.TOLERANCES[DTYPES[point.dtype]])
+    if provider == "torch":
+        tolerance = tuple(BASELINE_TOLERANCE_FACTOR * t for t in tolerance)
+    if provider == "triton" and not session.triton_timed:
+        interpreter_check(bench, kmod, point, session, request)
+        return
+
+    roofs = session.ensure_ceilings()
+    device = session.device
+    try:
+        x = bench.build(point, device)
+        if provider == "torch":
+            first = fn = bench.torch_fn(kmod, x)
+        else:
+            first, fn = bench.triton_fn(kmod, x, first=True), bench.triton_fn(kmod, x, first=False)
+        out = first()
+        session.synchronize()
+        check = bench.check(kmod, x, out, tolerance)
+        del out
+    except Exception as exc:
+        category = classify(exc, provider)
+        if category is None:
+            raise
+        _skip(session, request, point, provider, category, f"{type(exc).__name__}: {exc}")
+    if not check.ok:
+        pytest.fail(f"{provider} {point.kernel} {point.label} {point.dtype}: wrong result, max error "
+                    f"{check.max_error:.3g} is {check.worst:.3g}x the tolerance (atol, rtol) = {tolerance}"
+                    f"{' (' + check.note + ')' if check.note else ''}; no time recorded")
+    variant, config = bench.torch_variant, None
+    if provider == "triton":
+        launch = kmod_last_launch(point.kernel)
+        variant, config = (launch.variant, launch.config) if launch else (None, None)
+
+    for _ in range(WARMUP_CALLS):
+        fn()
+    session.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(3):
+        session.flush()
+        fn()
+        session.synchronize()
+    per_round = (time.perf_counter() - t0) / 3
+    rounds = choose_rounds(per_round, budget_s=float(getattr(benchmark, "_max_time", 1.0)),
+                           min_rounds=int(getattr(benchmark, "_min_rounds", 5)),
+                           max_rounds=MAX_ROUNDS[session.device_kind])
+    if session.device_kind == "cuda":
+        benchmark._timer = cuda_clock(device)  # pytest-benchmark records device time
+    benchmark.group = f"{point.sweep} {point.dtype}"
+    benchmark.pedantic(fn, setup=session.flush, rounds=rounds, warmup_rounds=1, iterations=1)
+    stats = getattr(benchmark, "stats", None)
+    if getattr(benchmark, "disabled", False) or stats is None:
+        return  # --benchmark-disable: checked, not timed, nothing to record
+    summary = summarize(list(stats.stats.data))
+    method = timing_method(session.device_kind, flush_nbytes=session.flush_nbytes,
+                           cache_name=session.cache_name, warmup_calls=1 + WARMUP_CALLS + 3 + 1,
+                           rounds=summary.rounds,
+                           threads=torch.get_num_threads() if session.device_kind == "cpu" else None)
+    arch = None
+    if session.device_kind == "cuda":
+        cap = torch.cuda.get_device_capability(device)
+        arch = cap[0] * 10 + cap[1]
+    benchmark.extra_info.update(extra_info(
+        point=point, provider=provider, variant=variant, config=config, device_name=session.device_name,
+        device_kind=session.device_kind, summary=summary, roofs=roofs, max_error=check.max_error,
+        tolerance=tolerance, timing_method=method,
+        audit=audit_line(point.kernel, variant, config, point.dtype, arch) if provider == "triton" else None,
+        details={"layout": x.get("layout"), "check": check.note or "full output vs reference",
+                 "worst_over_tolerance": check.worst},
+    ))
+    session.timed += 1
+    del x, fn
+    if session.device_kind == "cuda":
+        torch.cuda.empty_cache()

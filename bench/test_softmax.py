@@ -1,0 +1,37 @@
+"""Row softmax over the last dimension, short rows to 256k-column rows: Triton single-block/online vs
+``torch.softmax``."""
+
+from __future__ import annotations
+
+import torch
+
+from bench.runner import DTYPES, KernelBench, compare, generator, randn, run_case
+
+KERNEL = "softmax"
+
+
+class SoftmaxBench(KernelBench):
+    kernel = KERNEL
+    torch_variant = "torch.softmax"
+
+    def build(self, point, device):
+        s = point.shape
+        x = randn(generator(device), s["rows"], s["cols"], dtype=DTYPES[point.dtype], device=device,
+                  scale=3.0)
+        return {"x": x, "layout": "x [rows, cols], contiguous; softmax over cols"}
+
+    def torch_fn(self, kmod, x):
+        return lambda: torch.softmax(x["x"], dim=-1)
+
+    def triton_fn(self, kmod, x, *, first):
+        return lambda: kmod.softmax(x["x"])
+
+    def check(self, kmod, x, out, tolerance):
+        return compare(out, kmod.softmax_ref(x["x"]), tolerance)
+
+    def interpreter_shape(self, shape):
+        return dict(shape, rows=min(shape["rows"], 4))
+
+
+def test_softmax(case, benchmark, bench_session, request):
+    run_case(SoftmaxBench(), case, benchmark, bench_session, request)

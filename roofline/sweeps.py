@@ -1,0 +1,239 @@
+"""The default benchmark sweeps, as pure data: which shapes each kernel runs at, per preset and device.
+
+A sweep point is one ``(kernel, trajectory, shape, dtype)``; its ``shape`` is exactly the keyword
+arguments of the kernel's cost function in :mod:`roofline.cost`, so
+``kernel_cost(p.kernel, p.shape, p.dtype)`` predicts it. Points of one trajectory (``sweep``) differ
+along one axis and form one line on a roofline plot. Every width comes from a model preset of
+:mod:`roofline.model`; only the token axes (batch, sequence, cache length, rows) are listed here.
+
+Presets (``sweep_points(preset, device_kind)``):
+
+``quick`` (the default)
+    GPU: decode GEMV and QKV at batch 1 -> 512 on Llama-2-7B (crossing the ridge: a bf16 GEMV's
+    intensity is about its batch, H100's ridge about 295 FLOP/B); causal prefill attention at sequence
+    128 -> 32k with 16k tokens per batch (FlashAttention's convention); decode attention over a KV cache
+    of 1k -> 128k, MHA (Llama-2-7B, batch 1) and GQA (Llama-2-70B, batch 8); softmax with 4096 rows of
+    1k -> 256k columns and 1k -> 256k rows of a 1k context; GELU on GPT-2 XL's MLP at 1 -> 16k tokens.
+    The memory-bound working sets sit on both sides of a 40-50 MiB L2. bf16.
+``full``
+    The same trajectories at every power of two, on more models (Llama-2-70B, Falcon-40B, the 52B
+    model, GPT-2 XL), in bf16 and fp16, with both GELU forms.
+``smoke``
+    One tiny point per kernel on :data:`SMOKE_MODEL` (GQA, biases): the end-to-end test of the
+    pipeline, seconds on a CPU.
+
+CPU scaling rule (``device_kind="cpu"``): the same trajectories, with widths from the smallest preset
+(GPT-2 small: D=768, 12 heads of 64, d_ff=3072), except the GQA decode trajectory, which keeps
+Llama-2-70B's 64/8 heads of 128; every token axis is cut to the first 4 points of the GPU axis
+spaced x4 (batch 1 -> 64, prefill 128 -> 1024 with 1k tokens per batch, cache 1k -> 16k (GQA:
+1k -> 4k), softmax 1k -> 64k columns of 256 rows and 1k -> 16k rows, GELU 1 -> 8k tokens); so the
+working sets still straddle a 32 MiB last-level cache and the whole default run fits in a few minutes
+on 2 cores. CPU points are bf16: the dtype CPUs multiply natively (fp16 GEMMs fall back to a scalar
+path, ~1 GFLOP/s on the development machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from roofline.errors import UsageError
+from roofline.model import PRESETS as MODELS
+from roofline.model import ModelConfig
+
+SWEEP_PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
+DEVICE_KINDS: tuple[str, ...] = ("cuda", "cpu")
+KERNELS: tuple[str, ...] = ("qkv", "gemv", "attention", "softmax", "gelu")
+
+# A deliberately tiny model for the smoke preset: grouped-query heads of 64 (the smallest head dim the
+# attention kernel ships), biases, a non-power-of-two MLP.
+SMOKE_MODEL = ModelConfig("smoke-tiny", n_layers=1, d_model=128, n_heads=2, n_kv_heads=1, d_ff=176,
+                          vocab_size=512, context_length=256, source="ridgebench smoke test")
+
+PREFILL_TOKENS = {"cuda": 16384, "cpu": 1024}  # tokens per prefill batch: batch = max(1, tokens // seq)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One benchmark shape. ``shape`` holds the cost function's keyword arguments (minus ``dtype``)."""
+
+    kernel: str
+    sweep: str
+    shape: dict = field(hash=False)
+    dtype: str
+    label: str
+
+    @property
+    def id(self) -> str:
+        """Test-id form: ``decode.llama2-7b.mlp_up-B64-bfloat16``."""
+        return f"{self.sweep.split('/', 1)[1]}-{self.label}-{self.dtype}".replace("/", ".").replace(" ", "")
+
+
+def _pow2(lo: int, hi: int, step: int = 2) -> list[int]:
+    out, v = [], lo
+    while v <= hi:
+        out.append(v)
+        v *= step
+    return out
+
+
+def _k(v: int) -> str:
+    return f"{v // 1024}k" if v >= 1024 and v % 1024 == 0 else str(v)
+
+
+# ------------------------------------------------------------------------------------------------
+# Trajectories: one model, one varying token axis.
+# ------------------------------------------------------------------------------------------------
+
+def gemv_decode(model: ModelConfig, which: str, batches: Iterable[int], dtype: str) -> list[SweepPoint]:
+    """Decode GEMV ``y[B, N] = x[B, K] @ W^T``: ``which`` is ``mlp_up`` (N=d_ff, K=D) or ``attn_out``."""
+    n, k = (model.d_ff, model.d_model) if which == "mlp_up" else (model.d_model, model.d_model)
+    sweep = f"gemv/decode.{model.name}.{which}"
+    return [SweepPoint("gemv", sweep, dict(batch=b, n=n, k=k, bias=model.bias), dtype, f"B{b}")
+            for b in batches]
+
+
+def qkv_tokens(model: ModelConfig, mode: str, tokens: Iterable[int], dtype: str) -> list[SweepPoint]:
+    """Fused QKV projection over ``m`` tokens: ``mode="decode"`` is m sequences of 1 token, ``"prefill"``
+    one sequence of m tokens (same cost; the benchmark shapes its input by the mode)."""
+    sweep = f"qkv/{mode}.{model.name}"
+    return [SweepPoint("qkv", sweep, dict(m=m, d_model=model.d_model, n_heads=model.n_heads,
+                                          n_kv_heads=model.n_kv_heads, head_dim=model.head_dim,
+                                          bias=model.bias), dtype, f"M{m}")
+            for m in tokens]
+
+
+def _heads(model: ModelConfig) -> dict:
+    return dict(n_heads=model.n_heads, n_kv_heads=model.n_kv_heads, head_dim=model.head_dim)
+
+
+def attention_prefill(model: ModelConfig, seqs: Iterable[int], tokens: int, dtype: str) -> list[SweepPoint]:
+    """Causal prefill (``cache_len=0``) at ``batch = max(1, tokens // seq)``."""
+    sweep = f"attention/prefill.{model.name}"
+    return [SweepPoint("attention", sweep, dict(batch=max(1, tokens // s), **_heads(model), q_len=s,
+                                                cache_len=0), dtype, f"S{_k(s)}")
+            for s in seqs]
+
+
+def attention_decode(model: ModelConfig, batch: int, caches: Iterable[int], dtype: str) -> list[SweepPoint]:
+    """One new token per sequence over a KV cache of ``cache_len`` tokens."""
+    sweep = f"attention/decode.{model.name}.b{batch}"
+    return [SweepPoint("attention", sweep, dict(batch=batch, **_heads(model), q_len=1, cache_len=c),
+                       dtype, f"L{_k(c)}")
+            for c in caches]
+
+
+def softmax_cols(rows: int, cols: Iterable[int], dtype: str, tag: str = "") -> list[SweepPoint]:
+    """``rows`` rows of growing length (single-pass vs looped rows; long rows spill)."""
+    sweep = f"softmax/cols.r{_k(rows)}{tag}"
+    return [SweepPoint("softmax", sweep, dict(rows=rows, cols=c), dtype, f"C{_k(c)}") for c in cols]
+
+
+def softmax_rows(model: ModelConfig, rows: Iterable[int], dtype: str) -> list[SweepPoint]:
+    """Attention-score-like rows of the model's context length, more and more of them."""
+    cols = model.context_length
+    sweep = f"softmax/rows.{model.name}.c{_k(cols)}"
+    return [SweepPoint("softmax", sweep, dict(rows=r, cols=cols), dtype, f"R{_k(r)}") for r in rows]
+
+
+def gelu_mlp(model: ModelConfig, tokens: Iterable[int], approximate: str, dtype: str) -> list[SweepPoint]:
+    """GELU over ``tokens x d_ff`` MLP activations, with the MLP bias fused when the model has one."""
+    bias_len = model.d_ff if model.bias else 0
+    sweep = f"gelu/mlp.{model.name}.{approximate}"
+    return [SweepPoint("gelu", sweep, dict(n=t * model.d_ff, approximate=approximate, bias_len=bias_len),
+                       dtype, f"T{_k(t)}")
+            for t in tokens]
+
+
+# ------------------------------------------------------------------------------------------------
+# Presets
+# ------------------------------------------------------------------------------------------------
+
+def _smoke(dtype: str) -> list[SweepPoint]:
+    m = SMOKE_MODEL
+    return [
+        *qkv_tokens(m, "decode", [3], dtype),
+        *gemv_decode(m, "mlp_up", [3], dtype),
+        *attention_prefill(m, [48], 48, dtype),
+        *attention_decode(m, 2, [80], dtype),
+        *softmax_cols(3, [m.d_ff], dtype),
+        *gelu_mlp(m, [5], "tanh", dtype),
+    ]
+
+
+def _cpu(preset: str) -> list[SweepPoint]:
+    small, gqa = MODELS["gpt2-small"], MODELS["llama2-70b"]
+    dtype = "bfloat16"
+    batches = _pow2(1, 64, 4)  # 1, 4, 16, 64
+    pts = [
+        *gemv_decode(small, "mlp_up", batches, dtype),
+        *qkv_tokens(small, "decode", batches, dtype),
+        *attention_prefill(small, [128, 256, 512, 1024], PREFILL_TOKENS["cpu"], dtype),
+        *attention_decode(small, 1, _pow2(1024, 16384, 4), dtype),
+        *attention_decode(gqa, 1, _pow2(1024, 4096, 4), dtype),
+        *softmax_cols(256, _pow2(1024, 65536, 4), dtype),
+        *softmax_rows(small, _pow2(1024, 16384, 4), dtype),
+        *gelu_mlp(small, [1, 64, 1024, 8192], "tanh", dtype),
+    ]
+    if preset == "full":
+        pts += [
+            *gemv_decode(small, "attn_out", batches, dtype),
+            *qkv_tokens(small, "prefill", [256, 1024], dtype),
+            *gelu_mlp(small, [64, 1024], "none", dtype),
+        ]
+    return pts
+
+
+def _cuda_quick(dtype: str) -> list[SweepPoint]:
+    l7, l70, xl = MODELS["llama2-7b"], MODELS["llama2-70b"], MODELS["gpt2-xl"]
+    return [
+        *gemv_decode(l7, "mlp_up", _pow2(1, 512), dtype),
+        *qkv_tokens(l7, "decode", _pow2(1, 512), dtype),
+        *attention_prefill(l7, _pow2(128, 32768, 4), PREFILL_TOKENS["cuda"], dtype),
+        *attention_decode(l7, 1, _pow2(1024, 131072, 4), dtype),
+        *attention_decode(l70, 8, _pow2(1024, 131072, 4), dtype),
+        *softmax_cols(4096, _pow2(1024, 262144, 4), dtype),
+        *softmax_rows(MODELS["gpt2-small"], _pow2(1024, 262144, 16), dtype),
+        *gelu_mlp(xl, _pow2(1, 16384, 16), "tanh", dtype),
+    ]
+
+
+def _cuda_full(dtype: str) -> list[SweepPoint]:
+    l7, l70, falcon, a52, xl = (MODELS[n] for n in ("llama2-7b", "llama2-70b", "falcon-40b",
+                                                     "anthropic-52b", "gpt2-xl"))
+    batches = _pow2(1, 512)
+    pts: list[SweepPoint] = []
+    for model in (l7, l70, falcon, xl):
+        pts += gemv_decode(model, "mlp_up", batches, dtype)
+        pts += qkv_tokens(model, "decode", batches, dtype)
+    pts += gemv_decode(l7, "attn_out", batches, dtype)
+    pts += qkv_tokens(l7, "prefill", _pow2(1024, 16384), dtype)
+    for model in (l7, l70, xl):
+        pts += attention_prefill(model, _pow2(128, 32768), PREFILL_TOKENS["cuda"], dtype)
+    pts += attention_decode(l7, 1, _pow2(1024, 131072), dtype)
+    pts += attention_decode(l7, 16, _pow2(1024, 32768), dtype)
+    pts += attention_decode(l70, 8, _pow2(1024, 131072), dtype)
+    pts += attention_decode(falcon, 1, _pow2(1024, 131072), dtype)
+    pts += softmax_cols(4096, _pow2(1024, 262144), dtype)
+    pts += softmax_cols(64, [l7.vocab_size, xl.vocab_size], dtype, tag=".vocab")
+    pts += softmax_rows(MODELS["gpt2-small"], _pow2(1024, 262144, 4), dtype)
+    for model in (xl, a52):
+        for approximate in ("tanh", "none"):
+            pts += gelu_mlp(model, _pow2(1, 16384, 4), approximate, dtype)
+    return pts
+
+
+def sweep_points(preset: str = "quick", device_kind: str = "cuda") -> list[SweepPoint]:
+    """The points of sweep ``preset`` (``smoke``, ``quick``, ``full``) for ``device_kind`` (``cuda``,
+    ``cpu``), in a stable order. Raises :class:`UsageError` for an unknown preset or device kind."""
+    if preset not in SWEEP_PRESETS:
+        raise UsageError(f"sweep preset: unknown {preset!r}; expected one of {', '.join(SWEEP_PRESETS)}")
+    if device_kind not in DEVICE_KINDS:
+        raise UsageError(f"device kind: unknown {device_kind!r}; expected one of {', '.join(DEVICE_KINDS)}")
+    if preset == "smoke":
+        return _smoke("bfloat16" if device_kind == "cpu" else "float16")
+    if device_kind == "cpu":
+        return _cpu(preset)
+    if preset == "quick":
+        return _cuda_quick("bfloat16")
+    return _cuda_full("bfloat16") + _cuda_full("float16")

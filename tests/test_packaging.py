@@ -1,0 +1,78 @@
+"""Installing ridgebench must not install (and so shadow) top-level ``kernels``, ``bench`` or ``roofline``
+modules: those are also names of unrelated PyPI packages. The code runs from the checkout instead,
+with pytest's ``pythonpath`` putting the checkout first."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = ("kernels", "bench", "roofline")
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_pyproject_installs_no_packages_and_runs_from_the_checkout():
+    data = pyproject()
+    assert data["tool"]["setuptools"]["packages"] == []
+    assert "py-modules" not in data["tool"]["setuptools"]
+    assert data["tool"]["pytest"]["ini_options"]["pythonpath"] == ["."]
+    assert data["project"]["requires-python"] == ">=3.10"
+    deps = " ".join(data["project"]["dependencies"])
+    for dep in ("torch", "triton", "numpy", "matplotlib", "pytest-benchmark"):
+        assert dep in deps
+
+
+def test_our_modules_are_imported_from_the_checkout():
+    import bench  # noqa: F401  (may be a namespace package until bench/__init__.py exists)
+    import kernels
+    import roofline
+
+    for module in (kernels, roofline):
+        assert Path(module.__file__).resolve().parent.parent == ROOT
+    site = sysconfig.get_paths()["purelib"]
+    entries = [str(Path(p).resolve()) for p in sys.path if p]
+    assert str(ROOT) in entries
+    if site in sys.path:
+        assert entries.index(str(ROOT)) < sys.path.index(site)  # ours before anything installed
+
+
+def test_built_wheel_contains_no_top_level_module(tmp_path):
+    """Build the wheel from a copy of the project (no build outputs land in the checkout) and check it
+    holds metadata only."""
+    pytest.importorskip("setuptools")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for pkg in OURS:  # the packages setuptools could find, with an __init__ each
+        (src / pkg).mkdir()
+        (src / pkg / "__init__.py").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+         "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True, text=True, timeout=300,
+    )
+    if proc.returncode and "No module named" in proc.stderr:
+        pytest.skip(f"cannot build a wheel here: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = (tmp_path / "dist").glob("ridgebench-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert names and all(n.startswith("ridgebench-") and ".dist-info/" in n for n in names), names
+    top_level = [n for n in names if n.endswith("top_level.txt")]
+    for entry in top_level:
+        assert zipfile.ZipFile(wheel).read(entry).decode().split() == []

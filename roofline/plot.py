@@ -24,6 +24,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt  # noqa: E402,I001  (after plot_layout chose the backend)
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from roofline import plot_layout as L  # sets the Agg backend before pyplot loads
 from roofline.cost import MATMUL_KERNELS, kernel_cost
@@ -137,7 +138,7 @@ def _limits(points: list[Point], specs: list[HardwareSpec], classes: list[str]) 
     peaks = [peak_for(s, c)[0] for s in specs for c in classes]
     x0, x1 = min(xs + ridges) / 4, max(xs + ridges) * 8
     y0 = min(ys + [x0 * s.mem_bandwidth for s in specs]) / 4
-    return (x0, x1), (max(y0, min(peaks) * 1e-9), max(peaks) * 4)
+    return (x0, x1), (max(y0, min(peaks) * 1e-9), max(peaks) * 12)  # room above the roofs for labels
 
 
 def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict[str, list[str]], xlim
@@ -165,13 +166,18 @@ def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict
                          ms=9 if kind == "seed" else 6, zorder=5, gid=f"ridge:{cls}:{kind}:{spec.name}")[0]
             pt.ridge_value = ridge
             placer.block_point(ridge, peak, 5)
+    for spec, kind in roofs:
+        if kind == "seed":
+            seed = SEED_REFERENCES.get(spec.name, "seed")
+            bw = L.si(spec.mem_bandwidth, 'B/s', 2)
+            text = f"{ridge_for(spec, 'tensor16'):.0f} FLOP/B: {seed}'s A100 ({bw})"
+            placer.place(text, (ridge_for(spec, "tensor16"), spec.peak("tensor16")),
+                         angles=(60, 80, 100, 120, 40, 140, -30, -60), color="0.35", fontsize=8)
     main = [(s, k) for s, k in roofs if k != "seed"]
     top = max(main, key=lambda sk: sk[0].mem_bandwidth)[0]
     x_mem = xlim[0] * (top.peak_flops[max(top.peak_flops, key=top.peak_flops.get)] / top.mem_bandwidth
                        / xlim[0]) ** 0.12
-    placer.place("memory: " + " / ".join(f"{L.si(s.mem_bandwidth, 'B/s')} {k}" for s, k in main),
-                 (x_mem, x_mem * top.mem_bandwidth), angles=(112, 135, 100, 150, -45, -60),
-                 color="0.1", fontsize=9)
+    peak_labels = []
     for cls in dict.fromkeys(c for s, _ in main for c in classes[s.name]):
         have = [(s, k) for s, k in main if cls in classes[s.name]]
         values = []
@@ -179,20 +185,17 @@ def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict
             peak, used = peak_for(s, cls)
             note = "" if used == cls else f" (no {cls} unit: {used})"
             values.append(f"{L.si(peak, 'FLOP/s')} {k}{note}")
-        hi = max(peak_for(s, cls)[0] for s, _ in have)
-        placer.place(f"{cls} peak: " + " / ".join(values), (xlim[1] / 1.5, hi), angles=(100, 120, 80, -100),
-                     color="0.1", fontsize=9)
         first = have[0][0]
         ridges = " / ".join(f"{ridge_for(s, cls):.3g} {k}" for s, k in have)
         placer.place(f"ridge {cls}: {ridges} FLOP/B", (ridge_for(first, cls), peak_for(first, cls)[0]),
                      angles=(-60, -80, -40, -100, -120, -20), color="0.1", fontsize=8)
-    for spec, kind in roofs:
-        if kind == "seed":
-            seed = SEED_REFERENCES.get(spec.name, "seed")
-            text = (f"ridge {ridge_for(spec, 'tensor16'):.0f} FLOP/B ({seed}: "
-                    f"{L.si(spec.peak('tensor16'), 'FLOP/s')} / {L.si(spec.mem_bandwidth, 'B/s', 2)})")
-            placer.place(text, (ridge_for(spec, "tensor16"), spec.peak("tensor16")),
-                         angles=(60, 80, 40, 100, 120, -30, -60), color="0.35", fontsize=8)
+        hi = max(peak_for(s, cls)[0] for s, _ in have)
+        peak_labels.append((f"{cls} peak: " + " / ".join(values), (xlim[1] / 1.5, hi)))
+    for text, xy in peak_labels:
+        placer.place(text, xy, angles=(100, 120, 80, -100, -120), color="0.1", fontsize=9)
+    placer.place("memory: " + " / ".join(f"{L.si(s.mem_bandwidth, 'B/s')} {k}" for s, k in main),
+                 (x_mem, x_mem * top.mem_bandwidth), angles=(112, 135, 100, 150, -45, -60),
+                 color="0.1", fontsize=9)
 
 
 def roofline_figure(points: list[Point], roofs: list[tuple[HardwareSpec, str]], *, dtype: str, title: str):
@@ -201,6 +204,8 @@ def roofline_figure(points: list[Point], roofs: list[tuple[HardwareSpec, str]], 
     fig.subplots_adjust(left=0.07, right=0.72, top=0.88, bottom=0.09)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     extra = sorted({p.dtype_class for p in points})
     main = [s for s, k in roofs if k != "seed"]
     classes = {s.name: roof_classes(dtype, s, extra) for s, _ in roofs}
@@ -305,7 +310,7 @@ def fraction_figure(points: list[Point], *, title: str):
     ys = list(range(len(order)))[::-1]
     colors = [L.kernel_color(p.kernel, kernels) for p in order]
     bars = ax.barh(ys, fractions, color=colors, alpha=0.8, height=0.7,
-                   edgecolor=["red" if p.above_roof else "none" for p in order], linewidth=1.5)
+                   edgecolor="red", linewidth=[2.0 if p.above_roof else 0.0 for p in order])
     for bar, p in zip(bars, order, strict=True):
         bar.set_gid(f"fraction:{p.name}")
     groups: dict[tuple[str, str], list[Point]] = {}
@@ -323,6 +328,7 @@ def fraction_figure(points: list[Point], *, title: str):
     else:
         ax.set_xlim(0, max(1.1, max(fractions) * 1.15))
     ax.axvline(1.0, color="0.2", ls="--", lw=1)
+    ax.text(1.0, 1.0, " roof", transform=ax.get_xaxis_transform(), va="bottom", ha="center", fontsize=8)
     for y, f, p in zip(ys, fractions, order, strict=True):
         text = f"{f:.1%}" if f >= 0.001 else f"{f:.1e}"
         ax.text(f * (1.08 if ax.get_xscale() == "log" else 1.0) + (0 if ax.get_xscale() == "log" else 0.01),
@@ -338,8 +344,8 @@ def save(fig, base: Path) -> list[Path]:
     """Write ``base.png`` and ``base.svg``; close the figure."""
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[0], dpi=130)  # the layout is fixed (subplots_adjust): no tight-bbox redraw
+    fig.savefig(paths[1])
     plt.close(fig)
     return paths
 

@@ -62,7 +62,7 @@ class LabelPlacer:
     in :attr:`dropped` rather than drawn over another.
     """
 
-    RADII = (6, 14, 26, 42, 62, 85)
+    RADII = (6, 14, 26, 42, 62, 85, 115)
     ANGLES = (45, -45, 135, -135, 0, 180, 90, -90, 22, -22, 158, -158, 68, -68, 112, -112)
 
     def __init__(self, fig: Figure, ax: Axes) -> None:
@@ -71,6 +71,7 @@ class LabelPlacer:
         self.boxes = np.empty((0, 4))  # x0, y0, x1, y1 in display pixels
         self.dropped: list[str] = []
         self.placed: list = []
+        self.label_boxes: list[Bbox] = []
         self.area = ax.get_window_extent(self.renderer).frozen()  # the layout is fixed before placing
 
     def _add(self, x0, y0, x1, y1) -> None:
@@ -91,6 +92,23 @@ class LabelPlacer:
                     & (py > self.area.y0 - 10) & (py < self.area.y1 + 10))
             h = half_width_px
             self._add(px[keep] - h, py[keep] - h, px[keep] + h, py[keep] + h)
+
+    def _leader(self, xy: tuple[float, float], box: Bbox) -> np.ndarray:
+        """Points along the leader line (display pixels): matplotlib draws it from the anchor towards the
+        text box's centre and clips it at the box, so keep the points outside the box."""
+        px, py = self.ax.transData.transform(xy)
+        tx, ty = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+        n = max(3, int(math.hypot(tx - px, ty - py) / 3))
+        t = np.linspace(0.0, 1.0, n)[1:-1]
+        pts = np.column_stack([px + t * (tx - px), py + t * (ty - py)])
+        inside = (pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)
+        return pts[~inside]
+
+    def _crosses_labels(self, pts: np.ndarray) -> bool:
+        for b in self.label_boxes:
+            if ((pts[:, 0] > b.x0) & (pts[:, 0] < b.x1) & (pts[:, 1] > b.y0) & (pts[:, 1] < b.y1)).any():
+                return True
+        return False
 
     def free(self, box: Bbox) -> bool:
         inside = (box.x0 >= self.area.x0 + 2 and box.x1 <= self.area.x1 - 2
@@ -116,8 +134,13 @@ class LabelPlacer:
                 # the text's own box: its leader line may cross the anchor's obstacle box by design
                 ann.update_positions(self.renderer)
                 box = Text.get_window_extent(ann, self.renderer).padded(2)
-                if self.free(box):
+                leader = self._leader(xy, box) if arrow else None
+                if self.free(box) and (leader is None or not self._crosses_labels(leader)):
                     self._add([box.x0], [box.y0], [box.x1], [box.y1])
+                    self.label_boxes.append(box)
+                    if leader is not None:
+                        lx, ly = leader[:, 0], leader[:, 1]
+                        self._add(lx - 1.5, ly - 1.5, lx + 1.5, ly + 1.5)
                     self.placed.append(ann)
                     return ann
                 ann.remove()

@@ -92,6 +92,8 @@ def size_label(shape: dict, keys: list[str] | None = None) -> str:
 def _short(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, int) and value >= 1 << 20 and value % (1 << 20) == 0:
+        return f"{value >> 20}M"
     if isinstance(value, int) and value >= 1024 and value % 1024 == 0:
         return f"{value // 1024}k"
     if isinstance(value, (list, tuple)):
@@ -182,16 +184,18 @@ def ridge_for(spec: HardwareSpec, cls: str) -> float:
 
 def _read_json(path: Path, what: str) -> object:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not valid JSON (not UTF-8 text)") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise UsageError(f"{path}: not valid JSON ({exc.msg} at {where})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def _number(value: object, where: str, *, positive: bool = True) -> float:

@@ -141,8 +141,10 @@ def _gemv_splitk_reduce_kernel(
     mask = offs_n < N
     ptrs = ws_ptr + b * stride_wsb + offs_n
     acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
-    for s in range(0, SPLITS):
-        acc += tl.load(ptrs + s * stride_wss, mask=mask, other=0.0)  # read S*B*N*4 bytes in all
+    # Unrolled so that several partial loads are in flight at once (the order of the adds is unchanged).
+    for _ in tl.range(0, SPLITS, loop_unroll_factor=4):
+        acc += tl.load(ptrs, mask=mask, other=0.0)  # read S*B*N*4 bytes in all
+        ptrs += stride_wss  # 64-bit pointer arithmetic: S*B*N may pass 2**31
     if HAS_BIAS:
         acc += tl.load(bias_ptr + offs_n, mask=mask, other=0.0).to(tl.float32)
     tl.store(y_ptr + b * stride_yb + offs_n, acc.to(y_ptr.dtype.element_ty), mask=mask)

@@ -17,10 +17,11 @@ Two variants, side by side in :data:`VARIANTS`; :func:`select_variant` picks one
   weight tile, each with its own ``[BLOCK_N, BLOCK_K]`` fp32 accumulator that is reduced across K once,
   after the loop (no per-step shuffles). K is split across programs so that even B = 1 with small N
   launches several programs per SM (bytes in flight, not FLOPs, are the limit).
-- ``"tiled"`` (larger B): a tensor-core ``tl.dot`` tile GEMM (HMMA on sm_80, wgmma on sm_90) with
-  software-pipelined loads (``num_stages`` 3-4), ``BLOCK_M`` sized to B, programs over M varying fastest
-  so that the programs sharing a weight tile run together and W comes from HBM once. It uses the same
-  K split when the tile grid alone would not fill the GPU.
+- ``"tiled"`` (B > :data:`SPLITK_MAX_BATCH`): a tensor-core ``tl.dot`` tile GEMM (HMMA on sm_80; wgmma
+  on sm_90 from ``BLOCK_M`` = 64, HMMA below) with software-pipelined loads (``num_stages`` 3-4),
+  ``BLOCK_M`` sized to B, programs over M varying fastest so that the programs sharing a weight tile run
+  together and W comes from HBM once. It uses the same K split when the tile grid alone would not fill
+  the GPU.
 
 Split-K partials are reduced deterministically: each split writes fp32 partials to a workspace
 ``[S, B, N]`` and a second kernel sums them in split order (plus the bias) into ``y``, so two runs are
@@ -32,10 +33,15 @@ stays under ~10% of the weight bytes.
 Design targets for the GPU benchmark (targets, not claims; nothing here was measured on a GPU): at B = 1
 with a weight several times larger than L2, at least 85% of measured copy bandwidth, and not slower than
 cuBLAS (``F.linear``) at B <= 8. How the design aims there: 128-bit evict-first weight loads with no
-shared-memory staging; enough programs (split-K) to keep ~16-32 KB in flight per SM; fp32 partials and
-the second pass cost under 10% of the weight bytes; a tensor-core path once B makes CUDA-core FMAs the
-limit. Known risk: the second pass is a second launch (a few microseconds), which matters for weights
-of a few MB.
+shared-memory staging; at most 76 registers at B = 1 (six 4-warp programs fit per SM) and split-K
+aiming at four programs per SM, i.e. ~32 KB of weight loads in flight per SM, above the ~20 KB that
+latency x bandwidth asks on an H100; fp32 partials and the second pass cost under 10% of the weight
+bytes. Crossover (a design choice, to be checked against measurements): at B <= 4 and full bandwidth the
+CUDA-core FMAs need ~20% of an H100 SXM's and ~42% of an A100 80GB's FP32 peak (2*B FLOPs per 2-byte
+weight element), so the split-K path stays bandwidth-bound; from B = 5 (so
+B = 5..8 of the cuBLAS target) the tiled path runs on tensor cores with ``BLOCK_M`` = 16 and the same
+K split. Known risks: the second pass is a second launch (a few microseconds), which matters for
+weights of a few MB; the x row is re-read from L1 once per weight-tile row (L1 traffic, not HBM).
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ SPLITK_MAX_BATCH = 4  # select_variant: B <= 4 -> "splitk" (CUDA cores), B > 4 -
 DEFAULT_NUM_SMS = 132  # H100 SXM; used when torch.cuda cannot tell (CPU, interpreter, AOT)
 PROGRAMS_PER_SM = {"splitk": 4, "tiled": 2}  # split-K target: programs in flight per SM
 MAX_SPLITS = 64
+MAX_N = 65535 * 16  # grid axis 1 (<= 65535) holds N tiles of at least 16 rows
 MIN_K_PER_SPLIT = 512  # a split streams at least this many K elements (amortises its partial write)
 
 # ----------------------------------------------------------------------------------------------
@@ -86,7 +93,8 @@ TILED_CONFIGS = [
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=4, num_stages=4),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=8, num_stages=3),
 ]
-REDUCE_CONFIG = triton.Config({"BLOCK_N": 1024}, num_warps=4, num_stages=1)
+# reduce: 64 threads x 4 fp32 (one 128-bit load per split); small blocks so B=1 still spreads over SMs.
+REDUCE_CONFIG = triton.Config({"BLOCK_N": 256}, num_warps=2, num_stages=1)
 
 
 def prune_splitk_configs(configs: list, batch: int) -> list:
@@ -153,7 +161,11 @@ def select_variant(batch: int, n: int, k: int) -> str:
 
 def _validate(x: object, weight: object, bias: object, split_k: object) -> None:
     check_tensor("x", x, ndim=2)
-    check_tensor("weight", weight, ndim=2, dtypes=SUPPORTED_DTYPES)
+    check_tensor("weight", weight, ndim=2, dtypes=SUPPORTED_DTYPES, last_dim_contiguous=False)
+    if weight.shape[1] > 1 and weight.stride(1) != 1:
+        hint = " (a transposed view: pass nn.Linear's [N, K] weight itself)" if weight.stride(0) == 1 else ""
+        raise ValueError(f"weight: expected [N, K] with K contiguous (stride 1), got strides "
+                         f"{tuple(weight.stride())}{hint}")
     check_same_dtype_device("weight", weight, "x", x)
     if weight.shape[1] != x.shape[1]:
         raise ValueError(f"weight: expected shape (N, K={x.shape[1]}) (nn.Linear layout [out, in]) to match "
@@ -166,8 +178,8 @@ def _validate(x: object, weight: object, bias: object, split_k: object) -> None:
         raise ValueError(f"x: expected a CUDA tensor (CPU tensors need TRITON_INTERPRET=1), got {x.device}")
     if split_k is not None and (not isinstance(split_k, int) or isinstance(split_k, bool) or split_k <= 0):
         raise ValueError(f"split_k: expected a positive integer or None, got {split_k!r}")
-    if weight.shape[0] > 2**20:
-        raise ValueError(f"weight: at most 2**20 output rows (grid limit), got N={weight.shape[0]}")
+    if weight.shape[0] > MAX_N:
+        raise ValueError(f"weight: at most {MAX_N} output rows (CUDA grid limit), got N={weight.shape[0]}")
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -18,7 +18,7 @@ BF16_DOT_SKIP = ("bf16 tl.dot returns garbage under the Triton interpreter (trit
 CASES = [
     (1, 37, 300, False),
     (2, 50, 129, True),
-    (3, 96, 1000, True),  # K spans 8 BLOCK_K=128 tiles: the heuristic splits K
+    (3, 96, 1100, True),  # the heuristic splits K in two here (asserted below)
     (17, 33, 77, False),
     (64, 24, 200, True),
 ]
@@ -94,6 +94,19 @@ def test_heuristic_crossover_and_split_count():
     # the workspace cap: at B=512 the fp32 partials would cost more than the split saves
     assert g.split_count(4, 4096, 512, 2, 64, 132, 2) == (1, 4096)
     assert g.split_count(10_000, 4096, 1, 2, 128, 132, 4)[0] == 1  # enough tiles already
+    assert g.split_count(3, 1100, 3, 2, 128, 132, 4) == (2, 640)  # CASES' (3, 96, 1100) case, splitk
+    assert g.split_count(2, 1100, 3, 2, 128, 132, 2) == (2, 640)  # ... and tiled
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_autotuner_wiring(variant):
+    # what a GPU run with autotuning uses: all shipped configs, pruned by the batch size
+    tuned = g._autotuned(variant)
+    assert [g.triton_config_id(c) for c in tuned.configs] == [
+        g.triton_config_id(c) for c in g._CONFIGS[variant]]
+    for batch in (1, 3, 17, 512):
+        kept = tuned.early_config_prune(tuned.configs, {"B": batch})
+        assert kept and kept == g._PRUNE[variant](g._CONFIGS[variant], batch)
 
 
 def test_empty_inputs_launch_nothing():
@@ -116,6 +129,7 @@ def _bad_calls():
         ("weight", TypeError, lambda: gemv(x, w.half())),
         ("weight", ValueError, lambda: gemv(x, w.to("meta"))),
         ("weight", ValueError, lambda: gemv(x, w.t().contiguous().t())),
+        ("weight", ValueError, lambda: gemv(x, w[:, ::2])),
         ("weight", ValueError, lambda: gemv(x, torch.zeros(1, 16).expand(2**20 + 1, 16))),
         ("bias", ValueError, lambda: gemv(x, w, bv[:5])),
         ("bias", TypeError, lambda: gemv(x, w, bv.half())),

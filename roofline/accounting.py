@@ -301,6 +301,17 @@ def training_flops(cfg: ModelConfig, tokens: int, seq: int | None = None) -> Tra
                          3.0 * per_token_full * tokens, 3.0 * per_token_causal * tokens)
 
 
+def training_state_bytes(cfg: ModelConfig, mixed_precision: bool = True) -> dict[str, int]:
+    """Bytes of parameters, gradients and Adam state (seed 003 eqs. 2.1-2.4, activations excluded).
+
+    fp32: model 4N, gradients 4N, Adam moments 8N (16N). Mixed precision: a 2N half-precision model, 4N
+    fp32 gradients, and 12N of optimizer state (fp32 master weights + two moments): 18N.
+    """
+    n = param_counts(cfg).total
+    model, grads, optim = (2 * n, 4 * n, 12 * n) if mixed_precision else (4 * n, 4 * n, 8 * n)
+    return {"params": model, "grads": grads, "optimizer": optim, "total": model + grads + optim}
+
+
 # Latency bounds are in roofline.latency (which imports this module); re-exported lazily.
 _LATENCY_NAMES = frozenset({
     "LatencyBreakdown", "prefill_latency", "decode_step_latency", "prefill_seconds_lower_bound",

@@ -266,6 +266,20 @@ def test_seed_003_training_flops_eq_3_2():
     assert t.detailed / t.six_n == pytest.approx(1 + s / (6 * d), rel=0.02)  # the O(S/D) correction
 
 
+def test_seed_003_gpt3_training_memory_is_tib_not_thousands_of_tib():
+    """Seed 003 (2.16-2.17) puts mixed-precision GPT-3's non-activation memory at "1463 TiB" (params
+    162, grads 325, optimizer 975 TiB). Its own eqs. 2.3-2.4 give 2N + 4N + 12N = 18N bytes: with
+    N = 174.6B that is 3.14e12 B = 2.86 TiB (params 0.32, grads 0.64, optimizer 1.91 TiB). The seed's
+    figures are N/2^30 x (1, 2, 6): GiB-sized numbers labelled TiB, and half of each."""
+    n = acc.param_counts(PRESETS["gpt3-175b"]).total
+    state = acc.training_state_bytes(PRESETS["gpt3-175b"])
+    assert state["total"] == 18 * n
+    assert state["total"] / 2**40 == pytest.approx(2.86, abs=0.01)
+    assert (state["params"] / 2**40, state["grads"] / 2**40) == pytest.approx((0.318, 0.635), abs=1e-3)
+    assert n / 2**30 == pytest.approx(162.6, abs=0.1)  # the seed's "162 TiB" is N in GiB
+    assert acc.training_state_bytes(PRESETS["gpt3-175b"], mixed_precision=False)["total"] == 16 * n
+
+
 def test_seed_003_falcon_40b_kv_cache():
     """Seed 003 sec. 8 pretends Falcon-40B is multi-head: KV for a 2048-token sequence is
     2*2*2048*8192*60 B = 3.75 GiB ("4GiB"), so batch 200 needs 750 GiB + 77 GiB of weights. That does

@@ -116,7 +116,8 @@ def test_seed_004_52b_on_four_gpus():
 
 def test_seed_004_compute_bound_batch_is_about_208():
     """The decode step turns compute-bound near batch 208 = 312e12 / 1.5e12 (weights dominate the
-    bytes); the embedding rows, logits and new K/V each sequence adds push it to 209."""
+    bytes); the embedding rows, logits and new K/V each sequence adds push it to 209. (The seed writes
+    the ratio as "A_bw / A_c"; it is the FLOP rate over the memory bandwidth, A_f / A_bm.)"""
     b = lat.decode_compute_bound_batch(M52, SEED_A100, "bf16")
     assert b == 209
     at = lat.decode_step_latency(M52, b, 0, SEED_A100, "bf16")
@@ -135,6 +136,17 @@ def test_long_context_decode_is_never_compute_bound_for_mha_but_can_be_for_gqa()
     assert b is not None
     step = lat.decode_step_latency(PRESETS["llama2-70b"], b, 2048, a100, "bf16")
     assert step.bound == "compute"
+
+
+def test_seed_003_kv_cache_decode_is_memory_bound_not_compute_bound():
+    """Seed 003 sec. 7 calls KV-cache inference "now compute bound" and in the same sentence gives its
+    latency as M_infer / lambda_mem, a memory-bound time. At batch 1 reading the weights and cache takes
+    ~100x longer than the FLOPs; the step is memory-bound up to batch ~ the ridge point."""
+    cfg, a100 = PRESETS["gpt3-175b"], HW["A100-SXM4-80GB"]
+    step = lat.decode_step_latency(cfg, 1, 2048, a100, "bf16")
+    assert step.bound == "memory" and step.memory_s > 100 * step.compute_s
+    expected = (acc.streamed_weight_bytes(cfg, "bf16") + acc.kv_cache_bytes(cfg, 1, 2049, "bf16")) / 2039e9
+    assert step.memory_s == pytest.approx(expected, rel=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------

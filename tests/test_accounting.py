@@ -242,7 +242,8 @@ def test_seed_001_gpt4o_formula_does_not_match_its_own_repl():
 
 def test_seed_000_cost_of_a_query():
     """Seed 000 takes "2N add-multiply operations" per token (Kaplan's 2N is FLOPs: N multiply-adds) and
-    prices a 2048-in / 1024-out GPT-3 query at N*S*M = 3.67e17 FLOPs ("0.00035 ZFLOPs"). With a KV cache
+    prices a 2048-in / 1024-out GPT-3 query at N*S*M, writing "0.00035 ZFLOPs": the product is
+    3.67e17 = 0.00037 ZFLOPs. With a KV cache
     the whole query (prefill + 1024 steps) costs 1.1e15: 340x less, as its last post concludes."""
     cfg = PRESETS["gpt3-175b"]
     assert 2048 * 175e9 * 1024 == pytest.approx(3.67e17, rel=1e-3)

@@ -7,6 +7,8 @@ import inspect
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kernels.gelu as gm
 from kernels._common import LaunchRecord, config_id, last_launch, record_launch
@@ -194,3 +196,26 @@ def test_compile_cases_are_well_formed(arch):
             assert c.constexprs["n_rows"] == 1 and {"stride_xrow", "stride_yrow"} <= set(c.divisible_by_16)
     assert {(c.shape["approximate"], c.dtype) for c in cases} == {
         (a, d) for a in APPROX for d in ("float16", "bfloat16", "float32")}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Random shapes, dtypes, layouts (small, so the interpreter stays fast)
+# ---------------------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    shape=st.lists(st.integers(1, 70), min_size=1, max_size=3),
+    dtype=st.sampled_from(DTYPES),
+    approximate=st.sampled_from(APPROX),
+    with_bias=st.booleans(),
+    inplace=st.booleans(),
+    std=st.sampled_from([0.5, 4.0, 40.0]),
+)
+def test_random_shapes(shape, dtype, approximate, with_bias, inplace, std):
+    x = randn(*shape, dtype=dtype, std=std, seed=len(shape) * 100 + shape[-1])
+    bias = randn(shape[-1], dtype=dtype, seed=7) if with_bias else None
+    want = expected(x, bias, approximate)
+    y = gelu(x, bias, approximate=approximate, inplace=inplace)
+    assert (y is x) == inplace
+    atol, rtol = TOLERANCES[dtype]
+    torch.testing.assert_close(y, want, atol=atol, rtol=rtol)

@@ -1,4 +1,4 @@
-"""Row softmax under the Triton interpreter on CPU, against torch.softmax in float64."""
+"""Row softmax under the Triton interpreter on CPU, against torch.softmax in fp32 (softmax_ref)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import inspect
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kernels.softmax as sm
 from kernels._common import last_launch, record_launch
@@ -37,8 +39,9 @@ def check(x: torch.Tensor, scale: float | None = None, variant: str | None = Non
     y = softmax(x, scale=scale, variant=variant)
     assert y.shape == x.shape and y.dtype == x.dtype and y.is_contiguous()
     atol, rtol = TOLERANCES[x.dtype]
-    torch.testing.assert_close(y, softmax_ref(x, scale=scale, compute_dtype=torch.float64),
-                               atol=atol, rtol=rtol, equal_nan=True)
+    # fp32 reference: scale * x rounds to fp32 in the kernel and in torch alike; against float64 the
+    # rounding of large logits (|scale * x| ~ 200: 1.5e-5 absolute) alone exceeds fp32's rtol
+    torch.testing.assert_close(y, softmax_ref(x, scale=scale), atol=atol, rtol=rtol, equal_nan=True)
     return y
 
 
@@ -209,3 +212,20 @@ def test_compile_cases_are_well_formed(arch):
     for dtype in ("float16", "bfloat16", "float32"):
         assert ("single", SINGLE_BLOCK_LIMIT, dtype) in covered  # the spill check of the largest tile
         assert ("online", 256000, dtype) in covered
+
+
+# ---------------------------------------------------------------------------------------------------
+# Random shapes, dtypes, scales and variants (small, so the interpreter stays fast)
+# ---------------------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    rows=st.integers(1, 40),
+    n_cols=st.integers(1, 700),
+    dtype=st.sampled_from(DTYPES),
+    scale=st.one_of(st.none(), st.floats(-4, 4, allow_nan=False)),
+    variant=st.sampled_from([None, "single", "online"]),
+    std=st.sampled_from([0.1, 3.0, 300.0]),
+)
+def test_random_shapes(rows, n_cols, dtype, scale, variant, std):
+    check(randn(rows, n_cols, dtype=dtype, std=std, seed=rows * 1000 + n_cols), scale=scale, variant=variant)

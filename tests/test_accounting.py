@@ -251,6 +251,10 @@ def test_seed_000_cost_of_a_query():
         acc.decode_flops_per_token(cfg, 2048 + i) for i in range(0, 1024, 64)) * 64
     assert query == pytest.approx(1.1e15, rel=0.03)
     assert 2048 * 175e9 * 1024 / query == pytest.approx(340, rel=0.05)
+    # its per-token "N x S" (half the 2NS rule) is still ~1000x what a cached token costs at S = 2048
+    n = acc.param_counts(cfg).non_embedding
+    assert n * 2048 == acc.naive_decode_flops_per_token(cfg, 2048) / 2
+    assert n * 2048 / acc.decode_flops_per_token(cfg, 2048) == pytest.approx(993, rel=0.01)
 
 
 def test_seed_003_training_flops_eq_3_2():

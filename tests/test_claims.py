@@ -1,0 +1,236 @@
+"""roofline.claims: each claim's verdict on the model for real presets and on crafted hardware and crafted
+measurements built to support it and to refute it; the report and the CLI."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from roofline import claims_checks as C
+from roofline.__main__ import main
+from roofline.claims import evaluate, markdown_report, terminal_table, write_report
+from roofline.claims_registry import BY_ID, CLAIMS
+from roofline.cost import gemv_cost
+from roofline.hardware import PRESETS, HardwareSpec
+from roofline.results import load_results
+from tests.data.synth import MEASURED_A100, a100_run, benchmark, roofline_time, write_run
+
+A100 = PRESETS["A100-SXM4-80GB"]
+BF16 = "bfloat16"
+
+
+def spec(ridge: float, bw: float = 1e12, name: str = "crafted") -> HardwareSpec:
+    """A device whose every compute roof sits at ``ridge`` FLOP/byte."""
+    return HardwareSpec(name, {"tensor16": ridge * bw, "tf32": ridge * bw, "fp32": ridge * bw}, bw)
+
+
+MEASURED = HardwareSpec("m", MEASURED_A100["peak_flops"], MEASURED_A100["mem_bandwidth"], source="measured")
+
+
+def run_of(tmp_path, rows, measured=MEASURED_A100):
+    return load_results(write_run(tmp_path, rows, measured=measured))
+
+
+def test_registry_is_well_formed():
+    ids = [c.id for c in CLAIMS]
+    assert len(ids) == len(set(ids)) >= 14
+    for c in CLAIMS:
+        assert c.statement and (c.model_check or c.measured_check)
+        for src in c.source.split("; "):
+            assert src == "ridgebench" or re.fullmatch(r"00[0-4]_[0-9a-f]{16}\.txt", src), src
+    required = {"elementwise-memory-bound", "gemv-decode-crossover", "kv-projection-208",
+                "prefill-projections-compute-bound", "matmuls-always-compute-bound",
+                "decode-attention-memory-bound", "gqa-raises-intensity", "flops-per-token-2NS",
+                "flops-per-token-2N-plus-linear", "gpt2xl-attention-share-16k", "kv-outgrows-weights",
+                "no-point-above-roof"}
+    assert required <= set(BY_ID)
+
+
+EXPECTED_ON_GPUS = {
+    "elementwise-memory-bound": "supported", "gemv-decode-crossover": "supported",
+    "kv-projection-208": "supported", "prefill-projections-compute-bound": "supported",
+    "matmuls-always-compute-bound": "refuted", "decode-attention-memory-bound": "supported",
+    "gqa-raises-intensity": "supported", "seed003-kv-decode-compute-bound": "refuted",
+    "flops-per-token-2NS": "refuted", "flops-per-token-2N-plus-linear": "supported",
+    "gpt2xl-attention-share-16k": "supported", "kv-outgrows-weights": "supported",
+    "seed003-kv-exceeds-weights-at-BS-D": "refuted",
+}
+
+
+@pytest.mark.parametrize("preset", ["A100-SXM4-80GB", "A100-SEED-1.5TB", "H100-SXM5", "H100-PCIE"])
+def test_model_verdicts_on_gpu_presets(preset):
+    rows = {r.claim.id: r for r in evaluate(hardware=PRESETS[preset])}
+    assert {k: rows[k].model.status for k in EXPECTED_ON_GPUS} == EXPECTED_ON_GPUS
+    assert rows["no-point-above-roof"].model is None and all(r.measured is None for r in rows.values())
+
+
+def test_model_numbers_reproduce_the_seeds():
+    kv = C.kv_projection_model(PRESETS["A100-SEED-1.5TB"], BF16).numbers
+    assert kv["rule"] == pytest.approx(208, rel=1e-3)  # 2 * 312e12 / (2 * 1.5e12)
+    assert 208 <= kv["tokens"] <= 220 and kv["seed_ms"] == pytest.approx(11.45, abs=0.1)
+    share = C.attention_share_model(A100, BF16).numbers
+    assert 0.55 <= share["dense_share"] <= 0.65 and share["causal_share"] < 0.5
+    gemv = C.gemv_crossover_model(PRESETS["A100-SEED-2.0TB"], BF16).numbers
+    assert gemv["rule"] == pytest.approx(156) and 156 <= gemv["llama2-70b mlp_up"] <= 165
+
+
+def test_crossover_helper_is_the_first_compute_bound_batch():
+    ridge = 153.0
+    b = C.crossover(lambda m: gemv_cost(m, 4096, 4096, BF16), ridge)
+    assert gemv_cost(b, 4096, 4096, BF16).intensity >= ridge > gemv_cost(b - 1, 4096, 4096, BF16).intensity
+    assert C.crossover(lambda m: gemv_cost(m, 64, 64, BF16), ridge) is None  # saturates at 32 FLOP/B
+
+
+@pytest.mark.parametrize("check, supporting, refuting", [
+    (C.elementwise_model, spec(100.0), spec(1.0)),  # GELU tanh bf16 is 2.25 FLOP/B
+    (C.prefill_model, spec(153.0), spec(5000.0)),
+    (C.matmuls_always_model, spec(0.5), spec(153.0)),  # refuting spec makes decode memory-bound
+    (C.decode_attention_model, spec(153.0), spec(0.5)),
+    (C.kv_decode_compute_bound_model, spec(0.01), A100),
+    (C.gemv_crossover_model, A100, spec(1e5)),  # a ridge no GEMV can reach
+    (C.kv_projection_model, A100, spec(0.2)),
+])
+def test_model_checks_flip_with_the_hardware(check, supporting, refuting):
+    assert check(supporting, BF16).status == "supported"
+    assert check(refuting, BF16).status == "refuted"
+
+
+def _gemv_rows(times: dict[int, float], n=8192, k=8192, provider="triton"):
+    return [benchmark("gemv", {"batch": b, "n": n, "k": k, "bias": False}, "float16", t, provider=provider)
+            for b, t in times.items()]
+
+
+def test_measured_gemv_crossover(tmp_path):
+    # memory-bound until the predicted crossover, then linear: max(a, b*B) with a/b at the prediction
+    predicted = C.crossover(lambda m: gemv_cost(m, 8192, 8192, "float16"), MEASURED.ridge("tensor16"))
+    a = 2 * 8192 * 8192 / MEASURED.mem_bandwidth
+    agree = {b: max(a, a * b / predicted) for b in (1, 8, 64, 512, 4096)}
+    verdict = C.gemv_crossover_measured(run_of(tmp_path / "a", _gemv_rows(agree)), MEASURED)
+    assert verdict.status == "supported"
+    (measured, pred), = verdict.numbers["crossovers"].values()
+    assert measured == pytest.approx(predicted, rel=0.01) and pred == predicted
+    late = {b: max(a, a * b / (20 * predicted)) for b in (1, 8, 64, 512, 4096, 32768)}
+    assert C.gemv_crossover_measured(run_of(tmp_path / "b", _gemv_rows(late)), MEASURED).status == "refuted"
+    flat = dict.fromkeys((1, 8, 64, 512, 4096), a)  # never turns compute-bound although predicted to
+    assert C.gemv_crossover_measured(run_of(tmp_path / "c", _gemv_rows(flat)), MEASURED).status == "refuted"
+    short = {b: a for b in (1, 8, 64)}  # ends before the predicted crossover: cannot decide
+    verdict = C.gemv_crossover_measured(run_of(tmp_path / "d", _gemv_rows(short)), MEASURED)
+    assert verdict.status == "inconclusive"
+    two = {1: a, 4096: 30 * a}  # fewer than 3 batch sizes
+    verdict = C.gemv_crossover_measured(run_of(tmp_path / "e", _gemv_rows(two)), MEASURED)
+    assert verdict.status == "inconclusive"
+
+
+def _roof_rows(kernel, shapes, dtype="float16", efficiency=0.7, roof=MEASURED, **kw):
+    return [benchmark(kernel, s, dtype, roofline_time(kernel, s, dtype, roof, efficiency), **kw)
+            for s in shapes]
+
+
+def test_measured_bound_claims_follow_the_measured_ridge(tmp_path):
+    soft = _roof_rows("softmax", [{"rows": 64, "cols": c} for c in (256, 4096)])
+    attn = _roof_rows("attention", [dict(batch=b, n_heads=8, n_kv_heads=8, head_dim=64, q_len=1,
+                                         cache_len=512) for b in (1, 4)])
+    big_qkv = _roof_rows("qkv", [dict(m=4096, d_model=1024, n_heads=16, n_kv_heads=16, head_dim=64,
+                                      bias=False)])
+    res = run_of(tmp_path / "gpu", soft + attn + big_qkv)
+    assert C.elementwise_measured(res, MEASURED).status == "supported"
+    assert C.decode_attention_measured(res, MEASURED).status == "supported"
+    assert C.prefill_measured(res, MEASURED).status == "supported"
+    assert C.matmuls_always_measured(res, MEASURED).status == "refuted"  # decode attention is below the ridge
+    tiny_ridge = spec(0.1, MEASURED.mem_bandwidth)  # a roof where everything is compute-bound
+    assert C.elementwise_measured(res, tiny_ridge).status == "refuted"
+    assert C.decode_attention_measured(res, tiny_ridge).status == "refuted"
+    assert C.matmuls_always_measured(res, tiny_ridge).status == "supported"
+    assert C.prefill_measured(res, spec(1e5, MEASURED.mem_bandwidth)).status == "refuted"
+    only_soft = run_of(tmp_path / "soft", soft)
+    for check in (C.decode_attention_measured, C.prefill_measured, C.matmuls_always_measured, C.gqa_measured,
+                  C.gemv_crossover_measured, C.qkv_crossover_measured):
+        assert check(only_soft, MEASURED).status == "inconclusive"
+
+
+def test_measured_gqa(tmp_path):
+    def rows(gqa_speedup: float):
+        out = []
+        for cache in (1024, 4096):
+            mha = dict(batch=1, n_heads=32, n_kv_heads=32, head_dim=128, q_len=1, cache_len=cache)
+            t = roofline_time("attention", mha, "float16", MEASURED, 0.7)
+            out.append(benchmark("attention", mha, "float16", t))
+            out.append(benchmark("attention", {**mha, "n_kv_heads": 4}, "float16", t / gqa_speedup))
+        return out
+
+    good = C.gqa_measured(run_of(tmp_path / "a", rows(7.5)), MEASURED)  # bytes ~8x fewer, same bandwidth
+    assert good.status == "supported" and len(good.details) == 2
+    assert C.gqa_measured(run_of(tmp_path / "b", rows(1.0)), MEASURED).status == "refuted"
+
+
+def test_above_roof_and_miscounted_points(tmp_path):
+    shape = {"rows": 256, "cols": 4096}
+    ok = benchmark("softmax", shape, "float16", roofline_time("softmax", shape, "float16", MEASURED, 0.8))
+    res = run_of(tmp_path / "ok", [ok])
+    assert C.above_roof_measured(res, MEASURED).status == "supported"
+    fast = benchmark("softmax", {"rows": 8, "cols": 4096}, "float16",
+                     roofline_time("softmax", {"rows": 8, "cols": 4096}, "float16", MEASURED, 2.5))
+    miscounted = benchmark("softmax", shape, "float16", 1.0)
+    miscounted["extra_info"]["bytes"] *= 0.5
+    verdict = C.above_roof_measured(run_of(tmp_path / "bad", [ok, fast, miscounted]), MEASURED)
+    assert verdict.status == "refuted"
+    assert fast["name"] in verdict.details[0] and "2.50x" in verdict.details[0]
+    assert any("the cost model says" in d for d in verdict.details)
+
+
+def test_accounting_claims_numbers():
+    v = C.two_n_s_model(A100, BF16)
+    assert v.status == "refuted" and "x over" in v.details[0]
+    v = C.two_n_linear_model(A100, BF16)
+    assert v.status == "supported" and len(v.details) == 9
+    v = C.kv_outgrows_model(A100, BF16)
+    assert v.status == "supported" and "gpt2-xl" in v.details[0]
+    v = C.kv_bs_d_model(A100, BF16)
+    assert v.status == "refuted" and "6.3 x D" in v.details[0]
+
+
+def test_a_failing_check_is_inconclusive_not_a_crash():
+    from roofline.claims import _guard
+
+    def broken(spec, dtype):
+        raise KeyError("tf32")
+
+    assert _guard(broken, A100, BF16).status == "inconclusive"
+
+
+def test_report_on_a_synthetic_gpu_run(tmp_path):
+    run = a100_run(tmp_path / "run")
+    path = write_report(run)
+    text = path.read_text()
+    assert path == run / "claims.md"
+    for c in CLAIMS:
+        assert f"`{c.id}`" in text
+    assert "Measured verdicts: 27 benchmarks" in text and "This run is on a CPU" not in text
+    rows = evaluate(load_results(run))
+    statuses = {r.claim.id: r.measured.status for r in rows if r.measured}
+    assert statuses["gemv-decode-crossover"] == "supported" and statuses["no-point-above-roof"] == "supported"
+    table = terminal_table(rows, "A100-SXM4-80GB")
+    assert all(len(line) <= 110 for line in table.splitlines())
+
+
+def test_cpu_run_report_says_so(tmp_path):
+    cpu = {"mem_bandwidth": 2e10, "peak_flops": {"fp32": 2e11}, "method": "synthetic"}
+    rows = [benchmark("softmax", {"rows": 8, "cols": 1024}, "float32", 1e-4, device="cpu", device_kind="cpu")]
+    res = load_results(write_run(tmp_path, rows, measured=cpu, datasheet=None, device="cpu"))
+    text = markdown_report(evaluate(res), A100, res, BF16)
+    assert "This run is on a CPU" in text and "measured ceilings (20.0 GB/s" in text
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["claims", "--hardware", "H100-SXM5"]) == 0
+    out = capsys.readouterr().out
+    assert "gemv-decode-crossover" in out and "H100-SXM5" in out
+    run = a100_run(tmp_path / "run")
+    assert main(["claims", str(run)]) == 0 and (run / "claims.md").is_file()
+    capsys.readouterr()
+    assert main(["claims", str(run), "--hardware", "TPU"]) == 2
+    assert main(["claims", "--dtype", "int3"]) == 2
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["claims", str(tmp_path / "bad.json")]) == 2
+    assert capsys.readouterr().err.count("\n") == 3

@@ -185,6 +185,11 @@ def select_variant(m: int, n_heads: int, n_kv_heads: int, head_dim: int) -> str:
     return VARIANT
 
 
+def _empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Output allocation (tests replace it with a NaN-filled one, so unwritten elements fail)."""
+    return torch.empty(shape, dtype=like.dtype, device=like.device)
+
+
 def _check_launchable(name: str, t: torch.Tensor) -> None:
     if t.device.type != "cuda" and not interpreting():
         raise ValueError(f"{name}: on {t.device}; the Triton kernel needs a CUDA tensor "
@@ -297,13 +302,13 @@ def qkv_projection(
     head_dim = _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len)
     batch, tokens, d_model = x.shape
     n_out = weight.shape[0]
-    q = torch.empty((batch, n_heads, tokens, head_dim), dtype=x.dtype, device=x.device)
+    q = _empty((batch, n_heads, tokens, head_dim), x)
     use_cache = k_cache is not None
     if use_cache:
         k_out, v_out, capacity = k_cache, v_cache, k_cache.shape[2]
     else:
-        k_out = torch.empty((batch, n_kv_heads, tokens, head_dim), dtype=x.dtype, device=x.device)
-        v_out = torch.empty_like(k_out)
+        k_out = _empty((batch, n_kv_heads, tokens, head_dim), x)
+        v_out = _empty((batch, n_kv_heads, tokens, head_dim), x)
         capacity = tokens
     m = batch * tokens
     if m == 0:

@@ -119,7 +119,7 @@ def report(cfg: ModelConfig, batch: int, seq: int, dtype: str, spec: HardwareSpe
 
 def _n(x: float) -> str:
     """Engineering notation that keeps exact integers readable."""
-    if float(x).is_integer() and abs(x) < 1e13:
+    if float(x).is_integer() and abs(x) < 1e20:
         return f"{int(x):,}"
     return f"{x:.4g}"
 
@@ -148,9 +148,9 @@ def text(r: dict) -> str:
     for key, title in (("forward_flops_breakdown", "full T x T attention, as seed 002"),
                        ("forward_flops_causal_breakdown", "causal: unmasked pairs only")):
         b = r[key]
-        rows = [(k, f"{_n(v):>22}  {100 * b['shares'][k]:5.1f}%") for k, v in b["components"].items()]
+        rows = [(k, f"{_n(v):>26}  {100 * b['shares'][k]:5.1f}%") for k, v in b["components"].items()]
         out += _rows(f"Forward FLOPs, batch {i['batch']} x {i['seq']} tokens ({title})",
-                     [*rows, ("total", f"{_n(b['total']):>22}")])
+                     [*rows, ("total", f"{_n(b['total']):>26}")])
     out += _rows(f"Decode, {i['seq']} tokens cached", [
         ("FLOPs per token (KV cache)", _n(r["decode_flops_per_token"])),
         ("naive 2*N*S rule", _n(r["naive_decode_flops_per_token"])),

@@ -51,7 +51,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "context_length"):
             value = getattr(self, f)
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise UsageError(f"{self.name}: {f} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise UsageError(f"{self.name}: n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
@@ -59,7 +59,8 @@ class ModelConfig:
             raise UsageError(
                 f"{self.name}: n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads})"
             )
-        if self.block_norms is not None and (not isinstance(self.block_norms, int) or self.block_norms < 0):
+        bn = self.block_norms
+        if bn is not None and (isinstance(bn, bool) or not isinstance(bn, int) or bn < 0):
             raise UsageError(
                 f"{self.name}: block_norms must be a non-negative integer, got {self.block_norms!r}"
             )

@@ -9,6 +9,8 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
@@ -120,6 +122,18 @@ def test_decode_steps_add_up_to_the_causal_forward_pass(name):
     steps = sum(acc.decode_flops_per_token(cfg, c) for c in range(seq))
     assert steps == acc.forward_flops_causal(cfg, 1, seq).total
     assert acc.recompute_flops_per_token(cfg, seq - 1) == acc.prefill_flops(cfg, 1, seq).total
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(PRESETS)), context=st.integers(0, 10**6), batch=st.integers(1, 512))
+def test_decode_flops_grow_by_one_attention_row_per_cached_token(name, context, batch):
+    cfg = PRESETS[name]
+    step = acc.decode_flops_per_token(cfg, context + 1) - acc.decode_flops_per_token(cfg, context)
+    assert step == 4 * cfg.n_layers * cfg.n_heads * cfg.head_dim
+    assert acc.decode_flops_breakdown(cfg, batch, context).total == batch * acc.decode_flops_per_token(
+        cfg, context)
+    assert acc.kv_cache_bytes(cfg, batch, context, "bf16") == batch * context * acc.kv_cache_bytes_per_token(
+        cfg, "bf16")
 
 
 def test_decode_flops_are_2n_plus_linear_attention():

@@ -117,6 +117,8 @@ def test_every_preset_is_consistent():
         ({"n_layers": 0}, "n_layers must be a positive integer"),
         ({"d_model": -64}, "d_model must be a positive integer"),
         ({"vocab_size": 10.5}, "vocab_size must be a positive integer"),
+        ({"n_layers": True}, "n_layers must be a positive integer, got True"),
+        ({"context_length": None}, "context_length must be a positive integer, got None"),
         ({"mlp": "relu"}, "mlp must be one of"),
         ({"norm": "batchnorm"}, "norm must be one of"),
         ({"positions": "alibi"}, "positions must be one of"),

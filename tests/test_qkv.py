@@ -229,3 +229,144 @@ def test_reference_against_explicit_loops():
                 assert torch.allclose(kc[bi, h, lens[bi] + t], y[k0:k0 + dh])
                 assert torch.allclose(vc[bi, h, lens[bi] + t], y[v0:v0 + dh])
     assert kc[0, :, :3].abs().sum() == 0 and kc[1, :, 3:].abs().sum() == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation: every error names its argument
+# ----------------------------------------------------------------------------------------------
+
+def _valid(dtype=F32):
+    x, w, b = make(2, 3, 16, 4, 2, 4, dtype)  # N = 32
+    cache = dict(k_cache=torch.zeros(2, 2, 8, 4, dtype=dtype), v_cache=torch.zeros(2, 2, 8, 4, dtype=dtype),
+                 cache_len=torch.tensor([1, 5], dtype=torch.int32))
+    return dict(x=x, weight=w, bias=b, n_heads=4, n_kv_heads=2, **cache)
+
+
+def _with(**changes):
+    def build():
+        kw = _valid()
+        for key, fn in changes.items():
+            kw[key] = fn(kw)
+        return kw
+    return build
+
+
+_DROP = None
+BAD_INPUTS = [
+    ("x-not-tensor", _with(x=lambda k: k["x"].tolist()), TypeError, "x: expected a torch.Tensor"),
+    ("x-rank", _with(x=lambda k: k["x"][0]), ValueError, "x: expected 3 dimensions"),
+    ("x-dtype", _with(x=lambda k: k["x"].to(torch.int32)), TypeError, "x: dtype"),
+    ("x-stride", _with(x=lambda k: torch.randn(2, 3, 32)[..., ::2]), ValueError, "x: last dimension"),
+    ("x-empty-D", _with(x=lambda k: torch.zeros(2, 3, 0), weight=lambda k: torch.zeros(32, 0)), ValueError,
+     "x: the model dimension"),
+    ("n_heads", _with(n_heads=lambda k: 0), ValueError, "n_heads: expected a positive integer"),
+    ("n_kv_heads-divides", _with(n_kv_heads=lambda k: 3), ValueError, "n_kv_heads: must divide"),
+    ("weight-dtype", _with(weight=lambda k: k["weight"].half()), TypeError, "weight: dtype"),
+    ("weight-device", _with(weight=lambda k: k["weight"].to("meta")), ValueError, "weight: on meta"),
+    ("weight-rank", _with(weight=lambda k: k["weight"][None]), ValueError, "weight: expected 2 dimensions"),
+    ("weight-D-by-N", _with(weight=lambda k: k["weight"].t().contiguous()), ValueError,
+     r"pass weight\.t\(\)"),
+    ("weight-D", _with(weight=lambda k: torch.randn(32, 17)), ValueError, "weight: expected shape"),
+    ("weight-N", _with(weight=lambda k: torch.randn(33, 16)), ValueError, "weight: first dim"),
+    ("weight-strides", _with(weight=lambda k: torch.randn(32, 32)[:, ::2]), ValueError,
+     "weight: one dimension must be contiguous"),
+    ("bias-shape", _with(bias=lambda k: k["bias"][1:]), ValueError, "bias: expected shape"),
+    ("bias-dtype", _with(bias=lambda k: k["bias"].double()), TypeError, "bias: dtype"),
+    ("cache-partial", _with(v_cache=lambda k: _DROP), ValueError, "pass all three or none"),
+    ("k_cache-rank", _with(k_cache=lambda k: k["k_cache"][0]), ValueError, "k_cache: expected 4 dimensions"),
+    ("k_cache-heads", _with(k_cache=lambda k: torch.zeros(2, 1, 8, 4)), ValueError,
+     "k_cache: expected shape"),
+    ("k_cache-dtype", _with(k_cache=lambda k: k["k_cache"].half()), TypeError, "k_cache: dtype"),
+    ("v_cache-shape", _with(v_cache=lambda k: torch.zeros(2, 2, 9, 4)), ValueError,
+     "v_cache: expected shape"),
+    ("v_cache-aliases-k", _with(v_cache=lambda k: k["k_cache"]), ValueError, "v_cache: must not be the same"),
+    ("cache_len-dtype", _with(cache_len=lambda k: k["cache_len"].long()), TypeError, "cache_len: dtype"),
+    ("cache_len-device", _with(cache_len=lambda k: k["cache_len"].to("meta")), ValueError,
+     "cache_len: on meta"),
+    ("cache_len-shape", _with(cache_len=lambda k: torch.zeros(3, dtype=torch.int32)), ValueError,
+     "cache_len: expected shape"),
+    ("cache_len-negative", _with(cache_len=lambda k: torch.tensor([-1, 0], dtype=torch.int32)), ValueError,
+     "cache_len: entries must be >= 0"),
+    ("cache_len-capacity", _with(cache_len=lambda k: torch.tensor([0, 6], dtype=torch.int32)), ValueError,
+     r"cache_len: max\(cache_len\) \+ T = 6 \+ 3 exceeds the cache capacity 8"),
+    ("variant", _with(variant=lambda k: "splitk"), ValueError, "variant: expected None or 'fused'"),
+    ("config", _with(config=lambda k: {"BLOCK_M": 16}), TypeError, "config: expected a triton.Config"),
+]
+
+
+@pytest.mark.parametrize("build,exc,match", [p[1:] for p in BAD_INPUTS], ids=[p[0] for p in BAD_INPUTS])
+def test_bad_input_raises_naming_the_argument(build, exc, match):
+    kw = {k: v for k, v in build().items() if v is not _DROP}
+    x, weight = kw.pop("x"), kw.pop("weight")
+    with pytest.raises(exc, match=match):
+        qkv.qkv_projection(x, weight, **kw)
+
+
+def test_valid_baseline_of_the_bad_inputs_runs():
+    kw = _valid()
+    x, weight = kw.pop("x"), kw.pop("weight")
+    qkv.qkv_projection(x, weight, **kw)  # the unmodified arguments are accepted
+
+
+def test_cpu_tensor_without_interpreter_is_refused(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    kw = _valid()
+    with pytest.raises(ValueError, match="x: on cpu; the Triton kernel needs a CUDA tensor"):
+        qkv.qkv_projection(kw["x"], kw["weight"], n_heads=4, n_kv_heads=2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs, pruning and the compile cases the sm_80/sm_90 audit builds
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("m,lo,hi", [(1, 16, 16), (16, 16, 16), (17, 16, 32), (64, 16, 64), (200, 16, 128),
+                                     (256, 64, 128), (32768, 64, 128)])
+def test_pruning_by_rows(m, lo, hi):
+    kept = cfgs.prune_configs(cfgs.CONFIGS, m, 2)
+    heights = {c.kwargs["BLOCK_M"] for c in kept}
+    assert kept and min(heights) == lo and max(heights) == hi
+    assert all(cfgs.smem_bytes(c, 2) <= cfgs.SMEM_LIMIT_BYTES for c in cfgs.CONFIGS)  # fp16 never pruned
+
+
+def test_pruning_by_shared_memory_never_empty():
+    kept = cfgs.prune_configs(cfgs.CONFIGS, 4096, 4)  # fp32 doubles the operand tiles
+    assert kept and all(cfgs.smem_bytes(c, 4) <= cfgs.SMEM_LIMIT_BYTES for c in kept)
+    assert len(kept) < len(cfgs.prune_configs(cfgs.CONFIGS, 4096, 2))
+    huge = triton.Config({"BLOCK_M": 256, "BLOCK_N": 256, "BLOCK_K": 256, "GROUP_M": 8}, num_stages=5)
+    assert cfgs.prune_configs([huge], 4096, 4) == [huge]
+    nargs = {"M": 8, "x_ptr": torch.empty(1, dtype=F16)}
+    assert cfgs.early_config_prune(cfgs.CONFIGS, nargs) == cfgs.prune_configs(cfgs.CONFIGS, 8, 2)
+
+
+def test_jit_specialisation_matches_triton():
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import BaseBackend
+
+    values = {"a": 1, "b": 16, "c": 17, "d": 2**31 + 16, "e": None, "f": 4800}
+    signature, constexprs, divisible = cfgs.jit_specialisation(values)
+    for name, value in values.items():
+        kind, spec = native_specialize_impl(BaseBackend, value, False, True, True)
+        assert signature[name] == kind and (name in constexprs) == (kind == "constexpr")
+        assert (name in divisible) == (spec == "D")
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_compile_cases_cover_every_config_and_argument(arch):
+    import inspect
+
+    cases = qkv.compile_cases(arch)
+    assert len(cases) <= 24
+    params = list(inspect.signature(qkv._qkv_kernel.fn).parameters)
+    for dtype in ("fp16", "bf16"):
+        assert {c.config for c in cases if c.dtype == dtype} == set(cfgs.config_ids())
+    for case in cases:
+        assert list(case.signature) == params and case.kernel == "qkv" and case.variant == "fused"
+        assert {k for k, v in case.signature.items() if v == "constexpr"} == set(case.constexprs)
+        assert all(case.signature[n] != "constexpr" for n in case.divisible_by_16)
+        assert {"tensor_cores", "vec128_loads"} <= case.gates
+        assert case.constexprs["HEAD_DIM"] == case.shape["head_dim"]
+        if case.shape["kv_cache"]:  # the decode case: T == 1 is specialised away, as at a real launch
+            assert case.constexprs["T"] == 1 and case.signature["cache_len_ptr"] == "*i32"
+    assert len({c.case_id for c in cases}) == len(cases)
+    with pytest.raises(ValueError, match="arch"):
+        qkv.compile_cases(70)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from roofline import claims_accounting as CA
 from roofline import claims_checks as C
 from roofline.claims_checks import INCONCLUSIVE, REFUTED, STATUSES, SUPPORTED, Verdict
 from roofline.hardware import HardwareSpec
@@ -71,28 +72,28 @@ CLAIMS: tuple[Claim, ...] = (
           "Grouped-query attention raises decode attention's intensity by the group size (Hq / Hkv).",
           "ridgebench", C.gqa_model, C.gqa_measured),
     Claim("seed003-kv-decode-compute-bound",
-          "With a KV cache, generation is compute-bound.", SEED_003, C.kv_decode_compute_bound_model,
+          "With a KV cache, generation is compute-bound.", SEED_003, CA.kv_decode_compute_bound_model,
           quote="kv-Cache Inference ... The computation is now compute bound (again, see App. D) and has "
                 "per-token-latency of approximately M_infer / lambda_mem (Sec. 7)"),
     Claim("flops-per-token-2NS",
           "FLOPs per generated token ~ 2 x N x S (N non-embedding parameters, S context length).",
-          SEED_001, C.two_n_s_model,
+          SEED_001, CA.two_n_s_model,
           quote="FLOPs per token: ~ 2 x N x S where S is the context length"),
     Claim("flops-per-token-2N-plus-linear",
           "With a KV cache, FLOPs per generated token ~ 2 x N (plus the LM head) plus an attention term "
           "linear in the context: 4 x n_layers x Hq x Dh per cached token.", f"{SEED_000}; {SEED_003}",
-          C.two_n_linear_model,
+          CA.two_n_linear_model,
           quote="2N FLOPs per token (and then you add masking) (000); reduced to being *linear* in S when "
                 "the kv-cache is used (003)"),
     Claim("gpt2xl-attention-share-16k",
           "At 16,384 tokens, attention's share (QK^T and PV) of GPT-2 XL forward FLOPs passes 50%.",
-          SEED_002, C.attention_share_model,
+          SEED_002, CA.attention_share_model,
           quote="the attention score computations ... grow from ~7% to ~55% of the total FLOPs"),
     Claim("kv-outgrows-weights",
           "The KV cache outgrows the weights once batch x context passes weight bytes / KV bytes per "
-          "token (stated per model below).", "ridgebench", C.kv_outgrows_model),
+          "token (stated per model below).", "ridgebench", CA.kv_outgrows_model),
     Claim("seed003-kv-exceeds-weights-at-BS-D",
-          "The KV cache takes more memory than the parameters once B x S >~ D.", SEED_003, C.kv_bs_d_model,
+          "The KV cache takes more memory than the parameters once B x S >~ D.", SEED_003, CA.kv_bs_d_model,
           quote="the cache takes up more memory when BS >~ D (Sec. 6)"),
     Claim("no-point-above-roof",
           "No measured point lies above its roof; one that does is a counting or caching error, never a "

@@ -10,6 +10,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # no display anywhere ridgebench runs; must precede pyplot
 
+import matplotlib.pyplot as plt  # noqa: E402,F401  (the one pyplot import: after the backend is set)
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from roofline import claims_accounting as CA
 from roofline import claims_checks as C
 from roofline.__main__ import main
 from roofline.claims import evaluate, markdown_report, terminal_table, write_report
@@ -69,7 +70,7 @@ def test_model_numbers_reproduce_the_seeds():
     kv = C.kv_projection_model(PRESETS["A100-SEED-1.5TB"], BF16).numbers
     assert kv["rule"] == pytest.approx(208, rel=1e-3)  # 2 * 312e12 / (2 * 1.5e12)
     assert 208 <= kv["tokens"] <= 220 and kv["seed_ms"] == pytest.approx(11.45, abs=0.1)
-    share = C.attention_share_model(A100, BF16).numbers
+    share = CA.attention_share_model(A100, BF16).numbers
     assert 0.55 <= share["dense_share"] <= 0.65 and share["causal_share"] < 0.5
     gemv = C.gemv_crossover_model(PRESETS["A100-SEED-2.0TB"], BF16).numbers
     assert gemv["rule"] == pytest.approx(156) and 156 <= gemv["llama2-70b mlp_up"] <= 165
@@ -87,7 +88,7 @@ def test_crossover_helper_is_the_first_compute_bound_batch():
     (C.prefill_model, spec(153.0), spec(5000.0)),
     (C.matmuls_always_model, spec(0.5), spec(153.0)),  # refuting spec makes decode memory-bound
     (C.decode_attention_model, spec(153.0), spec(0.5)),
-    (C.kv_decode_compute_bound_model, spec(0.01), A100),
+    (CA.kv_decode_compute_bound_model, spec(0.01), A100),
     (C.gemv_crossover_model, A100, spec(1e5)),  # a ridge no GEMV can reach
     (C.kv_projection_model, A100, spec(0.2)),
 ])
@@ -180,13 +181,13 @@ def test_above_roof_and_miscounted_points(tmp_path):
 
 
 def test_accounting_claims_numbers():
-    v = C.two_n_s_model(A100, BF16)
+    v = CA.two_n_s_model(A100, BF16)
     assert v.status == "refuted" and "x over" in v.details[0]
-    v = C.two_n_linear_model(A100, BF16)
+    v = CA.two_n_linear_model(A100, BF16)
     assert v.status == "supported" and len(v.details) == 9
-    v = C.kv_outgrows_model(A100, BF16)
+    v = CA.kv_outgrows_model(A100, BF16)
     assert v.status == "supported" and "gpt2-xl" in v.details[0]
-    v = C.kv_bs_d_model(A100, BF16)
+    v = CA.kv_bs_d_model(A100, BF16)
     assert v.status == "refuted" and "6.3 x D" in v.details[0]
 
 

@@ -21,6 +21,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from kernels._attention_prefill import block_d, prune_configs
+
+DEFAULT_SM_COUNT = 132  # H100 SXM; the launcher reads the real count from torch.cuda on a GPU
+
 
 @triton.jit
 def _attn_splitkv_kernel(
@@ -193,3 +197,33 @@ DECODE_CONFIGS: dict[int, list[triton.Config]] = {
 COMBINE_WARPS = 4
 COMBINE_SPLIT_TILE = 16  # splits merged per step: 16 x BLOCK_D fp32 = 32 registers per thread at Dh=256
 MAX_SPLITS = 128
+
+
+def decode_block_m(group: int, q_len: int) -> int:
+    """Packed rows per split-KV program: ``group * q_len`` rounded up to a power of two in [16, 64]."""
+    return min(64, max(16, triton.next_power_of_2(max(1, group * q_len))))
+
+
+def decode_config(head_dim: int, elt: int, arch: int, block_m: int) -> triton.Config:
+    """The split-KV config for a head dim: the first survivor of :func:`prune_configs`."""
+    bd = block_d(head_dim)
+    return prune_configs(DECODE_CONFIGS[bd], bd, elt, arch, block_m=block_m)[0]
+
+
+def select_num_splits(batch: int, n_kv_heads: int, kv_len: int, *, m_blocks: int = 1,
+                      n_sms: int = DEFAULT_SM_COUNT, block_n: int = 64) -> int:
+    """Splits of the KV axis for the split-KV kernel (after FlashAttention-2's ``num_splits_heuristic``).
+
+    ``batch * n_kv_heads * m_blocks`` programs run without splitting; if that is >= 80% of the SMs,
+    one split. Otherwise the split count (at most :data:`MAX_SPLITS`, and at least 4 key tiles per
+    split so each program streams enough to amortise its prologue) whose last wave is best filled:
+    the smallest count within 85% of the best wave efficiency. ``kv_len`` is the longest sequence's
+    key count; the launcher passes the cache capacity (an upper bound known without a device sync).
+    """
+    programs = max(1, batch * n_kv_heads * m_blocks)
+    if programs >= 0.8 * n_sms:
+        return 1
+    max_splits = max(1, min(MAX_SPLITS, triton.cdiv(max(kv_len, 1), 4 * block_n)))
+    eff = [programs * s / (triton.cdiv(programs * s, n_sms) * n_sms) for s in range(1, max_splits + 1)]
+    best = max(eff)
+    return next(s for s, e in enumerate(eff, start=1) if e >= 0.85 * best)

@@ -133,3 +133,40 @@ PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
     128: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],    # 128 KB / 112 KB
     256: [_cfg(64, 32, 8, 2)],                         # 96 KB; 64-key tiles would need 160 KB
 }
+
+# Per-block shared-memory opt-in maximum by compute capability (bytes); 99 KB for anything unknown.
+SMEM_LIMIT = {80: 166912, 86: 101376, 87: 166912, 89: 101376, 90: 232448}
+
+
+def block_d(head_dim: int) -> int:
+    """The padded head dim a kernel tiles with (next power of two; 80 and 96 -> 128)."""
+    return triton.next_power_of_2(head_dim)
+
+
+def smem_estimate(cfg: triton.Config, bd: int, elt: int, block_m: int | None = None) -> int:
+    """Q tile + pipelined K and V tiles, bytes (an estimate; the audit reads the compiled figure)."""
+    bm = block_m if block_m is not None else cfg.kwargs["BLOCK_M"]
+    return elt * (bm * bd + 2 * cfg.num_stages * cfg.kwargs["BLOCK_N"] * bd)
+
+
+def prune_configs(configs: list[triton.Config], bd: int, elt: int, arch: int,
+                  block_m: int | None = None) -> list[triton.Config]:
+    """Configs whose estimated shared memory fits ``arch`` and whose fp32 accumulator stays <= 64
+    registers per thread; the cheapest one if none would (never empty). ``elt``: bytes per element."""
+    limit = SMEM_LIMIT.get(arch, 101376)
+
+    def fits(c: triton.Config) -> bool:
+        bm = block_m if block_m is not None else c.kwargs["BLOCK_M"]
+        return smem_estimate(c, bd, elt, block_m) <= limit and bm * bd <= 64 * 32 * c.num_warps
+
+    kept = [c for c in configs if fits(c)]
+    return kept or [min(configs, key=lambda c: smem_estimate(c, bd, elt, block_m))]
+
+
+def prefill_config(head_dim: int, q_len: int, elt: int, arch: int) -> triton.Config:
+    """The prefill config launched without autotuning: the first survivor of :func:`prune_configs`,
+    a 64-row tile when ``q_len <= 64``."""
+    bd = block_d(head_dim)
+    kept = prune_configs(PREFILL_CONFIGS[bd], bd, elt, arch)
+    short = [c for c in kept if c.kwargs["BLOCK_M"] <= 64]
+    return short[0] if q_len <= 64 and short else kept[0]

@@ -1,0 +1,177 @@
+"""Numerics of kernels.attention under the Triton interpreter, against a float64 reference.
+
+Every test fills the kernel's outputs (and split-KV partials) with NaN before it runs, and fills the
+cache past each sequence's ``cache_len + q_len`` with NaN or huge values, so an element never written
+or a key read past a sequence's end fails the comparison.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kernels.attention as A
+from kernels._attention_decode import DECODE_CONFIGS
+from kernels._attention_prefill import PREFILL_CONFIGS
+from kernels._common import last_launch
+
+EXACT = (2e-5, 2e-5)  # fp32 under the interpreter: exact dots, only summation order differs
+BF16_SKIP = pytest.mark.skip(reason="tl.dot on bfloat16 returns garbage under the Triton interpreter "
+                                    "(triton-lang/triton#11584); bf16 is covered by the sm_80/sm_90 compile")
+
+
+@pytest.fixture(autouse=True)
+def nan_outputs(monkeypatch):
+    def alloc(shape, dtype, device):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+    monkeypatch.setattr(A, "_alloc", alloc)
+
+
+def make_inputs(batch, n_heads, n_kv_heads, q_len, head_dim, lens, *, dtype=torch.float32, extra=5,
+                garbage=float("nan"), seed=0):
+    """q, caches holding ``lens[b] + q_len`` valid tokens (then ``garbage``), and int32 cache_len."""
+    gen = torch.Generator().manual_seed(seed)
+    capacity = max(lens) + q_len + extra
+    q = torch.randn(batch, n_heads, q_len, head_dim, generator=gen).to(dtype)
+    k = torch.randn(batch, n_kv_heads, capacity, head_dim, generator=gen).to(dtype)
+    v = torch.randn(batch, n_kv_heads, capacity, head_dim, generator=gen).to(dtype)
+    for b, length in enumerate(lens):
+        k[b, :, length + q_len:] = garbage
+        v[b, :, length + q_len:] = garbage
+    return q, k, v, torch.tensor(lens, dtype=torch.int32)
+
+
+def reference(q, k, v, cache_len, scale=None):
+    return A.attention_ref(q.double(), k.double(), v.double(), cache_len, scale=scale, return_lse=True,
+                           compute_dtype=torch.float64)
+
+
+def check(q, k, v, cache_len, tol, scale=None, **kwargs):
+    o, lse = A.attention(q, k, v, cache_len, scale=scale, return_lse=True, **kwargs)
+    ref_o, ref_lse = reference(q, k, v, cache_len, scale)
+    assert o.dtype == q.dtype and o.shape == q.shape and o.is_contiguous()
+    assert lse.dtype == torch.float32 and lse.shape == q.shape[:3]
+    torch.testing.assert_close(o.double(), ref_o, atol=tol[0], rtol=tol[1])
+    torch.testing.assert_close(lse.double(), ref_lse, atol=tol[0], rtol=tol[1])
+    return o, lse
+
+
+# (batch, Hq, Hkv, q_len, Dh, cache lengths): decode, speculative chunks, chunked and plain prefill;
+# lengths 0 and 1, unequal across the batch, on both sides of the 64-key tile boundary.
+CASES = {
+    "decode-mha-len0-1": (2, 2, 2, 1, 64, [0, 1]),
+    "decode-gqa8/1-tiles": (3, 8, 1, 1, 64, [63, 64, 200]),
+    "decode-gqa32/8-scaled": (2, 8, 2, 1, 64, [130, 7]),
+    "spec7-gqa": (2, 4, 2, 7, 64, [57, 0]),
+    "prefill64": (1, 2, 2, 64, 64, [0]),
+    "chunk129-gqa": (2, 4, 2, 129, 64, [0, 3]),
+}
+
+
+# split-KV at q_len > 64 is test_splitkv_many_row_blocks (a smaller shape: the interpreter is slow)
+@pytest.mark.parametrize("shape_name,variant", [(n, v) for n in CASES for v in ("prefill", "splitkv")
+                                                if v == "prefill" or CASES[n][3] <= 64])
+def test_fp32_matches_float64_reference(shape_name, variant):
+    batch, hq, hkv, q_len, dh, lens = CASES[shape_name]
+    check(*make_inputs(batch, hq, hkv, q_len, dh, lens), EXACT, variant=variant)
+    assert last_launch("attention").variant == variant
+
+
+@pytest.mark.parametrize("head_dim", [80, 96, 128, 256])
+def test_every_head_dim(head_dim):
+    # padded head dims (80, 96 -> 128) mask their loads; one prefill chunk and one decode each
+    variant = "prefill" if head_dim in (80, 128) else "splitkv"
+    q_len = 9 if variant == "prefill" else 2
+    check(*make_inputs(2, 2, 1, q_len, head_dim, [5, 70]), EXACT, variant=variant)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, pytest.param(torch.bfloat16, marks=BF16_SKIP)])
+@pytest.mark.parametrize("variant,q_len,lens", [("prefill", 33, [0, 40]), ("splitkv", 1, [300, 9]),
+                                                ("splitkv", 4, [100, 0])])
+def test_half_precision_within_tolerance(dtype, variant, q_len, lens):
+    check(*make_inputs(2, 4, 2, q_len, 64, lens, dtype=dtype), A.TOLERANCES[dtype], variant=variant)
+
+
+@pytest.mark.parametrize("garbage", [float("nan"), 1e30, float("inf")])
+def test_cache_past_length_never_read(garbage):
+    for variant, q_len in (("prefill", 5), ("splitkv", 1)):
+        q, k, v, lens = make_inputs(2, 2, 1, q_len, 64, [60, 3], extra=70, garbage=garbage)
+        check(q, k, v, lens, EXACT, variant=variant, num_splits=3 if variant == "splitkv" else None)
+
+
+def test_split_combination_equals_single_pass():
+    # q_len 2: the second token sees one more key, so a split can hold a key only one row sees
+    q, k, v, lens = make_inputs(2, 2, 1, 2, 64, [300, 70])
+    one, one_lse = A.attention(q, k, v, lens, variant="splitkv", num_splits=1, return_lse=True)
+    assert last_launch("attention").config.endswith("num_splits=1")
+    # 3 splits cut both sequences mid-way; 7 leaves the short one (2 key tiles) with empty splits
+    for splits in (3, 7):
+        o, lse = A.attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
+        assert last_launch("attention").config.endswith(f"num_splits={splits}")
+        torch.testing.assert_close(o, one, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(lse, one_lse, atol=1e-6, rtol=1e-6)
+    ref_o, ref_lse = reference(q, k, v, lens)
+    torch.testing.assert_close(one.double(), ref_o, atol=EXACT[0], rtol=EXACT[1])
+    torch.testing.assert_close(one_lse.double(), ref_lse, atol=EXACT[0], rtol=EXACT[1])
+
+
+def test_default_split_heuristic_splits_a_long_cache():
+    q, k, v, lens = make_inputs(1, 2, 1, 1, 64, [1500])
+    check(q, k, v, lens, EXACT)
+    config = last_launch("attention").config
+    assert last_launch("attention").variant == "splitkv"
+    assert int(config.rsplit("num_splits=", 1)[1]) > 1
+
+
+def test_splitkv_many_row_blocks():
+    # group 4 x q_len 16 = 64 rows per block; q_len 40 gives 3 row blocks per KV head, causal within
+    check(*make_inputs(1, 4, 1, 40, 64, [70]), EXACT, variant="splitkv", num_splits=1)
+
+
+def test_every_shipped_config():
+    """Without autotuning only the first surviving config runs; these run each shipped one."""
+    q, k, v, lens = make_inputs(1, 2, 1, 70, 64, [3], dtype=torch.float16)
+    ref_o, ref_lse = reference(q, k, v, lens)
+    scale = 64 ** -0.5
+    for bd, configs in PREFILL_CONFIGS.items():
+        for cfg in configs:
+            if bd != 64:
+                continue  # other head dims: same code, run once in test_every_head_dim
+            o = torch.full_like(q, float("nan"))
+            lse = torch.full(q.shape[:3], float("nan"))
+            A._launch_prefill(q, k, v, lens, o, lse, scale, config=cfg)
+            torch.testing.assert_close(o.double(), ref_o, atol=2e-3, rtol=2e-3)
+            torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)
+    assert set(DECODE_CONFIGS) == set(PREFILL_CONFIGS) == {64, 128, 256}
+
+
+def test_custom_scale_and_strided_views():
+    # q as a [B, T, H, Dh] buffer viewed as [B, H, T, Dh]; caches as slices of larger buffers
+    gen = torch.Generator().manual_seed(3)
+    q = torch.randn(2, 6, 4, 64, generator=gen).transpose(1, 2)
+    kbuf = torch.randn(2, 3, 40, 64, generator=gen)
+    vbuf = torch.randn(2, 3, 40, 64, generator=gen)
+    k, v = kbuf[:, 1:3, 2:30], vbuf[:, :2, 5:33]
+    lens = torch.tensor([10, 22], dtype=torch.int32)
+    for variant in ("prefill", "splitkv"):
+        check(q, k, v, lens, EXACT, scale=0.3, variant=variant)
+
+
+def test_empty_inputs_launch_nothing():
+    q = torch.randn(2, 4, 0, 64)
+    k = torch.randn(2, 2, 8, 64)
+    o, lse = A.attention(q, k, k, torch.tensor([3, 0], dtype=torch.int32), return_lse=True)
+    assert o.shape == (2, 4, 0, 64) and lse.shape == (2, 4, 0)
+    o = A.attention(torch.randn(0, 4, 1, 64), torch.randn(0, 2, 8, 64), torch.randn(0, 2, 8, 64),
+                    torch.zeros(0, dtype=torch.int32))
+    assert o.shape == (0, 4, 1, 64)
+
+
+def test_sdpa_baseline_matches_reference():
+    q, k, v, lens = make_inputs(2, 4, 2, 6, 64, [0, 0])
+    ref = A.attention_ref(q, k, v, lens)
+    torch.testing.assert_close(A.attention_sdpa(q, k, v, 0), ref, atol=1e-5, rtol=1e-5)
+    q, k, v, lens = make_inputs(2, 4, 2, 6, 64, [3, 11], garbage=0.0)
+    ref = A.attention_ref(q, k, v, lens)
+    torch.testing.assert_close(A.attention_sdpa(q, k, v, lens), ref, atol=1e-5, rtol=1e-5)

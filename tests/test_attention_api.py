@@ -1,0 +1,147 @@
+"""kernels.attention: validation errors, variant and split heuristics, and the compile cases the audit
+compiles (their structure; the sm_80/sm_90 compile itself is the audit's job)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+import kernels.attention as A
+from kernels._attention_decode import MAX_SPLITS
+from kernels._attention_prefill import PREFILL_CONFIGS, prune_configs
+
+
+def good(batch=2, hq=4, hkv=2, q_len=3, dh=64, capacity=16, dtype=torch.float32):
+    q = torch.randn(batch, hq, q_len, dh, dtype=dtype)
+    k = torch.randn(batch, hkv, capacity, dh, dtype=dtype)
+    v = torch.randn(batch, hkv, capacity, dh, dtype=dtype)
+    return q, k, v, torch.tensor([2, 5][:batch], dtype=torch.int32)
+
+
+def raises(exc, match, *args, **kwargs):
+    with pytest.raises(exc, match=match):
+        A.attention(*args, **kwargs)
+
+
+def test_good_inputs_run():
+    q, k, v, lens = good()
+    assert A.attention(q, k, v, lens).shape == q.shape
+
+
+@pytest.mark.parametrize("mutate,exc,match", [
+    (lambda q, k, v, c: (q[0], k, v, c), ValueError, "q: expected 4 dimensions"),
+    (lambda q, k, v, c: (q.double(), k, v, c), TypeError, "q: dtype float64"),
+    (lambda q, k, v, c: (q, k.half(), v, c), TypeError, "k_cache: dtype"),
+    (lambda q, k, v, c: (q, k, v.half(), c), TypeError, "v_cache: dtype"),
+    (lambda q, k, v, c: (q, k, v[:, :, :8], c), ValueError, "v_cache: expected shape"),
+    (lambda q, k, v, c: (q, k[:1], v[:1], c), ValueError, "k_cache: expected shape"),
+    (lambda q, k, v, c: (torch.randn(2, 4, 3, 48), k, v, c), ValueError, "q: head dim 48 not supported"),
+    (lambda q, k, v, c: (q, torch.randn(2, 3, 16, 64), torch.randn(2, 3, 16, 64), c), ValueError,
+     r"k_cache: n_kv_heads \(3\) must divide"),
+    (lambda q, k, v, c: (q, k, v, c.long()), TypeError, "cache_len: dtype int64"),
+    (lambda q, k, v, c: (q, k, v, [2, 5]), TypeError, "cache_len: expected an int32 torch.Tensor"),
+    (lambda q, k, v, c: (q, k, v, c[:1]), ValueError, r"cache_len: expected shape \(2,\)"),
+    (lambda q, k, v, c: (q, k, v, c[None]), ValueError, "cache_len: expected 1 dimensions"),
+    (lambda q, k, v, c: (q, k, v, torch.tensor([2, -1], dtype=torch.int32)), ValueError,
+     "cache_len: lengths must"),
+    (lambda q, k, v, c: (q, k, v, torch.tensor([2, 14], dtype=torch.int32)), ValueError,
+     r"cache_len: cache_len \+ q_len = 14 \+ 3 exceeds the cache capacity 16"),
+    (lambda q, k, v, c: (torch.randn(2, 4, 64, 3).transpose(-1, -2), k, v, c), ValueError,
+     "q: last dimension must be contiguous"),
+    (lambda q, k, v, c: (q, torch.randn(2, 2, 64, 16).transpose(-1, -2), v, c), ValueError,
+     "k_cache: last dimension must be contiguous"),
+    (lambda q, k, v, c: (q, k, v, c.to("meta")), ValueError, "cache_len: on meta but q is on cpu"),
+    (lambda q, k, v, c: (q, k.to("meta"), v, c), ValueError, "k_cache: on meta but q is on cpu"),
+], ids=lambda x: x if isinstance(x, str) else None)
+def test_each_bad_input_names_the_argument(mutate, exc, match):
+    raises(exc, match, *mutate(*good()))
+
+
+def test_bad_keyword_arguments():
+    q, k, v, lens = good()
+    raises(ValueError, "variant: expected one of", q, k, v, lens, variant="flash")
+    raises(ValueError, "num_splits: expected an integer", q, k, v, lens, num_splits=0)
+    raises(ValueError, "num_splits: expected an integer", q, k, v, lens, num_splits=MAX_SPLITS + 1)
+    raises(ValueError, "num_splits: expected an integer", q, k, v, lens, num_splits=2.0)
+    raises(ValueError, "num_splits: only applies", q, k, v, lens, variant="prefill", num_splits=2)
+    raises(ValueError, "scale: expected a finite", q, k, v, lens, scale=float("nan"))
+    raises(ValueError, "scale: expected a finite", q, k, v, lens, scale="0.1")
+
+
+def test_check_lengths_false_skips_the_value_checks():
+    q, k, v, lens = good()
+    bad = torch.tensor([2, 14], dtype=torch.int32)
+    raises(ValueError, "exceeds the cache capacity", q, k, v, bad)
+    # with the check off the caller owns the guarantee; a valid call still works
+    assert A.attention(q, k, v, lens, check_lengths=False).shape == q.shape
+
+
+def test_select_variant():
+    assert A.select_variant(1) == "splitkv"
+    assert A.select_variant(A.SPLITKV_MAX_Q_LEN) == "splitkv"
+    assert A.select_variant(A.SPLITKV_MAX_Q_LEN + 1, 32, 8) == "prefill"
+    assert set(A.VARIANTS) == {"prefill", "splitkv"}
+
+
+def test_select_num_splits():
+    # batch 1, 8 KV heads (llama2-70b), 32k cache: one wave of ~128 programs on 132 SMs
+    s = A.select_num_splits(1, 8, 32768, n_sms=132)
+    assert 8 * s <= 132 and 8 * s >= 0.8 * 132
+    # already a full wave without splitting
+    assert A.select_num_splits(16, 32, 4096, n_sms=132) == 1
+    # a short cache is never cut below 4 tiles of 64 keys per split
+    assert A.select_num_splits(1, 1, 300, n_sms=132, block_n=64) == 2
+    assert A.select_num_splits(1, 1, 10, n_sms=132) == 1
+    assert all(1 <= A.select_num_splits(1, 1, n, n_sms=108) <= MAX_SPLITS for n in (1, 64, 10**6))
+
+
+def test_decode_block_m_packs_gqa_rows():
+    assert A.decode_block_m(1, 1) == 16  # smallest tl.dot tile
+    assert A.decode_block_m(8, 1) == 16
+    assert A.decode_block_m(8, 4) == 32
+    assert A.decode_block_m(8, 16) == 64  # capped: more row blocks instead
+
+
+def test_pruning_respects_shared_memory_and_registers():
+    # head dim 256 with 128x64 tiles would not fit; the shipped 256 list fits sm_80
+    big = A.triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3)
+    small = PREFILL_CONFIGS[256][0]
+    assert prune_configs([big, small], 256, 2, 80) == [small]
+    assert prune_configs([big], 256, 2, 80) == [big]  # never empty: the cheapest one is kept
+    for bd, configs in PREFILL_CONFIGS.items():
+        assert prune_configs(configs, bd, 2, 80) == configs, bd  # every shipped fp16 config fits sm_80
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_compile_cases_are_complete(arch):
+    cases = A.compile_cases(arch)
+    assert 0 < len(cases) <= 24
+    for case in cases:
+        names = case.fn.arg_names
+        assert list(case.signature) == names, case.case_id
+        for name, kind in case.signature.items():
+            if kind == "constexpr":
+                assert name in case.constexprs, (case.case_id, name)
+        assert set(case.divisible_by_16) <= set(case.signature)
+        assert case.dtype in ("float16", "bfloat16")
+        if case.variant in ("prefill", "splitkv"):
+            assert "tensor_cores" in case.gates
+        if case.variant == "splitkv":
+            assert "vec128_loads" in case.gates
+    seen = {(c.variant, c.dtype, c.constexprs.get("HEAD_DIM"), c.config) for c in cases}
+    for dtype in ("float16", "bfloat16"):
+        for dh in (64, 128, 256):  # every surviving prefill config at the head dims that change code
+            for cfg in prune_configs(PREFILL_CONFIGS[dh], dh, 2, arch):
+                assert ("prefill", dtype, dh, A.triton_config_id(cfg)) in seen
+        assert {d for v, t, d, _ in seen if v == "splitkv" and t == dtype} == {64, 96, 128, 256}
+    assert any(c.variant == "splitkv" and c.constexprs["SPLIT"] is False for c in cases)
+    assert any(c.variant == "splitkv-combine" for c in cases)
+
+
+def test_public_signatures_follow_the_contract():
+    params = inspect.signature(A.attention).parameters
+    assert list(params)[:4] == ["q", "k_cache", "v_cache", "cache_len"]
+    for name in ("scale", "variant", "num_splits", "return_lse"):
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY

@@ -22,6 +22,9 @@ from roofline.results import Record, Results, attainable_flops_per_s, peak_for, 
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 STATUSES = (SUPPORTED, REFUTED, INCONCLUSIVE)
 CROSSOVER_AGREEMENT = 2.0  # measured vs predicted crossover batch: within this factor is "about"
+# A point's time says something about memory only if it moves a fair share of the measured bandwidth;
+# below this fraction its time is overhead (launch, threading, a busy machine) and the check abstains.
+MEMORY_EVIDENCE = 0.25
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,13 @@ def _measured_crossover(records: list[Record], size_key: str, cost_at, roof: Har
         predicted = crossover(lambda m, s=shape, d=dtype: cost_at(s, m, d), ridge_for(roof, lo.dtype_class))
         pred = "never" if predicted is None else str(predicted)
         where = f"{label} {provider} {dtype} {', '.join(f'{k}={v}' for k, v in rest)}"
+        share = lo.achieved_bytes_per_s / roof.mem_bandwidth
+        if share < MEMORY_EVIDENCE:
+            statuses.append(INCONCLUSIVE)
+            lines.append(f"{where}: at {size_key}={sizes[0]} it moves only {share:.1%} of the measured "
+                         "bandwidth, so its flat time is overhead, not weight reads: no crossover to read "
+                         f"(predicted on the measured roof: {pred})")
+            continue
         if growth < 2:
             reached = predicted is not None and predicted <= sizes[-1] / 4
             statuses.append(REFUTED if reached else INCONCLUSIVE)
@@ -320,6 +330,13 @@ def gqa_measured(results: Results, roof: HardwareSpec) -> Verdict:
         if group == 1 or other is None:
             continue
         ratio = r.achieved_flops_per_s / other.achieved_flops_per_s
+        share = other.achieved_bytes_per_s / roof.mem_bandwidth  # the MHA reference must be memory-bound
+        if share < MEMORY_EVIDENCE:
+            statuses.append(INCONCLUSIVE)
+            lines.append(f"{r.provider} cache {r.shape['cache_len']}: GQA reached {ratio:.2f}x the FLOP/s of "
+                         f"MHA, but MHA moves only {share:.1%} of the measured bandwidth "
+                         "(overhead-bound): no evidence about intensity")
+            continue
         statuses.append(SUPPORTED if group / 2 <= ratio <= group * 2 else REFUTED)
         lines.append(f"{r.provider} cache {r.shape['cache_len']}: GQA (group {group}) reached {ratio:.2f}x "
                      "the "

@@ -118,6 +118,9 @@ def test_measured_gemv_crossover(tmp_path):
     short = {b: a for b in (1, 8, 64)}  # ends before the predicted crossover: cannot decide
     verdict = C.gemv_crossover_measured(run_of(tmp_path / "d", _gemv_rows(short)), MEASURED)
     assert verdict.status == "inconclusive"
+    overhead = {b: max(50 * a, a * b / predicted) for b in (1, 8, 64, 512, 4096)}  # 2% of the bandwidth
+    verdict = C.gemv_crossover_measured(run_of(tmp_path / "f", _gemv_rows(overhead)), MEASURED)
+    assert verdict.status == "inconclusive" and "overhead" in verdict.summary
     two = {1: a, 4096: 30 * a}  # fewer than 3 batch sizes
     verdict = C.gemv_crossover_measured(run_of(tmp_path / "e", _gemv_rows(two)), MEASURED)
     assert verdict.status == "inconclusive"
@@ -151,11 +154,11 @@ def test_measured_bound_claims_follow_the_measured_ridge(tmp_path):
 
 
 def test_measured_gqa(tmp_path):
-    def rows(gqa_speedup: float):
+    def rows(gqa_speedup: float, efficiency: float = 0.7):
         out = []
         for cache in (1024, 4096):
             mha = dict(batch=1, n_heads=32, n_kv_heads=32, head_dim=128, q_len=1, cache_len=cache)
-            t = roofline_time("attention", mha, "float16", MEASURED, 0.7)
+            t = roofline_time("attention", mha, "float16", MEASURED, efficiency)
             out.append(benchmark("attention", mha, "float16", t))
             out.append(benchmark("attention", {**mha, "n_kv_heads": 4}, "float16", t / gqa_speedup))
         return out
@@ -163,6 +166,8 @@ def test_measured_gqa(tmp_path):
     good = C.gqa_measured(run_of(tmp_path / "a", rows(7.5)), MEASURED)  # bytes ~8x fewer, same bandwidth
     assert good.status == "supported" and len(good.details) == 2
     assert C.gqa_measured(run_of(tmp_path / "b", rows(1.0)), MEASURED).status == "refuted"
+    # far below the memory roof the FLOP/s ratio is overhead, not intensity: abstain
+    assert C.gqa_measured(run_of(tmp_path / "c", rows(1.0, 0.02)), MEASURED).status == "inconclusive"
 
 
 def test_above_roof_and_miscounted_points(tmp_path):

@@ -36,10 +36,18 @@ How the design reaches its GPU targets (targets for users with A100/H100 to meas
   tile pays only for the sections it touches. Risk: on H100 a non-persistent, non-TMA-store Triton
   GEMM has been published ~10% behind cuBLAS; that is where this target is tightest.
 - *Decode* (M <= 64): 16-row tiles with 128-256-deep K tiles and 4 stages keep the weight stream
-  pipelined; narrow N tiles give ``N/32 .. N/64`` programs. There is no split-K here (the fused
-  scatter makes partial sums awkward): for small-N models at batch 1 (gpt2-small, N = 2304 -> 72
-  programs) fewer programs than SMs x occupancy may leave bandwidth unused; the GEMV kernel
-  (``kernels/gemv.py``) covers that regime for the plain projection.
+  pipelined; narrow N tiles give ``N/32 .. N/64`` programs. These small tiles run on ``mma.sync``
+  (HMMA) on sm_90 too: wgmma needs 64 rows per warpgroup, and at 16-32 rows the weight stream, not
+  the tensor cores, bounds the time (16-32 FLOP/byte against H100's ridge near 300). There is no
+  split-K here (the fused scatter makes partial sums awkward): for small-N models at batch 1
+  (gpt2-small, N = 2304 -> 72 programs) fewer programs than SMs x occupancy may leave bandwidth
+  unused; the GEMV kernel (``kernels/gemv.py``) covers that regime for the plain projection.
+
+Static evidence (the sm_80/sm_90 AOT compile of every shipped config, ``python -m kernels.audit
+--kernel qkv``): no spills, <= 255 registers, shared memory within both limits, HMMA on sm_80,
+HGMMA on sm_90 for the 64/128-row tiles, operand loads as 128-bit ``cp.async`` (LDGSTS), output
+stores 128-bit (64-bit for the 16x32 tile). Keeping the prologue's row offsets alive through the K
+loop spilled the 128-row tiles on sm_80; the epilogue recomputes them instead.
 
 int64 offsets: every row base (batch and token index times a stride) is computed in int64, so
 caches and outputs larger than 2**31 elements are addressed correctly.
@@ -149,15 +157,6 @@ def _qkv_kernel(
             v_cols = (offs_n >= n_qk) & (offs_n < N)
             tl.store(v_ptrs, out, mask=row_ok[:, None] & v_cols[None, :])
 
-
-_ARG_NAMES = (
-    "q_ptr", "k_ptr", "v_ptr", "x_ptr", "w_ptr", "bias_ptr", "cache_len_ptr",
-    "M", "N", "K", "T", "n_heads", "n_kv_heads", "capacity",
-    "stride_xb", "stride_xt", "stride_xk", "stride_wn", "stride_wk",
-    "stride_qb", "stride_qh", "stride_qt", "stride_qd",
-    "stride_kb", "stride_kh", "stride_kt", "stride_kd",
-    "stride_vb", "stride_vh", "stride_vt", "stride_vd",
-)
 
 _AUTOTUNED: list = []  # built on first use: autotuning needs a GPU driver, the interpreter has none
 

@@ -201,3 +201,25 @@ def test_cli(tmp_path, capsys):
     assert main(["plot", "--predict", "B200"]) == 2
     assert "unknown hardware preset" in capsys.readouterr().err
     assert main(["plot", "--predict", "H100-SXM5", "--sweep", "huge", "--out", str(tmp_path)]) == 2
+
+
+def test_real_cpu_run_every_benchmark_appears(tmp_path):
+    import shutil
+
+    run = tmp_path / "cpu-quick"
+    shutil.copytree(DATA / "cpu-quick", run)
+    res = load_results(run)
+    roof = res.roof_spec()
+    assert res.device_kind == "cpu" and roof.source == "measured" and res.ceilings.datasheet is None
+    fig = roofline_figure(measured_points(res.records, roof), [(roof, "measured")], dtype="bfloat16",
+                          title="t")
+    ax = fig.axes[0]
+    assert {g.split(":", 1)[1] for g in _by_gid(ax, "measured:")} == {r.name for r in res.records}
+    assert len(_by_gid(ax, "predicted:")) == len(res.records)
+    roofs = {f"roof:{c}:measured:{roof.name}" for c in ("memory", "tensor16", "fp32")}
+    assert set(_by_gid(ax, "roof:")) == roofs
+    plt.close(fig)
+    paths = plot_results(run)
+    assert sorted(p.name for p in paths) == sorted(f"{k}-cpu-amd-epyc-bfloat16.{e}" for k in
+                                                   ("roofline", "roof-fraction") for e in ("png", "svg"))
+    assert "judged against the CPU's measured roof" in paths[1].read_text()

@@ -370,3 +370,12 @@ def test_compile_cases_cover_every_config_and_argument(arch):
     assert len({c.case_id for c in cases}) == len(cases)
     with pytest.raises(ValueError, match="arch"):
         qkv.compile_cases(70)
+
+
+def test_autotuner_wiring():
+    """The GPU path's autotuner (built lazily; it cannot run without a driver) tunes the shipped list
+    through the shape pruning, keyed on the GEMM sizes."""
+    tuner = qkv._autotuned_kernel()
+    assert tuner is qkv._autotuned_kernel()  # built once
+    assert list(tuner.configs) == cfgs.CONFIGS and list(tuner.keys) == ["M", "N", "K"]
+    assert tuner.early_config_prune is cfgs.early_config_prune

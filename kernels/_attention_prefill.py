@@ -118,10 +118,13 @@ def _attn_prefill_kernel(
 
 # ----------------------------------------------------------------------------------------------
 # Configs, per padded head dim (BLOCK_D). Without autotuning the first config that survives pruning
-# (kernels.attention.prune_configs) runs, so the usual best for long prompts comes first; the
-# 64-row tile is for short chunks (q_len <= 64) and for filling SMs at small batch x heads.
-# Shared memory ~ element_size * (BLOCK_M*BLOCK_D + 2*num_stages*BLOCK_N*BLOCK_D) (Q + K/V stages);
-# the fp32 accumulator is BLOCK_M*BLOCK_D / (32*num_warps) registers per thread, kept <= 64.
+# (prune_configs) runs, so the usual best for long prompts comes first; the 64-row tile is for short
+# chunks (q_len <= 64) and for filling SMs at small batch x heads.
+# Shared memory ~ element_size * (BLOCK_M*BLOCK_D + 2*num_stages*BLOCK_N*BLOCK_D) (Q + K/V stages; an
+# upper bound: Triton 3.9 on sm_80 keeps num_stages - 1 K/V buffers). Registers: the fp32 score tile
+# and accumulator, (BLOCK_M*BLOCK_N + BLOCK_M*BLOCK_D) / (32*num_warps) per thread, stay <= 96: the
+# sm_80 compile of 128x64 tiles at Dh=64 with 4 warps (128 of them) spilled at 255 registers, while
+# every config below compiles without local memory for sm_80 and sm_90 (kernels.audit).
 # ----------------------------------------------------------------------------------------------
 
 def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
@@ -129,8 +132,8 @@ def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
 
 
 PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
-    64: [_cfg(128, 64, 4, 3), _cfg(64, 64, 4, 3)],     # 64 KB / 56 KB (fp16); the tutorial's Dh=64 tile
-    128: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],    # 128 KB / 112 KB
+    64: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],     # 64 KB / 56 KB estimated (fp16)
+    128: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],    # 128 KB / 112 KB estimated
     256: [_cfg(64, 32, 8, 2)],                         # 96 KB; 64-key tiles would need 160 KB
 }
 
@@ -151,13 +154,14 @@ def smem_estimate(cfg: triton.Config, bd: int, elt: int, block_m: int | None = N
 
 def prune_configs(configs: list[triton.Config], bd: int, elt: int, arch: int,
                   block_m: int | None = None) -> list[triton.Config]:
-    """Configs whose estimated shared memory fits ``arch`` and whose fp32 accumulator stays <= 64
-    registers per thread; the cheapest one if none would (never empty). ``elt``: bytes per element."""
+    """Configs whose estimated shared memory fits ``arch`` and whose fp32 score tile + accumulator take
+    <= 96 registers per thread; the cheapest one if none would (never empty). ``elt``: bytes/element."""
     limit = SMEM_LIMIT.get(arch, 101376)
 
     def fits(c: triton.Config) -> bool:
         bm = block_m if block_m is not None else c.kwargs["BLOCK_M"]
-        return smem_estimate(c, bd, elt, block_m) <= limit and bm * bd <= 64 * 32 * c.num_warps
+        fp32_regs = bm * (c.kwargs["BLOCK_N"] + bd) // (32 * c.num_warps)
+        return smem_estimate(c, bd, elt, block_m) <= limit and fp32_regs <= 96
 
     kept = [c for c in configs if fits(c)]
     return kept or [min(configs, key=lambda c: smem_estimate(c, bd, elt, block_m))]

@@ -304,7 +304,7 @@ def fraction_figure(points: list[Point], *, title: str):
     else:
         ax.set_xlim(0, max(1.1, max(fractions) * 1.15))
     ax.axvline(1.0, color="0.2", ls="--", lw=1)
-    ax.text(1.0, 1.0, " roof", transform=ax.get_xaxis_transform(), va="bottom", ha="center", fontsize=8)
+    ax.text(1.0, 0.005, " roof", transform=ax.get_xaxis_transform(), va="bottom", ha="left", fontsize=8)
     for y, f, p in zip(ys, fractions, order, strict=True):
         text = f"{f:.1%}" if f >= 0.001 else f"{f:.1e}"
         ax.text(f * (1.08 if ax.get_xscale() == "log" else 1.0) + (0 if ax.get_xscale() == "log" else 0.01),

@@ -198,10 +198,11 @@ def _read_json(path: Path, what: str) -> object:
         raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
-def _number(value: object, where: str, *, positive: bool = True) -> float:
+def _number(value: object, where: str) -> float:
+    """A finite positive number, or a one-line UsageError naming the field."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise UsageError(f"{where}: expected a finite number, got {value!r}")
-    if positive and value <= 0:
+    if value <= 0:
         raise UsageError(f"{where}: expected a positive number, got {value!r}")
     return float(value)
 
@@ -236,7 +237,7 @@ def _record(bench: object, index: int, path: Path) -> Record:
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{where}: no flops/bytes recorded and no cost model for it ({exc})") from None
         flops, nbytes = cost.flops, cost.bytes
-    flops = _number(flops, f"{where}: flops", positive=False)
+    flops = _number(flops, f"{where}: flops")
     nbytes = _number(nbytes, f"{where}: bytes")
     cls = extra.get("dtype_class") or dtype_class(dtype, matmul=kernel in MATMUL_KERNELS)
     return Record(

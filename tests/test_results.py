@@ -92,6 +92,8 @@ def _bench_doc(**extra_changes) -> str:
     (_bench_doc(median_s=-1.0), "median_s"),
     (_bench_doc(median_s="fast"), "median_s"),
     (_bench_doc(bytes=0), "bytes"),
+    (_bench_doc(flops=0.0), "flops"),
+    (_bench_doc(flops=float("nan")), "flops"),
     (_bench_doc(shape=[8, 1024]), "shape"),
 ])
 def test_corrupt_or_foreign_json_is_a_one_line_usage_error(tmp_path, text, message):

@@ -89,7 +89,10 @@ def _gemv_tiled_kernel(
     HAS_BIAS: tl.constexpr, DIRECT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    # Grid: (M tiles x N tiles with M fastest, K splits). x is small and stays in L2; W is read once.
+    # "Swap AB": the tile computes y^T = W @ x^T, so the weight's BLOCK_N rows are the MMA's M side
+    # (64-128 rows: wgmma-sized on sm_90) and the batch is the narrow side (wgmma allows N down to 8).
+    # Grid: (batch tiles x N tiles with batch fastest, K splits): programs sharing a weight tile run
+    # together, so W comes from HBM once; x is small and stays in L2.
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
     num_m = tl.cdiv(B, BLOCK_M)
@@ -98,32 +101,31 @@ def _gemv_tiled_kernel(
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
-    # Out-of-range rows/columns wrap around (valid addresses, results masked at the store), so only the
-    # K tail needs a load mask and the loads stay unpredicated along M and N.
+    # Out-of-range rows wrap around (valid addresses, results masked at the store), so only the K tail
+    # needs a load mask.
     rows_x = offs_m % B
     rows_w = offs_n % N
     k_start = pid_k * K_PER_SPLIT
     k_end = tl.minimum(k_start + K_PER_SPLIT, K)
-    x_ptrs = x_ptr + rows_x.to(tl.int64)[:, None] * stride_xb + (k_start + offs_k)[None, :]
-    # W^T tile [BLOCK_K, BLOCK_N]: contiguous along K (dim 0)
-    w_ptrs = w_ptr + rows_w.to(tl.int64)[None, :] * stride_wn + (k_start + offs_k)[:, None]
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    w_ptrs = w_ptr + rows_w.to(tl.int64)[:, None] * stride_wn + (k_start + offs_k)[None, :]  # K-major
+    xt_ptrs = x_ptr + rows_x.to(tl.int64)[None, :] * stride_xb + (k_start + offs_k)[:, None]  # x^T tile
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     for k0 in range(k_start, k_end, BLOCK_K):
         mask_k = (k0 + offs_k) < K
-        a = tl.load(x_ptrs, mask=mask_k[None, :], other=0.0)  # read BLOCK_M*BLOCK_K of x
-        b = tl.load(w_ptrs, mask=mask_k[:, None], other=0.0)  # read BLOCK_K*BLOCK_N of W
-        acc = tl.dot(a, b, acc)
-        x_ptrs += BLOCK_K
+        w = tl.load(w_ptrs, mask=mask_k[None, :], other=0.0)  # read BLOCK_N*BLOCK_K of W
+        xt = tl.load(xt_ptrs, mask=mask_k[:, None], other=0.0)  # read BLOCK_K*BLOCK_M of x
+        acc = tl.dot(w, xt, acc)
         w_ptrs += BLOCK_K
-    mask = (offs_m < B)[:, None] & (offs_n < N)[None, :]
+        xt_ptrs += BLOCK_K
+    mask = (offs_n < N)[:, None] & (offs_m < B)[None, :]
     if DIRECT:
         if HAS_BIAS:
-            acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
-        y_ptrs = y_ptr + offs_m.to(tl.int64)[:, None] * stride_yb + offs_n[None, :]
+            acc += tl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[:, None]
+        y_ptrs = y_ptr + offs_m.to(tl.int64)[None, :] * stride_yb + offs_n[:, None]
         tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mask)
     else:
-        ws_ptrs = (ws_ptr + pid_k.to(tl.int64) * stride_wss + offs_m.to(tl.int64)[:, None] * stride_wsb
-                   + offs_n[None, :])
+        ws_ptrs = (ws_ptr + pid_k.to(tl.int64) * stride_wss + offs_m.to(tl.int64)[None, :] * stride_wsb
+                   + offs_n[:, None])
         tl.store(ws_ptrs, acc, mask=mask)
 
 

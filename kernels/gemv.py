@@ -17,11 +17,12 @@ Two variants, side by side in :data:`VARIANTS`; :func:`select_variant` picks one
   weight tile, each with its own ``[BLOCK_N, BLOCK_K]`` fp32 accumulator that is reduced across K once,
   after the loop (no per-step shuffles). K is split across programs so that even B = 1 with small N
   launches several programs per SM (bytes in flight, not FLOPs, are the limit).
-- ``"tiled"`` (B > :data:`SPLITK_MAX_BATCH`): a tensor-core ``tl.dot`` tile GEMM (HMMA on sm_80; wgmma
-  on sm_90 from ``BLOCK_M`` = 64, HMMA below) with software-pipelined loads (``num_stages`` 3-4),
-  ``BLOCK_M`` sized to B, programs over M varying fastest so that the programs sharing a weight tile run
-  together and W comes from HBM once. It uses the same K split when the tile grid alone would not fill
-  the GPU.
+- ``"tiled"`` (B > :data:`SPLITK_MAX_BATCH`): a tensor-core ``tl.dot`` tile GEMM with software-pipelined
+  loads (``num_stages`` 3-4) computing ``y^T = W @ x^T`` ("swap AB"): 64-128 weight rows are the MMA's
+  M side and the batch the narrow N side (``BLOCK_M`` = 16-128, sized to B), so every config lowers to
+  wgmma on sm_90 (HMMA on sm_80) even at B = 5. Programs over the batch vary fastest so that those
+  sharing a weight tile run together and W comes from HBM once. It uses the same K split when the tile
+  grid alone would not fill the GPU.
 
 Split-K partials are reduced deterministically: each split writes fp32 partials to a workspace
 ``[S, B, N]`` and a second kernel sums them in split order (plus the bias) into ``y``, so two runs are
@@ -84,12 +85,11 @@ SPLITK_CONFIGS = [
 ]
 # tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes: at most 96 KB at
 # fp16/bf16 and 192 KB at fp32 on sm_90 (227 KB there; 147 KB of sm_80's 163 KB).
-# Dropped after the sm_80/sm_90 compile: BLOCK_N=256 at BLOCK_M=128 (254 registers, spills) and
-# (32, 64, 128) (a 24-byte stack frame on sm_80).
+# BLOCK_N (weight rows, the MMA's M side) >= 64 with 4 warps per warpgroup: every config is wgmma on
+# sm_90. Dropped after the sm_80/sm_90 compile: BLOCK_N=256 at BLOCK_M=128 (254 registers, spills).
 TILED_CONFIGS = [
     triton.Config({"BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128}, num_warps=4, num_stages=4),
-    triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64}, num_warps=4, num_stages=4),
-    triton.Config({"BLOCK_M": 32, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=4, num_stages=4),
+    triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 128}, num_warps=4, num_stages=4),
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=4, num_stages=4),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64}, num_warps=8, num_stages=3),
 ]

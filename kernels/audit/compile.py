@@ -36,8 +36,11 @@ class AuditLine:
     instructions (spills or stack arrays); ``ldg_bits``/``stg_bits``/``ldgsts_bits`` map an access
     width in bits (``"128"``, ``"64"``, ``"32"``, ``"16"``, ``"8"``) to a count of SASS instructions
     (static counts, not executions). ``compile_s`` is the wall time of ``triton.compile`` (small when
-    Triton's cache already held the kernel; ``--fresh`` forces a real compile). ``failures`` is filled
-    by :func:`kernels.audit.gates.check_gates`.
+    Triton's cache already held the kernel; ``--fresh`` forces a real compile); ``compile_cpu_s`` is the
+    CPU time it took, this process and its ``ptxas`` child together (what a CI core pays, whatever else
+    the machine is doing). ``failures`` is filled
+    by :func:`kernels.audit.gates.check_gates`. ``index`` is the case's position in its source's
+    ``compile_cases(arch)`` list (-1 for a source that produced no case).
     """
 
     kernel: str
@@ -50,10 +53,12 @@ class AuditLine:
     num_warps: int
     num_stages: int
     case_id: str = ""
+    index: int = -1
     compiled: bool = False
     error: str | None = None
     target: str = ""
     compile_s: float = 0.0
+    compile_cpu_s: float = 0.0
     registers: int | None = None
     stack_bytes: int | None = None
     local_bytes: int | None = None
@@ -83,6 +88,13 @@ class AuditLine:
     def narrow_loads(self) -> int:
         """Global loads narrower than 32 bits (16- and 8-bit ``LDG``/``LDGSTS``)."""
         return sum(int(d.get(w, 0)) for d in (self.ldg_bits, self.ldgsts_bits) for w in ("16", "8"))
+
+    @property
+    def wide_load_fraction(self) -> float:
+        """Share of the global-load bits in the SASS (static: instruction count x width, over ``LDG``
+        and ``LDGSTS``) moved by 128-bit instructions; 0.0 when there is no global load."""
+        total = sum(int(w) * int(n) for d in (self.ldg_bits, self.ldgsts_bits) for w, n in d.items())
+        return 128 * self.wide_loads / total if total else 0.0
 
     @property
     def tma(self) -> int:
@@ -123,6 +135,14 @@ def _check_case(case: CompileCase) -> list[str]:
 _PTX_TARGET_RE = re.compile(r"^\s*\.target\s+(sm_\w+)", re.MULTILINE)
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its waited-for children (ptxas)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def _error_text(exc: BaseException) -> str:
     """A one-line description of a compile failure: Triton's ``CompilationError`` carries the source
     excerpt in its message, so use its location and own message instead."""
@@ -137,10 +157,19 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}{where}: {text[:400]}"
 
 
+_DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "float": "fp32"}
+
+
+def canonical_dtype(dtype: object) -> str:
+    """``fp16``/``bf16``/``fp32`` for any of ``"fp16"``, ``"float16"``, ``torch.float16``, ..."""
+    name = str(dtype).replace("torch.", "")
+    return _DTYPE_ALIASES.get(name, name)
+
+
 def new_line(case: CompileCase, arch: int) -> AuditLine:
     """An empty (not yet compiled) line describing ``case`` on ``arch``."""
     return AuditLine(
-        kernel=case.kernel, variant=case.variant, dtype=case.dtype, shape=dict(case.shape),
+        kernel=case.kernel, variant=case.variant, dtype=canonical_dtype(case.dtype), shape=dict(case.shape),
         config=case.config, arch=arch, gates=sorted(case.gates), num_warps=case.num_warps,
         num_stages=case.num_stages, case_id=case.case_id,
     )
@@ -175,7 +204,7 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     names = list(case.fn.arg_names)
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in case.divisible_by_16}
     src = ASTSource(fn=case.fn, signature=dict(case.signature), constexprs=dict(case.constexprs), attrs=attrs)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         compiled = triton.compile(
             src, target=GPUTarget("cuda", arch, 32),
@@ -183,9 +212,11 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
         )
     except Exception as exc:  # any compiler failure is a finding, not a crash
         line.compile_s = time.perf_counter() - start
+        line.compile_cpu_s = _cpu_seconds() - cpu_start
         line.error = _error_text(exc)
         return line
     line.compile_s = time.perf_counter() - start
+    line.compile_cpu_s = _cpu_seconds() - cpu_start
     line.compiled = True
     target = _PTX_TARGET_RE.search(compiled.asm.get("ptx", ""))
     line.target = target.group(1) if target else f"sm_{arch}"

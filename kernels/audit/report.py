@@ -4,8 +4,9 @@ JSON layout (``results/audit/audit-<UTC timestamp>.json`` unless ``--json PATH``
 
     {"tool": "kernels.audit", "schema": 1, "timestamp": ISO-8601 UTC, "triton_version": ...,
      "torch_version": ..., "targets": [{"backend": "cuda", "arch": 80, "warp_size": 32}, ...],
-     "limits": {"80": ArchLimits, ...}, "exceptions": [{"kernel", "variant", "gate", "arch", "reason"}],
-     "wall_s": ..., "jobs": ..., "summary": {"lines", "passed", "failed"},
+     "limits": {"80": ArchLimits, ...},
+     "exceptions": [{"kernel", "variant", "gate", "arch", "condition", "reason"}],
+     "wall_s": ..., "jobs": ..., "summary": {"lines", "passed", "failed", "compile_cpu_s"},
      "lines": [AuditLine.to_dict(), ...]}
 
 A benchmark attaches "its" line with :func:`find_line` (kernel, variant, dtype, config id and the
@@ -19,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from kernels.audit.compile import AuditLine
+from kernels.audit.compile import AuditLine, canonical_dtype
 from kernels.audit.gates import EXCEPTIONS
 from kernels.audit.occupancy import LIMITS
 
@@ -36,23 +37,33 @@ def short_config(config: str) -> str:
 
 
 def short_shape(shape: Mapping[str, object]) -> str:
-    return ",".join(f"{k}={v}" for k, v in shape.items())
+    """The shape's sizes for the table (free-text notes such as a model name source are left out)."""
+    return ",".join(f"{k}={v}" for k, v in shape.items() if not (isinstance(v, str) and len(v) > 12))
 
 
 def _widths(bits: Mapping[str, int]) -> str:
     return "/".join(str(bits.get(w, 0)) for w in ("128", "64", "32", "16", "8"))
 
 
-COLUMNS = ("kernel", "variant", "dtype", "shape", "config", "sm", "regs", "L/S", "stack", "smem",
-           "occ", "limit", "mma", "async", "LDG 128/64/32/16/8", "STG 128/64/32/16/8", "comp_s", "gates")
+COLUMNS = ("kernel", "variant", "dtype", "shape", "config", "sm", "gated", "regs", "L/S", "stack", "smem",
+           "occ", "limit", "mma", "async", "ld128", "LDG 128/64/32/16/8", "STG 128/64/32/16/8", "comp_s",
+           "gates")
+
+
+_GATE_MARK = {"tensor_cores": "T", "wgmma": "W", "vec128_loads": "V"}
+
+
+def _gated(line: AuditLine) -> str:
+    return "".join(_GATE_MARK.get(g, "?") for g in sorted(line.gates)) or "-"
 
 
 def table_row(line: AuditLine) -> tuple[str, ...]:
     """One table row (strings) for ``line``."""
     if not line.compiled:
         status = "FAIL " + (line.error or "not compiled")[:60]
-        return (line.kernel, line.variant, line.dtype, short_shape(line.shape), short_config(line.config),
-                str(line.arch)) + ("-",) * (len(COLUMNS) - 8) + (f"{line.compile_s:.1f}", status)
+        head = (line.kernel, line.variant, line.dtype, short_shape(line.shape), short_config(line.config),
+                str(line.arch), _gated(line))
+        return head + ("-",) * (len(COLUMNS) - len(head) - 2) + (f"{line.compile_s:.1f}", status)
     occ = line.occupancy or {}
     mma = []
     if line.count("HGMMA"):
@@ -69,10 +80,12 @@ def table_row(line: AuditLine) -> tuple[str, ...]:
         gates += " (waived " + ",".join(line.waived) + ")"
     return (
         line.kernel, line.variant, line.dtype, short_shape(line.shape), short_config(line.config),
-        str(line.arch), str(line.registers), f"{line.local_loads}/{line.local_stores}", str(line.stack_bytes),
+        str(line.arch), _gated(line), str(line.registers), f"{line.local_loads}/{line.local_stores}",
+        str(line.stack_bytes),
         str(line.shared_bytes), f"{occ.get('warps_per_sm', '?')}/{occ.get('max_warps_per_sm', '?')}",
         str(occ.get("limiter", "?")), " ".join(mma) or "-", " ".join(asyn) or "-",
-        _widths(line.ldg_bits), _widths(line.stg_bits), f"{line.compile_s:.1f}", gates,
+        f"{line.wide_load_fraction:.0%}", _widths(line.ldg_bits), _widths(line.stg_bits),
+        f"{line.compile_s:.1f}", gates,
     )
 
 
@@ -83,9 +96,12 @@ def format_table(lines: Sequence[AuditLine]) -> str:
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
     out.append("")
+    out.append("gated: T tensor_cores (+ wgmma on sm_90), V vec128_loads (every line: compiles, "
+               "no_spills, shared_memory);")
     out.append("regs: registers/thread; L/S: LDL/STL (local-memory) instructions; stack, smem: bytes/block; "
                "occ: resident warps/SM (theoretical) and its limiter;")
-    out.append("mma: tensor-core instructions; async: LDGSTS (cp.async) and TMA instructions; LDG/STG: "
+    out.append("mma: tensor-core instructions; async: LDGSTS (cp.async) and TMA instructions; "
+               "ld128: share of global-load bits (LDG + LDGSTS) in 128-bit instructions; LDG/STG: "
                "global load/store instruction counts by width in bits (static SASS counts); "
                "comp_s: compile seconds.")
     return "\n".join(out)
@@ -93,7 +109,8 @@ def format_table(lines: Sequence[AuditLine]) -> str:
 
 def summary(lines: Sequence[AuditLine]) -> dict:
     failed = [line for line in lines if not line.passed]
-    return {"lines": len(lines), "passed": len(lines) - len(failed), "failed": len(failed)}
+    return {"lines": len(lines), "passed": len(lines) - len(failed), "failed": len(failed),
+            "compile_cpu_s": round(sum(line.compile_cpu_s for line in lines), 1)}
 
 
 def to_json(lines: Sequence[AuditLine], *, archs: Iterable[int], wall_s: float | None = None,
@@ -110,8 +127,8 @@ def to_json(lines: Sequence[AuditLine], *, archs: Iterable[int], wall_s: float |
         "targets": [{"backend": "cuda", "arch": a, "warp_size": 32} for a in archs],
         "limits": {str(a): LIMITS[a].to_dict() for a in archs},
         "exceptions": [
-            {"kernel": k, "variant": v, "gate": g, "arch": a, "reason": r}
-            for (k, v, g, a), r in EXCEPTIONS.items()
+            {"kernel": k, "variant": v, "gate": g, "arch": a, "condition": c, "reason": r}
+            for (k, v, g, a, c), r in EXCEPTIONS.items()
         ],
         "wall_s": wall_s,
         "jobs": jobs,
@@ -159,10 +176,10 @@ def find_line(
     compute capability 9.0 is ``90``). The audit compiles each config at one or two representative
     shapes; a line with the same ``shape`` wins, else the first match.
     """
-    dtype = _dtype_name(dtype)
+    dtype = canonical_dtype(dtype)
     matches = [
         line for line in lines
-        if line.kernel == kernel and line.variant == variant and _dtype_name(line.dtype) == dtype
+        if line.kernel == kernel and line.variant == variant and canonical_dtype(line.dtype) == dtype
         and line.config == config and (arch is None or line.arch == arch)
     ]
     if shape is not None:
@@ -172,9 +189,3 @@ def find_line(
     return matches[0] if matches else None
 
 
-_DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "float": "fp32"}
-
-
-def _dtype_name(dtype: object) -> str:
-    name = str(dtype).replace("torch.", "")
-    return _DTYPE_ALIASES.get(name, name)

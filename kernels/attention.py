@@ -118,7 +118,7 @@ def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
 # Validation
 # ----------------------------------------------------------------------------------------------
 
-def _validate(q, k_cache, v_cache, cache_len, scale, check_lengths: bool) -> tuple[int, int, float]:
+def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool) -> tuple[int, int, float]:
     """Check every argument; returns ``(n_kv_heads, capacity, scale)``."""
     check_tensor("q", q, ndim=4, dtypes=SUPPORTED_DTYPES)
     check_tensor("k_cache", k_cache, ndim=4, dtypes=None)
@@ -148,7 +148,7 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_lengths: bool) -> tup
         scale = 1.0 / math.sqrt(head_dim)
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
         raise ValueError(f"scale: expected a finite real number or None, got {scale!r}")
-    if check_lengths and batch > 0:
+    if check_cache_len and batch > 0:
         lo, hi = (int(x) for x in torch.stack(torch.aminmax(cache_len)).tolist())  # one device sync
         if lo < 0:
             raise ValueError(f"cache_len: lengths must be >= 0, got a minimum of {lo}")
@@ -284,7 +284,7 @@ def attention(
     variant: str | None = None,
     num_splits: int | None = None,
     return_lse: bool = False,
-    check_lengths: bool = True,
+    check_cache_len: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Causal attention of ``q_len`` new tokens per sequence over a KV cache that already holds them.
 
@@ -299,7 +299,7 @@ def attention(
     variant : ``"prefill"`` or ``"splitkv"``; ``None`` = :func:`select_variant`.
     num_splits : split-KV only: splits of the key axis (1..128); ``None`` = :func:`select_num_splits`.
     return_lse : also return the natural-log log-sum-exp of each query's scores, fp32 ``[B, Hq, q_len]``.
-    check_lengths : check ``0 <= cache_len`` and ``cache_len + q_len <= capacity`` (one device-to-host
+    check_cache_len : check ``0 <= cache_len`` and ``cache_len + q_len <= capacity`` (one device-to-host
         copy). ``False`` skips the sync (CUDA graphs, timing); the caller then guarantees both.
 
     Returns
@@ -315,7 +315,7 @@ def attention(
                              f"got {num_splits!r}")
         if variant == "prefill":
             raise ValueError("num_splits: only applies to variant='splitkv', not 'prefill'")
-    n_kv_heads, _, scale = _validate(q, k_cache, v_cache, cache_len, scale, check_lengths)
+    n_kv_heads, _, scale = _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len)
     batch, n_heads, q_len, head_dim = q.shape
     if variant is None:
         variant = "splitkv" if num_splits is not None else select_variant(q_len, n_heads, n_kv_heads)
@@ -332,18 +332,18 @@ def attention(
 
 def attention_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_len: torch.Tensor,
                       *, scale: float | None = None, return_lse: bool = False,
-                      check_lengths: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                      check_cache_len: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """:func:`attention` with the FlashAttention-2 prefill kernel (any ``q_len``, any ``cache_len``)."""
     return attention(q, k_cache, v_cache, cache_len, scale=scale, variant="prefill", return_lse=return_lse,
-                     check_lengths=check_lengths)
+                     check_cache_len=check_cache_len)
 
 
 def attention_splitkv(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_len: torch.Tensor,
                       *, scale: float | None = None, num_splits: int | None = None, return_lse: bool = False,
-                      check_lengths: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                      check_cache_len: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """:func:`attention` with the split-KV (flash-decoding) kernels; meant for small ``q_len``."""
     return attention(q, k_cache, v_cache, cache_len, scale=scale, variant="splitkv", num_splits=num_splits,
-                     return_lse=return_lse, check_lengths=check_lengths)
+                     return_lse=return_lse, check_cache_len=check_cache_len)
 
 
 VARIANTS = {"prefill": attention_prefill, "splitkv": attention_splitkv}

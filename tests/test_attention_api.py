@@ -70,12 +70,12 @@ def test_bad_keyword_arguments():
     raises(ValueError, "scale: expected a finite", q, k, v, lens, scale="0.1")
 
 
-def test_check_lengths_false_skips_the_value_checks():
+def test_check_cache_len_false_skips_the_value_checks():
     q, k, v, lens = good()
     bad = torch.tensor([2, 14], dtype=torch.int32)
     raises(ValueError, "exceeds the cache capacity", q, k, v, bad)
     # with the check off the caller owns the guarantee; a valid call still works
-    assert A.attention(q, k, v, lens, check_lengths=False).shape == q.shape
+    assert A.attention(q, k, v, lens, check_cache_len=False).shape == q.shape
 
 
 def test_select_variant():

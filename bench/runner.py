@@ -55,8 +55,20 @@ class Check:
         return self.worst <= 1.0
 
 
+COMPARE_CHUNK = 1 << 24  # elements per fp64 chunk: a 4 GiB output never needs 40 GiB of temporaries
+
+
+def _compare_chunk(o: torch.Tensor, r: torch.Tensor, atol: float, rtol: float) -> tuple[float, float]:
+    od, rd = o.double(), r.double()
+    err = (od - rd).abs()
+    err = torch.where((od == rd) & ~torch.isfinite(rd), 0.0, err)  # matching infinities are exact
+    err = torch.nan_to_num(err, nan=float("inf"))
+    ratio = err / (atol + rtol * rd.abs().nan_to_num(0.0))
+    return float(err.max()), float(ratio.max())
+
+
 def compare(out: object, ref: object, tolerance: tuple[float, float], note: str = "") -> Check:
-    """Compare tensors (or tuples of tensors) elementwise in fp64; NaN or Inf mismatches never pass."""
+    """Compare tensors (or tuples of tensors) elementwise in fp64, in chunks; NaN never passes."""
     outs = out if isinstance(out, (tuple, list)) else (out,)
     refs = ref if isinstance(ref, (tuple, list)) else (ref,)
     if len(outs) != len(refs):
@@ -66,15 +78,10 @@ def compare(out: object, ref: object, tolerance: tuple[float, float], note: str 
     for o, r in zip(outs, refs, strict=True):
         if tuple(o.shape) != tuple(r.shape):
             return Check(float("inf"), float("inf"), f"shape {tuple(o.shape)} != reference {tuple(r.shape)}")
-        if o.numel() == 0:
-            continue
-        od, rd = o.double(), r.double()
-        err = (od - rd).abs()
-        same_special = (od == rd) & ~torch.isfinite(rd)  # matching infinities count as exact
-        err = torch.where(same_special, torch.zeros_like(err), err)
-        err = torch.nan_to_num(err, nan=float("inf"))
-        max_error = max(max_error, float(err.max()))
-        worst = max(worst, float((err / (atol + rtol * rd.abs().nan_to_num(0.0))).max()))
+        o, r = o.reshape(-1), r.reshape(-1)
+        for i in range(0, o.numel(), COMPARE_CHUNK):
+            e, w = _compare_chunk(o[i:i + COMPARE_CHUNK], r[i:i + COMPARE_CHUNK], atol, rtol)
+            max_error, worst = max(max_error, e), max(worst, w)
     return Check(max_error, worst, note)
 
 
@@ -186,22 +193,30 @@ def kmod_last_launch(kernel: str):
     return last_launch(kernel)
 
 
+AUDIT_FIELDS = ("arch", "shape", "compiled", "error", "registers", "stack_bytes", "local_loads",
+                "local_stores", "shared_bytes", "occupancy", "mma_versions", "failures", "waived")
+_AUDIT: dict = {}
+
+
 def audit_line(kernel: str, variant: str | None, config: str | None, dtype: str, arch: int | None) -> object:
-    """The static audit's line for this launch, when ``kernels.audit`` offers a ``lookup``; else None."""
+    """The static audit's findings for the config this launch ran on this GPU's architecture, from the
+    newest ``results/audit/audit-*.json`` (``python -m kernels.audit``); None when there is none."""
+    if config is None or variant is None or arch is None:
+        return None
     try:
         audit = importlib.import_module("kernels.audit")
-    except ImportError:
-        return None
-    lookup = getattr(audit, "lookup", None)
-    if lookup is None or config is None or arch is None:
-        return None
-    try:
-        line = lookup(kernel=kernel, variant=variant, config=config, dtype=dtype, arch=arch)
+        if "lines" not in _AUDIT:
+            path = audit.latest_json()
+            _AUDIT.update(path=path, lines=audit.load_lines(path) if path else [])
+        line = audit.find_line(_AUDIT["lines"], kernel, variant, dtype, config, arch=arch)
     except Exception as exc:  # noqa: BLE001 - the audit is advisory here; say why it is missing
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    if line is None or isinstance(line, (dict, str)):
-        return line
-    return dataclasses.asdict(line) if dataclasses.is_dataclass(line) else str(line)
+        return {"error": f"audit lookup failed: {type(exc).__name__}: {exc}"}
+    if line is None:
+        return None
+    found = {k: getattr(line, k, None) for k in AUDIT_FIELDS}
+    found.update(passed=line.passed, wide_load_fraction=line.wide_load_fraction, tma=line.tma,
+                 file=str(_AUDIT["path"]))
+    return found
 
 
 def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, session: BenchSession,

@@ -81,7 +81,8 @@ def choose_rounds(seconds_per_call: float, *, budget_s: float, min_rounds: int, 
         raise ValueError(f"rounds: need 1 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
     if seconds_per_call <= 0:
         return max_rounds
-    return int(min(max_rounds, max(min_rounds, budget_s // seconds_per_call)))
+    fit = int(budget_s / seconds_per_call * (1 + 1e-9))  # 1.0 / 0.01 is 100 rounds, not 99
+    return min(max_rounds, max(min_rounds, fit))
 
 
 class DeviceClock:

@@ -10,7 +10,8 @@ Presets (``sweep_points(preset, device_kind)``):
 
 ``quick`` (the default)
     GPU: decode GEMV and QKV at batch 1 -> 512 on Llama-2-7B (crossing the ridge: a bf16 GEMV's
-    intensity is about its batch, H100's ridge about 295 FLOP/B); causal prefill attention at sequence
+    intensity is about its batch, H100's ridge about 295 FLOP/B), and GEMV on GPT-2 XL's 20 MB MLP
+    weights (a working set that fits in L2, measured cold); causal prefill attention at sequence
     128 -> 32k with 16k tokens per batch (FlashAttention's convention); decode attention over a KV cache
     of 1k -> 128k, MHA (Llama-2-7B, batch 1) and GQA (Llama-2-70B, batch 8); softmax with 4096 rows of
     1k -> 256k columns and 1k -> 256k rows of a 1k context; GELU on GPT-2 XL's MLP at 1 -> 16k tokens.
@@ -24,12 +25,13 @@ Presets (``sweep_points(preset, device_kind)``):
 
 CPU scaling rule (``device_kind="cpu"``): the same trajectories, with widths from the smallest preset
 (GPT-2 small: D=768, 12 heads of 64, d_ff=3072), except the GQA decode trajectory, which keeps
-Llama-2-70B's 64/8 heads of 128; every token axis is cut to the first 4 points of the GPU axis
-spaced x4 (batch 1 -> 64, prefill 128 -> 1024 with 1k tokens per batch, cache 1k -> 16k (GQA:
-1k -> 4k), softmax 1k -> 64k columns of 256 rows and 1k -> 16k rows, GELU 1 -> 8k tokens); so the
-working sets still straddle a 32 MiB last-level cache and the whole default run fits in a few minutes
-on 2 cores. CPU points are bf16: the dtype CPUs multiply natively (fp16 GEMMs fall back to a scalar
-path, ~1 GFLOP/s on the development machine).
+Llama-2-70B's 64/8 heads of 128, and a 2-point GEMV on Llama-2-7B's 90 MB MLP weights. Token axes
+are the GPU axes' lower end, spaced x4: batch 1 -> 64, prefill 128 -> 1024 with 1k tokens per
+batch, cache 1k -> 16k (GQA: 1k -> 4k), softmax 1k -> 64k columns of 256 rows and 1k -> 16k rows of
+1k, GELU 1 -> 8k tokens. The working sets still straddle a 32 MiB last-level cache, and the whole
+default run (28 torch timings + 28 interpreter checks) takes about a minute of CPU time on 2 cores.
+CPU points are bf16: the dtype CPUs multiply natively (fp16 GEMMs fall back to a scalar path,
+~1 GFLOP/s on the development machine).
 """
 
 from __future__ import annotations
@@ -70,11 +72,12 @@ class SweepPoint:
 
 
 def _pow2(lo: int, hi: int, step: int = 2) -> list[int]:
+    """``lo, lo*step, ...`` up to ``hi``, always ending at ``hi`` (the range's top is the point)."""
     out, v = [], lo
-    while v <= hi:
+    while v < hi:
         out.append(v)
         v *= step
-    return out
+    return [*out, hi]
 
 
 def _k(v: int) -> str:
@@ -167,6 +170,7 @@ def _cpu(preset: str) -> list[SweepPoint]:
     batches = _pow2(1, 64, 4)  # 1, 4, 16, 64
     pts = [
         *gemv_decode(small, "mlp_up", batches, dtype),
+        *gemv_decode(MODELS["llama2-7b"], "mlp_up", [1, 16], dtype),  # 90 MB of weights: past the LLC
         *qkv_tokens(small, "decode", batches, dtype),
         *attention_prefill(small, [128, 256, 512, 1024], PREFILL_TOKENS["cpu"], dtype),
         *attention_decode(small, 1, _pow2(1024, 16384, 4), dtype),
@@ -188,6 +192,7 @@ def _cuda_quick(dtype: str) -> list[SweepPoint]:
     l7, l70, xl = MODELS["llama2-7b"], MODELS["llama2-70b"], MODELS["gpt2-xl"]
     return [
         *gemv_decode(l7, "mlp_up", _pow2(1, 512), dtype),
+        *gemv_decode(xl, "mlp_up", _pow2(1, 512, 4), dtype),  # 20 MB of weights: fits in L2
         *qkv_tokens(l7, "decode", _pow2(1, 512), dtype),
         *attention_prefill(l7, _pow2(128, 32768, 4), PREFILL_TOKENS["cuda"], dtype),
         *attention_decode(l7, 1, _pow2(1024, 131072, 4), dtype),

@@ -1,0 +1,131 @@
+"""bench.session / bench.record / bench.runner without a GPU: device pinning from xdist worker ids, the
+worker-count rule, the extra_info schema and its roofline arithmetic, skip records and error classes,
+and the comparison that gates every timing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bench.record import EXTRA_INFO_FIELDS, SKIP_CATEGORIES, Roofs, extra_info, roof_class, skip_record
+from bench.runner import BASELINE_TOLERANCE_FACTOR, compare
+from bench.runner import classify as classify_error
+from bench.session import check_worker_count, pinned_device_index, worker_index
+from bench.timing import Summary
+from roofline.cost import CONVENTIONS, kernel_cost
+from roofline.hardware import PRESETS, from_measured
+from roofline.sweeps import SweepPoint
+
+POINT = SweepPoint("gemv", "gemv/decode.llama2-7b.mlp_up", dict(batch=16, n=11008, k=4096, bias=False),
+                   "bfloat16", "B16")
+CPU = from_measured("cpu: test", 20e9, {"tensor16": 400e9, "fp32": 80e9})
+
+
+@pytest.mark.parametrize("worker, index", [(None, 0), ("master", 0), ("gw0", 0), ("gw1", 1), ("gw7", 7)])
+def test_worker_ids_map_to_device_indices(worker, index):
+    assert worker_index(worker) == index
+    assert pinned_device_index(worker, 8) == index
+
+
+def test_more_workers_than_gpus_is_refused():
+    with pytest.raises(RuntimeError, match="CUDA device 2.*only 2"):
+        pinned_device_index("gw2", 2)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        pinned_device_index("gw0", 0)
+    with pytest.raises(ValueError, match="worker_id"):
+        worker_index("node-1")
+
+
+def test_worker_count_rule():
+    assert check_worker_count(None, 0, cuda=False) is None
+    assert check_worker_count(0, 0, cuda=False) is None
+    assert check_worker_count(4, 4, cuda=True) is None
+    assert "only 4 CUDA" in check_worker_count(8, 4, cuda=True)
+    assert "time each" in check_worker_count(2, 0, cuda=False)
+    assert "explicitly" in check_worker_count("auto", 4, cuda=True)
+
+
+def test_extra_info_holds_every_contract_field_with_consistent_arithmetic():
+    summary = Summary(median_s=2e-4, p20_s=1.9e-4, p80_s=2.3e-4, rounds=50)
+    measured = from_measured("NVIDIA H100 80GB HBM3", 3.0e12, {"tensor16": 800e12, "tf32": 400e12,
+                                                               "fp32": 50e12}, base=PRESETS["H100-SXM5"])
+    info = extra_info(point=POINT, provider="triton", variant="tiled", config="BLOCK_M=16,num_warps=4",
+                      device_name="NVIDIA H100 80GB HBM3", device_kind="cuda", summary=summary,
+                      roofs=Roofs(measured, PRESETS["H100-SXM5"]), max_error=1e-3, tolerance=(1.6e-2, 1.6e-2),
+                      timing_method="cuda events", audit={"registers": 96})
+    assert set(EXTRA_INFO_FIELDS) <= set(info)
+    cost = kernel_cost("gemv", POINT.shape, "bfloat16")
+    assert (info["flops"], info["bytes"], info["intensity"]) == (cost.flops, cost.bytes, cost.intensity)
+    assert info["achieved_bytes_per_s"] == pytest.approx(cost.bytes / 2e-4)
+    assert info["achieved_flops_per_s"] == pytest.approx(cost.flops / 2e-4)
+    # attainable_s uses the datasheet on a GPU with a preset; the measured roof sits beside it
+    assert info["roof_source"] == "datasheet" and info["hardware"] == "H100-SXM5"
+    assert info["attainable_s"] == pytest.approx(cost.bytes / 3350e9)  # B=16: far below the ridge
+    assert info["roof_fraction"] == pytest.approx(info["attainable_s"] / 2e-4)
+    assert info["bound"] == "memory" and info["dtype_class"] == "tensor16"
+    assert info["roofs"]["measured"]["attainable_s"] == pytest.approx(cost.bytes / 3.0e12)
+    assert info["conventions"] == CONVENTIONS and info["tolerance"] == [1.6e-2, 1.6e-2]
+    assert (info["median_s"], info["p20_s"], info["p80_s"]) == (2e-4, 1.9e-4, 2.3e-4)
+    assert info["shape"] == POINT.shape and info["shape"] is not POINT.shape
+
+
+def test_cpu_records_use_the_measured_roof_and_fall_back_from_tf32():
+    point = SweepPoint("qkv", "qkv/decode.gpt2-small", dict(m=64, d_model=768, n_heads=12, n_kv_heads=12,
+                                                           head_dim=64, bias=True), "float32", "M64")
+    info = extra_info(point=point, provider="torch", variant="unfused", config=None, device_name="cpu: test",
+                      device_kind="cpu", summary=Summary(1e-3, 1e-3, 1e-3, 5), roofs=Roofs(CPU, None),
+                      max_error=0.0, tolerance=(1e-3, 1e-3), timing_method="perf_counter")
+    assert info["roof_source"] == "measured" and info["roofs"]["datasheet"] is None
+    assert info["dtype_class"] == "fp32"  # a CPU has no TF32 roof: fp32 matmuls run on FMA units
+    cost = kernel_cost("qkv", point.shape, "float32")
+    assert info["attainable_s"] == pytest.approx(max(cost.flops / 80e9, cost.bytes / 20e9))
+    assert roof_class(CPU, "softmax", "bfloat16") == "tensor16"
+    with pytest.raises(KeyError, match="fp32"):
+        roof_class(from_measured("x", 1e9, {"tensor16": 1e12}), "qkv", "float32")
+
+
+def test_skip_records_name_the_case_and_a_known_category():
+    rec = skip_record(nodeid="bench/test_gemv.py::test_gemv[x]", point=POINT, provider="torch",
+                      category="out-of-memory", reason="CUDA out of memory", free_bytes=0)
+    assert rec["category"] == "out-of-memory" and rec["shape"] == POINT.shape and rec["free_bytes"] == 0
+    assert rec["kernel"] == "gemv" and rec["sweep"] == POINT.sweep and rec["nodeid"].endswith("[x]")
+    assert "not-timed" in SKIP_CATEGORIES
+    with pytest.raises(ValueError, match="category"):
+        skip_record(nodeid="n", point=POINT, provider="torch", category="flaky", reason="?")
+
+
+class OutOfResources(Exception):
+    """Stands in for triton.runtime.errors.OutOfResources (same class name)."""
+
+
+def test_errors_that_mean_cannot_run_here_are_classified():
+    assert classify_error(torch.cuda.OutOfMemoryError("CUDA out of memory"), "torch") == "out-of-memory"
+    assert classify_error(RuntimeError("DefaultCPUAllocator: out of memory"), "torch") == "out-of-memory"
+    assert classify_error(OutOfResources("shared memory"), "triton") == "compile-failure"
+    assert classify_error(ValueError("q: head dim 16 not supported"), "triton") == "unsupported"
+    assert classify_error(NotImplementedError("no kernel"), "torch") == "unsupported"
+    assert classify_error(ValueError("a bug in the baseline"), "torch") is None  # a real failure
+    assert classify_error(AssertionError("wrong"), "triton") is None
+
+
+def test_compare_gates_on_atol_plus_rtol():
+    ref = torch.tensor([1.0, -2.0, 0.0])
+    ok = compare(ref + torch.tensor([0.005, -0.01, 0.0005]), ref, (1e-3, 1e-2))
+    assert ok.ok and ok.max_error == pytest.approx(0.01) and ok.worst == pytest.approx(0.5, rel=1e-5)
+    bad = compare(ref + torch.tensor([0.0, 0.0, 0.01]), ref, (1e-3, 1e-2))
+    assert not bad.ok and bad.worst == pytest.approx(10.0)
+    pair = compare((ref, ref * 2), (ref, ref * 2 + 1), (1e-3, 1e-2))
+    assert not pair.ok and pair.max_error == pytest.approx(1.0)
+
+
+def test_compare_never_passes_nan_or_a_wrong_shape():
+    ref = torch.tensor([1.0, float("inf"), 3.0])
+    assert compare(torch.tensor([1.0, float("inf"), 3.0]), ref, (0.0, 0.0)).ok  # equal infinities
+    assert not compare(torch.tensor([1.0, float("nan"), 3.0]), ref, (1.0, 1.0)).ok
+    assert math.isinf(compare(torch.tensor([1.0, 2.0, float("nan")]), ref, (1.0, 1.0)).max_error)
+    assert not compare(torch.zeros(2), torch.zeros(3), (1.0, 1.0)).ok
+    with pytest.raises(ValueError, match="tensors"):
+        compare((ref,), (ref, ref), (1.0, 1.0))
+    assert BASELINE_TOLERANCE_FACTOR > 1

@@ -127,9 +127,15 @@ def _autotuned(variant: str):
 
 def num_sms(device: torch.device | None = None) -> int:
     """SMs of ``device`` from ``torch.cuda`` when it is a CUDA device, else :data:`DEFAULT_NUM_SMS`."""
-    if device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_properties(device).multi_processor_count
+    device = torch.device(device) if device is not None else None
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        return _cuda_sms(device.index if device.index is not None else torch.cuda.current_device())
     return DEFAULT_NUM_SMS
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_sms(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def split_count(programs: int, k: int, batch: int, elem_bytes: int, grain: int, n_sm: int,
@@ -187,6 +193,19 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> 
     return torch.empty(shape, dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=4096)
+def _plan(variant: str, batch: int, n: int, k: int, elem_bytes: int, n_sm: int, split_k: int | None,
+          tune: bool) -> tuple[triton.Config, int, int]:
+    """``(config, splits, k_per_split)`` of one launch; cached, so a decode step pays for it once."""
+    configs = _PRUNE[variant](_CONFIGS[variant], batch)
+    cfg = configs[0]
+    grain = max(c.kwargs["BLOCK_K"] for c in configs) if tune else cfg.kwargs["BLOCK_K"]
+    if split_k is not None:
+        return (cfg, *_splits_of(split_k, k, grain))
+    programs = triton.cdiv(batch, cfg.kwargs[_BLOCK_ROWS[variant]]) * triton.cdiv(n, cfg.kwargs["BLOCK_N"])
+    return (cfg, *split_count(programs, k, batch, elem_bytes, grain, n_sm, PROGRAMS_PER_SM[variant]))
+
+
 def _run(variant: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
          split_k: int | None) -> torch.Tensor:
     _validate(x, weight, bias, split_k)
@@ -197,17 +216,8 @@ def _run(variant: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         return y
     if k == 0:  # an empty sum: zeros (+ bias), nothing to launch
         return y.copy_(bias.expand(batch, n)) if bias is not None else y.zero_()
-    configs = _PRUNE[variant](_CONFIGS[variant], batch)
-    cfg = configs[0]
     tune = autotuning()
-    grain = max(c.kwargs["BLOCK_K"] for c in configs) if tune else cfg.kwargs["BLOCK_K"]
-    rows = cfg.kwargs[_BLOCK_ROWS[variant]]
-    programs = triton.cdiv(batch, rows) * triton.cdiv(n, cfg.kwargs["BLOCK_N"])
-    if split_k is None:
-        splits, k_per_split = split_count(programs, k, batch, x.element_size(), grain, num_sms(x.device),
-                                          PROGRAMS_PER_SM[variant])
-    else:
-        splits, k_per_split = _splits_of(split_k, k, grain)
+    cfg, splits, k_per_split = _plan(variant, batch, n, k, x.element_size(), num_sms(x.device), split_k, tune)
     direct = splits == 1
     ws = y if direct else _empty((splits, batch, n), torch.float32, x.device)
     args = (y, ws, x, weight, bias if bias is not None else y, batch, n, k, k_per_split,

@@ -83,8 +83,8 @@ SPLITK_CONFIGS = [
     triton.Config({"BLOCK_B": 2, "BLOCK_N": 32, "BLOCK_K": 128}, num_warps=4, num_stages=1),
     triton.Config({"BLOCK_B": 4, "BLOCK_N": 16, "BLOCK_K": 128}, num_warps=4, num_stages=1),
 ]
-# tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes: at most 96 KB at
-# fp16/bf16 and 192 KB at fp32 on sm_90 (227 KB there; 147 KB of sm_80's 163 KB).
+# tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes: at most ~97 KB at
+# fp16/bf16 and ~193 KB at fp32 on sm_90 (of 227 KB; on sm_80 at most 144 KB of 163 KB).
 # BLOCK_N (weight rows, the MMA's M side) >= 64 with 4 warps per warpgroup: every config is wgmma on
 # sm_90. Dropped after the sm_80/sm_90 compile: BLOCK_N=256 at BLOCK_M=128 (254 registers, spills).
 TILED_CONFIGS = [
@@ -296,11 +296,13 @@ def gemv_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = 
     return F.linear(x.to(compute_dtype), weight.to(compute_dtype), b).to(x.dtype)
 
 
-# (atol, rtol) against a float64 reference with inputs scaled so that |y| ~ 1; fp32 allows tf32 products.
+# (atol, rtol) against a float64 reference with inputs scaled so that |y| ~ 1. fp16/bf16: about two
+# output ulps. fp32: the tiled path's tf32 products (inputs rounded to 10 mantissa bits) give an error
+# of std ~2**-11 ~ 5e-4 per output whatever K is; 5e-3 is ~10 sigma, safe over millions of outputs.
 TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.float16: (2e-3, 2e-3),
     torch.bfloat16: (1.6e-2, 1.6e-2),
-    torch.float32: (2e-3, 2e-3),
+    torch.float32: (5e-3, 5e-3),
 }
 
 from kernels._gemv_cases import compile_cases  # noqa: E402,F401  (the AOT audit's cases; imports the above)

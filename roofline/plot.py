@@ -41,7 +41,7 @@ from roofline.results import Record, load_results, slug
 def save(fig, base: Path) -> list[Path]:
     """Write ``base.png`` and ``base.svg``; close the figure."""
     base.parent.mkdir(parents=True, exist_ok=True)
-    paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
+    paths = [base.parent / f"{base.name}.png", base.parent / f"{base.name}.svg"]  # names may hold dots
     fig.savefig(paths[0], dpi=130)  # the layout is fixed (subplots_adjust): no tight-bbox redraw
     fig.savefig(paths[1])
     plt.close(fig)
@@ -59,7 +59,7 @@ def plot_results(results_dir: str | Path, out_dir: str | Path | None = None) -> 
         raise UsageError(f"{results.source}: no ceilings.json beside it and no known hardware preset in the "
                          "records; cannot draw a roof")
     out = Path(out_dir) if out_dir is not None else results.directory
-    kind = roof.source if roof.source in ROOF_STYLES else "datasheet"
+    kind = "measured" if roof.source == "measured" else "datasheet"  # line style of the main roof
     roofs: list[tuple[HardwareSpec, str]] = [(roof, kind)]
     datasheet = results.ceilings.datasheet if results.ceilings else None
     if datasheet is not None and datasheet is not roof:
@@ -101,7 +101,7 @@ def plot_predicted(preset: str, out_dir: str | Path, sweep: str = "quick", point
         by_dtype.setdefault(str(sp.dtype).replace("torch.", ""), []).append(sp)
     if not by_dtype:
         raise UsageError(f"sweep {sweep!r} has no points")
-    roofs = [(spec, "seed" if spec.source == "seed" else "datasheet")]
+    roofs = [(spec, "datasheet")]  # dashed: not measured (a seed preset's labels say "seed")
     roofs += [(s, "seed") for s in reference_specs(spec)]
     written = []
     for dtype, sps in sorted(by_dtype.items()):

@@ -114,7 +114,13 @@ def _limits(points: list[Point], specs: list[HardwareSpec], classes: list[str]) 
     peaks = [peak_for(s, c)[0] for s in specs for c in classes]
     x0, x1 = min(xs + ridges) / 4, max(xs + ridges) * 8
     y0 = min(ys + [x0 * s.mem_bandwidth for s in specs]) / 4
-    return (x0, x1), (max(y0, min(peaks) * 1e-9), max(peaks) * 12)  # room above the roofs for labels
+    highest = max([p.band[1] for p in points if p.band] + peaks)  # a point above its roof stays visible
+    return (x0, x1), (max(y0, min(peaks) * 1e-9), max(max(peaks) * 12, highest * 3))  # room for labels
+
+
+def _tag(spec: HardwareSpec, kind: str) -> str:
+    """How a roof's values are labelled: measured, datasheet, or seed (a seed document's rounding)."""
+    return "measured" if kind == "measured" else spec.source
 
 
 def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict[str, list[str]], xlim
@@ -160,16 +166,16 @@ def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict
         for s, k in have:
             peak, used = peak_for(s, cls)
             note = "" if used == cls else f" (no {cls} unit: {used})"
-            values.append(f"{L.si(peak, 'FLOP/s')} {k}{note}")
+            values.append(f"{L.si(peak, 'FLOP/s')} {_tag(s, k)}{note}")
         first = have[0][0]
-        ridges = " / ".join(f"{ridge_for(s, cls):.3g} {k}" for s, k in have)
+        ridges = " / ".join(f"{ridge_for(s, cls):.3g} {_tag(s, k)}" for s, k in have)
         placer.place(f"ridge {cls}: {ridges} FLOP/B", (ridge_for(first, cls), peak_for(first, cls)[0]),
                      angles=(-60, -80, -40, -100, -120, -20), color="0.1", fontsize=8)
         hi = max(peak_for(s, cls)[0] for s, _ in have)
         peak_labels.append((f"{cls} peak: " + " / ".join(values), (xlim[1] / 1.5, hi)))
     for text, xy in peak_labels:
         placer.place(text, xy, angles=(100, 120, 80, -100, -120), color="0.1", fontsize=9)
-    placer.place("memory: " + " / ".join(f"{L.si(s.mem_bandwidth, 'B/s')} {k}" for s, k in main),
+    placer.place("memory: " + " / ".join(f"{L.si(s.mem_bandwidth, 'B/s')} {_tag(s, k)}" for s, k in main),
                  (x_mem, x_mem * top.mem_bandwidth), angles=(112, 135, 100, 150, -45, -60),
                  color="0.1", fontsize=9)
 

@@ -201,6 +201,9 @@ def test_cli(tmp_path, capsys):
     assert main(["plot", "--predict", "B200"]) == 2
     assert "unknown hardware preset" in capsys.readouterr().err
     assert main(["plot", "--predict", "H100-SXM5", "--sweep", "huge", "--out", str(tmp_path)]) == 2
+    seed = tmp_path / "seed"
+    assert main(["plot", "--predict", "A100-SEED-1.5TB", "--sweep", "smoke", "--out", str(seed)]) == 0
+    assert "208 seed FLOP/B" in (seed / "predicted-roofline-a100-seed-1.5tb-float16.svg").read_text()
 
 
 def test_real_cpu_run_every_benchmark_appears(tmp_path):

@@ -36,9 +36,10 @@ poison the running sum.
 
 Loads and stores: each program's columns are contiguous, and Triton's JIT specialises pointers,
 row strides and ``cols`` that are multiples of 16, which gives 128-bit ``LDG.E.128``/``STG.E.128``.
-Rows whose length is not a multiple of 8 (fp16/bf16) or 4 (fp32) elements -- GPT-2's 50,257 -- start at
-unaligned addresses, so such launches fall back to narrower loads (still coalesced); pad the row
-stride (50,304) to get the 128-bit path.
+When ``cols`` is not a multiple of 16 (GPT-2's 50,257; attention rows of odd length) the JIT cannot
+prove the row starts and the ``cols`` mask aligned, so such launches fall back to narrower (still
+coalesced) loads for the whole row. A padded row stride alone does not help (checked: the mask still
+breaks the vectors); padding the row itself with ``-inf`` to 50,304 columns does (probability 0).
 
 GPU design targets (not measured here: there is no GPU in this project's CI): >= 90% of the measured
 copy bandwidth for ``"single"`` on tensors several times larger than L2 (one read, one write, 128-bit
@@ -49,8 +50,11 @@ rows than SMs leave the GPU under-filled (torch has the same limitation; a split
 it and is not shipped). Between 32,769 columns and what fits in shared memory (about 100k fp16 columns
 on sm_90), torch's softmax caches the row in shared memory and reads it once, where ``"online"`` reads
 it twice unless L2 serves the second read: GPT-2's 50,257-column rows are where this kernel is most
-likely to be slower than torch. A 65,536-element register tile spills (checked: 128 registers and
-400-500 bytes of stack at 16 warps), so the register design cannot close that gap.
+likely to be slower than torch, all the more because torch also realigns unaligned rows with a
+scalar prologue and then loads 128 bits at a time, where this kernel falls back to narrower loads for
+the whole row (Triton needs the alignment at compile time). A 65,536-element register tile spills
+(checked: 128 registers and 400-500 bytes of stack at 16 warps), so the register design cannot close
+that gap.
 """
 
 from __future__ import annotations

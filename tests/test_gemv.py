@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import kernels.gemv as g
 from kernels._common import SUPPORTED_DTYPES, last_launch
@@ -69,6 +71,14 @@ def test_split_k_equals_single_split_and_is_deterministic(variant, nan_alloc):
     torch.testing.assert_close(four, one, atol=1e-5, rtol=1e-5)  # same sum, another association
     assert torch.equal(gemv(x, w, bv, variant=variant, split_k=4), four)  # bit-identical rerun
     _check(four, x, w, bv)
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(b=st.integers(1, 9), n=st.integers(1, 70), k=st.integers(1, 700), bias=st.booleans(),
+       variant=st.sampled_from(["splitk", "tiled"]), split_k=st.sampled_from([None, 1, 2, 5]))
+def test_random_shapes(b, n, k, bias, variant, split_k, nan_alloc):
+    x, w, bv = _inputs(b, n, k, bias, torch.float32, seed=b * 1000 + n + k)
+    _check(gemv(x, w, bv, variant=variant, split_k=split_k), x, w, bv)
 
 
 def test_split_k_fp16_and_bf16():

@@ -22,6 +22,7 @@ from roofline.results import Record, Results, attainable_flops_per_s, peak_for, 
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 STATUSES = (SUPPORTED, REFUTED, INCONCLUSIVE)
 CROSSOVER_AGREEMENT = 2.0  # measured vs predicted crossover batch: within this factor is "about"
+CROSSOVER_GROWTH = 1.5  # the largest size must take this much longer than the smallest to read a crossover
 # A point's time says something about memory only if it moves a fair share of the measured bandwidth;
 # below this fraction its time is overhead (launch, threading, a busy machine) and the check abstains.
 MEMORY_EVIDENCE = 0.25
@@ -154,7 +155,7 @@ def _measured_crossover(records: list[Record], size_key: str, cost_at, roof: Har
                          "bandwidth, so its flat time is overhead, not weight reads: no crossover to read "
                          f"(predicted on the measured roof: {pred})")
             continue
-        if growth < 2:
+        if growth < CROSSOVER_GROWTH:
             reached = predicted is not None and predicted <= sizes[-1] / 4
             statuses.append(REFUTED if reached else INCONCLUSIVE)
             lines.append(f"{where}: time grew only {growth:.2f}x from {size_key}={sizes[0]} to {sizes[-1]}; "

@@ -128,6 +128,20 @@ def test_measured_gemv_crossover(tmp_path):
     assert verdict.status == "inconclusive"
 
 
+def test_measured_qkv_crossover(tmp_path):
+    shape = dict(d_model=2048, n_heads=16, n_kv_heads=4, head_dim=128, bias=False)
+    predicted = C.crossover(lambda m: C.qkv_cost(m=m, **shape, dtype="float16"), MEASURED.ridge("tensor16"))
+    a = C.qkv_cost(m=1, **shape, dtype="float16").bytes / MEASURED.mem_bandwidth
+
+    def rows(crossover_at):
+        return [benchmark("qkv", {"m": m, **shape}, "float16", max(a, a * m / crossover_at))
+                for m in (1, 16, 256, 2048)]
+
+    assert C.qkv_crossover_measured(run_of(tmp_path / "a", rows(predicted)), MEASURED).status == "supported"
+    early = C.qkv_crossover_measured(run_of(tmp_path / "b", rows(predicted / 5)), MEASURED)
+    assert early.status == "refuted" and f"predicted {predicted}" in early.summary
+
+
 def _roof_rows(kernel, shapes, dtype="float16", efficiency=0.7, roof=MEASURED, **kw):
     return [benchmark(kernel, s, dtype, roofline_time(kernel, s, dtype, roof, efficiency), **kw)
             for s in shapes]

@@ -73,7 +73,8 @@ def test_split_k_equals_single_split_and_is_deterministic(variant, nan_alloc):
     _check(four, x, w, bv)
 
 
-@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(b=st.integers(1, 9), n=st.integers(1, 70), k=st.integers(1, 700), bias=st.booleans(),
        variant=st.sampled_from(["splitk", "tiled"]), split_k=st.sampled_from([None, 1, 2, 5]))
 def test_random_shapes(b, n, k, bias, variant, split_k, nan_alloc):

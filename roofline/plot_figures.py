@@ -70,7 +70,8 @@ def predicted_points(sweep_points: Iterable, spec: HardwareSpec) -> list[Point]:
         cost = kernel_cost(sp.kernel, dict(sp.shape), sp.dtype)
         cls = dtype_class(sp.dtype, matmul=sp.kernel in MATMUL_KERNELS)
         y = attainable_flops_per_s(spec, cls, cost.intensity)
-        points.append(Point(getattr(sp, "label", "") or sp.kernel, sp.kernel, "predicted", sp.sweep,
+        name = f"{sp.sweep}/{getattr(sp, 'label', '') or len(points)}"  # unique within a sweep preset
+        points.append(Point(name, sp.kernel, "predicted", sp.sweep,
                             dict(sp.shape), cls, cost.intensity, cost.flops, None, None, cost.intensity,
                             y, y))
     return points

@@ -65,10 +65,18 @@ def _fits_m(block_m: int, m: int) -> bool:
     return block_m <= cap and (m < 256 or block_m >= 64)
 
 
+def _fits_registers(cfg: triton.Config, element_size: int) -> bool:
+    """fp32 operands (tf32 MMAs on a GPU) double the operand fragments: there, at most 64 accumulator
+    registers per thread (the 128x128 tile on 4 warps spilled 624 B on sm_80 in the AOT compile)."""
+    kw = cfg.kwargs
+    return element_size < 4 or kw["BLOCK_M"] * kw["BLOCK_N"] <= 64 * 32 * cfg.num_warps
+
+
 def prune_configs(configs: list[triton.Config], m: int, element_size: int) -> list[triton.Config]:
     """The configs worth trying for ``m`` rows of ``element_size``-byte operands (never empty)."""
     by_m = [c for c in configs if _fits_m(c.kwargs["BLOCK_M"], m)] or list(configs)
-    fitting = [c for c in by_m if smem_bytes(c, element_size) <= SMEM_LIMIT_BYTES]
+    fitting = [c for c in by_m if smem_bytes(c, element_size) <= SMEM_LIMIT_BYTES
+               and _fits_registers(c, element_size)]
     return fitting or [min(by_m, key=lambda c: smem_bytes(c, element_size))]
 
 
@@ -156,12 +164,13 @@ def _arg_values(model, batch: int, tokens: int, capacity: int | None, ty: str, c
 
 
 def compile_cases(arch: int, fn: object, kernel: str, variant: str) -> list[CompileCase]:
-    """Every config surviving pruning x fp16/bf16 at :data:`COMPILE_SHAPES`, plus the column-major
-    weight path once (fp16, prefill, its first config). ``arch`` (80 or 90) shares one list."""
+    """Every config surviving pruning x fp16/bf16/fp32 (tf32 on a GPU) at :data:`COMPILE_SHAPES`, plus
+    the column-major weight path once (fp16, prefill, its first config). Both archs share one list."""
     if arch not in (80, 90):
         raise ValueError(f"arch: expected 80 or 90, got {arch!r}")
     cases = []
-    plan = [(shape, dtype, False) for shape in COMPILE_SHAPES for dtype in (torch.float16, torch.bfloat16)]
+    dtypes = (torch.float16, torch.bfloat16, torch.float32)
+    plan = [(shape, dtype, False) for shape in COMPILE_SHAPES for dtype in dtypes]
     plan.append((COMPILE_SHAPES[1], torch.float16, True))
     for shape, dtype, column_major in plan:
         model = get_model(shape["model"])

@@ -393,6 +393,6 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
 
 
 def compile_cases(arch: int) -> list[CompileCase]:
-    """The sm_80/sm_90 audit's cases: every shipped config surviving pruning x fp16/bf16 at a decode
+    """The sm_80/sm_90 audit's cases: every shipped config surviving pruning x fp16/bf16/fp32 at a decode
     (llama2-70b GQA, batch 32, cache append) and a prefill (gpt2-xl, 4 x 1024 tokens, biases) shape."""
     return cfgs.compile_cases(arch, _qkv_kernel, KERNEL, VARIANT)

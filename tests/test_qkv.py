@@ -331,6 +331,8 @@ def test_pruning_by_rows(m, lo, hi):
 def test_pruning_by_shared_memory_never_empty():
     kept = cfgs.prune_configs(cfgs.CONFIGS, 4096, 4)  # fp32 doubles the operand tiles
     assert kept and all(cfgs.smem_bytes(c, 4) <= cfgs.SMEM_LIMIT_BYTES for c in kept)
+    # ... and the tf32 fragments: no tile with more than 64 fp32 accumulators per thread
+    assert all(c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= 64 * 32 * c.num_warps for c in kept)
     assert len(kept) < len(cfgs.prune_configs(cfgs.CONFIGS, 4096, 2))
     huge = triton.Config({"BLOCK_M": 256, "BLOCK_N": 256, "BLOCK_K": 256, "GROUP_M": 8}, num_stages=5)
     assert cfgs.prune_configs([huge], 4096, 4) == [huge]
@@ -359,6 +361,7 @@ def test_compile_cases_cover_every_config_and_argument(arch):
     params = list(inspect.signature(qkv._qkv_kernel.fn).parameters)
     for dtype in ("fp16", "bf16"):
         assert {c.config for c in cases if c.dtype == dtype} == set(cfgs.config_ids())
+    assert {c.shape["m"] for c in cases if c.dtype == "fp32"} == {32, 4096}
     for case in cases:
         assert list(case.signature) == params and case.kernel == "qkv" and case.variant == "fused"
         assert {k for k, v in case.signature.items() if v == "constexpr"} == set(case.constexprs)

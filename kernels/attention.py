@@ -395,23 +395,31 @@ def attention_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
                    cache_len: int | torch.Tensor, *, scale: float | None = None) -> torch.Tensor:
     """The benchmark baseline: ``torch.nn.functional.scaled_dot_product_attention`` over the cache.
 
-    ``cache_len`` an int (the same for every sequence; no device sync) or an int32 tensor. With every
-    length 0 (prefill) it is SDPA with ``is_causal=True`` (the flash backend on a GPU); otherwise a
-    boolean mask, bottom-right aligned per sequence (SDPA's ``is_causal`` is top-left aligned).
+    ``cache_len``: an int (the same for every sequence; no device sync, no host-to-device copy) or an
+    int32 tensor. The mask is the cheapest SDPA accepts for the case, so the baseline is not slowed
+    by mask materialisation: every length 0 (prefill) is ``is_causal=True`` (the flash backend on a
+    GPU); one query per sequence over equal lengths needs no mask; equal lengths with ``q_len > 1``
+    use ``causal_lower_right`` (SDPA's ``is_causal`` is top-left aligned); unequal lengths fall back
+    to a boolean ``[B, 1, q_len, n]`` mask.
     """
+    from torch.nn.attention.bias import causal_lower_right
+
+    sdpa = torch.nn.functional.scaled_dot_product_attention
     batch, n_heads, q_len, _ = q.shape
     gqa = n_heads != k_cache.shape[1]
     lens = [cache_len] * batch if isinstance(cache_len, int) else cache_len.tolist()
     n = max(lens, default=0) + q_len
     k, v = k_cache[:, :, :n], v_cache[:, :, :n]
-    if all(length == 0 for length in lens):
-        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale,
-                                                                enable_gqa=gqa)
+    if len(set(lens)) <= 1:
+        past = lens[0] if lens else 0
+        if past == 0:
+            return sdpa(q, k, v, is_causal=True, scale=scale, enable_gqa=gqa)
+        mask = None if q_len == 1 else causal_lower_right(q_len, n)
+        return sdpa(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
     past = torch.tensor(lens, device=q.device)[:, None, None, None]
     pos = past + torch.arange(q_len, device=q.device)[:, None]
     mask = torch.arange(n, device=q.device) <= pos  # [B, 1, q_len, n]
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
-                                                            enable_gqa=gqa)
+    return sdpa(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
 
 
 # (atol, rtol) of the kernel against attention_ref (float64) on the same inputs. P is rounded to the

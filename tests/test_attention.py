@@ -168,10 +168,10 @@ def test_empty_inputs_launch_nothing():
     assert o.shape == (0, 4, 1, 64)
 
 
-def test_sdpa_baseline_matches_reference():
-    q, k, v, lens = make_inputs(2, 4, 2, 6, 64, [0, 0])
-    ref = A.attention_ref(q, k, v, lens)
-    torch.testing.assert_close(A.attention_sdpa(q, k, v, 0), ref, atol=1e-5, rtol=1e-5)
-    q, k, v, lens = make_inputs(2, 4, 2, 6, 64, [3, 11], garbage=0.0)
-    ref = A.attention_ref(q, k, v, lens)
-    torch.testing.assert_close(A.attention_sdpa(q, k, v, lens), ref, atol=1e-5, rtol=1e-5)
+@pytest.mark.parametrize("q_len,lens", [(6, [0, 0]), (1, [9, 9]), (6, [9, 9]), (6, [3, 11])])
+def test_sdpa_baseline_matches_reference(q_len, lens):
+    # each mask path: is_causal, none, causal_lower_right, boolean (garbage 0: SDPA reads the padding)
+    q, k, v, cache_len = make_inputs(2, 4, 2, q_len, 64, lens, garbage=0.0)
+    ref = A.attention_ref(q, k, v, cache_len)
+    for arg in ([lens[0]] if len(set(lens)) == 1 else []) + [cache_len]:
+        torch.testing.assert_close(A.attention_sdpa(q, k, v, arg), ref, atol=1e-5, rtol=1e-5)

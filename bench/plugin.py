@@ -154,12 +154,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     config = metafunc.config
     kernel = metafunc.module.KERNEL
-    kernels = _csv(config, "--kernels", KERNELS)
     providers = _csv(config, "--providers", PROVIDERS)
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
     points = [p for p in sweep_points(config.getoption("--sweep"), device_kind) if p.kernel == kernel]
-    cases = [(prov, p) for p in points for prov in providers] if kernel in kernels else []
+    cases = [(prov, p) for p in points for prov in providers]
     metafunc.parametrize("case", cases, ids=[f"{prov}-{p.id}" for prov, p in cases])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--kernels``: deselect the other kernels' benchmarks (like ``-k``)."""
+    if not config.getoption("--benchmark") or config.getoption("--kernels") is None:
+        return
+    kernels = _csv(config, "--kernels", KERNELS)
+    keep, drop = [], []
+    for item in items:
+        module = getattr(item, "module", None)
+        (drop if getattr(module, "KERNEL", None) not in (None, *kernels) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

@@ -32,8 +32,8 @@ class AttentionBench(KernelBench):
         return lambda: kmod.attention_sdpa(x["q"], x["k"], x["v"], x["past"])
 
     def triton_fn(self, kmod, x, *, first):
-        # check_lengths costs a device-to-host sync per call; the first (checked) call does it.
-        return lambda: kmod.attention(x["q"], x["k"], x["v"], x["lens"], check_lengths=first)
+        # check_cache_len costs a device-to-host sync per call; the first (checked) call does it.
+        return lambda: kmod.attention(x["q"], x["k"], x["v"], x["lens"], check_cache_len=first)
 
     def check(self, kmod, x, out, tolerance):
         q, past = x["q"], x["past"]

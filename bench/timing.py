@@ -146,9 +146,9 @@ def timing_method(device_kind: str, *, flush_nbytes: int, cache_name: str, warmu
     """One line recorded with each benchmark saying how it was timed."""
     flush = f"{cache_name} flushed before every timed call by zeroing a {flush_nbytes / MiB:.0f} MiB buffer"
     if device_kind == "cuda":
-        return (f"device time from CUDA events (pytest-benchmark timer = accumulated event time); {flush}; "
-                f"{warmup_calls} warm-up calls first (JIT compile, autotune); median of {rounds} rounds, "
-                f"1 call each")
+        return (f"device time from CUDA events (pytest-benchmark timer = accumulated event time); {flush}, "
+                f"then a ~100 us GPU spin so the host's launch latency is not timed; {warmup_calls} warm-up "
+                f"calls first (JIT compile, autotune); median of {rounds} rounds, 1 call each")
     return (f"host wall time (pytest-benchmark's perf_counter timer) on the CPU"
             f"{f' with {threads} torch threads' if threads else ''}; {flush}; {warmup_calls} warm-up "
             f"calls first; median of {rounds} rounds, 1 call each")

@@ -108,6 +108,7 @@ def test_errors_that_mean_cannot_run_here_are_classified():
     assert classify_error(NotImplementedError("no kernel"), "torch") == "unsupported"
     assert classify_error(ValueError("a bug in the baseline"), "torch") is None  # a real failure
     assert classify_error(AssertionError("wrong"), "triton") is None
+    assert classify_error(TypeError("unexpected keyword argument"), "triton") is None  # a suite bug
 
 
 def test_compare_gates_on_atol_plus_rtol():

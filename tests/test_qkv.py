@@ -59,7 +59,16 @@ SHAPES = [
     pytest.param(2, 5, 128, 32, 8, 4, False, id="llama-gqa-32-8-scaled"),
     pytest.param(3, 7, 37, 8, 1, 16, False, id="gqa-8-1-D37"),
     pytest.param(3, 100, 40, 2, 1, 24, True, id="M300-three-row-tiles"),
+    pytest.param(1, 3, 1600, 4, 2, 8, True, id="D1600-thirteen-K-steps"),
 ]
+
+
+def test_gpt2_small_decode_full_size():
+    """GPT-2 small's real QKV projection (D = 768, 12 heads of 64, N = 2304) at batch 2, fp16."""
+    x, w, b = make(2, 1, 768, 12, 12, 64, F16)
+    got = qkv.qkv_projection(x, w, b, n_heads=12, n_kv_heads=12)
+    for g, e in zip(got, ref(x, w, b, n_heads=12, n_kv_heads=12), strict=True):
+        assert_close(g, e, F16)
 
 
 @pytest.mark.parametrize("dtype", [F16, F32])

@@ -216,6 +216,9 @@ def roofline_figure(points: list[Point], roofs: list[tuple[HardwareSpec, str]], 
     _draw_points(ax, placer, points, kernels, providers)
     _legend(ax, points, kernels, providers, roofs)
     fig.dropped_labels = placer.dropped
+    if placer.dropped:  # say so rather than draw labels over each other
+        fig.text(0.07, 0.01, f"{len(placer.dropped)} label(s) omitted for lack of space (the SVG has every "
+                 "point's id as its gid)", fontsize=7, color="0.4")
     return fig
 
 

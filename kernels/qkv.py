@@ -27,13 +27,15 @@ How the design reaches its GPU targets (targets for users with A100/H100 to meas
   layout, in one launch. At decode (M = batch) both stream the ``N*D`` weights once, so the saving
   is the launches and the extra passes; in prefill it is ``2*M*N*p`` bytes of traffic.
 - *Within 10% of the cuBLAS GEMM alone at M >= 2048.* The core is the tiled, software-pipelined GEMM of
-  Triton's matmul tutorial (published within a few percent of cuBLAS on A100 at large sizes): 128x256x64
-  and 128x128 tiles, 3-4 ``cp.async``/TMA pipeline stages, fp32 accumulators on HMMA (sm_80) or wgmma
-  (sm_90), and GROUP_M = 8 grouped tile order so a wave of programs shares W column tiles and x row
-  tiles in L2. The epilogue costs what cuBLAS's store costs: ``HEAD_DIM`` is a compile-time constant,
-  so ``n // Dh`` and ``n % Dh`` are shifts and each row's stores stay contiguous within a head
-  (128-bit when Dh is a multiple of 8); the three section stores are guarded by scalar branches, so a
-  tile pays only for the sections it touches. Risk: on H100 a non-persistent, non-TMA-store Triton
+  Triton's matmul tutorial (published at ~267 vs cuBLAS's 273 TFLOP/s on A100 at 8192^3): 128x256x64
+  and 128x128 tiles, 3-4 pipeline stages of ``cp.async`` (LDGSTS; Triton 3.9 uses no TMA for these
+  pointer loads), fp32 accumulators on HMMA (sm_80) or wgmma (sm_90), and GROUP_M = 8 grouped tile
+  order so a wave of programs shares W column tiles and x row tiles in L2. fp32 inputs run as tf32
+  on a GPU, pruned to tiles with <= 64 accumulators per thread. The epilogue costs what cuBLAS's
+  store costs: ``HEAD_DIM`` is a compile-time constant, so ``n // Dh`` and ``n % Dh`` are shifts
+  (multiply-shifts for Dh not a power of two) and each row's stores stay contiguous within a head
+  (128-bit when Dh is a multiple of 8); the three section stores are guarded by scalar branches, so
+  a tile pays only for the sections it touches. Risk: on H100 a non-persistent, non-TMA-store Triton
   GEMM has been published ~10% behind cuBLAS; that is where this target is tightest.
 - *Decode* (M <= 64): 16-row tiles with 128-256-deep K tiles and 4 stages keep the weight stream
   pipelined; narrow N tiles give ``N/32 .. N/64`` programs. These small tiles run on ``mma.sync``

@@ -34,9 +34,10 @@ How the design reaches its GPU targets (targets for users with A100/H100 to meas
   on a GPU, pruned to tiles with <= 64 accumulators per thread. The epilogue costs what cuBLAS's
   store costs: ``HEAD_DIM`` is a compile-time constant, so ``n // Dh`` and ``n % Dh`` are shifts
   (multiply-shifts for Dh not a power of two) and each row's stores stay contiguous within a head
-  (128-bit when Dh is a multiple of 8); the three section stores are guarded by scalar branches, so
-  a tile pays only for the sections it touches. Risk: on H100 a non-persistent, non-TMA-store Triton
-  GEMM has been published ~10% behind cuBLAS; that is where this target is tightest.
+  (128-bit stores at Dh = 64 and 128 in the audit); the three section stores are guarded by
+  scalar branches, so a tile pays only for the sections it touches. Risk: on H100 a non-persistent,
+  non-TMA Triton GEMM has been published ~10% behind cuBLAS (525 vs 585 TFLOP/s at 3072^3); that
+  is where this target is tightest.
 - *Decode* (M <= 64): 16-row tiles with 128-256-deep K tiles and 4 stages keep the weight stream
   pipelined; narrow N tiles give ``N/32 .. N/64`` programs. These small tiles run on ``mma.sync``
   (HMMA) on sm_90 too: wgmma needs 64 rows per warpgroup, and at 16-32 rows the weight stream, not

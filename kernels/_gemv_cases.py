@@ -79,7 +79,7 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str, arch: 
     return cases
 
 
-def compile_cases(arch: int) -> list[CompileCase]:
+def build_compile_cases(arch: int) -> list[CompileCase]:
     """Every shipped config surviving pruning x variant x (fp16, bf16) at one model-preset shape each,
     fp32 for each variant's first config, and the split-K reduction once per dtype: 21 cases per
     architecture.

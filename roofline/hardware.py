@@ -174,11 +174,15 @@ def from_measured(
 
 
 def dtype_class(dtype: object, *, matmul: bool) -> str:
-    """The compute roof for a kernel in ``dtype``: fp16/bf16 -> ``tensor16``; fp32 -> ``tf32`` for
-    matmul kernels (Triton's ``tl.dot`` default on sm_80+), ``fp32`` otherwise."""
+    """The compute roof for a kernel in ``dtype``.
+
+    Matmul kernels: fp16/bf16 -> ``tensor16``; fp32 -> ``tf32`` (Triton's ``tl.dot`` default on sm_80+).
+    Elementwise and row kernels (softmax, GELU) compute in fp32 on the CUDA cores whatever their storage
+    dtype, so their roof is ``fp32``.
+    """
     name = str(dtype).replace("torch.", "")
     if name in ("float16", "fp16", "half", "bfloat16", "bf16"):
-        return "tensor16"
+        return "tensor16" if matmul else "fp32"
     if name in ("float32", "fp32", "float"):
         return "tf32" if matmul else "fp32"
     raise ValueError(f"dtype: unsupported {dtype!r}, expected float16, bfloat16 or float32")

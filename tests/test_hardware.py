@@ -142,8 +142,8 @@ def test_from_measured_rejects_bad_ceilings(bandwidth, peaks, match):
 
 @pytest.mark.parametrize(
     ("dtype", "matmul", "cls"),
-    [("float16", True, "tensor16"), ("torch.bfloat16", False, "tensor16"), ("fp32", True, "tf32"),
-     ("float32", False, "fp32")],
+    [("float16", True, "tensor16"), ("torch.bfloat16", True, "tensor16"), ("fp32", True, "tf32"),
+     ("torch.bfloat16", False, "fp32"), ("float16", False, "fp32"), ("float32", False, "fp32")],
 )
 def test_dtype_class(dtype, matmul, cls):
     assert dtype_class(dtype, matmul=matmul) == cls

@@ -21,7 +21,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels._attention_prefill import block_d, prune_configs
+from kernels._attention_prefill import LOG2E, block_d, prune_configs
+from kernels._common import config_id
 
 DEFAULT_SM_COUNT = 132  # H100 SXM; the launcher reads the real count from torch.cuda on a GPU
 
@@ -227,3 +228,37 @@ def select_num_splits(batch: int, n_kv_heads: int, kv_len: int, *, m_blocks: int
     eff = [programs * s / (triton.cdiv(programs * s, n_sms) * n_sms) for s in range(1, max_splits + 1)]
     best = max(eff)
     return next(s for s, e in enumerate(eff, start=1) if e >= 0.85 * best)
+
+
+def splitkv_args(q, k_cache, v_cache, cache_len, o, lse, scale: float, num_splits: int,
+                  o_part, lse_part) -> tuple[tuple, dict]:
+    """Positional arguments and shape-derived constexprs of ``_attn_splitkv_kernel``: it writes the
+    fp32 partials ``o_part``/``lse_part`` when ``num_splits > 1``, else ``o`` (and ``lse``) directly."""
+    n_heads, q_len, head_dim = q.shape[1:]
+    group = n_heads // k_cache.shape[1]
+    if num_splits > 1:
+        outs = (o_part, lse_part, *o_part.stride()[:4], *lse_part.stride()[:3])
+    else:
+        lse_t = lse if lse is not None else o
+        outs = (o, lse_t, *o.stride()[:3], 0, *(lse.stride() if lse is not None else (0, 0, 0)))
+    args = (*outs[:2], q, k_cache, v_cache, cache_len, scale * LOG2E, q_len, group, num_splits,
+            *q.stride()[:3], *k_cache.stride()[:3], *v_cache.stride()[:3], *outs[2:])
+    meta = dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim), BLOCK_M=decode_block_m(group, q_len),
+                SPLIT=num_splits > 1, STORE_LSE=lse is not None)
+    return args, meta
+
+
+def combine_args(o, lse, o_part, lse_part) -> tuple[tuple, dict]:
+    """Positional arguments and constexprs of ``_attn_combine_kernel``."""
+    lse_t = lse if lse is not None else o
+    num_splits, head_dim = o_part.shape[3], o.shape[3]
+    args = (o, lse_t, o_part, lse_part, num_splits, *o.stride()[:3], *lse_t.stride()[:2],
+            *o_part.stride()[:4], *lse_part.stride()[:3])
+    return args, dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim),
+                      BLOCK_S=triton.next_power_of_2(num_splits), SPLIT_TILE=COMBINE_SPLIT_TILE,
+                      STORE_LSE=lse is not None)
+
+
+def splitkv_config_id(cfg: triton.Config, meta: dict) -> str:
+    return config_id({**cfg.kwargs, "BLOCK_M": meta["BLOCK_M"], "SPLIT": int(meta["SPLIT"])},
+                     cfg.num_warps, cfg.num_stages)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+LOG2E = 1.4426950408889634
+
 
 @triton.jit
 def _attn_prefill_kernel(
@@ -174,3 +176,14 @@ def prefill_config(head_dim: int, q_len: int, elt: int, arch: int) -> triton.Con
     kept = prune_configs(PREFILL_CONFIGS[bd], bd, elt, arch)
     short = [c for c in kept if c.kwargs["BLOCK_M"] <= 64]
     return short[0] if q_len <= 64 and short else kept[0]
+
+
+def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float) -> tuple[tuple, dict]:
+    """Positional arguments and shape-derived constexprs of ``_attn_prefill_kernel``."""
+    head_dim = q.shape[3]
+    lse_t = lse if lse is not None else o  # never written when STORE_LSE is False
+    group = q.shape[1] // k_cache.shape[1]
+    args = (o, lse_t, q, k_cache, v_cache, cache_len, scale * LOG2E, q.shape[2], group,
+            *q.stride()[:3], *k_cache.stride()[:3], *v_cache.stride()[:3], *o.stride()[:3],
+            *lse_t.stride()[:2])
+    return args, dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim), STORE_LSE=lse is not None)

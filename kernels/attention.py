@@ -51,7 +51,10 @@ thread for prefill and 72-136 for split-KV, at most 132,096 B of shared memory (
 sm_90), HMMA (sm_80) / HGMMA (sm_90) in prefill, HMMA in split-KV, and K/V streamed by 128-bit
 ``LDGSTS``. Predicted readiness, not measured speed.
 
-Every launcher calls ``record_launch("attention", variant, config_id)``.
+Files: this module (validation, launchers, heuristics, references), ``_attention_prefill.py`` and
+``_attention_decode.py`` (the jit kernels, their configs and argument builders), ``_attention_cases.py``
+(``compile_cases``, re-exported here). Every launcher calls ``record_launch("attention", variant,
+config_id)``.
 """
 
 from __future__ import annotations
@@ -62,40 +65,39 @@ import numbers
 import torch
 import triton
 
+from kernels._attention_cases import compile_cases  # noqa: F401  (the module contract: attention.compile_cases)
 from kernels._attention_decode import (
-    COMBINE_SPLIT_TILE,
     COMBINE_WARPS,
     DEFAULT_SM_COUNT,
     MAX_SPLITS,
     _attn_combine_kernel,
     _attn_splitkv_kernel,
+    combine_args,
     decode_block_m,
     decode_config,
     select_num_splits,
+    splitkv_args,
+    splitkv_config_id,
 )
 from kernels._attention_prefill import (
     PREFILL_CONFIGS,
     _attn_prefill_kernel,
-    block_d,
+    prefill_args,
     prefill_config,
     prune_configs,
 )
 from kernels._common import (
     SUPPORTED_DTYPES,
-    TRITON_TYPE,
-    CompileCase,
     autotuning,
     check_same_dtype_device,
     check_shape,
     check_tensor,
-    config_id,
     record_launch,
     triton_config_id,
 )
 
 HEAD_DIMS: tuple[int, ...] = (64, 80, 96, 128, 256)
 SPLITKV_MAX_Q_LEN = 16  # select_variant: speculative chunks up to this many tokens go to split-KV
-LOG2E = 1.4426950408889634
 KERNEL = "attention"
 
 
@@ -196,21 +198,10 @@ def _prefill_tuner(bd: int):
     return _PREFILL_TUNERS[bd]
 
 
-def _prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float) -> tuple[tuple, dict]:
-    """Positional arguments and shape-derived constexprs of ``_attn_prefill_kernel``."""
-    head_dim = q.shape[3]
-    lse_t = lse if lse is not None else o  # never written when STORE_LSE is False
-    group = q.shape[1] // k_cache.shape[1]
-    args = (o, lse_t, q, k_cache, v_cache, cache_len, scale * LOG2E, q.shape[2], group,
-            *q.stride()[:3], *k_cache.stride()[:3], *v_cache.stride()[:3], *o.stride()[:3],
-            *lse_t.stride()[:2])
-    return args, dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim), STORE_LSE=lse is not None)
-
-
 def _launch_prefill(q, k_cache, v_cache, cache_len, o, lse, scale: float,
                     config: triton.Config | None = None) -> None:
     batch, n_heads, q_len, head_dim = q.shape
-    args, meta = _prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale)
+    args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale)
     if config is None and autotuning():
         tuner = _prefill_tuner(meta["BLOCK_D"])
         tuner[lambda m: (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch)](*args, **meta)
@@ -221,40 +212,6 @@ def _launch_prefill(q, k_cache, v_cache, cache_len, o, lse, scale: float,
     _attn_prefill_kernel[grid](*args, **meta, **cfg.kwargs, num_warps=cfg.num_warps,
                                num_stages=cfg.num_stages)
     record_launch(KERNEL, "prefill", triton_config_id(cfg))
-
-
-def _splitkv_args(q, k_cache, v_cache, cache_len, o, lse, scale: float, num_splits: int,
-                  o_part, lse_part) -> tuple[tuple, dict]:
-    """Positional arguments and shape-derived constexprs of ``_attn_splitkv_kernel``: it writes the
-    fp32 partials ``o_part``/``lse_part`` when ``num_splits > 1``, else ``o`` (and ``lse``) directly."""
-    n_heads, q_len, head_dim = q.shape[1:]
-    group = n_heads // k_cache.shape[1]
-    if num_splits > 1:
-        outs = (o_part, lse_part, *o_part.stride()[:4], *lse_part.stride()[:3])
-    else:
-        lse_t = lse if lse is not None else o
-        outs = (o, lse_t, *o.stride()[:3], 0, *(lse.stride() if lse is not None else (0, 0, 0)))
-    args = (*outs[:2], q, k_cache, v_cache, cache_len, scale * LOG2E, q_len, group, num_splits,
-            *q.stride()[:3], *k_cache.stride()[:3], *v_cache.stride()[:3], *outs[2:])
-    meta = dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim), BLOCK_M=decode_block_m(group, q_len),
-                SPLIT=num_splits > 1, STORE_LSE=lse is not None)
-    return args, meta
-
-
-def _combine_args(o, lse, o_part, lse_part) -> tuple[tuple, dict]:
-    """Positional arguments and constexprs of ``_attn_combine_kernel``."""
-    lse_t = lse if lse is not None else o
-    num_splits, head_dim = o_part.shape[3], o.shape[3]
-    args = (o, lse_t, o_part, lse_part, num_splits, *o.stride()[:3], *lse_t.stride()[:2],
-            *o_part.stride()[:4], *lse_part.stride()[:3])
-    return args, dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim),
-                      BLOCK_S=triton.next_power_of_2(num_splits), SPLIT_TILE=COMBINE_SPLIT_TILE,
-                      STORE_LSE=lse is not None)
-
-
-def _splitkv_config_id(cfg: triton.Config, meta: dict) -> str:
-    return config_id({**cfg.kwargs, "BLOCK_M": meta["BLOCK_M"], "SPLIT": int(meta["SPLIT"])},
-                     cfg.num_warps, cfg.num_stages)
 
 
 def _launch_splitkv(q, k_cache, v_cache, cache_len, o, lse, scale: float, num_splits: int | None,
@@ -272,13 +229,13 @@ def _launch_splitkv(q, k_cache, v_cache, cache_len, o, lse, scale: float, num_sp
     if num_splits > 1:
         o_part = _alloc((batch, n_heads, q_len, num_splits, head_dim), torch.float32, q.device)
         lse_part = _alloc((batch, n_heads, q_len, num_splits), torch.float32, q.device)
-    args, meta = _splitkv_args(q, k_cache, v_cache, cache_len, o, lse, scale, num_splits, o_part, lse_part)
+    args, meta = splitkv_args(q, k_cache, v_cache, cache_len, o, lse, scale, num_splits, o_part, lse_part)
     _attn_splitkv_kernel[(num_splits, n_kv_heads, batch * m_blocks)](
         *args, **meta, **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if num_splits > 1:
-        args, cmeta = _combine_args(o, lse, o_part, lse_part)
+        args, cmeta = combine_args(o, lse, o_part, lse_part)
         _attn_combine_kernel[(q_len, n_heads, batch)](*args, **cmeta, num_warps=COMBINE_WARPS)
-    record_launch(KERNEL, "splitkv", f"{_splitkv_config_id(cfg, meta)},num_splits={num_splits}")
+    record_launch(KERNEL, "splitkv", f"{splitkv_config_id(cfg, meta)},num_splits={num_splits}")
     return num_splits
 
 
@@ -430,99 +387,3 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.bfloat16: (1.6e-2, 1.6e-2),
     torch.float32: (2e-5, 2e-5),
 }
-
-
-
-
-# ----------------------------------------------------------------------------------------------
-# Ahead-of-time compile cases (kernels.audit)
-# ----------------------------------------------------------------------------------------------
-
-def _compile_case(fn, variant: str, args: tuple, meta: dict, cfg: triton.Config, shape: dict,
-                  gates: frozenset[str], config: str) -> CompileCase:
-    """A case from the exact arguments a launch passes (``meta``-device tensors stand in for the real
-    ones): tensors are 16-byte-aligned pointers, an int equal to 1 becomes the constant 1 and a
-    multiple of 16 gets the divisibility hint, as Triton's JIT specialises them."""
-    signature: dict[str, str] = {}
-    constexprs = {**meta, **cfg.kwargs}
-    aligned: list[str] = []
-    for name, value in zip(fn.arg_names[:len(args)], args, strict=True):
-        if isinstance(value, torch.Tensor):
-            signature[name] = "*" + (TRITON_TYPE.get(value.dtype) or "i32")
-            aligned.append(name)
-        elif isinstance(value, float):
-            signature[name] = "fp32"
-        elif value == 1:
-            signature[name], constexprs[name] = "constexpr", 1
-        else:
-            signature[name] = "i32"
-            if value % 16 == 0:
-                aligned.append(name)
-    signature.update({name: "constexpr" for name in fn.arg_names[len(args):]})
-    return CompileCase(kernel=KERNEL, variant=variant, fn=fn, signature=signature, constexprs=constexprs,
-                       divisible_by_16=tuple(aligned), num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                       dtype=str(_case_dtype(args)).replace("torch.", ""), shape=shape, config=config,
-                       gates=gates)
-
-
-def _case_dtype(args: tuple) -> torch.dtype:
-    """The input dtype of a kernel's argument tuple (its third argument is q or a partial)."""
-    return args[2].dtype if args[2].dtype != torch.float32 else args[0].dtype
-
-
-def _case_tensors(model: str, batch: int, q_len: int, head_dim: int, dtype: torch.dtype,
-                  capacity: int = 4096) -> tuple:
-    """``meta``-device q, caches and cache_len with a model preset's heads, and the shape record."""
-    from roofline.model import get_model
-
-    m = get_model(model)
-    q = torch.empty(batch, m.n_heads, q_len, head_dim, dtype=dtype, device="meta")
-    k = torch.empty(batch, m.n_kv_heads, capacity, head_dim, dtype=dtype, device="meta")
-    lens = torch.empty(batch, dtype=torch.int32, device="meta")
-    cache_len = 0 if q_len > 1 else capacity - 1
-    note = model if head_dim == m.head_dim else f"{model} heads with head_dim {head_dim}"
-    shape = {"batch": batch, "n_heads": m.n_heads, "n_kv_heads": m.n_kv_heads, "head_dim": head_dim,
-             "q_len": q_len, "cache_len": cache_len, "source": note}
-    return q, k, lens, shape
-
-
-def compile_cases(arch: int) -> list[CompileCase]:
-    """Every shipped attention config surviving ``arch``'s pruning, fp16 and bf16 (fp32 is CPU-only).
-
-    Prefill (gate ``tensor_cores``): every surviving config at head dims 64, 128, 256 and the default
-    config at the padded 96, on llama2-7b's 32 heads, S = 2048. Split-KV decode (gates
-    ``tensor_cores``, ``vec128_loads`` on the KV stream): the split path at head dims 64, 96, 128, 256
-    on llama2-70b's 64/8 GQA heads, batch 1, 4k cache; the single-pass path (``num_splits = 1``, what
-    the heuristic picks at batch 16) on llama2-7b MHA at Dh 128; and the combine kernel at Dh 128.
-    """
-    cases: list[CompileCase] = []
-    tc, kv_stream = frozenset({"tensor_cores"}), frozenset({"tensor_cores", "vec128_loads"})
-    for dtype in (torch.float16, torch.bfloat16):
-        elt = torch.empty((), dtype=dtype).element_size()
-        for dh in (64, 96, 128, 256):
-            q, k, lens, shape = _case_tensors("llama2-7b", 1, 2048, dh, dtype)
-            args, meta = _prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1)
-            survivors = prune_configs(PREFILL_CONFIGS[block_d(dh)], block_d(dh), elt, arch)
-            for cfg in survivors[:1] if dh == 96 else survivors:
-                cases.append(_compile_case(_attn_prefill_kernel, "prefill", args, meta, cfg, shape, tc,
-                                           triton_config_id(cfg)))
-        for dh, model, batch in [(64, "llama2-70b", 1), (96, "llama2-70b", 1), (128, "llama2-70b", 1),
-                                 (256, "llama2-70b", 1), (128, "llama2-7b", 16)]:
-            q, k, lens, shape = _case_tensors(model, batch, 1, dh, dtype)
-            bm = decode_block_m(q.shape[1] // k.shape[1], 1)
-            cfg = decode_config(dh, elt, arch, bm)
-            splits = select_num_splits(batch, k.shape[1], k.shape[2], block_n=cfg.kwargs["BLOCK_N"])
-            o = torch.empty_like(q)
-            o_part = torch.empty(*q.shape[:3], splits, dh, device="meta")
-            lse_part = torch.empty(*q.shape[:3], splits, device="meta")
-            args, meta = _splitkv_args(q, k, k, lens, o, None, 0.1, splits, o_part, lse_part)
-            shape = {**shape, "num_splits": splits}
-            cases.append(_compile_case(_attn_splitkv_kernel, "splitkv", args, meta, cfg, shape, kv_stream,
-                                       _splitkv_config_id(cfg, meta)))
-            if splits > 1 and dh == 128:
-                lse = torch.empty(q.shape[:3], device="meta")
-                args, meta = _combine_args(o, lse, o_part, lse_part)
-                ccfg = triton.Config({}, num_warps=COMBINE_WARPS, num_stages=1)
-                cases.append(_compile_case(_attn_combine_kernel, "splitkv-combine", args, meta, ccfg, shape,
-                                           frozenset(), config_id({}, COMBINE_WARPS, 1)))
-    return cases

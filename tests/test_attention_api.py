@@ -145,3 +145,14 @@ def test_public_signatures_follow_the_contract():
     assert list(params)[:4] == ["q", "k_cache", "v_cache", "cache_len"]
     for name in ("scale", "variant", "num_splits", "return_lse"):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_gpu_autotuner_prunes_per_dtype():
+    """The @triton.autotune path only runs on a GPU; its construction and pruning run here."""
+    tuner = A._prefill_tuner(128)
+    assert tuner.keys == ["q_len", "HEAD_DIM"] and tuner.configs == PREFILL_CONFIGS[128]
+    tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float16)}
+    assert tuner.prune_configs({}) == PREFILL_CONFIGS[128]  # both fit an A100 (CPU -> arch 80) in fp16
+    tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float32)}
+    assert tuner.prune_configs({}) == [PREFILL_CONFIGS[128][1]]  # fp32 doubles shared memory
+    tuner.nargs = None

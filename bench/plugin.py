@@ -128,8 +128,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION] = session
     config.option.benchmark_json = session.part_dir / "benchmark.json"
+    argv = getattr(config, "workerinput", {}).get("mainargv", sys.argv)  # an xdist worker: the user's
     doc = provenance.collect(root=ROOT, device=session.device, device_name=session.device_name,
-                             command_line=list(sys.argv), sweep=session.sweep, started=started)
+                             command_line=list(argv), sweep=session.sweep, started=started)
     write_json(session.part_dir / "provenance.json", doc)
 
 

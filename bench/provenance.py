@@ -168,7 +168,8 @@ def collect(*, root: Path, device: torch.device, device_name: str, command_line:
         "cpu": cpu_info(),
         "git": git_info(root),
         "env": {k: os.environ.get(k) for k in ("TRITON_INTERPRET", "RIDGEBENCH_AUTOTUNE",
-                                               "CUDA_VISIBLE_DEVICES", "PYTEST_XDIST_WORKER")},
+                                               "CUDA_VISIBLE_DEVICES", "PYTEST_XDIST_WORKER",
+                                               "RIDGEBENCH_CPU_WORKERS")},
         "executable": sys.executable,
     }
     if cuda:

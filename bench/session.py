@@ -8,6 +8,7 @@ workers than GPUs is an error, not a silent doubling-up.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,10 @@ def pinned_device_index(worker_id: str | None, device_count: int) -> int:
 
 
 def check_worker_count(numprocesses: object, device_count: int, cuda: bool) -> str | None:
-    """Why ``-n numprocesses`` cannot run here (None if it can): one worker per GPU, none on a CPU."""
+    """Why ``-n numprocesses`` cannot run here (None if it can): one worker per GPU, none on a CPU.
+
+    ``RIDGEBENCH_CPU_WORKERS=1`` lets workers run on a CPU anyway: for testing the scale-out plumbing
+    only, since CPU workers time each other."""
     if numprocesses in (None, 0, "0"):
         return None
     try:
@@ -60,6 +64,8 @@ def check_worker_count(numprocesses: object, device_count: int, cuda: bool) -> s
     if n <= 0:
         return None
     if not cuda:
+        if os.environ.get("RIDGEBENCH_CPU_WORKERS") == "1":
+            return None
         return (f"-n {n}: parallel benchmark workers need one GPU each; on the CPU they would time each "
                 "other. Run without -n.")
     if n > device_count:

@@ -101,3 +101,26 @@ def test_ceilings_and_provenance(smoke_run):
     assert "--benchmark" in prov["command_line"] and prov["sweep"] == "smoke"
     assert prov["versions"]["torch"] and prov["versions"]["triton"] and prov["cpu"]["logical_cores"] >= 1
     assert prov["timestamp_utc"].endswith("Z") and prov["device_kind"] == "cpu"
+
+
+def test_xdist_workers_merge_into_one_run(tmp_path):
+    """``-n 2``: each worker writes its part (own device, ceilings, provenance); the controller merges
+    them into one run directory. On this CPU the refusal of CPU workers is lifted for the test only."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT")) and k != "TRITON_INTERPRET"}
+    env["RIDGEBENCH_CPU_WORKERS"] = "1"
+    cmd = [sys.executable, "-m", "pytest", "--benchmark", "--sweep", "smoke", "--kernels", "gelu,softmax",
+           "--providers", "torch", "-n", "2", f"--results-root={tmp_path}", "--benchmark-max-time=0.02",
+           "--ceilings-budget=0.05", "--no-report", "-p", "no:cacheprovider"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    (run,) = [p for p in tmp_path.glob("*/*") if p.is_dir()]
+    assert not (run / "parts").exists()
+    bench = _load(run, "benchmark.json")
+    assert sorted(b["extra_info"]["kernel"] for b in bench["benchmarks"]) == ["gelu", "softmax"]
+    assert all(set(EXTRA_INFO_FIELDS) <= set(b["extra_info"]) for b in bench["benchmarks"])
+    assert sorted(_load(run, "ceilings.json")["per_worker"]) == ["gw0", "gw1"]
+    prov = _load(run, "provenance.json")
+    assert sorted(prov["per_worker"]) == ["gw0", "gw1"] and "-n" in prov["command_line"]
+    assert {w["env"]["PYTEST_XDIST_WORKER"] for w in prov["per_worker"].values()} == {"gw0", "gw1"}
+    assert _load(run, "skipped.json") == []

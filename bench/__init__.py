@@ -1,7 +1,8 @@
 """ridgebench's benchmark suite: ``pytest --benchmark`` runs ``bench/test_<kernel>.py`` over the sweeps of
 :mod:`roofline.sweeps` and writes ``results/<device-slug>/<UTC timestamp>/``.
 
-Modules: :mod:`bench.timing` (device-time timer, cache flush, statistics), :mod:`bench.ceilings`
+Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root conftest),
+:mod:`bench.timing` (device-time timer, cache flush, statistics), :mod:`bench.ceilings`
 (measured bandwidth and matmul peaks), :mod:`bench.provenance` (what ran where),
 :mod:`bench.results` (results directories, per-worker parts and their merge), :mod:`bench.record`
 (the ``extra_info`` of one benchmark), :mod:`bench.session` (per-process state and device pinning),

@@ -46,8 +46,8 @@ Variants (:func:`select_variant`: ``"splitkv"`` for ``q_len <= 16``, ``"prefill"
   than its contents gets more, shorter splits than it needs; pass ``num_splits`` to override.
 
 Compile evidence (``python -m kernels.audit --kernel attention``, Triton 3.9, no GPU): all 24 cases
-per architecture compile for sm_80 and sm_90 with no local memory (no spills), 110-255 registers per
-thread for prefill and 72-136 for split-KV, at most 132,096 B of shared memory (prefill, Dh=128,
+per architecture compile for sm_80 and sm_90 with no local memory (no spills), 110-222 registers per
+thread for prefill and 72-136 for split-KV, at most 132,096 B of shared memory (prefill, Dh=96/128,
 sm_90), HMMA (sm_80) / HGMMA (sm_90) in prefill, HMMA in split-KV, and K/V streamed by 128-bit
 ``LDGSTS``. Predicted readiness, not measured speed.
 

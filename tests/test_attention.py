@@ -129,21 +129,19 @@ def test_splitkv_many_row_blocks():
     check(*make_inputs(1, 4, 1, 40, 64, [70]), EXACT, variant="splitkv", num_splits=1)
 
 
-def test_every_shipped_config():
-    """Without autotuning only the first surviving config runs; these run each shipped one."""
-    q, k, v, lens = make_inputs(1, 2, 1, 70, 64, [3], dtype=torch.float16)
+@pytest.mark.parametrize("bd", sorted(PREFILL_CONFIGS))
+def test_every_shipped_prefill_config(bd):
+    """Without autotuning only the first surviving config runs; this runs each shipped one (fp16)."""
+    q, k, v, lens = make_inputs(1, 2, 1, 70, bd, [3], dtype=torch.float16)
     ref_o, ref_lse = reference(q, k, v, lens)
-    scale = 64 ** -0.5
-    for bd, configs in PREFILL_CONFIGS.items():
-        for cfg in configs:
-            if bd != 64:
-                continue  # other head dims: same code, run once in test_every_head_dim
-            o = torch.full_like(q, float("nan"))
-            lse = torch.full(q.shape[:3], float("nan"))
-            A._launch_prefill(q, k, v, lens, o, lse, scale, config=cfg)
-            torch.testing.assert_close(o.double(), ref_o, atol=2e-3, rtol=2e-3)
-            torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)
-    assert set(DECODE_CONFIGS) == set(PREFILL_CONFIGS) == {64, 128, 256}
+    for cfg in PREFILL_CONFIGS[bd]:
+        o = torch.full_like(q, float("nan"))
+        lse = torch.full(q.shape[:3], float("nan"))
+        A._launch_prefill(q, k, v, lens, o, lse, bd ** -0.5, config=cfg)
+        assert last_launch("attention").config == A.triton_config_id(cfg)
+        torch.testing.assert_close(o.double(), ref_o, atol=2e-3, rtol=2e-3)
+        torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)
+    assert set(DECODE_CONFIGS) == set(PREFILL_CONFIGS)  # decode configs: one per head dim, run above
 
 
 def test_custom_scale_and_strided_views():

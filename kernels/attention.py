@@ -102,7 +102,7 @@ KERNEL = "attention"
 
 
 # ----------------------------------------------------------------------------------------------
-# Config pruning and the split heuristic
+# Variant choice and device facts (config pruning and the split heuristic sit beside the kernels)
 # ----------------------------------------------------------------------------------------------
 
 def _device_arch(device: torch.device) -> int:
@@ -122,7 +122,8 @@ def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
     """``"splitkv"`` for decode and speculative chunks (``q_len <= 16``), else ``"prefill"``.
 
     Up to 16 tokens the packed ``G * q_len`` rows fill at most a few 16-64-row tiles per KV head, and
-    splitting the cache is what fills the GPU; above it the prefill kernel's 128-row tiles win.
+    splitting the cache is what fills the GPU; above it the prefill kernel's 128-row tiles should win.
+    The threshold is a design choice, not tuned (no GPU here): benchmarks record the choice.
     ``n_heads``/``n_kv_heads`` are accepted so callers can record the inputs of the choice.
     """
     return "splitkv" if q_len <= SPLITKV_MAX_Q_LEN else "prefill"

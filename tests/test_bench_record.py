@@ -15,7 +15,7 @@ from bench.runner import classify as classify_error
 from bench.session import check_worker_count, pinned_device_index, worker_index
 from bench.timing import Summary
 from roofline.cost import CONVENTIONS, kernel_cost
-from roofline.hardware import PRESETS, from_measured
+from roofline.hardware import PRESETS, dtype_class, from_measured
 from roofline.sweeps import SweepPoint
 
 POINT = SweepPoint("gemv", "gemv/decode.llama2-7b.mlp_up", dict(batch=16, n=11008, k=4096, bias=False),
@@ -81,7 +81,8 @@ def test_cpu_records_use_the_measured_roof_and_fall_back_from_tf32():
     assert info["dtype_class"] == "fp32"  # a CPU has no TF32 roof: fp32 matmuls run on FMA units
     cost = kernel_cost("qkv", point.shape, "float32")
     assert info["attainable_s"] == pytest.approx(max(cost.flops / 80e9, cost.bytes / 20e9))
-    assert roof_class(CPU, "softmax", "bfloat16") == "tensor16"
+    assert roof_class(CPU, "gemv", "bfloat16") == "tensor16"
+    assert roof_class(CPU, "softmax", "bfloat16") == dtype_class("bfloat16", matmul=False)  # as roofline says
     with pytest.raises(KeyError, match="fp32"):
         roof_class(from_measured("x", 1e9, {"tensor16": 1e12}), "qkv", "float32")
 

@@ -1,10 +1,15 @@
 """Tests run every Triton kernel under the interpreter on CPU tensors.
 
-Triton decides interpreter-or-compiler when ``@triton.jit`` decorates, so the variable is set here,
-before any test module imports a kernel. The static sm_80/sm_90 audit needs the compiler, so it runs
-in a subprocess with the interpreter off (see tests/test_audit*.py).
+Triton decides interpreter-or-compiler when ``@triton.jit`` decorates, so the variable is set at
+configure time, before any test module imports a kernel. pytest loads this file under
+``pytest --benchmark`` too (tests/ is a testpath), where it must leave the choice to the benchmark
+plugin: on a GPU the kernels are compiled, not interpreted. The static sm_80/sm_90 audit needs the
+compiler, so it runs in a subprocess with the interpreter off (see tests/test_audit*.py).
 """
 
 import os
 
-os.environ["TRITON_INTERPRET"] = "1"
+
+def pytest_configure(config) -> None:
+    if not config.getoption("--benchmark", default=False):
+        os.environ["TRITON_INTERPRET"] = "1"

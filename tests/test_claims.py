@@ -74,6 +74,10 @@ def test_model_numbers_reproduce_the_seeds():
     assert 208 <= kv["tokens"] <= 220 and kv["seed_ms"] == pytest.approx(11.45, abs=0.1)
     share = CA.attention_share_model(A100, BF16).numbers
     assert 0.55 <= share["dense_share"] <= 0.65 and share["causal_share"] < 0.5
+    # Seed 002's own model (SwiGLU, untied) reproduces its ~7% -> ~55%.
+    assert share["seed_dense_share"] == pytest.approx(0.552, abs=0.002)
+    assert share["seed_short_share"] == pytest.approx(0.071, abs=0.002)
+    assert share["seed_causal_share"] < 0.5
     gemv = C.gemv_crossover_model(PRESETS["A100-SEED-2.0TB"], BF16).numbers
     assert gemv["rule"] == pytest.approx(156) and 156 <= gemv["llama2-70b mlp_up"] <= 165
 

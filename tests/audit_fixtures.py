@@ -108,3 +108,13 @@ def compile_cases(arch: int) -> list[CompileCase]:
         _matmul_case("bad_compiles", block=(16, 16, 8), use_dot=True, num_warps=4, num_stages=1,
                      gates=frozenset()),
     ]
+
+
+def good_cases(arch: int) -> list[CompileCase]:
+    """Just the aligned copy: a cheap source for tests of the audit's API."""
+    return [_copy_case("good_copy", hinted=True, gates=frozenset({"vec128_loads"}))]
+
+
+def no_cases(arch: int) -> list[CompileCase]:
+    """A source that lists nothing: the audit must report it, not skip it."""
+    return []

@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from kernels.audit import LIMITS, AuditEnvironmentError, AuditLine, audit_case, check_gates, find_line
+from kernels.audit import (
+    LIMITS,
+    AuditEnvironmentError,
+    AuditLine,
+    audit_case,
+    check_gates,
+    find_line,
+    latest_json,
+    lookup,
+    run_audit,
+)
 from kernels.audit.__main__ import main
 from kernels.audit.gates import config_matches
 from kernels.audit.occupancy import occupancy
@@ -23,16 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = "tests/audit_fixtures.py:compile_cases"
 
 
-def audit_env() -> dict[str, str]:
-    return {**os.environ, "TRITON_INTERPRET": "0"}
+def audit_env(interpret: str = "0") -> dict[str, str]:
+    return {**os.environ, "TRITON_INTERPRET": interpret}
 
 
 @pytest.fixture(scope="module")
 def fixture_audit(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("audit") / "fixtures.json"
+    # TRITON_INTERPRET=1 on purpose: the audit's workers must force the interpreter off themselves.
     proc = subprocess.run(
         [sys.executable, "-m", "kernels.audit", "--cases", FIXTURES, "--json", str(out), "--quiet"],
-        cwd=ROOT, env=audit_env(), capture_output=True, text=True, timeout=600,
+        cwd=ROOT, env=audit_env("1"), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 1, f"bad fixtures must fail the audit (exit 1):\n{proc.stdout}\n{proc.stderr}"
     data = json.loads(out.read_text())
@@ -121,8 +132,8 @@ def test_exceptions_waive_only_what_they_name(fixture_audit):
     assert check_gates(broken, exceptions={("fixture", "*", "compiles", 80, "*"): reason})
 
 
-def test_find_line_and_load(fixture_audit, tmp_path):
-    path = tmp_path / "a.json"
+def test_find_line_and_lookup(fixture_audit, tmp_path):
+    path = tmp_path / "audit-20260101T000000Z.json"
     path.write_text(json.dumps(fixture_audit))
     lines = load_lines(path)
     cfg = "BLOCK_K=32,BLOCK_M=128,BLOCK_N=64,num_warps=4,num_stages=3"
@@ -130,6 +141,14 @@ def test_find_line_and_load(fixture_audit, tmp_path):
     assert hit is not None and hit.arch == 90 and hit.count("HGMMA") > 0
     assert find_line(lines, "fixture", "good_dot", "fp16", cfg, arch=86) is None
     assert find_line(lines, "fixture", "good_dot", "bf16", cfg) is None
+    assert latest_json(tmp_path) == path and latest_json(tmp_path / "none") is None
+    rec = lookup("fixture", "good_dot", "torch.float16", cfg, 80, path=path)
+    assert rec["passed"] and rec["hmma"] > 0 and rec["hgmma"] == 0 and rec["audit_json"] == str(path)
+    assert rec["spill_instructions"] == 0 and rec["target"] == "sm_80"
+    spill = lookup("fixture", "bad_no_spills", "fp32", "BLOCK=8192,num_warps=1,num_stages=1", 90, path=path)
+    assert not spill["passed"] and spill["spill_instructions"] > 0 and spill["failures"]
+    assert lookup("fixture", "good_dot", "fp16", cfg, 80, path=tmp_path / "missing.json") is None
+
 
 
 def test_audit_case_refuses_interpreted_functions():
@@ -138,6 +157,21 @@ def test_audit_case_refuses_interpreted_functions():
 
     with pytest.raises(AuditEnvironmentError, match="TRITON_INTERPRET=1"):
         audit_case(fx.compile_cases(80)[0], 80)
+
+
+def test_run_audit_from_an_interpreted_process():
+    """The API works from this (interpreter-on) process, and a broken case source is an error line."""
+    fx = "tests/audit_fixtures.py"
+    lines = run_audit(archs=[80], jobs=1, extra=[f"{fx}:good_cases", f"{fx}:no_cases", f"{fx}:missing"])
+    got = [(line.variant, line.compiled) for line in lines]
+    assert got == [("good_copy", True), ("-", False), ("-", False)]
+    assert lines[0].passed and lines[0].ldg_bits["128"] == 1
+    assert "returned no case" in lines[1].error and lines[1].failures
+    assert "has no function 'missing'" in lines[2].error and lines[2].failures
+    with pytest.raises(ValueError, match="unknown kernel"):
+        run_audit(kernels=["matmul"], archs=[80])
+    with pytest.raises(ValueError, match="unknown architecture"):
+        run_audit(kernels=["gelu"], archs=[86])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,19 +17,21 @@ API (importing this package imports no kernel module):
 - :func:`audit_case` ``(case, arch) -> AuditLine``: one case in this process (needs
   ``TRITON_INTERPRET=0`` when the kernel module was imported);
 - :func:`check_gates` ``(line, case=None) -> list[str]``: the failed gates of one line;
-- :func:`find_line` ``(lines, kernel, variant, dtype, config, arch=None) -> AuditLine | None`` and
-  :func:`load_lines` / :func:`latest_json`: a benchmark's lookup of the audit line for the config it ran;
+- :func:`lookup` ``(kernel, variant, dtype, config, arch) -> dict | None``: for the benchmark, the
+  compact audit record (:meth:`AuditLine.summary`) of the config that ran, from the newest
+  ``results/audit/audit-*.json``; :func:`find_line`, :func:`load_lines` and :func:`latest_json` are the
+  pieces underneath;
 - :func:`occupancy` and :data:`LIMITS`: the per-SM limits of sm_80/sm_90 with their sources.
 """
 
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
 from kernels.audit.gates import ALL_GATES, EXCEPTIONS, check_gates
 from kernels.audit.occupancy import LIMITS, SUPPORTED_ARCHS, ArchLimits, Occupancy, occupancy
-from kernels.audit.report import find_line, format_table, latest_json, load_lines
+from kernels.audit.report import find_line, format_table, latest_json, load_lines, lookup
 from kernels.audit.runner import run_audit
 
 __all__ = [
     "ALL_GATES", "EXCEPTIONS", "LIMITS", "SUPPORTED_ARCHS", "ArchLimits", "AuditEnvironmentError",
     "AuditLine", "Occupancy", "audit_case", "check_gates", "find_line", "format_table", "latest_json",
-    "load_lines", "occupancy", "run_audit",
+    "load_lines", "lookup", "occupancy", "run_audit",
 ]

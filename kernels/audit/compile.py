@@ -107,6 +107,19 @@ class AuditLine:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self) -> dict:
+        """The compact record a benchmark stores next to its timing (``extra_info["audit"]``)."""
+        occ = self.occupancy or {}
+        return {
+            "case_id": self.case_id, "arch": self.arch, "target": self.target, "passed": self.passed,
+            "failures": list(self.failures), "waived": dict(self.waived), "registers": self.registers,
+            "spill_instructions": (self.local_loads or 0) + (self.local_stores or 0),
+            "stack_bytes": self.stack_bytes, "shared_bytes": self.shared_bytes,
+            "occupancy_warps_per_sm": occ.get("warps_per_sm"), "occupancy_limiter": occ.get("limiter"),
+            "hmma": self.count("HMMA"), "hgmma": self.count("HGMMA"), "ldgsts": self.count("LDGSTS"),
+            "tma": self.tma, "ld128_fraction": round(self.wide_load_fraction, 3),
+        }
+
     @classmethod
     def from_dict(cls, data: dict) -> AuditLine:
         known = {f for f in cls.__dataclass_fields__}
@@ -189,6 +202,15 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
 
     if arch not in LIMITS:
         raise ValueError(f"arch: expected one of {sorted(LIMITS)}, got {arch!r}")
+    from triton.language import standard
+
+    if not isinstance(standard.cdiv, JITFunction):
+        raise AuditEnvironmentError(
+            "triton.language was imported with TRITON_INTERPRET=1 in this process, so Triton's own library "
+            "functions are interpreter functions and cannot be compiled. Run the audit as `python -m "
+            "kernels.audit` (its workers start with TRITON_INTERPRET=0) or set TRITON_INTERPRET=0 before "
+            "importing triton."
+        )
     if not isinstance(case.fn, JITFunction):
         raise AuditEnvironmentError(
             f"{case.case_id}: {type(case.fn).__name__} is not a compilable JITFunction; the kernel module "

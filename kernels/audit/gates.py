@@ -64,16 +64,13 @@ REQUIRED_GATES: dict[tuple[str, str], frozenset[str]] = {
 EXCEPTIONS: dict[tuple[str, str, str, int, str], str] = {
     # Triton lowers a tl.dot to wgmma (HGMMA) only for tiles of at least 64 rows (a multiple of 64 per
     # warpgroup of 4 warps); smaller tiles get mma.sync (HMMA), seen in this audit for 16- and 32-row
-    # tiles and in tests/audit_fixtures.py (bad_wgmma). The three decode paths below choose small tiles
-    # on purpose: their rows are the batch (or a GQA group's query heads), and they are bound by the
+    # tiles and in tests/audit_fixtures.py (bad_wgmma). The decode paths below choose small tiles
+    # on purpose: their rows are the new tokens (or a GQA group's query heads), and they are bound by the
     # weight or KV stream, not the tensor-core rate, so padding to 64 rows would waste >= half of every
     # MMA for no gain in bandwidth. tensor_cores still requires HMMA on them.
     ("qkv", "fused", "wgmma", 90, "BLOCK_M<64"):
         "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
         "for wgmma, so these run HMMA on H100",
-    ("gemv", "tiled", "wgmma", 90, "BLOCK_M<64"):
-        "small-batch tiled GEMV (16/32-row tiles): weight-stream bound; Triton needs >= 64 rows for "
-        "wgmma, so these run HMMA on H100",
     ("attention", "splitkv", "wgmma", 90, "BLOCK_M<64"):
         "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
         ">= 64 rows for wgmma, so the QK^T and PV dots run HMMA on H100",

@@ -9,8 +9,9 @@ JSON layout (``results/audit/audit-<UTC timestamp>.json`` unless ``--json PATH``
      "wall_s": ..., "jobs": ..., "summary": {"lines", "passed", "failed", "compile_cpu_s"},
      "lines": [AuditLine.to_dict(), ...]}
 
-A benchmark attaches "its" line with :func:`find_line` (kernel, variant, dtype, config id and the
-architecture of the GPU it ran on).
+A benchmark attaches "its" line with :func:`lookup` (kernel, variant, dtype, config id and the
+architecture of the GPU it ran on, e.g. ``major * 10 + minor`` of ``torch.cuda.get_device_capability()``),
+which reads the newest audit JSON and returns :meth:`AuditLine.summary`, or ``None``.
 """
 
 from __future__ import annotations
@@ -189,3 +190,20 @@ def find_line(
     return matches[0] if matches else None
 
 
+
+
+_LOADED: dict[Path, list[AuditLine]] = {}
+
+
+def lookup(kernel: str, variant: str, dtype: object, config: str, arch: int,
+           path: Path | str | None = None, shape: Mapping[str, object] | None = None) -> dict | None:
+    """The :meth:`AuditLine.summary` for a config that ran, from ``path`` (default: the newest
+    ``results/audit/audit-*.json``), plus the file it came from; ``None`` when there is no audit file or
+    no line for that kernel, variant, dtype, config and architecture (e.g. an sm_86 GPU)."""
+    source = Path(path) if path is not None else latest_json()
+    if source is None or not source.exists():
+        return None
+    if source not in _LOADED:
+        _LOADED[source] = load_lines(source)
+    line = find_line(_LOADED[source], kernel, variant, str(dtype), config, arch=arch, shape=shape)
+    return None if line is None else {**line.summary(), "audit_json": str(source)}

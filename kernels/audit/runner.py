@@ -1,9 +1,10 @@
 """Run the audit over many cases in parallel worker processes with the Triton interpreter off.
 
-Workers are started with the ``spawn`` method and set ``TRITON_INTERPRET=0`` before they import any
-kernel module, so ``@triton.jit`` yields compilable ``JITFunction``\\ s even when the caller (a test
-session, say) runs with the interpreter on. Each worker imports the kernel modules once and compiles
-cases by index; Triton's on-disk cache (``~/.triton/cache``) makes a repeated run fast.
+Workers are started with the ``spawn`` method and ``TRITON_INTERPRET=0`` in the environment they start
+with (whatever the caller's setting), so ``@triton.jit`` yields compilable ``JITFunction``\\ s, Triton's
+own library functions included, even when the caller (a test session, say) runs with the interpreter on.
+Each worker imports the kernel modules once and compiles cases by index; Triton's on-disk cache
+(``~/.triton/cache``) makes a repeated run fast.
 
 Case sources:
 
@@ -162,7 +163,19 @@ def run_audit(
         raise ValueError(f"jobs: expected a positive integer, got {jobs}")
     ctx = multiprocessing.get_context("spawn")
     keyed: dict[tuple[int, int, int], AuditLine] = {}
-    with ctx.Pool(processes=jobs, initializer=_init_worker, initargs=(fresh,)) as pool:
+    # Workers inherit the environment when they start, and they import triton (through this package)
+    # before their initializer runs: the interpreter must be off in the environment they start with, or
+    # Triton's own library functions are built as interpreter functions there.
+    saved = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "0"
+    try:
+        pool = ctx.Pool(processes=jobs, initializer=_init_worker, initargs=(fresh,))
+    finally:
+        if saved is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = saved
+    with pool:
         count_tasks = [(s, a) for s in sources for a in arch_list]
         tasks: list[tuple[str, int, int]] = []
         for source, arch, n, error in pool.map(_count_task, count_tasks, chunksize=1):

@@ -101,6 +101,18 @@ def check_shape(name: str, t: torch.Tensor, expected: tuple[int, ...]) -> None:
         raise ValueError(f"{name}: expected shape {tuple(expected)}, got {tuple(t.shape)}")
 
 
+def collapsed_row_stride(x: torch.Tensor) -> int | None:
+    """The one stride that steps between rows of ``x`` viewed as ``[rows, x.shape[-1]]``, or ``None``
+    when the leading dimensions do not collapse to one stride (the caller then copies)."""
+    dims = [(s, st) for s, st in zip(x.shape[:-1], x.stride()[:-1], strict=True) if s != 1]
+    if not dims:
+        return max(x.shape[-1], 1) if x.dim() else 1
+    for (_, outer), (size, inner) in zip(dims, dims[1:], strict=False):
+        if outer != inner * size:
+            return None
+    return dims[-1][1]
+
+
 def check_positive(name: str, value: int) -> None:
     if not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")

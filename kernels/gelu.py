@@ -41,6 +41,7 @@ from kernels._common import (
     check_same_dtype_device,
     check_shape,
     check_tensor,
+    collapsed_row_stride,
     config_id,
     interpreting,
     record_launch,
@@ -112,16 +113,6 @@ def select_variant(n: int, approximate: str = "none", bias_len: int = 0) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _row_stride(x: torch.Tensor) -> int | None:
-    """The one stride between rows of ``x`` viewed as ``[rows, n]``; ``None`` if the leading dims do not
-    collapse to one stride."""
-    dims = [(s, st) for s, st in zip(x.shape[:-1], x.stride()[:-1], strict=True) if s != 1]
-    if not dims:
-        return max(x.shape[-1], 1) if x.dim() else 1
-    for (_, outer), (size, inner) in zip(dims, dims[1:], strict=False):
-        if outer != inner * size:
-            return None
-    return dims[-1][1]
 
 
 def gelu(
@@ -160,7 +151,7 @@ def gelu(
         bias = bias.contiguous()  # [n]: a strided bias is copied (n elements, negligible)
     if x.numel() == 0:
         return x if inplace else torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    stride_row = _row_stride(x)
+    stride_row = collapsed_row_stride(x)
     if inplace:
         if stride_row is None:
             raise ValueError(

@@ -70,6 +70,7 @@ from kernels._common import (
     TRITON_TYPE,
     CompileCase,
     check_tensor,
+    collapsed_row_stride,
     config_id,
     interpreting,
     record_launch,
@@ -192,16 +193,6 @@ def select_variant(n_cols: int, dtype: object = None) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _row_stride(x: torch.Tensor) -> int | None:
-    """The one stride that steps between rows of ``x`` viewed as ``[rows, cols]``, or ``None`` when the
-    leading dimensions do not collapse to one stride (then the caller copies)."""
-    dims = [(s, st) for s, st in zip(x.shape[:-1], x.stride()[:-1], strict=True) if s != 1]
-    if not dims:
-        return max(x.shape[-1], 1) if x.dim() else 1
-    for (_, outer), (size, inner) in zip(dims, dims[1:], strict=False):
-        if outer != inner * size:
-            return None
-    return dims[-1][1]
 
 
 def _check_scale(scale: object) -> float:
@@ -247,7 +238,7 @@ def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None 
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     if x.numel() == 0:
         return y
-    stride_row = _row_stride(x)
+    stride_row = collapsed_row_stride(x)
     if stride_row is None:  # leading dims do not collapse to one stride: one copy, documented
         x = x.reshape(-1, n_cols)
         stride_row = n_cols

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels.softmax as sm
-from kernels._common import last_launch, record_launch
+from kernels._common import collapsed_row_stride, last_launch, record_launch
 from kernels.softmax import SINGLE_BLOCK_LIMIT, TOLERANCES, select_variant, softmax, softmax_ref
 
 # The interpreter evaluates masked-off padding too (-inf - -inf, 1/0); numpy warns, the stores are masked.
@@ -24,15 +24,8 @@ INF = float("inf")
 
 
 @pytest.fixture(autouse=True)
-def nan_outputs(monkeypatch):
-    """Every tensor the launcher allocates starts as NaN, so an element the kernel never writes fails."""
-    real_empty = torch.empty
-
-    def nan_empty(*args, **kwargs):
-        t = real_empty(*args, **kwargs)
-        return t.fill_(float("nan")) if t.is_floating_point() else t
-
-    monkeypatch.setattr(sm.torch, "empty", nan_empty)
+def _nan_filled_outputs(nan_filled_allocations):
+    """Every tensor the launcher allocates starts as NaN (tests/conftest.py)."""
 
 
 def check(x: torch.Tensor, scale: float | None = None, variant: str | None = None) -> torch.Tensor:
@@ -102,16 +95,16 @@ def test_ranks(shape):
 def test_strided_rows():
     base = randn(6, 40, 300)
     x = base[::2, 1:33:3, :129]  # rows of 129 inside rows of 300; leading dims do not collapse: one copy
-    assert sm._row_stride(x) is None
+    assert collapsed_row_stride(x) is None
     check(x)
     x2 = base[:, 5, 7:207]  # one strided row dimension: launched on x itself with row stride 12000
-    assert sm._row_stride(x2) == 12000
+    assert collapsed_row_stride(x2) == 12000
     check(x2)
     x3 = base[1:5, :, 1:101]  # two leading dims that collapse (300 * 40 == 12000): no copy
-    assert sm._row_stride(x3) == 300 and sm._row_stride(base[1:5, 2:9, 1:101]) is None
+    assert collapsed_row_stride(x3) == 300 and collapsed_row_stride(base[1:5, 2:9, 1:101]) is None
     check(x3)
     x4 = randn(1, 300)[:, :250].expand(4, 250)  # stride-0 rows read the same memory
-    assert sm._row_stride(x4) == 0
+    assert collapsed_row_stride(x4) == 0
     check(x4)
 
 

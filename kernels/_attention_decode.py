@@ -21,7 +21,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels._attention_prefill import LOG2E, block_d, prune_configs
+from kernels._attention_prefill import LOG2E, _online_softmax_tile, block_d, prune_configs
 from kernels._common import config_id
 
 DEFAULT_SM_COUNT = 132  # H100 SXM; the launcher reads the real count from torch.cuda on a GPU
@@ -89,14 +89,8 @@ def _attn_splitkv_kernel(
         # read BLOCK_N x Dh of K and of V: the KV stream, shared by all BLOCK_M packed rows
         k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
         qk = tl.dot(q, tl.trans(k)) * qk_scale
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        acc = acc * alpha[:, None]
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_new
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
 
     # tail tiles (the diagonal and the split/sequence end): masked; a row may see no key at all here
     # (its running max stays -inf), so exponents use a finite stand-in for the max
@@ -108,16 +102,9 @@ def _attn_splitkv_kernel(
         qk = tl.dot(q, tl.trans(k)) * qk_scale
         visible = (offs_kv[None, :] <= q_pos[:, None]) & n_mask[None, :]
         qk = tl.where(visible, qk, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-        p = tl.math.exp2(qk - m_use[:, None])
-        alpha = tl.math.exp2(m_i - m_use)
-        l_i = l_i * alpha + tl.sum(p, 1)
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
                     mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        acc = acc * alpha[:, None]
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_new
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
 
     seen = l_i > 0.0
     acc = acc / tl.where(seen, l_i, 1.0)[:, None]

@@ -27,6 +27,25 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def _online_softmax_tile(qk, v, m_i, l_i, acc):
+    """Fold one KV tile into the running softmax state (base 2), shared by the prefill and decode kernels.
+
+    ``qk`` [M, N]: scores already scaled by ``scale * log2(e)``, masked entries ``-inf``; ``v`` [N, D];
+    ``m_i``/``l_i`` [M]: running max and sum; ``acc`` [M, D] fp32: unnormalised output. A row that has
+    seen no visible key yet keeps ``m = -inf``; the exponents then use 0 as a finite stand-in for the
+    max, so no ``-inf - -inf`` NaN appears (a no-op for rows with a finite max).
+    """
+    m_new = tl.maximum(m_i, tl.max(qk, 1))
+    m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+    p = tl.math.exp2(qk - m_use[:, None])
+    alpha = tl.math.exp2(m_i - m_use)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    return m_new, l_i, acc
+
+
+@triton.jit
 def _attn_prefill_kernel(
     o_ptr, lse_ptr,
     q_ptr, k_ptr, v_ptr, cache_len_ptr,
@@ -78,14 +97,8 @@ def _attn_prefill_kernel(
         # read BLOCK_N x Dh of K and of V per iteration: the only HBM stream in the loop
         k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
         qk = tl.dot(q, tl.trans(k)) * qk_scale
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        acc = acc * alpha[:, None]
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_new
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
 
     # 2) diagonal tiles: causal mask. Key 0 is visible to every row, so a row whose scores in one tile
     # are all masked already has a finite running max (no -inf - -inf).
@@ -97,15 +110,9 @@ def _attn_prefill_kernel(
         qk = tl.dot(q, tl.trans(k)) * qk_scale
         visible = (offs_kv[None, :] <= q_pos[:, None]) & n_mask[None, :]
         qk = tl.where(visible, qk, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
                     mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        acc = acc * alpha[:, None]
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_new
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
 
     # write BLOCK_M x Dh of O once (and BLOCK_M fp32 LSEs)
     acc = acc / l_i[:, None]

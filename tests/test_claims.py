@@ -268,12 +268,14 @@ def test_real_cpu_run_gets_a_verdict_on_every_measured_claim(tmp_path):
     for claim in CLAIMS:
         if claim.measured_check is not None:
             assert rows[claim.id].measured is not None, claim.id
-    # the run's largest point reaches 14.5% of its roof; its QKV sweep stops at m=64; its tiny GEMVs are
-    # overhead-bound (3% of the measured bandwidth), so no crossover can be read from them
+    # On the idle CPU run the largest point reaches ~56% of its roof; the QKV sweep stops at m=64, so no
+    # prefill-sized projection; the GEMV batch sweep (1..64, 3072x768 weights) bends where the measured
+    # CPU ridge predicts, and the report gives the measured crossover beside the predicted one.
     assert rows["no-point-above-roof"].measured.status == "supported"
     assert rows["prefill-projections-compute-bound"].measured.status == "inconclusive"
-    assert rows["gemv-decode-crossover"].measured.status == "inconclusive"
-    assert "overhead" in rows["gemv-decode-crossover"].measured.summary
+    gemv = rows["gemv-decode-crossover"].measured
+    assert gemv.status == "supported"
+    assert "measured crossover batch" in gemv.summary and "predicted" in gemv.summary
     path = write_report(DATA / "cpu-quick", out=tmp_path / "claims.md")
     text = path.read_text()
-    assert "This run is on a CPU" in text and "28 benchmarks" in text
+    assert "This run is on a CPU" in text and f"{len(res.records)} benchmarks" in text

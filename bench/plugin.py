@@ -289,7 +289,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
     points = [p for p in sweep_points(config.getoption("--sweep"), device_kind) if p.kernel == kernel]
     known = config.stash.setdefault(POINTS, {})
-    known.update((p.id, p) for p in points)
+    known.update(((kernel, p.id), p) for p in points)  # ids are unique within a kernel only
     cases = [(prov, p.id) for p in points for prov in providers]
     metafunc.parametrize(("provider", "case"), cases, ids=[f"{prov}-{pid}" for prov, pid in cases])
 
@@ -297,7 +297,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def point(case: str, request: pytest.FixtureRequest) -> SweepPoint:
     """The sweep point a benchmark's ``case`` (its id, a plain string parameter) names."""
-    return request.config.stash[POINTS][case]
+    return request.config.stash[POINTS][(request.module.KERNEL, case)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -247,11 +247,14 @@ def _stop_on_sticky_error(exc: BaseException, session: BenchSession, request: py
         request.session.shouldstop = session.fatal
 
 
-def _release(x: dict, session: BenchSession) -> None:
+def _release(x: dict, session: BenchSession, collect: bool = False) -> None:
     """Drop a case's tensors: the launch closures hold the dict ``x``, not the tensors, so clearing it
-    frees them even while a closure (or a traceback) is still alive."""
+    frees them (by reference count) even while a closure (or a traceback) is still alive. ``collect``
+    after an exception, whose traceback may hold tensors in reference cycles (``gc.collect`` costs
+    ~0.5 s with torch and Triton loaded: not after every case)."""
     x.clear()
-    gc.collect()
+    if collect:
+        gc.collect()
     session.release_memory()
 
 
@@ -307,7 +310,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         failure = (category, f"{type(exc).__name__} in {step}: {exc}")
     if failure is not None:  # outside the handler, so the traceback's tensors can be freed first
         fn = first = out = None  # noqa: F841 - the skip keeps this frame alive
-        _release(x, session)
+        _release(x, session, collect=True)
         _skip(session, request, point, provider, *failure)
     if not check.ok:
         pytest.fail(f"{provider} {point.kernel} {point.label} {point.dtype}: wrong result, max error "
@@ -343,7 +346,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         failure = ("out-of-memory", f"{type(exc).__name__} in {step}: {exc}")
     if failure is not None:  # the half-timed stats pytest-benchmark holds are dropped at session end
         fn = first = None  # noqa: F841
-        _release(x, session)
+        _release(x, session, collect=True)
         _skip(session, request, point, provider, *failure)
     stats = getattr(benchmark, "stats", None)
     if getattr(benchmark, "disabled", False) or stats is None:

@@ -514,7 +514,11 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
         lines.append(f"NO GPU: {by_cat['not-timed']} Triton benchmarks were checked under the Triton "
                      "interpreter (TRITON_INTERPRET=1) on the CPU and NOT timed; only the torch provider "
                      "was timed, on the CPU")
-    for family, state in run_info.get("families", {}).items():
+    families = run_info.get("families", {})
+    if families:
+        lines.append("kernel families, one pytest process each: " + ", ".join(
+            f"{f} {'ok' if st.get('exit_status') in (0, 5) else 'FAILED'}" for f, st in families.items()))
+    for family, state in families.items():
         if state.get("exit_status") not in (0, 5):
             lines.append(f"kernel family {family}: its pytest exited {state.get('exit_status')}"
                          + (f" ({state['fatal']}; the rest of the family did not run)" if state.get("fatal")

@@ -244,7 +244,7 @@ def _stop_on_sticky_error(exc: BaseException, session: BenchSession, request: py
     if session.device_kind == "cuda" and is_sticky_cuda_error(exc):
         session.fatal = (f"sticky CUDA error in {request.node.nodeid}: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}")
-        request.session.shouldstop = session.fatal
+        request.session.shouldfail = session.fatal  # like -x: a failed run, exit 1 (not "interrupted")
 
 
 def _release(x: dict, session: BenchSession, collect: bool = False) -> None:

@@ -115,6 +115,7 @@ def test_each_family_in_its_own_process_and_a_crash_loses_only_its_family(tmp_pa
     ceilings = json.loads((run / "ceilings.json").read_text())  # measured once, by the first family
     assert ceilings["per_worker"]["softmax"]["measured"] == ceilings["per_worker"]["gelu"]["measured"]
     assert f"kernel family gelu: its pytest exited {prov['families']['gelu']['exit_status']}" in proc.stdout
+    assert "kernel families, one pytest process each: gelu FAILED, softmax ok" in proc.stdout
     assert proc.stdout.rindex(" ridgebench ") > proc.stdout.rindex("test_softmax")
 
 

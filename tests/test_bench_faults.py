@@ -35,10 +35,10 @@ def _session(tmp_path, cls=BenchSession) -> BenchSession:
 
 
 def _request() -> types.SimpleNamespace:
-    """Stands in for pytest's request: a node id, and a session whose ``shouldstop`` a sticky error sets
+    """Stands in for pytest's request: a node id, and a session whose ``shouldfail`` a sticky error sets
     (the real one would stop this test run)."""
     return types.SimpleNamespace(node=types.SimpleNamespace(nodeid="bench/test_gelu.py::test_gelu[x]"),
-                                 session=types.SimpleNamespace(shouldstop=False))
+                                 session=types.SimpleNamespace(shouldfail=False))
 
 
 class FaultyGelu(GeluBench):
@@ -137,7 +137,7 @@ def test_a_sticky_cuda_error_fails_the_case_and_stops_this_process(benchmark, tm
     error = RuntimeError("CUDA error: an illegal memory access was encountered")
     with pytest.raises(RuntimeError, match="illegal memory access"):
         runner.run_case(FaultyGelu(1, error), ("torch", POINT), benchmark, session, request)
-    assert request.session.shouldstop and "sticky CUDA error in bench/test_gelu.py" in session.fatal
+    assert request.session.shouldfail and "sticky CUDA error in bench/test_gelu.py" in session.fatal
     assert not (session.part_dir / "skipped.json").exists()  # a failure, not a skip
     assert runner.classify(error, "torch") is None
     assert runner.classify(torch.cuda.OutOfMemoryError("CUDA out of memory"), "torch") == "out-of-memory"

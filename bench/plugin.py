@@ -490,6 +490,9 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
         if disabled:
             return ["--benchmark-disable: every case ran once and was checked; nothing was timed, so no "
                     "results directory was kept"]
+        if run_info["interrupted"]:
+            return [f"INTERRUPTED ({run_info['signal'] or 'KeyboardInterrupt'}) before any benchmark "
+                    "finished; no results directory kept"]
         return ["no benchmark ran; no results directory kept"]
     lines: list[str] = []
     user_json = config.stash[USER_JSON]

@@ -352,9 +352,9 @@ def _child_env(run_dir: Path, started: str, family: str, ceilings_from: Path | N
     return env
 
 
-def _run_child(cmd: list[str], env: dict) -> int:
+def _run_child(cmd: list[str], env: dict, cwd: Path | None = None) -> int:
     """Run one family's pytest; on an interrupt, ask it to stop (SIGTERM: it writes its part) and wait."""
-    proc = subprocess.Popen(cmd, cwd=os.getcwd(), env=env)
+    proc = subprocess.Popen(cmd, cwd=cwd or os.getcwd(), env=env)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -387,7 +387,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             break  # -x / --maxfail: a failed family stops the run
         env = _child_env(run_dir, started.isoformat(), family, ceilings_from)
         results[family] = {"exit_status": None}
-        rc = _run_child(cmd, env)
+        rc = _run_child(cmd, env, cwd=config.invocation_params.dir)
         results[family]["exit_status"] = rc
         part = run_dir / "parts" / family
         doc = _load_json(part / "provenance.json")

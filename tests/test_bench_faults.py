@@ -166,12 +166,34 @@ def test_a_restarted_worker_takes_the_gpu_its_dead_predecessor_held():
         GpuAllocator(0)
 
 
+def test_the_controller_hands_each_xdist_worker_a_free_gpu(tmp_path):
+    from bench.plugin import _XdistHooks
+
+    hooks = _XdistHooks(tmp_path, dt.datetime.now(dt.timezone.utc), GpuAllocator(2))
+
+    def node(worker_id):
+        return types.SimpleNamespace(gateway=types.SimpleNamespace(id=worker_id), workerinput={})
+
+    gw0, gw1, gw2 = node("gw0"), node("gw1"), node("gw2")
+    for n in (gw0, gw1):
+        hooks.pytest_configure_node(n)
+    hooks.pytest_testnodedown(gw1, error="crashed")  # xdist reports the crash, then starts gw2
+    hooks.pytest_configure_node(gw2)
+    assert [n.workerinput["ridgebench_gpu"] for n in (gw0, gw1, gw2)] == [0, 1, 1]
+    assert gw2.workerinput["ridgebench_run_dir"] == str(tmp_path)
+
+
 def test_worker_count_messages_name_what_the_user_typed(monkeypatch):
     monkeypatch.delenv("RIDGEBENCH_CPU_WORKERS", raising=False)
     assert check_worker_count(2, 0, False, "auto").startswith("-n auto (2 workers): parallel benchmark")
     assert check_worker_count(16, 8, True, "auto").startswith("-n auto (16 workers): only 8 CUDA")
     assert check_worker_count(2, 0, False, "2").startswith("-n 2: parallel")
     assert check_worker_count(None, 0, False, None) is None
+    from bench.plugin import spelled_numprocesses
+
+    assert [spelled_numprocesses(a) for a in (["-n", "auto"], ["-nauto"], ["--numprocesses=logical"],
+                                              ["-n4", "-x"], ["--benchmark"])] == ["auto", "auto", "logical",
+                                                                                   "4", None]
 
 
 def test_tf32_is_set_through_fp32_precision_and_restored():

@@ -520,7 +520,8 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
     families = run_info.get("families", {})
     if families:
         lines.append("kernel families, one pytest process each: " + ", ".join(
-            f"{f} {'ok' if st.get('exit_status') in (0, 5) else 'FAILED'}" for f, st in families.items()))
+            f"{f} {'ok' if st.get('exit_status') in (0, 5) else 'FAILED'}" for f, st in families.items())
+            + " (each printed its own pass/fail counts above; this controlling process ran no test itself)")
     for family, state in families.items():
         if state.get("exit_status") not in (0, 5):
             lines.append(f"kernel family {family}: its pytest exited {state.get('exit_status')}"

@@ -366,10 +366,13 @@ def parse_ceilings(data: object, path: Path) -> Ceilings:
 
 
 def load_results(path: str | Path) -> Results:
-    """Load a results directory (with ``benchmark.json``) or a pytest-benchmark JSON file.
+    """Load a results directory (with ``benchmark.json``, or only the ``parts/`` of a run that never
+    finished) or a pytest-benchmark JSON file.
 
     ``ceilings.json``, ``provenance.json`` and ``skipped.json`` are read from the same directory when
-    present. Raises :class:`UsageError` (one line) for a missing, corrupt or foreign file.
+    present. Raises :class:`UsageError` (one line) for a missing, corrupt or foreign benchmark file or a
+    corrupt ``ceilings.json``; what is only left out (an unusable record among usable ones, a corrupt
+    ``skipped.json`` or ``provenance.json``) is a :class:`ResultsWarning`, listed in ``Results.warnings``.
     """
     path = Path(path)
     notes: list[str] = []

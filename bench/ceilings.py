@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from bench.timing import MiB, percentile
+from bench.timing import MiB, percentile, tf32_matmul
 from roofline.hardware import HardwareSpec, UnknownHardwareError, from_measured, lookup_device
 
 GiB = 1024 * MiB
@@ -86,12 +86,8 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, *, allow_tf32: bool = 
             n *= 2
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    try:
+    with tf32_matmul(allow_tf32):  # the current torch API (the legacy flag raises once it is used)
         times = _repeat(lambda: a @ b, timer, budget_s=budget_s)
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
     flops = 2.0 * n ** 3
     return {"best": flops / min(times), "median": flops / percentile(times, 50), "n": n,
             "repeats": len(times)}

@@ -1,41 +1,95 @@
 """The benchmark suite's pytest plugin, loaded by the root conftest (``pytest_plugins``) so that its hooks
 run in every process whatever the arguments; each hook does nothing without ``--benchmark``.
 
-- configure: decide interpreter-or-GPU before any kernel module is imported (Triton reads
-  ``TRITON_INTERPRET`` when ``@triton.jit`` decorates): without CUDA set it to 1; with CUDA restore
-  the value the user started with (``tests/conftest.py``, also loaded at start-up, sets it to 1);
-  create ``results/<device-slug>/<UTC timestamp>/``; pin this process to its GPU (xdist worker
-  ``gwN`` -> ``cuda:N``); point pytest-benchmark's JSON at this process's part of the run directory;
-- collection: parametrize each ``bench/test_<kernel>.py`` over providers x ``roofline.sweeps`` points;
-- session finish: merge the parts into the run's four files, draw the roofline and write the claims
-  (when ``roofline.plot`` / ``roofline.claims`` are importable), and print where everything is.
+- configure: refuse bad options (exit 4); decide interpreter-or-GPU before any kernel module is
+  imported (Triton reads ``TRITON_INTERPRET`` when ``@triton.jit`` decorates): without CUDA set it to
+  1; with CUDA restore the value the user started with (``tests/conftest.py``, also loaded at start-up,
+  sets it to 1); create ``results/<device-slug>/<UTC timestamp>/``; pin this process to its GPU (the
+  xdist controller assigns each worker a free one); turn SIGTERM into an orderly stop like Ctrl-C;
+- collection: parametrize each ``bench/test_<kernel>.py`` over plain values, ``provider`` and ``case``
+  (the ``roofline.sweeps`` point id), so pytest-benchmark's ``--benchmark-group-by=param:...`` works;
+- the run: each finished benchmark is appended to this process's ``parts/<part>/records.jsonl`` at
+  once (:meth:`bench.session.BenchSession.add_record`). On CUDA, without ``-n``, each kernel family
+  runs in its own pytest subprocess (``--isolate``), so a sticky CUDA error loses only that family;
+- session finish: drop half-timed records, note the exit status and whether the run was interrupted in
+  ``provenance.json``, merge the parts into the run's four files, draw the roofline and write the claims
+  (when ``roofline.plot`` / ``roofline.claims`` are importable), and print the summary last.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
+import math
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from bench import provenance
-from bench.results import merge_parts, new_run_dir, write_json
-from bench.session import BenchSession, check_worker_count, cpu_device_name, open_session
-from roofline.sweeps import KERNELS, sweep_points
+from bench.results import HEADER, merge_parts, new_run_dir, write_json
+from bench.runner import finished
+from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
+from roofline.sweeps import KERNELS, SweepPoint, sweep_points
 
 PROVIDERS = ("triton", "torch")
 SESSION = pytest.StashKey[BenchSession]()
 RUN_DIR = pytest.StashKey[Path]()
 USER_JSON = pytest.StashKey[object]()
 REPORT = pytest.StashKey[list]()
+POINTS = pytest.StashKey[dict]()
+ISOLATE = pytest.StashKey[bool]()
+FAMILIES = pytest.StashKey[dict]()
+STARTED = pytest.StashKey[dt.datetime]()
 ROOT = Path(__file__).resolve().parent.parent
 # TRITON_INTERPRET as the user set it: this module is imported by the root conftest, before
 # tests/conftest.py (which sets it for the tests) is imported.
 USER_TRITON_INTERPRET = os.environ.get("TRITON_INTERPRET")
+# How the isolation controller tells a per-family subprocess which run and part it writes.
+CHILD_ENV = ("RIDGEBENCH_RUN_DIR", "RIDGEBENCH_PART", "RIDGEBENCH_STARTED", "RIDGEBENCH_CEILINGS_FROM")
+CHILD_STOP_TIMEOUT_S = 120  # after an interrupt, how long a family's subprocess gets to write its part
+
+
+class _Signals:
+    """SIGTERM (and SIGINT) raise KeyboardInterrupt once, so pytest stops in order: the current case is
+    abandoned, session finish still runs and the run directory is written. Later signals while that
+    happens are noted, not raised, so they cannot cut the writing short."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.previous: dict[int, object] = {}
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.received is None:
+            self.received = signal.Signals(signum).name
+            raise KeyboardInterrupt(self.received)
+        sys.stderr.write(f"\nridgebench: {signal.Signals(signum).name} again; still writing the results\n")
+
+    def install(self) -> None:
+        if self.previous or _in_worker_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                self.previous[sig] = signal.signal(sig, self.handler)
+
+    def restore(self) -> None:
+        for sig, old in self.previous.items():
+            signal.signal(sig, old)
+        self.previous.clear()
+
+
+def _in_worker_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is not threading.main_thread()
+
+
+SIGNALS = _Signals()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,6 +105,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "write --results-root=DIR so pytest does not take DIR for a test path")
     group.addoption("--ceilings-budget", default=0.5, type=float, metavar="SECONDS",
                     help="time budget per measured ceiling (bandwidth, each matmul dtype); default 0.5")
+    group.addoption("--isolate", default="auto", choices=("auto", "on", "off"),
+                    help="run each kernel family in its own pytest subprocess, so a sticky CUDA error "
+                         "loses only that family (auto: on with CUDA and no -n, off on a CPU)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
 
@@ -59,10 +116,21 @@ def _worker_id() -> str | None:
     return os.environ.get("PYTEST_XDIST_WORKER")
 
 
+def _child_part() -> str | None:
+    """The part name when this process is one kernel family's subprocess of an isolated run."""
+    return os.environ.get("RIDGEBENCH_PART") or None
+
+
+def _distributed(config: pytest.Config) -> bool:
+    return getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "numprocesses", None))
+
+
 def _is_controller(config: pytest.Config) -> bool:
-    """The xdist controller: it schedules workers and runs no benchmark itself."""
-    return _worker_id() is None and getattr(config.option, "dist", "no") != "no" and bool(
-        getattr(config.option, "numprocesses", None))
+    """A process that runs no benchmark itself: the xdist controller (it schedules workers) or the
+    isolation controller (it runs one subprocess per kernel family)."""
+    if _worker_id() is not None or _child_part() is not None:
+        return False
+    return _distributed(config) or config.stash.get(ISOLATE, False)
 
 
 def _csv(config: pytest.Config, option: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -77,20 +145,66 @@ def _csv(config: pytest.Config, option: str, allowed: tuple[str, ...]) -> tuple[
     return chosen
 
 
+def spelled_numprocesses(args: tuple[str, ...] | list[str]) -> str | None:
+    """What the user wrote for ``-n`` (``auto``, ``logical``, ``4``), before xdist made it a number."""
+    value = None
+    args = list(args)
+    for i, arg in enumerate(args):
+        if arg in ("-n", "--numprocesses") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--numprocesses="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-n") and len(arg) > 2 and not arg.startswith("--"):
+            value = arg[2:].lstrip("=")
+    return value
+
+
+def check_options(config: pytest.Config) -> None:
+    """Refuse option values that cannot work, before anything is created (pytest exits 4)."""
+    budget = config.getoption("--ceilings-budget")
+    if not (math.isfinite(budget) and budget > 0):
+        raise pytest.UsageError(f"--ceilings-budget {budget}: expected a positive number of seconds")
+    if getattr(config.option, "benchmark_histogram", None):
+        missing = [m for m in ("pygal", "pygaljs") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise pytest.UsageError(
+                f"--benchmark-histogram needs {' and '.join(missing)}, not installed here: "
+                "pip install 'pytest-benchmark[histogram]' (or run without --benchmark-histogram)")
+    _csv(config, "--kernels", KERNELS)
+    _csv(config, "--providers", PROVIDERS)
+
+
 class _XdistHooks:
     """Registered only when xdist is present (its hooks are unknown to pytest otherwise)."""
 
-    def __init__(self, run_dir: Path, started: dt.datetime) -> None:
-        self.run_dir, self.started = run_dir, started
+    def __init__(self, run_dir: Path, started: dt.datetime, gpus: GpuAllocator | None) -> None:
+        self.run_dir, self.started, self.gpus = run_dir, started, gpus
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput["ridgebench_run_dir"] = str(self.run_dir)
         node.workerinput["ridgebench_started"] = self.started.isoformat()
+        if self.gpus is not None:
+            node.workerinput["ridgebench_gpu"] = self.gpus.assign(node.gateway.id)
+
+    def pytest_testnodedown(self, node, error) -> None:
+        if self.gpus is not None:
+            self.gpus.release(node.gateway.id)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` with ``--benchmark`` on CUDA: one worker per visible GPU (not one per CPU core)."""
+    if not config.getoption("--benchmark", default=False):
+        return None
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("--benchmark"):
         return
+    check_options(config)
     import torch  # after the decision above; torch does not import Triton kernels
 
     cuda = torch.cuda.is_available()
@@ -101,37 +215,53 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop("TRITON_INTERPRET", None)
     else:
         os.environ["TRITON_INTERPRET"] = USER_TRITON_INTERPRET
-    _csv(config, "--kernels", KERNELS)
-    _csv(config, "--providers", PROVIDERS)
-    worker = _worker_id()
-    if worker is None:
+    worker, child = _worker_id(), _child_part()
+    gpu_index = None
+    if worker is None and child is None:
         problem = check_worker_count(getattr(config.option, "numprocesses", None),
-                                     torch.cuda.device_count() if cuda else 0, cuda)
+                                     torch.cuda.device_count() if cuda else 0, cuda,
+                                     spelled_numprocesses(config.invocation_params.args))
         if problem:
             raise pytest.UsageError(problem)
+        isolate = config.getoption("--isolate")
+        config.stash[ISOLATE] = not _distributed(config) and (isolate == "on" or (isolate == "auto" and cuda))
         started = dt.datetime.now(dt.timezone.utc)
         name = torch.cuda.get_device_name(0) if cuda else cpu_device_name()
         run_dir = new_run_dir(Path(config.getoption("--results-root")), name, started)
         if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(_XdistHooks(run_dir, started), "ridgebench-xdist")
+            gpus = GpuAllocator(torch.cuda.device_count()) if cuda else None
+            config.pluginmanager.register(_XdistHooks(run_dir, started, gpus), "ridgebench-xdist")
+    elif child is not None:
+        run_dir = Path(os.environ["RIDGEBENCH_RUN_DIR"])
+        started = dt.datetime.fromisoformat(os.environ["RIDGEBENCH_STARTED"])
     else:
         run_dir = Path(config.workerinput["ridgebench_run_dir"])  # type: ignore[attr-defined]
         started = dt.datetime.fromisoformat(config.workerinput["ridgebench_started"])  # type: ignore[attr-defined]
-    config.stash[RUN_DIR] = run_dir
+        gpu_index = config.workerinput.get("ridgebench_gpu")  # type: ignore[attr-defined]
+    config.stash[RUN_DIR], config.stash[STARTED] = run_dir, started
     config.stash[USER_JSON] = config.option.benchmark_json
+    config.option.benchmark_json = None  # ridgebench writes benchmark.json itself (records as they finish)
+    SIGNALS.install()
     if _is_controller(config):
         return
     try:
         session = open_session(run_dir=run_dir, worker_id=worker, sweep=config.getoption("--sweep"),
-                               started=started, force_interpreter=force_interpreter)
+                               started=started, force_interpreter=force_interpreter, gpu_index=gpu_index,
+                               part=child)
     except RuntimeError as exc:
         raise pytest.UsageError(str(exc)) from None
+    session.ceilings_budget_s = config.getoption("--ceilings-budget")
+    if os.environ.get("RIDGEBENCH_CEILINGS_FROM"):
+        session.ceilings_from = Path(os.environ["RIDGEBENCH_CEILINGS_FROM"])
     config.stash[SESSION] = session
-    config.option.benchmark_json = session.part_dir / "benchmark.json"
     argv = getattr(config, "workerinput", {}).get("mainargv", sys.argv)  # an xdist worker: the user's
     doc = provenance.collect(root=ROOT, device=session.device, device_name=session.device_name,
                              command_line=list(argv), sweep=session.sweep, started=started)
     write_json(session.part_dir / "provenance.json", doc)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SIGNALS.restore()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -140,10 +270,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not config.getoption("--benchmark") or bs is None:
         return
     # pytest-benchmark disables itself under xdist because workers would share one machine; here each
-    # worker owns one GPU (bench.session.pinned_device_index), so benchmarks stay on in the workers.
+    # worker owns one GPU (bench.session.GpuAllocator), so benchmarks stay on in the workers.
     bs.xdist_warning = False
-    if SESSION in config.stash:  # pytest-benchmark may have read --benchmark-json before our configure
-        bs.json = config.option.benchmark_json
+    bs.json = None  # no pytest-benchmark JSON in parts/ (it named a file merged away a moment later)
     if _worker_id() is not None:
         bs.disabled = bool(config.getoption("benchmark_disable")) and not config.getoption("benchmark_enable")
 
@@ -159,15 +288,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     providers = _csv(config, "--providers", PROVIDERS)
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
     points = [p for p in sweep_points(config.getoption("--sweep"), device_kind) if p.kernel == kernel]
-    cases = [(prov, p) for p in points for prov in providers]
-    metafunc.parametrize("case", cases, ids=[f"{prov}-{p.id}" for prov, p in cases])
+    known = config.stash.setdefault(POINTS, {})
+    known.update(((kernel, p.id), p) for p in points)  # ids are unique within a kernel only
+    cases = [(prov, p.id) for p in points for prov in providers]
+    metafunc.parametrize(("provider", "case"), cases, ids=[f"{prov}-{pid}" for prov, pid in cases])
+
+
+@pytest.fixture
+def point(case: str, request: pytest.FixtureRequest) -> SweepPoint:
+    """The sweep point a benchmark's ``case`` (its id, a plain string parameter) names."""
+    return request.config.stash[POINTS][(request.module.KERNEL, case)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``--kernels``: deselect the other kernels' benchmarks (like ``-k``)."""
-    if not config.getoption("--benchmark") or config.getoption("--kernels") is None:
+    """``--kernels`` (and, in a per-family subprocess, its family): deselect the other kernels'
+    benchmarks (like ``-k``)."""
+    if not config.getoption("--benchmark"):
         return
     kernels = _csv(config, "--kernels", KERNELS)
+    if _child_part() is not None:
+        kernels = tuple(k for k in kernels if k == _child_part())
+    elif config.getoption("--kernels") is None:
+        return
     keep, drop = [], []
     for item in items:
         module = getattr(item, "module", None)
@@ -179,13 +321,228 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def bench_session(request: pytest.FixtureRequest) -> BenchSession:
-    session = request.config.stash[SESSION]
-    session.ensure_ceilings(budget_s=request.config.getoption("--ceilings-budget"))
-    return session
+    """This process's session; its ceilings are measured by the first timed case (bench.runner), where
+    running out of memory is a recorded skip rather than an error of every benchmark."""
+    return request.config.stash[SESSION]
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-family isolation: one pytest subprocess per kernel family, each writing its part of the run
+# ------------------------------------------------------------------------------------------------
+
+def families_of(items: list[pytest.Item]) -> list[str]:
+    """Kernel families in collection order."""
+    seen: list[str] = []
+    for item in items:
+        kernel = getattr(getattr(item, "module", None), "KERNEL", None)
+        if kernel is not None and kernel not in seen:
+            seen.append(kernel)
+    return seen
+
+
+def _child_env(run_dir: Path, started: str, family: str, ceilings_from: Path | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV}
+    env.update(RIDGEBENCH_RUN_DIR=str(run_dir), RIDGEBENCH_PART=family, RIDGEBENCH_STARTED=started)
+    if ceilings_from is not None:
+        env["RIDGEBENCH_CEILINGS_FROM"] = str(ceilings_from)
+    if USER_TRITON_INTERPRET is None:
+        env.pop("TRITON_INTERPRET", None)
+    else:
+        env["TRITON_INTERPRET"] = USER_TRITON_INTERPRET
+    return env
+
+
+def _run_child(cmd: list[str], env: dict, cwd: Path | None = None) -> int:
+    """Run one family's pytest; on an interrupt, ask it to stop (SIGTERM: it writes its part) and wait."""
+    proc = subprocess.Popen(cmd, cwd=cwd or os.getcwd(), env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=CHILD_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    config = session.config
+    if (not config.getoption("--benchmark") or not config.stash.get(ISOLATE, False)
+            or _child_part() is not None or config.option.collectonly):
+        return None
+    if session.testsfailed and config.option.continue_on_collection_errors is False:
+        return None  # pytest reports the collection errors
+    run_dir, started = config.stash[RUN_DIR], config.stash[STARTED]
+    results: dict[str, dict] = {}
+    config.stash[FAMILIES] = results
+    ceilings_from = None
+    # The user's own command line, for one family (RIDGEBENCH_PART); a later --isolate wins.
+    cmd = [sys.executable, "-m", "pytest", *map(str, config.invocation_params.args), "--isolate=off"]
+    for family in families_of(session.items):
+        if config.option.maxfail and session.testsfailed >= config.option.maxfail:
+            break  # -x / --maxfail: a failed family stops the run
+        env = _child_env(run_dir, started.isoformat(), family, ceilings_from)
+        results[family] = {"exit_status": None}
+        rc = _run_child(cmd, env, cwd=config.invocation_params.dir)
+        results[family]["exit_status"] = rc
+        part = run_dir / "parts" / family
+        doc = _load_json(part / "provenance.json")
+        if isinstance(doc, dict) and doc.get("fatal"):
+            results[family]["fatal"] = doc["fatal"]
+        if rc not in (0, 5):  # 5: nothing collected (every case of the family deselected)
+            session.testsfailed += 1
+        if ceilings_from is None and (part / "ceilings.json").is_file():
+            ceilings_from = part / "ceilings.json"
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+# Session end
+# ------------------------------------------------------------------------------------------------
+
+def _load_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    """Before pytest-benchmark's own session end: drop records a stop left half-timed (no rounds, or no
+    ridgebench extra_info), which would otherwise be saved and displayed (and crash its table). The
+    run's files are written by :func:`_finish`, an ordinary implementation of this hook, which runs
+    before the terminal summary does."""
+    bs = getattr(session.config, "_benchmarksession", None)
+    if session.config.getoption("--benchmark") and bs is not None:
+        bs.benchmarks[:] = [b for b in bs.benchmarks if finished(b)]
+    yield
+
+
+@pytest.hookimpl(specname="pytest_sessionfinish")
+def pytest_sessionfinish_write_run(session: pytest.Session, exitstatus: int) -> None:
+    _finish(session, int(exitstatus))
+
+
+def _interrupted(exitstatus: int) -> bool:
+    return exitstatus == pytest.ExitCode.INTERRUPTED or SIGNALS.received is not None
+
+
+def _end_state(exitstatus: int) -> dict:
+    return {"exit_status": exitstatus, "interrupted": _interrupted(exitstatus),
+            "signal": SIGNALS.received, "finished_utc": dt.datetime.now(dt.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _close_part(config: pytest.Config, bsession: BenchSession, exitstatus: int) -> None:
+    """This process's last words in its part: the pytest-benchmark header and the end state."""
+    bs = getattr(config, "_benchmarksession", None)
+    try:
+        header = config.hook.pytest_benchmark_generate_json(
+            config=config, benchmarks=[], include_data=True, machine_info=bs.get_machine_info(),
+            commit_info=config.hook.pytest_benchmark_generate_commit_info(config=config))
+    except Exception as exc:  # noqa: BLE001 - the header is descriptive; the records are what matter
+        header = {"machine_info": {"error": f"{type(exc).__name__}: {exc}"}, "commit_info": {}}
+    header.pop("benchmarks", None)
+    write_json(bsession.part_dir / HEADER, header)
+    doc_path = bsession.part_dir / "provenance.json"
+    doc = _load_json(doc_path)
+    if isinstance(doc, dict):
+        if bsession.device_kind == "cuda":
+            doc["nvml_end"] = provenance.nvml_info(doc.get("device", {}).get("uuid"))
+        doc.update(_end_state(exitstatus), timed=bsession.timed, fatal=bsession.fatal)
+        write_json(doc_path, doc)
+
+
+def _finish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if not config.getoption("--benchmark") or RUN_DIR not in config.stash:
+        return
+    bsession = config.stash.get(SESSION, None)
+    if bsession is not None:
+        _close_part(config, bsession, exitstatus)
+    if _worker_id() is not None or _child_part() is not None:
+        return  # the controller merges
+    run_dir = config.stash[RUN_DIR]
+    if config.option.collectonly:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    families = config.stash.get(FAMILIES, {})
+    run_info = _end_state(exitstatus)
+    if families:
+        run_info["families"] = families
+    written = merge_parts(run_dir, run_info) if run_dir.is_dir() else {}
+    config.stash[REPORT] = summary_lines(config, run_dir, written, run_info)
+
+
+def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info: dict) -> list[str]:
+    """What the ridgebench section at the very end of the output says (and removes an empty run)."""
+    has_bench = "benchmark.json" in written
+    skipped = _load_json(run_dir / "skipped.json")
+    skipped = skipped if isinstance(skipped, list) else []
+    disabled = bool(config.getoption("benchmark_disable")) and not config.getoption("benchmark_enable")
+    if disabled or (not has_bench and not skipped):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if disabled:
+            return ["--benchmark-disable: every case ran once and was checked; nothing was timed, so no "
+                    "results directory was kept"]
+        if run_info["interrupted"]:
+            return [f"INTERRUPTED ({run_info['signal'] or 'KeyboardInterrupt'}) before any benchmark "
+                    "finished; no results directory kept"]
+        return ["no benchmark ran; no results directory kept"]
+    lines: list[str] = []
+    user_json = config.stash[USER_JSON]
+    if has_bench and user_json:
+        shutil.copyfile(written["benchmark.json"], user_json)
+    records = _load_json(written["benchmark.json"])["benchmarks"] if has_bench else []
+    by_cat: dict[str, int] = {}
+    for s in skipped:
+        category = s.get("category", "?") if isinstance(s, dict) else "?"
+        by_cat[category] = by_cat.get(category, 0) + 1
+    lines.append(f"results: {run_dir}")
+    if has_bench:
+        lines.append(f"benchmark data: {written['benchmark.json']}"
+                     + (f" (copied to {user_json})" if user_json else ""))
+    lines.append(f"timed benchmarks: {len(records)}; skipped: "
+                 + (", ".join(f"{n} {c}" for c, n in sorted(by_cat.items())) or "none") + " (skipped.json)")
+    above = [r for r in records if (r.get("extra_info") or {}).get("roof_fraction", 0) > 1.0]
+    if has_bench:
+        lines.append(f"above the roof (roof_fraction > 1, a counting or timing error): {len(above)}"
+                     + (": " + ", ".join(r.get("name", "?") for r in above[:5]) if above else ""))
+    if by_cat.get("not-timed"):
+        lines.append(f"NO GPU: {by_cat['not-timed']} Triton benchmarks were checked under the Triton "
+                     "interpreter (TRITON_INTERPRET=1) on the CPU and NOT timed; only the torch provider "
+                     "was timed, on the CPU")
+    families = run_info.get("families", {})
+    if families:
+        lines.append("kernel families, one pytest process each: " + ", ".join(
+            f"{f} {'ok' if st.get('exit_status') in (0, 5) else 'FAILED'}" for f, st in families.items())
+            + " (each printed its own pass/fail counts above; this controlling process ran no test itself)")
+    for family, state in families.items():
+        if state.get("exit_status") not in (0, 5):
+            lines.append(f"kernel family {family}: its pytest exited {state.get('exit_status')}"
+                         + (f" ({state['fatal']}; the rest of the family did not run)" if state.get("fatal")
+                            else ""))
+    if run_info["interrupted"]:
+        lines.append(f"INTERRUPTED ({run_info['signal'] or 'KeyboardInterrupt'}): the {len(records)} "
+                     "finished benchmarks are kept, the rest did not run; provenance.json says "
+                     '"interrupted": true')
+    if has_bench and not config.getoption("--no-report"):
+        if run_info["interrupted"]:
+            lines.append(f"report not drawn (interrupted): python -m roofline plot {run_dir}; "
+                         f"python -m roofline claims {run_dir}")
+        else:
+            lines += _report(run_dir)
+    return lines
 
 
 def _report(run_dir: Path) -> list[str]:
-    """Draw the roofline plots and write the claims report, when those modules exist."""
+    """Draw the roofline plots and write the claims report, when those modules exist; tally the
+    verdicts."""
     lines = []
     for module_name, func_name, kwargs in (("roofline.plot", "plot_results", {}),
                                            ("roofline.claims", "write_report", {"hardware": None})):
@@ -202,52 +559,33 @@ def _report(run_dir: Path) -> list[str]:
             continue
         paths = out if isinstance(out, (list, tuple)) else [out]
         lines += [f"{module_name}.{func_name}: {p}" for p in paths]
+    try:
+        lines.append("claims: " + verdict_tally(run_dir))
+    except Exception as exc:  # noqa: BLE001 - the tally is a summary of claims.md, which is written
+        lines.append(f"claims tally unavailable: {type(exc).__name__}: {exc}")
     return lines
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    if not config.getoption("--benchmark") or RUN_DIR not in config.stash:
-        return
-    bsession = config.stash.get(SESSION, None)
-    if bsession is not None and bsession.device_kind == "cuda":
-        doc_path = bsession.part_dir / "provenance.json"
-        if doc_path.is_file():
-            doc = json.loads(doc_path.read_text())
-            doc["nvml_end"] = provenance.nvml_info(doc.get("device", {}).get("uuid"))
-            write_json(doc_path, doc)
-    if _worker_id() is not None:
-        return  # the controller merges
-    run_dir = config.stash[RUN_DIR]
-    written = merge_parts(run_dir) if run_dir.is_dir() else {}
-    lines: list[str] = []
-    has_bench = "benchmark.json" in written
-    skipped_path = run_dir / "skipped.json"
-    skipped = json.loads(skipped_path.read_text()) if skipped_path.is_file() else []
-    if not has_bench and not skipped:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        config.stash[REPORT] = ["no benchmark ran; no results directory kept"]
-        return
-    user_json = config.stash[USER_JSON]
-    if has_bench and user_json:
-        shutil.copyfile(written["benchmark.json"], user_json)
-    timed = len(json.loads(written["benchmark.json"].read_text())["benchmarks"]) if has_bench else 0
-    by_cat: dict[str, int] = {}
-    for s in skipped:
-        by_cat[s["category"]] = by_cat.get(s["category"], 0) + 1
-    lines.append(f"results: {run_dir}")
-    lines.append(f"timed benchmarks: {timed}; skipped: "
-                 + (", ".join(f"{n} {c}" for c, n in sorted(by_cat.items())) or "none") + " (skipped.json)")
-    if by_cat.get("not-timed"):
-        lines.append(f"NO GPU: {by_cat['not-timed']} Triton benchmarks were checked under the Triton "
-                     "interpreter (TRITON_INTERPRET=1) on the CPU and NOT timed; only the torch provider "
-                     "was timed, on the CPU")
-    if has_bench and not config.getoption("--no-report"):
-        lines += _report(run_dir)
-    config.stash[REPORT] = lines
+def verdict_tally(run_dir: Path) -> str:
+    """``"measured: 3 supported, 1 inconclusive; model: ..."`` for the run's claims."""
+    from roofline.claims import evaluate
+    from roofline.results import load_results
+
+    rows = evaluate(load_results(run_dir))
+    parts = []
+    for column in ("measured", "model"):
+        counts: dict[str, int] = {}
+        for row in rows:
+            verdict = getattr(row, column)
+            if verdict is not None:
+                counts[verdict.status] = counts.get(verdict.status, 0) + 1
+        parts.append(f"{column}: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
+    return "; ".join(parts) + " (claims.md)"
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Last, after pytest-benchmark's tables, so it does not scroll off."""
     lines = config.stash.get(REPORT, None)
     if not lines:
         return

@@ -134,8 +134,10 @@ def _skip(session: BenchSession, request: pytest.FixtureRequest, point: SweepPoi
 
 def classify(exc: BaseException, provider: str) -> str | None:
     """The skip category of an exception that means "cannot run here", or None for a real failure."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+    if is_out_of_memory(exc):
         return "out-of-memory"
+    if is_sticky_cuda_error(exc):
+        return None  # a real failure, and the end of this process's benchmarks
     module = type(exc).__module__ or ""
     if module.startswith("triton") or type(exc).__name__ in ("OutOfResources", "CompilationError"):
         return "compile-failure"
@@ -221,9 +223,47 @@ def audit_line(kernel: str, variant: str | None, config: str | None, dtype: str,
     return found
 
 
+STICKY_CUDA_ERRORS = ("illegal memory access", "illegal instruction", "unspecified launch failure",
+                      "misaligned address", "device-side assert", "invalid program counter",
+                      "hardware stack error", "uncorrectable ecc error")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def is_sticky_cuda_error(exc: BaseException) -> bool:
+    """An error after which the CUDA context is unusable: every later call in this process fails too."""
+    text = str(exc).lower()
+    return not is_out_of_memory(exc) and any(s in text for s in STICKY_CUDA_ERRORS)
+
+
+def _stop_on_sticky_error(exc: BaseException, session: BenchSession, request: pytest.FixtureRequest) -> None:
+    """Stop this process's benchmarks after a sticky CUDA error: the rest would fail for its sake. With
+    per-family isolation (the default on CUDA) only the rest of this kernel family is lost."""
+    if session.device_kind == "cuda" and is_sticky_cuda_error(exc):
+        session.fatal = (f"sticky CUDA error in {request.node.nodeid}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}")
+        request.session.shouldfail = session.fatal  # like -x: a failed run, exit 1 (not "interrupted")
+
+
+def _release(x: dict, session: BenchSession, collect: bool = False) -> None:
+    """Drop a case's tensors: the launch closures hold the dict ``x``, not the tensors, so clearing it
+    frees them (by reference count) even while a closure (or a traceback) is still alive. ``collect``
+    after an exception, whose traceback may hold tensors in reference cycles (``gc.collect`` costs
+    ~0.5 s with torch and Triton loaded: not after every case)."""
+    x.clear()
+    if collect:
+        gc.collect()
+    session.release_memory()
+
+
 def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, session: BenchSession,
              request: pytest.FixtureRequest) -> None:
-    """Check, time and record one (provider, point)."""
+    """Check, time and record one (provider, point). The record is written to this process's part the
+    moment it is complete; a case interrupted before that leaves nothing behind. Running out of memory
+    at any step (ceilings, build, first call, check, warm-up, timing) is recorded as an
+    ``out-of-memory`` skip and the run goes on."""
     provider, point = case
     try:
         kmod = import_kernel(point.kernel)
@@ -236,30 +276,41 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
     if provider == "triton" and not session.triton_timed:
         interpreter_check(bench, kmod, point, session, request)
         return
-
-    roofs = session.ensure_ceilings()
-    device = session.device
-    failure = None
+    x: dict = {}  # the case's inputs; cleared whatever happens
     try:
-        x = bench.build(point, device)
+        _timed_case(bench, kmod, provider, point, tolerance, x, benchmark, session, request)
+    finally:
+        _release(x, session)
+
+
+def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: SweepPoint,
+                tolerance: tuple, x: dict, benchmark, session: BenchSession,
+                request: pytest.FixtureRequest) -> None:
+    failure = None
+    step = "measuring the ceilings"
+    try:
+        roofs = session.ensure_ceilings()
+        step = "building the inputs"
+        x.update(bench.build(point, session.device))
+        step = "the first (checked) call"
         if provider == "torch":
             first = fn = bench.torch_fn(kmod, x)
         else:
             first, fn = bench.triton_fn(kmod, x, first=True), bench.triton_fn(kmod, x, first=False)
         out = first()
         session.synchronize()
+        step = "the check against the reference"
         check = bench.check(kmod, x, out, tolerance)
         del out
     except Exception as exc:
+        _stop_on_sticky_error(exc, session, request)
         category = classify(exc, provider)
         if category is None:
             raise
-        failure = (category, f"{type(exc).__name__}: {exc}")
+        failure = (category, f"{type(exc).__name__} in {step}: {exc}")
     if failure is not None:  # outside the handler, so the traceback's tensors can be freed first
-        x = fn = first = out = None  # noqa: F841 - the skip keeps this frame alive
-        gc.collect()
-        if session.device_kind == "cuda":
-            torch.cuda.empty_cache()
+        fn = first = out = None  # noqa: F841 - the skip keeps this frame alive
+        _release(x, session, collect=True)
         _skip(session, request, point, provider, *failure)
     if not check.ok:
         pytest.fail(f"{provider} {point.kernel} {point.label} {point.dtype}: wrong result, max error "
@@ -269,23 +320,34 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
     if provider == "triton":
         launch = kmod_last_launch(point.kernel)
         variant, config = (launch.variant, launch.config) if launch else (None, None)
-
-    for _ in range(WARMUP_CALLS):
-        fn()
-    session.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(3):
-        session.flush()
-        fn()
+    try:
+        step = "warm-up"
+        for _ in range(WARMUP_CALLS):
+            fn()
         session.synchronize()
-    per_round = (time.perf_counter() - t0) / 3
-    rounds = choose_rounds(per_round, budget_s=float(getattr(benchmark, "_max_time", 1.0)),
-                           min_rounds=int(getattr(benchmark, "_min_rounds", 5)),
-                           max_rounds=MAX_ROUNDS[session.device_kind])
-    if session.device_kind == "cuda":
-        benchmark._timer = cuda_clock(device)  # pytest-benchmark records device time
-    benchmark.group = f"{point.sweep} {point.dtype}"
-    benchmark.pedantic(fn, setup=session.flush, rounds=rounds, warmup_rounds=1, iterations=1)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            session.flush()
+            fn()
+            session.synchronize()
+        per_round = (time.perf_counter() - t0) / 3
+        rounds = choose_rounds(per_round, budget_s=float(getattr(benchmark, "_max_time", 1.0)),
+                               min_rounds=int(getattr(benchmark, "_min_rounds", 5)),
+                               max_rounds=MAX_ROUNDS[session.device_kind])
+        if session.device_kind == "cuda":
+            benchmark._timer = cuda_clock(session.device)  # pytest-benchmark records device time
+        benchmark.group = f"{point.sweep} {point.dtype}"
+        step = "timing"
+        benchmark.pedantic(fn, setup=session.flush, rounds=rounds, warmup_rounds=1, iterations=1)
+    except Exception as exc:
+        _stop_on_sticky_error(exc, session, request)
+        if not is_out_of_memory(exc):
+            raise
+        failure = ("out-of-memory", f"{type(exc).__name__} in {step}: {exc}")
+    if failure is not None:  # the half-timed stats pytest-benchmark holds are dropped at session end
+        fn = first = None  # noqa: F841
+        _release(x, session, collect=True)
+        _skip(session, request, point, provider, *failure)
     stats = getattr(benchmark, "stats", None)
     if getattr(benchmark, "disabled", False) or stats is None:
         return  # --benchmark-disable: checked, not timed, nothing to record
@@ -296,7 +358,7 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
                            threads=torch.get_num_threads() if session.device_kind == "cpu" else None)
     arch = None
     if session.device_kind == "cuda":
-        cap = torch.cuda.get_device_capability(device)
+        cap = torch.cuda.get_device_capability(session.device)
         arch = cap[0] * 10 + cap[1]
     benchmark.extra_info.update(extra_info(
         point=point, provider=provider, variant=variant, config=config, device_name=session.device_name,
@@ -306,7 +368,12 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
         details={"layout": x.get("layout"), "check": check.note or "full output vs reference",
                  "worst_over_tolerance": check.worst},
     ))
-    session.timed += 1
-    del x, fn
-    if session.device_kind == "cuda":
-        torch.cuda.empty_cache()
+    session.add_record(stats.as_dict(include_data=True))
+
+
+def finished(stats: object) -> bool:
+    """Whether a pytest-benchmark record is complete: timed rounds and ridgebench's ``extra_info``. A
+    case interrupted (Ctrl-C, SIGTERM, out of memory) inside its timed loop leaves an unfinished one."""
+    data = getattr(getattr(stats, "stats", None), "data", None)
+    extra = getattr(stats, "extra_info", None) or {}
+    return bool(data) and extra.get("median_s") is not None

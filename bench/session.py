@@ -1,13 +1,16 @@
 """One benchmarking process: its device (pinned per xdist worker), flush buffer, ceilings and records.
 
-Scale-out: ``pytest --benchmark -n <gpus>`` starts one xdist worker per GPU; worker ``gwN`` runs on
-CUDA device ``N`` and nothing else does, so no two benchmarks ever share a GPU. Asking for more
-workers than GPUs is an error, not a silent doubling-up.
+Scale-out: ``pytest --benchmark -n <gpus>`` starts one xdist worker per GPU. The controller hands each
+worker a GPU no live worker holds (:class:`GpuAllocator`), so ``gwN`` starts on ``cuda:N`` and a worker
+xdist restarts after a crash (``gw2`` on a 2-GPU box) takes over the GPU its dead predecessor held; no
+two benchmarks ever share a GPU. Asking for more workers than GPUs is an error, not a silent
+doubling-up.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ import torch
 from bench import ceilings as ceilings_mod
 from bench.provenance import cpu_info
 from bench.record import Roofs
-from bench.results import part_dir, write_json
+from bench.results import append_record, part_dir, write_json
 from bench.timing import cpu_llc_bytes, flush_bytes
 
 # GPU cycles of busy-wait queued after the flush: ~100-150 us at A100/H100 clocks, longer than the host
@@ -50,11 +53,38 @@ def pinned_device_index(worker_id: str | None, device_count: int) -> int:
     return index
 
 
-def check_worker_count(numprocesses: object, device_count: int, cuda: bool) -> str | None:
+class GpuAllocator:
+    """The controller's map of xdist workers to GPUs: a new worker gets the lowest-numbered GPU no live
+    worker holds, and a worker that goes down frees its GPU. xdist names a replacement for a crashed
+    worker with a fresh id (``gw2`` on a 2-worker run), so a GPU cannot be derived from the id alone."""
+
+    def __init__(self, device_count: int) -> None:
+        if device_count < 1:
+            raise ValueError(f"device_count: expected at least one GPU, got {device_count}")
+        self.device_count = device_count
+        self.held: dict[str, int] = {}
+
+    def assign(self, worker_id: str) -> int:
+        if worker_id in self.held:
+            return self.held[worker_id]
+        free = [i for i in range(self.device_count) if i not in self.held.values()]
+        if not free:
+            raise RuntimeError(f"xdist worker {worker_id}: all {self.device_count} GPUs are held by "
+                               f"{', '.join(sorted(self.held))}; one worker per GPU")
+        self.held[worker_id] = free[0]
+        return free[0]
+
+    def release(self, worker_id: str) -> None:
+        self.held.pop(worker_id, None)
+
+
+def check_worker_count(numprocesses: object, device_count: int, cuda: bool,
+                       spelled: str | None = None) -> str | None:
     """Why ``-n numprocesses`` cannot run here (None if it can): one worker per GPU, none on a CPU.
 
-    ``RIDGEBENCH_CPU_WORKERS=1`` lets workers run on a CPU anyway: for testing the scale-out plumbing
-    only, since CPU workers time each other."""
+    ``spelled`` is what the user typed (``auto``, ``logical``) when xdist has already turned it into a
+    number, so the message names both. ``RIDGEBENCH_CPU_WORKERS=1`` lets workers run on a CPU anyway:
+    for testing the scale-out plumbing only, since CPU workers time each other."""
     if numprocesses in (None, 0, "0"):
         return None
     try:
@@ -63,13 +93,14 @@ def check_worker_count(numprocesses: object, device_count: int, cuda: bool) -> s
         return f"-n {numprocesses}: give the number of GPUs explicitly (one worker per GPU)"
     if n <= 0:
         return None
+    asked = f"-n {spelled} ({n} workers)" if spelled not in (None, str(n)) else f"-n {n}"
     if not cuda:
         if os.environ.get("RIDGEBENCH_CPU_WORKERS") == "1":
             return None
-        return (f"-n {n}: parallel benchmark workers need one GPU each; on the CPU they would time each "
+        return (f"{asked}: parallel benchmark workers need one GPU each; on the CPU they would time each "
                 "other. Run without -n.")
     if n > device_count:
-        return (f"-n {n}: only {device_count} CUDA device(s) visible; one worker per GPU means "
+        return (f"{asked}: only {device_count} CUDA device(s) visible; one worker per GPU means "
                 f"-n {device_count}")
     return None
 
@@ -96,6 +127,9 @@ class BenchSession:
     checks: dict = field(default_factory=dict)  # interpreter checks, keyed by (kernel, shape, dtype)
     ceilings: dict | None = None
     roofs: Roofs | None = None
+    ceilings_budget_s: float = 0.5
+    ceilings_from: Path | None = None
+    fatal: str | None = None  # why this process stopped early (a sticky CUDA error)
     _flush_buffer: torch.Tensor | None = None
 
     @property
@@ -127,11 +161,19 @@ class BenchSession:
         if self.device_kind == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def ensure_ceilings(self, budget_s: float = 0.5) -> Roofs:
-        """Measure this device's ceilings (once) and write ``ceilings.json`` into this process's part."""
+    def ensure_ceilings(self, budget_s: float | None = None) -> Roofs:
+        """Measure this device's ceilings (once) and write ``ceilings.json`` into this process's part.
+
+        ``ceilings_from`` (a ``ceilings.json`` another part of this run measured on this device: the
+        per-family subprocesses share the first family's) is reused instead of measuring again."""
         if self.roofs is None:
-            measured = ceilings_mod.measure(self.device, self.cache_bytes, budget_s=budget_s)
             datasheet = ceilings_mod.datasheet_for(self.device_name, self.device_kind)
+            reused = _read_ceilings(self.ceilings_from, self.device_name)
+            if reused is not None:
+                measured = reused
+            else:
+                budget = self.ceilings_budget_s if budget_s is None else budget_s
+                measured = ceilings_mod.measure(self.device, self.cache_bytes, budget_s=budget)
             self.roofs = Roofs(ceilings_mod.measured_spec(self.device_name, measured, datasheet), datasheet)
             self.ceilings = ceilings_mod.ceilings_document(self.device_name, measured, datasheet)
             write_json(self.part_dir / "ceilings.json", self.ceilings)
@@ -141,12 +183,47 @@ class BenchSession:
         self.skipped.append(record)
         write_json(self.part_dir / "skipped.json", self.skipped)
 
+    def add_record(self, record: dict) -> None:
+        """Keep one finished benchmark (its full pytest-benchmark record) on disk now."""
+        append_record(self.part_dir, record)
+        self.timed += 1
+
+    def release_memory(self) -> None:
+        """Return freed device memory to the driver between cases (the caller dropped its tensors)."""
+        if self.device_kind == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _read_ceilings(path: Path | None, device_name: str) -> dict | None:
+    """The ``measured`` block of a ``ceilings.json`` measured on ``device_name``; None if there is none
+    or it is unusable (then this process measures its own)."""
+    if path is None:
+        return None
+    try:
+        doc = json.loads(Path(path).read_text())
+        measured = doc["measured"]
+        if doc.get("device") != device_name or not measured.get("peak_flops") or not measured.get(
+                "mem_bandwidth"):
+            return None
+        return measured
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
 
 def open_session(*, run_dir: Path, worker_id: str | None, sweep: str, started: dt.datetime,
-                 force_interpreter: bool) -> BenchSession:
-    """The session for this process: the pinned GPU when CUDA is available, the CPU otherwise."""
+                 force_interpreter: bool, gpu_index: int | None = None, part: str | None = None
+                 ) -> BenchSession:
+    """The session for this process: the pinned GPU when CUDA is available, the CPU otherwise.
+
+    ``gpu_index``: the GPU the xdist controller assigned (:class:`GpuAllocator`); without it, worker
+    ``gwN`` takes ``cuda:N``. ``part``: the name of this process's part (default: the worker id, or
+    ``main``)."""
     if torch.cuda.is_available():
-        index = pinned_device_index(worker_id, torch.cuda.device_count())
+        count = torch.cuda.device_count()
+        if gpu_index is not None and not 0 <= gpu_index < count:
+            raise RuntimeError(f"xdist worker {worker_id} was assigned CUDA device {gpu_index}, but only "
+                               f"{count} are visible")
+        index = gpu_index if gpu_index is not None else pinned_device_index(worker_id, count)
         torch.cuda.set_device(index)
         device = torch.device("cuda", index)
         props = torch.cuda.get_device_properties(index)
@@ -154,6 +231,6 @@ def open_session(*, run_dir: Path, worker_id: str | None, sweep: str, started: d
         triton_timed = not force_interpreter
     else:
         device, name, cache, triton_timed = torch.device("cpu"), cpu_device_name(), cpu_llc_bytes(), False
-    part = worker_id if worker_id and worker_id != "master" else "main"
+    part = part or (worker_id if worker_id and worker_id != "master" else "main")
     return BenchSession(device=device, device_name=name, run_dir=run_dir, part=part, sweep=sweep,
                         triton_timed=triton_timed, cache_bytes=cache, started=started)

@@ -56,5 +56,5 @@ class AttentionBench(KernelBench):
                     cache_len=min(shape["cache_len"], 512))
 
 
-def test_attention(case, benchmark, bench_session, request):
-    run_case(AttentionBench(), case, benchmark, bench_session, request)
+def test_attention(provider, point, benchmark, bench_session, request):
+    run_case(AttentionBench(), (provider, point), benchmark, bench_session, request)

@@ -40,5 +40,5 @@ class GeluBench(KernelBench):
         return dict(shape, n=min(shape["n"], 4 * width))
 
 
-def test_gelu(case, benchmark, bench_session, request):
-    run_case(GeluBench(), case, benchmark, bench_session, request)
+def test_gelu(provider, point, benchmark, bench_session, request):
+    run_case(GeluBench(), (provider, point), benchmark, bench_session, request)

@@ -35,5 +35,5 @@ class GemvBench(KernelBench):
         return dict(shape, batch=min(shape["batch"], 8), n=min(shape["n"], 384))
 
 
-def test_gemv(case, benchmark, bench_session, request):
-    run_case(GemvBench(), case, benchmark, bench_session, request)
+def test_gemv(provider, point, benchmark, bench_session, request):
+    run_case(GemvBench(), (provider, point), benchmark, bench_session, request)

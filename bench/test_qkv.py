@@ -43,5 +43,5 @@ class QkvBench(KernelBench):
         return dict(shape, m=min(shape["m"], 8))
 
 
-def test_qkv(case, benchmark, bench_session, request):
-    run_case(QkvBench(), case, benchmark, bench_session, request)
+def test_qkv(provider, point, benchmark, bench_session, request):
+    run_case(QkvBench(), (provider, point), benchmark, bench_session, request)

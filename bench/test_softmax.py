@@ -33,5 +33,5 @@ class SoftmaxBench(KernelBench):
         return dict(shape, rows=min(shape["rows"], 4))
 
 
-def test_softmax(case, benchmark, bench_session, request):
-    run_case(SoftmaxBench(), case, benchmark, bench_session, request)
+def test_softmax(provider, point, benchmark, bench_session, request):
+    run_case(SoftmaxBench(), (provider, point), benchmark, bench_session, request)

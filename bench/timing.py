@@ -11,8 +11,9 @@ never counted; the start event is queued behind it, so it has finished before th
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +153,28 @@ def timing_method(device_kind: str, *, flush_nbytes: int, cache_name: str, warmu
     return (f"host wall time (pytest-benchmark's perf_counter timer) on the CPU"
             f"{f' with {threads} torch threads' if threads else ''}; {flush}; {warmup_calls} warm-up "
             f"calls first; median of {rounds} rounds, 1 call each")
+
+
+@contextlib.contextmanager
+def tf32_matmul(enabled: bool, backend: object = None) -> Iterator[None]:
+    """Let fp32 matmuls use TF32 tensor cores (``enabled``) or not, restoring the previous setting after.
+
+    torch >= 2.9 has ``torch.backends.cuda.matmul.fp32_precision`` (``"tf32"`` / ``"ieee"``); once
+    that has been set, reading the legacy ``allow_tf32`` raises (torch refuses to mix the two APIs), so
+    the legacy flag is used only on a torch without the new one. ``backend``: the object holding the
+    setting (default ``torch.backends.cuda.matmul``; a stand-in in tests).
+    """
+    if backend is None:
+        import torch
+
+        backend = torch.backends.cuda.matmul
+    if hasattr(backend, "fp32_precision"):
+        name, value = "fp32_precision", "tf32" if enabled else "ieee"
+    else:
+        name, value = "allow_tf32", bool(enabled)
+    previous = getattr(backend, name)
+    setattr(backend, name, value)
+    try:
+        yield
+    finally:
+        setattr(backend, name, previous)

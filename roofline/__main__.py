@@ -1,7 +1,9 @@
 """``python -m roofline <command>``: hardware, model, plot, claims.
 
 Each command lives in its own module, which defines ``add_arguments(parser)`` and ``run(args) -> int``.
-Bad input (:class:`roofline.errors.UsageError`, unknown presets) prints one line and exits 2.
+Bad input (:class:`roofline.errors.UsageError`, unknown presets) prints one line and exits 2. Part of a
+run left out while loading it (:class:`roofline.results.ResultsWarning`: an unusable record, a corrupt
+``skipped.json``) prints one ``warning:`` line each to stderr; the command goes on and exits 0.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from roofline.errors import UsageError
 from roofline.hardware import UnknownHardwareError
@@ -33,12 +36,25 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(module_name).add_arguments(command_parser)
     args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from roofline.results import ResultsWarning
+
+        if issubclass(category, ResultsWarning):
+            print(f"python -m roofline {args.command}: warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
     try:
+        warnings.showwarning = show
         return module.run(args)
     except (UsageError, UnknownHardwareError) as exc:
         msg = exc.args[0] if exc.args else str(exc)
         print(f"python -m roofline {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

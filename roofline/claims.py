@@ -25,6 +25,9 @@ from roofline.results import Results, load_results
 
 DEFAULT_HARDWARE = "A100-SXM4-80GB"
 DEFAULT_DTYPE = "bfloat16"
+# The dtypes the kernels and the model checks handle (float activations; int8 and float64 are known to
+# the cost model for byte counts only).
+CLAIM_DTYPES = ("float16", "bfloat16", "float32")
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hardware", metavar="PRESET", help="hardware preset for the model verdicts "
                                                              "(default: the run's datasheet, else "
                                                              f"{DEFAULT_HARDWARE})")
-    parser.add_argument("--dtype", default=DEFAULT_DTYPE, help="dtype of the model checks (default "
-                                                               f"{DEFAULT_DTYPE})")
+    parser.add_argument("--dtype", default=DEFAULT_DTYPE, help="dtype of the model checks: "
+                        f"{', '.join(CLAIM_DTYPES)} or an alias (default {DEFAULT_DTYPE})")
     parser.add_argument("--out", help="where to write the Markdown report (default: claims.md beside the "
                                       "results)")
 
@@ -168,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
         dtype = dtype_name(args.dtype)
     except ValueError as exc:
         raise UsageError(f"--dtype: {exc}") from None
+    if dtype not in CLAIM_DTYPES:
+        raise UsageError(f"--dtype {args.dtype}: expected one of {', '.join(CLAIM_DTYPES)} (the kernels' "
+                         "dtypes)")
     results = load_results(args.results) if args.results else None
     spec = get_preset(args.hardware) if args.hardware else default_hardware(results)
     rows = evaluate(results, spec, dtype)

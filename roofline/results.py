@@ -4,8 +4,13 @@ A run directory (``results/<device-slug>/<UTC timestamp>/``) holds ``benchmark.j
 JSON; each benchmark's ``extra_info`` carries ridgebench's fields), ``ceilings.json`` (measured and
 datasheet ceilings), ``provenance.json`` and ``skipped.json``. :func:`load_results` turns either form into
 :class:`Results`: typed :class:`Record` objects plus the roofs they are judged against. A corrupt file, a
-JSON file that is not pytest-benchmark's, or a pytest-benchmark file without ridgebench's fields raises
-:class:`~roofline.errors.UsageError` with a one-line message (the CLI exits 2).
+JSON file that is not pytest-benchmark's, or a pytest-benchmark file without one usable ridgebench record
+raises :class:`~roofline.errors.UsageError` with a one-line message (the CLI exits 2).
+
+What degrades instead of failing, each with a :class:`ResultsWarning` (kept in ``Results.warnings``):
+one unusable record among usable ones (a half-timed record an interrupted run saved) is skipped; a
+corrupt ``skipped.json`` or ``provenance.json`` is read as empty; a run that never finished (no
+``benchmark.json``, its ``parts/*/records.jsonl`` still there) is read from its parts.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +27,10 @@ from roofline.errors import UsageError
 from roofline.hardware import DTYPE_CLASSES, PRESETS, HardwareSpec, dtype_class, from_measured
 
 REQUIRED_EXTRA = ("kernel", "provider", "shape", "dtype")
+
+
+class ResultsWarning(UserWarning):
+    """Part of a run could not be used and was left out (the rest was loaded)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class Results:
     ceilings: Ceilings | None = None
     provenance: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # what was left out and why (one line each)
 
     @property
     def device(self) -> str:
@@ -251,11 +262,65 @@ def _record(bench: object, index: int, path: Path) -> Record:
     )
 
 
-def parse_benchmark_json(data: object, path: Path) -> list[Record]:
-    """Records from a parsed pytest-benchmark JSON document."""
+def parse_benchmark_json(data: object, path: Path, skipped: list[str] | None = None) -> list[Record]:
+    """Records from a parsed pytest-benchmark JSON document.
+
+    An unusable record (no ridgebench ``extra_info``, a non-positive time, ...) among usable ones is left
+    out and its one-line reason appended to ``skipped`` (when given; otherwise it raises). A document
+    with no usable record raises the first record's :class:`UsageError`."""
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise UsageError(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list)")
-    return [_record(b, i, path) for i, b in enumerate(data["benchmarks"])]
+    if any(not isinstance(b, dict) for b in data["benchmarks"]):
+        _record(next(b for b in data["benchmarks"] if not isinstance(b, dict)), 0, path)  # raises
+    records, errors = [], []
+    for i, bench in enumerate(data["benchmarks"]):
+        try:
+            records.append(_record(bench, i, path))
+        except UsageError as exc:
+            if skipped is None:
+                raise
+            errors.append(exc)
+    if errors and not records:
+        raise errors[0]
+    if skipped is not None:
+        skipped += [f"{exc.args[0]}; record skipped" for exc in errors]
+    return records
+
+
+def _optional_json(path: Path, what: str, expected: type, notes: list[str]) -> object | None:
+    """An optional file of a run: None (with a note) when it is missing, corrupt or of the wrong kind."""
+    if not path.is_file():
+        return None
+    try:
+        doc = _read_json(path, what)
+    except UsageError as exc:
+        notes.append(f"{exc.args[0]}; ignored")
+        return None
+    if not isinstance(doc, expected):
+        notes.append(f"{path}: expected a JSON {'list' if expected is list else 'object'}; ignored")
+        return None
+    return doc
+
+
+def _unfinished_run(directory: Path, notes: list[str]) -> dict | None:
+    """A pytest-benchmark document assembled from ``parts/*/records.jsonl``: the records each process
+    of a run wrote as its benchmarks finished, when the run never reached its end (no benchmark.json)."""
+    files = sorted((directory / "parts").glob("*/records.jsonl"), key=lambda p: (len(p.parent.name), p))
+    if not files:
+        return None
+    benchmarks: list = []
+    for path in files:
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                benchmarks.append(json.loads(line))
+            except ValueError:
+                notes.append(f"{path}:{n}: not a complete record (cut short when the run was killed?); "
+                             "skipped")
+    notes.append(f"{directory}: no benchmark.json (the run did not finish); {len(benchmarks)} records "
+                 f"read from {len(files)} parts/*/records.jsonl")
+    return {"benchmarks": benchmarks}
 
 
 def _spec_from_dict(data: dict, where: str) -> HardwareSpec:
@@ -301,36 +366,54 @@ def parse_ceilings(data: object, path: Path) -> Ceilings:
 
 
 def load_results(path: str | Path) -> Results:
-    """Load a results directory (with ``benchmark.json``) or a pytest-benchmark JSON file.
+    """Load a results directory (with ``benchmark.json``, or only the ``parts/`` of a run that never
+    finished) or a pytest-benchmark JSON file.
 
     ``ceilings.json``, ``provenance.json`` and ``skipped.json`` are read from the same directory when
-    present. Raises :class:`UsageError` (one line) for a missing, corrupt or foreign file.
+    present. Raises :class:`UsageError` (one line) for a missing, corrupt or foreign benchmark file or a
+    corrupt ``ceilings.json``; what is only left out (an unusable record among usable ones, a corrupt
+    ``skipped.json`` or ``provenance.json``) is a :class:`ResultsWarning`, listed in ``Results.warnings``.
     """
     path = Path(path)
+    notes: list[str] = []
+    data = None
     if path.is_dir():
         source = path / "benchmark.json"
         if not source.is_file():
-            raise UsageError(f"{path}: no benchmark.json in this directory; expected a ridgebench results "
-                             "directory or a pytest-benchmark JSON file")
+            data = _unfinished_run(path, notes)
+            if data is None:
+                raise UsageError(f"{path}: no benchmark.json in this directory; expected a ridgebench "
+                                 "results directory or a pytest-benchmark JSON file")
+            source = path / "parts"
     elif path.is_file():
         source = path
     else:
         raise UsageError(f"{path}: no such results directory or file")
-    records = parse_benchmark_json(_read_json(source, "benchmark JSON"), source)
+    if data is None:
+        data = _read_json(source, "benchmark JSON")
+    records = parse_benchmark_json(data, source, skipped=notes)
     if not records:
         raise UsageError(f"{source}: no benchmarks in this run (see skipped.json beside it)")
-    directory = source.parent
+    directory = path if source.name == "parts" else source.parent
+    # A run read from its parts has its optional files in the first part that has each.
+    parts = sorted((p for p in (directory / "parts").glob("*") if p.is_dir()), key=lambda p: (len(p.name), p))
+    homes = [directory] if source.name != "parts" else parts
+
+    def find(name: str) -> Path:
+        return next((d / name for d in homes if (d / name).is_file()), directory / name)
+
     ceilings = None
-    if (directory / "ceilings.json").is_file():
-        where = directory / "ceilings.json"
+    if find("ceilings.json").is_file():
+        where = find("ceilings.json")
         ceilings = parse_ceilings(_read_json(where, "ceilings"), where)
-    provenance: dict = {}
-    if (directory / "provenance.json").is_file():
-        prov = _read_json(directory / "provenance.json", "provenance")
-        provenance = prov if isinstance(prov, dict) else {}
+    provenance = _optional_json(find("provenance.json"), "provenance", dict, notes) or {}
     skipped: list = []
-    if (directory / "skipped.json").is_file():
-        sk = _read_json(directory / "skipped.json", "skipped list")
-        skipped = sk if isinstance(sk, list) else list(sk.get("skipped", [])) if isinstance(sk, dict) else []
+    if source.name == "parts":
+        for part in parts:
+            skipped += _optional_json(part / "skipped.json", "skipped list", list, notes) or []
+    else:
+        skipped = _optional_json(directory / "skipped.json", "skipped list", list, notes) or []
+    for note in notes:
+        warnings.warn(note, ResultsWarning, stacklevel=2)
     return Results(source=source, directory=directory, records=records, ceilings=ceilings,
-                   provenance=provenance, skipped=skipped)
+                   provenance=provenance, skipped=skipped, warnings=notes)

@@ -27,7 +27,7 @@ def smoke_run(tmp_path_factory):
            if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT")) and k != "TRITON_INTERPRET"}
     cmd = [sys.executable, "-m", "pytest", "--benchmark", "--sweep", "smoke", f"--results-root={out}",
            "--benchmark-max-time=0.02", "--ceilings-budget=0.05", f"--benchmark-json={out / 'user.json'}",
-           "-q", "-p", "no:cacheprovider"]
+           "--benchmark-group-by=param:case", "-q", "-p", "no:cacheprovider"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     runs = [p for p in out.glob("*/*") if p.is_dir()]
@@ -48,6 +48,28 @@ def test_results_directory_layout(smoke_run):
     assert _load(run, "benchmark.json") == json.loads((out / "user.json").read_text())  # --benchmark-json
     assert f"results: {run}" in stdout
     assert "NO GPU: 6 Triton benchmarks were checked under the Triton interpreter" in stdout
+
+
+def test_the_summary_comes_last_with_the_roof_and_claims_tallies(smoke_run):
+    run, stdout, out = smoke_run
+    summary = stdout.rindex(" ridgebench ")
+    assert summary > stdout.rindex("Legend:")  # after pytest-benchmark's tables, not scrolled off above them
+    tail = stdout[summary:]
+    assert "above the roof (roof_fraction > 1, a counting or timing error): " in tail
+    assert "claims: measured: " in tail and "; model: " in tail
+    assert f"benchmark data: {run / 'benchmark.json'} (copied to {out / 'user.json'})" in tail
+    assert "Wrote benchmark data in" not in stdout  # pytest-benchmark named a file in parts/, since deleted
+    prov = _load(run, "provenance.json")
+    assert (prov["exit_status"], prov["interrupted"], prov["signal"]) == (0, False, None)
+
+
+def test_parameters_are_plain_values_so_group_by_param_works(smoke_run):
+    run, stdout, _ = smoke_run
+    points = {p.id for p in sweep_points("smoke", "cpu")}
+    for b in _load(run, "benchmark.json")["benchmarks"]:
+        assert b["params"] == {"provider": "torch", "case": b["params"]["case"]}
+        assert b["params"]["case"] in points and b["name"].endswith(f"[torch-{b['params']['case']}]")
+        assert f"benchmark 'case={b['params']['case']}': 1 tests" in stdout  # --benchmark-group-by
 
 
 def test_every_timed_benchmark_holds_every_field(smoke_run):

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from bench import ceilings as ceilings_mod
 from bench import provenance
 from bench.results import merge_parts, new_run_dir, write_json
 from bench.session import BenchSession, check_worker_count, cpu_device_name, open_session
-from roofline.sweeps import KERNELS, sweep_points
+from roofline.sweeps import KERNELS, sweep_dtype, sweep_points
 
 PROVIDERS = ("triton", "torch")
 SESSION = pytest.StashKey[BenchSession]()
@@ -51,6 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "write --results-root=DIR so pytest does not take DIR for a test path")
     group.addoption("--ceilings-budget", default=0.5, type=float, metavar="SECONDS",
                     help="time budget per measured ceiling (bandwidth, each matmul dtype); default 0.5")
+    group.addoption("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
+                    help="dtype of every sweep point (default: bf16 on a GPU; on a CPU bf16 where it has "
+                         "native bf16 math, else fp32)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
 
@@ -129,8 +133,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     config.option.benchmark_json = session.part_dir / "benchmark.json"
     argv = getattr(config, "workerinput", {}).get("mainargv", sys.argv)  # an xdist worker: the user's
+    dtype, why = sweep_dtype(session.device_kind, config.getoption("--dtype"))
     doc = provenance.collect(root=ROOT, device=session.device, device_name=session.device_name,
-                             command_line=list(argv), sweep=session.sweep, started=started)
+                             command_line=list(argv), sweep=session.sweep, started=started,
+                             sweep_dtype={"dtype": dtype, "reason": why})
     write_json(session.part_dir / "provenance.json", doc)
 
 
@@ -158,7 +164,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     kernel = metafunc.module.KERNEL
     providers = _csv(config, "--providers", PROVIDERS)
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
-    points = [p for p in sweep_points(config.getoption("--sweep"), device_kind) if p.kernel == kernel]
+    points = [p for p in sweep_points(config.getoption("--sweep"), device_kind, config.getoption("--dtype"))
+              if p.kernel == kernel]
     cases = [(prov, p) for p in points for prov in providers]
     metafunc.parametrize("case", cases, ids=[f"{prov}-{p.id}" for prov, p in cases])
 
@@ -216,6 +223,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             doc = json.loads(doc_path.read_text())
             doc["nvml_end"] = provenance.nvml_info(doc.get("device", {}).get("uuid"))
             write_json(doc_path, doc)
+    if bsession is not None:  # the ceilings again, after the sweep: best kept, benchmark.json re-judged
+        ceilings_mod.after_sweep(bsession, budget_s=config.getoption("--ceilings-budget"))
     if _worker_id() is not None:
         return  # the controller merges
     run_dir = config.stash[RUN_DIR]
@@ -242,6 +251,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         lines.append(f"NO GPU: {by_cat['not-timed']} Triton benchmarks were checked under the Triton "
                      "interpreter (TRITON_INTERPRET=1) on the CPU and NOT timed; only the torch provider "
                      "was timed, on the CPU")
+    if has_bench:
+        lines += ceilings_mod.summary_lines(run_dir)
     if has_bench and not config.getoption("--no-report"):
         lines += _report(run_dir)
     config.stash[REPORT] = lines

@@ -130,10 +130,8 @@ class BenchSession:
     def ensure_ceilings(self, budget_s: float = 0.5) -> Roofs:
         """Measure this device's ceilings (once) and write ``ceilings.json`` into this process's part."""
         if self.roofs is None:
-            measured = ceilings_mod.measure(self.device, self.cache_bytes, budget_s=budget_s)
-            datasheet = ceilings_mod.datasheet_for(self.device_name, self.device_kind)
-            self.roofs = Roofs(ceilings_mod.measured_spec(self.device_name, measured, datasheet), datasheet)
-            self.ceilings = ceilings_mod.ceilings_document(self.device_name, measured, datasheet)
+            self.roofs, self.ceilings = ceilings_mod.before_sweep(self.device, self.device_name,
+                                                                 self.cache_bytes, budget_s=budget_s)
             write_json(self.part_dir / "ceilings.json", self.ceilings)
         return self.roofs
 

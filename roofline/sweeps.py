@@ -47,6 +47,7 @@ from roofline.model import ModelConfig
 SWEEP_PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
 DEVICE_KINDS: tuple[str, ...] = ("cuda", "cpu")
 KERNELS: tuple[str, ...] = ("qkv", "gemv", "attention", "softmax", "gelu")
+SWEEP_DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
 
 # A deliberately tiny model for the smoke preset: grouped-query heads of 64 (the smallest head dim the
 # attention kernel ships), biases, a non-power-of-two MLP.
@@ -241,6 +242,8 @@ def sweep_dtype(device_kind: str, override: str | None = None, features: dict | 
             override = dtype_name(override)
         except ValueError as exc:
             raise UsageError(f"--dtype: {exc}") from None
+        if override not in SWEEP_DTYPES:
+            raise UsageError(f"--dtype: expected one of {', '.join(SWEEP_DTYPES)}, got {override!r}")
     if device_kind != "cpu":
         return (override, f"--dtype {override} (given on the command line)") if override else (
             "bfloat16", "GPU: bf16 on tensor cores (full sweep: bf16 and fp16)")

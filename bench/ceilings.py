@@ -223,10 +223,12 @@ def combine(passes: list[dict], native: dict | None, device_kind: str) -> dict:
         per_pass.setdefault(MEMORY, {})[p["when"]] = _best(list(p["memory"].values()))["best"]
         for probe in p["probes"]:
             per_pass.setdefault(probe["class"], {})
-            per_pass[probe["class"]][p["when"]] = max(per_pass[probe["class"]].get(p["when"], 0.0), probe["best"])
+            got = per_pass[probe["class"]]
+            got[p["when"]] = max(got.get(p["when"], 0.0), probe["best"])
     all_mem = [dict(v, kind=k, when=p["when"]) for p in passes for k, v in p["memory"].items()]
     top = _best(all_mem)
-    ceilings[MEMORY] = {"best": top["best"], "median": top["median"], "probe": f"{top['kind']} ({top['when']})"}
+    ceilings[MEMORY] = {"best": top["best"], "median": top["median"],
+                        "probe": f"{top['kind']} ({top['when']})"}
     all_probes = [dict(pr, when=p["when"]) for p in passes for pr in p["probes"]]
     floored: dict[str, str] = {}
     fp32_best = max((pr["best"] for pr in all_probes if pr["class"] == "fp32"), default=0.0)
@@ -258,8 +260,9 @@ def combine(passes: list[dict], native: dict | None, device_kind: str) -> dict:
     library = ("cuBLAS via torch" if cuda else f"torch CPU GEMM ({torch.get_num_threads()} threads)")
     clock = "CUDA events" if cuda else "perf_counter"
     nbytes, cache = first["buffer_bytes"], first["cache_bytes"]
-    method = (f"memory: best of copies (read+write counted), read-only sums and fills of a {nbytes / MiB:.0f} "
-              f"MiB buffer ({nbytes / cache:.0f}x the {'L2' if cuda else 'last-level cache'}); compute: best of "
+    method = (f"memory: best of copies (read+write counted), read-only sums and fills of a "
+              f"{nbytes / MiB:.0f} MiB buffer ({nbytes / cache:.0f}x the "
+              f"{'L2' if cuda else 'last-level cache'}); compute: best of "
               f"{len(first['probes'])} GEMM probes per pass (square A@B, F.linear A@B^T, skinny F.linear of "
               f"{SKINNY_ROWS[device_kind]} rows; every dtype of the class; {library}); passes: "
               f"{', '.join(p['when'] for p in passes)} the sweep, best kept; timed with {clock}")
@@ -312,7 +315,8 @@ def datasheet_for(device_name: str, device_kind: str, l2_bytes: int | None = Non
         from dataclasses import replace
 
         spec = replace(spec, l2_bytes=int(l2_bytes),
-                       notes=(*spec.notes, f"L2 {l2_bytes} B as the device reports it (preset: {spec.l2_bytes})"))
+                       notes=(*spec.notes, f"L2 {l2_bytes} B as the device reports it "
+                                           f"(preset: {spec.l2_bytes})"))
     return spec
 
 

@@ -74,7 +74,8 @@ def roof_fields(kernel: str, dtype: str, flops: float, nbytes: float, median_s: 
         "above_roof": is_above_roof(measured, check),
         "above_roof_tolerance": check.tolerance_for(measured.ceiling),
         "roof_source": roofs.source,
-        "roofs": {"measured": measured.to_dict(), "datasheet": sheet.to_dict() if sheet is not None else None},
+        "roofs": {"measured": measured.to_dict(),
+                  "datasheet": sheet.to_dict() if sheet is not None else None},
     }
 
 

@@ -105,8 +105,7 @@ def ceiling_lines(results: Results) -> list[str]:
         lines.append(f"Sweep dtype {choice['dtype']}: {choice.get('reason', '')}.")
     if run is None:
         return lines
-    tol = ", ".join(f"{c} {run.check.tolerance_for(c):.0%}" for c in dict.fromkeys(p.ceiling for p in run.points))
-    lines.append(f"Above-roof tolerance: {tol} ({run.check.method}).")
+    lines.append(f"Above-roof tolerance: {run.tolerance_text()} ({run.check.method}).")
     lines += [f"{n}." for n in run.notes]
     if run.suspect:
         lines.append("WARNING, CEILINGS SUSPECT: " + "; ".join(run.reasons) + ". Every measured verdict that "

@@ -224,9 +224,10 @@ def kv_projection_model(spec: HardwareSpec, dtype: str) -> Verdict:
                    f"52B K/V projection on {spec.name}: weight bytes only, rule ridge x bytes/2 = {_f(rule)} "
                    f"tokens; counting activation bytes too, up to {tokens} tokens cost {slowdown:.2f}x one "
                    f"token's time. On the seed's A100 (1.5 TB/s): {_f(seed_rule)} tokens (weight bytes only; "
-                   f"{seed_tokens} activation-inclusive), {seed_ms:.1f} ms for one token (seed: 208, 11.4 ms)",
-                   numbers={"rule": rule, "tokens": tokens, "seed_rule": seed_rule, "seed_tokens": seed_tokens,
-                            "seed_ms": seed_ms})
+                   f"{seed_tokens} activation-inclusive), {seed_ms:.1f} ms for one token (seed: 208, "
+                   "11.4 ms)",
+                   numbers={"rule": rule, "tokens": tokens, "seed_rule": seed_rule,
+                            "seed_tokens": seed_tokens, "seed_ms": seed_ms})
 
 
 def _class_spec(spec: HardwareSpec, dtype: str) -> HardwareSpec:
@@ -386,17 +387,17 @@ def above_roof_measured(results: Results, roof: HardwareSpec) -> Verdict:
                                  or abs(cost.bytes - r.bytes) > 1e-6 * cost.bytes):
             miscounted.append(f"{r.name}: recorded {r.flops:.4g} FLOP / {r.bytes:.4g} B, the cost model says "
                               f"{cost.flops:.4g} / {cost.bytes:.4g}")
-    tol = ", ".join(f"{c} {run.check.tolerance_for(c):.0%}" for c in dict.fromkeys(p.ceiling for p in run.points))
+    tol = run.tolerance_text()
     numbers = {"above": len(run.above), "tolerance": {p.ceiling: run.check.tolerance_for(p.ceiling)
                                                       for p in run.points},
                "suspect_ceilings": list(run.suspect_ceilings)}
     if run.above:
         lines = tuple(a.describe(run.spec) for a in run.above)
         beaten = ", ".join(run.suspect_ceilings)
-        return Verdict(REFUTED, f"{len(run.above)}/{len(results.records)} points above their roof past the "
-                                f"tolerance ({tol}); suspect ceiling(s): {beaten} (a roof a real kernel beats "
-                                "was measured wrong) or a counting/caching error", lines + tuple(miscounted),
-                       numbers)
+        return Verdict(REFUTED, f"{len(run.above)}/{len(results.records)} points above their roof past "
+                                f"the tolerance ({tol}); suspect ceiling(s): {beaten} (a roof a real kernel "
+                                "beats was measured wrong) or a counting/caching error",
+                       lines + tuple(miscounted), numbers)
     worst = max(p.fraction for p in run.points)
-    return Verdict(SUPPORTED, f"all {len(results.records)} points at or below their roof within the tolerance "
-                              f"({tol}; highest {worst:.1%})", tuple(miscounted), numbers)
+    return Verdict(SUPPORTED, f"all {len(results.records)} points at or below their roof within the "
+                              f"tolerance ({tol}; highest {worst:.1%})", tuple(miscounted), numbers)

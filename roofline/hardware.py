@@ -98,7 +98,8 @@ PRESETS: dict[str, HardwareSpec] = {
         _gpu("A100-PCIE-80GB", "NVIDIA A100 80GB PCIe", 312, 156, 19.5, 1935, 40, 108, 164, 163, 80),
         _gpu("H100-SXM5", "NVIDIA H100 SXM5 80GB", 989, 495, 67, 3350, 50, 132, 228, 227, 90),
         _gpu("H100-PCIE", "NVIDIA H100 PCIe 80GB", 756, 378, 51, 2000, 50, 114, 228, 227, 90),
-        _gpu("H200", "NVIDIA H200 SXM 141GB", 989, 495, 67, 4800, 60, 132, 228, 227, 90),  # device reports 60 MB L2
+        # H200: 60 MB of L2, as the device reports it (cudaDeviceProp.l2CacheSize)
+        _gpu("H200", "NVIDIA H200 SXM 141GB", 989, 495, 67, 4800, 60, 132, 228, 227, 90),
         _gpu("V100-SXM2", "NVIDIA V100 SXM2", 125, None, 15.7, 900, 6, 80, 96, 96, 70),
         # The seed documents' rounded A100: 312 TFLOP/s over 1.5 TB/s (ridge 208) and 2.0 TB/s (156).
         _gpu("A100-SEED-1.5TB", "A100 as the seed documents round it (1.5 TB/s)", 312, 156, 19.5, 1500,

@@ -52,7 +52,8 @@ class Point:
         return self.y is not None and self.roof_fraction > 1.0 + self.tolerance
 
 
-def measured_points(records: Iterable[Record], roof: HardwareSpec, run: RunRoofs | None = None) -> list[Point]:
+def measured_points(records: Iterable[Record], roof: HardwareSpec, run: RunRoofs | None = None
+                    ) -> list[Point]:
     """Points for measured records, placed by :mod:`roofline.roof` (``run``: the run's judgement, whose
     tolerances decide what is above its roof; default: :func:`roofline.roof.judge_run` on ``roof``)."""
     records = list(records)
@@ -266,7 +267,8 @@ def _draw_points(ax, placer, points: list[Point], kernels: list[str], providers:
             placer.place(text.strip(": ") or sweep, xy, color=color, fontsize=8)
     for p in points:
         if p.above_roof:
-            placer.place(f"ABOVE ROOF x{p.roof_fraction:.2f} ({p.ceiling} ceiling suspect)", (p.intensity, p.y),
+            placer.place(f"ABOVE ROOF x{p.roof_fraction:.2f} ({p.ceiling} ceiling suspect)",
+                         (p.intensity, p.y),
                          color="red", fontsize=8, fontweight="bold")
 
 

@@ -110,7 +110,8 @@ def point_roof(spec: HardwareSpec, kernel: str, dtype: str, flops: float, nbytes
                seconds: float) -> PointRoof:
     """Where a point that moved ``nbytes`` and did ``flops`` in ``seconds`` sits under ``spec``'s roof."""
     if flops <= 0 or nbytes <= 0 or seconds <= 0:
-        raise ValueError(f"flops, nbytes, seconds: expected positive numbers, got {flops}, {nbytes}, {seconds}")
+        raise ValueError(f"flops, nbytes, seconds: expected positive numbers, got {flops}, {nbytes}, "
+                         f"{seconds}")
     cls = roof_class(spec, kernel, dtype)
     peak = spec.peak_flops[cls]
     intensity = flops / nbytes
@@ -152,8 +153,8 @@ class CeilingCheck:
                 "notes": list(self.notes), "method": self.method}
 
 
-TOLERANCE_METHOD = (f"above-roof tolerance per ceiling = max({TOLERANCE_FLOOR:.0%}, the ceiling's best/median "
-                    "spread - 1, its before/after-sweep drift - 1)")
+TOLERANCE_METHOD = (f"above-roof tolerance per ceiling = max({TOLERANCE_FLOOR:.0%}, the ceiling's "
+                    "best/median spread - 1, its before/after-sweep drift - 1)")
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -203,8 +204,9 @@ def assess_ceilings(measured: Mapping | None) -> CeilingCheck:
             extra = other_load(load)
             cores = load.get("usable_cores") if isinstance(load, Mapping) else None
             if extra is not None and cores and extra > LOADED_FRACTION * cores:
-                reasons.append(f"loaded machine {when} the sweep: 1-min load average {load['loadavg'][0]:.2f} "
-                               f"on {cores} usable cores, {extra:.2f} of it not this run's "
+                load1 = load["loadavg"][0]
+                reasons.append(f"loaded machine {when} the sweep: 1-min load average {load1:.2f} on {cores} "
+                               f"usable cores, {extra:.2f} of it not this run's "
                                f"(limit {LOADED_FRACTION * cores:.2f})")
     return CeilingCheck(tolerance, tuple(reasons), method=TOLERANCE_METHOD)
 
@@ -256,6 +258,11 @@ class RunRoofs:
     def suspect(self) -> bool:
         return bool(self.reasons)
 
+    def tolerance_text(self) -> str:
+        """``"memory 5%, fp32 12%"``: the tolerance of every ceiling that bounds a point."""
+        ceilings = dict.fromkeys(p.ceiling for p in self.points)
+        return ", ".join(f"{c} {self.check.tolerance_for(c):.0%}" for c in ceilings)
+
     def is_above(self, index: int) -> bool:
         return any(a.index == index for a in self.above)
 
@@ -271,7 +278,8 @@ def judge_run(records: Iterable, spec: HardwareSpec, datasheet: HardwareSpec | N
         {}, notes=("no measured ceilings: judged against the datasheet",), method=TOLERANCE_METHOD)
     records = list(records)
     points = tuple(record_roof(spec, r) for r in records)
-    sheet = tuple(_try_roof(datasheet, r) for r in records) if datasheet is not None else (None,) * len(points)
+    sheet = (tuple(_try_roof(datasheet, r) for r in records) if datasheet is not None
+             else (None,) * len(points))
     above = tuple(AboveRoof(i, r.name, p.ceiling, p.fraction, check.tolerance_for(p.ceiling))
                   for i, (r, p) in enumerate(zip(records, points, strict=True)) if is_above_roof(p, check))
     return RunRoofs(spec, datasheet, check, points, sheet, above, notes + check.notes)
@@ -301,11 +309,12 @@ def native_math(features: Mapping) -> dict[str, dict]:
         if have and torch_says is not False:
             out[dtype] = {"native": True, "reason": f"CPU flags {', '.join(have)}; {torch_text}"}
         elif have:
-            out[dtype] = {"native": False, "reason": f"CPU flags {', '.join(have)} but {torch_text}: torch does "
-                                                     "not use them"}
+            out[dtype] = {"native": False,
+                          "reason": f"CPU flags {', '.join(have)} but {torch_text}: torch does not use them"}
         else:
-            out[dtype] = {"native": False, "reason": f"no {'/'.join(wanted)} in the CPU flags ({torch_text}): "
-                                                     f"{dtype} is converted and multiplied in fp32"}
+            out[dtype] = {"native": False,
+                          "reason": f"no {'/'.join(wanted)} in the CPU flags ({torch_text}): {dtype} is "
+                                    "converted and multiplied in fp32"}
     return out
 
 

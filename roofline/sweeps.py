@@ -254,7 +254,8 @@ def sweep_dtype(device_kind: str, override: str | None = None, features: dict | 
     return cpu_sweep_dtype(features or {}, override)
 
 
-def sweep_points(preset: str = "quick", device_kind: str = "cuda", dtype: str | None = None) -> list[SweepPoint]:
+def sweep_points(preset: str = "quick", device_kind: str = "cuda", dtype: str | None = None
+                 ) -> list[SweepPoint]:
     """The points of sweep ``preset`` (``smoke``, ``quick``, ``full``) for ``device_kind`` (``cuda``,
     ``cpu``), in a stable order, in ``dtype`` (default: :func:`sweep_dtype`'s choice; the GPU's full
     sweep runs bf16 and fp16 unless a dtype is given). Raises :class:`UsageError` for an unknown preset,

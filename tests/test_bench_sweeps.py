@@ -89,7 +89,8 @@ def test_cpu_points_are_cpu_sized():
     total_flops = sum(kernel_cost(p.kernel, p.shape, p.dtype).flops for p in quick)
     total_bytes = sum(kernel_cost(p.kernel, p.shape, p.dtype).bytes for p in quick)
     assert total_flops < 1e10 and total_bytes < 1e9  # one pass of the sweep: ~1 s of a 2-core CPU
-    fp32_bytes = sum(kernel_cost(p.kernel, p.shape, p.dtype).bytes for p in sweep_points("quick", "cpu", "fp32"))
+    fp32 = sweep_points("quick", "cpu", "fp32")
+    fp32_bytes = sum(kernel_cost(p.kernel, p.shape, p.dtype).bytes for p in fp32)
     assert fp32_bytes <= 2 * total_bytes  # fp32 (a CPU without native bf16) moves at most twice as much
     assert len(quick) < len(sweep_points("quick", "cuda"))
     assert max(p.shape.get("batch", 0) for p in _by(quick, "gemv")) == 64

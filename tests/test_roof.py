@@ -20,7 +20,7 @@ from bench.timing import Summary
 from roofline import roof as R
 from roofline.claims import evaluate, markdown_report, write_report
 from roofline.cost import kernel_cost
-from roofline.hardware import PRESETS, MIG_NOTE, UnknownHardwareError, from_measured, lookup_device
+from roofline.hardware import MIG_NOTE, PRESETS, UnknownHardwareError, from_measured, lookup_device
 from roofline.model import PRESETS as MODELS
 from roofline.plot import measured_points
 from roofline.results import load_results
@@ -105,8 +105,8 @@ def epyc_records() -> list[dict]:
         at_rate("attention", dict(batch=8, n_heads=12, n_kv_heads=12, head_dim=64, q_len=128, cache_len=0),
                 "bfloat16", 66e9, **CPU),  # SDPA prefill
         at_rate("qkv", qkv, "bfloat16", 124e9, **CPU),  # bf16 upcast + fp32 GEMM
-        at_bandwidth("attention", dict(batch=1, n_heads=12, n_kv_heads=12, head_dim=64, q_len=1, cache_len=4096),
-                     "bfloat16", 10e9, **CPU),
+        at_bandwidth("attention", dict(batch=1, n_heads=12, n_kv_heads=12, head_dim=64, q_len=1,
+                                       cache_len=4096), "bfloat16", 10e9, **CPU),
         at_bandwidth("softmax", dict(rows=256, cols=4096), "bfloat16", 12e9, **CPU),
     ]
 
@@ -126,7 +126,8 @@ def measured_status(rows, claim_id: str) -> str:
 def test_cpu_without_native_bf16_gets_a_class_roof_at_least_fp32(tmp_path):
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     assert features["flags"] == ["avx2"] and features["family"] == 25 and features["model"] == 1
-    assert not features["native"]["bfloat16"]["native"] and "avx512_bf16" in features["native"]["bfloat16"]["reason"]
+    bf16 = features["native"]["bfloat16"]
+    assert not bf16["native"] and "avx512_bf16" in bf16["reason"]
     assert sweep_dtype("cpu", features=features)[0] == "float32"
     measured, res = cpu_run(tmp_path, features)
     assert measured["ceilings"]["tensor16"]["best"] >= measured["ceilings"]["fp32"]["best"] == 130e9
@@ -143,7 +144,7 @@ def test_cpu_without_native_bf16_gets_a_class_roof_at_least_fp32(tmp_path):
 def test_the_same_cpu_judged_on_its_slow_bf16_probe_would_flag_points(tmp_path):
     """The counterfactual: had the class roof been the bf16 probe (issue 12's bug), the same points sit
     above it. Guards the test above against passing vacuously."""
-    fake_native = {"bfloat16": {"native": True, "reason": "faked"}, "float16": {"native": True, "reason": "x"}}
+    fake_native = {d: {"native": True, "reason": "faked"} for d in ("bfloat16", "float16")}
     measured = combine(cpu_passes(), fake_native, "cpu")
     assert measured["ceilings"]["tensor16"]["best"] == pytest.approx(1.35e9)
     res = load_results(write_run(tmp_path, epyc_records(), measured=measured, datasheet=None,
@@ -181,9 +182,10 @@ def test_parse_cpuinfo_reads_the_first_processor():
 # --------------------------------------------------------------------------------------------- a GPU
 
 def gpu_passes(read: float, copy: float = 1.6e12) -> list[dict]:
-    probes = [probe("bfloat16", "tensor16", "linear", 8192, 250e12), probe("float16", "tensor16", "square", 8192,
-                                                                          260e12),
-              probe("float32+tf32", "tf32", "square", 8192, 130e12), probe("float32", "fp32", "square", 8192, 18e12)]
+    probes = [probe("bfloat16", "tensor16", "linear", 8192, 250e12),
+              probe("float16", "tensor16", "square", 8192, 260e12),
+              probe("float32+tf32", "tf32", "square", 8192, 130e12),
+              probe("float32", "fp32", "square", 8192, 18e12)]
     mem = {"copy": copy, "read": read, "write": 1.5e12}
     return [a_pass("before", memory=mem, probes=probes, cores=16), a_pass("after", memory=mem, probes=probes,
                                                                           cores=16)]
@@ -200,14 +202,16 @@ def test_a_gpu_whose_read_stream_beats_its_copy_gets_the_read_roof(tmp_path):
     assert {k: v["best"] for k, v in measured["memory"].items()} == {"copy": 1.6e12, "read": 1.95e12,
                                                                      "write": 1.5e12}
     datasheet = datasheet_for(name, "cuda")
-    res = load_results(write_run(tmp_path / "read", records, measured=measured, datasheet=datasheet, device=name))
+    res = load_results(write_run(tmp_path / "read", records, measured=measured, datasheet=datasheet,
+                                 device=name))
     run = res.run_roofs()
     assert run.above == () and not run.suspect
     assert [p.ceiling for p in run.points] == ["memory", "memory"]
     assert all(p is not None and p.hardware == "A100-SXM4-80GB" for p in run.datasheet_points)
     # The copy alone as the memory roof (the old method): both points beat it, the report names it.
     copy_only = combine(gpu_passes(read=1.0e12), None, "cuda")
-    res = load_results(write_run(tmp_path / "copy", records, measured=copy_only, datasheet=datasheet, device=name))
+    res = load_results(write_run(tmp_path / "copy", records, measured=copy_only, datasheet=datasheet,
+                                 device=name))
     run = res.run_roofs()
     assert len(run.above) == 2 and run.suspect_ceilings == ("memory",)
     text = run.above[0].describe(run.spec)
@@ -243,7 +247,8 @@ def test_drift_between_before_and_after_is_a_spread_too():
     passes = cpu_passes()
     passes[1]["probes"] = [dict(p, best=p["best"] / 2, median=p["median"] / 2) for p in passes[1]["probes"]]
     check = R.assess_ceilings(combine(passes, cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)["native"], "cpu"))
-    assert any("fp32 ceiling: 1.3e+11 before the sweep vs 6.37e+10 after (2.04x apart" in r for r in check.reasons)
+    want = "fp32 ceiling: 1.3e+11 before the sweep vs 6.37e+10 after (2.04x apart"
+    assert any(want in r for r in check.reasons)
     assert check.tolerance_for("fp32") == pytest.approx(1 / 0.49 - 1)
 
 
@@ -294,9 +299,9 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
         point = SweepPoint(info["kernel"], info["sweep"], info["shape"], info["dtype"], f"p{i}")
         s = info["median_s"]
         b["extra_info"] = {**info, **extra_info(
-            point=point, provider="torch", variant=None, config=None, device_name=CPU["device"], device_kind="cpu",
-            summary=Summary(s, s, s, 5), roofs=roofs, max_error=0.0, tolerance=(1e-2, 1e-2),
-            timing_method="synthetic", check=check)}
+            point=point, provider="torch", variant=None, config=None, device_name=CPU["device"],
+            device_kind="cpu", summary=Summary(s, s, s, 5), roofs=roofs, max_error=0.0,
+            tolerance=(1e-2, 1e-2), timing_method="synthetic", check=check)}
         rows.append(b)
     # one deliberately miscounted point, 1.5x its roof
     fast = json.loads(json.dumps(rows[-1]))

@@ -195,6 +195,7 @@ def measure_pass(device: torch.device, cache_bytes: int | None, *, budget_s: flo
     cuda = device.type == "cuda"
     load = _load(device)
     load["own_threads"] = 1 if when == "before" or cuda else load["torch_threads"]
+    load["device_kind"] = device.type  # a GPU's device-timed ceilings do not share the host's cores
     cache = cache_bytes or 32 * MiB
     nbytes = max(16 * cache, GiB) if cuda else max(8 * cache, 64 * MiB)
     memory = memory_bandwidths(device, nbytes, budget_s=budget_s * 0.3)

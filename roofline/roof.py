@@ -203,6 +203,8 @@ def assess_ceilings(measured: Mapping | None) -> CeilingCheck:
         for when, load in loads.items():
             extra = other_load(load)
             cores = load.get("usable_cores") if isinstance(load, Mapping) else None
+            if isinstance(load, Mapping) and load.get("device_kind") == "cuda":
+                continue  # recorded, not judged: CUDA events time the device, not the host's cores
             if extra is not None and cores and extra > LOADED_FRACTION * cores:
                 load1 = load["loadavg"][0]
                 reasons.append(f"loaded machine {when} the sweep: 1-min load average {load1:.2f} on {cores} "

@@ -330,3 +330,15 @@ def test_point_roof_rejects_nonsense():
     p = R.point_roof(spec, "qkv", "float32", 1e10, 1e8, 2.0)  # intensity 100 > ridge 10
     assert (p.dtype_class, p.bound, p.ceiling) == ("fp32", "compute", "fp32")
     assert p.fraction == pytest.approx(0.5) and p.ridge == pytest.approx(10.0)
+
+
+def test_host_load_is_recorded_but_not_judged_for_a_gpu():
+    passes = gpu_passes(read=1.9e12)
+    for p in passes:
+        p["load"].update(loadavg=[40.0, 40.0, 40.0], device_kind="cuda")
+    check = R.assess_ceilings(combine(passes, None, "cuda"))
+    assert not check.suspect
+    passes = cpu_passes(load=40.0)
+    for p in passes:
+        p["load"]["device_kind"] = "cpu"
+    assert R.assess_ceilings(combine(passes, None, "cpu")).suspect

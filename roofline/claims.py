@@ -9,6 +9,11 @@ hardware preset's datasheet ceilings) and **measured** (the run's benchmarks pla
 measured ceilings; on a CPU that is the CPU's measured roof, so a CPU verdict says what that CPU does,
 never what a GPU does). ``supported``: the numbers agree with the statement; ``refuted``: they
 contradict it; ``inconclusive``: the run does not measure it (or not far enough to decide).
+
+Every point's roof comes from :mod:`roofline.roof` (as in benchmark.json and the plots). When the run's
+ceilings are suspect (a wide best/median spread or before/after drift, a loaded machine, or a ceiling
+that a point beats past its tolerance) the report opens with a warning and every roof-dependent measured
+verdict is *inconclusive (ceilings suspect)*, with the reading it withheld.
 """
 
 from __future__ import annotations

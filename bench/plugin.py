@@ -51,7 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where <device-slug>/<UTC timestamp>/ is created (default: ./results); "
                          "write --results-root=DIR so pytest does not take DIR for a test path")
     group.addoption("--ceilings-budget", default=0.5, type=float, metavar="SECONDS",
-                    help="time budget per measured ceiling (bandwidth, each matmul dtype); default 0.5")
+                    help="ceilings budget, before and after the sweep: 0.3x per memory kind, 0.1x per "
+                         "GEMM probe (bench/ceilings.py); default 0.5")
     group.addoption("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
                     help="dtype of every sweep point (default: bf16 on a GPU; on a CPU bf16 where it has "
                          "native bf16 math, else fp32)")

@@ -215,42 +215,56 @@ def combine(passes: list[dict], native: dict | None, device_kind: str) -> dict:
     """The ``measured`` block of ``ceilings.json`` from one or two passes (before, after): every ceiling
     is the best over probes and passes; the median and per-pass bests sit beside it.
 
-    ``native`` (:func:`roofline.roof.native_math`, CPU only): a dtype without native math is floored at
-    the fp32 ceiling.
+    ``native`` (:func:`roofline.roof.native_math`, CPU only): a dtype without native math is converted and
+    multiplied in fp32, so (1) the class holding it is floored at the fp32 ceiling and (2) its probes are
+    fp32 math too, so they count towards the fp32 ceiling.
     """
     ceilings: dict[str, dict] = {}
     per_pass: dict[str, dict[str, float]] = {}
     for p in passes:
         per_pass.setdefault(MEMORY, {})[p["when"]] = _best(list(p["memory"].values()))["best"]
-        for probe in p["probes"]:
-            per_pass.setdefault(probe["class"], {})
-            got = per_pass[probe["class"]]
-            got[p["when"]] = max(got.get(p["when"], 0.0), probe["best"])
     all_mem = [dict(v, kind=k, when=p["when"]) for p in passes for k, v in p["memory"].items()]
     top = _best(all_mem)
     ceilings[MEMORY] = {"best": top["best"], "median": top["median"],
                         "probe": f"{top['kind']} ({top['when']})"}
     all_probes = [dict(pr, when=p["when"]) for p in passes for pr in p["probes"]]
-    floored: dict[str, str] = {}
-    fp32_best = max((pr["best"] for pr in all_probes if pr["class"] == "fp32"), default=0.0)
+    lacking = [d for d, v in (native or {}).items() if not v["native"]]
+
+    def pool(cls: str) -> list[dict]:
+        if cls == "fp32":  # a converted bf16/fp16 GEMM is fp32 math on this CPU
+            return [pr for pr in all_probes if pr["class"] == "fp32"
+                    or (pr["class"] == "tensor16" and pr["dtype"] in lacking)]
+        return [pr for pr in all_probes if pr["class"] == cls]
+
+    def entry_of(probes: list[dict]) -> dict:
+        top = _best(probes)
+        out = {"best": top["best"], "median": top["median"],
+               "probe": f"{top['dtype']} {top['layout']} {top['m']}x{top['n']}x{top['k']} ({top['when']})"}
+        for p in passes:
+            got = [pr["best"] for pr in probes if pr["when"] == p["when"]]
+            out[p["when"]] = max(got) if got else None
+        return out
+
     for cls in dict.fromkeys(pr["class"] for pr in all_probes):
-        mine = [pr for pr in all_probes if pr["class"] == cls]
-        top = _best(mine)
-        entry = {"best": top["best"], "median": top["median"],
-                 "probe": f"{top['dtype']} {top['layout']} {top['m']}x{top['n']}x{top['k']} ({top['when']})"}
-        lacking = [d for d, v in (native or {}).items() if not v["native"]] if cls == "tensor16" else []
-        if lacking and fp32_best > entry["best"]:
-            fp = _best([pr for pr in all_probes if pr["class"] == "fp32"])
-            entry = {"best": fp["best"], "median": fp["median"], "probe": f"fp32 floor: {entry['probe']} "
-                     f"measured {entry['best'] / 1e9:.3g} GFLOP/s"}
-            floored[cls] = (f"{', '.join(lacking)} without native math on this CPU: converted and multiplied "
-                            "in fp32, so this class's roof is the fp32 roof")
-        ceilings[cls] = entry
-    for name, entry in ceilings.items():
-        got = per_pass.get("fp32" if name in floored else name, {})
-        entry["before"], entry["after"] = got.get("before"), got.get("after")
-        if name in floored:
-            entry["floored_at_fp32"] = floored[name]
+        ceilings[cls] = entry_of(pool(cls))
+    if lacking and "fp32" in ceilings:
+        fp32 = ceilings["fp32"]
+        if not fp32["probe"].startswith("float32"):
+            fp32["raised_by"] = (f"{fp32['probe'].split()[0]} without native math is fp32 math on this "
+                                 "CPU: its probe counts towards the fp32 ceiling")
+        t16 = ceilings.get("tensor16")
+        if t16 is not None and fp32["best"] >= t16["best"]:
+            why = (f"{', '.join(lacking)} without native math on this CPU: converted and multiplied in fp32, "
+                   "so this class's roof is at least the fp32 roof")
+            ceilings["tensor16"] = {**{k: v for k, v in fp32.items() if k != "raised_by"},
+                                    "probe": f"fp32 floor ({fp32['probe']}); the class's own best: "
+                                             f"{t16['probe']} at {t16['best'] / 1e9:.3g} GFLOP/s",
+                                    "floored_at_fp32": why}
+    for p in passes:
+        ceilings[MEMORY][p["when"]] = per_pass[MEMORY][p["when"]]
+    for entry in ceilings.values():
+        entry.setdefault("before", None)
+        entry.setdefault("after", None)
     first = passes[0]
     memory = {}
     for kind in MEMORY_KINDS:

@@ -17,6 +17,7 @@ from roofline.roof import MEMORY, point_roof
 
 CPU = torch.device("cpu")
 NOT_NATIVE = {d: {"native": False, "reason": "faked: no native math"} for d in ("bfloat16", "float16")}
+NATIVE = {d: {"native": True, "reason": "faked: native math"} for d in ("bfloat16", "float16")}
 BUDGET = 0.02
 
 
@@ -47,18 +48,28 @@ def test_combine_keeps_the_best_of_before_and_after(one_pass):
         if p["dtype"] == "float32":
             p["best"] *= 3  # the after pass found a faster fp32 GEMM
     after["memory"]["read"]["best"] = 1e15  # and a read stream far past the others
-    measured = C.combine([one_pass, after], NOT_NATIVE, "cpu")
+    measured = C.combine([one_pass, after], NATIVE, "cpu")
     fp32_before = max(p["best"] for p in one_pass["probes"] if p["dtype"] == "float32")
     fp32 = measured["ceilings"]["fp32"]
     assert fp32["best"] == pytest.approx(3 * fp32_before) and fp32["before"] == pytest.approx(fp32_before)
     assert fp32["after"] == pytest.approx(3 * fp32_before) and "(after)" in fp32["probe"]
     assert measured["mem_bandwidth"] == 1e15 and measured["ceilings"][MEMORY]["probe"] == "read (after)"
     assert measured["memory"]["read"]["before"] == one_pass["memory"]["read"]["best"]
-    assert measured["peak_flops"]["tensor16"] >= measured["peak_flops"]["fp32"]  # no native math: floored
     assert len(measured["probes"]) == 2 * len(one_pass["probes"])
     assert set(measured["load"]) == {"before", "after"}
     assert measured["stability"]["tolerance"]["fp32"] >= 2.0  # a 3x drift is noise the tolerance must cover
     assert any("fp32 ceiling" in r for r in measured["stability"]["reasons"])
+
+
+def test_without_native_math_half_probes_are_fp32_math_and_the_class_is_floored(one_pass):
+    measured = C.combine([one_pass], NOT_NATIVE, "cpu")
+    best = {c: max(p["best"] for p in one_pass["probes"] if p["class"] == c) for c in ("tensor16", "fp32")}
+    assert measured["peak_flops"]["fp32"] == pytest.approx(max(best.values()))
+    assert measured["peak_flops"]["tensor16"] == pytest.approx(max(best.values()))
+    assert "floored_at_fp32" in measured["ceilings"]["tensor16"]
+    native = C.combine([one_pass], NATIVE, "cpu")
+    assert native["peak_flops"] == pytest.approx(best)
+    assert "floored_at_fp32" not in native["ceilings"]["tensor16"]
 
 
 @dataclass

@@ -9,11 +9,12 @@ probes, measured before the sweep and again after it, the best kept.
   only; ``fp32``: fp32 with TF32 off): sizes x layouts x the class's dtypes. Layouts: ``square``
   (``A @ B``), ``linear`` (``F.linear``, i.e. ``A @ B^T``, the layout of the suite's projections) and
   ``skinny`` (``F.linear`` of ``SKINNY_ROWS`` rows: the largest decode batch the suite runs). On the CPU
-  the size doubles from 128 while the next call is predicted to fit in half the budget (cap 2048), so
-  a dtype without a fast path costs little time.
+  the size doubles from 128 (256 at least) while the next call is predicted to fit in half the budget
+  (cap 2048), so a dtype without a fast path costs little time.
 - **No native math** (a CPU without avx512_bf16/AMX/avx512_fp16, decided by
   :func:`roofline.roof.native_math` from the CPU flags and torch's report): bf16/fp16 data are converted
-  and multiplied in fp32, so that dtype's ceiling is at least the fp32 ceiling (recorded as floored).
+  and multiplied in fp32, so the class's ceiling is at least the fp32 ceiling (recorded as floored),
+  and those probes count towards the fp32 ceiling (they are fp32 math).
 - **Stability**: every ceiling keeps its best and the median of its best probe, before and after the
   sweep, with the load average of each pass; :func:`roofline.roof.assess_ceilings` turns those into the
   above-roof tolerance and the "ceilings suspect" warning.
@@ -53,6 +54,7 @@ CLASS_DTYPES: dict[str, tuple[torch.dtype, ...]] = {
 LAYOUTS: tuple[str, ...] = ("square", "linear", "skinny")
 SKINNY_ROWS = {"cpu": 64, "cuda": 512}  # the largest decode batch of the CPU / GPU quick sweep
 CPU_SIZES = (128, 256, 512, 1024, 2048)
+CPU_MIN_SIZE = 256  # always probed: a small GEMM on a busy CPU is all thread-sync latency
 GPU_SIZES = (4096, 8192)
 MEMORY_KINDS: tuple[str, ...] = ("copy", "read", "write")
 
@@ -160,7 +162,7 @@ def gemm_probes(device: torch.device, dtype: torch.dtype, *, cls: str, budget_s:
                 out.append({"dtype": _dtype_key(dtype, cls), "class": cls, "layout": layout, **mnk,
                             **_stats(flops, times)})
                 del fn
-                if not cuda and min(times) * 8 > budget_s / 2:
+                if not cuda and n >= CPU_MIN_SIZE and min(times) * 8 > budget_s / 2:
                     break
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous

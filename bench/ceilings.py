@@ -427,7 +427,6 @@ def summary_lines(run_dir: Path) -> list[str]:
         parts = []
         for name, c in raw["ceilings"].items():
             unit, scale = ("GB/s", 1e9) if name == MEMORY else ("GFLOP/s", 1e9)
-            parts.append(f"{name} {c['best'] / scale:,.1f} {unit} [{c.get('probe', '')}"
-                         + ("; fp32 floor" if c.get("floored_at_fp32") else "") + "]")
+            parts.append(f"{name} {c['best'] / scale:,.1f} {unit} [{c.get('probe', '')}]")
         lines.append("ceilings (best of before/after the sweep): " + "; ".join(parts))
     return lines + ceiling_lines(results)

@@ -1,27 +1,50 @@
-"""This device's ceilings, measured once per session before the sweep: copy bandwidth and matmul peaks.
+"""This device's ceilings, measured the way the Empirical Roofline Toolkit does it: the best over a set of
+probes, measured before the sweep and again after it, the best kept.
 
-- Bandwidth: ``dst.copy_(src)`` on buffers far larger than the last-level cache (GPU: 16x L2 and at
-  least 1 GiB; CPU: 8x the LLC and at least 64 MiB), counting read + write (``2 * nbytes``) per copy.
-- Matmul peak per dtype class: square ``A @ B`` in each dtype of the class (``tensor16``: bf16 and fp16;
-  ``tf32``: fp32 with TF32 allowed, GPU only; ``fp32``: fp32 with TF32 off), cuBLAS on a GPU and
-  torch's CPU GEMM otherwise. On the CPU the size doubles from 256 until one call takes a tenth of
-  the budget (cap 2048), so that a dtype without a fast path (fp16 on most CPUs) costs little time.
+- **Memory** (buffers far larger than the last-level cache: GPU 16x L2 and at least 1 GiB; CPU 8x the
+  LLC and at least 64 MiB): ``copy`` (``dst.copy_(src)``, read + write counted), ``read`` (a read-only
+  stream: ``torch.sum`` of an fp32 buffer, bytes read counted) and ``write`` (``fill_``, bytes written
+  counted). The memory roof is the best of the three; each is recorded.
+- **Compute**, per dtype class (``tensor16``: bf16 and fp16; ``tf32``: fp32 with TF32 allowed, GPU
+  only; ``fp32``: fp32 with TF32 off): sizes x layouts x the class's dtypes. Layouts: ``square``
+  (``A @ B``), ``linear`` (``F.linear``, i.e. ``A @ B^T``, the layout of the suite's projections) and
+  ``skinny`` (``F.linear`` of ``SKINNY_ROWS`` rows: the largest decode batch the suite runs). On the CPU
+  the size doubles from 128 (256 at least) while the next call is predicted to fit in half the budget
+  (cap 2048), so a dtype without a fast path costs little time.
+- **No native math** (a CPU without avx512_bf16/AMX/avx512_fp16, decided by
+  :func:`roofline.roof.native_math` from the CPU flags and torch's report): bf16/fp16 data are converted
+  and multiplied in fp32, so the class's ceiling is at least the fp32 ceiling (recorded as floored),
+  and those probes count towards the fp32 ceiling (they are fp32 math).
+- **Stability**: every ceiling keeps its best and the median of its best probe, before and after the
+  sweep, with the load average of each pass; :func:`roofline.roof.assess_ceilings` turns those into the
+  above-roof tolerance and the "ceilings suspect" warning.
 
-Each ceiling is the best repeat (a roof is what the device can do, not what it usually does); the
-median is kept beside it. GPU repeats are timed with CUDA events, CPU repeats with ``perf_counter``.
-The CPU roofline is built from these alone (:func:`roofline.hardware.from_measured`); a GPU keeps them
-beside its datasheet preset.
+GPU repeats are timed with CUDA events, CPU repeats with ``perf_counter``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
+from bench.record import Roofs, reroof_benchmark_doc
+from bench.results import RECORDS, read_records
 from bench.timing import MiB, percentile, tf32_matmul
-from roofline.hardware import HardwareSpec, UnknownHardwareError, from_measured, lookup_device
+from roofline.hardware import (
+    MIG_NOTE,
+    HardwareSpec,
+    UnknownHardwareError,
+    from_measured,
+    is_mig,
+    lookup_device,
+)
+from roofline.roof import MEMORY, assess_ceilings
 
 GiB = 1024 * MiB
 CLASS_DTYPES: dict[str, tuple[torch.dtype, ...]] = {
@@ -29,6 +52,12 @@ CLASS_DTYPES: dict[str, tuple[torch.dtype, ...]] = {
     "tf32": (torch.float32,),
     "fp32": (torch.float32,),
 }
+LAYOUTS: tuple[str, ...] = ("square", "linear", "skinny")
+SKINNY_ROWS = {"cpu": 64, "cuda": 512}  # the largest decode batch of the CPU / GPU quick sweep
+CPU_SIZES = (128, 256, 512, 1024, 2048)
+CPU_MIN_SIZE = 256  # always probed: a small GEMM on a busy CPU is all thread-sync latency
+GPU_SIZES = (4096, 8192)
+MEMORY_KINDS: tuple[str, ...] = ("copy", "read", "write")
 
 
 def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
@@ -51,8 +80,9 @@ def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
 
 
 def _repeat(fn: Callable[[], object], timer, *, budget_s: float, min_reps: int = 3,
-            max_reps: int = 50) -> list[float]:
-    fn()  # warm-up: allocation, library initialisation, CPU thread pool
+            max_reps: int = 50, warmed: bool = False) -> list[float]:
+    if not warmed:
+        fn()  # warm-up: allocation, library initialisation, CPU thread pool
     times: list[float] = []
     spent = 0.0
     while len(times) < max_reps and (len(times) < min_reps or spent < budget_s):
@@ -62,79 +92,340 @@ def _repeat(fn: Callable[[], object], timer, *, budget_s: float, min_reps: int =
     return times
 
 
+def _stats(work: float, times: list[float]) -> dict:
+    return {"best": work / min(times), "median": work / percentile(times, 50), "repeats": len(times)}
+
+
+# ------------------------------------------------------------------------------------------- memory
+
+def memory_bandwidths(device: torch.device, nbytes: int, *, budget_s: float = 0.5) -> dict[str, dict]:
+    """Bandwidth (B/s, best and median) of a copy (read+write counted), a read-only stream and a fill,
+    each over ``nbytes``-byte buffers."""
+    timer = _timer(device)
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    nbytes = src.numel() * 4
+    probes = {"copy": (lambda: dst.copy_(src), 2 * nbytes, "read+write"),
+              "read": (lambda: torch.sum(src), nbytes, "read"),
+              "write": (lambda: dst.fill_(1.0), nbytes, "write")}
+    out = {}
+    for kind, (fn, moved, counted) in probes.items():
+        times = _repeat(fn, timer, budget_s=budget_s)
+        out[kind] = {**_stats(moved, times), "buffer_bytes": nbytes, "counted": counted}
+    return out
+
+
 def copy_bandwidth(device: torch.device, nbytes: int, *, budget_s: float = 0.5) -> dict:
     """Read+write bandwidth of ``dst.copy_(src)`` over ``nbytes``-byte buffers: best and median, B/s."""
     src = torch.ones(nbytes, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     times = _repeat(lambda: dst.copy_(src), _timer(device), budget_s=budget_s)
-    return {"best": 2 * nbytes / min(times), "median": 2 * nbytes / percentile(times, 50),
-            "buffer_bytes": nbytes, "repeats": len(times)}
+    return {**_stats(2 * nbytes, times), "buffer_bytes": nbytes}
+
+
+# ------------------------------------------------------------------------------------------ compute
+
+def _dtype_key(dtype: torch.dtype, cls: str) -> str:
+    return f"{str(dtype).replace('torch.', '')}{'+tf32' if cls == 'tf32' else ''}"
+
+
+def _gemm(layout: str, n: int, dtype: torch.dtype, device: torch.device) -> tuple[Callable[[], object], dict]:
+    """The call and its (m, n, k) for one probe."""
+    if layout == "square":
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
+        return (lambda: a @ b), {"m": n, "n": n, "k": n}
+    m = n if layout == "linear" else SKINNY_ROWS[device.type]
+    x = torch.randn(m, n, dtype=dtype, device=device)
+    w = torch.randn(n, n, dtype=dtype, device=device)
+    return (lambda: F.linear(x, w)), {"m": m, "n": n, "k": n}
+
+
+def gemm_probes(device: torch.device, dtype: torch.dtype, *, cls: str, budget_s: float = 0.5,
+                sizes: tuple[int, ...] | None = None) -> list[dict]:
+    """Every (layout, size) probe of ``dtype``: ``{dtype, class, layout, m, n, k, best, median, repeats}``
+    in FLOP/s. Per layout the size grows while the next call (8x the work) fits in half the budget."""
+    timer = _timer(device)
+    cuda = device.type == "cuda"
+    sizes = sizes or (GPU_SIZES if cuda else CPU_SIZES)
+    per_probe = budget_s / 10
+    out = []
+    with tf32_matmul(cls == "tf32"):  # the current torch API (the legacy flag raises once it is used)
+        for layout in LAYOUTS:
+            for n in sizes:
+                fn, mnk = _gemm(layout, n, dtype, device)
+                first = timer(fn)  # the warm-up call, timed to decide the next size
+                times = _repeat(fn, timer, budget_s=per_probe, min_reps=2 if first > per_probe else 3,
+                                warmed=True)
+                flops = 2.0 * mnk["m"] * mnk["n"] * mnk["k"]
+                out.append({"dtype": _dtype_key(dtype, cls), "class": cls, "layout": layout, **mnk,
+                            **_stats(flops, times)})
+                del fn
+                if not cuda and n >= CPU_MIN_SIZE and min(times) * 8 > budget_s / 2:
+                    break
+    return out
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, *, allow_tf32: bool = False,
-                budget_s: float = 0.3, max_n: int | None = None) -> dict:
-    """FLOP/s of a square ``A @ B`` in ``dtype``: best and median over repeats at size ``n``."""
-    timer = _timer(device)
-    if device.type == "cuda":
-        n = max_n or 8192
-    else:  # double n from 256 until one call (best of 2) costs a tenth of the budget
-        n = 256
-        while n < (max_n or 2048):
-            probe = torch.randn(n, n, dtype=dtype, device=device)
-            if min(timer(lambda p=probe: p @ p) for _ in range(2)) * 10 > budget_s:
-                break
-            n *= 2
-    a = torch.randn(n, n, dtype=dtype, device=device)
-    b = torch.randn(n, n, dtype=dtype, device=device)
-    with tf32_matmul(allow_tf32):  # the current torch API (the legacy flag raises once it is used)
-        times = _repeat(lambda: a @ b, timer, budget_s=budget_s)
-    flops = 2.0 * n ** 3
-    return {"best": flops / min(times), "median": flops / percentile(times, 50), "n": n,
-            "repeats": len(times)}
+                budget_s: float = 0.3) -> dict:
+    """The best probe of :func:`gemm_probes` for one dtype."""
+    probes = gemm_probes(device, dtype, cls="tf32" if allow_tf32 else "fp32", budget_s=budget_s)
+    return max(probes, key=lambda p: p["best"])
 
 
-def measure(device: torch.device, cache_bytes: int | None, *, budget_s: float = 0.5) -> dict:
-    """The ``measured`` block of ``ceilings.json``: ``mem_bandwidth`` (B/s), ``peak_flops``
-    ({dtype class: FLOP/s}), ``method``, and the per-dtype details."""
+# ------------------------------------------------------------------------------------------ passes
+
+def _load(device: torch.device) -> dict:
+    try:
+        load = list(os.getloadavg())
+    except (OSError, AttributeError):
+        load = None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    # The run's own load: its compute threads after the sweep (a CPU run), this one process otherwise.
+    return {"loadavg": load, "usable_cores": cores, "torch_threads": torch.get_num_threads()}
+
+
+def measure_pass(device: torch.device, cache_bytes: int | None, *, budget_s: float = 0.5,
+                 when: str = "before") -> dict:
+    """One pass over every probe: ``memory`` (per kind), ``probes`` (every GEMM probe) and ``load``."""
     cuda = device.type == "cuda"
+    load = _load(device)
+    load["own_threads"] = 1 if when == "before" or cuda else load["torch_threads"]
+    load["device_kind"] = device.type  # a GPU's device-timed ceilings do not share the host's cores
     cache = cache_bytes or 32 * MiB
     nbytes = max(16 * cache, GiB) if cuda else max(8 * cache, 64 * MiB)
-    bandwidth = copy_bandwidth(device, nbytes, budget_s=budget_s)
-    by_dtype: dict[str, dict] = {}
-    peaks: dict[str, float] = {}
-    classes = ("tensor16", "tf32", "fp32") if cuda else ("tensor16", "fp32")
-    for cls in classes:
+    memory = memory_bandwidths(device, nbytes, budget_s=budget_s * 0.3)
+    probes: list[dict] = []
+    for cls in ("tensor16", "tf32", "fp32") if cuda else ("tensor16", "fp32"):
         for dtype in CLASS_DTYPES[cls]:
-            key = f"{str(dtype).replace('torch.', '')}{'+tf32' if cls == 'tf32' else ''}"
-            by_dtype[key] = matmul_peak(device, dtype, allow_tf32=cls == "tf32", budget_s=budget_s * 0.6)
-            peaks[cls] = max(peaks.get(cls, 0.0), by_dtype[key]["best"])
-    library = "cuBLAS via torch.matmul" if cuda else f"torch CPU GEMM ({torch.get_num_threads()} threads)"
+            probes += gemm_probes(device, dtype, cls=cls, budget_s=budget_s)
+    return {"when": when, "load": load, "memory": memory, "probes": probes, "buffer_bytes": nbytes,
+            "cache_bytes": cache}
+
+
+def _best(items: list[dict]) -> dict:
+    return max(items, key=lambda p: p["best"])
+
+
+def combine(passes: list[dict], native: dict | None, device_kind: str) -> dict:
+    """The ``measured`` block of ``ceilings.json`` from one or two passes (before, after): every ceiling
+    is the best over probes and passes; the median and per-pass bests sit beside it.
+
+    ``native`` (:func:`roofline.roof.native_math`, CPU only): a dtype without native math is converted and
+    multiplied in fp32, so (1) the class holding it is floored at the fp32 ceiling and (2) its probes are
+    fp32 math too, so they count towards the fp32 ceiling.
+    """
+    ceilings: dict[str, dict] = {}
+    per_pass: dict[str, dict[str, float]] = {}
+    for p in passes:
+        per_pass.setdefault(MEMORY, {})[p["when"]] = _best(list(p["memory"].values()))["best"]
+    all_mem = [dict(v, kind=k, when=p["when"]) for p in passes for k, v in p["memory"].items()]
+    top = _best(all_mem)
+    ceilings[MEMORY] = {"best": top["best"], "median": top["median"],
+                        "probe": f"{top['kind']} ({top['when']})"}
+    all_probes = [dict(pr, when=p["when"]) for p in passes for pr in p["probes"]]
+    lacking = [d for d, v in (native or {}).items() if not v["native"]]
+
+    def pool(cls: str) -> list[dict]:
+        if cls == "fp32":  # a converted bf16/fp16 GEMM is fp32 math on this CPU
+            return [pr for pr in all_probes if pr["class"] == "fp32"
+                    or (pr["class"] == "tensor16" and pr["dtype"] in lacking)]
+        return [pr for pr in all_probes if pr["class"] == cls]
+
+    def entry_of(probes: list[dict]) -> dict:
+        top = _best(probes)
+        out = {"best": top["best"], "median": top["median"],
+               "probe": f"{top['dtype']} {top['layout']} {top['m']}x{top['n']}x{top['k']} ({top['when']})"}
+        for p in passes:
+            got = [pr["best"] for pr in probes if pr["when"] == p["when"]]
+            out[p["when"]] = max(got) if got else None
+        return out
+
+    for cls in dict.fromkeys(pr["class"] for pr in all_probes):
+        ceilings[cls] = entry_of(pool(cls))
+    if lacking and "fp32" in ceilings:
+        fp32 = ceilings["fp32"]
+        if not fp32["probe"].startswith("float32"):
+            fp32["raised_by"] = (f"{fp32['probe'].split()[0]} without native math is fp32 math on this "
+                                 "CPU: its probe counts towards the fp32 ceiling")
+        t16 = ceilings.get("tensor16")
+        if t16 is not None and fp32["best"] >= t16["best"]:
+            why = (f"{', '.join(lacking)} without native math on this CPU: converted and multiplied in fp32, "
+                   "so this class's roof is at least the fp32 roof")
+            ceilings["tensor16"] = {**{k: v for k, v in fp32.items() if k != "raised_by"},
+                                    "probe": f"fp32 floor ({fp32['probe']}); the class's own best: "
+                                             f"{t16['probe']} at {t16['best'] / 1e9:.3g} GFLOP/s",
+                                    "floored_at_fp32": why}
+    for p in passes:
+        ceilings[MEMORY][p["when"]] = per_pass[MEMORY][p["when"]]
+    for entry in ceilings.values():
+        entry.setdefault("before", None)
+        entry.setdefault("after", None)
+    first = passes[0]
+    memory = {}
+    for kind in MEMORY_KINDS:
+        memory[kind] = dict(_best([p["memory"][kind] for p in passes]))
+        for p in passes:
+            memory[kind][p["when"]] = p["memory"][kind]["best"]
+    cuda = device_kind == "cuda"
+    library = ("cuBLAS via torch" if cuda else f"torch CPU GEMM ({torch.get_num_threads()} threads)")
     clock = "CUDA events" if cuda else "perf_counter"
-    method = (f"bandwidth: best of {bandwidth['repeats']} copies of a {nbytes / MiB:.0f} MiB buffer "
-              f"(read+write counted, {nbytes / cache:.0f}x the {'L2' if cuda else 'last-level cache'}); "
-              f"matmul: best repeat of square A@B per dtype ({library}), class peak = best dtype of the "
-              f"class; timed with {clock}")
-    return {"mem_bandwidth": bandwidth["best"], "peak_flops": peaks, "method": method,
-            "bandwidth": bandwidth, "matmul": by_dtype}
+    nbytes, cache = first["buffer_bytes"], first["cache_bytes"]
+    method = (f"memory: best of copies (read+write counted), read-only sums and fills of a "
+              f"{nbytes / MiB:.0f} MiB buffer ({nbytes / cache:.0f}x the "
+              f"{'L2' if cuda else 'last-level cache'}); compute: best of "
+              f"{len(first['probes'])} GEMM probes per pass (square A@B, F.linear A@B^T, skinny F.linear of "
+              f"{SKINNY_ROWS[device_kind]} rows; every dtype of the class; {library}); passes: "
+              f"{', '.join(p['when'] for p in passes)} the sweep, best kept; timed with {clock}")
+    measured = {
+        "mem_bandwidth": ceilings[MEMORY]["best"],
+        "peak_flops": {c: v["best"] for c, v in ceilings.items() if c != MEMORY},
+        "method": method,
+        "ceilings": ceilings,
+        "memory": memory,
+        "bandwidth": memory["copy"],  # the read+write copy, as earlier files recorded it
+        "probes": all_probes,
+        "matmul": {pr["dtype"]: {k: pr[k] for k in ("best", "median", "layout", "m", "n", "k", "repeats")}
+                   for pr in sorted(all_probes, key=lambda q: q["best"])},  # best probe per dtype
+        "load": {p["when"]: p["load"] for p in passes},
+        "native": native,
+        "buffer_bytes": nbytes,
+        "cache_bytes": cache,
+    }
+    measured["stability"] = assess_ceilings(measured).to_dict()
+    return measured
 
 
-def datasheet_for(device_name: str, device_kind: str) -> HardwareSpec | None:
-    """The datasheet preset matching a GPU's name; None for a CPU or a GPU ridgebench has no figures for."""
+def measure(device: torch.device, cache_bytes: int | None, *, budget_s: float = 0.5,
+            native: dict | None = None) -> dict:
+    """The ``measured`` block of ``ceilings.json`` from one pass (before the sweep)."""
+    native = _native(device) if native is None else native
+    return combine([measure_pass(device, cache_bytes, budget_s=budget_s)], native, device.type)
+
+
+def _native(device: torch.device) -> dict | None:
+    if device.type != "cpu":
+        return None
+    from bench.provenance import this_cpu_features
+
+    return this_cpu_features()["native"]
+
+
+# ------------------------------------------------------------------------------------------ specs
+
+def datasheet_for(device_name: str, device_kind: str, l2_bytes: int | None = None) -> HardwareSpec | None:
+    """The datasheet preset matching a GPU's name (the device-reported L2 replacing the preset's); None for
+    a CPU, a MIG slice or a GPU ridgebench has no figures for."""
     if device_kind != "cuda":
         return None
     try:
-        return lookup_device(device_name)
+        spec = lookup_device(device_name)
     except UnknownHardwareError:
         return None
+    if l2_bytes and l2_bytes != spec.l2_bytes:
+        from dataclasses import replace
+
+        spec = replace(spec, l2_bytes=int(l2_bytes),
+                       notes=(*spec.notes, f"L2 {l2_bytes} B as the device reports it "
+                                           f"(preset: {spec.l2_bytes})"))
+    return spec
 
 
-def measured_spec(device_name: str, measured: dict, datasheet: HardwareSpec | None) -> HardwareSpec:
-    """The spec built from measured ceilings (caches and SMs from the datasheet preset, if any)."""
-    return from_measured(device_name, measured["mem_bandwidth"], measured["peak_flops"], base=datasheet,
+def measured_spec(device_name: str, measured: dict, datasheet: HardwareSpec | None,
+                  l2_bytes: int | None = None) -> HardwareSpec:
+    """The spec built from measured ceilings (caches and SMs from the datasheet preset, if any; the
+    device-reported L2 wins)."""
+    spec = from_measured(device_name, measured["mem_bandwidth"], measured["peak_flops"], base=datasheet,
                          notes=(measured["method"],))
+    if l2_bytes:
+        from dataclasses import replace
+
+        spec = replace(spec, l2_bytes=int(l2_bytes))
+    return spec
 
 
 def ceilings_document(device_name: str, measured: dict, datasheet: HardwareSpec | None) -> dict:
-    """``ceilings.json``: ``{"device", "measured", "datasheet"}`` (the results contract)."""
-    return {"device": device_name, "measured": measured,
-            "datasheet": datasheet.to_dict() if datasheet is not None else None}
+    """``ceilings.json``: ``{"device", "measured", "datasheet"}`` (the results contract), plus
+    ``datasheet_note`` when a GPU has no datasheet preset (a MIG slice, an unknown part)."""
+    doc = {"device": device_name, "measured": measured,
+           "datasheet": datasheet.to_dict() if datasheet is not None else None}
+    if datasheet is None and is_mig(device_name):
+        doc["datasheet_note"] = MIG_NOTE
+    return doc
+
+
+# ---------------------------------------------------------------------------------- a session's life
+
+def before_sweep(device: torch.device, device_name: str, cache_bytes: int | None, *,
+                 budget_s: float = 0.5) -> tuple[Roofs, dict]:
+    """Measure the first pass; the session's :class:`Roofs` and its ``ceilings.json``."""
+    measured = measure(device, cache_bytes, budget_s=budget_s)
+    return roofs_and_document(device, device_name, cache_bytes, measured)
+
+
+def roofs_and_document(device, device_name, cache_bytes, measured) -> tuple[Roofs, dict]:
+    l2 = cache_bytes if device.type == "cuda" else None
+    datasheet = datasheet_for(device_name, device.type, l2)
+    roofs = Roofs(measured_spec(device_name, measured, datasheet, l2), datasheet)
+    return roofs, ceilings_document(device_name, measured, datasheet)
+
+
+def after_sweep(session, *, budget_s: float = 0.5) -> None:
+    """Measure the second pass, keep the best of both, rewrite the part's ``ceilings.json`` and re-judge
+    its ``records.jsonl`` against the final roofs (so that every file agrees on every point's roof)."""
+    if session.ceilings is None or session.timed == 0 or getattr(session, "ceilings_reused", False):
+        return  # nothing timed here, or another family's process owns the passes (per-family isolation)
+    measured = session.ceilings["measured"]
+    before = _before_pass(measured)
+    after = measure_pass(session.device, session.cache_bytes, budget_s=budget_s, when="after")
+    final = combine([before, after], measured.get("native"), session.device.type)
+    session.roofs, session.ceilings = roofs_and_document(session.device, session.device_name,
+                                                         session.cache_bytes, final)
+    _write(session.part_dir / "ceilings.json", session.ceilings)
+    records_path = session.part_dir / RECORDS  # this process's finished benchmarks, one per line
+    if records_path.is_file():
+        records, _ = read_records(records_path)
+        reroof_benchmark_doc({"benchmarks": records}, session.roofs, assess_ceilings(final))
+        tmp = records_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, default=str, allow_nan=True) + "\n" for r in records))
+        tmp.replace(records_path)
+
+
+def _before_pass(measured: dict) -> dict:
+    """The first pass, rebuilt from a one-pass ``measured`` block."""
+    probes = [{k: v for k, v in p.items() if k != "when"} for p in measured["probes"]]
+    memory = {k: {kk: vv for kk, vv in v.items() if kk not in ("before", "after")}
+              for k, v in measured["memory"].items()}
+    return {"when": "before", "load": measured["load"]["before"], "memory": memory, "probes": probes,
+            "buffer_bytes": measured["buffer_bytes"], "cache_bytes": measured["cache_bytes"]}
+
+
+def _write(path: Path, doc: object) -> None:
+    from bench.results import write_json
+
+    write_json(path, doc)
+
+
+def summary_lines(run_dir: Path) -> list[str]:
+    """The terminal summary's lines about the roof: the ceilings, the sweep dtype and why, the above-roof
+    tolerance, and a warning when the ceilings are suspect or a point beats one."""
+    from roofline.claims import ceiling_lines
+    from roofline.errors import UsageError
+    from roofline.results import load_results
+
+    try:
+        results = load_results(run_dir)
+    except UsageError as exc:
+        return [f"ceilings: not judged ({exc})"]
+    lines = []
+    raw = results.ceilings.raw if results.ceilings is not None else None
+    if isinstance(raw, dict) and isinstance(raw.get("ceilings"), dict):
+        parts = []
+        for name, c in raw["ceilings"].items():
+            unit, scale = ("GB/s", 1e9) if name == MEMORY else ("GFLOP/s", 1e9)
+            parts.append(f"{name} {c['best'] / scale:,.1f} {unit} [{c.get('probe', '')}]")
+        lines.append("ceilings (best of before/after the sweep): " + "; ".join(parts))
+    return lines + ceiling_lines(results)

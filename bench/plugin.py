@@ -31,11 +31,12 @@ from pathlib import Path
 
 import pytest
 
+from bench import ceilings as ceilings_mod
 from bench import provenance
 from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
 from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
-from roofline.sweeps import KERNELS, SweepPoint, sweep_points
+from roofline.sweeps import KERNELS, SweepPoint, sweep_dtype, sweep_points
 
 PROVIDERS = ("triton", "torch")
 SESSION = pytest.StashKey[BenchSession]()
@@ -104,7 +105,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where <device-slug>/<UTC timestamp>/ is created (default: ./results); "
                          "write --results-root=DIR so pytest does not take DIR for a test path")
     group.addoption("--ceilings-budget", default=0.5, type=float, metavar="SECONDS",
-                    help="time budget per measured ceiling (bandwidth, each matmul dtype); default 0.5")
+                    help="ceilings budget, before and after the sweep: 0.3x per memory kind, 0.1x per "
+                         "GEMM probe (bench/ceilings.py); default 0.5")
+    group.addoption("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
+                    help="dtype of every sweep point (default: bf16 on a GPU; on a CPU bf16 where it has "
+                         "native bf16 math, else fp32)")
     group.addoption("--isolate", default="auto", choices=("auto", "on", "off"),
                     help="run each kernel family in its own pytest subprocess, so a sticky CUDA error "
                          "loses only that family (auto: on with CUDA and no -n, off on a CPU)")
@@ -255,8 +260,10 @@ def pytest_configure(config: pytest.Config) -> None:
         session.ceilings_from = Path(os.environ["RIDGEBENCH_CEILINGS_FROM"])
     config.stash[SESSION] = session
     argv = getattr(config, "workerinput", {}).get("mainargv", sys.argv)  # an xdist worker: the user's
+    dtype, why = sweep_dtype(session.device_kind, config.getoption("--dtype"))
     doc = provenance.collect(root=ROOT, device=session.device, device_name=session.device_name,
-                             command_line=list(argv), sweep=session.sweep, started=started)
+                             command_line=list(argv), sweep=session.sweep, started=started,
+                             sweep_dtype={"dtype": dtype, "reason": why})
     write_json(session.part_dir / "provenance.json", doc)
 
 
@@ -287,7 +294,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     kernel = metafunc.module.KERNEL
     providers = _csv(config, "--providers", PROVIDERS)
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
-    points = [p for p in sweep_points(config.getoption("--sweep"), device_kind) if p.kernel == kernel]
+    points = [p for p in sweep_points(config.getoption("--sweep"), device_kind, config.getoption("--dtype"))
+              if p.kernel == kernel]
     known = config.stash.setdefault(POINTS, {})
     known.update(((kernel, p.id), p) for p in points)  # ids are unique within a kernel only
     cases = [(prov, p.id) for p in points for prov in providers]
@@ -439,7 +447,15 @@ def _end_state(exitstatus: int) -> dict:
 
 
 def _close_part(config: pytest.Config, bsession: BenchSession, exitstatus: int) -> None:
-    """This process's last words in its part: the pytest-benchmark header and the end state."""
+    """This process's last words in its part: the ceilings again (after the sweep: the best of both
+    passes kept and this part's records re-judged against them), the pytest-benchmark header and the
+    end state."""
+    after_error = None
+    if not _interrupted(exitstatus) and bsession.fatal is None:
+        try:
+            ceilings_mod.after_sweep(bsession, budget_s=config.getoption("--ceilings-budget"))
+        except Exception as exc:  # noqa: BLE001 - the records and the first pass are already on disk
+            after_error = f"{type(exc).__name__}: {exc}"
     bs = getattr(config, "_benchmarksession", None)
     try:
         header = config.hook.pytest_benchmark_generate_json(
@@ -455,6 +471,8 @@ def _close_part(config: pytest.Config, bsession: BenchSession, exitstatus: int) 
         if bsession.device_kind == "cuda":
             doc["nvml_end"] = provenance.nvml_info(doc.get("device", {}).get("uuid"))
         doc.update(_end_state(exitstatus), timed=bsession.timed, fatal=bsession.fatal)
+        if after_error:
+            doc["ceilings_after_sweep_error"] = after_error
         write_json(doc_path, doc)
 
 
@@ -509,10 +527,12 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                      + (f" (copied to {user_json})" if user_json else ""))
     lines.append(f"timed benchmarks: {len(records)}; skipped: "
                  + (", ".join(f"{n} {c}" for c, n in sorted(by_cat.items())) or "none") + " (skipped.json)")
-    above = [r for r in records if (r.get("extra_info") or {}).get("roof_fraction", 0) > 1.0]
+    above = [r for r in records if (r.get("extra_info") or {}).get("above_roof")]
     if has_bench:
-        lines.append(f"above the roof (roof_fraction > 1, a counting or timing error): {len(above)}"
+        lines.append(f"above the roof (past the ceilings' noise tolerance; a counting error or a ceiling "
+                     f"measured wrong): {len(above)}"
                      + (": " + ", ".join(r.get("name", "?") for r in above[:5]) if above else ""))
+        lines += ceilings_mod.summary_lines(run_dir)
     if by_cat.get("not-timed"):
         lines.append(f"NO GPU: {by_cat['not-timed']} Triton benchmarks were checked under the Triton "
                      "interpreter (TRITON_INTERPRET=1) on the CPU and NOT timed; only the torch provider "

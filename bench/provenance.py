@@ -59,6 +59,87 @@ def git_info(root: Path) -> dict:
         return {"error": f"git unavailable: {exc}"}
 
 
+CPU_FLAGS: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile",
+                               "amx_fp16")
+
+
+def parse_cpuinfo(text: str) -> dict:
+    """Model name, vendor, family, model, stepping and the flags of the first processor in ``text``
+    (the contents of ``/proc/cpuinfo``)."""
+    out: dict = {"flags": []}
+    keys = {"model name": "model_name", "vendor_id": "vendor", "cpu family": "family", "model": "model",
+            "stepping": "stepping", "flags": "flags", "features": "flags"}  # "Features": aarch64
+    for line in text.splitlines():
+        if not line.strip():
+            if out.get("flags"):
+                break  # the first processor is enough
+            continue
+        key, _, value = line.partition(":")
+        name = keys.get(key.strip().lower())
+        if name is None or (name in out and name != "flags"):
+            continue
+        value = value.strip()
+        if name == "flags":
+            out["flags"] = value.split()
+        else:
+            out[name] = int(value) if name in ("family", "model", "stepping") and value.isdigit() else value
+    return out
+
+
+def torch_cpu_report() -> dict:
+    """torch's own view of the CPU: its kernel capability (AVX2, AVX512, ...) and oneDNN's bf16/fp16."""
+    report: dict = {}
+
+    def ask(key: str, fn) -> None:
+        try:
+            report[key] = fn()
+        except Exception as exc:  # noqa: BLE001 - an older torch lacks some of these: record why
+            report[key] = f"unavailable: {type(exc).__name__}: {exc}"
+
+    ask("capability", lambda: torch.backends.cpu.get_cpu_capability())
+    ask("mkldnn_available", lambda: bool(torch.backends.mkldnn.is_available()))
+    ask("mkldnn_bf16", lambda: bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+    ask("mkldnn_fp16", lambda: bool(torch.ops.mkldnn._is_mkldnn_fp16_supported()))
+    for key in ("mkldnn_bf16", "mkldnn_fp16"):
+        if isinstance(report[key], str):
+            report[key] = None  # unknown, not False
+    return report
+
+
+def cpu_features(cpuinfo: str | None = None, torch_report: dict | None = None) -> dict:
+    """The CPU features that decide its roofs and sweep dtype: ``flags`` (those of :data:`CPU_FLAGS` it
+    has), ``family``/``model``/``vendor``, ``torch`` (:func:`torch_cpu_report`) and ``native``
+    (:func:`roofline.roof.native_math`). Both inputs are injectable so that tests can fake other CPUs."""
+    from roofline.roof import native_math
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    parsed = parse_cpuinfo(cpuinfo)
+    have = set(parsed.get("flags") or ())
+    doc = {"flags": [f for f in CPU_FLAGS if f in have],
+           "flags_missing": [f for f in CPU_FLAGS if f not in have],
+           **{k: parsed.get(k) for k in ("vendor", "family", "model", "stepping", "model_name")},
+           "torch": torch_cpu_report() if torch_report is None else dict(torch_report)}
+    if not cpuinfo:
+        doc["note"] = "/proc/cpuinfo unreadable: no flags known"
+    doc["native"] = native_math(doc)
+    return doc
+
+
+_FEATURES: dict | None = None
+
+
+def this_cpu_features() -> dict:
+    """:func:`cpu_features` of this machine, read once per process."""
+    global _FEATURES
+    if _FEATURES is None:
+        _FEATURES = cpu_features()
+    return _FEATURES
+
+
 def cpu_info() -> dict:
     model = platform.processor() or platform.machine()
     try:
@@ -144,8 +225,9 @@ def nvml_info(uuid: str | None) -> dict:
 
 
 def collect(*, root: Path, device: torch.device, device_name: str, command_line: list[str],
-            sweep: str, started: dt.datetime) -> dict:
-    """The ``provenance.json`` of one process (one device)."""
+            sweep: str, started: dt.datetime, sweep_dtype: dict | None = None) -> dict:
+    """The ``provenance.json`` of one process (one device). ``sweep_dtype``: the dtype the sweep runs in
+    and why (``{"dtype", "reason"}``)."""
     cuda = device.type == "cuda"
     doc: dict = {
         "timestamp_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -165,7 +247,8 @@ def collect(*, root: Path, device: torch.device, device_name: str, command_line:
             "cudnn": torch.backends.cudnn.version() if cuda else None,
         },
         "platform": platform.platform(),
-        "cpu": cpu_info(),
+        "cpu": {**cpu_info(), "features": this_cpu_features()},
+        "sweep_dtype": sweep_dtype,
         "git": git_info(root),
         "env": {k: os.environ.get(k) for k in ("TRITON_INTERPRET", "RIDGEBENCH_AUTOTUNE",
                                                "CUDA_VISIBLE_DEVICES", "PYTEST_XDIST_WORKER",

@@ -1,10 +1,12 @@
 """The ``extra_info`` of one benchmark (the results contract) and the record of one skipped case.
 
-``attainable_s`` is the roofline lower bound on this device: on a GPU with a datasheet preset it uses
-the datasheet's ceilings (``roof_source: "datasheet"``) and the measured ceilings' version sits beside
-it under ``roofs.measured``; on a CPU, or a GPU without a preset, it uses the measured ceilings.
-``roof_fraction = attainable_s / median_s``: 1.0 is on the roof; above 1 means the cost model or the
-timing is wrong (a warm cache, a miscounted byte), never that the roof was beaten.
+Every roof field comes from :mod:`roofline.roof` (the one module that decides a point's roof), the same
+code the plots and the claims use. ``attainable_s`` and ``roof_fraction = attainable_s / median_s`` are
+against the **measured** ceilings (``roof_source: "measured"``); on a GPU with a datasheet preset the
+datasheet's version sits beside it as ``datasheet_roof_fraction`` and under ``roofs.datasheet``.
+A point is ``above_roof`` only past ``above_roof_tolerance``, derived from the ceilings' measured noise
+(:func:`roofline.roof.assess_ceilings`); one that is means a ceiling was measured wrong or the cost model
+or the timing is (a warm cache, a miscounted byte), never that the roof was beaten.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.timing import Summary
-from roofline.cost import CONVENTIONS, MATMUL_KERNELS, kernel_cost
-from roofline.hardware import HardwareSpec, dtype_class
+from roofline.cost import CONVENTIONS, kernel_cost
+from roofline.hardware import HardwareSpec
+from roofline.roof import CeilingCheck, is_above_roof, point_roof
+from roofline.roof import roof_class as roof_class  # re-exported: one decision, in roofline.roof
 from roofline.sweeps import SweepPoint
 
 # Every key the results contract requires in a benchmark's extra_info.
@@ -35,42 +39,58 @@ SKIP_CATEGORIES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Roofs:
-    """The ceilings a run judges its points against: ``primary`` gives ``attainable_s``."""
+    """The ceilings a run judges its points against: ``primary`` (the measured ceilings) gives
+    ``attainable_s`` and ``roof_fraction``; ``datasheet`` (if the device has a preset) sits beside it."""
 
     measured: HardwareSpec
     datasheet: HardwareSpec | None
 
     @property
     def primary(self) -> HardwareSpec:
-        return self.datasheet if self.datasheet is not None else self.measured
+        return self.measured
 
     @property
     def source(self) -> str:
-        return "datasheet" if self.datasheet is not None else "measured"
+        return "measured"
 
 
-def roof_class(spec: HardwareSpec, kernel: str, dtype: str) -> str:
-    """The dtype class whose peak bounds ``kernel`` in ``dtype`` on ``spec``.
+def roof_fields(kernel: str, dtype: str, flops: float, nbytes: float, median_s: float, roofs: Roofs,
+                check: CeilingCheck | None = None) -> dict:
+    """The roof fields of one point's ``extra_info``: measured roof first, the datasheet's beside it."""
+    measured = point_roof(roofs.measured, kernel, dtype, flops, nbytes, median_s)
+    sheet = (point_roof(roofs.datasheet, kernel, dtype, flops, nbytes, median_s)
+             if roofs.datasheet is not None else None)
+    check = check or CeilingCheck({})
+    return {
+        "hardware": measured.hardware,
+        "dtype_class": measured.dtype_class,
+        "attainable_s": measured.attainable_s,
+        "attainable_flops_per_s": measured.attainable_flops_per_s,
+        "ridge": measured.ridge,
+        "roof_fraction": measured.fraction,
+        "datasheet_roof_fraction": sheet.fraction if sheet is not None else None,
+        "bound": measured.bound,
+        "roof_ceiling": measured.ceiling,
+        "above_roof": is_above_roof(measured, check),
+        "above_roof_tolerance": check.tolerance_for(measured.ceiling),
+        "roof_source": roofs.source,
+        "roofs": {"measured": measured.to_dict(),
+                  "datasheet": sheet.to_dict() if sheet is not None else None},
+    }
 
-    :func:`roofline.hardware.dtype_class`'s answer when ``spec`` has that peak; a device without it (a
-    CPU has no TF32 units: fp32 matmuls run on its fp32 FMA units) falls back to ``fp32``.
-    """
-    cls = dtype_class(dtype, matmul=kernel in MATMUL_KERNELS)
-    if cls in spec.peak_flops:
-        return cls
-    if "fp32" in spec.peak_flops:
-        return "fp32"
-    raise KeyError(f"{spec.name}: no {cls!r} or fp32 peak to bound {kernel} in {dtype}")
 
-
-def _roof(spec: HardwareSpec, kernel: str, dtype: str, flops: float, nbytes: float, median_s: float) -> dict:
-    from roofline.cost import Cost
-
-    cost = Cost(flops, nbytes)
-    cls = roof_class(spec, kernel, dtype)
-    attainable = cost.attainable_seconds(spec, cls)
-    return {"hardware": spec.name, "source": spec.source, "dtype_class": cls, "attainable_s": attainable,
-            "roof_fraction": attainable / median_s, "bound": cost.bound(spec, cls)}
+def reroof_benchmark_doc(doc: dict, roofs: Roofs, check: CeilingCheck) -> int:
+    """Recompute the roof fields of every ridgebench benchmark in a pytest-benchmark document (after the
+    ceilings were measured again); returns how many were updated."""
+    n = 0
+    for bench in doc.get("benchmarks", []):
+        info = bench.get("extra_info") or {}
+        if not all(k in info for k in ("kernel", "dtype", "flops", "bytes", "median_s")):
+            continue
+        info.update(roof_fields(info["kernel"], info["dtype"], info["flops"], info["bytes"], info["median_s"],
+                                roofs, check))
+        n += 1
+    return n
 
 
 def extra_info(
@@ -88,12 +108,12 @@ def extra_info(
     timing_method: str,
     audit: object = None,
     details: dict | None = None,
+    check: CeilingCheck | None = None,
 ) -> dict:
-    """Every field of the results contract for one timed benchmark, plus ``roofs`` (both ceilings),
-    ``roof_source``, ``rounds`` and any ``details`` (how the input was laid out, what was checked)."""
+    """Every field of the results contract for one timed benchmark, plus the roof fields of
+    :func:`roof_fields`, ``rounds`` and any ``details`` (how the input was laid out, what was checked)."""
     cost = kernel_cost(point.kernel, point.shape, point.dtype)
     median = summary.median_s
-    primary = _roof(roofs.primary, point.kernel, point.dtype, cost.flops, cost.bytes, median)
     info = {
         "kernel": point.kernel,
         "variant": variant,
@@ -113,16 +133,7 @@ def extra_info(
         "p20_s": summary.p20_s,
         "p80_s": summary.p80_s,
         "rounds": summary.rounds,
-        "hardware": primary["hardware"],
-        "dtype_class": primary["dtype_class"],
-        "attainable_s": primary["attainable_s"],
-        "roof_fraction": primary["roof_fraction"],
-        "bound": primary["bound"],
-        "roof_source": roofs.source,
-        "roofs": {
-            "datasheet": primary if roofs.datasheet is not None else None,
-            "measured": _roof(roofs.measured, point.kernel, point.dtype, cost.flops, cost.bytes, median),
-        },
+        **roof_fields(point.kernel, point.dtype, cost.flops, cost.bytes, median, roofs, check),
         "max_error": max_error,
         "tolerance": list(tolerance),
         "conventions": dict(CONVENTIONS),

@@ -129,6 +129,7 @@ class BenchSession:
     roofs: Roofs | None = None
     ceilings_budget_s: float = 0.5
     ceilings_from: Path | None = None
+    ceilings_reused: bool = False  # True when ceilings_from was used: the first family owns the passes
     fatal: str | None = None  # why this process stopped early (a sticky CUDA error)
     _flush_buffer: torch.Tensor | None = None
 
@@ -167,15 +168,15 @@ class BenchSession:
         ``ceilings_from`` (a ``ceilings.json`` another part of this run measured on this device: the
         per-family subprocesses share the first family's) is reused instead of measuring again."""
         if self.roofs is None:
-            datasheet = ceilings_mod.datasheet_for(self.device_name, self.device_kind)
             reused = _read_ceilings(self.ceilings_from, self.device_name)
-            if reused is not None:
-                measured = reused
+            if reused is not None:  # another family's before/after ceilings on this device: no pass here
+                self.ceilings_reused = True
+                self.roofs, self.ceilings = ceilings_mod.roofs_and_document(
+                    self.device, self.device_name, self.cache_bytes, reused)
             else:
                 budget = self.ceilings_budget_s if budget_s is None else budget_s
-                measured = ceilings_mod.measure(self.device, self.cache_bytes, budget_s=budget)
-            self.roofs = Roofs(ceilings_mod.measured_spec(self.device_name, measured, datasheet), datasheet)
-            self.ceilings = ceilings_mod.ceilings_document(self.device_name, measured, datasheet)
+                self.roofs, self.ceilings = ceilings_mod.before_sweep(self.device, self.device_name,
+                                                                     self.cache_bytes, budget_s=budget)
             write_json(self.part_dir / "ceilings.json", self.ceilings)
         return self.roofs
 

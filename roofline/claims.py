@@ -9,6 +9,11 @@ hardware preset's datasheet ceilings) and **measured** (the run's benchmarks pla
 measured ceilings; on a CPU that is the CPU's measured roof, so a CPU verdict says what that CPU does,
 never what a GPU does). ``supported``: the numbers agree with the statement; ``refuted``: they
 contradict it; ``inconclusive``: the run does not measure it (or not far enough to decide).
+
+Every point's roof comes from :mod:`roofline.roof` (as in benchmark.json and the plots). When the run's
+ceilings are suspect (a wide best/median spread or before/after drift, a loaded machine, or a ceiling
+that a point beats past its tolerance) the report opens with a warning and every roof-dependent measured
+verdict is *inconclusive (ceilings suspect)*, with the reading it withheld.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from pathlib import Path
 from roofline.claims_registry import CLAIMS, Claim, Verdict
 from roofline.cost import dtype_name
 from roofline.errors import UsageError
-from roofline.hardware import HardwareSpec, get_preset
+from roofline.hardware import MIG_NOTE, HardwareSpec, get_preset, is_mig
 from roofline.results import Results, load_results
+from roofline.roof import RunRoofs
 
 DEFAULT_HARDWARE = "A100-SXM4-80GB"
 DEFAULT_DTYPE = "bfloat16"
@@ -53,27 +59,68 @@ def default_hardware(results: Results | None) -> HardwareSpec:
     return get_preset(DEFAULT_HARDWARE)
 
 
+SUSPECT = "ceilings_suspect"  # key in Verdict.numbers of a verdict withheld because the ceilings are suspect
+
+
+def _withhold(verdict: Verdict, run: RunRoofs, claim: Claim) -> Verdict:
+    """A roof-dependent verdict on suspect ceilings: inconclusive, saying what it would have been and why.
+    ``no-point-above-roof`` stays refuted when the only suspicion is the ceilings its points beat."""
+    if not claim.roof_dependent or not run.suspect or verdict.status == "inconclusive":
+        return verdict
+    if claim.id == "no-point-above-roof" and not run.check.suspect:
+        return verdict  # beaten ceilings: the verdict itself names them
+    why = "; ".join(run.reasons)
+    return Verdict("inconclusive", f"ceilings suspect ({why}); unjudged reading: {verdict.status}: "
+                                   f"{verdict.summary}", verdict.details,
+                   {**(verdict.numbers or {}), SUSPECT: True, "unjudged_status": verdict.status})
+
+
 def evaluate(results: Results | None = None, hardware: HardwareSpec | None = None,
              dtype: str = DEFAULT_DTYPE, claims: tuple[Claim, ...] = CLAIMS) -> list[ClaimResult]:
     """Evaluate every claim on the model (``hardware``, default :func:`default_hardware`) and, when
-    ``results`` are given, on the measurements against the run's roof."""
+    ``results`` are given, on the measurements against the run's roof (:meth:`Results.run_roofs`); with
+    suspect ceilings every roof-dependent measured verdict is *inconclusive (ceilings suspect)*."""
     spec = hardware or default_hardware(results)
     dtype = dtype_name(dtype)
     roof = results.roof_spec() if results is not None else None
+    run = results.run_roofs() if results is not None else None
     out = []
     for claim in claims:
         model = _guard(claim.model_check, spec, dtype) if claim.model_check else None
         measured = None
         if results is not None and claim.measured_check is not None:
-            measured = (_guard(claim.measured_check, results, roof) if roof is not None else
-                        Verdict("inconclusive", "the run has no ceilings.json and no known hardware: no "
-                                                "roof"))
+            measured = (_withhold(_guard(claim.measured_check, results, roof), run, claim) if roof is not None
+                        else Verdict("inconclusive", "the run has no ceilings.json and no known hardware: "
+                                                     "no roof"))
         out.append(ClaimResult(claim, model, measured))
     return out
 
 
 def _status(v: Verdict | None) -> str:
-    return "-" if v is None else v.status
+    if v is None:
+        return "-"
+    return "inconclusive (ceilings suspect)" if (v.numbers or {}).get(SUSPECT) else v.status
+
+
+def ceiling_lines(results: Results) -> list[str]:
+    """What the report says about the run's roof: MIG, dtype choice, tolerance, warnings (Markdown-free)."""
+    run = results.run_roofs()
+    lines = []
+    if is_mig(results.device):
+        lines.append(f"{results.device}: {MIG_NOTE}.")
+    choice = results.provenance.get("sweep_dtype") if isinstance(results.provenance, dict) else None
+    if isinstance(choice, dict) and choice.get("dtype"):
+        lines.append(f"Sweep dtype {choice['dtype']}: {choice.get('reason', '')}.")
+    if run is None:
+        return lines
+    lines.append(f"Above-roof tolerance: {run.tolerance_text()} ({run.check.method}).")
+    lines += [f"{n}." for n in run.notes]
+    if run.suspect:
+        lines.append("WARNING, CEILINGS SUSPECT: " + "; ".join(run.reasons) + ". Every measured verdict that "
+                     "depends on the roof is inconclusive (ceilings suspect).")
+    for a in run.above:
+        lines.append("ABOVE ROOF: " + a.describe(run.spec))
+    return lines
 
 
 def terminal_table(rows: list[ClaimResult], spec_name: str, width: int = 110) -> str:
@@ -110,6 +157,8 @@ def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Result
                    + (f"; method: {results.ceilings.method}" if results.ceilings and results.ceilings.method
                       else "")
                    + ".")
+        for line in ceiling_lines(results):
+            out += ["", (f"> **{line}**" if line.startswith(("WARNING", "ABOVE")) else line)]
         if results.device_kind == "cpu":
             out.append("")
             out.append("> **This run is on a CPU.** Its measured verdicts are judged against the CPU's "
@@ -138,8 +187,12 @@ def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Result
             "- **supported**: the numbers agree with the statement (within the stated tolerance).",
             "- **refuted**: the numbers contradict it; the line says by how much.",
             "- **inconclusive**: nothing here measures it, or the sweep stops before it can decide.",
-            "- A measured point above its roof is a counting or caching error (wrong byte count, a warm "
-            "cache), never a result; `no-point-above-roof` lists them.", ""]
+            "- **inconclusive (ceilings suspect)**: the measured ceilings were unstable (a wide best/median "
+            "spread or before/after drift), the machine was loaded, or a point beat a ceiling; a verdict "
+            "that depends on the roof is withheld and its unjudged reading shown.",
+            "- A measured point above its roof (past the tolerance stated above) means the ceiling it beats "
+            "was measured wrong, or a counting or caching error (wrong byte count, a warm cache), never a "
+            "result; `no-point-above-roof` lists them with the ceiling each beats.", ""]
     return "\n".join(out)
 
 

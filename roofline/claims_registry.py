@@ -37,6 +37,9 @@ class Claim:
     model_check: ModelCheck | None
     measured_check: MeasuredCheck | None = None
     quote: str = ""
+    # The measured verdict reads the run's roof (ridge, peak, bandwidth share): with suspect ceilings it
+    # becomes "inconclusive (ceilings suspect)". Every measured check here does.
+    roof_dependent: bool = True
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -46,14 +49,15 @@ CLAIMS: tuple[Claim, ...] = (
           quote="element-wise operation ... is *always* memory-bound (003, App. D); softmax will always be "
                 "bounded by memory bandwidth (004)"),
     Claim("gemv-decode-crossover",
-          "Decode GEMV (weights [N, K], batch B) is memory-bound below a batch of about ridge x 2/bytes per "
-          "element (the ridge in FLOP per weight-byte) and compute-bound above it.",
+          "Decode GEMV (weights [N, K], batch B) is memory-bound below a batch of about ridge x bytes/2 "
+          "(bytes per weight element; the ridge in FLOP/byte) and compute-bound above it.",
           f"{SEED_003}; {SEED_004}", C.gemv_crossover_model, C.gemv_crossover_measured,
           quote="we need to be able to process batch sizes B ~ O(200) in order to saturate our compute "
                 "(003); the min batch size for memory bandwidth bound is A_bw/A_c = 208 (004)"),
     Claim("kv-projection-208",
-          "Computing K and V for one token costs about the same time as for up to ridge x 2/bytes per "
-          "element tokens (208 on the seed's 312 TFLOP/s, 1.5 TB/s A100).",
+          "Computing K and V for one token costs about the same time as for up to ridge x bytes/2 tokens "
+          "(bytes per weight element; counting weight bytes only: 208.0 on the seed's 312 TFLOP/s, "
+          "1.5 TB/s A100 in bf16).",
           SEED_004, C.kv_projection_model, C.qkv_crossover_measured,
           quote="if we're going to compute kv for one token, it'll take the same amount of time to compute "
                 "for up to 208 tokens! For 52B this is 11.4 milliseconds"),

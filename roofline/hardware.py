@@ -98,7 +98,8 @@ PRESETS: dict[str, HardwareSpec] = {
         _gpu("A100-PCIE-80GB", "NVIDIA A100 80GB PCIe", 312, 156, 19.5, 1935, 40, 108, 164, 163, 80),
         _gpu("H100-SXM5", "NVIDIA H100 SXM5 80GB", 989, 495, 67, 3350, 50, 132, 228, 227, 90),
         _gpu("H100-PCIE", "NVIDIA H100 PCIe 80GB", 756, 378, 51, 2000, 50, 114, 228, 227, 90),
-        _gpu("H200", "NVIDIA H200 SXM 141GB", 989, 495, 67, 4800, 50, 132, 228, 227, 90),
+        # H200: 60 MB of L2, as the device reports it (cudaDeviceProp.l2CacheSize)
+        _gpu("H200", "NVIDIA H200 SXM 141GB", 989, 495, 67, 4800, 60, 132, 228, 227, 90),
         _gpu("V100-SXM2", "NVIDIA V100 SXM2", 125, None, 15.7, 900, 6, 80, 96, 96, 70),
         # The seed documents' rounded A100: 312 TFLOP/s over 1.5 TB/s (ridge 208) and 2.0 TB/s (156).
         _gpu("A100-SEED-1.5TB", "A100 as the seed documents round it (1.5 TB/s)", 312, 156, 19.5, 1500,
@@ -131,13 +132,25 @@ _DEVICE_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def is_mig(device_name: str) -> bool:
+    """Whether ``device_name`` is a MIG slice ("NVIDIA A100-SXM4-80GB MIG 1g.10gb")."""
+    return re.search(r"\bMIG\b", device_name.upper()) is not None
+
+
+MIG_NOTE = ("a MIG slice: no full-GPU datasheet applies (a slice has a fraction of the SMs, L2 and memory "
+            "bandwidth); its roof comes from the measured ceilings alone")
+
+
 def lookup_device(device_name: str) -> HardwareSpec:
     """The preset for a ``torch.cuda.get_device_name()`` string.
 
     "NVIDIA A100-SXM4-80GB" -> A100-SXM4-80GB, "NVIDIA H100 80GB HBM3" -> H100-SXM5,
     "NVIDIA H100 PCIe" -> H100-PCIE, "NVIDIA H200" -> H200. A name that does not identify one part
-    (a bare "NVIDIA H100", an H100 NVL, an unknown GPU) raises :class:`UnknownHardwareError`.
+    (a bare "NVIDIA H100", an H100 NVL, an unknown GPU) or a MIG slice of any GPU raises
+    :class:`UnknownHardwareError`.
     """
+    if is_mig(device_name):
+        raise UnknownHardwareError(f"{device_name!r} is {MIG_NOTE}")
     upper = device_name.strip().upper()
     for pattern, preset in _DEVICE_PATTERNS:
         if re.search(pattern, upper):

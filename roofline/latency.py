@@ -181,7 +181,7 @@ def decode_compute_bound_batch(cfg: ModelConfig, spec: HardwareSpec, dtype: obje
     ``spec``: compute time >= memory time. ``None`` when no batch is: each sequence's KV-cache bytes
     then cost more time than its FLOPs (attention over a long cache is memory-bound at any batch).
 
-    At ``context=0`` this is about the ridge point times ``2 / bytes_per_element`` (weights dominate):
+    At ``context=0`` this is about the ridge point times ``bytes_per_element / 2`` (weights dominate):
     seed 004's "208" on the 312 TFLOP/s, 1.5 TB/s A100 in bf16.
     """
     one = decode_step_latency(cfg, 1, context, spec, dtype, tp)

@@ -11,18 +11,21 @@ fp32), each labelled with its value; measured ceilings solid, datasheet ceilings
 documents' rounded A100 (1.5 and 2.0 TB/s, ridges 208 and 156 FLOP/byte) dotted; ridge points marked.
 Each benchmark is a filled marker (colour = kernel, shape = provider) with p20/p80 error bars; a hollow
 marker of the same colour at the cost model's intensity shows its predicted (attainable) position on the
-roof; each sweep is a line annotated at its ends. A point above its roof is ringed in red: that is a
-counting or caching error, never a result.
+roof; each sweep is a line annotated at its ends. Every point's roof, fraction and above-roof flag come
+from :mod:`roofline.roof` (the code that writes benchmark.json and claims.md); a point past its roof's
+tolerance is ringed in red and names the ceiling it beats: that ceiling is suspect, or the point was
+miscounted, never a result.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from roofline.errors import UsageError
-from roofline.hardware import HardwareSpec, get_preset
+from roofline.hardware import HardwareSpec, get_preset, is_mig
 from roofline.plot_figures import (  # noqa: F401  (re-exported: the figure API lives here too)
     ROOF_STYLES,
     SEED_REFERENCES,
@@ -35,7 +38,7 @@ from roofline.plot_figures import (  # noqa: F401  (re-exported: the figure API 
     roofline_figure,
 )
 from roofline.plot_layout import plt
-from roofline.results import Record, load_results, slug
+from roofline.results import load_results, slug
 
 
 def save(fig, base: Path) -> list[Path]:
@@ -67,15 +70,21 @@ def plot_results(results_dir: str | Path, out_dir: str | Path | None = None) -> 
     roofs += [(s, "seed") for s in reference_specs(datasheet or roof)]
     judged = ("measured ceilings" if roof.source == "measured" else f"datasheet {roof.name}")
     cpu = " (a CPU run: judged against the CPU's measured roof)" if results.device_kind == "cpu" else ""
+    if is_mig(results.device):
+        cpu += " (MIG slice: no datasheet applies)"
+    run = results.run_roofs()
+    suspect = "  -  CEILINGS SUSPECT (see claims.md)" if run.check.suspect else ""
     written = []
-    groups: dict[tuple[str, str], list[Record]] = {}
-    for r in results.records:
-        groups.setdefault((r.device, r.dtype), []).append(r)
-    for (device, dtype), records in sorted(groups.items()):
-        points = measured_points(records, roof)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(results.records):
+        groups.setdefault((r.device, r.dtype), []).append(i)
+    for (device, dtype), index in sorted(groups.items()):
+        records = [results.records[i] for i in index]
+        sub = replace(run, points=tuple(run.points[i] for i in index))
+        points = measured_points(records, roof, sub)
         n_above = sum(p.above_roof for p in points)
-        warn = f"  -  {n_above} point(s) ABOVE their roof: counting/caching errors" if n_above else ""
-        title = (f"Measured roofline: {device}, {dtype}, {len(points)} benchmarks{warn}\n"
+        warn = (f"  -  {n_above} point(s) ABOVE their roof: ceiling suspect or miscounted" if n_above else "")
+        title = (f"Measured roofline: {device}, {dtype}, {len(points)} benchmarks{warn}{suspect}\n"
                  f"roofs: {judged}{cpu}")
         fig = roofline_figure(points, roofs, dtype=dtype, title=title)
         written += save(fig, out / f"roofline-{slug(device)}-{slug(dtype)}")

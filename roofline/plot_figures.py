@@ -14,11 +14,11 @@ from roofline import plot_layout as L
 from roofline.cost import MATMUL_KERNELS, kernel_cost
 from roofline.hardware import PRESETS, HardwareSpec, dtype_class
 from roofline.plot_layout import plt  # pyplot on the Agg backend
-from roofline.results import Record, attainable_flops_per_s, peak_for, ridge_for, size_label
+from roofline.results import Record, size_label
+from roofline.roof import TOLERANCE_FLOOR, RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for
 
 SEED_REFERENCES = {"A100-SEED-1.5TB": "seed 004", "A100-SEED-2.0TB": "seed 003"}
 ROOF_STYLES = {"measured": "-", "datasheet": "--", "seed": ":"}
-ABOVE_ROOF_TOLERANCE = 1.0  # achieved / attainable above this is flagged
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Point:
     predicted_x: float
     predicted_y: float
     roof_y: float  # the roof's height at the measured intensity
+    tolerance: float = TOLERANCE_FLOOR  # above-roof tolerance of the ceiling bounding it (roofline.roof)
+    ceiling: str = ""  # "memory" or the dtype class bounding it
 
     @property
     def roof_fraction(self) -> float | None:
@@ -47,19 +49,23 @@ class Point:
 
     @property
     def above_roof(self) -> bool:
-        return self.y is not None and self.roof_fraction > ABOVE_ROOF_TOLERANCE
+        return self.y is not None and self.roof_fraction > 1.0 + self.tolerance
 
 
-def measured_points(records: Iterable[Record], roof: HardwareSpec) -> list[Point]:
-    """Points for measured records, with predicted positions from the cost model on ``roof``."""
+def measured_points(records: Iterable[Record], roof: HardwareSpec, run: RunRoofs | None = None
+                    ) -> list[Point]:
+    """Points for measured records, placed by :mod:`roofline.roof` (``run``: the run's judgement, whose
+    tolerances decide what is above its roof; default: :func:`roofline.roof.judge_run` on ``roof``)."""
+    records = list(records)
+    run = run if run is not None else judge_run(records, roof)
     points = []
-    for r in records:
+    for r, pr in zip(records, run.points, strict=True):
         cost = r.cost()
         px = cost.intensity if cost is not None else r.intensity
-        points.append(Point(r.name, r.kernel, r.provider, r.sweep, r.shape, r.dtype_class, r.intensity,
+        points.append(Point(r.name, r.kernel, r.provider, r.sweep, r.shape, pr.dtype_class, r.intensity,
                             r.flops, r.achieved_flops_per_s, r.flops_per_s_band, px,
-                            attainable_flops_per_s(roof, r.dtype_class, px),
-                            attainable_flops_per_s(roof, r.dtype_class, r.intensity)))
+                            attainable_flops_per_s(run.spec, pr.dtype_class, px), pr.attainable_flops_per_s,
+                            run.check.tolerance_for(pr.ceiling), pr.ceiling))
     return points
 
 
@@ -261,7 +267,8 @@ def _draw_points(ax, placer, points: list[Point], kernels: list[str], providers:
             placer.place(text.strip(": ") or sweep, xy, color=color, fontsize=8)
     for p in points:
         if p.above_roof:
-            placer.place(f"ABOVE ROOF x{p.roof_fraction:.2f}: counting/caching error", (p.intensity, p.y),
+            placer.place(f"ABOVE ROOF x{p.roof_fraction:.2f} ({p.ceiling} ceiling suspect)",
+                         (p.intensity, p.y),
                          color="red", fontsize=8, fontweight="bold")
 
 
@@ -275,7 +282,7 @@ def _legend(ax, points, kernels, providers, roofs) -> None:
                           label="predicted (cost model, on the roof)"))
     if any(p.above_roof for p in points):
         handles.append(Line2D([], [], marker="o", ls="", ms=12, mfc="none", mec="red", mew=2,
-                              label="above its roof: counting/caching error"))
+                              label="above its roof past the tolerance: ceiling suspect or miscounted"))
     for kind in dict.fromkeys(k for _, k in roofs):
         text = {"measured": "measured ceilings", "datasheet": "datasheet ceilings",
                 "seed": "seed documents' A100 (rounded)"}[kind]

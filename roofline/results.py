@@ -24,7 +24,19 @@ from pathlib import Path
 
 from roofline.cost import MATMUL_KERNELS, Cost, dtype_name, kernel_cost
 from roofline.errors import UsageError
-from roofline.hardware import DTYPE_CLASSES, PRESETS, HardwareSpec, dtype_class, from_measured
+from roofline.hardware import (
+    DTYPE_CLASSES,
+    MIG_NOTE,
+    PRESETS,
+    HardwareSpec,
+    dtype_class,
+    from_measured,
+    is_mig,
+)
+from roofline.roof import RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for
+
+__all__ = ["Record", "Ceilings", "Results", "load_results", "attainable_flops_per_s", "peak_for", "ridge_for",
+           "size_label", "slug"]
 
 REQUIRED_EXTRA = ("kernel", "provider", "shape", "dtype")
 
@@ -119,6 +131,7 @@ class Ceilings:
     measured: HardwareSpec | None
     datasheet: HardwareSpec | None
     method: str = ""
+    raw: dict | None = field(default=None, repr=False, compare=False)  # the file's ``measured`` block
 
     @property
     def roof(self) -> HardwareSpec | None:
@@ -158,35 +171,24 @@ class Results:
                 return PRESETS[name]
         return None
 
+    def run_roofs(self) -> RunRoofs | None:
+        """Every record against :meth:`roof_spec` (:func:`roofline.roof.judge_run`): the one roof the
+        plots and claims use. None when no roof is known."""
+        spec = self.roof_spec()
+        if spec is None:
+            return None
+        ceilings = self.ceilings
+        datasheet = ceilings.datasheet if ceilings is not None and ceilings.datasheet is not spec else None
+        measured = ceilings.raw if ceilings is not None and spec.source == "measured" else None
+        if measured is None and ceilings is not None and ceilings.measured is not None:
+            measured = {}
+        notes = (MIG_NOTE,) if is_mig(self.device) else ()
+        return judge_run(self.records, spec, datasheet, measured, notes)
+
 
 def slug(text: str) -> str:
     """File-name-safe form of a name: ``"NVIDIA A100-SXM4-80GB"`` -> ``nvidia-a100-sxm4-80gb``."""
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "unknown"
-
-
-def peak_for(spec: HardwareSpec, cls: str) -> tuple[float, str]:
-    """(peak FLOP/s, class used) for ``cls`` on ``spec``.
-
-    A class the device lacks (a CPU has no tensor cores, so no ``tensor16``/``tf32`` peak unless one was
-    measured) falls back to the next one down: tensor16 -> tf32 -> fp32, then the largest available.
-    """
-    if cls in spec.peak_flops:
-        return spec.peak_flops[cls], cls
-    order = list(DTYPE_CLASSES)
-    for other in order[order.index(cls) + 1:] if cls in order else order:
-        if other in spec.peak_flops:
-            return spec.peak_flops[other], other
-    best = max(spec.peak_flops, key=spec.peak_flops.get)
-    return spec.peak_flops[best], best
-
-
-def attainable_flops_per_s(spec: HardwareSpec, cls: str, intensity: float) -> float:
-    """The roof's height at ``intensity``: ``min(peak, intensity * bandwidth)``."""
-    return min(peak_for(spec, cls)[0], intensity * spec.mem_bandwidth)
-
-
-def ridge_for(spec: HardwareSpec, cls: str) -> float:
-    return peak_for(spec, cls)[0] / spec.mem_bandwidth
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,7 +364,8 @@ def parse_ceilings(data: object, path: Path) -> Ceilings:
             raise UsageError(f"{path}: 'datasheet' must be a hardware spec object or null")
         datasheet = _spec_from_dict(data["datasheet"], f"{path}: datasheet")
     method = str(m.get("method", "")) if isinstance(m, dict) else ""
-    return Ceilings(device=device, measured=measured, datasheet=datasheet, method=method)
+    return Ceilings(device=device, measured=measured, datasheet=datasheet, method=method,
+                    raw=m if isinstance(m, dict) else None)
 
 
 def load_results(path: str | Path) -> Results:

@@ -30,8 +30,9 @@ are the GPU axes' lower end, spaced x4: batch 1 -> 64, prefill 128 -> 1024 with 
 batch, cache 1k -> 16k (GQA: 1k -> 4k), softmax 1k -> 64k columns of 256 rows and 1k -> 16k rows of
 1k, GELU 1 -> 8k tokens. The working sets still straddle a 32 MiB last-level cache, and the whole
 default run (28 torch timings + 28 interpreter checks) takes about a minute of CPU time on 2 cores.
-CPU points are bf16: the dtype CPUs multiply natively (fp16 GEMMs fall back to a scalar path,
-~1 GFLOP/s on the development machine).
+CPU dtype (:func:`sweep_dtype`): bf16 where the CPU multiplies it natively (avx512_bf16/AMX and torch
+agreeing, :func:`roofline.roof.native_math`), fp32 otherwise: without native math a bf16 GEMM takes
+torch's conversion path (0.2-1.4 GFLOP/s on an AVX2-only EPYC); ``--dtype`` overrides.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from roofline.model import ModelConfig
 SWEEP_PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
 DEVICE_KINDS: tuple[str, ...] = ("cuda", "cpu")
 KERNELS: tuple[str, ...] = ("qkv", "gemv", "attention", "softmax", "gelu")
+SWEEP_DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
 
 # A deliberately tiny model for the smoke preset: grouped-query heads of 64 (the smallest head dim the
 # attention kernel ships), biases, a non-power-of-two MLP.
@@ -164,9 +166,8 @@ def _smoke(dtype: str) -> list[SweepPoint]:
     ]
 
 
-def _cpu(preset: str) -> list[SweepPoint]:
+def _cpu(preset: str, dtype: str) -> list[SweepPoint]:
     small, gqa = MODELS["gpt2-small"], MODELS["llama2-70b"]
-    dtype = "bfloat16"
     batches = _pow2(1, 64, 4)  # 1, 4, 16, 64
     pts = [
         *gemv_decode(small, "mlp_up", batches, dtype),
@@ -228,17 +229,46 @@ def _cuda_full(dtype: str) -> list[SweepPoint]:
     return pts
 
 
-def sweep_points(preset: str = "quick", device_kind: str = "cuda") -> list[SweepPoint]:
+def sweep_dtype(device_kind: str, override: str | None = None, features: dict | None = None
+                ) -> tuple[str, str]:
+    """(dtype, reason) the sweep runs in on ``device_kind``: ``override`` (``--dtype``) if given; a GPU:
+    bf16; a CPU: :func:`roofline.roof.cpu_sweep_dtype` of its features (``features`` injectable; default
+    this machine's, read once by :func:`bench.provenance.this_cpu_features`)."""
+    from roofline.cost import dtype_name
+    from roofline.roof import cpu_sweep_dtype
+
+    if override is not None:
+        try:
+            override = dtype_name(override)
+        except ValueError as exc:
+            raise UsageError(f"--dtype: {exc}") from None
+        if override not in SWEEP_DTYPES:
+            raise UsageError(f"--dtype: expected one of {', '.join(SWEEP_DTYPES)}, got {override!r}")
+    if device_kind != "cpu":
+        return (override, f"--dtype {override} (given on the command line)") if override else (
+            "bfloat16", "GPU: bf16 on tensor cores (full sweep: bf16 and fp16)")
+    if features is None and override is None:
+        from bench.provenance import this_cpu_features  # torch-side detection, only when needed
+
+        features = this_cpu_features()
+    return cpu_sweep_dtype(features or {}, override)
+
+
+def sweep_points(preset: str = "quick", device_kind: str = "cuda", dtype: str | None = None
+                 ) -> list[SweepPoint]:
     """The points of sweep ``preset`` (``smoke``, ``quick``, ``full``) for ``device_kind`` (``cuda``,
-    ``cpu``), in a stable order. Raises :class:`UsageError` for an unknown preset or device kind."""
+    ``cpu``), in a stable order, in ``dtype`` (default: :func:`sweep_dtype`'s choice; the GPU's full
+    sweep runs bf16 and fp16 unless a dtype is given). Raises :class:`UsageError` for an unknown preset,
+    device kind or dtype."""
     if preset not in SWEEP_PRESETS:
         raise UsageError(f"sweep preset: unknown {preset!r}; expected one of {', '.join(SWEEP_PRESETS)}")
     if device_kind not in DEVICE_KINDS:
         raise UsageError(f"device kind: unknown {device_kind!r}; expected one of {', '.join(DEVICE_KINDS)}")
+    chosen = sweep_dtype(device_kind, dtype)[0]
     if preset == "smoke":
-        return _smoke("bfloat16" if device_kind == "cpu" else "float16")
+        return _smoke(chosen if device_kind == "cpu" or dtype else "float16")
     if device_kind == "cpu":
-        return _cpu(preset)
+        return _cpu(preset, chosen)
     if preset == "quick":
-        return _cuda_quick("bfloat16")
-    return _cuda_full("bfloat16") + _cuda_full("float16")
+        return _cuda_quick(chosen)
+    return _cuda_full(chosen) if dtype else _cuda_full("bfloat16") + _cuda_full("float16")

@@ -9,13 +9,22 @@ import math
 import pytest
 import torch
 
-from bench.record import EXTRA_INFO_FIELDS, SKIP_CATEGORIES, Roofs, extra_info, roof_class, skip_record
+from bench.record import (
+    EXTRA_INFO_FIELDS,
+    SKIP_CATEGORIES,
+    Roofs,
+    extra_info,
+    reroof_benchmark_doc,
+    roof_class,
+    skip_record,
+)
 from bench.runner import BASELINE_TOLERANCE_FACTOR, compare
 from bench.runner import classify as classify_error
 from bench.session import check_worker_count, pinned_device_index, worker_index
 from bench.timing import Summary
 from roofline.cost import CONVENTIONS, kernel_cost
 from roofline.hardware import PRESETS, dtype_class, from_measured
+from roofline.roof import CeilingCheck
 from roofline.sweeps import SweepPoint
 
 POINT = SweepPoint("gemv", "gemv/decode.llama2-7b.mlp_up", dict(batch=16, n=11008, k=4096, bias=False),
@@ -60,12 +69,18 @@ def test_extra_info_holds_every_contract_field_with_consistent_arithmetic():
     assert (info["flops"], info["bytes"], info["intensity"]) == (cost.flops, cost.bytes, cost.intensity)
     assert info["achieved_bytes_per_s"] == pytest.approx(cost.bytes / 2e-4)
     assert info["achieved_flops_per_s"] == pytest.approx(cost.flops / 2e-4)
-    # attainable_s uses the datasheet on a GPU with a preset; the measured roof sits beside it
-    assert info["roof_source"] == "datasheet" and info["hardware"] == "H100-SXM5"
-    assert info["attainable_s"] == pytest.approx(cost.bytes / 3350e9)  # B=16: far below the ridge
+    # attainable_s and roof_fraction use the measured roof (roofline.roof); the datasheet's fraction sits
+    # beside it under its own name
+    assert info["roof_source"] == "measured" and info["hardware"] == "NVIDIA H100 80GB HBM3"
+    assert info["attainable_s"] == pytest.approx(cost.bytes / 3.0e12)  # B=16: far below the ridge
     assert info["roof_fraction"] == pytest.approx(info["attainable_s"] / 2e-4)
+    assert info["datasheet_roof_fraction"] == pytest.approx(cost.bytes / 3350e9 / 2e-4)
+    assert info["roofs"]["datasheet"]["hardware"] == "H100-SXM5"
+    assert info["roofs"]["measured"]["roof_fraction"] == info["roof_fraction"]
     assert info["bound"] == "memory" and info["dtype_class"] == "tensor16"
-    assert info["roofs"]["measured"]["attainable_s"] == pytest.approx(cost.bytes / 3.0e12)
+    assert info["roof_ceiling"] == "memory"
+    assert info["ridge"] == pytest.approx(800e12 / 3.0e12)
+    assert info["above_roof"] is (info["roof_fraction"] > 1 + info["above_roof_tolerance"])
     assert info["conventions"] == CONVENTIONS and info["tolerance"] == [1.6e-2, 1.6e-2]
     assert (info["median_s"], info["p20_s"], info["p80_s"]) == (2e-4, 1.9e-4, 2.3e-4)
     assert info["shape"] == POINT.shape and info["shape"] is not POINT.shape
@@ -78,6 +93,7 @@ def test_cpu_records_use_the_measured_roof_and_fall_back_from_tf32():
                       device_kind="cpu", summary=Summary(1e-3, 1e-3, 1e-3, 5), roofs=Roofs(CPU, None),
                       max_error=0.0, tolerance=(1e-3, 1e-3), timing_method="perf_counter")
     assert info["roof_source"] == "measured" and info["roofs"]["datasheet"] is None
+    assert info["datasheet_roof_fraction"] is None
     assert info["dtype_class"] == "fp32"  # a CPU has no TF32 roof: fp32 matmuls run on FMA units
     cost = kernel_cost("qkv", point.shape, "float32")
     assert info["attainable_s"] == pytest.approx(max(cost.flops / 80e9, cost.bytes / 20e9))
@@ -131,3 +147,22 @@ def test_compare_never_passes_nan_or_a_wrong_shape():
     with pytest.raises(ValueError, match="tensors"):
         compare((ref,), (ref, ref), (1.0, 1.0))
     assert BASELINE_TOLERANCE_FACTOR > 1
+
+
+def test_reroof_rewrites_every_roof_field_against_the_final_ceilings():
+    """After the ceilings are measured again, benchmark.json's roof fields follow the final roof."""
+    point = POINT
+    summary = Summary(median_s=2e-4, p20_s=1.9e-4, p80_s=2.3e-4, rounds=50)
+    first = Roofs(from_measured("dev", 1.0e12, {"tensor16": 500e12, "fp32": 50e12}), None)
+    info = extra_info(point=point, provider="torch", variant=None, config=None, device_name="dev",
+                      device_kind="cuda", summary=summary, roofs=first, max_error=0.0, tolerance=(1e-3, 1e-3),
+                      timing_method="cuda events")
+    before = info["roof_fraction"]
+    doc = {"benchmarks": [{"extra_info": info}, {"extra_info": {"kernel": "x"}}]}
+    final = Roofs(from_measured("dev", 2.0e12, {"tensor16": 500e12, "fp32": 50e12}), None)
+    check = CeilingCheck({"memory": 0.2})
+    assert reroof_benchmark_doc(doc, final, check) == 1
+    new = doc["benchmarks"][0]["extra_info"]
+    assert new["roof_fraction"] == pytest.approx(before / 2)  # twice the bandwidth
+    assert new["above_roof_tolerance"] == pytest.approx(0.2)
+    assert doc["benchmarks"][1]["extra_info"] == {"kernel": "x"}

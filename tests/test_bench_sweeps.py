@@ -10,7 +10,7 @@ from roofline.errors import UsageError
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import dtype_class
 from roofline.model import PRESETS as MODELS
-from roofline.sweeps import KERNELS, SMOKE_MODEL, SWEEP_PRESETS, sweep_points
+from roofline.sweeps import KERNELS, SMOKE_MODEL, SWEEP_PRESETS, sweep_dtype, sweep_points
 
 ALL = [(p, d) for p in SWEEP_PRESETS for d in ("cuda", "cpu")]
 
@@ -85,13 +85,31 @@ def test_memory_bound_working_sets_straddle_the_cache(kind, cache):
 
 
 def test_cpu_points_are_cpu_sized():
-    quick = sweep_points("quick", "cpu")
+    quick = sweep_points("quick", "cpu", "bfloat16")
     total_flops = sum(kernel_cost(p.kernel, p.shape, p.dtype).flops for p in quick)
     total_bytes = sum(kernel_cost(p.kernel, p.shape, p.dtype).bytes for p in quick)
     assert total_flops < 1e10 and total_bytes < 1e9  # one pass of the sweep: ~1 s of a 2-core CPU
+    fp32 = sweep_points("quick", "cpu", "fp32")
+    fp32_bytes = sum(kernel_cost(p.kernel, p.shape, p.dtype).bytes for p in fp32)
+    assert fp32_bytes <= 2 * total_bytes  # fp32 (a CPU without native bf16) moves at most twice as much
     assert len(quick) < len(sweep_points("quick", "cuda"))
-    assert {p.dtype for p in quick} == {"bfloat16"}
     assert max(p.shape.get("batch", 0) for p in _by(quick, "gemv")) == 64
+
+
+def test_the_cpu_sweep_dtype_follows_native_math_and_dtype_overrides():
+    """bf16 where the CPU multiplies it natively, fp32 otherwise (roofline.roof.cpu_sweep_dtype), on this
+    machine as detected; --dtype overrides on any device."""
+    from bench.provenance import this_cpu_features
+
+    native = this_cpu_features()["native"]["bfloat16"]["native"]
+    expected = "bfloat16" if native else "float32"
+    assert {p.dtype for p in sweep_points("quick", "cpu")} == {expected}
+    assert sweep_dtype("cpu")[0] == expected and sweep_dtype("cpu")[1]
+    assert {p.dtype for p in sweep_points("quick", "cpu", "bf16")} == {"bfloat16"}
+    assert {p.dtype for p in sweep_points("full", "cuda", "float32")} == {"float32"}
+    assert {p.dtype for p in sweep_points("smoke", "cuda")} == {"float16"}
+    with pytest.raises(UsageError, match="--dtype"):
+        sweep_points("quick", "cpu", "int8")
 
 
 def test_full_is_a_superset_in_both_dtypes_and_bad_names_are_refused():

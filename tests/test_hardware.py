@@ -12,6 +12,7 @@ from roofline.hardware import (
     dtype_class,
     from_measured,
     get_preset,
+    is_mig,
     lookup_device,
 )
 
@@ -152,3 +153,16 @@ def test_dtype_class(dtype, matmul, cls):
 def test_dtype_class_rejects_float64():
     with pytest.raises(ValueError, match="dtype: unsupported"):
         dtype_class("float64", matmul=True)
+
+
+@pytest.mark.parametrize("name", ["NVIDIA A100-SXM4-80GB MIG 1g.10gb", "NVIDIA H100 80GB HBM3 MIG 3g.40gb",
+                                  "NVIDIA A100-PCIE-40GB MIG 7g.40gb"])
+def test_a_mig_slice_matches_no_full_gpu_preset(name):
+    assert is_mig(name)
+    with pytest.raises(UnknownHardwareError, match="MIG slice"):
+        lookup_device(name)
+
+
+def test_h200_l2_is_what_the_device_reports():
+    assert PRESETS["H200"].l2_bytes == 60 * 1024 * 1024
+    assert not is_mig("NVIDIA H200") and lookup_device("NVIDIA H200").name == "H200"

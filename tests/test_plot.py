@@ -130,7 +130,7 @@ def test_a_point_above_its_roof_is_flagged(tmp_path):
                           dtype="float16", title="t")
     flagged = _by_gid(fig.axes[0], "above-roof:")
     assert list(flagged) == [f"above-roof:{fast['name']}"]
-    assert any("counting/caching error" in t for t in _texts(fig.axes[0]))
+    assert any("ABOVE ROOF x3.00 (memory ceiling suspect)" in t for t in _texts(fig.axes[0]))
     plt.close(fig)
 
 

@@ -110,13 +110,15 @@ def _attn_splitkv_kernel(
         m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
 
     # Non-finite scores (the convention in kernels.attention): l_i == 0 exactly when no visible score
-    # was finite-or-+inf (all -inf, or no key in this split); l_i is NaN when a score was +inf or NaN.
-    # LSE = m + log2(l) is then -inf and NaN respectively, with no branch. The final O is acc / l
-    # (0/0 = NaN for an all -inf query, as the reference); a partial O of a split that saw nothing
-    # must stay finite (0), since the combine weighs it by 2^-inf = 0 and 0 * NaN would be NaN.
-    lse2 = m_i + tl.math.log2(l_i)
+    # was finite-or-+inf (all -inf, or no key in this split): LSE -inf. l_i is NaN when a score was
+    # +inf or NaN, and so is m + log2(l): LSE NaN. The final O is acc / l (0/0 = NaN for an all -inf
+    # query, as the reference); a partial O of a split that saw nothing must stay finite (0), since
+    # the combine weighs it by 2^-inf = 0 and 0 * NaN would be NaN.
+    empty = l_i == 0.0
+    l_safe = tl.where(empty, 1.0, l_i)  # log2(0) is -inf anyway; this keeps the interpreter quiet
+    lse2 = tl.where(empty, float("-inf"), m_i + tl.math.log2(l_safe))
     if SPLIT:
-        acc = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
+        acc = acc / l_safe[:, None]
     else:
         acc = acc / l_i[:, None]
     o_rows = batch * stride_ob + head * stride_oh + tok * stride_om + split * stride_os

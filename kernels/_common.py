@@ -159,6 +159,13 @@ def check_positive(name: str, value: object) -> int:
     return check_int(name, value, lo=1)
 
 
+def check_flag(name: str, value: object) -> bool:
+    """The one flag rule: ``bool`` or ``np.bool_`` (not ``1``, not ``None``); raises ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def check_real(name: str, value: object) -> float:
     """The one scalar rule: a finite real number (``int``, ``float``, numpy integer or floating scalar),
     not a bool. Returns a Python ``float``; raises ``ValueError`` naming ``name`` (also for integers too
@@ -224,11 +231,27 @@ class _Bytes:
         }
 
 
-def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+def _byte_range(t: torch.Tensor) -> tuple[int, int]:
+    """``[first, last)`` byte address ``t`` can touch (non-negative strides, as torch's; ``numel > 0``)."""
+    span = 1
+    for n, st in zip(t.shape, t.stride(), strict=True):
+        span += (n - 1) * st
+    start = t.data_ptr()
+    return start, start + span * t.element_size()
+
+
+def _overlap(a: torch.Tensor, ra: tuple[int, int], b: torch.Tensor) -> str:
+    """:func:`memory_overlap` of non-empty tensors on one device, ``ra`` being ``a``'s byte range."""
+    rb = _byte_range(b)
+    if ra[1] <= rb[0] or rb[1] <= ra[0]:
+        return "none"  # the usual case, separate allocations: no need for the exact solver
+    if ra == rb and a.stride() == b.stride() and a.shape == b.shape and a.element_size() == b.element_size():
+        return "full"
     try:
-        return bool(np.shares_memory(np.asarray(_Bytes(a)), np.asarray(_Bytes(b)), max_work=OVERLAP_MAX_WORK))
+        shared = np.shares_memory(np.asarray(_Bytes(a)), np.asarray(_Bytes(b)), max_work=OVERLAP_MAX_WORK)
     except _TOO_HARD:
-        return True  # could not prove them disjoint: refuse, as a conservative answer
+        shared = True  # could not prove them disjoint: refuse, as a conservative answer
+    return "partial" if shared else "none"
 
 
 def memory_overlap(a: torch.Tensor, b: torch.Tensor) -> str:
@@ -236,19 +259,16 @@ def memory_overlap(a: torch.Tensor, b: torch.Tensor) -> str:
     ``"partial"`` (any other sharing of bytes) between two tensors."""
     if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
         return "none"
-    if (a.data_ptr(), a.shape, a.stride(), a.element_size()) == (b.data_ptr(), b.shape, b.stride(),
-                                                                  b.element_size()):
-        return "full"
-    return "partial" if _shares_memory(a, b) else "none"
+    return _overlap(a, _byte_range(a), b)
 
 
 def has_internal_overlap(t: torch.Tensor) -> bool:
     """True when two different indices of ``t`` address the same memory (an ``expand``-ed tensor,
     stride 0; or strides that interleave). Exact: two indices that first differ in dim ``d`` exist iff
     the view with dim ``d`` at ``1:`` shares memory with the view at ``0:1`` (earlier dims at 0)."""
-    dims = [(size, stride) for size, stride in zip(t.shape, t.stride(), strict=True) if size > 1]
-    if not dims or t.numel() <= 1:
+    if t.is_contiguous() or t.numel() <= 1:
         return False
+    dims = [(size, stride) for size, stride in zip(t.shape, t.stride(), strict=True) if size > 1]
     if any(stride == 0 for _, stride in dims):
         return True
     span = 0  # fast path: sorted by stride, each stride steps past everything the smaller ones reach
@@ -261,7 +281,7 @@ def has_internal_overlap(t: torch.Tensor) -> bool:
     for d in range(t.dim()):
         if t.shape[d] > 1:
             head = t[(0,) * d]  # earlier dims fixed: equal indices there move both sides equally
-            if _shares_memory(head.narrow(0, 1, head.shape[0] - 1), head.narrow(0, 0, 1)):
+            if memory_overlap(head.narrow(0, 1, head.shape[0] - 1), head.narrow(0, 0, 1)) != "none":
                 return True
     return False
 
@@ -274,11 +294,13 @@ def check_no_overlap(out_name: str, out: torch.Tensor, inputs: Mapping[str, torc
         raise ValueError(f"{out_name}: an output whose elements overlap in memory (strides {out.stride()} "
                          f"for shape {tuple(out.shape)}, e.g. expanded), so two results would land in one "
                          f"place; pass a tensor with its own memory per element")
-    allowed = set(allow_full)
+    if out.numel() == 0:
+        return
+    allowed, out_range = set(allow_full), _byte_range(out)
     for name, t in inputs.items():
-        if t is None:
+        if t is None or t.numel() == 0 or t.device != out.device:
             continue
-        status = memory_overlap(out, t)
+        status = _overlap(out, out_range, t)
         if status == "partial" or (status == "full" and name not in allowed):
             raise ValueError(f"{name}: shares memory with the output {out_name}; the kernel would read "
                              f"values it has already overwritten (torch refuses this too); pass a copy "

@@ -101,6 +101,7 @@ from kernels._common import (
     SUPPORTED_DTYPES,
     autotuning,
     check_device,
+    check_flag,
     check_grid,
     check_int,
     check_real,
@@ -331,6 +332,8 @@ def attention(
         num_splits = check_int("num_splits", num_splits, lo=1, hi=MAX_SPLITS, none_ok=True)
         if variant == "prefill":
             raise ValueError("num_splits: only applies to variant='splitkv', not 'prefill'")
+    return_lse = check_flag("return_lse", return_lse)
+    check_cache_len = check_flag("check_cache_len", check_cache_len)
     n_kv_heads, _, scale, cache_len = _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len)
     batch, n_heads, q_len, head_dim = q.shape
     if variant is None:

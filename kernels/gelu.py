@@ -39,6 +39,7 @@ from kernels._common import (
     TRITON_TYPE,
     CompileCase,
     check_device,
+    check_flag,
     check_no_overlap,
     check_tensor,
     check_vector,
@@ -143,8 +144,7 @@ def gelu(
     check_device("x", x)
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
-    if not isinstance(inplace, bool):
-        raise TypeError(f"inplace: expected a bool, got {type(inplace).__name__}")
+    inplace = check_flag("inplace", inplace)
     n = x.shape[-1] if x.dim() else 1
     if inplace:  # x is the output: no element may alias another, nor the (caller's, uncopied) bias
         bias_c = check_vector("bias", bias, n, x, "x") if bias is not None else None

@@ -67,6 +67,7 @@ from kernels._common import (
     CompileCase,
     autotuning,
     check_device,
+    check_flag,
     check_no_overlap,
     check_positive,
     check_same_dtype_device,
@@ -302,6 +303,7 @@ def qkv_projection(
         raise ValueError(f"variant: expected None or {VARIANT!r}, got {variant!r}")
     if config is not None and not isinstance(config, triton.Config):
         raise TypeError(f"config: expected a triton.Config, got {type(config).__name__}")
+    check_cache_len = check_flag("check_cache_len", check_cache_len)
     head_dim, n_heads, n_kv_heads, bias, cache_len = _validate(
         x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len)
     batch, tokens, d_model = x.shape

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kernels.attention as A
 from kernels._common import (
@@ -96,6 +98,23 @@ def test_numpy_integers_are_accepted_everywhere():
             A.attention(*args, num_splits=bad)
         with pytest.raises(ValueError, match="split_k: expected a positive integer or None"):
             gemv(xg, wg, split_k=bad)
+
+
+def test_one_flag_rule():
+    x = torch.randn(2, 8)
+    args = _attention_args()
+    xq, w = _qkv_args()
+    for bad in (1, None, "yes"):
+        with pytest.raises(TypeError, match="inplace: expected a bool"):
+            gelu(x, inplace=bad)
+        with pytest.raises(TypeError, match="return_lse: expected a bool"):
+            A.attention(*args, return_lse=bad)
+        with pytest.raises(TypeError, match="check_cache_len: expected a bool"):
+            A.attention(*args, check_cache_len=bad)
+        with pytest.raises(TypeError, match="check_cache_len: expected a bool"):
+            qkv_projection(xq, w, n_heads=1, n_kv_heads=1, check_cache_len=bad)
+    o, lse = A.attention(*args, return_lse=np.True_)  # numpy bools are bools
+    assert lse.shape == args[0].shape[:3]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,3 +312,28 @@ def test_attention_reads_shared_caches():
     lens = torch.tensor([1, 4], dtype=torch.int32)
     torch.testing.assert_close(A.attention(q, k, k, lens), A.attention_ref(q, k, k, lens), atol=1e-5,
                                rtol=1e-5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_overlap_helpers_agree_with_brute_force(data):
+    """Random strided views of one small buffer: the exact helpers against the set of element offsets."""
+    base = torch.zeros(256)
+
+    def view():
+        ndim = data.draw(st.integers(1, 3))
+        shape = tuple(data.draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim)))
+        strides = tuple(data.draw(st.lists(st.integers(0, 9), min_size=ndim, max_size=ndim)))
+        offset = data.draw(st.integers(0, 40))
+        return base.as_strided(shape, strides, offset)
+
+    def offsets(t):
+        return [t.storage_offset() + sum(i * s for i, s in zip(ix, t.stride(), strict=True))
+                for ix in np.ndindex(*t.shape)]
+
+    a, b = view(), view()
+    oa, ob = offsets(a), offsets(b)
+    assert has_internal_overlap(a) == (len(set(oa)) < len(oa))
+    status = memory_overlap(a, b)
+    same_layout = (a.storage_offset(), a.shape, a.stride()) == (b.storage_offset(), b.shape, b.stride())
+    assert status == ("full" if same_layout else "partial" if set(oa) & set(ob) else "none")

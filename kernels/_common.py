@@ -286,25 +286,24 @@ def has_internal_overlap(t: torch.Tensor) -> bool:
     return False
 
 
-def check_no_overlap(out_name: str, out: torch.Tensor, inputs: Mapping[str, torch.Tensor | None], *,
-                     allow_full: Iterable[str] = ()) -> None:
-    """Refuse an output that aliases itself or any input; ``allow_full`` names the inputs that may be
-    the output itself (documented in-place operands). Raises ``ValueError`` naming both arguments."""
+def check_no_overlap(out_name: str, out: torch.Tensor, inputs: Mapping[str, torch.Tensor | None]) -> None:
+    """Refuse an output that aliases itself or shares any memory with ``inputs`` (other operands,
+    including other outputs). An in-place operand is the output itself, so it is not listed in
+    ``inputs``. Raises ``ValueError`` naming both arguments."""
     if has_internal_overlap(out):
         raise ValueError(f"{out_name}: an output whose elements overlap in memory (strides {out.stride()} "
                          f"for shape {tuple(out.shape)}, e.g. expanded), so two results would land in one "
                          f"place; pass a tensor with its own memory per element")
     if out.numel() == 0:
         return
-    allowed, out_range = set(allow_full), _byte_range(out)
+    out_range = _byte_range(out)
     for name, t in inputs.items():
         if t is None or t.numel() == 0 or t.device != out.device:
             continue
-        status = _overlap(out, out_range, t)
-        if status == "partial" or (status == "full" and name not in allowed):
-            raise ValueError(f"{name}: shares memory with the output {out_name}; the kernel would read "
-                             f"values it has already overwritten (torch refuses this too); pass a copy "
-                             f"(.clone()) or separate memory")
+        if _overlap(out, out_range, t) != "none":
+            raise ValueError(f"{name}: shares memory with the output {out_name}, so the kernel could "
+                             f"overwrite values before reading them or write one place twice (torch "
+                             f"refuses such overlap too); pass separate memory, e.g. a .clone()")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ into ``num_splits`` runs of whole ``BLOCK_N`` tiles; a split that starts past a 
 past the sequence) contributes nothing.
 
 With ``SPLIT`` (``num_splits > 1``) each program writes its normalised partial output (fp32) and its
-base-2 LSE (``-inf`` for a split that saw no key), and ``_attn_combine_kernel`` merges the splits:
-``O = sum_s 2^(lse_s - m) O_s / sum_s 2^(lse_s - m)``. Without ``SPLIT`` the same kernel is the
-single-pass path: it normalises and writes O (and the natural-log LSE) directly.
+base-2 LSE (``-inf`` and a zero partial for a split that saw no key, or only ``-inf`` scores), and
+``_attn_combine_kernel`` merges the splits: ``O = sum_s 2^(lse_s - m) O_s / sum_s 2^(lse_s - m)``.
+Without ``SPLIT`` the same kernel is the single-pass path: it normalises and writes O (and the
+natural-log LSE) directly. Every split count gives the same non-finite results (the convention is in
+:mod:`kernels.attention`): all splits ``-inf`` combine to ``0/0`` = NaN and ``-inf``; a NaN split LSE
+(a ``+inf`` or NaN score) makes the total weight, hence O and LSE, NaN.
 """
 
 from __future__ import annotations
@@ -106,9 +109,18 @@ def _attn_splitkv_kernel(
                     mask=n_mask[:, None] & d_mask[None, :], other=0.0)
         m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
 
-    seen = l_i > 0.0
-    acc = acc / tl.where(seen, l_i, 1.0)[:, None]
-    lse2 = tl.where(seen, m_i + tl.math.log2(tl.where(seen, l_i, 1.0)), float("-inf"))
+    # Non-finite scores (the convention in kernels.attention): l_i == 0 exactly when no visible score
+    # was finite-or-+inf (all -inf, or no key in this split): LSE -inf. l_i is NaN when a score was
+    # +inf or NaN, and so is m + log2(l): LSE NaN. The final O is acc / l (0/0 = NaN for an all -inf
+    # query, as the reference); a partial O of a split that saw nothing must stay finite (0), since
+    # the combine weighs it by 2^-inf = 0 and 0 * NaN would be NaN.
+    empty = l_i == 0.0
+    l_safe = tl.where(empty, 1.0, l_i)  # log2(0) is -inf anyway; this keeps the interpreter quiet
+    lse2 = tl.where(empty, float("-inf"), m_i + tl.math.log2(l_safe))
+    if SPLIT:
+        acc = acc / l_safe[:, None]
+    else:
+        acc = acc / l_i[:, None]
     o_rows = batch * stride_ob + head * stride_oh + tok * stride_om + split * stride_os
     out_mask = row_mask[:, None] & d_mask[None, :]
     lse_rows = batch * stride_lseb + head * stride_lseh + tok * stride_lsem

@@ -12,6 +12,18 @@ look past it. ``G = Hq // Hkv`` (GQA; MQA is ``Hkv = 1``). Head dims 64, 80, 96,
 padded to 128 with masks); fp16/bf16 on a GPU, fp32 too for CPU (interpreter) runs. ``scale``
 defaults to ``1/sqrt(Dh)``. Output ``O`` like ``q``; optional LSE (natural log, fp32, ``[B, Hq, q_len]``).
 
+Non-finite scores: one convention for every variant, split count and cache capacity, the one of the
+float64 reference :func:`attention_ref` (so of ``torch.softmax`` and SDPA's math backend). A query whose
+visible scores ``scale * q.k`` are ALL ``-inf`` gets ``O = NaN`` (softmax 0/0) and ``LSE = -inf`` (as
+``torch.logsumexp``); a visible score of ``+inf`` or NaN gives ``O = NaN`` and ``LSE = NaN``. Why not
+FlashAttention's 0 output for fully masked rows: the mask here is causal and key 0 is always visible,
+so such a row only arises from infinities in the data, which should surface, not read as a valid
+zero (the softmax kernel also returns NaN for an all ``-inf`` row). Why LSE NaN rather than
+``torch.logsumexp``'s ``+inf`` for a ``+inf`` score: O is NaN there anyway, NaN is what the online
+softmax's ``m + log2(l)`` yields on every path and platform without an extra branch (``l`` is NaN),
+and a NaN LSE poisons any later merge instead of dominating it. Keys the causal mask hides, or past
+``cache_len + q_len``, are never read, so their values do not matter.
+
 FLOPs: ``4 * Dh * Hq * pairs`` (pairs = unmasked query-key pairs). Compulsory bytes: Q and O once per
 query head, the ``cache_len + q_len`` keys and values once per KV head (``roofline.cost.attention_cost``).
 
@@ -60,7 +72,6 @@ config_id)``.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import triton
@@ -89,9 +100,15 @@ from kernels._attention_prefill import (
 from kernels._common import (
     SUPPORTED_DTYPES,
     autotuning,
+    check_device,
+    check_flag,
+    check_grid,
+    check_int,
+    check_real,
     check_same_dtype_device,
     check_shape,
     check_tensor,
+    check_vector,
     record_launch,
     triton_config_id,
 )
@@ -133,9 +150,14 @@ def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
 # Validation
 # ----------------------------------------------------------------------------------------------
 
-def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool) -> tuple[int, int, float]:
-    """Check every argument; returns ``(n_kv_heads, capacity, scale)``."""
+def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool
+              ) -> tuple[int, int, float, torch.Tensor]:
+    """Check every argument; returns ``(n_kv_heads, capacity, scale, cache_len)`` (cache_len contiguous).
+
+    The caches are only read, so they may alias each other or themselves (K = V, or one prefix
+    expanded over the batch); the launchers that write caches (:mod:`kernels.qkv`) refuse that."""
     check_tensor("q", q, ndim=4, dtypes=SUPPORTED_DTYPES)
+    check_device("q", q)
     check_tensor("k_cache", k_cache, ndim=4, dtypes=None)
     check_tensor("v_cache", v_cache, ndim=4, dtypes=None)
     check_same_dtype_device("k_cache", k_cache, "q", q)
@@ -155,14 +177,8 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool) -> t
     if not isinstance(cache_len, torch.Tensor):
         raise TypeError(f"cache_len: expected an int32 torch.Tensor of shape [{batch}], "
                         f"got {type(cache_len).__name__}")
-    check_tensor("cache_len", cache_len, ndim=1, dtypes=(torch.int32,), last_dim_contiguous=False)
-    check_shape("cache_len", cache_len, (batch,))
-    if cache_len.device != q.device:
-        raise ValueError(f"cache_len: on {cache_len.device} but q is on {q.device}")
-    if scale is None:
-        scale = 1.0 / math.sqrt(head_dim)
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
-        raise ValueError(f"scale: expected a finite real number or None, got {scale!r}")
+    cache_len = check_vector("cache_len", cache_len, batch, q, "q", dtypes=(torch.int32,))  # any stride
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else check_real("scale", scale)
     if check_cache_len and batch > 0:
         lo, hi = (int(x) for x in torch.stack(torch.aminmax(cache_len)).tolist())  # one device sync
         if lo < 0:
@@ -170,7 +186,34 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool) -> t
         if hi + q_len > capacity:
             raise ValueError(f"cache_len: cache_len + q_len = {hi} + {q_len} exceeds the cache capacity "
                              f"{capacity} (k_cache.shape[2])")
-    return n_kv_heads, capacity, float(scale)
+    return n_kv_heads, capacity, scale, cache_len
+
+
+def launch_grids(variant: str, batch: int, n_heads: int, n_kv_heads: int, q_len: int, head_dim: int,
+                 num_splits: int = 1) -> list[tuple[tuple[int, int, int], tuple[str, str, str]]]:
+    """Every grid a launch of ``variant`` uses, each with what its axes count (for the error message).
+
+    Prefill: ``(q blocks, Hq, B)``, counted at the smallest ``BLOCK_M`` (64) any config uses. Split-KV:
+    ``(num_splits, Hkv, B * row blocks)``, then the combine kernel's ``(q_len, Hq, B)`` when
+    ``num_splits > 1``. CUDA caps axes y and z at 65,535 (:func:`kernels._common.check_grid`).
+    """
+    if variant == "prefill":
+        return [((triton.cdiv(q_len, 64), n_heads, batch),
+                 ("q: query blocks of 64 (q_len / 64)", "q: n_heads", "q: batch"))]
+    m_blocks = triton.cdiv(n_heads // n_kv_heads * q_len, decode_block_m(n_heads // n_kv_heads, q_len))
+    grids = [((num_splits, n_kv_heads, batch * m_blocks),
+              ("num_splits", "k_cache: n_kv_heads", f"q: batch x packed-row blocks ({batch} x {m_blocks})"))]
+    if num_splits > 1:
+        grids.append(((q_len, n_heads, batch), ("q: q_len", "q: n_heads", "q: batch")))
+    return grids
+
+
+def check_launch_grids(variant: str, batch: int, n_heads: int, n_kv_heads: int, q_len: int, head_dim: int,
+                       num_splits: int = 1) -> None:
+    """Refuse, before launching, a shape whose grid passes CUDA's limits (on every device alike: the
+    interpreter has no such limit, but a shape should not work on CPU and fail on a GPU)."""
+    for grid, axes in launch_grids(variant, batch, n_heads, n_kv_heads, q_len, head_dim, num_splits):
+        check_grid(grid, axes)
 
 
 def _alloc(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -263,37 +306,44 @@ def attention(
     q : Tensor ``[B, Hq, q_len, Dh]``, fp16/bf16 (fp32 on CPU), last dim contiguous.
     k_cache, v_cache : Tensor ``[B, Hkv, capacity, Dh]``, q's dtype and device, last dim contiguous;
         ``Hkv`` divides ``Hq``. Positions ``cache_len[b] .. cache_len[b] + q_len - 1`` hold the new
-        tokens' keys/values; positions from ``cache_len[b] + q_len`` on are never read.
-    cache_len : int32 Tensor ``[B]`` on q's device: tokens cached before this step.
-    scale : softmax scale, default ``1/sqrt(Dh)``.
+        tokens' keys/values; positions from ``cache_len[b] + q_len`` on are never read. Only read, so
+        they may share memory (``k_cache is v_cache``, one prefix expanded over the batch).
+    cache_len : int32 Tensor ``[B]`` on q's device, any stride: tokens cached before this step.
+    scale : softmax scale, a finite real number (Python or numpy scalar, not a bool); default
+        ``1/sqrt(Dh)``.
     variant : ``"prefill"`` or ``"splitkv"``; ``None`` = :func:`select_variant`.
-    num_splits : split-KV only (giving it with ``variant=None`` selects split-KV): splits of the key axis
-        (1..128); ``None`` = :func:`select_num_splits`.
+    num_splits : split-KV only (giving it with ``variant=None`` selects split-KV): splits of the key axis,
+        an integer (``int`` or numpy integer, not a bool) in 1..128; ``None`` = :func:`select_num_splits`.
     return_lse : also return the natural-log log-sum-exp of each query's scores, fp32 ``[B, Hq, q_len]``.
     check_cache_len : check ``0 <= cache_len`` and ``cache_len + q_len <= capacity`` (one device-to-host
         copy). ``False`` skips the sync (CUDA graphs, timing); the caller then guarantees both.
 
     Returns
     -------
-    ``O [B, Hq, q_len, Dh]`` (contiguous, q's dtype), or ``(O, lse)`` with ``return_lse``.
+    ``O [B, Hq, q_len, Dh]`` (contiguous, q's dtype), or ``(O, lse)`` with ``return_lse``. Queries with
+    non-finite scores follow the module's convention (NaN O; LSE ``-inf`` or NaN).
+
+    Raises ``ValueError`` before launching when ``Hq`` or ``B`` (split-KV: ``B`` x packed-row blocks)
+    passes CUDA's 65,535 programs on grid axis y or z (:func:`launch_grids`), on every device alike.
     """
     if variant is not None and variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {sorted(VARIANTS)} or None, got {variant!r}")
     if num_splits is not None:
-        bad = isinstance(num_splits, bool) or not isinstance(num_splits, int)
-        if bad or not 1 <= num_splits <= MAX_SPLITS:
-            raise ValueError(f"num_splits: expected an integer in [1, {MAX_SPLITS}] or None, "
-                             f"got {num_splits!r}")
+        num_splits = check_int("num_splits", num_splits, lo=1, hi=MAX_SPLITS, none_ok=True)
         if variant == "prefill":
             raise ValueError("num_splits: only applies to variant='splitkv', not 'prefill'")
-    n_kv_heads, _, scale = _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len)
+    return_lse = check_flag("return_lse", return_lse)
+    check_cache_len = check_flag("check_cache_len", check_cache_len)
+    n_kv_heads, _, scale, cache_len = _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len)
     batch, n_heads, q_len, head_dim = q.shape
     if variant is None:
         variant = "splitkv" if num_splits is not None else select_variant(q_len, n_heads, n_kv_heads)
+    # the default split count is at most MAX_SPLITS, far inside axis x: check with 2 (a combine launch)
+    check_launch_grids(variant, batch, n_heads, n_kv_heads, q_len, head_dim,
+                       num_splits if num_splits is not None else 2)
     o = _alloc((batch, n_heads, q_len, head_dim), q.dtype, q.device)
     lse = _alloc((batch, n_heads, q_len), torch.float32, q.device) if return_lse else None
     if o.numel() > 0:
-        cache_len = cache_len.contiguous()
         if variant == "prefill":
             _launch_prefill(q, k_cache, v_cache, cache_len, o, lse, scale)
         else:
@@ -329,7 +379,9 @@ def attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                   compute_dtype: torch.dtype = torch.float32
                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Plain PyTorch over the cache, one sequence at a time with its own length, computed in
-    ``compute_dtype`` (fp32, or float64 in tests) and cast back to q's dtype; LSE in ``compute_dtype``."""
+    ``compute_dtype`` (fp32, or float64 in tests) and cast back to q's dtype; LSE in ``compute_dtype``.
+    Non-finite scores follow the module's convention (torch's softmax; LSE NaN where torch's
+    ``logsumexp`` would say ``+inf``)."""
     batch, n_heads, q_len, head_dim = q.shape
     group = n_heads // k_cache.shape[1]
     scale = 1.0 / math.sqrt(head_dim) if scale is None else scale
@@ -343,8 +395,9 @@ def attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
         key = torch.arange(n, device=q.device)
         pos = past + torch.arange(q_len, device=q.device)
         s = s.masked_fill(key[None, :] > pos[:, None], float("-inf"))
-        lse[b] = torch.logsumexp(s, dim=-1)
-        o[b] = torch.exp(s - lse[b][..., None]) @ v
+        lse_b = torch.logsumexp(s, dim=-1)
+        o[b] = torch.exp(s - lse_b[..., None]) @ v
+        lse[b] = lse_b.masked_fill(lse_b == math.inf, math.nan)  # the module's convention, not torch's +inf
     o = o.to(q.dtype)
     return (o, lse) if return_lse else o
 

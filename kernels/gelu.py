@@ -38,12 +38,13 @@ import triton.language as tl
 from kernels._common import (
     TRITON_TYPE,
     CompileCase,
-    check_same_dtype_device,
-    check_shape,
+    check_device,
+    check_flag,
+    check_no_overlap,
     check_tensor,
+    check_vector,
     collapsed_row_stride,
     config_id,
-    interpreting,
     record_launch,
 )
 
@@ -128,27 +129,29 @@ def gelu(
     ----------
     x : Tensor ``[..., n]``, fp16/bf16/fp32, last dimension contiguous. Leading dimensions that do not
         collapse to one row stride are copied once (refused with ``inplace=True``).
-    bias : Tensor ``[n]`` of ``x``'s dtype and device, or None. Added (in fp32) before the GELU.
+    bias : Tensor ``[n]`` of ``x``'s dtype and device, any stride (a strided one is copied), or None.
+        Added (in fp32) before the GELU.
     approximate : ``"none"`` (erf) or ``"tanh"``, as ``torch.nn.functional.gelu``.
-    inplace : write the result into ``x`` and return ``x``.
+    inplace : write the result into ``x`` and return ``x``. As torch's in-place ops, refused when
+        ``bias`` shares memory with ``x`` (e.g. ``bias = x[0]``: rows written before others read it)
+        or ``x``'s elements overlap each other (an expanded view).
 
     Returns
     -------
     Tensor with ``x``'s shape and dtype: contiguous, or ``x`` itself when ``inplace``.
     """
     check_tensor("x", x)
-    if not interpreting() and x.device.type != "cuda":
-        raise ValueError(f"x: expected a CUDA tensor (CPU tensors need TRITON_INTERPRET=1), got {x.device}")
+    check_device("x", x)
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
-    if not isinstance(inplace, bool):
-        raise TypeError(f"inplace: expected a bool, got {type(inplace).__name__}")
+    inplace = check_flag("inplace", inplace)
     n = x.shape[-1] if x.dim() else 1
-    if bias is not None:
-        check_tensor("bias", bias, ndim=1, last_dim_contiguous=False)
-        check_shape("bias", bias, (n,))
-        check_same_dtype_device("bias", bias, "x", x)
-        bias = bias.contiguous()  # [n]: a strided bias is copied (n elements, negligible)
+    if inplace:  # x is the output: no element may alias another, nor the (caller's, uncopied) bias
+        bias_c = check_vector("bias", bias, n, x, "x") if bias is not None else None
+        check_no_overlap("x", x, {"bias": bias})
+        bias = bias_c
+    elif bias is not None:
+        bias = check_vector("bias", bias, n, x, "x")  # [n], any stride (a strided one is copied)
     if x.numel() == 0:
         return x if inplace else torch.empty(x.shape, dtype=x.dtype, device=x.device)
     stride_row = collapsed_row_stride(x)
@@ -158,8 +161,6 @@ def gelu(
                 f"x: inplace=True needs leading dimensions that collapse to one row stride, got shape "
                 f"{tuple(x.shape)} with strides {x.stride()}"
             )
-        if x.numel() > n and stride_row < n:
-            raise ValueError(f"x: inplace=True on overlapping rows (row stride {stride_row} < {n} columns)")
     src = x
     if stride_row is None:  # not inplace: one copy, documented
         src = x.reshape(-1, n)

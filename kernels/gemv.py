@@ -57,10 +57,11 @@ from kernels._common import (
     SUPPORTED_DTYPES,
     CompileCase,
     autotuning,
+    check_device,
+    check_int,
     check_same_dtype_device,
-    check_shape,
     check_tensor,
-    interpreting,
+    check_vector,
     record_launch,
     triton_config_id,
 )
@@ -166,8 +167,11 @@ def select_variant(batch: int, n: int, k: int) -> str:
     return "splitk" if batch <= SPLITK_MAX_BATCH else "tiled"
 
 
-def _validate(x: object, weight: object, bias: object, split_k: object) -> None:
+def _validate(x: object, weight: object, bias: object, split_k: object
+              ) -> tuple[torch.Tensor | None, int | None]:
+    """Check every argument; returns ``(bias, split_k)`` normalised (bias contiguous, split_k an int)."""
     check_tensor("x", x, ndim=2)
+    check_device("x", x)
     check_tensor("weight", weight, ndim=2, dtypes=SUPPORTED_DTYPES, last_dim_contiguous=False)
     if weight.shape[1] > 1 and weight.stride(1) != 1:
         hint = " (a transposed view: pass nn.Linear's [N, K] weight itself)" if weight.stride(0) == 1 else ""
@@ -178,15 +182,12 @@ def _validate(x: object, weight: object, bias: object, split_k: object) -> None:
         raise ValueError(f"weight: expected shape (N, K={x.shape[1]}) (nn.Linear layout [out, in]) to match "
                          f"x [B, K]={tuple(x.shape)}, got {tuple(weight.shape)}")
     if bias is not None:
-        check_tensor("bias", bias, ndim=1)
-        check_same_dtype_device("bias", bias, "x", x)
-        check_shape("bias", bias, (weight.shape[0],))
-    if x.device.type != "cuda" and not interpreting():
-        raise ValueError(f"x: expected a CUDA tensor (CPU tensors need TRITON_INTERPRET=1), got {x.device}")
-    if split_k is not None and (not isinstance(split_k, int) or isinstance(split_k, bool) or split_k <= 0):
-        raise ValueError(f"split_k: expected a positive integer or None, got {split_k!r}")
+        bias = check_vector("bias", bias, weight.shape[0], x, "x")  # any stride (a strided one is copied)
+    if split_k is not None:
+        split_k = check_int("split_k", split_k, lo=1, none_ok=True)
     if weight.shape[0] > MAX_N:
         raise ValueError(f"weight: at most {MAX_N} output rows (CUDA grid limit), got N={weight.shape[0]}")
+    return bias, split_k
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -209,7 +210,7 @@ def _plan(variant: str, batch: int, n: int, k: int, elem_bytes: int, n_sm: int, 
 
 def _run(variant: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
          split_k: int | None) -> torch.Tensor:
-    _validate(x, weight, bias, split_k)
+    bias, split_k = _validate(x, weight, bias, split_k)
     batch, k = x.shape
     n = weight.shape[0]
     y = _empty((batch, n), x.dtype, x.device)
@@ -272,9 +273,10 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
     ----------
     x : Tensor ``[B, K]``, fp16/bf16/fp32, last dimension contiguous (any row stride).
     weight : Tensor ``[N, K]`` as ``nn.Linear`` stores it, same dtype and device, K contiguous.
-    bias : optional Tensor ``[N]``, same dtype and device.
+    bias : optional Tensor ``[N]``, same dtype and device, any stride (a strided one is copied).
     variant : ``"splitk"``, ``"tiled"``, or None for :func:`select_variant`'s choice.
-    split_k : optional forced number of K splits (None = heuristic from the SM count).
+    split_k : optional forced number of K splits, a positive integer (``int`` or numpy integer, not a
+        bool); None = heuristic from the SM count.
 
     Returns
     -------

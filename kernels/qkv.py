@@ -66,11 +66,14 @@ from kernels import _qkv_configs as cfgs
 from kernels._common import (
     CompileCase,
     autotuning,
+    check_device,
+    check_flag,
+    check_no_overlap,
     check_positive,
     check_same_dtype_device,
     check_shape,
     check_tensor,
-    interpreting,
+    check_vector,
     record_launch,
     triton_config_id,
 )
@@ -192,21 +195,17 @@ def _empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     return torch.empty(shape, dtype=like.dtype, device=like.device)
 
 
-def _check_launchable(name: str, t: torch.Tensor) -> None:
-    if t.device.type != "cuda" and not interpreting():
-        raise ValueError(f"{name}: on {t.device}; the Triton kernel needs a CUDA tensor "
-                         "(or TRITON_INTERPRET=1 before importing kernels, to run on CPU)")
-
-
-def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len) -> int:
-    """Check every argument (errors name it); return head_dim."""
+def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len
+              ) -> tuple[int, int, int, torch.Tensor | None, torch.Tensor | None]:
+    """Check every argument (errors name it); returns ``(head_dim, n_heads, n_kv_heads, bias, cache_len)``
+    normalised (Python ints; bias and cache_len contiguous)."""
     check_tensor("x", x, ndim=3)
-    _check_launchable("x", x)
+    check_device("x", x)
     batch, tokens, d_model = x.shape
     if d_model == 0:
         raise ValueError(f"x: the model dimension (last) must be positive, got shape {tuple(x.shape)}")
-    check_positive("n_heads", n_heads)
-    check_positive("n_kv_heads", n_kv_heads)
+    n_heads = check_positive("n_heads", n_heads)
+    n_kv_heads = check_positive("n_kv_heads", n_kv_heads)
     if n_heads % n_kv_heads:
         raise ValueError(f"n_kv_heads: must divide n_heads ({n_heads}), got {n_kv_heads}")
     heads = n_heads + 2 * n_kv_heads
@@ -227,10 +226,9 @@ def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len,
     if weight.stride(1) != 1 and weight.stride(0) != 1:
         raise ValueError(f"weight: one dimension must be contiguous (stride 1), "
                          f"got strides {weight.stride()}")
+    bias_in, cache_len_in = bias, cache_len  # the caller's tensors, for the overlap checks
     if bias is not None:
-        check_tensor("bias", bias, ndim=1)
-        check_same_dtype_device("bias", bias, "x", x)
-        check_shape("bias", bias, (n_out,))
+        bias = check_vector("bias", bias, n_out, x, "x")  # any stride (a strided one is copied)
     given = [name for name, t in (("k_cache", k_cache), ("v_cache", v_cache), ("cache_len", cache_len))
              if t is not None]
     if given and len(given) != 3:
@@ -242,12 +240,12 @@ def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len,
         check_tensor("v_cache", v_cache, ndim=4)
         check_same_dtype_device("v_cache", v_cache, "x", x)
         check_shape("v_cache", v_cache, tuple(k_cache.shape))
-        if v_cache.numel() and v_cache.data_ptr() == k_cache.data_ptr():
-            raise ValueError("v_cache: must not be the same memory as k_cache")
-        check_tensor("cache_len", cache_len, ndim=1, dtypes=(torch.int32,))
-        if cache_len.device != x.device:
-            raise ValueError(f"cache_len: on {cache_len.device} but x is on {x.device}")
-        check_shape("cache_len", cache_len, (batch,))
+        cache_len = check_vector("cache_len", cache_len, batch, x, "x", dtypes=(torch.int32,))
+        # The caches are written: refuse one that aliases itself (e.g. expanded over the batch, so two
+        # sequences would write one row), the other cache, or any input.
+        inputs = {"x": x, "weight": weight, "bias": bias_in, "cache_len": cache_len_in}
+        check_no_overlap("k_cache", k_cache, inputs)
+        check_no_overlap("v_cache", v_cache, {"k_cache": k_cache, **inputs})
         if check_cache_len and batch and tokens:
             lo, hi = (int(v) for v in torch.stack([cache_len.min(), cache_len.max()]).tolist())
             if lo < 0:
@@ -256,7 +254,7 @@ def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len,
             if hi + tokens > capacity:
                 raise ValueError(f"cache_len: max(cache_len) + T = {hi} + {tokens} exceeds the cache "
                                  f"capacity {capacity} (k_cache.shape[2])")
-    return head_dim
+    return head_dim, n_heads, n_kv_heads, bias, cache_len
 
 
 def qkv_projection(
@@ -281,11 +279,15 @@ def qkv_projection(
         Triton interpreter).
     weight : Tensor ``[(Hq + 2*Hkv) * Dh, D]`` (``nn.Linear`` shape: Q, K, V weights stacked), same dtype
         and device; row-major (``nn.Linear``) or column-major (``w.t()`` of a ``[D, N]`` matrix).
-    bias : optional Tensor ``[(Hq + 2*Hkv) * Dh]``.
-    n_heads, n_kv_heads : query heads ``Hq`` and key/value heads ``Hkv`` (``Hkv`` divides ``Hq``).
+    bias : optional Tensor ``[(Hq + 2*Hkv) * Dh]``, any stride (a strided one is copied).
+    n_heads, n_kv_heads : query heads ``Hq`` and key/value heads ``Hkv`` (``Hkv`` divides ``Hq``):
+        positive integers (``int`` or numpy integers; bools are refused).
     k_cache, v_cache : optional Tensors ``[B, Hkv, capacity, Dh]``, last dim contiguous; when given,
         K and V are written IN PLACE at rows ``cache_len[b] .. cache_len[b] + T - 1``, nothing else.
-    cache_len : int32 Tensor ``[B]``, tokens already cached per sequence (required with the caches).
+        They must not share memory with each other (interleaved views of one buffer that never meet
+        are fine), with themselves (e.g. expanded over the batch) or with any input.
+    cache_len : int32 Tensor ``[B]``, any stride, tokens already cached per sequence (required with the
+        caches).
     variant : ``None`` or ``"fused"`` (the only one; see :func:`select_variant`).
     config : a ``triton.Config`` to run instead of autotuning / the first config surviving pruning.
     check_cache_len : check ``0 <= cache_len[b]`` and ``cache_len[b] + T <= capacity`` on the host
@@ -301,7 +303,9 @@ def qkv_projection(
         raise ValueError(f"variant: expected None or {VARIANT!r}, got {variant!r}")
     if config is not None and not isinstance(config, triton.Config):
         raise TypeError(f"config: expected a triton.Config, got {type(config).__name__}")
-    head_dim = _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len)
+    check_cache_len = check_flag("check_cache_len", check_cache_len)
+    head_dim, n_heads, n_kv_heads, bias, cache_len = _validate(
+        x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len)
     batch, tokens, d_model = x.shape
     n_out = weight.shape[0]
     q = _empty((batch, n_heads, tokens, head_dim), x)

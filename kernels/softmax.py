@@ -60,7 +60,6 @@ that gap.
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import triton
@@ -69,10 +68,11 @@ import triton.language as tl
 from kernels._common import (
     TRITON_TYPE,
     CompileCase,
+    check_device,
+    check_real,
     check_tensor,
     collapsed_row_stride,
     config_id,
-    interpreting,
     record_launch,
 )
 
@@ -195,26 +195,14 @@ def select_variant(n_cols: int, dtype: object = None) -> str:
 
 
 
-def _check_scale(scale: object) -> float:
-    if scale is None:
-        return 1.0
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise ValueError(f"scale: expected a finite real number or None, got {scale!r}")
-    return float(scale)
-
-
-def _check_device(x: torch.Tensor) -> None:
-    if not interpreting() and x.device.type != "cuda":
-        raise ValueError(f"x: expected a CUDA tensor (CPU tensors need TRITON_INTERPRET=1), got {x.device}")
-
-
 def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None = None) -> torch.Tensor:
     """Softmax of ``scale * x`` over the last dimension.
 
     Parameters
     ----------
     x : Tensor, any shape ``[..., cols]``, fp16/bf16/fp32, last dimension contiguous (stride 1).
-    scale : finite float or None. Multiplies ``x`` (in fp32) before the softmax; ``None`` means 1.
+    scale : a finite real number (Python or numpy scalar, not a bool) or None. Multiplies ``x`` (in
+        fp32) before the softmax; ``None`` means 1.
     variant : ``"single"``, ``"online"`` or ``None`` (:func:`select_variant` picks by ``cols``).
         ``"single"`` is refused for rows longer than ``SINGLE_BLOCK_LIMIT``.
 
@@ -223,8 +211,8 @@ def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None 
     Tensor with ``x``'s shape and dtype, contiguous.
     """
     check_tensor("x", x)
-    _check_device(x)
-    s = _check_scale(scale)
+    check_device("x", x)
+    s = 1.0 if scale is None else check_real("scale", scale)
     n_cols = x.shape[-1] if x.dim() else 1
     if variant is None:
         variant = select_variant(n_cols, x.dtype)

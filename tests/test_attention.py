@@ -173,3 +173,75 @@ def test_sdpa_baseline_matches_reference(q_len, lens):
     ref = A.attention_ref(q, k, v, cache_len)
     for arg in ([lens[0]] if len(set(lens)) == 1 else []) + [cache_len]:
         torch.testing.assert_close(A.attention_sdpa(q, k, v, arg), ref, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Non-finite scores: one convention (the module docstring) for every variant, split count and capacity
+# ----------------------------------------------------------------------------------------------
+
+# the interpreter's numpy ops warn ("All-NaN slice", "invalid value") on the NaN rows made on purpose
+NAN_ROWS = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def _check_convention(q, k, v, lens, max_splits):
+    """Every way to run (prefill, split-KV's default heuristic, 1..max_splits splits) against the
+    reference, NaNs in the same places; returns the reference and the default's split count."""
+    ref_o, ref_lse = reference(q, k, v, lens)
+    assert not torch.isposinf(ref_lse).any()  # the reference follows the convention too
+    runs = [("prefill", {"variant": "prefill"}), ("splitkv-default", {"variant": "splitkv"})]
+    runs += [(f"splitkv-{s}", {"variant": "splitkv", "num_splits": s}) for s in range(1, max_splits + 1)]
+    default_splits = None
+    for label, kwargs in runs:
+        o, lse = A.attention(q, k, v, lens, return_lse=True, **kwargs)
+        if label == "splitkv-default":
+            default_splits = int(last_launch("attention").config.rsplit("num_splits=", 1)[1])
+        torch.testing.assert_close(o.double(), ref_o, atol=EXACT[0], rtol=EXACT[1], equal_nan=True,
+                                   msg=lambda m, label=label: f"{label}: O {m}")
+        torch.testing.assert_close(lse.double(), ref_lse, atol=EXACT[0], rtol=EXACT[1], equal_nan=True,
+                                   msg=lambda m, label=label: f"{label}: LSE {m}")
+    return ref_o, ref_lse, default_splits
+
+
+@NAN_ROWS
+@pytest.mark.parametrize("capacity", [4, 2048])
+def test_query_whose_only_key_scores_minus_inf(capacity):
+    """The issue's case: cache_len 0, one visible key scoring -inf. Before the fix split-KV with one split
+    (the default at capacity 4) returned 0 and the rest NaN."""
+    q = torch.ones(1, 1, 1, 64)
+    k, v = torch.zeros(1, 1, capacity, 64), torch.randn(1, 1, capacity, 64)
+    k[0, 0, 0] = -float("inf")
+    ref_o, ref_lse, splits = _check_convention(q, k, v, torch.tensor([0], dtype=torch.int32), max_splits=3)
+    assert ref_o.isnan().all() and ref_lse.item() == -float("inf")
+    assert (splits == 1) == (capacity == 4)  # the heuristic splits by capacity: both paths are covered
+
+
+@NAN_ROWS
+@pytest.mark.parametrize("capacity", [4, 2048])
+def test_plus_inf_key(capacity):
+    """A +inf key: O NaN everywhere, LSE NaN on every path (was NaN from prefill, -inf from split-KV)."""
+    q = torch.ones(1, 1, 1, 64)
+    k, v = torch.randn(1, 1, capacity, 64), torch.randn(1, 1, capacity, 64)
+    k[0, 0, 1] = float("inf")
+    ref_o, ref_lse, splits = _check_convention(q, k, v, torch.tensor([3], dtype=torch.int32), max_splits=3)
+    assert ref_o.isnan().all() and ref_lse.isnan().all()
+    assert (splits == 1) == (capacity == 4)
+
+
+@NAN_ROWS
+def test_non_finite_keys_across_tiles_splits_and_rows():
+    """Three sequences, 3 tokens each, GQA, 1..5 splits of up to 3 key tiles: sequence 0's key 0 is
+    -inf for every query (row 0 sees only it: NaN, -inf; later rows are finite); sequence 1's every key
+    is -inf (all rows NaN, -inf, across several tiles and splits); sequence 2 has a +inf key in its
+    last tile only (rows that see it NaN, NaN; the others finite)."""
+    gen = torch.Generator().manual_seed(7)
+    q = torch.rand(3, 4, 3, 64, generator=gen) + 0.1  # positive: q . (+-inf) is +-inf, never NaN
+    lens = [0, 150, 140]
+    k, v = torch.randn(3, 2, 160, 64, generator=gen), torch.randn(3, 2, 160, 64, generator=gen)
+    k[0, :, 0] = -float("inf")
+    k[1, :, :153] = -float("inf")
+    k[2, :, 141] = float("inf")  # visible to rows at positions 141, 142 (tokens 1 and 2)
+    ref_o, ref_lse, _ = _check_convention(q, k, v, torch.tensor(lens, dtype=torch.int32), max_splits=5)
+    assert ref_o[0, :, 0].isnan().all() and (ref_lse[0, :, 0] == -float("inf")).all()
+    assert ref_o[0, :, 1:].isfinite().all() and ref_lse[0, :, 1:].isfinite().all()
+    assert ref_o[1].isnan().all() and (ref_lse[1] == -float("inf")).all()
+    assert ref_o[2, :, 0].isfinite().all() and ref_lse[2, :, 1:].isnan().all()

@@ -288,7 +288,8 @@ BAD_INPUTS = [
     ("k_cache-dtype", _with(k_cache=lambda k: k["k_cache"].half()), TypeError, "k_cache: dtype"),
     ("v_cache-shape", _with(v_cache=lambda k: torch.zeros(2, 2, 9, 4)), ValueError,
      "v_cache: expected shape"),
-    ("v_cache-aliases-k", _with(v_cache=lambda k: k["k_cache"]), ValueError, "v_cache: must not be the same"),
+    ("v_cache-aliases-k", _with(v_cache=lambda k: k["k_cache"]), ValueError,
+     "k_cache: shares memory with the output v_cache"),
     ("cache_len-dtype", _with(cache_len=lambda k: k["cache_len"].long()), TypeError, "cache_len: dtype"),
     ("cache_len-device", _with(cache_len=lambda k: k["cache_len"].to("meta")), ValueError,
      "cache_len: on meta"),
@@ -320,7 +321,7 @@ def test_valid_baseline_of_the_bad_inputs_runs():
 def test_cpu_tensor_without_interpreter_is_refused(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     kw = _valid()
-    with pytest.raises(ValueError, match="x: on cpu; the Triton kernel needs a CUDA tensor"):
+    with pytest.raises(ValueError, match=r"x: expected a CUDA tensor \(CPU tensors need TRITON_INTERPRET"):
         qkv.qkv_projection(kw["x"], kw["weight"], n_heads=4, n_kv_heads=2)
 
 

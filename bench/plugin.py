@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import provenance
+from bench import provenance, step_options
 from bench.results import merge_parts, new_run_dir, write_json
 from bench.session import BenchSession, check_worker_count, cpu_device_name, open_session
 from roofline.sweeps import KERNELS, sweep_points
@@ -53,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="time budget per measured ceiling (bandwidth, each matmul dtype); default 0.5")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
+    step_options.add_options(group)
 
 
 def _worker_id() -> str | None:
@@ -111,12 +112,15 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(problem)
         started = dt.datetime.now(dt.timezone.utc)
         name = torch.cuda.get_device_name(0) if cuda else cpu_device_name()
+        step_options.configure(config, cuda)  # a bad --model/--batch fails before a run dir exists
         run_dir = new_run_dir(Path(config.getoption("--results-root")), name, started)
+        step_options.save_request(config, run_dir)
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(run_dir, started), "ridgebench-xdist")
     else:
         run_dir = Path(config.workerinput["ridgebench_run_dir"])  # type: ignore[attr-defined]
         started = dt.datetime.fromisoformat(config.workerinput["ridgebench_started"])  # type: ignore[attr-defined]
+        step_options.configure(config, cuda)
     config.stash[RUN_DIR] = run_dir
     config.stash[USER_JSON] = config.option.benchmark_json
     if _is_controller(config):
@@ -158,7 +162,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     kernel = metafunc.module.KERNEL
     providers = _csv(config, "--providers", PROVIDERS)
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
-    points = [p for p in sweep_points(config.getoption("--sweep"), device_kind) if p.kernel == kernel]
+    step = step_options.points(config)  # --model: one model step's shapes instead of the sweep preset
+    all_points = step if step is not None else sweep_points(config.getoption("--sweep"), device_kind)
+    points = [p for p in all_points if p.kernel == kernel]
     cases = [(prov, p) for p in points for prov in providers]
     metafunc.parametrize("case", cases, ids=[f"{prov}-{p.id}" for prov, p in cases])
 
@@ -244,6 +250,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                      "was timed, on the CPU")
     if has_bench and not config.getoption("--no-report"):
         lines += _report(run_dir)
+        lines += step_options.report(config, run_dir)
     config.stash[REPORT] = lines
 
 

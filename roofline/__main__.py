@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("roofline.cli_model", "transformer accounting for a model preset or JSON config"),
     "plot": ("roofline.plot", "roofline plots from a results directory, or predicted for a preset"),
     "claims": ("roofline.claims", "verdicts on the memory- vs compute-bound claims"),
+    "step": ("roofline.step_report", "a model step's measured components against their roofline floor"),
     "compare": ("roofline.compare", "is run B faster or slower than run A beyond noise (exit 1: slower)"),
 }
 

@@ -23,7 +23,8 @@ REQUEST = pytest.StashKey[StepRequest]()
 def add_options(group) -> None:
     group.addoption("--model", default=None, metavar="PRESET|CONFIG.json",
                     help="benchmark one decode step of this model (a roofline.model preset or a config "
-                         "JSON) instead of a --sweep preset; writes step.md/step.json")
+                         "JSON: write --model=PATH so pytest does not take PATH for a test path) instead "
+                         "of a --sweep preset; writes step.md/step.json")
     group.addoption("--batch", default="1,8,64,256", metavar="B1,B2",
                     help="with --model: decode batches (default 1,8,64,256)")
     group.addoption("--context", default="4096", metavar="TOKENS",

@@ -126,7 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_controller(config):
         return
     try:
-        session = open_session(run_dir=run_dir, worker_id=worker, sweep=config.getoption("--sweep"),
+        session = open_session(run_dir=run_dir, worker_id=worker, sweep=step_options.sweep_name(config),
                                started=started, force_interpreter=force_interpreter)
     except RuntimeError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -54,6 +54,12 @@ def save_request(config: pytest.Config, run_dir: Path) -> None:
         write_request(run_dir, request)
 
 
+def sweep_name(config: pytest.Config) -> str:
+    """What the provenance records as the sweep: ``--sweep``, or ``model:<name>`` for a model-step run."""
+    request = config.stash.get(REQUEST, None)
+    return config.getoption("--sweep") if request is None else f"model:{request.model.name}"
+
+
 def points(config: pytest.Config) -> list[SweepPoint] | None:
     """The model step's points, or None when ``--model`` was not given (use the sweep preset)."""
     request = config.stash.get(REQUEST, None)

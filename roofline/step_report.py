@@ -235,6 +235,13 @@ def markdown(report: StepReport) -> str:
                        f"{_t(c.floor_s)} | {frac} | {c.bound} | {c.note} |")
         out.append(f"| **total (measured parts)** | | | **{_t(r.measured_total_s)}** | "
                    f"**{_t(r.floor_total_s)}** | **{r.fraction:.1%}** | | |")
+    beaten = [(r, c) for r in report.rows for c in r.components if c.fraction is not None and c.fraction > 1]
+    if beaten:
+        out += ["", f"**Warning**: {len(beaten)} component(s) in {len({id(r) for r, _ in beaten})} step(s) "
+                "measured faster than their roofline floor. A floor "
+                "cannot be beaten: the measured ceilings are too low (a busy machine while they were "
+                "measured?) or a count is wrong; the fractions and the predicted ridge batch are not "
+                "trustworthy in this run."]
     verdict = decode_knee_from_report(report)
     out += ["", "## Claim: decode latency flat up to the ridge batch, then linear (seed 004)", "",
             f"**{verdict.status}**: {verdict.summary}", *[f"- {d}" for d in verdict.details]]
@@ -356,6 +363,13 @@ def decode_knee_from_report(report: StepReport) -> Verdict:
                      if r.phase == "decode" and r.provider == p and r.batch == curve[0][0])
         growth = curve[-1][1] / curve[0][1]
         where = f"{report.request.model.name} context {report.request.context}, {p}"
+        above = [r.batch for r in report.rows if r.phase == "decode" and r.provider == p and r.fraction > 1]
+        if above:
+            statuses.append(INCONCLUSIVE)
+            lines.append(f"{where}: the measured step beats its roofline floor at batch "
+                         f"{', '.join(map(str, above))}: the ceilings are wrong (measured on a busy "
+                         f"machine?), so the predicted ridge batch ({pred_s}) is too")
+            continue
         if first.fraction < MEMORY_EVIDENCE:
             statuses.append(INCONCLUSIVE)
             lines.append(f"{where}: at batch {curve[0][0]} the step reaches only {first.fraction:.1%} of its "

@@ -353,6 +353,10 @@ def test_model_run_end_to_end_on_this_cpu(tmp_path):
                 assert c["measured_s"] == pytest.approx(c["count"] * medians[(point.sweep, point.label)])
     assert "decode-flat-until-ridge-batch" in (run / "claims.md").read_text()
     assert json.loads((run / "provenance.json").read_text())["sweep"] == "model:smoke-step"
+    # per-round times stay in benchmark.json (what `python -m roofline compare` reads)
+    for b in bench:
+        assert len(b["stats"]["data"]) == b["extra_info"]["rounds"] >= 3
+    assert main(["compare", str(run), str(run), "--no-figure", "--out", str(tmp_path / "cmp")]) == 0
 
 
 def test_bad_model_option_is_a_usage_error(tmp_path):

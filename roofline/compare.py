@@ -106,11 +106,16 @@ def load_timings(path: str | Path) -> dict[str, Timings]:
     """
     results = load_results(path)
     raw = json.loads(results.source.read_text(encoding="utf-8"))
+    by_name: dict[str, dict] = {}
+    for i, bench in enumerate(raw["benchmarks"]):  # named as roofline.results names its records
+        name = str(bench.get("name") or bench.get("fullname") or f"benchmarks[{i}]")
+        if name in by_name:
+            raise UsageError(f"{results.source}: benchmark {name!r} appears twice in one run")
+        by_name[name] = bench
     out: dict[str, Timings] = {}
-    for bench, record in zip(raw["benchmarks"], results.records, strict=True):
+    for record in results.records:
         where = f"{results.source}: benchmark {record.name!r}"
-        if record.name in out:
-            raise UsageError(f"{where}: appears twice in one run")
+        bench = by_name.get(record.name, {})
         att = record.extra.get("attainable_s")
         att = float(att) if isinstance(att, (int, float)) and not isinstance(att, bool) and att > 0 else None
         out[record.name] = Timings(record.name, record.device, _rounds(bench, where), record.median_s, att)

@@ -168,6 +168,13 @@ def test_bad_per_round_data_and_missing_run_exit_2(tmp_path, capsys):
     assert main(["compare", str(RUN), str(RUN), "--threshold", "x"]) == 2
 
 
+def test_duplicate_benchmark_name_exits_2(tmp_path, capsys):
+    b = copy_run(tmp_path, "b")
+    edit(b, lambda doc: doc["benchmarks"].append(doc["benchmarks"][0]))
+    assert main(["compare", str(RUN), str(b)]) == 2
+    assert "appears twice" in capsys.readouterr().err
+
+
 def test_no_common_benchmark_exits_2(tmp_path, capsys):
     b = copy_run(tmp_path, "b")
     edit(b, lambda doc: [bench.update(name=bench["name"] + "-renamed") for bench in doc["benchmarks"]])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from roofline.claims_checks import (
@@ -145,6 +145,16 @@ def _spec(results: Results) -> HardwareSpec:
     return spec
 
 
+def _with_matmul_class(spec: HardwareSpec, dtype: str) -> HardwareSpec:
+    """``spec`` with a peak for ``dtype``'s matmul class (the analytic latency needs it); a device that
+    lacks it (a CPU without a tf32 peak) gets :func:`roofline.results.peak_for`'s fallback, as the
+    floors do."""
+    cls = dtype_class(dtype, matmul=True)
+    if cls in spec.peak_flops:
+        return spec
+    return replace(spec, peak_flops={**spec.peak_flops, cls: peak_for(spec, cls)[0]})
+
+
 def _index(records: list[Record]) -> dict[tuple, Record]:
     return {(r.provider, r.sweep, r.extra.get("label"), r.dtype): r for r in records}
 
@@ -161,6 +171,7 @@ def _component_row(c: Component, spec: HardwareSpec, rec: Record | None) -> Comp
 def build_report(results: Results, request: StepRequest) -> StepReport:
     """Match the run's records to the request's components and compute every row."""
     spec = _spec(results)
+    analytic_spec = _with_matmul_class(spec, request.dtype)
     index = _index(results.records)
     providers = sorted({r.provider for r in results.records})
     steps: dict[tuple[str, int], list[Component]] = {}
@@ -169,8 +180,8 @@ def build_report(results: Results, request: StepRequest) -> StepReport:
     rows = []
     cfg, dt = request.model, request.dtype
     for (phase, batch), comps in steps.items():
-        analytic = (decode_step_latency(cfg, batch, request.context, spec, dt) if phase == "decode" else
-                    prefill_latency(cfg, 1, request.context, spec, dt)).seconds
+        analytic = (decode_step_latency(cfg, batch, request.context, analytic_spec, dt) if phase == "decode"
+                    else prefill_latency(cfg, 1, request.context, analytic_spec, dt)).seconds
         for provider in providers:
             row = StepRow(phase, batch, provider, analytic_s=analytic)
             for c in comps:
@@ -185,7 +196,7 @@ def build_report(results: Results, request: StepRequest) -> StepReport:
                 rows.append(row)
     if not rows:
         raise UsageError(f"{results.source}: no benchmark of the {request.model.name} step in this run")
-    ridge = decode_compute_bound_batch(cfg, spec, dt, request.context)
+    ridge = decode_compute_bound_batch(cfg, analytic_spec, dt, request.context)
     return StepReport(request, spec, rows, ridge)
 
 
@@ -301,7 +312,8 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
                    label="floor of the measured parts (predicted)")
     top = max(req.batches + ((report.ridge_batch or 1) * 4,))
     dense = sorted({max(1, round(2 ** (k / 4))) for k in range(0, 4 * int(math.log2(top)) + 5)})
-    right.plot(dense, [decode_step_latency(req.model, b, req.context, report.spec, req.dtype).seconds
+    analytic_spec = _with_matmul_class(report.spec, req.dtype)
+    right.plot(dense, [decode_step_latency(req.model, b, req.context, analytic_spec, req.dtype).seconds
                        for b in dense], ":", color="k", label="analytic lower bound (predicted)")
     right.set_xscale("log", base=2)
     right.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

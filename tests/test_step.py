@@ -167,7 +167,7 @@ def test_floor_is_the_cost_models_roofline_time():
 
 
 def synthetic_step_run(tmp_path: Path, request: StepRequest, seconds, *, providers=("triton",),
-                       drop: tuple[str, ...] = ()) -> Path:
+                       drop: tuple[str, ...] = (), measured: dict = MEASURED_A100) -> Path:
     """A run whose every step point takes ``seconds(point)``; ``drop``: component sweeps left out."""
     rows = []
     for p in step_points(request):
@@ -178,7 +178,7 @@ def synthetic_step_run(tmp_path: Path, request: StepRequest, seconds, *, provide
             b["extra_info"]["label"] = p.label
             b["name"] = f"test_{p.kernel}[{prov}-{p.id}]"
             rows.append(b)
-    run = write_run(tmp_path / "run", rows, measured=MEASURED_A100)
+    run = write_run(tmp_path / "run", rows, measured=measured)
     write_request(run, request)
     return run
 
@@ -231,6 +231,23 @@ def test_missing_component_is_reported_not_summed_silently(tmp_path):
     (row,) = build_report(load_results(run), req).rows
     assert not row.complete and row.missing == ["attention"]
     assert "missing: attention" in (write_step_report(run)[0]).read_text()
+
+
+def test_fp32_step_on_a_device_without_a_tf32_peak(tmp_path):
+    """A CPU measures no tf32 peak: the floors and the analytic bound fall back to fp32, as
+    roofline.results.peak_for does, and the report shows only what was measured."""
+    cpu = {"mem_bandwidth": 20e9, "peak_flops": {"fp32": 100e9}, "method": "synthetic CPU"}
+    spec = HardwareSpec("cpu", cpu["peak_flops"], cpu["mem_bandwidth"], source="measured")
+    req = StepRequest(GPT2, (1, 4), 64, dtype="float32")
+    run = synthetic_step_run(tmp_path, req, lambda p: 2 * floor_seconds(p.kernel, p.shape, p.dtype, spec)[0],
+                             measured=cpu)
+    report = build_report(load_results(run), req)
+    assert set(report.spec.peak_flops) == {"fp32"}
+    for row in report.rows:
+        assert row.fraction == pytest.approx(0.5)
+        tf32_as_fp32 = HardwareSpec("cpu", {"fp32": 100e9, "tf32": 100e9}, 20e9)
+        assert row.analytic_s == decode_step_latency(GPT2, row.batch, 64, tf32_as_fp32, "float32").seconds
+    assert "tf32" not in write_step_report(run)[0].read_text().split("## Steps")[0]
 
 
 def flat_then_linear(knee: float):

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from bench import ceilings as ceilings_mod
-from bench import provenance
+from bench import provenance, step_options
 from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
 from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
@@ -115,6 +115,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "loses only that family (auto: on with CUDA and no -n, off on a CPU)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
+    step_options.add_options(group)
 
 
 def _worker_id() -> str | None:
@@ -232,17 +233,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[ISOLATE] = not _distributed(config) and (isolate == "on" or (isolate == "auto" and cuda))
         started = dt.datetime.now(dt.timezone.utc)
         name = torch.cuda.get_device_name(0) if cuda else cpu_device_name()
+        step_options.configure(config, cuda)  # a bad --model/--batch fails before a run dir exists
         run_dir = new_run_dir(Path(config.getoption("--results-root")), name, started)
+        step_options.save_request(config, run_dir)
         if config.pluginmanager.hasplugin("xdist"):
             gpus = GpuAllocator(torch.cuda.device_count()) if cuda else None
             config.pluginmanager.register(_XdistHooks(run_dir, started, gpus), "ridgebench-xdist")
     elif child is not None:
         run_dir = Path(os.environ["RIDGEBENCH_RUN_DIR"])
         started = dt.datetime.fromisoformat(os.environ["RIDGEBENCH_STARTED"])
+        step_options.configure(config, cuda)
     else:
         run_dir = Path(config.workerinput["ridgebench_run_dir"])  # type: ignore[attr-defined]
         started = dt.datetime.fromisoformat(config.workerinput["ridgebench_started"])  # type: ignore[attr-defined]
         gpu_index = config.workerinput.get("ridgebench_gpu")  # type: ignore[attr-defined]
+        step_options.configure(config, cuda)
     config.stash[RUN_DIR], config.stash[STARTED] = run_dir, started
     config.stash[USER_JSON] = config.option.benchmark_json
     config.option.benchmark_json = None  # ridgebench writes benchmark.json itself (records as they finish)
@@ -250,7 +255,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_controller(config):
         return
     try:
-        session = open_session(run_dir=run_dir, worker_id=worker, sweep=config.getoption("--sweep"),
+        session = open_session(run_dir=run_dir, worker_id=worker, sweep=step_options.sweep_name(config),
                                started=started, force_interpreter=force_interpreter, gpu_index=gpu_index,
                                part=child)
     except RuntimeError as exc:
@@ -294,8 +299,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     kernel = metafunc.module.KERNEL
     providers = _csv(config, "--providers", PROVIDERS)
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
-    points = [p for p in sweep_points(config.getoption("--sweep"), device_kind, config.getoption("--dtype"))
-              if p.kernel == kernel]
+    step = step_options.points(config)  # --model: one model step's shapes instead of the sweep preset
+    all_points = step if step is not None else sweep_points(config.getoption("--sweep"), device_kind,
+                                                            config.getoption("--dtype"))
+    points = [p for p in all_points if p.kernel == kernel]
     known = config.stash.setdefault(POINTS, {})
     known.update(((kernel, p.id), p) for p in points)  # ids are unique within a kernel only
     cases = [(prov, p.id) for p in points for prov in providers]
@@ -557,6 +564,7 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                          f"python -m roofline claims {run_dir}")
         else:
             lines += _report(run_dir)
+            lines += step_options.report(config, run_dir)
     return lines
 
 

@@ -1,4 +1,4 @@
-"""``python -m roofline <command>``: hardware, model, plot, claims.
+"""``python -m roofline <command>``: hardware, model, plot, claims, step, compare.
 
 Each command lives in its own module, which defines ``add_arguments(parser)`` and ``run(args) -> int``.
 Bad input (:class:`roofline.errors.UsageError`, unknown presets) prints one line and exits 2. Part of a
@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("roofline.cli_model", "transformer accounting for a model preset or JSON config"),
     "plot": ("roofline.plot", "roofline plots from a results directory, or predicted for a preset"),
     "claims": ("roofline.claims", "verdicts on the memory- vs compute-bound claims"),
+    "step": ("roofline.step_report", "a model step's measured components against their roofline floor"),
+    "compare": ("roofline.compare", "is run B faster or slower than run A beyond noise (exit 1: slower)"),
 }
 
 

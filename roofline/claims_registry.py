@@ -17,6 +17,7 @@ from roofline import claims_checks as C
 from roofline.claims_checks import INCONCLUSIVE, REFUTED, STATUSES, SUPPORTED, Verdict
 from roofline.hardware import HardwareSpec
 from roofline.results import Results
+from roofline.step_report import decode_knee_measured, decode_knee_model
 
 SEED_000 = "000_997912504fe949f9.txt"  # FLOPs per token from the scaling-laws paper (forum thread)
 SEED_001 = "001_73c622d9138b535f.txt"  # "How many FLOPs" blog (GPT-4o / Grok answers)
@@ -99,6 +100,14 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("seed003-kv-exceeds-weights-at-BS-D",
           "The KV cache takes more memory than the parameters once B x S >~ D.", SEED_003, CA.kv_bs_d_model,
           quote="the cache takes up more memory when BS >~ D (Sec. 6)"),
+    Claim("decode-flat-until-ridge-batch",
+          "A decode step's latency is flat in batch up to the ridge batch, then grows linearly; judged on a "
+          "model-step run's measured step time vs batch (pytest --benchmark --model ... --batch ...): a "
+          "measured knee within 2x of the predicted ridge batch supports it.", SEED_004, decode_knee_model,
+          decode_knee_measured,
+          quote="mem bandwidth time = 2P/(N A_bm); flops time = B 2P/(N A_f) ... the memory bandwidth is "
+                "not affected by B, while flops is ... the min batch size for memory bandwidth bound is "
+                "A_bw/A_c = 208"),
     Claim("no-point-above-roof",
           "No measured point lies above its roof; one that does is a counting or caching error, never a "
           "result.", "ridgebench", None, C.above_roof_measured),

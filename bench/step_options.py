@@ -1,0 +1,80 @@
+"""``--model/--batch/--context/--prefill``: the plugin's model-step mode, kept out of ``bench/plugin.py``
+apart from one call per hook.
+
+With ``--model`` the suite's kernels run at the shapes of one decode step of that model per batch
+(and one prefill with ``--prefill``) from :func:`roofline.step.step_points` instead of a ``--sweep``
+preset; the request is saved as ``step-request.json`` in the run directory and the step report
+(``step.md``, ``step.json``, figures) is written when the session ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roofline.errors import UsageError
+from roofline.step import StepRequest, check_fits_cpu, make_request, step_points, write_request
+from roofline.sweeps import SweepPoint, sweep_dtype
+
+REQUEST = pytest.StashKey[StepRequest]()
+
+
+def add_options(group) -> None:
+    group.addoption("--model", default=None, metavar="PRESET|CONFIG.json",
+                    help="benchmark one decode step of this model (a roofline.model preset or a config "
+                         "JSON: write --model=PATH so pytest does not take PATH for a test path) instead "
+                         "of a --sweep preset; writes step.md/step.json")
+    group.addoption("--batch", default="1,8,64,256", metavar="B1,B2",
+                    help="with --model: decode batches (default 1,8,64,256)")
+    group.addoption("--context", default="4096", metavar="TOKENS",
+                    help="with --model: cached tokens per sequence, and the prefill length (default 4096)")
+    group.addoption("--prefill", action="store_true", default=False,
+                    help="with --model: also one prefill of --context tokens")
+
+
+def configure(config: pytest.Config, cuda: bool) -> None:
+    """Parse and check the request (a bad one is a usage error) and keep it in the config's stash."""
+    if config.getoption("--model") is None:
+        return
+    try:
+        dtype, _ = sweep_dtype("cuda" if cuda else "cpu", config.getoption("--dtype"))
+        request = make_request(config.getoption("--model"), config.getoption("--batch"),
+                               config.getoption("--context"), config.getoption("--prefill"), dtype)
+        if not cuda:
+            check_fits_cpu(request)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[REQUEST] = request
+
+
+def save_request(config: pytest.Config, run_dir: Path) -> None:
+    """The controller saves the request as ``step-request.json`` beside the run's results."""
+    request = config.stash.get(REQUEST, None)
+    if request is not None:
+        write_request(run_dir, request)
+
+
+def sweep_name(config: pytest.Config) -> str:
+    """What the provenance records as the sweep: ``--sweep``, or ``model:<name>`` for a model-step run."""
+    request = config.stash.get(REQUEST, None)
+    return config.getoption("--sweep") if request is None else f"model:{request.model.name}"
+
+
+def points(config: pytest.Config) -> list[SweepPoint] | None:
+    """The model step's points, or None when ``--model`` was not given (use the sweep preset)."""
+    request = config.stash.get(REQUEST, None)
+    return None if request is None else step_points(request)
+
+
+def report(config: pytest.Config, run_dir: Path) -> list[str]:
+    """Write the step report at session end; lines for the terminal summary."""
+    if config.stash.get(REQUEST, None) is None or config.getoption("--no-report"):
+        return []
+    try:
+        from roofline.step_report import write_step_report
+
+        paths = write_step_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the measurements are saved; say what failed
+        return [f"roofline.step_report FAILED: {type(exc).__name__}: {exc}"]
+    return [f"roofline.step_report: {p}" for p in paths]

@@ -1,0 +1,248 @@
+"""One model step as benchmark shapes: the kernels of one decode step (and optionally one prefill) of a
+model, at exactly that model's shapes, and the ops the suite has no kernel for.
+
+``pytest --benchmark --model gpt2-small --batch 1,4,16 --context 256 [--prefill]`` runs
+:func:`step_points` instead of a sweep preset. A decode step at batch ``B`` over ``context`` cached
+tokens per sequence is, per layer (``count`` = ``n_layers``):
+
+======================  ======================================================================
+``qkv``                 fused QKV projection of B tokens (writing K/V into the cache moves the same
+                        bytes: :func:`roofline.cost.qkv_cost`)
+``attention``           decode attention, one query per sequence over ``context`` cached tokens,
+                        the model's KV heads
+``attn_out``            output projection, GEMV ``[B, D] x [D, D]``
+``mlp_up``              MLP up projection, GEMV ``[B, D] x [D, d_ff]``
+``mlp_gate``            SwiGLU's gate projection: the same shape as ``mlp_up``, timed once (that
+                        benchmark counted twice)
+``mlp_act``             GELU (tanh) over ``B x d_ff``; for SwiGLU, ``silu(gate) * up`` has no kernel
+``mlp_down``            MLP down projection, GEMV ``[B, d_ff] x [d_ff, D]``
+======================  ======================================================================
+
+and once per step (``count`` = 1): ``lm_head`` (GEMV ``[B, D] x [D, vocab]``, no bias) and
+``softmax_vocab`` (``B`` rows of ``vocab``). A prefill of ``context`` tokens (one sequence) has the same
+components with ``B -> context`` tokens, causal prefill attention, and the LM head and softmax on the
+last position only (what generation needs).
+
+Not measured (no kernel in the suite; listed in the report with their compulsory bytes, never dropped):
+the norms (``norms_per_block`` per layer and the final one), the two residual adds per layer, rotary
+position embeddings, and SwiGLU's ``silu(gate) * up``.
+
+Sweep names are ``<kernel>/<phase>.step.<model>.<component>`` (the phase first: the QKV benchmark lays
+its input out as B sequences of one token when the sweep name starts with ``decode``), labels ``B<b>``
+(decode) or ``S<context>`` (prefill); each component's points over the batches form one trajectory on
+the roofline plot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from roofline.cost import dtype_bytes
+from roofline.errors import UsageError
+from roofline.model import ModelConfig, get_model
+from roofline.sweeps import SweepPoint
+
+STEP_DTYPE = "bfloat16"  # what the default sweeps use on both device kinds
+REQUEST_FILE = "step-request.json"
+PHASES = ("decode", "prefill")
+# CPU guard: the CPU runs the model's real shapes; beyond these it would take minutes per benchmark.
+CPU_MAX_WEIGHT_BYTES = 256 * 1024 * 1024  # the largest single matrix (LM head or MLP); llama2-7b fits
+CPU_MAX_CONTEXT = 16384
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """What ``--model/--batch/--context/--prefill`` asked for."""
+
+    model: ModelConfig
+    batches: tuple[int, ...]
+    context: int
+    prefill: bool = False
+    dtype: str = STEP_DTYPE
+
+    def __post_init__(self) -> None:
+        if not self.batches or any(isinstance(b, bool) or not isinstance(b, int) or b <= 0
+                                   for b in self.batches):
+            raise UsageError(f"--batch: expected positive integers, got {list(self.batches)}")
+        if len(set(self.batches)) != len(self.batches):
+            raise UsageError(f"--batch: each batch once, got {list(self.batches)}")
+        if isinstance(self.context, bool) or not isinstance(self.context, int) or self.context <= 0:
+            raise UsageError(f"--context: expected a positive number of cached tokens, got {self.context!r}")
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "batches": list(self.batches), "context": self.context,
+                "prefill": self.prefill, "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "step request") -> StepRequest:
+        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+            raise UsageError(f"{where}: not a ridgebench step request (no model object)")
+        try:
+            return cls(ModelConfig.from_dict(data["model"]), tuple(data["batches"]), data["context"],
+                       bool(data.get("prefill", False)), str(data.get("dtype", STEP_DTYPE)))
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """``"1,8,64"`` -> ``(1, 8, 64)``, sorted; :class:`UsageError` naming ``--batch`` otherwise."""
+    try:
+        values = tuple(sorted(int(v) for v in str(text).split(",") if v.strip()))
+    except ValueError:
+        raise UsageError(f"--batch: expected comma-separated positive integers like 1,8,64, got {text!r}") \
+            from None
+    if not values or values[0] <= 0:
+        raise UsageError(f"--batch: expected comma-separated positive integers like 1,8,64, got {text!r}")
+    return values
+
+
+def make_request(model: str, batches: str, context: int | str, prefill: bool = False,
+                 dtype: str = STEP_DTYPE) -> StepRequest:
+    """The request from the command-line strings (a preset name or a config JSON path); ``dtype`` is the
+    run's sweep dtype (:func:`roofline.sweeps.sweep_dtype`)."""
+    try:
+        ctx = int(context)
+    except (TypeError, ValueError):
+        raise UsageError(f"--context: expected a positive integer, got {context!r}") from None
+    return StepRequest(get_model(model), parse_batches(batches), ctx, prefill, dtype)
+
+
+def check_fits_cpu(request: StepRequest) -> None:
+    """On a CPU the real shapes run; refuse (one line) a model or context that would take minutes."""
+    m, p = request.model, dtype_bytes(request.dtype)
+    largest = max(m.vocab_size * m.d_model, m.d_ff * m.d_model) * p
+    if largest > CPU_MAX_WEIGHT_BYTES or request.context > CPU_MAX_CONTEXT:
+        raise UsageError(
+            f"--model {m.name} --context {request.context}: too large for a CPU run of its real shapes "
+            f"(largest weight matrix {largest / 1e6:.0f} MB, limit {CPU_MAX_WEIGHT_BYTES / 1e6:.0f} MB; "
+            f"context limit {CPU_MAX_CONTEXT}); use a small model such as gpt2-small or a GPU")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One piece of a step: ``count`` calls of ``point`` per step (None: not measured, see ``note``).
+
+    ``unmeasured_bytes`` is the compulsory traffic of one call of an op without a kernel (its floor on
+    any device is at least ``bytes / bandwidth``)."""
+
+    name: str
+    phase: str
+    batch: int
+    count: int
+    point: SweepPoint | None
+    note: str = ""
+    unmeasured_bytes: float = 0.0
+
+    @property
+    def measured(self) -> bool:
+        return self.point is not None
+
+
+def _gemv(model: ModelConfig, phase: str, name: str, m: int, n: int, k: int, bias: bool, dtype: str,
+          label: str) -> SweepPoint:
+    return SweepPoint("gemv", f"gemv/{phase}.step.{model.name}.{name}", dict(batch=m, n=n, k=k, bias=bias),
+                      dtype, label)
+
+
+def _heads(model: ModelConfig) -> dict:
+    return dict(n_heads=model.n_heads, n_kv_heads=model.n_kv_heads, head_dim=model.head_dim)
+
+
+def step_components(request: StepRequest, phase: str, batch: int) -> list[Component]:
+    """The components of one step: ``phase`` ``decode`` (``batch`` sequences) or ``prefill`` (one
+    sequence of ``request.context`` tokens; ``batch`` is ignored and recorded as 1)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase: expected one of {PHASES}, got {phase!r}")
+    m, ctx, dt = request.model, request.context, request.dtype
+    p = dtype_bytes(dt)
+    decode = phase == "decode"
+    tokens = batch if decode else ctx
+    label = f"B{batch}" if decode else f"S{ctx}"
+    batch = batch if decode else 1
+    L = m.n_layers
+
+    def sweep(kernel: str, name: str) -> str:
+        return f"{kernel}/{phase}.step.{m.name}.{name}"
+
+    qkv = SweepPoint("qkv", sweep("qkv", "qkv"), dict(m=tokens, d_model=m.d_model, **_heads(m), bias=m.bias),
+                     dt, label)
+    if decode:
+        attn = SweepPoint("attention", sweep("attention", "attention"),
+                          dict(batch=batch, **_heads(m), q_len=1, cache_len=ctx), dt, label)
+    else:
+        attn = SweepPoint("attention", sweep("attention", "attention"),
+                          dict(batch=1, **_heads(m), q_len=ctx, cache_len=0), dt, label)
+    up = _gemv(m, phase, "mlp_up", tokens, m.d_ff, m.d_model, m.bias, dt, label)
+    comps = [
+        Component("qkv", phase, batch, L, qkv, "K/V written as fresh tensors; a cache append moves the "
+                  "same bytes"),
+        Component("attention", phase, batch, L, attn,
+                  f"over {ctx} cached tokens" if decode else f"causal prefill of {ctx} tokens"),
+        Component("attn_out", phase, batch, L, _gemv(m, phase, "attn_out", tokens, m.d_model, m.d_model,
+                                                     m.bias, dt, label)),
+        Component("mlp_up", phase, batch, L, up),
+    ]
+    if m.mlp == "swiglu":
+        comps.append(Component("mlp_gate", phase, batch, L, up, "same shape as mlp_up: its benchmark, "
+                               "counted again"))
+        comps.append(Component("mlp_act", phase, batch, L, None, "silu(gate) * up: no kernel in the suite",
+                               unmeasured_bytes=3 * tokens * m.d_ff * p))
+    else:
+        comps.append(Component("mlp_act", phase, batch, L, SweepPoint(
+            "gelu", sweep("gelu", "mlp_act"), dict(n=tokens * m.d_ff, approximate="tanh", bias_len=0),
+            dt, label), "GELU (tanh); the up projection adds the bias"))
+    comps.append(Component("mlp_down", phase, batch, L, _gemv(m, phase, "mlp_down", tokens, m.d_model,
+                                                              m.d_ff, m.bias, dt, label)))
+    head_rows = batch  # decode: every sequence; prefill: the last position only
+    comps.append(Component("lm_head", phase, batch, 1, _gemv(m, phase, "lm_head", head_rows, m.vocab_size,
+                                                             m.d_model, False, dt, label),
+                           "" if decode else "last position only"))
+    comps.append(Component("softmax_vocab", phase, batch, 1, SweepPoint(
+        "softmax", sweep("softmax", "softmax_vocab"), dict(rows=head_rows, cols=m.vocab_size), dt, label)))
+    # Ops without a kernel: compulsory bytes per call (read inputs, write outputs; norm weights).
+    norm_bytes = p * (2 * tokens * m.d_model + (2 if m.norm == "layernorm" else 1) * m.d_model)
+    comps.append(Component("norms", phase, batch, L * m.norms_per_block + 1, None,
+                           f"{m.norm}: no kernel in the suite", unmeasured_bytes=norm_bytes))
+    comps.append(Component("residual_adds", phase, batch, 2 * L, None, "no kernel in the suite",
+                           unmeasured_bytes=3 * tokens * m.d_model * p))
+    if m.positions == "rotary":
+        comps.append(Component("rotary", phase, batch, L, None, "rotary embedding of q and k: no kernel",
+                               unmeasured_bytes=2 * tokens * (m.n_heads + m.n_kv_heads) * m.head_dim * p))
+    return comps
+
+
+def all_components(request: StepRequest) -> list[Component]:
+    """Every decode step (one per batch) and, with ``prefill``, the prefill step."""
+    comps = [c for b in request.batches for c in step_components(request, "decode", b)]
+    if request.prefill:
+        comps += step_components(request, "prefill", 1)
+    return comps
+
+
+def step_points(request: StepRequest) -> list[SweepPoint]:
+    """The distinct benchmark points of the request, in a stable order (what pytest parametrizes)."""
+    seen: dict[tuple, SweepPoint] = {}
+    for c in all_components(request):
+        if c.point is not None:
+            seen.setdefault((c.point.sweep, c.point.label, c.point.dtype), c.point)
+    return list(seen.values())
+
+
+def write_request(run_dir: Path, request: StepRequest) -> Path:
+    path = Path(run_dir) / REQUEST_FILE
+    path.write_text(json.dumps(request.to_dict(), indent=2) + "\n")
+    return path
+
+
+def read_request(run_dir: Path) -> StepRequest | None:
+    """The run's step request, or None for a run made without ``--model``."""
+    path = Path(run_dir) / REQUEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the step request ({exc})") from None
+    return StepRequest.from_dict(data, str(path))

@@ -53,7 +53,8 @@ class Plan:
     skipped: list[str] = field(default_factory=list)  # optional here (ruff outside CI)
 
 
-def requirements(pyproject: Path = ROOT / "pyproject.toml", extras: Iterable[str] = ("dev",)) -> list[Requirement]:
+def requirements(pyproject: Path = ROOT / "pyproject.toml",
+                 extras: Iterable[str] = ("dev",)) -> list[Requirement]:
     """The project's dependencies plus the given extras, with environment markers applied."""
     project = tomllib.loads(pyproject.read_text())["project"]
     raw = list(project["dependencies"])

@@ -91,7 +91,7 @@ def test_env_sh_on_a_complete_environment_needs_no_network(tmp_path):
     sets $PY and runs no pip, with every index unreachable."""
     venv = _fake_venv(tmp_path)
     env = {**os.environ, "RIDGEBENCH_VENV": str(venv), "PIP_CONFIG_FILE": os.devnull,
-           "RIDGEBENCH_DRY_RUN": "1",  # a safety net: were anything missing, the test fails, installing nothing
+           "RIDGEBENCH_DRY_RUN": "1",  # safety net: if anything were missing, fail without installing
            "PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_NO_INDEX": "1"}
     env.pop("PIP_FIND_LINKS", None)
     env.pop("CI", None)

@@ -131,7 +131,7 @@ def test_empty_inputs_launch_nothing():
 def _bad_calls():
     x, w, bv = _inputs(2, 6, 16, True, torch.float32)
     return [
-        ("x", TypeError, lambda: gemv(x.numpy(), w)),
+        ("x", TypeError, lambda: gemv(x.cpu().numpy(), w)),
         ("x", ValueError, lambda: gemv(x[0], w)),
         ("x", TypeError, lambda: gemv(x.double(), w.double())),
         ("x", ValueError, lambda: gemv(x.t().contiguous().t(), w)),

@@ -101,8 +101,13 @@ PY
 SMI_PID=
 if [ $DRY = 0 ] && command -v nvidia-smi >/dev/null; then
     step nvidia-smi-before 30 bash -c "nvidia-smi -q > '$OUT/nvidia-smi-before.txt'"
-    nvidia-smi --query-gpu=timestamp,index,clocks.sm,clocks.mem,temperature.gpu,power.draw,utilization.gpu,clocks_throttle_reasons.active \
-        --format=csv -lms 1000 > "$OUT/clocks.csv" 2>&1 &
+    fields=timestamp,index,clocks.sm,clocks.mem,temperature.gpu,power.draw,utilization.gpu
+    for reasons in clocks_event_reasons.active clocks_throttle_reasons.active; do  # new name, then old
+        if nvidia-smi --query-gpu="$reasons" --format=csv,noheader -i 0 >/dev/null 2>&1; then
+            fields=$fields,$reasons; break
+        fi
+    done
+    nvidia-smi --query-gpu="$fields" --format=csv -lms 1000 > "$OUT/clocks.csv" 2>&1 &
     SMI_PID=$!
 elif [ $DRY = 0 ]; then
     STATUS+=("$(printf '%-28s %-24s' nvidia-smi 'FAILED (not found)')"); failed=1

@@ -220,7 +220,8 @@ def test_attention_misaligned_and_odd_strides(cuda, dtype, layout, variant, q_le
 def test_softmax_and_gelu_misaligned_and_odd_strides(cuda, dtype, layout):
     off, pad = (1, 0) if layout == "offset1" else (0, 5)
     for rows, cols in ((7, 1000), (3, 4096), (2, 50257)):
-        x = _randn(rows, cols, dtype=dtype, seed=1, offset=off, pad_last=pad) * 4
+        x = _randn(rows, cols, dtype=dtype, seed=1, scale=4.0, offset=off, pad_last=pad)
+        assert _misaligned(x) == (off == 1)
         _close(sm.softmax(x), sm.softmax_ref(x, compute_dtype=torch.float64), sm.TOLERANCES[dtype])
         x = _randn(rows, cols, dtype=dtype, seed=2, offset=off, pad_last=pad)
         bias = _randn(cols, dtype=dtype, seed=3, offset=off)
@@ -229,7 +230,8 @@ def test_softmax_and_gelu_misaligned_and_odd_strides(cuda, dtype, layout):
                    gm.gelu_ref(x, bias, approximate=approximate, compute_dtype=torch.float64),
                    gm.TOLERANCES[dtype])
         if layout == "offset1":  # in place on a misaligned buffer
-            y = x.clone()
+            y = _randn(rows, cols, dtype=dtype, seed=2, offset=off).copy_(x)
+            assert _misaligned(y)
             gm.gelu(y, inplace=True)
             _close(y, gm.gelu_ref(x, compute_dtype=torch.float64), gm.TOLERANCES[dtype])
 

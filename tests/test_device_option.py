@@ -80,3 +80,17 @@ def test_sticky_cuda_error_is_detected_by_a_probe():
 def test_kernel_test_modules_exist():
     names = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
     assert tc.KERNEL_TEST_MODULES <= names and set(tc.CPU_RUN_MODULES) <= names
+
+
+def test_fp32_attention_on_the_gpu_is_reported_as_interpreter_only():
+    """What the conftest recognises is the launcher's own refusal (its text, not a drifting copy)."""
+    import inspect
+
+    import kernels.attention as A
+
+    source = inspect.getsource(A._validate)
+    assert all(e in source for e in tc.INTERPRETER_ONLY_ERRORS)
+    exc = TypeError("q: float32 is for CPU (interpreter) runs only; use float16 or bfloat16 on a GPU")
+    assert tc.interpreter_only_failure(exc)
+    assert not tc.interpreter_only_failure(ValueError(str(exc)))
+    assert not tc.interpreter_only_failure(TypeError("q: dtype float64"))

@@ -6,7 +6,8 @@
 - ``cuda`` (the default when a GPU is visible): the kernels are compiled and the kernel tests' tensors
   live on the GPU; ``TRITON_INTERPRET`` is removed. The kernel test modules build their inputs with
   seeded CPU generators; :class:`TensorsOn` draws every random tensor on the CPU and moves it, so both
-  devices see the same numbers. Skips whose reason is the interpreter (bf16 ``tl.dot``) do not apply;
+  devices see the same numbers; tensors made in ``parametrize`` are moved as the same views
+  (:func:`on_device`). Skips whose reason is the interpreter (bf16 ``tl.dot``) do not apply;
   a test reaching an input the GPU path refuses by design (fp32 attention) is reported skipped, saying so.
   ``--device cuda`` without a GPU is a usage error (exit 4). A sticky CUDA error (an illegal address, a
   device-side assert) stops the session with one message naming the test: every later test in the
@@ -145,6 +146,39 @@ def _kernel_tensors_on_device(request):
         return
     with TensorsOn(kind):
         yield
+
+
+def on_device(value, device: str | torch.device):
+    """``value`` with every CPU tensor in it (also inside tuples, lists and dicts) on ``device``, each the
+    same view of a copy of its storage: strides, storage offset, overlap (``expand``) and gaps (``[::2]``)
+    are kept, as a test of layouts needs."""
+    if isinstance(value, torch.Tensor):
+        if value.device.type != "cpu":
+            return value
+        storage = value.untyped_storage()
+        flat = torch.empty(0, dtype=value.dtype).set_(storage, 0, (storage.nbytes() // value.element_size(),))
+        return flat.to(device, copy=True).as_strided(value.size(), value.stride(), value.storage_offset())
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(on_device(v, device) for v in value)
+    if isinstance(value, list):
+        return [on_device(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: on_device(v, device) for k, v in value.items()}
+    return value
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """With ``--device cuda``, tensors made at collection time (in ``parametrize``) go to the GPU too."""
+    kind = pyfuncitem.config.stash.get(DEVICE, "cpu")
+    module = getattr(getattr(pyfuncitem, "module", None), "__name__", "").rpartition(".")[2]
+    if (kind != "cpu" and module in KERNEL_TEST_MODULES
+            and getattr(pyfuncitem, "originalname", pyfuncitem.name) not in CPU_TENSOR_TESTS):
+        params = getattr(getattr(pyfuncitem, "callspec", None), "params", {})
+        for name in params:
+            if name in pyfuncitem.funcargs:
+                pyfuncitem.funcargs[name] = on_device(pyfuncitem.funcargs[name], kind)
+    return (yield)
 
 
 def sticky_cuda_error(probe: Callable[[], object]) -> str | None:

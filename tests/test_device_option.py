@@ -94,3 +94,19 @@ def test_fp32_attention_on_the_gpu_is_reported_as_interpreter_only():
     assert tc.interpreter_only_failure(exc)
     assert not tc.interpreter_only_failure(ValueError(str(exc)))
     assert not tc.interpreter_only_failure(TypeError("q: dtype float64"))
+
+
+def test_on_device_keeps_every_view():
+    base = torch.arange(96, dtype=torch.float16).reshape(4, 6, 4)
+    views = [base, base.transpose(0, 2), base[::2, ::2], base[1:, 2:], torch.ones(1, 8).expand(3, 8),
+             torch.ones(8, 2).t(), base.view(-1)[5:29].view(4, 6)]
+    moved = tc.on_device(({"x": views[0]}, [views[1], 3], *views[2:], "text"), "meta")
+    flat = [moved[0]["x"], moved[1][0], *moved[2:-1]]
+    assert moved[1][1] == 3 and moved[-1] == "text"
+    for old, new in zip(views, flat, strict=True):
+        assert new.device.type == "meta" and new.dtype == old.dtype
+        layout = (new.shape, new.stride(), new.storage_offset())
+        assert layout == (old.shape, old.stride(), old.storage_offset())
+    same = tc.on_device(views[3], "cpu")  # the values, where they can be read
+    assert torch.equal(same, views[3]) and same.stride() == views[3].stride()
+    assert same.untyped_storage().data_ptr() != views[3].untyped_storage().data_ptr()

@@ -137,13 +137,16 @@ def device(request) -> torch.device:
 
 @pytest.fixture(autouse=True)
 def _kernel_tensors_on_device(request):
-    """With ``--device cuda``, the kernel test modules' tensors are created on the GPU."""
+    """With ``--device cuda``, the kernel test modules' tensors are created on the GPU, and their launchers
+    run the first config that survives pruning, as under the interpreter (those tests assert which config
+    ran; tests/test_compiled.py runs every config and the autotuner on the GPU)."""
     kind = request.config.stash.get(DEVICE, "cpu")
     module = getattr(request.module, "__name__", "").rpartition(".")[2]
     if (kind == "cpu" or module not in KERNEL_TEST_MODULES
             or getattr(request.node, "originalname", request.node.name) in CPU_TENSOR_TESTS):
         yield
         return
+    request.getfixturevalue("monkeypatch").setenv("RIDGEBENCH_AUTOTUNE", "0")
     with TensorsOn(kind):
         yield
 

@@ -109,6 +109,7 @@ if [ $DRY = 0 ] && command -v nvidia-smi >/dev/null; then
     done
     nvidia-smi --query-gpu="$fields" --format=csv -lms 1000 > "$OUT/clocks.csv" 2>&1 &
     SMI_PID=$!
+    trap 'kill "$SMI_PID" 2>/dev/null' EXIT  # also when this script is interrupted
 elif [ $DRY = 0 ]; then
     STATUS+=("$(printf '%-28s %-24s' nvidia-smi 'FAILED (not found)')"); failed=1
 fi

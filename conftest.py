@@ -20,6 +20,15 @@ def pytest_addoption(parser) -> None:
         default=False,
         help="ridgebench: run the benchmark suite in bench/ instead of the tests in tests/",
     )
+    # Here rather than in tests/conftest.py so `pytest --device cuda` parses whatever the arguments
+    # (tests/conftest.py reads it; see there).
+    parser.addoption(
+        "--device",
+        choices=("cuda", "cpu"),
+        default=None,
+        help="ridgebench tests: where the Triton kernels run: cuda (compiled; the default when a GPU is "
+             "visible) or cpu (the Triton interpreter on CPU tensors; the default otherwise)",
+    )
 
 
 def pytest_ignore_collect(collection_path: Path, config) -> bool | None:

@@ -25,6 +25,7 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-e2e")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT")) and k != "TRITON_INTERPRET"}
+    env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU run, also on a GPU machine (the assertions expect one)
     cmd = [sys.executable, "-m", "pytest", "--benchmark", "--sweep", "smoke", f"--results-root={out}",
            "--benchmark-max-time=0.02", "--ceilings-budget=0.05", f"--benchmark-json={out / 'user.json'}",
            "--benchmark-group-by=param:case", "-q", "-p", "no:cacheprovider"]
@@ -132,6 +133,7 @@ def test_xdist_workers_merge_into_one_run(tmp_path):
     them into one run directory. On this CPU the refusal of CPU workers is lifted for the test only."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT")) and k != "TRITON_INTERPRET"}
+    env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU run, also on a GPU machine (the assertions expect one)
     env["RIDGEBENCH_CPU_WORKERS"] = "1"
     cmd = [sys.executable, "-m", "pytest", "--benchmark", "--sweep", "smoke", "--kernels", "gelu,softmax",
            "--providers", "torch", "-n", "2", f"--results-root={tmp_path}", "--benchmark-max-time=0.02",

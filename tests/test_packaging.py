@@ -68,8 +68,11 @@ def test_built_wheel_contains_no_top_level_module(tmp_path):
          "-w", str(tmp_path / "dist"), str(src)],
         capture_output=True, text=True, timeout=300,
     )
-    if proc.returncode and "No module named" in proc.stderr:
-        pytest.skip(f"cannot build a wheel here: {proc.stderr.strip().splitlines()[-1]}")
+    # This python's setuptools cannot build wheels (missing, or < 70.1 without the `wheel` package, as
+    # in a fresh venv that reuses a host's packages): not a property of the project.
+    for cause in ("No module named", "invalid command 'bdist_wheel'"):
+        if proc.returncode and cause in proc.stderr:
+            pytest.skip(f"cannot build a wheel with this python's setuptools: {cause}")
     assert proc.returncode == 0, proc.stderr
     (wheel,) = (tmp_path / "dist").glob("ridgebench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

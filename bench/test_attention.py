@@ -35,6 +35,9 @@ class AttentionBench(KernelBench):
         # check_cache_len costs a device-to-host sync per call; the first (checked) call does it.
         return lambda: kmod.attention(x["q"], x["k"], x["v"], x["lens"], check_cache_len=first)
 
+    def launch_args(self, x):
+        return (x["q"], x["k"], x["v"], x["lens"]), {}
+
     def check(self, kmod, x, out, tolerance):
         q, past = x["q"], x["past"]
         _, hq, q_len, _ = q.shape

@@ -32,6 +32,9 @@ class GeluBench(KernelBench):
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.gelu(x["x"], x["b"], approximate=x["approximate"])
 
+    def launch_args(self, x):
+        return (x["x"], x["b"]), {"approximate": x["approximate"]}
+
     def check(self, kmod, x, out, tolerance):
         return compare(out, kmod.gelu_ref(x["x"], x["b"], approximate=x["approximate"]), tolerance)
 

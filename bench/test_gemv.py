@@ -28,6 +28,9 @@ class GemvBench(KernelBench):
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.gemv(x["x"], x["w"], x["b"])
 
+    def launch_args(self, x):
+        return (x["x"], x["w"], x["b"]), {}
+
     def check(self, kmod, x, out, tolerance):
         return compare(out, kmod.gemv_ref(x["x"], x["w"], x["b"]), tolerance)
 

@@ -36,6 +36,9 @@ class QkvBench(KernelBench):
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.qkv_projection(x["x"], x["w"], x["b"], **x["heads"])
 
+    def launch_args(self, x):
+        return (x["x"], x["w"], x["b"]), dict(x["heads"])
+
     def check(self, kmod, x, out, tolerance):
         return compare(out, kmod.qkv_projection_ref(x["x"], x["w"], x["b"], **x["heads"]), tolerance)
 

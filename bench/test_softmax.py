@@ -26,6 +26,9 @@ class SoftmaxBench(KernelBench):
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.softmax(x["x"])
 
+    def launch_args(self, x):
+        return (x["x"],), {}
+
     def check(self, kmod, x, out, tolerance):
         return compare(out, kmod.softmax_ref(x["x"]), tolerance)
 

@@ -35,6 +35,7 @@ entry point group ``ridgebench.providers``: :func:`load_user_providers`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import sys
@@ -138,6 +139,7 @@ def uniform_length(cache_len: torch.Tensor) -> int:
 # The torch baseline per kernel, in the launcher's signature (inductor compiles these)
 # ------------------------------------------------------------------------------------------------
 
+@functools.cache
 def _kmod(kernel: str):
     return importlib.import_module(f"kernels.{kernel}")
 

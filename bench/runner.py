@@ -91,13 +91,19 @@ class KernelBench:
     """What one kernel's benchmark file provides. ``build`` returns a dict of device tensors and sizes."""
 
     kernel: str = ""
-    torch_variant: str = "torch"
 
     def build(self, point: SweepPoint, device: torch.device) -> dict:
         raise NotImplementedError
 
+    @property
+    def torch_variant(self) -> str:
+        """What the torch baseline runs (:data:`bench.providers.TORCH_VARIANTS`)."""
+        return registry.TORCH_VARIANTS[self.kernel]
+
     def torch_fn(self, kmod: ModuleType, x: dict) -> Callable[[], object]:
-        raise NotImplementedError
+        """The eager baseline, defined once in :data:`bench.providers.TORCH_BASELINES` (which
+        ``inductor`` compiles), on the launcher's inputs."""
+        return self.provider_fn(registry.TORCH_BASELINES[self.kernel], x)
 
     def triton_fn(self, kmod: ModuleType, x: dict, *, first: bool) -> Callable[[], object]:
         """The launch; ``first`` is the checked call (launchers may skip host-side checks afterwards)."""

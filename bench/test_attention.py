@@ -13,7 +13,6 @@ REF_BUDGET_BYTES = 1 << 30  # fp32 scores of one sequence the reference may mate
 
 class AttentionBench(KernelBench):
     kernel = KERNEL
-    torch_variant = "sdpa"
 
     def build(self, point, device):
         s, dtype = point.shape, DTYPES[point.dtype]
@@ -27,9 +26,6 @@ class AttentionBench(KernelBench):
         layout = (f"q [B,Hq,q_len,Dh]; caches [B,Hkv,{past}+{q_len},Dh] already holding the new tokens; "
                   "cache_len int32 [B]")
         return {"q": q, "k": k_cache, "v": v_cache, "lens": lens, "past": past, "layout": layout}
-
-    def torch_fn(self, kmod, x):
-        return lambda: kmod.attention_sdpa(x["q"], x["k"], x["v"], x["past"])
 
     def triton_fn(self, kmod, x, *, first):
         # check_cache_len costs a device-to-host sync per call; the first (checked) call does it.

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from bench.runner import DTYPES, KernelBench, compare, generator, randn, run_case
 
 KERNEL = "softmax"
@@ -12,16 +10,12 @@ KERNEL = "softmax"
 
 class SoftmaxBench(KernelBench):
     kernel = KERNEL
-    torch_variant = "torch.softmax"
 
     def build(self, point, device):
         s = point.shape
         x = randn(generator(device), s["rows"], s["cols"], dtype=DTYPES[point.dtype], device=device,
                   scale=3.0)
         return {"x": x, "layout": "x [rows, cols], contiguous; softmax over cols"}
-
-    def torch_fn(self, kmod, x):
-        return lambda: torch.softmax(x["x"], dim=-1)
 
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.softmax(x["x"])

@@ -271,7 +271,12 @@ def wrong_softmax(x):
     return torch.softmax(x, dim=0)  # over the wrong axis
 
 
-PROVIDERS = {"mine": {"softmax": softmax, "gelu": gelu}, "wrong": {"softmax": wrong_softmax}}
+def picky_gelu(x, bias, *, approximate):
+    raise NotImplementedError("picky: erf GELU only")
+
+
+PROVIDERS = {"mine": {"softmax": softmax, "gelu": gelu}, "wrong": {"softmax": wrong_softmax},
+             "picky": {"gelu": picky_gelu}}
 '''
 
 
@@ -291,7 +296,7 @@ def _bench(tmp_path: Path, *args: str, module_source: str | None = USER_MODULE, 
 
 def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
     proc = _bench(tmp_path, "--kernels", "softmax,gelu,attention", "--provider-module", "my_kernels",
-                  "--providers", "torch,inductor,mine,wrong,sdpa-flash,flash-attn,flashinfer,liger")
+                  "--providers", "torch,inductor,mine,wrong,picky,sdpa-flash,flash-attn,flashinfer,liger")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-4000:]  # the wrong provider fails its check; nothing else does
     failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
@@ -318,6 +323,7 @@ def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
         category, reason = why[(name, kernel)]
         assert category == "unavailable" and "package not installed" in reason, (name, reason)
     assert ("wrong", "softmax") not in why and ("wrong", "softmax") not in timed  # failed: no time
+    assert why[("picky", "gelu")][0] == "unsupported" and "erf GELU only" in why[("picky", "gelu")][1]
     roofline = next(run.glob("roofline-*.svg")).read_text()
     for provider in ("torch", "inductor", "mine"):
         assert f"measured:test_softmax[{provider}-" in roofline
@@ -351,3 +357,39 @@ def test_providers_all_collects_what_can_run_here(tmp_path):
         assert any(f"test_attention[{provider}-" in i for i in ids), provider
     assert not any("sdpa-math" in i and "test_softmax" in i for i in ids)  # attention only
     assert not any(name in i for i in ids for name in ("sdpa-flash", "flash-attn", "flashinfer", "liger"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Who is ahead: the speedup numbers, the figure's markers
+# ------------------------------------------------------------------------------------------------
+
+def _record(provider, rows, median_s, sweep="softmax/cols"):
+    from roofline.results import Record
+
+    shape = {"rows": rows, "cols": 128}
+    return Record(f"test_softmax[{provider}-{rows}]", "softmax", None, provider, sweep, shape, "float32",
+                  "cpu: X", "cpu", 5.0 * rows * 128, 8.0 * rows * 128, median_s, median_s * 0.9,
+                  median_s * 1.1, "fp32", extra={"label": f"R{rows}"})
+
+
+def test_speedup_is_torch_time_over_provider_time_at_the_same_point():
+    from roofline.speedup import speedups, table_lines
+
+    records = [_record("torch", 4, 2e-3), _record("torch", 8, 4e-3), _record("mine", 4, 1e-3),
+               _record("mine", 8, 8e-3), _record("mine", 16, 1e-3),  # no torch at rows=16: left out
+               _record("inductor", 4, 4e-3, sweep="softmax/other")]  # another sweep: no torch there
+    got = {(s.provider, s.label): s.speedup for s in speedups(records)}
+    assert got == {("torch", "R4"): 1.0, ("torch", "R8"): 1.0, ("mine", "R4"): 2.0, ("mine", "R8"): 0.5}
+    lines = table_lines(records)
+    row = next(line for line in lines if "| mine |" in line)
+    assert row == "| softmax | softmax/cols | float32 | mine | 2 | 1.00x | 0.50x | 2.00x |"  # geomean(2, 0.5)
+    assert not any("inductor" in line for line in lines)
+    assert table_lines([_record("torch", 4, 2e-3)]) == []  # nothing to compare: no table
+
+
+def test_every_builtin_provider_and_a_few_user_ones_get_their_own_marker():
+    from roofline.plot_layout import provider_marker
+
+    known = [*P.names(), "mine", "theirs", "yours"]
+    markers = [provider_marker(p, known) for p in known]
+    assert len(set(markers)) == len(markers)

@@ -78,3 +78,26 @@ def table_lines(records: Iterable[Record], baseline: str = BASELINE) -> list[str
         lines.append(f"| {kernel} | {sweep} | {dtype} | {provider} | {len(values)} | {geomean(values):.2f}x "
                      f"| {min(values):.2f}x | {max(values):.2f}x |")
     return lines
+
+
+def versus_lines(records: Iterable[Record], ours: str = "triton") -> list[str]:
+    """The Markdown table of ``ours`` against every other provider at the same points (the prefill
+    target "within 10% of SDPA's flash backend" is the ``sdpa-flash`` row): ``other median / ours
+    median``, > 1 = ours faster. Empty when ``ours`` shares no point with another provider."""
+    records = list(records)
+    rows: dict[tuple, list[Speedup]] = {}
+    for other in sorted({r.provider for r in records} - {ours}):
+        for s in speedups(records, baseline=other):
+            if s.provider == ours:
+                rows.setdefault((s.kernel, s.sweep, s.dtype, other), []).append(s)
+    if not rows:
+        return []
+    lines = [f"`{ours}` (ridgebench's kernels) against each provider at the same points: other median / "
+             f"{ours} median, > 1 = {ours} faster.", "",
+             f"| kernel | sweep | dtype | {ours} vs | points | geomean | min | max |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (kernel, sweep, dtype, other), ss in sorted(rows.items()):
+        values = [s.speedup for s in ss]
+        lines.append(f"| {kernel} | {sweep} | {dtype} | {other} | {len(values)} | {geomean(values):.2f}x "
+                     f"| {min(values):.2f}x | {max(values):.2f}x |")
+    return lines

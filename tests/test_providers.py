@@ -387,6 +387,17 @@ def test_speedup_is_torch_time_over_provider_time_at_the_same_point():
     assert table_lines([_record("torch", 4, 2e-3)]) == []  # nothing to compare: no table
 
 
+def test_ours_against_each_provider_at_the_same_points():
+    from roofline.speedup import versus_lines
+
+    records = [_record("triton", 4, 1e-3), _record("triton", 8, 2e-3), _record("sdpa-flash", 4, 0.9e-3),
+               _record("sdpa-flash", 8, 2.2e-3), _record("torch", 4, 3e-3)]
+    lines = versus_lines(records)
+    assert "| softmax | softmax/cols | float32 | sdpa-flash | 2 | 0.99x | 0.90x | 1.10x |" in lines
+    assert "| softmax | softmax/cols | float32 | torch | 1 | 3.00x | 3.00x | 3.00x |" in lines
+    assert versus_lines([_record("torch", 4, 3e-3), _record("mine", 4, 1e-3)]) == []  # no triton
+
+
 def test_every_builtin_provider_and_a_few_user_ones_get_their_own_marker():
     from roofline.plot_layout import provider_marker
 

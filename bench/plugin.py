@@ -185,7 +185,7 @@ def check_options(config: pytest.Config) -> None:
         provider_registry.load_user_providers(config.getoption("--provider-module"))
     except provider_registry.ProviderError as exc:
         raise pytest.UsageError(str(exc)) from None
-    chosen_providers(config, "cpu")
+    chosen_providers(config, "cpu")  # validates the names; the device matters only for "all"
 
 
 def chosen_providers(config: pytest.Config, device_kind: str) -> tuple[str, ...]:

@@ -11,6 +11,11 @@ Order of a timed benchmark:
 4. ``benchmark.pedantic`` with the cache flush as ``setup`` (never timed) and, on CUDA, the
    :class:`~bench.timing.DeviceClock` as the timer, so pytest-benchmark's numbers are device time;
 5. ``extra_info`` from :func:`bench.record.extra_info`.
+
+Providers: ``triton`` (the launch, ``KernelBench.triton_fn``), ``torch`` (``KernelBench.torch_fn``, the
+baseline of :mod:`bench.providers`) and every other registered provider (its callable on
+``KernelBench.launch_args``) go through the same steps. A provider that cannot run here (package not
+installed, wrong device, no compiler) or refuses a case (``NotImplementedError``) is a recorded skip.
 """
 
 from __future__ import annotations

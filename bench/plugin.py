@@ -33,12 +33,12 @@ import pytest
 
 from bench import ceilings as ceilings_mod
 from bench import provenance, step_options
+from bench import providers as provider_registry
 from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
 from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
 from roofline.sweeps import KERNELS, SweepPoint, sweep_dtype, sweep_points
 
-PROVIDERS = ("triton", "torch")
 SESSION = pytest.StashKey[BenchSession]()
 RUN_DIR = pytest.StashKey[Path]()
 USER_JSON = pytest.StashKey[object]()
@@ -100,7 +100,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kernels", default=None, metavar="K1,K2",
                     help="only these kernels (comma-separated: qkv, gemv, attention, softmax, gelu)")
     group.addoption("--providers", default="triton,torch", metavar="P1,P2",
-                    help="providers to run: triton, torch (default: both)")
+                    help="providers to run (default: triton,torch): triton, torch, inductor, sdpa-flash, "
+                         "sdpa-efficient, sdpa-cudnn, sdpa-math, flash-attn, flashinfer, liger, those of "
+                         "--provider-module; 'all' = every provider that can run here")
+    group.addoption("--provider-module", action="append", default=[], metavar="MODULE",
+                    help="import MODULE (repeatable) defining PROVIDERS = {name: {kernel: callable}}: your "
+                         "own providers, checked, timed and plotted like ours (bench/providers.py)")
     group.addoption("--results-root", default=str(ROOT / "results"), metavar="DIR",
                     help="where <device-slug>/<UTC timestamp>/ is created (default: ./results); "
                          "write --results-root=DIR so pytest does not take DIR for a test path")
@@ -177,7 +182,18 @@ def check_options(config: pytest.Config) -> None:
                 f"--benchmark-histogram needs {' and '.join(missing)}, not installed here: "
                 "pip install 'pytest-benchmark[histogram]' (or run without --benchmark-histogram)")
     _csv(config, "--kernels", KERNELS)
-    _csv(config, "--providers", PROVIDERS)
+    try:
+        provider_registry.load_user_providers(config.getoption("--provider-module"))
+    except provider_registry.ProviderError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    chosen_providers(config, "cpu")  # validates the names; the device matters only for "all"
+
+
+def chosen_providers(config: pytest.Config, device_kind: str) -> tuple[str, ...]:
+    """``--providers``: the names given (each known), or ``all``: every provider that can run here."""
+    if (config.getoption("--providers") or "").strip() == "all":
+        return provider_registry.runnable_here(device_kind)
+    return _csv(config, "--providers", provider_registry.names())
 
 
 class _XdistHooks:
@@ -297,8 +313,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     config = metafunc.config
     kernel = metafunc.module.KERNEL
-    providers = _csv(config, "--providers", PROVIDERS)
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
+    # a provider without this kernel is not a case of it (an unavailable one is: a recorded skip)
+    providers = [p for p in chosen_providers(config, device_kind) if provider_registry.has_kernel(p, kernel)]
     step = step_options.points(config)  # --model: one model step's shapes instead of the sweep preset
     all_points = step if step is not None else sweep_points(config.getoption("--sweep"), device_kind,
                                                             config.getoption("--dtype"))

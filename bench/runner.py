@@ -11,6 +11,11 @@ Order of a timed benchmark:
 4. ``benchmark.pedantic`` with the cache flush as ``setup`` (never timed) and, on CUDA, the
    :class:`~bench.timing.DeviceClock` as the timer, so pytest-benchmark's numbers are device time;
 5. ``extra_info`` from :func:`bench.record.extra_info`.
+
+Providers: ``triton`` (the launch, ``KernelBench.triton_fn``), ``torch`` (``KernelBench.torch_fn``, the
+baseline of :mod:`bench.providers`) and every other registered provider (its callable on
+``KernelBench.launch_args``) go through the same steps. A provider that cannot run here (package not
+installed, wrong device, no compiler) or refuses a case (``NotImplementedError``) is a recorded skip.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from types import ModuleType
 import pytest
 import torch
 
+from bench import providers as registry
 from bench.record import extra_info, skip_record
 from bench.session import BenchSession
 from bench.timing import choose_rounds, cuda_clock, summarize, timing_method
@@ -90,17 +96,36 @@ class KernelBench:
     """What one kernel's benchmark file provides. ``build`` returns a dict of device tensors and sizes."""
 
     kernel: str = ""
-    torch_variant: str = "torch"
 
     def build(self, point: SweepPoint, device: torch.device) -> dict:
         raise NotImplementedError
 
+    @property
+    def torch_variant(self) -> str:
+        """What the torch baseline runs (:data:`bench.providers.TORCH_VARIANTS`)."""
+        return registry.TORCH_VARIANTS[self.kernel]
+
     def torch_fn(self, kmod: ModuleType, x: dict) -> Callable[[], object]:
-        raise NotImplementedError
+        """The eager baseline, defined once in :data:`bench.providers.TORCH_BASELINES` (which
+        ``inductor`` compiles), on the launcher's inputs."""
+        return self.provider_fn(registry.TORCH_BASELINES[self.kernel], x)
 
     def triton_fn(self, kmod: ModuleType, x: dict, *, first: bool) -> Callable[[], object]:
         """The launch; ``first`` is the checked call (launchers may skip host-side checks afterwards)."""
         raise NotImplementedError
+
+    def launch_args(self, x: dict) -> tuple[tuple, dict]:
+        """The Triton launcher's inputs, ``(args, kwargs)``: what every registered provider's callable
+        takes (:mod:`bench.providers` documents the signature per kernel)."""
+        raise NotImplementedError
+
+    def provider_fn(self, impl: Callable, x: dict) -> Callable[[], object]:
+        """One call of a registered provider on the case's inputs (the closure holds ``x``, not its
+        tensors, so :func:`_release` frees them)."""
+        def call() -> object:
+            args, kwargs = self.launch_args(x)
+            return impl(*args, **kwargs)
+        return call
 
     def check(self, kmod: ModuleType, x: dict, out: object, tolerance: tuple[float, float]) -> Check:
         raise NotImplementedError
@@ -140,6 +165,8 @@ def classify(exc: BaseException, provider: str) -> str | None:
         return None  # a real failure, and the end of this process's benchmarks
     module = type(exc).__module__ or ""
     if module.startswith("triton") or type(exc).__name__ in ("OutOfResources", "CompilationError"):
+        return "compile-failure"
+    if provider == "inductor" and module.startswith(("torch._dynamo", "torch._inductor")):
         return "compile-failure"
     # A launcher rejects a shape it does not support with ValueError (naming the argument); a TypeError
     # would be this suite passing something wrong, a real failure.
@@ -273,6 +300,15 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
     tolerance = tuple(kmod.TOLERANCES[DTYPES[point.dtype]])
     if provider == "torch":
         tolerance = tuple(BASELINE_TOLERANCE_FACTOR * t for t in tolerance)
+    elif provider != "triton":
+        spec = registry.get(provider)
+        if point.kernel not in spec.impls:
+            _skip(session, request, point, provider, "unsupported",
+                  f"{provider} has no {point.kernel} implementation")
+        reason = spec.unavailable(session.device_kind)
+        if reason is not None:
+            _skip(session, request, point, provider, "unavailable", reason, provider_source=spec.source)
+        tolerance = tuple(spec.tolerance_factor * t for t in tolerance)
     if provider == "triton" and not session.triton_timed:
         interpreter_check(bench, kmod, point, session, request)
         return
@@ -288,6 +324,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
                 request: pytest.FixtureRequest) -> None:
     failure = None
     step = "measuring the ceilings"
+    impl = None
     try:
         roofs = session.ensure_ceilings()
         step = "building the inputs"
@@ -295,10 +332,15 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         step = "the first (checked) call"
         if provider == "torch":
             first = fn = bench.torch_fn(kmod, x)
-        else:
+        elif provider == "triton":
             first, fn = bench.triton_fn(kmod, x, first=True), bench.triton_fn(kmod, x, first=False)
+        else:
+            impl = registry.get(provider).bind(point.kernel)  # per-case providers build (compile) here
+            first = fn = bench.provider_fn(impl, x)
+        t_first = time.perf_counter()
         out = first()
         session.synchronize()
+        first_call_s = time.perf_counter() - t_first
         step = "the check against the reference"
         check = bench.check(kmod, x, out, tolerance)
         del out
@@ -317,6 +359,8 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
                     f"{check.max_error:.3g} is {check.worst:.3g}x the tolerance (atol, rtol) = {tolerance}"
                     f"{' (' + check.note + ')' if check.note else ''}; no time recorded")
     variant, config = bench.torch_variant, None
+    if provider not in ("torch", "triton"):
+        variant = registry.get(provider).variant.get(point.kernel, provider)
     if provider == "triton":
         launch = kmod_last_launch(point.kernel)
         variant, config = (launch.variant, launch.config) if launch else (None, None)
@@ -366,8 +410,10 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         tolerance=tolerance, timing_method=method,
         audit=audit_line(point.kernel, variant, config, point.dtype, arch) if provider == "triton" else None,
         details={"layout": x.get("layout"), "check": check.note or "full output vs reference",
-                 "worst_over_tolerance": check.worst},
+                 "worst_over_tolerance": check.worst, "first_call_s": first_call_s},
     ))
+    if impl is not None and hasattr(impl, "stats"):
+        benchmark.extra_info["compile"] = impl.stats()  # inductor: compile time and graph counts
     session.add_record(stats.as_dict(include_data=True))
 
 

@@ -13,7 +13,6 @@ REF_BUDGET_BYTES = 1 << 30  # fp32 scores of one sequence the reference may mate
 
 class AttentionBench(KernelBench):
     kernel = KERNEL
-    torch_variant = "sdpa"
 
     def build(self, point, device):
         s, dtype = point.shape, DTYPES[point.dtype]
@@ -28,12 +27,12 @@ class AttentionBench(KernelBench):
                   "cache_len int32 [B]")
         return {"q": q, "k": k_cache, "v": v_cache, "lens": lens, "past": past, "layout": layout}
 
-    def torch_fn(self, kmod, x):
-        return lambda: kmod.attention_sdpa(x["q"], x["k"], x["v"], x["past"])
-
     def triton_fn(self, kmod, x, *, first):
         # check_cache_len costs a device-to-host sync per call; the first (checked) call does it.
         return lambda: kmod.attention(x["q"], x["k"], x["v"], x["lens"], check_cache_len=first)
+
+    def launch_args(self, x):
+        return (x["q"], x["k"], x["v"], x["lens"]), {}
 
     def check(self, kmod, x, out, tolerance):
         q, past = x["q"], x["past"]

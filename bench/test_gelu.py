@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
 from bench.runner import DTYPES, KernelBench, compare, generator, randn, run_case
 
 KERNEL = "gelu"
@@ -11,7 +9,6 @@ KERNEL = "gelu"
 
 class GeluBench(KernelBench):
     kernel = KERNEL
-    torch_variant = "F.gelu"
 
     def build(self, point, device):
         s, dtype = point.shape, DTYPES[point.dtype]
@@ -24,13 +21,11 @@ class GeluBench(KernelBench):
             x, b, layout = randn(g, s["n"], dtype=dtype, device=device, scale=2.0), None, "x [n]"
         return {"x": x, "b": b, "approximate": s["approximate"], "layout": layout}
 
-    def torch_fn(self, kmod, x):
-        if x["b"] is None:
-            return lambda: F.gelu(x["x"], approximate=x["approximate"])
-        return lambda: F.gelu(x["x"] + x["b"], approximate=x["approximate"])
-
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.gelu(x["x"], x["b"], approximate=x["approximate"])
+
+    def launch_args(self, x):
+        return (x["x"], x["b"]), {"approximate": x["approximate"]}
 
     def check(self, kmod, x, out, tolerance):
         return compare(out, kmod.gelu_ref(x["x"], x["b"], approximate=x["approximate"]), tolerance)

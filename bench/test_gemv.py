@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
 from bench.runner import DTYPES, KernelBench, compare, generator, randn, run_case
 
 KERNEL = "gemv"
@@ -12,7 +10,6 @@ KERNEL = "gemv"
 
 class GemvBench(KernelBench):
     kernel = KERNEL
-    torch_variant = "F.linear"
 
     def build(self, point, device):
         s, dtype = point.shape, DTYPES[point.dtype]
@@ -22,11 +19,11 @@ class GemvBench(KernelBench):
         b = randn(g, s["n"], dtype=dtype, device=device) if s["bias"] else None
         return {"x": x, "w": w, "b": b, "layout": "x [B, K]; weight [N, K] (nn.Linear); bias [N]"}
 
-    def torch_fn(self, kmod, x):
-        return lambda: F.linear(x["x"], x["w"], x["b"])
-
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.gemv(x["x"], x["w"], x["b"])
+
+    def launch_args(self, x):
+        return (x["x"], x["w"], x["b"]), {}
 
     def check(self, kmod, x, out, tolerance):
         return compare(out, kmod.gemv_ref(x["x"], x["w"], x["b"]), tolerance)

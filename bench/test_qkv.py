@@ -11,7 +11,6 @@ KERNEL = "qkv"
 
 class QkvBench(KernelBench):
     kernel = KERNEL
-    torch_variant = "unfused: F.linear + split + transpose + contiguous"
 
     def build(self, point, device):
         s, dtype = point.shape, DTYPES[point.dtype]
@@ -27,14 +26,11 @@ class QkvBench(KernelBench):
         return {"x": x, "w": w, "b": b, "heads": dict(n_heads=s["n_heads"], n_kv_heads=s["n_kv_heads"]),
                 "layout": layout}
 
-    def torch_fn(self, kmod, x):
-        unfused = getattr(kmod, "qkv_projection_unfused", None)
-        if unfused is not None:
-            return lambda: unfused(x["x"], x["w"], x["b"], **x["heads"])
-        return lambda: kmod.qkv_projection_ref(x["x"], x["w"], x["b"], compute_dtype=None, **x["heads"])
-
     def triton_fn(self, kmod, x, *, first):
         return lambda: kmod.qkv_projection(x["x"], x["w"], x["b"], **x["heads"])
+
+    def launch_args(self, x):
+        return (x["x"], x["w"], x["b"]), dict(x["heads"])
 
     def check(self, kmod, x, out, tolerance):
         return compare(out, kmod.qkv_projection_ref(x["x"], x["w"], x["b"], **x["heads"]), tolerance)

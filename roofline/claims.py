@@ -170,6 +170,14 @@ def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Result
         out.append(f"| `{r.claim.id}` | {_md_cell(r.claim.source)} | {_status(r.model)} | "
                    f"{_status(r.measured)} "
                    f"| {_md_cell(v.summary) if v else ''} |")
+    from roofline.speedup import table_lines, versus_lines
+
+    provider_table = table_lines(results.records) if results is not None else []
+    if provider_table:
+        out += ["", "## Providers vs the torch baseline", ""] + provider_table
+    versus = versus_lines(results.records) if results is not None else []
+    if versus:
+        out += [""] + versus
     out += ["", "## Claims", ""]
     for r in rows:
         out.append(f"### `{r.claim.id}`")

@@ -2,9 +2,10 @@
 
 ``python -m roofline plot RESULTS [--out DIR]`` draws, for each device and dtype of a run, a log-log
 roofline (x = arithmetic intensity in FLOP/byte, y = FLOP/s) and a companion chart of the fraction of the
-attainable roof each benchmark reached. ``python -m roofline plot --predict PRESET [--sweep quick]``
-draws the default sweep's predicted positions on a hardware preset's datasheet roofs, titled as a
-prediction. Both write PNG and SVG.
+attainable roof each benchmark reached, and per kernel a speedup figure: each provider's time relative
+to the torch baseline along each sweep (:mod:`roofline.plot_speedup`).
+``python -m roofline plot --predict PRESET [--sweep quick]`` draws the default sweep's predicted
+positions on a hardware preset's datasheet roofs, titled as a prediction. Both write PNG and SVG.
 
 On a roofline: the memory roof (diagonal) and one compute roof per dtype class (tensor cores and plain
 fp32), each labelled with its value; measured ceilings solid, datasheet ceilings dashed, the seed
@@ -90,6 +91,9 @@ def plot_results(results_dir: str | Path, out_dir: str | Path | None = None) -> 
         written += save(fig, out / f"roofline-{slug(device)}-{slug(dtype)}")
         fig = fraction_figure(points, title=f"Fraction of the attainable roof: {device}, {dtype} ({judged})")
         written += save(fig, out / f"roof-fraction-{slug(device)}-{slug(dtype)}")
+    from roofline.plot_speedup import plot_speedups
+
+    written += plot_speedups(results.records, out, save)
     return written
 
 

@@ -19,8 +19,11 @@ from matplotlib.transforms import Bbox  # noqa: E402
 KERNEL_ORDER = ("qkv", "gemv", "attention", "softmax", "gelu", "gemm")
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
             "#bcbd22", "#7f7f7f")
-PROVIDER_MARKERS = {"triton": "o", "torch": "s"}
-OTHER_MARKERS = ("^", "v", "P", "X")
+# One marker per provider (bench/providers.py): the built-in ones fixed, the user's from OTHER_MARKERS in
+# name order (distinct up to len(OTHER_MARKERS) of them). "D" and "*" mark ridge points: never a provider.
+PROVIDER_MARKERS = {"triton": "o", "torch": "s", "inductor": "P", "sdpa-flash": "^", "sdpa-efficient": "v",
+                    "sdpa-cudnn": "<", "sdpa-math": ">", "flash-attn": "X", "flashinfer": "h", "liger": "p"}
+OTHER_MARKERS = ("H", "8", "d", "1", "2", "3", "4", "+", "x")
 
 
 def kernel_color(kernel: str, known: list[str] | None = None) -> str:

@@ -137,10 +137,15 @@ def test_a_point_above_its_roof_is_flagged(tmp_path):
 def test_plot_results_writes_png_and_svg_per_device_and_dtype(tmp_path):
     run = a100_run(tmp_path / "run")
     paths = plot_results(run)
-    names = sorted(p.name for p in paths)
+    names = sorted(p.name for p in paths if not p.name.startswith("speedup-"))
     assert names == sorted(f"{kind}-nvidia-a100-sxm4-80gb-{dt}.{ext}"
                            for kind in ("roofline", "roof-fraction")
                            for dt in ("float16", "float32") for ext in ("png", "svg"))
+    res = load_results(run)
+    pairs = {(r.kernel, r.dtype) for r in res.records if r.provider == "triton"} & {
+        (r.kernel, r.dtype) for r in res.records if r.provider == "torch"}  # triton vs torch at a point
+    assert pairs and sorted(p.name for p in paths if p.name.startswith("speedup-")) == sorted(
+        f"speedup-{k}-nvidia-a100-sxm4-80gb-{dt}.{ext}" for k, dt in pairs for ext in ("png", "svg"))
     for p in paths:
         assert p.parent == run and p.stat().st_size > 10_000
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,463 @@
+"""Who else computes each kernel: the provider registry.
+
+A provider is a name and, per kernel, a callable that takes **the same inputs as that kernel's Triton
+launcher** and returns the same outputs. The benchmark checks every provider's first call against the
+kernel's reference at its tolerance (times ``tolerance_factor``) before timing it, exactly as it checks
+``triton`` and ``torch``; a provider that cannot run a case is recorded in ``skipped.json``
+(``unavailable``: package not installed, wrong device, no C++ compiler; ``unsupported``: the callable
+raised ``NotImplementedError`` for the shape or dtype), never an error.
+
+Signatures, per kernel (tensors on the run's device, in the sweep's dtype):
+
+==========  ===================================================================================
+qkv         ``fn(x, weight, bias, *, n_heads, n_kv_heads) -> (q, k, v)``; x ``[B, T, D]``, weight
+            ``[(Hq + 2 Hkv) Dh, D]``, bias ``[(Hq + 2 Hkv) Dh]`` or None; q ``[B, Hq, T, Dh]``,
+            k/v ``[B, Hkv, T, Dh]``
+gemv        ``fn(x, weight, bias) -> y``; x ``[B, K]``, weight ``[N, K]``, bias ``[N]`` or None; y ``[B, N]``
+attention   ``fn(q, k_cache, v_cache, cache_len) -> o``; q ``[B, Hq, q_len, Dh]``, caches
+            ``[B, Hkv, cache_len + q_len, Dh]`` already holding the new tokens, cache_len int32 ``[B]``
+            (tokens before this step; the host copy is :func:`host_lengths`); o ``[B, Hq, q_len, Dh]``,
+            causal (query i sees keys ``0 .. cache_len + i``)
+softmax     ``fn(x) -> y``; softmax over the last dimension of x ``[rows, cols]``
+gelu        ``fn(x, bias, *, approximate) -> y``; ``gelu(x + bias)``, x ``[..., n]``, bias ``[n]`` or
+            None, approximate ``"none"`` (erf) or ``"tanh"``
+==========  ===================================================================================
+
+Built in: ``triton`` (ours), ``torch`` (the eager baseline each ``bench/test_<kernel>.py`` defines),
+``inductor`` (``torch.compile`` of that baseline; C++ on a CPU, Triton on a GPU), ``sdpa-flash``,
+``sdpa-efficient``, ``sdpa-cudnn``, ``sdpa-math`` (the attention baseline with one SDPA backend
+forced), and, when their packages are installed (never a dependency): ``flash-attn``, ``flashinfer``
+(decode), ``liger`` (softmax: Liger-Kernel has no plain GELU, only GEGLU). Users add their own with
+``--provider-module MODULE`` (a module defining ``PROVIDERS = {name: {kernel: callable}}``) or the
+entry point group ``ridgebench.providers``: :func:`load_user_providers`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import importlib.util
+import sys
+import time
+import weakref
+from collections.abc import Callable, Iterable
+
+import torch
+
+from roofline.sweeps import KERNELS
+
+ENTRY_POINT_GROUP = "ridgebench.providers"
+OURS = "triton"
+BASELINE = "torch"
+# Torch-derived providers run the unfused sequence in the input dtype, rounding each intermediate as the
+# eager baseline does (bench.runner.BASELINE_TOLERANCE_FACTOR explains the factor).
+TORCH_DERIVED_FACTOR = 4.0
+
+
+class ProviderError(ValueError):
+    """A provider module or entry point that cannot be used (import failure, malformed ``PROVIDERS``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Provider:
+    """One provider: ``impls`` maps a kernel to its callable (the launcher's signature, see the module
+    docstring) or, with ``per_case``, to a factory called once per benchmark case that returns it (a
+    fresh ``torch.compile``, so its compile is timed apart and its caches stay bounded).
+
+    ``requires``: modules that must be importable; ``device_kinds``: where it can run at all;
+    ``variant``: what it runs, per kernel (recorded as the benchmark's ``variant``)."""
+
+    name: str
+    impls: dict[str, Callable]
+    doc: str
+    requires: tuple[str, ...] = ()
+    device_kinds: tuple[str, ...] = ("cpu", "cuda")
+    tolerance_factor: float = 1.0
+    per_case: bool = False
+    source: str = "built-in"
+    variant: dict[str, str] = dataclasses.field(default_factory=dict)
+    extra_check: Callable[[], str | None] | None = None
+
+    def unavailable(self, device_kind: str) -> str | None:
+        """Why this provider cannot run on ``device_kind`` here (``None``: it can)."""
+        missing = [m for m in self.requires if not module_present(m)]
+        if missing:
+            return f"{self.name}: package not installed ({', '.join(missing)} cannot be imported)"
+        if device_kind not in self.device_kinds:
+            return (f"{self.name} runs on {' or '.join(k.upper() for k in self.device_kinds)} only; this run "
+                    f"is on a {device_kind.upper()}")
+        if self.extra_check is not None:
+            return self.extra_check()
+        return None
+
+    def bind(self, kernel: str) -> Callable:
+        """The callable for one case of ``kernel`` (a per-case provider builds a fresh one)."""
+        impl = self.impls[kernel]
+        return impl() if self.per_case else impl
+
+
+def module_present(name: str) -> bool:
+    """Whether ``name`` can be imported (a stand-in placed in ``sys.modules`` counts)."""
+    if sys.modules.get(name) is not None:
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# ------------------------------------------------------------------------------------------------
+# Host copies of the attention lengths
+# ------------------------------------------------------------------------------------------------
+
+_PER_TENSOR: dict[tuple[int, str], tuple[weakref.ref, object]] = {}
+
+
+def per_tensor(t: torch.Tensor, tag: str, make: Callable[[], object]) -> object:
+    """``make()`` computed once per (tensor, tag) while ``t`` lives: what a provider derives from its
+    inputs (a host copy, a derived tensor) is not recomputed, nor timed, in every call. The benchmark
+    never changes an input after building it."""
+    key = (id(t), tag)
+    hit = _PER_TENSOR.get(key)
+    if hit is not None and hit[0]() is t:
+        return hit[1]
+    value = make()
+    _PER_TENSOR[key] = (weakref.ref(t, lambda _r, k=key: _PER_TENSOR.pop(k, None)), value)
+    return value
+
+
+def host_lengths(cache_len: torch.Tensor) -> tuple[int, ...]:
+    """``cache_len.tolist()``, read once per tensor (one device-to-host sync, in the checked first call),
+    so a provider that needs Python ints does not sync in every timed call."""
+    return per_tensor(cache_len, "host", lambda: tuple(int(v) for v in cache_len.tolist()))
+
+
+def uniform_length(cache_len: torch.Tensor) -> int:
+    """The one length every sequence has; ``NotImplementedError`` (an ``unsupported`` skip) otherwise."""
+    lens = host_lengths(cache_len)
+    if len(set(lens)) > 1:
+        raise NotImplementedError(f"cache_len: unequal lengths {lens[:8]}; this provider needs equal ones")
+    return lens[0] if lens else 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The torch baseline per kernel, in the launcher's signature (inductor compiles these)
+# ------------------------------------------------------------------------------------------------
+
+@functools.cache
+def _kmod(kernel: str):
+    return importlib.import_module(f"kernels.{kernel}")
+
+
+def torch_qkv(x, weight, bias, *, n_heads, n_kv_heads):
+    return _kmod("qkv").qkv_projection_unfused(x, weight, bias, n_heads=n_heads, n_kv_heads=n_kv_heads)
+
+
+def torch_gemv(x, weight, bias):
+    return torch.nn.functional.linear(x, weight, bias)
+
+
+def torch_attention_int(q, k_cache, v_cache, past: int):
+    return _kmod("attention").attention_sdpa(q, k_cache, v_cache, past)
+
+
+def torch_attention(q, k_cache, v_cache, cache_len):
+    return torch_attention_int(q, k_cache, v_cache, uniform_length(cache_len))
+
+
+def torch_softmax(x):
+    return torch.softmax(x, dim=-1)
+
+
+def torch_gelu(x, bias, *, approximate):
+    return torch.nn.functional.gelu(x if bias is None else x + bias, approximate=approximate)
+
+
+TORCH_BASELINES: dict[str, Callable] = {"qkv": torch_qkv, "gemv": torch_gemv, "attention": torch_attention,
+                                        "softmax": torch_softmax, "gelu": torch_gelu}
+TORCH_VARIANTS = {"qkv": "unfused: F.linear + split + transpose + contiguous", "gemv": "F.linear",
+                  "attention": "sdpa", "softmax": "torch.softmax", "gelu": "F.gelu"}
+
+
+# ------------------------------------------------------------------------------------------------
+# inductor: torch.compile of the baseline, a fresh compile per case
+# ------------------------------------------------------------------------------------------------
+
+class Compiled:
+    """One case's ``torch.compile(baseline, dynamic=False)``. Dynamo's caches are reset first, so every
+    case compiles once for its own shape (no recompile limit reached, memory bounded), and the graphs
+    compiled are counted: ``stats()`` says how many the first call compiled (the checked call, whose
+    time is ``first_call_s``, compile included, never in the timed rounds) and how many more compiled
+    after it (a recompile inside the timed rounds would show here)."""
+
+    def __init__(self, kernel: str) -> None:
+        import torch._dynamo
+
+        torch._dynamo.reset()
+        self.kernel = kernel
+        base = torch_attention_int if kernel == "attention" else TORCH_BASELINES[kernel]
+        self.compiled = torch.compile(base, dynamic=False)
+        self.calls = 0
+        self.first_call_s: float | None = None
+        self.graphs_first = self.graphs_later = 0
+
+    @staticmethod
+    def _graphs() -> int:
+        from torch._dynamo.utils import counters
+
+        return int(counters["stats"]["unique_graphs"])
+
+    def __call__(self, *args, **kwargs):
+        if self.kernel == "attention":
+            args = (*args[:3], uniform_length(args[3]))
+        if self.calls:
+            before = self._graphs()
+            out = self.compiled(*args, **kwargs)
+            self.graphs_later += self._graphs() - before
+            return out
+        before, t0 = self._graphs(), time.perf_counter()
+        out = self.compiled(*args, **kwargs)
+        self.first_call_s = time.perf_counter() - t0
+        self.graphs_first = self._graphs() - before
+        self.calls = 1
+        return out
+
+    def stats(self) -> dict:
+        return {"first_call_s": self.first_call_s, "graphs_compiled_first_call": self.graphs_first,
+                "recompiles_after_first_call": self.graphs_later, "dynamic": False,
+                "backend": "inductor", "note": "the first (checked) call compiles; it is never timed"}
+
+
+_COMPILER: list[str | None] = []
+
+
+def inductor_compiler_missing() -> str | None:
+    """On a CPU Inductor emits C++: the reason it cannot run when no C++ compiler is found."""
+    if not _COMPILER:
+        reason = None
+        if not torch.cuda.is_available():
+            try:
+                from torch._inductor import cpp_builder
+
+                cpp_builder.get_cpp_compiler()
+            except Exception as exc:  # noqa: BLE001 - any failure to find one is the reason
+                reason = (f"inductor: no C++ compiler for Inductor's CPU code ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); install g++ or set CXX")
+        _COMPILER.append(reason)
+    return _COMPILER[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# SDPA with one backend forced
+# ------------------------------------------------------------------------------------------------
+
+SDPA_BACKENDS = {"sdpa-flash": "FLASH_ATTENTION", "sdpa-efficient": "EFFICIENT_ATTENTION",
+                 "sdpa-cudnn": "CUDNN_ATTENTION", "sdpa-math": "MATH"}
+
+
+def sdpa_backend(backend: str) -> Callable:
+    """The attention baseline (:func:`kernels.attention.attention_sdpa`: the cheapest mask for the case)
+    with SDPA restricted to ``backend``; a shape the backend refuses is ``unsupported``."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    chosen = getattr(SDPBackend, backend)
+
+    def run(q, k_cache, v_cache, cache_len):
+        past = uniform_length(cache_len)
+        with sdpa_kernel(chosen):
+            try:
+                return torch_attention_int(q, k_cache, v_cache, past)
+            except RuntimeError as exc:
+                if "no available kernel" in str(exc).lower():
+                    raise NotImplementedError(f"SDPA's {backend} backend cannot run this case: "
+                                              f"{str(exc).splitlines()[0]}") from None
+                raise
+    run.__name__ = f"sdpa_{backend.lower()}"
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# Third-party kernels (imported only when called)
+# ------------------------------------------------------------------------------------------------
+
+def _half_only(name: str, t: torch.Tensor) -> None:
+    if t.dtype not in (torch.float16, torch.bfloat16):
+        raise NotImplementedError(f"{name} takes fp16/bf16 only, not {t.dtype}")
+
+
+def flash_attn_attention(q, k_cache, v_cache, cache_len):
+    """flash-attn: ``flash_attn_func(causal=True)`` when no token was cached before (prefill);
+    ``flash_attn_with_kvcache(cache_seqlens=cache_len + q_len, causal=True)`` otherwise (decode, chunked
+    prefill): both align the causal mask bottom-right, as this benchmark's attention does. flash-attn
+    takes ``[B, S, H, Dh]``; the transposes are views (last dimension stays contiguous)."""
+    import flash_attn
+
+    _half_only("flash-attn", q)
+    q_len = q.shape[2]
+    qt = q.transpose(1, 2)
+    if max(host_lengths(cache_len), default=0) == 0:
+        out = flash_attn.flash_attn_func(qt, k_cache[:, :, :q_len].transpose(1, 2),
+                                         v_cache[:, :, :q_len].transpose(1, 2), causal=True)
+    else:
+        seqlens = per_tensor(cache_len, f"+{q_len}", lambda: cache_len + q_len)  # not a launch per call
+        out = flash_attn.flash_attn_with_kvcache(qt, k_cache.transpose(1, 2), v_cache.transpose(1, 2),
+                                                 cache_seqlens=seqlens, causal=True)
+    return out.transpose(1, 2)
+
+
+def flashinfer_decode(q, k_cache, v_cache, cache_len):
+    """FlashInfer decode: ``single_decode_with_kv_cache`` (``kv_layout="HND"``, our cache layout) once per
+    sequence, one query token each. A batch is a loop of single-sequence launches (FlashInfer's paged
+    batch wrapper needs a page table this benchmark does not build), so its time is an upper bound on
+    FlashInfer's batched decode."""
+    import flashinfer
+
+    _half_only("FlashInfer", q)
+    if q.shape[2] != 1:
+        raise NotImplementedError(f"FlashInfer decode takes one query token per sequence, not {q.shape[2]}")
+    outs = [flashinfer.single_decode_with_kv_cache(q[b, :, 0], k_cache[b, :, :n + 1], v_cache[b, :, :n + 1],
+                                                   kv_layout="HND")
+            for b, n in enumerate(host_lengths(cache_len))]
+    return torch.stack(outs)[:, :, None, :]
+
+
+def liger_softmax(x):
+    """Liger-Kernel's softmax over the last dimension (``liger_kernel.ops.softmax``)."""
+    from liger_kernel.ops.softmax import LigerSoftmaxFunction
+
+    return LigerSoftmaxFunction.apply(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# The registry
+# ------------------------------------------------------------------------------------------------
+
+def _inductor_factory(kernel: str) -> Callable[[], Compiled]:
+    return lambda: Compiled(kernel)
+
+
+BUILTIN: dict[str, Provider] = {
+    BASELINE: Provider(BASELINE, dict(TORCH_BASELINES), "eager PyTorch, the baseline every speedup is "
+                       "relative to", tolerance_factor=TORCH_DERIVED_FACTOR, variant=dict(TORCH_VARIANTS)),
+    "inductor": Provider(
+        "inductor", {k: _inductor_factory(k) for k in KERNELS},
+        "torch.compile(the torch baseline, dynamic=False): Triton on a GPU, C++ on a CPU; compiled once "
+        "per case before timing", requires=("torch._inductor",), tolerance_factor=TORCH_DERIVED_FACTOR,
+        per_case=True, variant={k: f"torch.compile({v})" for k, v in TORCH_VARIANTS.items()},
+        extra_check=inductor_compiler_missing),
+    **{name: Provider(name, {"attention": sdpa_backend(backend)},
+                      f"SDPA with only its {backend} backend enabled (torch.nn.attention.sdpa_kernel)",
+                      device_kinds=("cpu", "cuda") if backend == "MATH" else ("cuda",),
+                      tolerance_factor=TORCH_DERIVED_FACTOR, variant={"attention": f"sdpa[{backend}]"})
+       for name, backend in SDPA_BACKENDS.items()},
+    "flash-attn": Provider("flash-attn", {"attention": flash_attn_attention},
+                           "flash-attn 2: flash_attn_func (prefill) / flash_attn_with_kvcache (decode)",
+                           requires=("flash_attn",), device_kinds=("cuda",),
+                           variant={"attention": "flash_attn_func / flash_attn_with_kvcache"}),
+    "flashinfer": Provider("flashinfer", {"attention": flashinfer_decode},
+                           "FlashInfer single_decode_with_kv_cache per sequence (decode only)",
+                           requires=("flashinfer",), device_kinds=("cuda",),
+                           variant={"attention": "single_decode_with_kv_cache (HND), per sequence"}),
+    "liger": Provider("liger", {"softmax": liger_softmax}, "Liger-Kernel's Triton softmax",
+                      requires=("liger_kernel",), device_kinds=("cuda",),
+                      variant={"softmax": "LigerSoftmaxFunction"}),
+}
+RESERVED = (OURS, *BUILTIN)
+_USER: dict[str, Provider] = {}
+
+
+def registry() -> dict[str, Provider]:
+    """Every provider but ``triton`` (ours, dispatched by the benchmark itself): built-in, then the user's."""
+    return {**BUILTIN, **_USER}
+
+
+def names() -> tuple[str, ...]:
+    """Every provider name ``--providers`` accepts (besides ``all``)."""
+    return (OURS, *registry())
+
+
+def get(name: str) -> Provider:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise ValueError(f"provider: expected one of {', '.join(names())}, got {name!r}") from None
+
+
+def has_kernel(name: str, kernel: str) -> bool:
+    return name == OURS or kernel in get(name).impls
+
+
+def runnable_here(device_kind: str) -> tuple[str, ...]:
+    """``--providers all``: ours and every registered provider that can run on ``device_kind`` here."""
+    return (OURS, *(n for n, p in registry().items() if p.unavailable(device_kind) is None))
+
+
+# ------------------------------------------------------------------------------------------------
+# The user's providers: --provider-module and the ridgebench.providers entry points
+# ------------------------------------------------------------------------------------------------
+
+def providers_from(table: object, source: str) -> dict[str, Provider]:
+    """Validate a ``PROVIDERS`` table (``{name: {kernel: callable}}``) and wrap it; ``ProviderError``
+    naming ``source`` and the bad entry otherwise."""
+    if not isinstance(table, dict) or not table:
+        raise ProviderError(f"{source}: PROVIDERS must be a non-empty dict {{provider name: {{kernel: "
+                            f"callable}}}}, got {type(table).__name__}")
+    out = {}
+    for name, impls in table.items():
+        if not isinstance(name, str) or not name or "," in name or name != name.strip() or name == "all":
+            raise ProviderError(f"{source}: provider name {name!r}: expected a non-empty string without "
+                                "commas or surrounding spaces, not 'all'")
+        if name in RESERVED:
+            raise ProviderError(f"{source}: provider name {name!r} is built in; choose another name")
+        if not isinstance(impls, dict) or not impls:
+            raise ProviderError(f"{source}: PROVIDERS[{name!r}] must be a non-empty dict "
+                                f"{{kernel: callable}}, got {type(impls).__name__}")
+        for kernel, fn in impls.items():
+            if kernel not in KERNELS:
+                raise ProviderError(f"{source}: PROVIDERS[{name!r}][{kernel!r}]: unknown kernel; expected "
+                                    f"one of {', '.join(KERNELS)}")
+            if not callable(fn):
+                raise ProviderError(f"{source}: PROVIDERS[{name!r}][{kernel!r}] is a {type(fn).__name__}, "
+                                    "not a callable")
+        out[name] = Provider(name, dict(impls), f"user provider from {source}", source=source,
+                             variant={k: f"{source}:{getattr(f, '__qualname__', type(f).__name__)}"
+                                      for k, f in impls.items()})
+    return out
+
+
+def _entry_points() -> list:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_user_providers(modules: Iterable[str] = (), *, use_entry_points: bool = True) -> dict[str, Provider]:
+    """Import each ``--provider-module`` and every ``ridgebench.providers`` entry point (a module with
+    ``PROVIDERS``, or the table itself), validate, and register them (replacing any loaded before).
+    Raises ``ProviderError`` with one line naming the module and what is wrong."""
+    found: dict[str, Provider] = {}
+    sources: list[tuple[str, Callable[[], object]]] = [
+        (f"--provider-module {m}", lambda m=m: importlib.import_module(m)) for m in modules]
+    if use_entry_points:
+        try:
+            eps = _entry_points()
+        except Exception as exc:  # noqa: BLE001 - broken metadata: say so, in one line
+            raise ProviderError(f"entry points {ENTRY_POINT_GROUP}: {type(exc).__name__}: {exc}") from None
+        sources += [(f"entry point {ep.name} ({ep.value})", ep.load) for ep in eps]
+    for source, load in sources:
+        try:
+            obj = load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix: one line
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise ProviderError(f"{source}: import failed: {type(exc).__name__}: {first}") from None
+        table = obj if isinstance(obj, dict) else getattr(obj, "PROVIDERS", None)
+        if table is None:
+            raise ProviderError(f"{source}: defines no PROVIDERS = {{provider name: {{kernel: callable}}}}")
+        for name, provider in providers_from(table, source).items():
+            if name in found:
+                raise ProviderError(f"{source}: provider {name!r} is also defined by {found[name].source}")
+            found[name] = provider
+    _USER.clear()
+    _USER.update(found)
+    return found

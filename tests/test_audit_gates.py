@@ -322,3 +322,16 @@ def test_cli_usage_error_in_a_real_process():
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("python -m kernels.audit: error: unknown kernel 'nope'"), proc.stderr
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_efficiency_column_on_compiled_fixtures(fixture_audit, arch):
+    """The GEMM fixture's steady-state loop is its K loop (tensor-core instructions inside, per KiB of
+    the x and W tiles); the loopless copy is costed over its body, per element."""
+    dot = _line(fixture_audit, "good_dot", arch).efficiency
+    assert dot["scope"] == "loop" and dot["mma"] > 0 and dot["loads"] > 0 and dot["unit"] == "KiB"
+    assert dot["stream"] == (128 * 32 + 32 * 64) * 2 / 1024
+    assert dot["per_unit"] == pytest.approx(dot["instructions"] * 4 / dot["stream"])
+    copy = _line(fixture_audit, "good_copy", arch).efficiency
+    assert copy["scope"] == "body" and copy["unit"] == "elem" and copy["stream"] == 1024
+    assert "loop" in fixture_audit["stdout"].splitlines()[0]

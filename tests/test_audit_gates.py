@@ -113,7 +113,7 @@ def test_fixture_json_and_table(fixture_audit):
     assert d["summary"]["failed"] == sum(bool(v[80]) + bool(v[90]) for v in EXPECTED.values())
     assert "FAIL fixture/bad_no_spills" in d["stdout"] and "good_copy" not in d["stdout"]
     table = format_table([AuditLine.from_dict(x) for x in d["lines"]])
-    assert len(table.splitlines()) == 2 + len(d["lines"]) + 4
+    assert len(table.splitlines()) == 2 + len(d["lines"]) + 5  # header, rule, rows, blank + 4 legend lines
 
 
 def test_exceptions_waive_only_what_they_name(fixture_audit):
@@ -334,4 +334,8 @@ def test_efficiency_column_on_compiled_fixtures(fixture_audit, arch):
     assert dot["per_unit"] == pytest.approx(dot["instructions"] * 4 / dot["stream"])
     copy = _line(fixture_audit, "good_copy", arch).efficiency
     assert copy["scope"] == "body" and copy["unit"] == "elem" and copy["stream"] == 1024
-    assert "loop" in fixture_audit["stdout"].splitlines()[0]
+    lines = [_line(fixture_audit, v, arch) for v in ("good_dot", "good_copy")]
+    header, _, dot_row, copy_row = format_table(lines).splitlines()[:4]
+    at = header.index(" loop ") + 1
+    assert dot_row[at:].startswith(f"{dot['instructions']}i {dot['mma']}mma ")
+    assert copy_row[at:].startswith(f"body:{copy['instructions']}i ")

@@ -10,8 +10,9 @@ group, in two loops over ``BLOCK_N``-key tiles:
    past the block's last query position, so tiles entirely above the diagonal are never visited
    (loop bounds, not masks) and nothing at or past ``cache_len + q_len`` is ever loaded.
 
-Softmax is online in fp32 and in base 2: scores are multiplied by ``scale * log2(e)`` once and
-exponentiated with ``exp2``; the output tile is rescaled lazily and written once, normalised, with an
+Softmax is online in fp32 and in base 2: in the unmasked loop ``scale * log2(e)`` is folded into the
+``exp2`` argument's FMA (``exp2(qk * qk_scale - m)``), the row max taken on the raw scores; the masked
+diagonal tiles scale before masking; the output tile is rescaled lazily and written once, normalised, with an
 optional natural-log LSE (``m + log2(l)`` times ``ln 2``).
 
 Head dims that are not powers of two (80, 96) are padded to ``BLOCK_D`` (the next power of two): loads
@@ -27,17 +28,21 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
-def _online_softmax_tile(qk, v, m_i, l_i, acc):
+def _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale):
     """Fold one KV tile into the running softmax state (base 2), shared by the prefill and decode kernels.
 
-    ``qk`` [M, N]: scores already scaled by ``scale * log2(e)``, masked entries ``-inf``; ``v`` [N, D];
-    ``m_i``/``l_i`` [M]: running max and sum; ``acc`` [M, D] fp32: unnormalised output. A row that has
-    seen no visible key yet keeps ``m = -inf``; the exponents then use 0 as a finite stand-in for the
-    max, so no ``-inf - -inf`` NaN appears (a no-op for rows with a finite max).
+    ``qk`` [M, N]: raw scores ``q . k``, masked entries ``-inf``; the scaled score is ``qk * qk_scale``
+    with ``qk_scale = |scale| * log2(e) >= 0`` (the kernels negate q for a negative scale), so the row
+    max is taken on the raw scores and scaled once per row, and ``exp2(qk * qk_scale - m)`` is one FMA
+    per score (no separate scaling multiply). A tile with masked entries is passed already scaled, with
+    ``qk_scale = 1.0``, so a zero scale never meets ``-inf * 0``. ``v`` [N, D]; ``m_i``/``l_i`` [M]:
+    running max (scaled units) and sum; ``acc`` [M, D] fp32: unnormalised output. A row that has seen
+    no visible key yet keeps ``m = -inf``; the exponents then use 0 as a finite stand-in for the max, so
+    no ``-inf - -inf`` NaN appears (a no-op for rows with a finite max).
     """
-    m_new = tl.maximum(m_i, tl.max(qk, 1))
+    m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
     m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-    p = tl.math.exp2(qk - m_use[:, None])
+    p = tl.math.exp2(qk * qk_scale - m_use[:, None])
     alpha = tl.math.exp2(m_i - m_use)
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None]
@@ -81,6 +86,9 @@ def _attn_prefill_kernel(
     # read BLOCK_M x Dh of Q once; it stays on chip for the whole KV sweep
     q = tl.load(q_base + offs_m[:, None] * stride_qm + offs_d[None, :],
                 mask=m_mask[:, None] & d_mask[None, :], other=0.0)
+    # scores are scaled inside the exp2 FMA, which needs a scale >= 0: a negative one negates q instead
+    q = tl.where(qk_scale < 0, -q, q)
+    qk_scale = tl.abs(qk_scale)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -96,9 +104,9 @@ def _attn_prefill_kernel(
         offs_kv = start_n + offs_n
         # read BLOCK_N x Dh of K and of V per iteration: the only HBM stream in the loop
         k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        qk = tl.dot(q, tl.trans(k)) * qk_scale
+        qk = tl.dot(q, tl.trans(k))  # raw scores: the scale is applied in the exp2 FMA
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale)
 
     # 2) diagonal tiles: causal mask. Key 0 is visible to every row, so a row whose scores in one tile
     # are all masked already has a finite running max (no -inf - -inf).
@@ -107,12 +115,12 @@ def _attn_prefill_kernel(
         n_mask = offs_kv < hi
         k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :],
                     mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        qk = tl.dot(q, tl.trans(k)) * qk_scale
+        qk = tl.dot(q, tl.trans(k)) * qk_scale  # scaled before masking (a zero scale meets no -inf)
         visible = (offs_kv[None, :] <= q_pos[:, None]) & n_mask[None, :]
         qk = tl.where(visible, qk, float("-inf"))
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
                     mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, 1.0)
 
     # write BLOCK_M x Dh of O once (and BLOCK_M fp32 LSEs)
     acc = acc / l_i[:, None]

@@ -136,23 +136,38 @@ def _attn_prefill_kernel(
 # ----------------------------------------------------------------------------------------------
 # Configs, per padded head dim (BLOCK_D). Without autotuning the first config that survives pruning
 # (prune_configs) runs, so the usual best for long prompts comes first; the 64-row tile is for short
-# chunks (q_len <= 64) and for filling SMs at small batch x heads.
+# chunks (q_len <= 64) and for filling SMs at small batch x heads. On sm_90 the autotuner tries the
+# sm_90-only 128x128 tile beside the configs every architecture ships, and picks by measurement.
 # Shared memory ~ element_size * (BLOCK_M*BLOCK_D + 2*num_stages*BLOCK_N*BLOCK_D) (Q + K/V stages; an
 # upper bound: Triton 3.9 on sm_80 keeps num_stages - 1 K/V buffers). Registers: the fp32 score tile
-# and accumulator, (BLOCK_M*BLOCK_N + BLOCK_M*BLOCK_D) / (32*num_warps) per thread, stay <= 96: the
-# sm_80 compile of 128x64 tiles at Dh=64 with 4 warps (128 of them) spilled at 255 registers, while
-# every config below compiles without local memory for sm_80 and sm_90 (kernels.audit).
+# and accumulator, (BLOCK_M*BLOCK_N + BLOCK_M*BLOCK_D) / (32*num_warps) per thread, within the
+# architecture's budget (FP32_REGISTER_BUDGET). The budgets and the sm_90-only configs come from the
+# AOT compile (python -m kernels.audit --kernel attention: registers, spills and the loop column).
 # ----------------------------------------------------------------------------------------------
 
 def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
     return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
 
 
+# fp32 score-tile + accumulator registers per thread a config may need, by compute capability:
+# sm_80 (mma.sync keeps operand fragments in registers too): 96, since 128x64 tiles at Dh=64 on 4
+# warps (128 of them) spilled at 255 registers; sm_90 (wgmma reads the K/V operands from shared
+# memory): 128, the 128x128 tile at Dh=128 on 8 warps, which compiles at 254 registers, no spill.
+FP32_REGISTER_BUDGET = {80: 96, 90: 128}
+
+# The 128x128 tile on 8 warps, 2 stages: sm_90 only (sm_80 keeps the configs it shipped before; at
+# Dh=128 it is past sm_80's budget). Its steady-state loop streams 64 KiB of K/V per iteration.
+SM90_CONFIGS: dict[int, list[triton.Config]] = {
+    64: [_cfg(128, 128, 8, 2)],
+    128: [_cfg(128, 128, 8, 2)],
+    256: [],
+}
+
 PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
-    64: [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],     # 64 KB / 56 KB estimated (fp16)
+    64: SM90_CONFIGS[64] + [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],     # 64 KB / 56 KB estimated (fp16)
     # 64x64 with 4 warps compiled at the 255-register cap on sm_80 (spilling with 2 stages): 64x32
-    128: [_cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3)],    # 128 KB / 64 KB estimated
-    256: [_cfg(64, 32, 8, 2)],                         # 96 KB; 64-key tiles would need 160 KB
+    128: SM90_CONFIGS[128] + [_cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3)],  # 128 KB / 64 KB estimated
+    256: SM90_CONFIGS[256] + [_cfg(64, 32, 8, 2)],   # 96 KB; 64-key tiles would need 160 KB
 }
 
 # Per-block shared-memory opt-in maximum by compute capability (bytes); 99 KB for anything unknown.
@@ -170,16 +185,25 @@ def smem_estimate(cfg: triton.Config, bd: int, elt: int, block_m: int | None = N
     return elt * (bm * bd + 2 * cfg.num_stages * cfg.kwargs["BLOCK_N"] * bd)
 
 
+def _sm90_only(cfg: triton.Config, bd: int) -> bool:
+    return any(cfg is c for c in SM90_CONFIGS.get(bd, ()))
+
+
 def prune_configs(configs: list[triton.Config], bd: int, elt: int, arch: int,
                   block_m: int | None = None) -> list[triton.Config]:
-    """Configs whose estimated shared memory fits ``arch`` and whose fp32 score tile + accumulator take
-    <= 96 registers per thread; the cheapest one if none would (never empty). ``elt``: bytes/element."""
+    """Configs for ``arch`` (compute capability, ``major * 10 + minor``): the :data:`SM90_CONFIGS` only on
+    sm_90 and later, estimated shared memory within ``arch``'s limit, and fp32 score tile + accumulator
+    within ``arch``'s register budget (:data:`FP32_REGISTER_BUDGET`; sm_80's 96 for anything before
+    sm_90). The cheapest one if none would fit (never empty). ``elt``: bytes/element."""
     limit = SMEM_LIMIT.get(arch, 101376)
+    budget = FP32_REGISTER_BUDGET[90 if arch >= 90 else 80]
 
     def fits(c: triton.Config) -> bool:
+        if arch < 90 and _sm90_only(c, bd):
+            return False
         bm = block_m if block_m is not None else c.kwargs["BLOCK_M"]
         fp32_regs = bm * (c.kwargs["BLOCK_N"] + bd) // (32 * c.num_warps)
-        return smem_estimate(c, bd, elt, block_m) <= limit and fp32_regs <= 96
+        return smem_estimate(c, bd, elt, block_m) <= limit and fp32_regs <= budget
 
     kept = [c for c in configs if fits(c)]
     return kept or [min(configs, key=lambda c: smem_estimate(c, bd, elt, block_m))]

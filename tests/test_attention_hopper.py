@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import kernels.attention as A
+from kernels._attention_prefill import PREFILL_CONFIGS, SM90_CONFIGS, prefill_config, prune_configs
 from tests.test_attention import EXACT, check, make_inputs
 
 
@@ -33,3 +34,27 @@ def test_scale_sign_and_zero(variant, scale):
 def test_scale_fold_fp16():
     q, k, v, lens = make_inputs(1, 2, 1, 80, 128, [150], dtype=torch.float16)
     check(q, k, v, lens, A.TOLERANCES[torch.float16], scale=-0.09, variant="prefill")
+
+
+@pytest.mark.parametrize("bd", sorted(d for d, cfgs in SM90_CONFIGS.items() if cfgs))
+def test_sm90_configs_cover_unmasked_and_diagonal_tiles(bd):
+    """The sm_90-only 128x128 tiles under the interpreter (fp16), with a cache longer than a tile so the
+    unmasked loop runs, two query blocks, and unequal cache lengths."""
+    q, k, v, lens = make_inputs(2, 2, 1, 140, bd, [150, 9], dtype=torch.float16)
+    ref_o, ref_lse = A.attention_ref(q.double(), k.double(), v.double(), lens, return_lse=True,
+                                     compute_dtype=torch.float64)
+    for cfg in SM90_CONFIGS[bd]:
+        o = torch.full_like(q, float("nan"))
+        lse = torch.full(q.shape[:3], float("nan"))
+        A._launch_prefill(q, k, v, lens, o, lse, bd ** -0.5, config=cfg)
+        torch.testing.assert_close(o.double(), ref_o, atol=2e-3, rtol=2e-3)
+        torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)
+
+
+def test_sm90_pruning_is_per_architecture():
+    for bd, extra in SM90_CONFIGS.items():
+        for cfg in extra:
+            assert cfg in prune_configs(PREFILL_CONFIGS[bd], bd, 2, 90)
+            assert cfg not in prune_configs(PREFILL_CONFIGS[bd], bd, 2, 80)
+    assert prefill_config(128, 4096, 2, 90) is SM90_CONFIGS[128][0]
+    assert prefill_config(128, 4096, 2, 80).kwargs == {"BLOCK_M": 128, "BLOCK_N": 64}

@@ -339,3 +339,16 @@ def test_efficiency_column_on_compiled_fixtures(fixture_audit, arch):
     at = header.index(" loop ") + 1
     assert dot_row[at:].startswith(f"{dot['instructions']}i {dot['mma']}mma ")
     assert copy_row[at:].startswith(f"body:{copy['instructions']}i ")
+
+
+def test_vec128_gate_accepts_a_tma_stream():
+    """A stream copied by TMA (UTMALDG) has no per-thread load width; a scalar side load beside it
+    (a cache length) must not fail the gate, while the same line without TMA does."""
+    line = AuditLine(kernel="k", variant="v", dtype="fp16", shape={}, config="c", arch=90,
+                     gates=["vec128_loads"], num_warps=8, num_stages=3, compiled=True, registers=100,
+                     stack_bytes=0, local_bytes=0, local_loads=0, local_stores=0, shared_bytes=1024,
+                     opcodes={"UTMALDG": 6, "LDG": 1}, ldg_bits={"32": 1})
+    assert check_gates(line) == []
+    line.opcodes = {"LDG": 1}
+    line.failures = []
+    assert [f.split(":", 1)[0] for f in check_gates(line)] == ["vec128_loads"]

@@ -36,8 +36,13 @@ How the design reaches its GPU targets (targets for users with A100/H100 to meas
   (multiply-shifts for Dh not a power of two) and each row's stores stay contiguous within a head
   (128-bit stores at Dh = 64 and 128 in the audit); the three section stores are guarded by
   scalar branches, so a tile pays only for the sections it touches. Risk: on H100 a non-persistent,
-  non-TMA Triton GEMM has been published ~10% behind cuBLAS (525 vs 585 TFLOP/s at 3072^3); that
-  is where this target is tightest.
+  non-TMA Triton GEMM has been published ~10% behind cuBLAS (525 vs 585 TFLOP/s at 3072^3); hence
+  the sm_90 variant ``"tma"`` (``_qkv_tma_kernel``): x and W tiles by TMA (tensor descriptors, zero
+  fill past the edges instead of masks and wrapped rows) and a persistent loop of one program per SM
+  over the grouped tiles, the class of Triton's persistent-matmul tutorial. It runs on sm_90 from
+  M = 256 when x's rows are uniformly strided and 16-byte aligned. Its K loop is about 40% shorter
+  than the pointer kernel's at the same tile (the audit's ``loop`` column, ``--kernel qkv --arch
+  90``); not timed here.
 - *Decode* (M <= 64): 16-row tiles with 128-256-deep K tiles and 4 stages keep the weight stream
   pipelined; narrow N tiles give ``N/32 .. N/64`` programs. These small tiles run on ``mma.sync``
   (HMMA) on sm_90 too: wgmma needs 64 rows per warpgroup, and at 16-32 rows the weight stream, not

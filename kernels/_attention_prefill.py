@@ -15,6 +15,10 @@ Softmax is online in fp32 and in base 2: in the unmasked loop ``scale * log2(e)`
 diagonal tiles scale before masking; the output tile is rescaled lazily and written once, normalised, with an
 optional natural-log LSE (``m + log2(l)`` times ``ln 2``).
 
+K/V tiles come by pointer loads (``cp.async`` pipelined), or on sm_90 with ``USE_TMA`` through
+in-kernel tensor descriptors over each (batch, KV head)'s ``[kv_len, HEAD_DIM]`` slice: TMA zero-fills
+rows past the sequence and columns past the head dim, so those loads need no mask.
+
 Head dims that are not powers of two (80, 96) are padded to ``BLOCK_D`` (the next power of two): loads
 are masked on the head dim so the padding reads zeros, and stores are masked the same way.
 """
@@ -63,7 +67,7 @@ def _attn_prefill_kernel(
     stride_lseb, stride_lseh,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    STORE_LSE: tl.constexpr,
+    STORE_LSE: tl.constexpr, USE_TMA: tl.constexpr = False,
 ):
     start_m = tl.program_id(0)
     head = tl.program_id(1).to(tl.int64)
@@ -82,6 +86,12 @@ def _attn_prefill_kernel(
     q_base = q_ptr + batch * stride_qb + head * stride_qh
     k_base = k_ptr + batch * stride_kb + kv_head * stride_kh
     v_base = v_ptr + batch * stride_vb + kv_head * stride_vh
+    if USE_TMA:
+        # sm_90: K/V tiles by TMA, zero-filled past the sequence (kv_len) and past the head dim
+        k_desc = tl.make_tensor_descriptor(k_base, shape=[kv_len, HEAD_DIM], strides=[stride_kn, 1],
+                                           block_shape=[BLOCK_N, BLOCK_D])
+        v_desc = tl.make_tensor_descriptor(v_base, shape=[kv_len, HEAD_DIM], strides=[stride_vn, 1],
+                                           block_shape=[BLOCK_N, BLOCK_D])
 
     # read BLOCK_M x Dh of Q once; it stays on chip for the whole KV sweep
     q = tl.load(q_base + offs_m[:, None] * stride_qm + offs_d[None, :],
@@ -103,9 +113,17 @@ def _attn_prefill_kernel(
     for start_n in range(0, diag_start, BLOCK_N):
         offs_kv = start_n + offs_n
         # read BLOCK_N x Dh of K and of V per iteration: the only HBM stream in the loop
-        k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
+        if USE_TMA:
+            k = k_desc.load([start_n, 0])
+        else:
+            k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :],
+                        other=0.0)
         qk = tl.dot(q, tl.trans(k))  # raw scores: the scale is applied in the exp2 FMA
-        v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
+        if USE_TMA:
+            v = v_desc.load([start_n, 0])
+        else:
+            v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :],
+                        other=0.0)
         m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale)
 
     # 2) diagonal tiles: causal mask. Key 0 is visible to every row, so a row whose scores in one tile
@@ -113,13 +131,19 @@ def _attn_prefill_kernel(
     for start_n in range(diag_start, hi, BLOCK_N):
         offs_kv = start_n + offs_n
         n_mask = offs_kv < hi
-        k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :],
-                    mask=n_mask[:, None] & d_mask[None, :], other=0.0)
+        if USE_TMA:
+            k = k_desc.load([start_n, 0])
+        else:
+            k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :],
+                        mask=n_mask[:, None] & d_mask[None, :], other=0.0)
         qk = tl.dot(q, tl.trans(k)) * qk_scale  # scaled before masking (a zero scale meets no -inf)
         visible = (offs_kv[None, :] <= q_pos[:, None]) & n_mask[None, :]
         qk = tl.where(visible, qk, float("-inf"))
-        v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
-                    mask=n_mask[:, None] & d_mask[None, :], other=0.0)
+        if USE_TMA:
+            v = v_desc.load([start_n, 0])
+        else:
+            v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
+                        mask=n_mask[:, None] & d_mask[None, :], other=0.0)
         m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, 1.0)
 
     # write BLOCK_M x Dh of O once (and BLOCK_M fp32 LSEs)
@@ -218,12 +242,25 @@ def prefill_config(head_dim: int, q_len: int, elt: int, arch: int) -> triton.Con
     return short[0] if q_len <= 64 and short else kept[0]
 
 
-def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float) -> tuple[tuple, dict]:
-    """Positional arguments and shape-derived constexprs of ``_attn_prefill_kernel``."""
+def prefill_tma_ok(k_cache, v_cache) -> bool:
+    """Whether K/V tiles can come by TMA (tensor descriptors): unit head-dim stride and 16-byte aligned
+    base addresses and batch/head/token strides, so every (batch, head) slice is a TMA-legal matrix."""
+    for t in (k_cache, v_cache):
+        elt = t.element_size()
+        if t.stride(3) != 1 or t.data_ptr() % 16 or any((s * elt) % 16 for s in t.stride()[:3]):
+            return False
+    return True
+
+
+def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float,
+                 tma: bool = False) -> tuple[tuple, dict]:
+    """Positional arguments and shape-derived constexprs of ``_attn_prefill_kernel``; ``tma``: load K/V
+    through tensor descriptors (sm_90, when :func:`prefill_tma_ok`; the caller sets
+    :func:`kernels._common.set_descriptor_allocator`)."""
     head_dim = q.shape[3]
     lse_t = lse if lse is not None else o  # never written when STORE_LSE is False
     group = q.shape[1] // k_cache.shape[1]
     args = (o, lse_t, q, k_cache, v_cache, cache_len, scale * LOG2E, q.shape[2], group,
             *q.stride()[:3], *k_cache.stride()[:3], *v_cache.stride()[:3], *o.stride()[:3],
             *lse_t.stride()[:2])
-    return args, dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim), STORE_LSE=lse is not None)
+    return args, dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim), STORE_LSE=lse is not None, USE_TMA=tma)

@@ -58,3 +58,32 @@ def test_sm90_pruning_is_per_architecture():
             assert cfg not in prune_configs(PREFILL_CONFIGS[bd], bd, 2, 80)
     assert prefill_config(128, 4096, 2, 90) is SM90_CONFIGS[128][0]
     assert prefill_config(128, 4096, 2, 80).kwargs == {"BLOCK_M": 128, "BLOCK_N": 64}
+
+
+@pytest.mark.parametrize("head_dim, cfg", [
+    (64, SM90_CONFIGS[64][0]), (96, SM90_CONFIGS[128][0]), (128, PREFILL_CONFIGS[128][-1]),
+    (256, PREFILL_CONFIGS[256][0]),
+], ids=["d64-128x128", "d96-padded-128x128", "d128-64x32", "d256-64x32"])
+def test_prefill_tma_path(head_dim, cfg):
+    """The sm_90 TMA path (K/V through tensor descriptors, zero-filled past kv_len and the head dim) under
+    the interpreter, launched as an sm_90 launch with aligned caches would launch it; the cache past each
+    sequence holds NaN, so a tile read past kv_len that is not zero-filled fails."""
+    from kernels._attention_prefill import _attn_prefill_kernel, prefill_args, prefill_tma_ok
+    from kernels._common import set_descriptor_allocator
+
+    q, k, v, lens = make_inputs(2, 2, 1, 70, head_dim, [150, 9], dtype=torch.float16)
+    assert prefill_tma_ok(k, v)
+    shifted = torch.empty(k.numel() + 1, dtype=k.dtype)[1:].view(k.shape)
+    assert not prefill_tma_ok(shifted, v)  # base address 2 bytes off a 16-byte boundary
+    ref_o, ref_lse = A.attention_ref(q.double(), k.double(), v.double(), lens, return_lse=True,
+                                     compute_dtype=torch.float64)
+    o = torch.full_like(q, float("nan"))
+    lse = torch.full(q.shape[:3], float("nan"))
+    set_descriptor_allocator(q.device)
+    args, meta = prefill_args(q, k, v, lens, o, lse, head_dim ** -0.5, tma=True)
+    assert meta["USE_TMA"] is True
+    grid = (-(-q.shape[2] // cfg.kwargs["BLOCK_M"]), q.shape[1], q.shape[0])
+    _attn_prefill_kernel[grid](*args, **meta, **cfg.kwargs, num_warps=cfg.num_warps,
+                               num_stages=cfg.num_stages)
+    torch.testing.assert_close(o.double(), ref_o, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)

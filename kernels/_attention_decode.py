@@ -67,6 +67,9 @@ def _attn_splitkv_kernel(
     q_rows = batch * stride_qb + head * stride_qh + tok * stride_qm
     q = tl.load(q_ptr + q_rows[:, None] + offs_d[None, :],
                 mask=row_mask[:, None] & d_mask[None, :], other=0.0)
+    # the unmasked loop scales inside the exp2 FMA, which needs a scale >= 0: a negative one negates q
+    q = tl.where(qk_scale < 0, -q, q)
+    qk_scale = tl.abs(qk_scale)
 
     # this split's keys: whole tiles [split_start, split_end), clipped to the sequence and to the
     # block's last query position (keys past it are above the diagonal for every row)
@@ -91,9 +94,9 @@ def _attn_splitkv_kernel(
         offs_kv = start_n + offs_n
         # read BLOCK_N x Dh of K and of V: the KV stream, shared by all BLOCK_M packed rows
         k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        qk = tl.dot(q, tl.trans(k)) * qk_scale
+        qk = tl.dot(q, tl.trans(k))  # raw scores: the scale is applied in the exp2 FMA
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale)
 
     # tail tiles (the diagonal and the split/sequence end): masked; a row may see no key at all here
     # (its running max stays -inf), so exponents use a finite stand-in for the max
@@ -102,12 +105,12 @@ def _attn_splitkv_kernel(
         n_mask = offs_kv < split_end
         k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :],
                     mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        qk = tl.dot(q, tl.trans(k)) * qk_scale
+        qk = tl.dot(q, tl.trans(k)) * qk_scale  # scaled before masking (a zero scale meets no -inf)
         visible = (offs_kv[None, :] <= q_pos[:, None]) & n_mask[None, :]
         qk = tl.where(visible, qk, float("-inf"))
         v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
                     mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc)
+        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, 1.0)
 
     # Non-finite scores (the convention in kernels.attention): l_i == 0 exactly when no visible score
     # was finite-or-+inf (all -inf, or no key in this split): LSE -inf. l_i is NaN when a score was

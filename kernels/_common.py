@@ -64,6 +64,18 @@ def autotuning() -> bool:
 # Validation: every violation names the argument and what was expected.
 # ----------------------------------------------------------------------------------------------
 
+def set_descriptor_allocator(device: torch.device) -> None:
+    """Give Triton the global scratch memory that in-kernel tensor descriptors (``tl.make_tensor_descriptor``,
+    the TMA path on sm_90) need, as ``torch.empty`` bytes on ``device`` (a CPU allocator under the
+    interpreter)."""
+    import triton
+
+    def alloc(size: int, alignment: int, stream: int | None) -> torch.Tensor:
+        return torch.empty(size, dtype=torch.int8, device=device)
+
+    triton.set_allocator(alloc)
+
+
 def check_tensor(
     name: str,
     t: object,

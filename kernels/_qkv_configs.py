@@ -86,6 +86,12 @@ def early_config_prune(configs: list[triton.Config], named_args: dict,
     return prune_configs(list(configs), int(named_args["M"]), named_args["x_ptr"].element_size())
 
 
+def tma_configs() -> list[triton.Config]:
+    """The configs of the sm_90 TMA kernel: the 64- and 128-row tiles of :data:`CONFIGS` (wgmma needs
+    64 rows per warpgroup; the TMA kernel runs from ``M >= 256``)."""
+    return [c for c in CONFIGS if c.kwargs["BLOCK_M"] >= 64]
+
+
 def config_ids() -> list[str]:
     return [triton_config_id(c) for c in CONFIGS]
 
@@ -194,5 +200,36 @@ def compile_cases(arch: int, fn: object, kernel: str, variant: str) -> list[Comp
                 num_warps=cfg.num_warps, num_stages=cfg.num_stages, dtype=TRITON_TYPE[dtype],
                 shape=case_shape, config=triton_config_id(cfg),
                 gates=frozenset({"tensor_cores", "vec128_loads"}),
+            ))
+    return cases
+
+
+# The issue-15 shape for the TMA kernel: llama2-7b's fused QKV, M = 4096 tokens, K = 4096, N = 12288.
+TMA_COMPILE_SHAPE = {"model": "llama2-7b", "batch": 1, "tokens": 4096, "capacity": None}
+TMA_NUM_SMS = 132  # an H100 SXM's SMs (the programs a launch there runs)
+
+
+def tma_compile_cases(fn: object, kernel: str, variant: str) -> list[CompileCase]:
+    """sm_90 cases of the TMA kernel at :data:`TMA_COMPILE_SHAPE`: the first two surviving configs in
+    fp16 and the first in bf16 (row-major W, as ``nn.Linear`` stores it)."""
+    shape = TMA_COMPILE_SHAPE
+    model = get_model(shape["model"])
+    m = shape["batch"] * shape["tokens"]
+    cases = []
+    for dtype, n_configs in ((torch.float16, 2), (torch.bfloat16, 1)):
+        values = _arg_values(model, shape["batch"], shape["tokens"], None, TRITON_TYPE[dtype], False)
+        signature, constexprs, divisible = jit_specialisation(values)
+        for cfg in prune_configs(tma_configs(), m, dtype.itemsize)[:n_configs]:
+            meta = {"HEAD_DIM": model.head_dim, "HAS_BIAS": model.bias, "HAS_CACHE": False, **cfg.kwargs,
+                    "NUM_SMS": TMA_NUM_SMS, "W_K_CONTIGUOUS": True}
+            cases.append(CompileCase(
+                kernel=kernel, variant=variant, fn=fn,
+                signature={**signature, **{k: "constexpr" for k in meta}},
+                constexprs={**constexprs, **meta}, divisible_by_16=divisible,
+                num_warps=cfg.num_warps, num_stages=cfg.num_stages, dtype=TRITON_TYPE[dtype],
+                shape={"m": m, "d_model": model.d_model, "n_heads": model.n_heads,
+                       "n_kv_heads": model.n_kv_heads, "head_dim": model.head_dim, "bias": model.bias,
+                       "kv_cache": False},
+                config=triton_config_id(cfg), gates=frozenset({"tensor_cores", "vec128_loads"}),
             ))
     return cases

@@ -38,9 +38,11 @@ Variants (:func:`select_variant`: ``"splitkv"`` for ``q_len <= 16``, ``"prefill"
   shapes of FA2 and the Triton fused-attention tutorial (128x64 tiles, K/V pipelined through
   ``cp.async`` 3 stages deep, both GEMMs on tensor cores: HMMA on sm_80, HGMMA/wgmma on sm_90), half
   the work skipped by causality, no masking cost off the diagonal, autotuning among the head dim's
-  configs on a GPU. Known gaps: no TMA or warp specialisation (FA3's H100 techniques), so on H100 the
-  bar is SDPA's FA2-class flash kernel, not FA3; GQA K/V tiles are re-read per query head (adjacent
-  programs, so mostly from L2), not shared as in split-KV.
+  configs on a GPU. On sm_90, K/V tiles arrive by TMA (tensor descriptors) when the caches are
+  16-byte aligned, and a 128x128 tile (8 warps) is tried beside the sm_80 configs. Known gaps: no warp
+  specialisation (FA3's H100 technique), so on H100 the bar is SDPA's FA2-class flash kernel, not FA3;
+  GQA K/V tiles are re-read per query head (adjacent programs, so mostly from L2), not shared as in
+  split-KV.
 - ``"splitkv"`` (``kernels/_attention_decode.py``): flash-decoding. Grid ``(num_splits, Hkv,
   B * m_blocks)``: the ``G * q_len`` queries of one KV group are packed into the M rows of one
   ``tl.dot`` tile, so every K/V tile is read once per KV head (not once per query head) and both
@@ -57,11 +59,10 @@ Variants (:func:`select_variant`: ``"splitkv"`` for ``q_len <= 16``, ``"prefill"
   split count is chosen from the cache capacity (no device sync), so a cache allocated far larger
   than its contents gets more, shorter splits than it needs; pass ``num_splits`` to override.
 
-Compile evidence (``python -m kernels.audit --kernel attention``, Triton 3.9, no GPU): all 24 cases
-per architecture compile for sm_80 and sm_90 with no local memory (no spills), 110-222 registers per
-thread for prefill and 72-136 for split-KV, at most 132,096 B of shared memory (prefill, Dh=96/128,
-sm_90), HMMA (sm_80) / HGMMA (sm_90) in prefill, HMMA in split-KV, and K/V streamed by 128-bit
-``LDGSTS``. Predicted readiness, not measured speed.
+Compile evidence: ``python -m kernels.audit --kernel attention`` (Triton 3.9, no GPU) compiles every
+case for sm_80 and sm_90 and reports registers, spills, shared memory, the MMA and load instructions,
+and the steady-state loop's warp instructions per KiB of K/V (its ``loop`` column). Predicted
+readiness, not measured speed.
 
 Files: this module (validation, launchers, heuristics, references), ``_attention_prefill.py`` and
 ``_attention_decode.py`` (the jit kernels, their configs and argument builders), ``_attention_cases.py``
@@ -95,6 +96,7 @@ from kernels._attention_prefill import (
     _attn_prefill_kernel,
     prefill_args,
     prefill_config,
+    prefill_tma_ok,
     prune_configs,
 )
 from kernels._common import (
@@ -110,6 +112,7 @@ from kernels._common import (
     check_tensor,
     check_vector,
     record_launch,
+    set_descriptor_allocator,
     triton_config_id,
 )
 
@@ -245,7 +248,10 @@ def _prefill_tuner(bd: int):
 def _launch_prefill(q, k_cache, v_cache, cache_len, o, lse, scale: float,
                     config: triton.Config | None = None) -> None:
     batch, n_heads, q_len, head_dim = q.shape
-    args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale)
+    tma = _device_arch(q.device) >= 90 and prefill_tma_ok(k_cache, v_cache)
+    if tma:
+        set_descriptor_allocator(q.device)
+    args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale, tma=tma)
     if config is None and autotuning():
         tuner = _prefill_tuner(meta["BLOCK_D"])
         tuner[lambda m: (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch)](*args, **meta)

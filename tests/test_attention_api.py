@@ -10,7 +10,7 @@ import torch
 
 import kernels.attention as A
 from kernels._attention_decode import MAX_SPLITS
-from kernels._attention_prefill import PREFILL_CONFIGS, prune_configs
+from kernels._attention_prefill import PREFILL_CONFIGS, SM90_CONFIGS, prune_configs
 
 
 def good(batch=2, hq=4, hkv=2, q_len=3, dh=64, capacity=16, dtype=torch.float32):
@@ -111,7 +111,10 @@ def test_pruning_respects_shared_memory_and_registers():
     assert prune_configs([big, small], 256, 2, 80) == [small]
     assert prune_configs([big], 256, 2, 80) == [big]  # never empty: the cheapest one is kept
     for bd, configs in PREFILL_CONFIGS.items():
-        assert prune_configs(configs, bd, 2, 80) == configs, bd  # every shipped fp16 config fits sm_80
+        # every shipped fp16 config fits sm_80 but the sm_90-only ones; sm_90 keeps all of them
+        assert prune_configs(configs, bd, 2, 80) == [c for c in configs if c not in SM90_CONFIGS[bd]], bd
+        assert prune_configs(configs, bd, 2, 90) == configs, bd
+        assert prune_configs(configs, bd, 2, 90)[:len(SM90_CONFIGS[bd])] == SM90_CONFIGS[bd]
 
 
 @pytest.mark.parametrize("arch", [80, 90])
@@ -133,7 +136,9 @@ def test_compile_cases_are_complete(arch):
     seen = {(c.variant, c.dtype, c.constexprs.get("HEAD_DIM"), c.config) for c in cases}
     for dtype in ("float16", "bfloat16"):
         for dh in (64, 128, 256):  # every surviving prefill config at the head dims that change code
-            for cfg in prune_configs(PREFILL_CONFIGS[dh], dh, 2, arch):
+            survivors = prune_configs(PREFILL_CONFIGS[dh], dh, 2, arch)
+            # sm_90 bf16: the default one
+            for cfg in survivors[:1] if dtype == "bfloat16" and arch == 90 else survivors:
                 assert ("prefill", dtype, dh, A.triton_config_id(cfg)) in seen
         assert {d for v, t, d, _ in seen if v == "splitkv" and t == dtype} == {64, 96, 128, 256}
     assert any(c.variant == "splitkv" and c.constexprs["SPLIT"] is False for c in cases)
@@ -152,7 +157,8 @@ def test_gpu_autotuner_prunes_per_dtype():
     tuner = A._prefill_tuner(128)
     assert tuner.keys == ["q_len", "HEAD_DIM"] and tuner.configs == PREFILL_CONFIGS[128]
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float16)}
-    assert tuner.prune_configs({}) == PREFILL_CONFIGS[128]  # both fit an A100 (CPU -> arch 80) in fp16
+    # an A100 (CPU -> arch 80) in fp16 keeps all but the sm_90-only configs
+    assert tuner.prune_configs({}) == PREFILL_CONFIGS[128][len(SM90_CONFIGS[128]):]
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float32)}
-    assert tuner.prune_configs({}) == [PREFILL_CONFIGS[128][1]]  # fp32 doubles shared memory
+    assert tuner.prune_configs({}) == [PREFILL_CONFIGS[128][-1]]  # fp32 doubles shared memory
     tuner.nargs = None

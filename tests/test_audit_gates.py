@@ -113,7 +113,7 @@ def test_fixture_json_and_table(fixture_audit):
     assert d["summary"]["failed"] == sum(bool(v[80]) + bool(v[90]) for v in EXPECTED.values())
     assert "FAIL fixture/bad_no_spills" in d["stdout"] and "good_copy" not in d["stdout"]
     table = format_table([AuditLine.from_dict(x) for x in d["lines"]])
-    assert len(table.splitlines()) == 2 + len(d["lines"]) + 4
+    assert len(table.splitlines()) == 2 + len(d["lines"]) + 5  # header, rule, rows, blank + 4 legend lines
 
 
 def test_exceptions_waive_only_what_they_name(fixture_audit):
@@ -322,3 +322,33 @@ def test_cli_usage_error_in_a_real_process():
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("python -m kernels.audit: error: unknown kernel 'nope'"), proc.stderr
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_efficiency_column_on_compiled_fixtures(fixture_audit, arch):
+    """The GEMM fixture's steady-state loop is its K loop (tensor-core instructions inside, per KiB of
+    the x and W tiles); the loopless copy is costed over its body, per element."""
+    dot = _line(fixture_audit, "good_dot", arch).efficiency
+    assert dot["scope"] == "loop" and dot["mma"] > 0 and dot["loads"] > 0 and dot["unit"] == "KiB"
+    assert dot["stream"] == (128 * 32 + 32 * 64) * 2 / 1024
+    assert dot["per_unit"] == pytest.approx(dot["instructions"] * 4 / dot["stream"])
+    copy = _line(fixture_audit, "good_copy", arch).efficiency
+    assert copy["scope"] == "body" and copy["unit"] == "elem" and copy["stream"] == 1024
+    lines = [_line(fixture_audit, v, arch) for v in ("good_dot", "good_copy")]
+    header, _, dot_row, copy_row = format_table(lines).splitlines()[:4]
+    at = header.index(" loop ") + 1
+    assert dot_row[at:].startswith(f"{dot['instructions']}i {dot['mma']}mma ")
+    assert copy_row[at:].startswith(f"body:{copy['instructions']}i ")
+
+
+def test_vec128_gate_accepts_a_tma_stream():
+    """A stream copied by TMA (UTMALDG) has no per-thread load width; a scalar side load beside it
+    (a cache length) must not fail the gate, while the same line without TMA does."""
+    line = AuditLine(kernel="k", variant="v", dtype="fp16", shape={}, config="c", arch=90,
+                     gates=["vec128_loads"], num_warps=8, num_stages=3, compiled=True, registers=100,
+                     stack_bytes=0, local_bytes=0, local_loads=0, local_stores=0, shared_bytes=1024,
+                     opcodes={"UTMALDG": 6, "LDG": 1}, ldg_bits={"32": 1})
+    assert check_gates(line) == []
+    line.opcodes = {"LDG": 1}
+    line.failures = []
+    assert [f.split(":", 1)[0] for f in check_gates(line)] == ["vec128_loads"]

@@ -299,7 +299,7 @@ BAD_INPUTS = [
      "cache_len: entries must be >= 0"),
     ("cache_len-capacity", _with(cache_len=lambda k: torch.tensor([0, 6], dtype=torch.int32)), ValueError,
      r"cache_len: max\(cache_len\) \+ T = 6 \+ 3 exceeds the cache capacity 8"),
-    ("variant", _with(variant=lambda k: "splitk"), ValueError, "variant: expected None or 'fused'"),
+    ("variant", _with(variant=lambda k: "splitk"), ValueError, "variant: expected None, 'fused' or 'tma'"),
     ("config", _with(config=lambda k: {"BLOCK_M": 16}), TypeError, "config: expected a triton.Config"),
 ]
 
@@ -373,7 +373,12 @@ def test_compile_cases_cover_every_config_and_argument(arch):
         assert {c.config for c in cases if c.dtype == dtype} == set(cfgs.config_ids())
     assert {c.shape["m"] for c in cases if c.dtype == "fp32"} == {32, 4096}
     for case in cases:
-        assert list(case.signature) == params and case.kernel == "qkv" and case.variant == "fused"
+        if case.variant == "tma":  # sm_90's TMA kernel: the same arguments plus its own constexprs
+            assert list(case.signature) == list(inspect.signature(qkv._qkv_tma_kernel.fn).parameters)
+            assert case.signature["NUM_SMS"] == case.signature["W_K_CONTIGUOUS"] == "constexpr"
+            assert arch == 90
+        else:
+            assert list(case.signature) == params and case.kernel == "qkv" and case.variant == "fused"
         assert {k for k, v in case.signature.items() if v == "constexpr"} == set(case.constexprs)
         assert all(case.signature[n] != "constexpr" for n in case.divisible_by_16)
         assert {"tensor_cores", "vec128_loads"} <= case.gates

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from kernels._common import CompileCase
+from kernels.audit.efficiency import efficiency
 from kernels.audit.occupancy import LIMITS, occupancy
 from kernels.audit.sass import dump_cubin, mma_versions, parse_resource_usage, parse_sass
 
@@ -35,10 +36,12 @@ class AuditLine:
     Sizes are bytes; ``registers`` is per thread; ``local_loads``/``local_stores`` count ``LDL``/``STL``
     instructions (spills or stack arrays); ``ldg_bits``/``stg_bits``/``ldgsts_bits`` map an access
     width in bits (``"128"``, ``"64"``, ``"32"``, ``"16"``, ``"8"``) to a count of SASS instructions
-    (static counts, not executions). ``compile_s`` is the wall time of ``triton.compile`` (small when
-    Triton's cache already held the kernel; ``--fresh`` forces a real compile); ``compile_cpu_s`` is the
-    CPU time it took, this process and its ``ptxas`` child together (what a CI core pays, whatever else
-    the machine is doing). ``failures`` is filled
+    (static counts, not executions). ``efficiency`` is :meth:`kernels.audit.efficiency.Efficiency.to_dict`
+    (the steady-state loop and its warp instructions per KiB or element streamed; reported, not gated).
+    ``compile_s`` is the wall time of ``triton.compile`` (small when Triton's cache already held the
+    kernel; ``--fresh`` forces a real compile); ``compile_cpu_s`` is the CPU time it took, this process
+    and its ``ptxas`` child together (what a CI core pays, whatever else the machine is doing).
+    ``failures`` is filled
     by :func:`kernels.audit.gates.check_gates`. ``index`` is the case's position in its source's
     ``compile_cases(arch)`` list (-1 for a source that produced no case).
     """
@@ -72,6 +75,7 @@ class AuditLine:
     stg_bits: dict = field(default_factory=dict)
     ldgsts_bits: dict = field(default_factory=dict)
     mma_versions: list[int] = field(default_factory=list)
+    efficiency: dict | None = None
     failures: list[str] = field(default_factory=list)
     waived: dict = field(default_factory=dict)
 
@@ -118,6 +122,7 @@ class AuditLine:
             "occupancy_warps_per_sm": occ.get("warps_per_sm"), "occupancy_limiter": occ.get("limiter"),
             "hmma": self.count("HMMA"), "hgmma": self.count("HGMMA"), "ldgsts": self.count("LDGSTS"),
             "tma": self.tma, "ld128_fraction": round(self.wide_load_fraction, 3),
+            "efficiency": self.efficiency,
         }
 
     @classmethod
@@ -266,6 +271,8 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     line.stg_bits = sass.stg_bits
     line.ldgsts_bits = sass.ldgsts_bits
     line.mma_versions = mma_versions(compiled.asm.get("ttgir", ""))
+    line.efficiency = efficiency(dump, kernel=case.kernel, variant=case.variant, dtype=line.dtype,
+                                 constexprs=case.constexprs, num_warps=case.num_warps).to_dict()
     line.occupancy = occupancy(
         arch, registers=res.registers, num_warps=case.num_warps, shared_bytes=line.shared_bytes
     ).to_dict()

@@ -24,7 +24,7 @@ Gates a case opts into through ``CompileCase.gates``:
   global-load bits in the SASS (static count x width over ``LDG`` and ``LDGSTS``; Triton pipelines loop
   loads through ``LDGSTS`` async copies) come from 128-bit instructions. A scalar side load (a bias
   element, a length) is allowed; an unvectorised 16-bit stream (8 x the instructions of a 128-bit
-  one) is not.
+  one) is not. A stream loaded by TMA (``UTMALDG``: whole tiles copied to shared memory) passes.
 
 :data:`REQUIRED_GATES` names, per kernel variant, the gates the issue requires it to carry (tensor cores
 for the GEMM family and attention, 128-bit loads for the memory-bound streams); the test suite checks
@@ -137,6 +137,8 @@ def gate_failure(gate: str, line: AuditLine) -> str | None:
             return None
         return f"no HGMMA (wgmma) in the sm_{line.arch} SASS (HMMA: {line.count('HMMA')})"
     if gate == "vec128_loads":
+        if line.count("UTMALDG"):
+            return None  # the stream comes by TMA: whole tiles per copy, no per-thread width
         frac = line.wide_load_fraction
         if line.wide_loads and frac >= VEC128_MIN_FRACTION:
             return None

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from kernels.audit.compile import AuditLine, canonical_dtype
+from kernels.audit.efficiency import Efficiency
 from kernels.audit.gates import EXCEPTIONS
 from kernels.audit.occupancy import LIMITS
 
@@ -47,8 +48,8 @@ def _widths(bits: Mapping[str, int]) -> str:
 
 
 COLUMNS = ("kernel", "variant", "dtype", "shape", "config", "sm", "gated", "regs", "L/S", "stack", "smem",
-           "occ", "limit", "mma", "async", "ld128", "LDG 128/64/32/16/8", "STG 128/64/32/16/8", "comp_s",
-           "gates")
+           "occ", "limit", "mma", "loop", "async", "ld128", "LDG 128/64/32/16/8", "STG 128/64/32/16/8",
+           "comp_s", "gates")
 
 
 _GATE_MARK = {"tensor_cores": "T", "wgmma": "W", "vec128_loads": "V"}
@@ -56,6 +57,12 @@ _GATE_MARK = {"tensor_cores": "T", "wgmma": "W", "vec128_loads": "V"}
 
 def _gated(line: AuditLine) -> str:
     return "".join(_GATE_MARK.get(g, "?") for g in sorted(line.gates)) or "-"
+
+
+def _loop_cell(line: AuditLine) -> str:
+    if not line.efficiency:
+        return "-"
+    return Efficiency(**line.efficiency).cell()
 
 
 def table_row(line: AuditLine) -> tuple[str, ...]:
@@ -84,7 +91,7 @@ def table_row(line: AuditLine) -> tuple[str, ...]:
         str(line.arch), _gated(line), str(line.registers), f"{line.local_loads}/{line.local_stores}",
         str(line.stack_bytes),
         str(line.shared_bytes), f"{occ.get('warps_per_sm', '?')}/{occ.get('max_warps_per_sm', '?')}",
-        str(occ.get("limiter", "?")), " ".join(mma) or "-", " ".join(asyn) or "-",
+        str(occ.get("limiter", "?")), " ".join(mma) or "-", _loop_cell(line), " ".join(asyn) or "-",
         f"{line.wide_load_fraction:.0%}", _widths(line.ldg_bits), _widths(line.stg_bits),
         f"{line.compile_s:.1f}", gates,
     )
@@ -101,6 +108,10 @@ def format_table(lines: Sequence[AuditLine]) -> str:
                "no_spills, shared_memory);")
     out.append("regs: registers/thread; L/S: LDL/STL (local-memory) instructions; stack, smem: bytes/block; "
                "occ: resident warps/SM (theoretical) and its limiter;")
+    out.append("loop: the steady-state loop (innermost backward branch; the unmasked copy where there are "
+               "two; body: = no loop, the whole function): SASS instructions per warp, tensor-core "
+               "instructions in it, and warp instructions (x num_warps) per KiB (GEMM, attention: operand "
+               "or K/V bytes) or per element (row/elementwise kernels) streamed; a static count, not gated.")
     out.append("mma: tensor-core instructions; async: LDGSTS (cp.async) and TMA instructions; "
                "ld128: share of global-load bits (LDG + LDGSTS) in 128-bit instructions; LDG/STG: "
                "global load/store instruction counts by width in bits (static SASS counts); "

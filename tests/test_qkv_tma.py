@@ -1,0 +1,100 @@
+"""The sm_90 TMA + persistent QKV kernel (issue 15) under the Triton interpreter: tensor-descriptor loads
+(zero-filled past M, N and K), a persistent loop (3 programs under the interpreter, each over several
+tiles) and the same fused epilogue (bias, head split, GQA, KV-cache append), against float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import triton
+
+from kernels import _qkv_configs as cfgs
+from kernels import qkv
+from kernels._common import last_launch
+from tests.test_qkv import F16, F32, assert_close, make, ref
+
+
+@pytest.fixture(autouse=True)
+def nan_outputs(monkeypatch):
+    def empty(shape, like):
+        return torch.full(shape, float("nan"), dtype=like.dtype, device=like.device)
+
+    monkeypatch.setattr(qkv, "_empty", empty)
+
+
+def small(bm: int, bn: int, bk: int) -> triton.Config:
+    return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 2}, num_warps=4,
+                         num_stages=3)
+
+
+# (B, T, D, Hq, Hkv, Dh, bias, tile): M, N and K off the tile sizes, more tiles than programs
+SHAPES = [
+    pytest.param(2, 37, 72, 4, 2, 16, True, small(32, 32, 32), id="gqa-M74-K72-bias"),
+    pytest.param(1, 70, 40, 3, 1, 8, False, small(64, 16, 16), id="mqa-M70-N40"),
+    pytest.param(3, 20, 64, 2, 2, 24, True, small(16, 64, 64), id="mha-M60-N144-onek"),
+]
+
+
+@pytest.mark.parametrize("dtype", [F16, F32])
+@pytest.mark.parametrize("batch,tokens,d,hq,hkv,dh,bias,cfg", SHAPES)
+def test_tma_matches_reference(batch, tokens, d, hq, hkv, dh, bias, cfg, dtype):
+    x, w, b = make(batch, tokens, d, hq, hkv, dh, dtype, bias)
+    got = qkv.qkv_projection(x, w, b, n_heads=hq, n_kv_heads=hkv, variant="tma", config=cfg)
+    assert last_launch("qkv").variant == "tma"
+    kw = cfg.kwargs
+    tiles = triton.cdiv(batch * tokens, kw["BLOCK_M"]) * triton.cdiv(w.shape[0], kw["BLOCK_N"])
+    assert tiles > qkv._INTERPRETER_SMS  # the persistent loop visits several tiles per program
+    for g, e in zip(got, ref(x, w, b, n_heads=hq, n_kv_heads=hkv), strict=True):
+        assert_close(g, e, dtype)
+
+
+def test_tma_column_major_weight_and_cache_append():
+    x, w, b = make(2, 9, 48, 4, 2, 8, F16, True, seed=1)
+    wt = w.t().contiguous().t()  # [N, D] view of a [D, N] matrix: column-major
+    cap = 20
+    k_cache = torch.full((2, 2, cap, 8), 7.0, dtype=F16)
+    v_cache = torch.full((2, 2, cap, 8), -7.0, dtype=F16)
+    lens = torch.tensor([3, 11], dtype=torch.int32)
+    want_k, want_v = k_cache.clone(), v_cache.clone()
+    want = ref(x, w, b, n_heads=4, n_kv_heads=2, k_cache=want_k, v_cache=want_v, cache_len=lens)
+    got = qkv.qkv_projection(x, wt, b, n_heads=4, n_kv_heads=2, k_cache=k_cache, v_cache=v_cache,
+                             cache_len=lens, variant="tma", config=small(16, 16, 16))
+    assert got[1] is k_cache and got[2] is v_cache
+    assert_close(got[0], want[0], F16)
+    assert_close(k_cache, want_k, F16)  # rows outside the append keep their sentinel too
+    assert_close(v_cache, want_v, F16)
+
+
+def test_tma_default_config_is_a_wgmma_tile():
+    x, w, b = make(1, 256, 64, 2, 2, 16, F32, False)
+    got = qkv.qkv_projection_tma(x, w, b, n_heads=2, n_kv_heads=2)
+    cfg = cfgs.prune_configs(cfgs.tma_configs(), 256, 4)[0]
+    assert last_launch("qkv").config == qkv.triton_config_id(cfg) and cfg.kwargs["BLOCK_M"] >= 64
+    for g, e in zip(got, ref(x, w, b, n_heads=2, n_kv_heads=2), strict=True):
+        assert_close(g, e, F32)
+
+
+def test_tma_layout_requirements():
+    x, w, _ = make(2, 8, 64, 2, 2, 16, F16, False)
+    assert qkv.tma_layout_ok(x, w) and qkv.tma_layout_ok(x, w.t().contiguous().t())
+    x60, w60 = make(2, 8, 60, 2, 2, 16, F16, False)[:2]
+    assert not qkv.tma_layout_ok(x60, w60)  # 120-byte rows: not 16-byte aligned
+    padded = torch.zeros(2, 9, 64, dtype=F16)[:, :8]  # batch rows 9 tokens apart, not 8
+    assert not qkv.tma_layout_ok(padded, w)
+    assert not qkv.tma_layout_ok(torch.zeros(1, 8, 65, dtype=F16)[:, :, 1:], w)  # base off by 2 bytes
+    with pytest.raises(ValueError, match="variant: 'tma' needs"):
+        qkv.qkv_projection(padded, w, n_heads=2, n_kv_heads=2, variant="tma")
+    # without a GPU, the default stays on the pointer kernel
+    qkv.qkv_projection(x, w, n_heads=2, n_kv_heads=2)
+    assert last_launch("qkv").variant == "fused"
+
+
+def test_tma_configs_and_compile_cases():
+    assert cfgs.tma_configs() and all(c.kwargs["BLOCK_M"] >= 64 for c in cfgs.tma_configs())
+    cases = qkv.compile_cases(90)
+    tma = [c for c in cases if c.variant == "tma"]
+    assert [c.dtype for c in tma] == ["fp16", "fp16", "bf16"]
+    assert tma[0].config == qkv.triton_config_id(cfgs.CONFIGS[0])  # the 128x256x64 tile
+    assert all(c.shape["m"] == 4096 and c.shape["d_model"] == 4096 for c in tma)
+    assert not [c for c in qkv.compile_cases(80) if c.variant == "tma"]
+    assert len(cases) <= 24

@@ -88,8 +88,13 @@ def test_matches_reference(batch, tokens, d, hq, hkv, dh, bias, dtype):
 
 @pytest.mark.skip(reason="bf16 tl.dot multiplies raw bit patterns under the Triton interpreter "
                          "(triton-lang/triton#11584); bf16 numerics are covered by the sm_80/sm_90 compile")
-def test_bf16_numerics():
-    pass
+@pytest.mark.parametrize("batch,tokens,d,hq,hkv,dh,bias", SHAPES)
+def test_bf16_numerics(batch, tokens, d, hq, hkv, dh, bias):
+    """Compiled bf16 (pytest --device cuda lifts the skip): every shape of test_matches_reference."""
+    x, w, b = make(batch, tokens, d, hq, hkv, dh, BF16, bias)
+    got = qkv.qkv_projection(x, w, b, n_heads=hq, n_kv_heads=hkv)
+    for g, e in zip(got, ref(x, w, b, n_heads=hq, n_kv_heads=hkv), strict=True):
+        assert_close(g, e, BF16)
 
 
 @pytest.mark.parametrize("use_cache", [False, True])

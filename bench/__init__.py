@@ -9,3 +9,15 @@ Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root c
 :mod:`bench.runner` (one benchmark: check, time, record). No module here imports a kernel at import
 time: Triton decides interpreter-or-compiler when a kernel module is imported.
 """
+
+from roofline import sweeps as _sweeps
+
+
+def _this_cpu_features() -> dict:
+    from bench.provenance import this_cpu_features  # torch-side detection, only when a CPU sweep asks
+
+    return this_cpu_features()
+
+
+# The sweeps learn this CPU's features from the bench (roofline never imports bench).
+_sweeps.cpu_features_source = _this_cpu_features

@@ -37,7 +37,7 @@ torch's conversion path (0.2-1.4 GFLOP/s on an AVX2-only EPYC); ``--dtype`` over
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from roofline.errors import UsageError
@@ -229,11 +229,17 @@ def _cuda_full(dtype: str) -> list[SweepPoint]:
     return pts
 
 
+# Where a CPU sweep learns this machine's features (CPU flags, torch's report). The bench registers its
+# detector here when it is imported (bench.provenance), so roofline never imports bench; with none
+# registered a CPU counts as lacking native bf16 (the fp32 sweep, the conservative choice).
+cpu_features_source: Callable[[], dict] | None = None
+
+
 def sweep_dtype(device_kind: str, override: str | None = None, features: dict | None = None
                 ) -> tuple[str, str]:
     """(dtype, reason) the sweep runs in on ``device_kind``: ``override`` (``--dtype``) if given; a GPU:
     bf16; a CPU: :func:`roofline.roof.cpu_sweep_dtype` of its features (``features`` injectable; default
-    this machine's, read once by :func:`bench.provenance.this_cpu_features`)."""
+    :data:`cpu_features_source`'s, i.e. this machine's when the bench is loaded)."""
     from roofline.cost import dtype_name
     from roofline.roof import cpu_sweep_dtype
 
@@ -247,10 +253,8 @@ def sweep_dtype(device_kind: str, override: str | None = None, features: dict | 
     if device_kind != "cpu":
         return (override, f"--dtype {override} (given on the command line)") if override else (
             "bfloat16", "GPU: bf16 on tensor cores (full sweep: bf16 and fp16)")
-    if features is None and override is None:
-        from bench.provenance import this_cpu_features  # torch-side detection, only when needed
-
-        features = this_cpu_features()
+    if features is None and override is None and cpu_features_source is not None:
+        features = cpu_features_source()
     return cpu_sweep_dtype(features or {}, override)
 
 

@@ -80,3 +80,32 @@ def test_built_wheel_contains_no_top_level_module(tmp_path):
     top_level = [n for n in names if n.endswith("top_level.txt")]
     for entry in top_level:
         assert zipfile.ZipFile(wheel).read(entry).decode().split() == []
+
+
+def _imported_top_levels(path: Path) -> set[str]:
+    """Top-level package of every import in ``path``, lazy (function-level) imports included."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_data_flows_one_way_roofline_imports_neither_bench_nor_kernels():
+    """The README's layering: kernels -> bench -> results -> roofline; roofline stays importable (and
+    usable on a results directory) without the benchmark harness or the Triton kernels."""
+    offenders = {str(p.relative_to(ROOT)): sorted(_imported_top_levels(p) & {"bench", "kernels"})
+                 for p in sorted((ROOT / "roofline").rglob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
+    """Standalone roofline (no CPU detector registered) must not guess native bf16."""
+    code = ("import sys, roofline.sweeps as s; assert 'bench' not in sys.modules; "
+            "print(s.sweep_dtype('cpu')[0], s.sweep_points('smoke', 'cpu')[0].dtype)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["float32", "float32"]

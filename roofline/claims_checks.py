@@ -18,7 +18,7 @@ from roofline.hardware import PRESETS as HW
 from roofline.hardware import HardwareSpec, dtype_class
 from roofline.model import PRESETS as MODELS
 from roofline.results import Record, Results
-from roofline.roof import peak_for, record_roof, ridge_for
+from roofline.roof import peak_for, record_roof, ridge_for, with_matmul_class
 
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 STATUSES = (SUPPORTED, REFUTED, INCONCLUSIVE)
@@ -212,7 +212,7 @@ def kv_projection_model(spec: HardwareSpec, dtype: str) -> Verdict:
     from roofline.latency import kv_projection
 
     # Seed 004's definition: weight bytes only (W_k, W_v streamed once) -> ridge x bytes/2 tokens.
-    rule = kv_projection(cfg, _class_spec(spec, dtype), dtype).breakeven_tokens
+    rule = kv_projection(cfg, with_matmul_class(spec, dtype), dtype).breakeven_tokens
     seed = HW["A100-SEED-1.5TB"]
     seed_rule = kv_projection(cfg, seed, dtype).breakeven_tokens
     # Activation-inclusive variant (X read, K/V written too): a little later than the weight-only rule.
@@ -228,16 +228,6 @@ def kv_projection_model(spec: HardwareSpec, dtype: str) -> Verdict:
                    "11.4 ms)",
                    numbers={"rule": rule, "tokens": tokens, "seed_rule": seed_rule,
                             "seed_tokens": seed_tokens, "seed_ms": seed_ms})
-
-
-def _class_spec(spec: HardwareSpec, dtype: str) -> HardwareSpec:
-    """``spec`` with the matmul class of ``dtype`` present (falling down the classes when absent)."""
-    cls = dtype_class(dtype, matmul=True)
-    if cls in spec.peak_flops:
-        return spec
-    from dataclasses import replace
-
-    return replace(spec, peak_flops={**spec.peak_flops, cls: peak_for(spec, cls)[0]})
 
 
 # ---------------------------------------------------------------------------------------- matmuls

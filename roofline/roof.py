@@ -22,7 +22,7 @@ Pure Python (no torch): the bench measures, this module decides.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from roofline.cost import MATMUL_KERNELS
 from roofline.hardware import DTYPE_CLASSES, HardwareSpec, dtype_class
@@ -62,6 +62,15 @@ def peak_for(spec: HardwareSpec, cls: str) -> tuple[float, str]:
     """(peak FLOP/s, class used) for ``cls`` on ``spec`` (see :func:`class_on`)."""
     used = class_on(spec, cls)
     return spec.peak_flops[used], used
+
+
+def with_matmul_class(spec: HardwareSpec, dtype: str) -> HardwareSpec:
+    """``spec`` with a peak for ``dtype``'s matmul class, taken from :func:`peak_for` (the next class down)
+    when ``spec`` lacks it (a CPU has no tf32 peak): what the analytic latency models need."""
+    cls = dtype_class(dtype, matmul=True)
+    if cls in spec.peak_flops:
+        return spec
+    return replace(spec, peak_flops={**spec.peak_flops, cls: peak_for(spec, cls)[0]})
 
 
 def ridge_for(spec: HardwareSpec, cls: str) -> float:

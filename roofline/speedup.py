@@ -73,11 +73,7 @@ def table_lines(records: Iterable[Record], baseline: str = BASELINE) -> list[str
              "speedup figures (`speedup-<kernel>-*.png`) show every point.", "",
              "| kernel | sweep | dtype | provider | points | geomean speedup | min | max |",
              "|---|---|---|---|---|---|---|---|"]
-    for (kernel, sweep, dtype, provider), ss in sorted(rows.items()):
-        values = [s.speedup for s in ss]
-        lines.append(f"| {kernel} | {sweep} | {dtype} | {provider} | {len(values)} | {geomean(values):.2f}x "
-                     f"| {min(values):.2f}x | {max(values):.2f}x |")
-    return lines
+    return lines + _table_rows(rows)
 
 
 def versus_lines(records: Iterable[Record], ours: str = "triton") -> list[str]:
@@ -96,8 +92,14 @@ def versus_lines(records: Iterable[Record], ours: str = "triton") -> list[str]:
              f"{ours} median, > 1 = {ours} faster.", "",
              f"| kernel | sweep | dtype | {ours} vs | points | geomean | min | max |",
              "|---|---|---|---|---|---|---|---|"]
-    for (kernel, sweep, dtype, other), ss in sorted(rows.items()):
+    return lines + _table_rows(rows)
+
+
+def _table_rows(rows: dict[tuple, list[Speedup]]) -> list[str]:
+    """One Markdown row per (kernel, sweep, dtype, provider): points, geometric mean, min, max."""
+    out = []
+    for (kernel, sweep, dtype, provider), ss in sorted(rows.items()):
         values = [s.speedup for s in ss]
-        lines.append(f"| {kernel} | {sweep} | {dtype} | {other} | {len(values)} | {geomean(values):.2f}x "
-                     f"| {min(values):.2f}x | {max(values):.2f}x |")
-    return lines
+        out.append(f"| {kernel} | {sweep} | {dtype} | {provider} | {len(values)} | {geomean(values):.2f}x "
+                   f"| {min(values):.2f}x | {max(values):.2f}x |")
+    return out

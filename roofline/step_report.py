@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from roofline.claims_checks import (
@@ -37,11 +37,11 @@ from roofline.claims_checks import (
 )
 from roofline.cost import kernel_cost
 from roofline.errors import UsageError
-from roofline.hardware import HardwareSpec, dtype_class
+from roofline.hardware import HardwareSpec
 from roofline.latency import decode_compute_bound_batch, decode_step_latency, prefill_latency
 from roofline.model import PRESETS as MODELS
 from roofline.results import Record, Results, load_results
-from roofline.roof import peak_for, roof_class
+from roofline.roof import roof_class, with_matmul_class
 from roofline.step import Component, StepRequest, all_components, read_request
 
 SEED_004 = "004_9e198411fc46d055.txt"
@@ -146,16 +146,6 @@ def _spec(results: Results) -> HardwareSpec:
     return spec
 
 
-def _with_matmul_class(spec: HardwareSpec, dtype: str) -> HardwareSpec:
-    """``spec`` with a peak for ``dtype``'s matmul class (the analytic latency needs it); a device that
-    lacks it (a CPU without a tf32 peak) gets :func:`roofline.roof.peak_for`'s fallback, as the
-    floors do."""
-    cls = dtype_class(dtype, matmul=True)
-    if cls in spec.peak_flops:
-        return spec
-    return replace(spec, peak_flops={**spec.peak_flops, cls: peak_for(spec, cls)[0]})
-
-
 def _index(records: list[Record]) -> dict[tuple, Record]:
     return {(r.provider, r.sweep, r.extra.get("label"), r.dtype): r for r in records}
 
@@ -172,7 +162,7 @@ def _component_row(c: Component, spec: HardwareSpec, rec: Record | None) -> Comp
 def build_report(results: Results, request: StepRequest) -> StepReport:
     """Match the run's records to the request's components and compute every row."""
     spec = _spec(results)
-    analytic_spec = _with_matmul_class(spec, request.dtype)
+    analytic_spec = with_matmul_class(spec, request.dtype)
     index = _index(results.records)
     providers = sorted({r.provider for r in results.records})
     steps: dict[tuple[str, int], list[Component]] = {}
@@ -313,7 +303,7 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
                    label="floor of the measured parts (predicted)")
     top = max(req.batches + ((report.ridge_batch or 1) * 4,))
     dense = sorted({max(1, round(2 ** (k / 4))) for k in range(0, 4 * int(math.log2(top)) + 5)})
-    analytic_spec = _with_matmul_class(report.spec, req.dtype)
+    analytic_spec = with_matmul_class(report.spec, req.dtype)
     right.plot(dense, [decode_step_latency(req.model, b, req.context, analytic_spec, req.dtype).seconds
                        for b in dense], ":", color="k", label="analytic lower bound (predicted)")
     right.set_xscale("log", base=2)

@@ -219,7 +219,7 @@ def interpreter_check(bench: KernelBench, kmod: ModuleType, point: SweepPoint, s
 
 
 def kmod_last_launch(kernel: str):
-    from kernels._common import last_launch
+    from kernels._lib.launch import last_launch
 
     return last_launch(kernel)
 

@@ -1,10 +1,20 @@
-"""ridgebench's Triton kernels, each with its PyTorch reference (see ``kernels/_common.py`` for the
-contract every kernel module follows)."""
+"""ridgebench's Triton kernels, one package per op (``kernels/<op>/``), each with the same slots:
 
-# Every kernel module; the audit, the benchmark suite and the tests iterate over this tuple.
-KERNEL_MODULES: tuple[str, ...] = ("qkv", "gemv", "attention", "softmax", "gelu")
+- ``__init__.py``: the public, typed launcher(s), ``VARIANTS`` (``{name: launcher}``), ``<op>_ref`` (the
+  PyTorch reference, computed in fp32/float64 and cast back) and ``TOLERANCES`` (``{dtype: (atol, rtol)}``);
+- ``kernels.py``: the ``@triton.jit`` functions only;
+- ``configs.py``: configs, pruning and the launch plan;
+- ``cases.py``: ``compile_cases(arch)`` for the sm_80/sm_90 audit and ``REQUIRED_GATES``;
+- ``DESIGN.md``: design targets, risks, and how to read the audit's evidence.
+
+``kernels/_lib`` holds the one copy of what they share. The list of ops is :data:`roofline.ops.KERNELS`.
+"""
+
+from roofline.ops import KERNELS
 
 # triton < 3.7's interpreter fails with numpy >= 2.4; installs the upstream fix there (no-op otherwise).
 from kernels import _triton_compat  # noqa: E402
 
 _triton_compat.apply()
+
+KERNEL_MODULES: tuple[str, ...] = KERNELS  # TODO(re-cut): callers move to roofline.ops.KERNELS

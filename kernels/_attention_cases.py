@@ -25,7 +25,8 @@ from kernels._attention_prefill import (
     prefill_args,
     prune_configs,
 )
-from kernels._common import TRITON_TYPE, CompileCase, config_id, triton_config_id
+from kernels._lib.aot import CompileCase, TRITON_TYPE
+from kernels._lib.launch import config_id, triton_config_id
 
 KERNEL = "attention"
 

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from kernels._attention_prefill import LOG2E, _online_softmax_tile, block_d, prune_configs
-from kernels._common import config_id
+from kernels._lib.launch import config_id
 
 DEFAULT_SM_COUNT = 132  # H100 SXM; the launcher reads the real count from torch.cuda on a GPU
 

@@ -256,7 +256,7 @@ def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float,
                  tma: bool = False) -> tuple[tuple, dict]:
     """Positional arguments and shape-derived constexprs of ``_attn_prefill_kernel``; ``tma``: load K/V
     through tensor descriptors (sm_90, when :func:`prefill_tma_ok`; the caller sets
-    :func:`kernels._common.set_descriptor_allocator`)."""
+    :func:`kernels._lib.launch.set_descriptor_allocator`)."""
     head_dim = q.shape[3]
     lse_t = lse if lse is not None else o  # never written when STORE_LSE is False
     group = q.shape[1] // k_cache.shape[1]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import triton
 
 from kernels import gemv as g
-from kernels._common import TRITON_TYPE, CompileCase, config_id, triton_config_id
+from kernels._lib.aot import CompileCase, TRITON_TYPE
+from kernels._lib.launch import config_id, triton_config_id
 from roofline.model import get_model
 
 _INT_ARGS = ("B", "N", "K", "K_PER_SPLIT", "stride_xb", "stride_wn", "stride_yb", "stride_wss", "stride_wsb")

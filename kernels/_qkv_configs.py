@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 import triton
 
-from kernels._common import TRITON_TYPE, CompileCase, triton_config_id
+from kernels._lib.aot import CompileCase, TRITON_TYPE
+from kernels._lib.launch import triton_config_id
 from roofline.model import get_model
 
 SMEM_LIMIT_BYTES = 163 * 1024  # sm_80 per-block opt-in maximum; sm_90 allows 227 KB

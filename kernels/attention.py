@@ -99,9 +99,9 @@ from kernels._attention_prefill import (
     prefill_tma_ok,
     prune_configs,
 )
-from kernels._common import (
+from kernels._lib.launch import autotuning, record_launch, set_descriptor_allocator, triton_config_id
+from kernels._lib.validation import (
     SUPPORTED_DTYPES,
-    autotuning,
     check_device,
     check_flag,
     check_grid,
@@ -111,9 +111,6 @@ from kernels._common import (
     check_shape,
     check_tensor,
     check_vector,
-    record_launch,
-    set_descriptor_allocator,
-    triton_config_id,
 )
 
 HEAD_DIMS: tuple[int, ...] = (64, 80, 96, 128, 256)
@@ -198,7 +195,7 @@ def launch_grids(variant: str, batch: int, n_heads: int, n_kv_heads: int, q_len:
 
     Prefill: ``(q blocks, Hq, B)``, counted at the smallest ``BLOCK_M`` (64) any config uses. Split-KV:
     ``(num_splits, Hkv, B * row blocks)``, then the combine kernel's ``(q_len, Hq, B)`` when
-    ``num_splits > 1``. CUDA caps axes y and z at 65,535 (:func:`kernels._common.check_grid`).
+    ``num_splits > 1``. CUDA caps axes y and z at 65,535 (:func:`kernels._lib.validation.check_grid`).
     """
     if variant == "prefill":
         return [((triton.cdiv(q_len, 64), n_heads, batch),

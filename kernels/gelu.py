@@ -35,17 +35,15 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._common import (
-    TRITON_TYPE,
-    CompileCase,
+from kernels._lib.aot import CompileCase, TRITON_TYPE
+from kernels._lib.launch import config_id, record_launch
+from kernels._lib.validation import (
     check_device,
     check_flag,
     check_no_overlap,
     check_tensor,
     check_vector,
     collapsed_row_stride,
-    config_id,
-    record_launch,
 )
 
 # ----------------------------------------------------------------------------------------------

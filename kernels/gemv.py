@@ -53,17 +53,15 @@ import torch
 import torch.nn.functional as F
 import triton
 
-from kernels._common import (
+from kernels._lib.aot import CompileCase
+from kernels._lib.launch import autotuning, record_launch, triton_config_id
+from kernels._lib.validation import (
     SUPPORTED_DTYPES,
-    CompileCase,
-    autotuning,
     check_device,
     check_int,
     check_same_dtype_device,
     check_tensor,
     check_vector,
-    record_launch,
-    triton_config_id,
 )
 from kernels._gemv_kernels import _gemv_splitk_kernel, _gemv_splitk_reduce_kernel, _gemv_tiled_kernel
 

@@ -68,9 +68,9 @@ import triton
 import triton.language as tl
 
 from kernels import _qkv_configs as cfgs
-from kernels._common import (
-    CompileCase,
-    autotuning,
+from kernels._lib.aot import CompileCase
+from kernels._lib.launch import autotuning, record_launch, set_descriptor_allocator, triton_config_id
+from kernels._lib.validation import (
     check_device,
     check_flag,
     check_no_overlap,
@@ -79,9 +79,6 @@ from kernels._common import (
     check_shape,
     check_tensor,
     check_vector,
-    record_launch,
-    set_descriptor_allocator,
-    triton_config_id,
 )
 
 KERNEL = "qkv"
@@ -270,7 +267,7 @@ VARIANT = "fused"
 
 def select_variant(m: int, n_heads: int, n_kv_heads: int, head_dim: int) -> str:
     """The variant the launcher runs for this shape: always ``"fused"`` (one kernel at every size; the
-    tile config, not the variant, changes with M and is recorded by :func:`kernels._common.last_launch`)."""
+    tile config, not the variant, changes with M and is recorded by :func:`kernels._lib.launch.last_launch`)."""
     return VARIANT
 
 

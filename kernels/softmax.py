@@ -65,16 +65,9 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._common import (
-    TRITON_TYPE,
-    CompileCase,
-    check_device,
-    check_real,
-    check_tensor,
-    collapsed_row_stride,
-    config_id,
-    record_launch,
-)
+from kernels._lib.aot import CompileCase, TRITON_TYPE
+from kernels._lib.launch import config_id, record_launch
+from kernels._lib.validation import check_device, check_real, check_tensor, collapsed_row_stride
 
 # ----------------------------------------------------------------------------------------------
 # Kernels

@@ -10,7 +10,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels._common import CompileCase, config_id
+from kernels._lib.aot import CompileCase
+from kernels._lib.launch import config_id
 
 
 @triton.jit

@@ -13,7 +13,7 @@ import torch
 import kernels.attention as A
 from kernels._attention_decode import DECODE_CONFIGS
 from kernels._attention_prefill import PREFILL_CONFIGS
-from kernels._common import last_launch
+from kernels._lib.launch import last_launch
 
 EXACT = A.TOLERANCES[torch.float32]  # fp32 under the interpreter: exact dots, summation order differs
 BF16_SKIP = pytest.mark.skip(reason="tl.dot on bfloat16 returns garbage under the Triton interpreter "

@@ -69,7 +69,7 @@ def test_prefill_tma_path(head_dim, cfg):
     the interpreter, launched as an sm_90 launch with aligned caches would launch it; the cache past each
     sequence holds NaN, so a tile read past kv_len that is not zero-filled fails."""
     from kernels._attention_prefill import _attn_prefill_kernel, prefill_args, prefill_tma_ok
-    from kernels._common import set_descriptor_allocator
+    from kernels._lib.launch import set_descriptor_allocator
 
     q, k, v, lens = make_inputs(2, 2, 1, 70, head_dim, [150, 9], dtype=torch.float16)
     assert prefill_tma_ok(k, v)

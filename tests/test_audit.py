@@ -25,7 +25,7 @@ from kernels.audit import EXCEPTIONS, SUPPORTED_ARCHS, AuditLine
 from kernels.audit.gates import REQUIRED_GATES, config_matches
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_CASES_PER_KERNEL_ARCH = 24  # the contract in kernels/_common.py: CI compiles them all on 2 cores
+MAX_CASES_PER_KERNEL_ARCH = 24  # the contract in kernels/_lib/aot.py: CI compiles them all on 2 cores
 
 
 def _enumerate() -> tuple[list, dict[str, str]]:

@@ -110,7 +110,7 @@ def test_triton_is_checked_not_timed_and_skips_say_why(smoke_run):
     for s in skipped:
         assert s["provider"] == "triton" and s["category"] == "not-timed"
         assert "interpreter" in s["reason"] and s["max_error"] <= s["tolerance"][0] + s["tolerance"][1] * 10
-        assert s["variant"] and s["config"]  # what the launcher ran, from kernels._common.last_launch
+        assert s["variant"] and s["config"]  # what the launcher ran, from kernels._lib.launch.last_launch
     assert {s["kernel"] for s in skipped} == {"qkv", "gemv", "attention", "softmax", "gelu"}
 
 

@@ -33,7 +33,7 @@ from kernels import _qkv_configs as qkv_cfgs
 from kernels._attention_decode import DECODE_CONFIGS, decode_block_m
 from kernels._attention_decode import prune_configs as decode_prune
 from kernels._attention_prefill import PREFILL_CONFIGS, prune_configs
-from kernels._common import config_id, last_launch, triton_config_id
+from kernels._lib.launch import config_id, last_launch, triton_config_id
 from kernels.qkv import TOLERANCES as QKV_TOL
 from kernels.qkv import qkv_projection, qkv_projection_ref
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels.gelu as gm
-from kernels._common import LaunchRecord, config_id, last_launch, record_launch
+from kernels._lib.launch import LaunchRecord, config_id, last_launch, record_launch
 from kernels.gelu import TOLERANCES, gelu, gelu_ref
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels.gemv as g
-from kernels._common import SUPPORTED_DTYPES, interpreting, last_launch
+from kernels._lib.launch import interpreting, last_launch
+from kernels._lib.validation import SUPPORTED_DTYPES
 from kernels.gemv import TOLERANCES, VARIANTS, gemv, gemv_ref, select_variant
 
 BF16_DOT_SKIP = ("bf16 tl.dot returns garbage under the Triton interpreter (triton-lang/triton#11584); "

@@ -16,7 +16,7 @@ import triton
 
 from kernels import _qkv_configs as cfgs
 from kernels import qkv
-from kernels._common import last_launch, record_launch, triton_config_id
+from kernels._lib.launch import last_launch, record_launch, triton_config_id
 
 F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
 

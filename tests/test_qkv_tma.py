@@ -10,7 +10,7 @@ import triton
 
 from kernels import _qkv_configs as cfgs
 from kernels import qkv
-from kernels._common import last_launch
+from kernels._lib.launch import last_launch
 from tests.test_qkv import F16, F32, assert_close, make, ref
 
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels.softmax as sm
-from kernels._common import collapsed_row_stride, last_launch, record_launch
+from kernels._lib.launch import last_launch, record_launch
+from kernels._lib.validation import collapsed_row_stride
 from kernels.softmax import SINGLE_BLOCK_LIMIT, TOLERANCES, select_variant, softmax, softmax_ref
 
 # The interpreter evaluates masked-off padding too (-inf - -inf, 1/0); numpy warns, the stores are masked.

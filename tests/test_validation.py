@@ -1,4 +1,4 @@
-"""The validation rules every launcher shares (kernels/_common.py): one device rule, one integer rule,
+"""The validation rules every launcher shares (kernels/_lib/validation.py): one device rule, one integer rule,
 one scalar rule, one rule for small 1-D arguments, grid limits, and memory-overlap checks. Each rule is
 tested on its helper and through every launcher it applies to; shapes are tiny (interpreter)."""
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels.attention as A
-from kernels._common import (
+from kernels._lib.validation import (
     CUDA_GRID_LIMITS,
     check_grid,
     check_int,

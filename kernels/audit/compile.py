@@ -1,4 +1,4 @@
-"""Compile one :class:`~kernels._common.CompileCase` for one architecture and read back the evidence.
+"""Compile one :class:`~kernels._lib.aot.CompileCase` for one architecture and read back the evidence.
 
 :func:`audit_case` runs ``triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))`` on this
 CPU-only machine, then reads the cubin with ``cuobjdump`` and returns an :class:`AuditLine`. It needs
@@ -19,7 +19,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
-from kernels._common import CompileCase
+from kernels._lib.aot import CompileCase
 from kernels.audit.efficiency import efficiency
 from kernels.audit.occupancy import LIMITS, occupancy
 from kernels.audit.sass import dump_cubin, mma_versions, parse_resource_usage, parse_sass

@@ -166,7 +166,7 @@ def check_gates(line: AuditLine, case: object | None = None, *,
     """Every gate ``line`` fails, as ``"<gate>: <why>"`` strings (empty when all pass).
 
     Waived gates (see :data:`EXCEPTIONS`) are recorded in ``line.waived`` instead. ``line.failures`` is
-    set to the result. ``case`` (the :class:`~kernels._common.CompileCase`) is optional: when given, its
+    set to the result. ``case`` (the :class:`~kernels._lib.aot.CompileCase`) is optional: when given, its
     ``gates`` replace the line's.
     """
     if case is not None:

@@ -184,7 +184,7 @@ def find_line(
     """The audit line for the config a benchmark ran, or ``None`` if the audit has none.
 
     Matches kernel, variant, dtype (``"fp16"``/``"bf16"``/``"fp32"``, also accepting ``torch.float16``
-    style names) and config id (:func:`kernels._common.config_id`), and ``arch`` when given (a GPU of
+    style names) and config id (:func:`kernels._lib.launch.config_id`), and ``arch`` when given (a GPU of
     compute capability 9.0 is ``90``). The audit compiles each config at one or two representative
     shapes; a line with the same ``shape`` wins, else the first match.
     """

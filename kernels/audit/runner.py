@@ -12,7 +12,7 @@ Case sources:
   that is missing, has no ``compile_cases``, raises, or returns no case becomes an error line (the
   ``compiles`` gate fails): never a silent skip;
 - an extra source ``"package.module:function"`` or ``"path/to/file.py:function"``: ``function(arch)``
-  returns a list of :class:`~kernels._common.CompileCase` (the tests' deliberately bad kernels).
+  returns a list of :class:`~kernels._lib.aot.CompileCase` (the tests' deliberately bad kernels).
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
-"""Shared plumbing for ridgebench's Triton kernels: input validation, the interpreter/autotune switch,
-launch records and the ahead-of-time compile cases the audit consumes.
+"""Argument validation shared by every launcher: each violation raises ``TypeError``/``ValueError``
+naming the argument and what was expected, before anything launches.
 
-Every kernel module (``kernels/<op>.py``) follows one contract so that tests, the benchmark suite and
-the static audit pick it up without edits elsewhere:
-
-- public, typed launchers that validate with :func:`check_tensor` and friends;
-- ``VARIANTS``: ``{variant_name: launcher}`` when there is more than one way to run the op;
-- ``<op>_ref``: the PyTorch reference, computed in fp32/float64 and cast back;
-- ``TOLERANCES``: ``{torch.dtype: (atol, rtol)}`` for comparing the kernel with its reference;
-- ``compile_cases(arch: int) -> list[CompileCase]``: every shipped config x variant x dtype at
-  representative shapes, for the sm_80/sm_90 audit;
-- each launch calls :func:`record_launch`, so a benchmark can say which variant and config ran.
+The one device rule (:func:`check_device`): a CUDA tensor, or a CPU tensor under the interpreter.
 """
 
 from __future__ import annotations
@@ -18,62 +9,14 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import triton.language as tl
+
+from kernels._lib.launch import interpreting
 
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32)
-
-# Triton signature type strings for the AOT compile (`"*fp16"` is a pointer to fp16).
-TRITON_TYPE: dict[torch.dtype, str] = {
-    torch.float16: "fp16",
-    torch.bfloat16: "bf16",
-    torch.float32: "fp32",
-}
-
-TL_DTYPE: dict[torch.dtype, tl.dtype] = {
-    torch.float16: tl.float16,
-    torch.bfloat16: tl.bfloat16,
-    torch.float32: tl.float32,
-}
-
-
-def interpreting() -> bool:
-    """True when Triton runs kernels with its CPU interpreter (``TRITON_INTERPRET=1``).
-
-    Triton reads the variable when ``@triton.jit`` decorates a function, so it must be set before any
-    kernel module is imported (the test and benchmark conftests do this).
-    """
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def autotuning() -> bool:
-    """True when launchers should use ``@triton.autotune``.
-
-    Autotuning needs a GPU driver, so it is off under the interpreter; ``RIDGEBENCH_AUTOTUNE=0`` also
-    switches it off on a GPU (every launcher then uses its first surviving config).
-    """
-    return not interpreting() and os.environ.get("RIDGEBENCH_AUTOTUNE", "1") != "0"
-
-
-# ----------------------------------------------------------------------------------------------
-# Validation: every violation names the argument and what was expected.
-# ----------------------------------------------------------------------------------------------
-
-def set_descriptor_allocator(device: torch.device) -> None:
-    """Give Triton the global scratch memory that in-kernel tensor descriptors (``tl.make_tensor_descriptor``,
-    the TMA path on sm_90) need, as ``torch.empty`` bytes on ``device`` (a CPU allocator under the
-    interpreter)."""
-    import triton
-
-    def alloc(size: int, alignment: int, stream: int | None) -> torch.Tensor:
-        return torch.empty(size, dtype=torch.int8, device=device)
-
-    triton.set_allocator(alloc)
 
 
 def check_tensor(
@@ -320,71 +263,3 @@ def check_no_overlap(out_name: str, out: torch.Tensor, inputs: Mapping[str, torc
 
 # ----------------------------------------------------------------------------------------------
 # Configs and launch records
-# ----------------------------------------------------------------------------------------------
-
-def config_id(kwargs: Mapping[str, object], num_warps: int, num_stages: int) -> str:
-    """Canonical, human-readable id of one kernel config; the audit and launch records both use it."""
-    parts = [f"{k}={kwargs[k]}" for k in sorted(kwargs)]
-    parts += [f"num_warps={num_warps}", f"num_stages={num_stages}"]
-    return ",".join(parts)
-
-
-def triton_config_id(cfg: object) -> str:
-    """:func:`config_id` of a ``triton.Config``."""
-    return config_id(cfg.kwargs, cfg.num_warps, cfg.num_stages)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class LaunchRecord:
-    kernel: str
-    variant: str
-    config: str
-
-
-_LAST_LAUNCH: dict[str, LaunchRecord] = {}
-
-
-def record_launch(kernel: str, variant: str, config: str) -> None:
-    """Remember what a launcher just ran (its variant and config id) for the benchmark's records."""
-    _LAST_LAUNCH[kernel] = LaunchRecord(kernel, variant, config)
-
-
-def last_launch(kernel: str) -> LaunchRecord | None:
-    """What the last launch of ``kernel`` ran, or ``None`` if it has not run in this process."""
-    return _LAST_LAUNCH.get(kernel)
-
-
-# ----------------------------------------------------------------------------------------------
-# Ahead-of-time compile cases (consumed by the audit in kernels/audit)
-# ----------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CompileCase:
-    """One (kernel, variant, config, dtype) to compile ahead of time for one architecture.
-
-    ``signature`` maps every argument name of ``fn`` to a Triton type string (``"*fp16"``, ``"i32"``,
-    ``"fp32"``, ``"constexpr"``); ``constexprs`` gives the value of each ``constexpr`` argument.
-    ``divisible_by_16`` names the arguments a real, aligned launch specialises as divisible by 16
-    (16-byte aligned pointers, integers that are multiples of 16): exactly what a JIT launch on
-    the representative shape would see, no more.
-    ``gates`` names the audit gates that apply beyond the universal ones:
-    ``"tensor_cores"`` (must use HMMA/HGMMA), ``"vec128_loads"`` (must use 128-bit global loads).
-    """
-
-    kernel: str
-    variant: str
-    fn: object
-    signature: Mapping[str, str]
-    constexprs: Mapping[str, object]
-    divisible_by_16: tuple[str, ...]
-    num_warps: int
-    num_stages: int
-    dtype: str
-    shape: Mapping[str, object]
-    config: str
-    gates: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def case_id(self) -> str:
-        shape = ",".join(f"{k}={v}" for k, v in self.shape.items())
-        return f"{self.kernel}/{self.variant}/{self.dtype}/{shape}/{self.config}"

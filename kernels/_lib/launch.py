@@ -1,0 +1,81 @@
+"""Launch plumbing shared by every launcher: the interpreter/autotune switch, the output allocation
+seam, config ids and the record of what the last launch ran.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels with its CPU interpreter (``TRITON_INTERPRET=1``).
+
+    Triton reads the variable when ``@triton.jit`` decorates a function, so it must be set before any
+    kernel module is imported (the test and benchmark conftests do this).
+    """
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def autotuning() -> bool:
+    """True when launchers should use ``@triton.autotune``.
+
+    Autotuning needs a GPU driver, so it is off under the interpreter; ``RIDGEBENCH_AUTOTUNE=0`` also
+    switches it off on a GPU (every launcher then uses its first surviving config).
+    """
+    return not interpreting() and os.environ.get("RIDGEBENCH_AUTOTUNE", "1") != "0"
+
+def set_descriptor_allocator(device: torch.device) -> None:
+    """Give Triton the global scratch memory that in-kernel tensor descriptors (``tl.make_tensor_descriptor``,
+    the TMA path on sm_90) need, as ``torch.empty`` bytes on ``device`` (a CPU allocator under the
+    interpreter)."""
+    import triton
+
+    def alloc(size: int, alignment: int, stream: int | None) -> torch.Tensor:
+        return torch.empty(size, dtype=torch.int8, device=device)
+
+    triton.set_allocator(alloc)
+
+
+def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Every launcher's output and workspace allocation: the one seam tests replace with a NaN fill, so
+    an element a kernel fails to write cannot pass (call it as ``launch.empty``)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+def config_id(kwargs: Mapping[str, object], num_warps: int, num_stages: int) -> str:
+    """Canonical, human-readable id of one kernel config; the audit and launch records both use it."""
+    parts = [f"{k}={kwargs[k]}" for k in sorted(kwargs)]
+    parts += [f"num_warps={num_warps}", f"num_stages={num_stages}"]
+    return ",".join(parts)
+
+
+def triton_config_id(cfg: object) -> str:
+    """:func:`config_id` of a ``triton.Config``."""
+    return config_id(cfg.kwargs, cfg.num_warps, cfg.num_stages)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    kernel: str
+    variant: str
+    config: str
+
+
+_LAST_LAUNCH: dict[str, LaunchRecord] = {}
+
+
+def record_launch(kernel: str, variant: str, config: str) -> None:
+    """Remember what a launcher just ran (its variant and config id) for the benchmark's records."""
+    _LAST_LAUNCH[kernel] = LaunchRecord(kernel, variant, config)
+
+
+def last_launch(kernel: str) -> LaunchRecord | None:
+    """What the last launch of ``kernel`` ran, or ``None`` if it has not run in this process."""
+    return _LAST_LAUNCH.get(kernel)
+
+
+# ----------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels import KERNEL_MODULES
+from roofline.ops import KERNELS
 from kernels.audit import EXCEPTIONS, SUPPORTED_ARCHS, AuditLine
 from kernels.audit.gates import REQUIRED_GATES, config_matches
 
@@ -31,7 +31,7 @@ MAX_CASES_PER_KERNEL_ARCH = 24  # the contract in kernels/_lib/aot.py: CI compil
 def _enumerate() -> tuple[list, dict[str, str]]:
     """``(params, problems)``: one param per (kernel, arch, case index); problems per broken module."""
     params, problems = [], {}
-    for name in KERNEL_MODULES:
+    for name in KERNELS:
         try:
             module = importlib.import_module(f"kernels.{name}")
             fn = module.compile_cases
@@ -64,7 +64,7 @@ def audit_data(tmp_path_factory) -> dict:
 
 def test_every_kernel_module_has_compile_cases():
     assert not PROBLEMS, f"kernel modules without usable compile_cases: {PROBLEMS}"
-    for name in KERNEL_MODULES:
+    for name in KERNELS:
         for arch in SUPPORTED_ARCHS:
             n = sum(1 for p in PARAMS if p.values[0] == name and p.values[1] == arch)
             assert 1 <= n <= MAX_CASES_PER_KERNEL_ARCH, f"kernels.{name}: {n} compile cases for sm_{arch}"

@@ -3,8 +3,10 @@
 With ``x[B, T, D]`` flattened to ``M = B*T`` rows (``m = b*T + t``) and ``weight`` ``[N, D]`` holding
 the Q, K and V projections stacked (``N = (Hq + 2*Hkv) * Dh``, ``nn.Linear``'s shape)::
 
-    y[m, n] = sum_k x[m, k] * weight[n, k] (+ bias[n])      (fp32 accumulation)
-    n < Hq*Dh -> q[b, n // Dh, t, n % Dh];  then k, v [b, head, t (+ cache_len[b]), n % Dh]
+    y[m, n] = sum_k x[m, k] * weight[n, k] (+ bias[n])          (fp32 accumulation)
+    column n < Hq*Dh          -> q[b, n // Dh,              t,                 n % Dh]
+    Hq*Dh <= n < (Hq+Hkv)*Dh  -> k[b, n // Dh - Hq,         t (+ cache_len[b]), n % Dh]
+    n >= (Hq+Hkv)*Dh          -> v[b, n // Dh - Hq - Hkv,   t (+ cache_len[b]), n % Dh]
 
 q ``[B, Hq, T, Dh]``; k, v ``[B, Hkv, T, Dh]``, or appended into caches ``[B, Hkv, capacity, Dh]`` at rows
 ``cache_len[b] ..``; GQA/MQA: ``Hkv`` divides ``Hq``. Variants: ``"fused"`` (pointer loads, every GPU)
@@ -33,6 +35,7 @@ from kernels._lib.validation import (
 from kernels.qkv.configs import (
     CONFIGS,
     FUSED_VARIANT,
+    KERNEL,
     TMA_VARIANT,
     early_config_prune,
     prune_configs,
@@ -42,8 +45,6 @@ from kernels.qkv.configs import (
     tma_programs,
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
-
-KERNEL = "qkv"
 
 # variant -> (its @triton.jit kernel, the configs it may launch)
 _KERNELS: dict[str, tuple[triton.JITFunction, list[triton.Config]]] = {

@@ -14,11 +14,9 @@ import torch
 from kernels._lib.aot import TRITON_TYPE, CompileCase, Pointer, jit_specialisation
 from kernels._lib.device import DEFAULT_NUM_SMS
 from kernels._lib.launch import triton_config_id
-from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, TMA_VARIANT, prune_configs, tma_configs
+from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, KERNEL, TMA_VARIANT, prune_configs, tma_configs
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
 from roofline.model import ModelConfig, get_model
-
-KERNEL = "qkv"
 
 # variant -> gates its cases must declare (kernels/audit/gates.py describes each gate).
 REQUIRED_GATES: dict[str, frozenset[str]] = {

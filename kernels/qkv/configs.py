@@ -13,6 +13,7 @@ import triton
 
 from kernels._lib import device
 
+KERNEL = "qkv"  # the name in launch records and audit lines
 FUSED_VARIANT = "fused"
 TMA_VARIANT = "tma"
 

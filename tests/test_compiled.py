@@ -29,13 +29,13 @@ import kernels.attention as A
 import kernels.gelu as gm
 import kernels.gemv as g
 import kernels.softmax as sm
-from kernels import _qkv_configs as qkv_cfgs
 from kernels._attention_decode import DECODE_CONFIGS, decode_block_m
 from kernels._attention_decode import prune_configs as decode_prune
 from kernels._attention_prefill import PREFILL_CONFIGS, prune_configs
 from kernels._lib.launch import config_id, last_launch, triton_config_id
 from kernels.qkv import TOLERANCES as QKV_TOL
 from kernels.qkv import qkv_projection, qkv_projection_ref
+from kernels.qkv.configs import CONFIGS as QKV_CONFIGS
 
 ROOT = Path(__file__).resolve().parents[1]
 F16, BF16 = torch.float16, torch.bfloat16
@@ -75,7 +75,7 @@ def _distinct(items: list[Shipped]) -> list[Shipped]:
 
 def shipped_configs(arch: int) -> list[Shipped]:
     """Every config each kernel can launch on compute capability ``arch`` (fp16/bf16 operands)."""
-    out = [Shipped("qkv", "fused", c, ()) for c in qkv_cfgs.CONFIGS]
+    out = [Shipped("qkv", "fused", c, ()) for c in QKV_CONFIGS]
     out += [Shipped("gemv", v, c, ()) for v, cs in (("splitk", g.SPLITK_CONFIGS), ("tiled", g.TILED_CONFIGS))
             for c in cs]
     for bd, cs in PREFILL_CONFIGS.items():
@@ -105,7 +105,7 @@ def test_shipped_configs_cover_every_config_list():
         by: dict[tuple[str, str], list] = {}
         for s in shipped:
             by.setdefault((s.kernel, s.variant), []).append(s.config)
-        assert by[("qkv", "fused")] == qkv_cfgs.CONFIGS
+        assert by[("qkv", "fused")] == QKV_CONFIGS
         assert by[("gemv", "splitk")] == g.SPLITK_CONFIGS and by[("gemv", "tiled")] == g.TILED_CONFIGS
         prefill = {repr(c) for c in by[("attention", "prefill")]}
         assert prefill and prefill <= {repr(c) for cs in PREFILL_CONFIGS.values() for c in cs}

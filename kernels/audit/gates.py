@@ -50,8 +50,6 @@ VEC128_MIN_FRACTION = 0.75
 # a variant's cases may legitimately drop vec128_loads at an unaligned shape, e.g. softmax rows of 50257).
 REQUIRED_GATES: dict[tuple[str, str], frozenset[str]] = {
     ("qkv", "fused"): frozenset({"tensor_cores"}),
-    ("attention", "prefill"): frozenset({"tensor_cores"}),
-    ("attention", "splitkv"): frozenset({"tensor_cores", "vec128_loads"}),  # the decode KV stream
     ("gemv", "splitk"): frozenset({"vec128_loads"}),  # the weight stream
     ("softmax", "single"): frozenset({"vec128_loads"}),
     ("softmax", "online"): frozenset({"vec128_loads"}),
@@ -71,9 +69,6 @@ EXCEPTIONS: dict[tuple[str, str, str, int, str], str] = {
     ("qkv", "fused", "wgmma", 90, "BLOCK_M<64"):
         "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
         "for wgmma, so these run HMMA on H100",
-    ("attention", "splitkv", "wgmma", 90, "BLOCK_M<64"):
-        "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
-        ">= 64 rows for wgmma, so the QK^T and PV dots run HMMA on H100",
 }
 
 _CONDITION_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)([=<])(-?\d+|\w+)$")

@@ -11,6 +11,7 @@ import triton
 
 from kernels._lib.launch import triton_config_id
 from kernels.attention import VARIANTS, attention, compile_cases, select_variant
+from kernels.attention.cases import GATE_EXCEPTIONS, REQUIRED_GATES
 from kernels.attention.configs import (
     MAX_SPLITS,
     PREFILL_CONFIGS,
@@ -21,6 +22,8 @@ from kernels.attention.configs import (
     select_num_splits,
 )
 from kernels.attention.prefill import prefill_tuner
+from kernels.audit import SUPPORTED_ARCHS
+from kernels.audit.gates import ALL_GATES, config_matches
 
 
 def good(batch=2, hq=4, hkv=2, q_len=3, dh=64, capacity=16, dtype=torch.float32):
@@ -140,10 +143,7 @@ def test_compile_cases_are_complete(arch):
                 assert name in case.constexprs, (case.case_id, name)
         assert set(case.divisible_by_16) <= set(case.signature)
         assert case.dtype in ("float16", "bfloat16")
-        if case.variant in ("prefill", "splitkv"):
-            assert "tensor_cores" in case.gates
-        if case.variant == "splitkv":
-            assert "vec128_loads" in case.gates
+        assert REQUIRED_GATES.get(case.variant, frozenset()) <= case.gates, case.case_id
     seen = {(c.variant, c.dtype, c.constexprs.get("HEAD_DIM"), c.config) for c in cases}
     for dtype in ("float16", "bfloat16"):
         for dh in (64, 128, 256):  # every surviving prefill config at the head dims that change code
@@ -154,6 +154,20 @@ def test_compile_cases_are_complete(arch):
         assert {d for v, t, d, _ in seen if v == "splitkv" and t == dtype} == {64, 96, 128, 256}
     assert any(c.variant == "splitkv" and c.constexprs["SPLIT"] is False for c in cases)
     assert any(c.variant == "splitkv-combine" for c in cases)
+
+
+def test_gate_table_names_real_variants_gates_and_architectures():
+    """REQUIRED_GATES and GATE_EXCEPTIONS (kernels/attention/cases.py) name variants the cases compile,
+    gates the audit knows and architectures it targets; every exception keeps tensor_cores required."""
+    variants = {c.variant for arch in SUPPORTED_ARCHS for c in compile_cases(arch)}
+    assert set(REQUIRED_GATES) == {"prefill", "splitkv"} <= variants
+    assert REQUIRED_GATES["prefill"] == {"tensor_cores"}
+    assert REQUIRED_GATES["splitkv"] == {"tensor_cores", "vec128_loads"}
+    for (variant, gate, arch, condition), reason in GATE_EXCEPTIONS.items():
+        assert variant in variants and arch in SUPPORTED_ARCHS
+        assert gate in ALL_GATES and gate != "tensor_cores"
+        config_matches("BLOCK_M=16", condition)  # a well-formed condition (raises otherwise)
+        assert reason
 
 
 def test_public_signatures_follow_the_contract():

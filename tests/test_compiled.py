@@ -25,14 +25,15 @@ import pytest
 import torch
 import triton
 
-import kernels.attention as A
 import kernels.gelu as gm
 import kernels.gemv as g
 import kernels.softmax as sm
-from kernels._attention_decode import DECODE_CONFIGS, decode_block_m
-from kernels._attention_decode import prune_configs as decode_prune
-from kernels._attention_prefill import PREFILL_CONFIGS, prune_configs
 from kernels._lib.launch import config_id, last_launch, triton_config_id
+from kernels.attention import TOLERANCES as ATTENTION_TOL
+from kernels.attention import attention, attention_ref
+from kernels.attention.configs import DECODE_CONFIGS, PREFILL_CONFIGS, decode_block_m, prune_configs
+from kernels.attention.decode import launch_splitkv
+from kernels.attention.prefill import launch_prefill
 from kernels.qkv import TOLERANCES as QKV_TOL
 from kernels.qkv import qkv_projection, qkv_projection_ref
 from kernels.qkv.configs import CONFIGS as QKV_CONFIGS
@@ -83,7 +84,7 @@ def shipped_configs(arch: int) -> list[Shipped]:
     for bd, cs in DECODE_CONFIGS.items():
         for group, q_len in ((1, 1), (4, 1), (8, 4)):  # block_m 16, 16, 32
             bm = decode_block_m(group, q_len)
-            kept = decode_prune(cs, bd, 2, arch, block_m=bm)
+            kept = prune_configs(cs, bd, 2, arch, block_m=bm)
             out += [Shipped("attention", "splitkv", c, (bd, group, q_len)) for c in kept]
     # heuristic kernels: every config their heuristic gives over the row lengths it can see
     for p in range(0, 16):
@@ -210,8 +211,8 @@ def test_attention_misaligned_and_odd_strides(cuda, dtype, layout, variant, q_le
         k = _randn(b, hkv, cap, dh, dtype=dtype, seed=2, offset=off, pad_last=pad)
         v = _randn(b, hkv, cap, dh, dtype=dtype, seed=3, offset=off, pad_last=pad)
         lens = torch.tensor([cap - q_len, 17], dtype=torch.int32, device=cuda)
-        o = A.attention(q, k, v, lens, variant=variant)
-        _close(o, A.attention_ref(q, k, v, lens, compute_dtype=torch.float64), A.TOLERANCES[dtype])
+        o = attention(q, k, v, lens, variant=variant)
+        _close(o, attention_ref(q, k, v, lens, compute_dtype=torch.float64), ATTENTION_TOL[dtype])
 
 
 @pytest.mark.gpu
@@ -285,12 +286,12 @@ def _run_shipped(s: Shipped, dtype: torch.dtype, dev: torch.device, monkeypatch)
         lse = torch.empty(q.shape[:3], dtype=torch.float32, device=dev)
         scale = dh**-0.5
         if s.variant == "prefill":
-            A._launch_prefill(q, k, v, lens, o, lse, scale, config=cfg)
+            launch_prefill(q, k, v, lens, o, lse, scale, config=cfg)
             assert last_launch("attention").config == triton_config_id(cfg)
         else:
-            A._launch_splitkv(q, k, v, lens, o, lse, scale, 3, config=cfg)
-        want, want_lse = A.attention_ref(q, k, v, lens, return_lse=True, compute_dtype=torch.float64)
-        _close(o, want, A.TOLERANCES[dtype])
+            launch_splitkv(q, k, v, lens, o, lse, scale, 3, config=cfg)
+        want, want_lse = attention_ref(q, k, v, lens, return_lse=True, compute_dtype=torch.float64)
+        _close(o, want, ATTENTION_TOL[dtype])
         _close(lse, want_lse, (1e-3, 1e-3))
     elif s.kernel == "softmax":
         rows, cols = s.shape
@@ -361,7 +362,7 @@ def test_decode_step_cuda_graph_replay_equals_eager(cuda, dtype):
     def step():
         q, _, _ = qkv_projection(x, w_qkv, n_heads=hq, n_kv_heads=hkv, k_cache=k_cache, v_cache=v_cache,
                                  cache_len=cache_len, check_cache_len=False)
-        o = A.attention(q, k_cache, v_cache, cache_len, variant="splitkv", check_cache_len=False)
+        o = attention(q, k_cache, v_cache, cache_len, variant="splitkv", check_cache_len=False)
         y = g.gemv(o.reshape(b, hq * dh), w_o)  # the output projection
         return q, o, y
 
@@ -413,9 +414,9 @@ def test_split_paths_rerun_bit_identical(cuda, dtype):
     v = _randn(4, 8, 8192, 128, dtype=dtype, seed=5)
     lens = torch.tensor([8000, 4000, 100, 8191], dtype=torch.int32, device=cuda)
     for splits in (None, 16, 64):
-        first = A.attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
+        first = attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
         for _ in range(5):
-            again = A.attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
+            again = attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
             assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
 
 
@@ -492,9 +493,9 @@ def test_int64_offsets_qkv_and_attention(cuda):
         vc[b, :, :400] = _randn(1, 400, dh, seed=5 + b)
     for variant, q_len in (("splitkv", 1), ("prefill", 64)):
         q = _randn(2, 4, q_len, dh, seed=7)
-        o = A.attention(q, kc, vc, lens, variant=variant)
-        want = A.attention_ref(q, kc[:, :, :400], vc[:, :, :400], lens, compute_dtype=torch.float64)
-        _close(o, want, A.TOLERANCES[F16])
+        o = attention(q, kc, vc, lens, variant=variant)
+        want = attention_ref(q, kc[:, :, :400], vc[:, :, :400], lens, compute_dtype=torch.float64)
+        _close(o, want, ATTENTION_TOL[F16])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -49,8 +49,6 @@ VEC128_MIN_FRACTION = 0.75
 # (kernel, variant) -> gates that variant's cases must declare (on at least one case per architecture;
 # a variant's cases may legitimately drop vec128_loads at an unaligned shape, e.g. softmax rows of 50257).
 REQUIRED_GATES: dict[tuple[str, str], frozenset[str]] = {
-    ("attention", "prefill"): frozenset({"tensor_cores"}),
-    ("attention", "splitkv"): frozenset({"tensor_cores", "vec128_loads"}),  # the decode KV stream
     ("gemv", "splitk"): frozenset({"vec128_loads"}),  # the weight stream
     ("softmax", "single"): frozenset({"vec128_loads"}),
     ("softmax", "online"): frozenset({"vec128_loads"}),
@@ -67,9 +65,6 @@ EXCEPTIONS: dict[tuple[str, str, str, int, str], str] = {
     # on purpose: their rows are the new tokens (or a GQA group's query heads), and they are bound by the
     # weight or KV stream, not the tensor-core rate, so padding to 64 rows would waste >= half of every
     # MMA for no gain in bandwidth. tensor_cores still requires HMMA on them.
-    ("attention", "splitkv", "wgmma", 90, "BLOCK_M<64"):
-        "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
-        ">= 64 rows for wgmma, so the QK^T and PV dots run HMMA on H100",
 }
 
 _CONDITION_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)([=<])(-?\d+|\w+)$")

@@ -52,10 +52,6 @@ REQUIRED_GATES: dict[tuple[str, str], frozenset[str]] = {
     ("qkv", "fused"): frozenset({"tensor_cores"}),
     ("attention", "prefill"): frozenset({"tensor_cores"}),
     ("attention", "splitkv"): frozenset({"tensor_cores", "vec128_loads"}),  # the decode KV stream
-    ("gemv", "splitk"): frozenset({"vec128_loads"}),  # the weight stream
-    ("softmax", "single"): frozenset({"vec128_loads"}),
-    ("softmax", "online"): frozenset({"vec128_loads"}),
-    ("gelu", "*"): frozenset({"vec128_loads"}),
 }
 
 # (kernel, variant, gate, arch, condition) -> reason. ``variant`` may be "*" (every variant);

@@ -10,8 +10,8 @@ import torch
 import triton
 
 from kernels._lib.launch import triton_config_id
-from kernels.attention import VARIANTS, attention, compile_cases, select_variant
-from kernels.attention.cases import GATE_EXCEPTIONS, REQUIRED_GATES
+from kernels.attention import VARIANTS, attention, select_variant
+from kernels.attention.cases import GATE_EXCEPTIONS, REQUIRED_GATES, compile_cases
 from kernels.attention.configs import (
     MAX_SPLITS,
     PREFILL_CONFIGS,

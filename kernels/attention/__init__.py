@@ -32,13 +32,12 @@ from kernels._lib.validation import (
     check_tensor,
     check_vector,
 )
-from kernels.attention.cases import compile_cases
 from kernels.attention.configs import MAX_SPLITS, check_launch_grids, select_variant
 from kernels.attention.decode import launch_splitkv
 from kernels.attention.prefill import launch_prefill
 
 __all__ = ["HEAD_DIMS", "TOLERANCES", "VARIANTS", "attention", "attention_prefill", "attention_ref",
-           "attention_sdpa", "attention_splitkv", "compile_cases", "select_variant"]
+           "attention_sdpa", "attention_splitkv", "select_variant"]
 
 HEAD_DIMS: tuple[int, ...] = (64, 80, 96, 128, 256)
 

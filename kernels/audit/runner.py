@@ -26,10 +26,10 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from roofline.ops import KERNELS
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
 from kernels.audit.gates import check_gates
 from kernels.audit.occupancy import SUPPORTED_ARCHS
+from roofline.ops import KERNELS
 
 _CASES: dict[tuple[str, int], list] = {}
 

@@ -1,6 +1,5 @@
-"""The Triton kernels behind :mod:`kernels.gemv` (see its docstring for the math and the design).
-
-Argument order per the kernel contract: outputs, inputs, sizes, strides, then constexpr meta-parameters.
+"""The ``@triton.jit`` kernels of :mod:`kernels.gemv` (the math is in its docstring, the design in
+``DESIGN.md``). Arguments: outputs, inputs, sizes, strides, then constexpr meta-parameters.
 """
 
 import triton
@@ -8,7 +7,7 @@ import triton.language as tl
 
 
 @triton.jit
-def _gemv_splitk_kernel(
+def gemv_splitk_kernel(
     y_ptr, ws_ptr, x_ptr, w_ptr, bias_ptr,
     B, N, K, K_PER_SPLIT,
     stride_xb, stride_wn, stride_yb, stride_wss, stride_wsb,
@@ -82,7 +81,7 @@ def _gemv_splitk_kernel(
 
 
 @triton.jit
-def _gemv_tiled_kernel(
+def gemv_tiled_kernel(
     y_ptr, ws_ptr, x_ptr, w_ptr, bias_ptr,
     B, N, K, K_PER_SPLIT,
     stride_xb, stride_wn, stride_yb, stride_wss, stride_wsb,
@@ -130,7 +129,7 @@ def _gemv_tiled_kernel(
 
 
 @triton.jit
-def _gemv_splitk_reduce_kernel(
+def gemv_splitk_reduce_kernel(
     y_ptr, ws_ptr, bias_ptr,
     N, SPLITS,
     stride_yb, stride_wss, stride_wsb,

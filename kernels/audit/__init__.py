@@ -1,11 +1,11 @@
 """The static sm_80/sm_90 compile audit: GPU readiness without a GPU.
 
 Every op's ``compile_cases(arch)`` (``kernels/<op>/cases.py``) lists the configs it ships; the audit
-compiles each one ahead of time for A100 (sm_80) and H100 (sm_90) on this CPU-only machine, reads
-the cubin with the ``cuobjdump`` that ships in the triton wheel, and reports registers, spills and local memory, shared
-memory, theoretical occupancy, tensor-core / async-copy / TMA instructions and global load-store
-widths, then checks the gates in :mod:`kernels.audit.gates`. It predicts readiness; it measures no
-speed.
+compiles each one ahead of time for A100 (sm_80) and H100 (sm_90) on this CPU-only machine, reads the
+cubin with the ``cuobjdump`` that ships in the triton wheel, and reports registers, spills and local
+memory, shared memory, theoretical occupancy, tensor-core / async-copy / TMA instructions and global
+load-store widths, then checks the gates in :mod:`kernels.audit.gates`. It predicts readiness; it
+measures no speed.
 
 Command line: ``python -m kernels.audit [--kernel NAME ...] [--arch 80 90] [--jobs N] [--json PATH]
 [--quiet] [--fresh] [--cases MODULE:FUNCTION ...]``.

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from kernels._lib import launch
 from kernels._lib.launch import LaunchRecord, config_id, last_launch, record_launch
-from kernels.gelu import TOLERANCES, compile_cases, gelu, gelu_ref
+from kernels.gelu import TOLERANCES, gelu, gelu_ref
+from kernels.gelu.cases import compile_cases
 from kernels.gelu.configs import tile_config
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]

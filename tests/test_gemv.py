@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from kernels._lib import launch
 from kernels._lib.launch import interpreting, last_launch, triton_config_id
 from kernels._lib.validation import SUPPORTED_DTYPES
-from kernels.gemv import TOLERANCES, VARIANTS, compile_cases, gemv, gemv_ref, select_variant
+from kernels.gemv import TOLERANCES, VARIANTS, gemv, gemv_ref, select_variant
+from kernels.gemv.cases import compile_cases
 from kernels.gemv.configs import (
     CONFIGS,
     PRUNE,
@@ -23,7 +24,7 @@ from kernels.gemv.configs import (
     split_count,
     splits_of,
 )
-from kernels.gemv.kernels import gemv_splitk_reduce_kernel
+from kernels.gemv.kernels import _gemv_splitk_reduce_kernel
 
 BF16_DOT_SKIP = ("bf16 tl.dot returns garbage under the Triton interpreter (triton-lang/triton#11584); "
                  "the tiled bf16 path is covered by the sm_80/sm_90 compile audit")
@@ -190,7 +191,7 @@ def test_compile_cases_cover_every_shipped_config(arch):
     cases = compile_cases(arch)
     assert 0 < len(cases) <= 24
     assert len({c.case_id for c in cases}) == len(cases)
-    main = [c for c in cases if c.fn is not gemv_splitk_reduce_kernel]
+    main = [c for c in cases if c.fn is not _gemv_splitk_reduce_kernel]
     for variant, configs in (("splitk", SPLITK_CONFIGS), ("tiled", TILED_CONFIGS)):
         got = {c.config for c in main if c.variant == variant}
         assert got == {triton_config_id(cfg) for cfg in configs}

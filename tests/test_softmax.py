@@ -15,11 +15,11 @@ from kernels._lib.validation import collapsed_row_stride
 from kernels.softmax import (
     SINGLE_BLOCK_LIMIT,
     TOLERANCES,
-    compile_cases,
     select_variant,
     softmax,
     softmax_ref,
 )
+from kernels.softmax.cases import compile_cases
 
 # The interpreter evaluates masked-off padding too (-inf - -inf, 1/0); numpy warns, the stores are masked.
 pytestmark = pytest.mark.filterwarnings(

@@ -26,12 +26,9 @@ def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
 
 
 def device_arch(dev: torch.device) -> int:
-    """Compute capability ``major * 10 + minor`` of a CUDA device; 80 (what an A100 would pick) for CPU
-    and interpreter runs."""
-    if dev.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(dev)
-        return 10 * major + minor
-    return 80
+    """The compute capability configs are chosen for: the device's, or 80 (what an A100 would pick) for
+    CPU and interpreter runs."""
+    return device.arch(dev, default=80)
 
 
 def block_d(head_dim: int) -> int:

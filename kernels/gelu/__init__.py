@@ -28,7 +28,7 @@ from kernels._lib.validation import (
     collapsed_row_stride,
 )
 from kernels.gelu.configs import tile_config
-from kernels.gelu.kernels import gelu_kernel
+from kernels.gelu.kernels import _gelu_kernel
 
 __all__ = ["TOLERANCES", "VARIANTS", "gelu", "gelu_ref"]
 
@@ -91,7 +91,7 @@ def gelu(
         n_cols, stride_x, stride_y = n, stride_row, (stride_row if inplace else n)
     meta, num_warps, num_stages = tile_config(n_rows, n_cols)
     grid = (triton.cdiv(n_rows, meta["BLOCK_M"]) * triton.cdiv(n_cols, meta["BLOCK_N"]),)
-    gelu_kernel[grid](
+    _gelu_kernel[grid](
         y, src, bias if bias is not None else src,  # b_ptr unused without a bias
         n_rows, n_cols, stride_x, stride_y,
         **meta, HAS_BIAS=bias is not None, APPROX_TANH=approximate == "tanh",

@@ -7,7 +7,7 @@ import triton.language as tl
 
 
 @triton.jit
-def gelu_kernel(
+def _gelu_kernel(
     y_ptr, x_ptr, b_ptr,
     n_rows, n_cols,
     stride_xrow, stride_yrow,

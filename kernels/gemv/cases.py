@@ -23,7 +23,7 @@ from kernels.gemv.configs import (
     REDUCE_CONFIG,
     split_count,
 )
-from kernels.gemv.kernels import gemv_splitk_reduce_kernel
+from kernels.gemv.kernels import _gemv_splitk_reduce_kernel
 from roofline.model import get_model
 
 # variant -> gates its cases must declare (on at least one case per architecture): the weight stream
@@ -72,10 +72,10 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> lis
         rc = REDUCE_CONFIG
         rargs = {"y_ptr": Pointer(dtype), "ws_ptr": Pointer("fp32"), "bias_ptr": Pointer(dtype),
                  "N": n, "SPLITS": splits, "stride_yb": n, "stride_wss": batch * n, "stride_wsb": n}
-        sig, rconsts, rdiv = jit_specialisation(gemv_splitk_reduce_kernel, rargs,
+        sig, rconsts, rdiv = jit_specialisation(_gemv_splitk_reduce_kernel, rargs,
                                                 {"HAS_BIAS": bias, **rc.kwargs})
-        cases.append(CompileCase("gemv", variant, gemv_splitk_reduce_kernel, sig, rconsts, rdiv, rc.num_warps,
-                                 rc.num_stages, dtype, dict(shape),
+        cases.append(CompileCase("gemv", variant, _gemv_splitk_reduce_kernel, sig, rconsts, rdiv,
+                                 rc.num_warps, rc.num_stages, dtype, dict(shape),
                                  "reduce:" + config_id(rc.kwargs, rc.num_warps, rc.num_stages), frozenset()))
     return cases
 
@@ -106,7 +106,7 @@ def compile_cases(arch: int) -> list[CompileCase]:
                 for torch_dtype in dtypes:
                     dtype = TRITON_TYPE[torch_dtype]
                     for case in _main_case(variant, cfg, shape, dtype):
-                        if case.fn is gemv_splitk_reduce_kernel:
+                        if case.fn is _gemv_splitk_reduce_kernel:
                             if dtype in reduce_done:
                                 continue
                             reduce_done.add(dtype)

@@ -8,7 +8,7 @@ import functools
 
 import triton
 
-from kernels.gemv.kernels import gemv_splitk_kernel, gemv_tiled_kernel
+from kernels.gemv.kernels import _gemv_splitk_kernel, _gemv_tiled_kernel
 
 SPLITK_MAX_BATCH = 4  # select_variant: B <= 4 -> "splitk" (CUDA cores), B > 4 -> "tiled" (tensor cores)
 PROGRAMS_PER_SM = {"splitk": 4, "tiled": 2}  # split-K target: programs in flight per SM
@@ -53,7 +53,7 @@ def prune_tiled_configs(configs: list, batch: int) -> list:
 
 # Per variant: the kernel, its shipped configs, its pruning predicate, and the config key that counts
 # batch rows per program.
-KERNELS = {"splitk": gemv_splitk_kernel, "tiled": gemv_tiled_kernel}
+KERNELS = {"splitk": _gemv_splitk_kernel, "tiled": _gemv_tiled_kernel}
 CONFIGS = {"splitk": SPLITK_CONFIGS, "tiled": TILED_CONFIGS}
 PRUNE = {"splitk": prune_splitk_configs, "tiled": prune_tiled_configs}
 BLOCK_ROWS = {"splitk": "BLOCK_B", "tiled": "BLOCK_M"}

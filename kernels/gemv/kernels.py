@@ -7,7 +7,7 @@ import triton.language as tl
 
 
 @triton.jit
-def gemv_splitk_kernel(
+def _gemv_splitk_kernel(
     y_ptr, ws_ptr, x_ptr, w_ptr, bias_ptr,
     B, N, K, K_PER_SPLIT,
     stride_xb, stride_wn, stride_yb, stride_wss, stride_wsb,
@@ -81,7 +81,7 @@ def gemv_splitk_kernel(
 
 
 @triton.jit
-def gemv_tiled_kernel(
+def _gemv_tiled_kernel(
     y_ptr, ws_ptr, x_ptr, w_ptr, bias_ptr,
     B, N, K, K_PER_SPLIT,
     stride_xb, stride_wn, stride_yb, stride_wss, stride_wsb,
@@ -129,7 +129,7 @@ def gemv_tiled_kernel(
 
 
 @triton.jit
-def gemv_splitk_reduce_kernel(
+def _gemv_splitk_reduce_kernel(
     y_ptr, ws_ptr, bias_ptr,
     N, SPLITS,
     stride_yb, stride_wss, stride_wsb,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import triton
 
-from kernels._lib import launch
+from kernels._lib import device, launch
 from kernels._lib.launch import autotuning, record_launch, set_descriptor_allocator, triton_config_id
 from kernels._lib.validation import (
     check_device,
@@ -62,14 +62,6 @@ def _autotuned_kernel(variant: str = FUSED_VARIANT) -> triton.runtime.Autotuner:
             configs=configs, key=["M", "N", "K"], prune_configs_by={"early_config_prune": early_config_prune},
         )(fn)
     return _AUTOTUNED[variant]
-
-
-def _device_arch(dev: torch.device) -> int:
-    """Compute capability ``10*major + minor`` of a CUDA device; 0 for anything else."""
-    if dev.type != "cuda":
-        return 0
-    major, minor = torch.cuda.get_device_capability(dev)
-    return 10 * major + minor
 
 
 def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len
@@ -205,7 +197,7 @@ def qkv_projection(
             *x.stride(), *weight.stride(), *q.stride(), *k_out.stride(), *v_out.stride())
     meta = {"HEAD_DIM": head_dim, "HAS_BIAS": bias is not None, "HAS_CACHE": use_cache}
     if variant is None:
-        variant = select_variant(m, _device_arch(x.device), tma_layout_ok(x, weight))
+        variant = select_variant(m, device.arch(x.device), tma_layout_ok(x, weight))
     programs = None  # the pointer kernel runs one program per tile
     if variant == TMA_VARIANT:
         if not tma_layout_ok(x, weight):

@@ -22,7 +22,7 @@ import triton
 from kernels._lib import launch
 from kernels._lib.validation import check_device, check_real, check_tensor, collapsed_row_stride
 from kernels.softmax.configs import SINGLE_BLOCK_LIMIT, online_config, select_variant, single_config
-from kernels.softmax.kernels import softmax_online_kernel, softmax_single_kernel
+from kernels.softmax.kernels import _softmax_online_kernel, _softmax_single_kernel
 
 __all__ = ["SINGLE_BLOCK_LIMIT", "TOLERANCES", "VARIANTS", "select_variant", "softmax",
            "softmax_ref"]
@@ -67,13 +67,13 @@ def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None 
     if variant == "single":
         meta, num_warps, num_stages = single_config(n_cols, n_rows)
         grid = (triton.cdiv(n_rows, meta["ROWS"]),)
-        softmax_single_kernel[grid](
+        _softmax_single_kernel[grid](
             y, x, n_rows, n_cols, stride_row, n_cols, s,
             **meta, num_warps=num_warps, num_stages=num_stages,
         )
     else:
         meta, num_warps, num_stages = online_config(n_cols)
-        softmax_online_kernel[(n_rows,)](
+        _softmax_online_kernel[(n_rows,)](
             y, x, n_cols, stride_row, n_cols, s,
             **meta, num_warps=num_warps, num_stages=num_stages,
         )

@@ -10,7 +10,7 @@ import torch
 from kernels._lib.aot import CompileCase, jit_specialisation
 from kernels._lib.launch import config_id
 from kernels.softmax.configs import SINGLE_BLOCK_LIMIT, online_config, select_variant, single_config
-from kernels.softmax.kernels import softmax_online_kernel, softmax_single_kernel
+from kernels.softmax.kernels import _softmax_online_kernel, _softmax_single_kernel
 
 # variant -> gates its cases must declare (on at least one case per architecture; rows of an odd length,
 # e.g. GPT-2's 50,257, legitimately drop vec128_loads)
@@ -36,11 +36,11 @@ def _case(variant: str, dtype: torch.dtype, n_cols: int, label: str) -> CompileC
             "scale": 1.0}
     if variant == "single":
         meta, num_warps, num_stages = single_config(n_cols, CASE_ROWS)
-        fn = softmax_single_kernel
+        fn = _softmax_single_kernel
         args["n_rows"] = CASE_ROWS
     else:
         meta, num_warps, num_stages = online_config(n_cols)
-        fn = softmax_online_kernel
+        fn = _softmax_online_kernel
     signature, constexprs, divisible_by_16 = jit_specialisation(fn, args, meta)
     # 128-bit accesses need every row start aligned, i.e. the row stride a multiple of 16 bytes
     row_aligned = {"stride_xrow", "stride_yrow"} <= set(divisible_by_16)

@@ -7,7 +7,7 @@ import triton.language as tl
 
 
 @triton.jit
-def softmax_single_kernel(
+def _softmax_single_kernel(
     y_ptr, x_ptr,
     n_rows, n_cols,
     stride_xrow, stride_yrow,
@@ -32,7 +32,7 @@ def softmax_single_kernel(
 
 
 @triton.jit
-def softmax_online_kernel(
+def _softmax_online_kernel(
     y_ptr, x_ptr,
     n_cols,
     stride_xrow, stride_yrow,

@@ -85,14 +85,6 @@ def memory_bandwidths(device: torch.device, nbytes: int, *, budget_s: float = 0.
     return out
 
 
-def copy_bandwidth(device: torch.device, nbytes: int, *, budget_s: float = 0.5) -> dict:
-    """Read+write bandwidth of ``dst.copy_(src)`` over ``nbytes``-byte buffers: best and median, B/s."""
-    src = torch.ones(nbytes, dtype=torch.uint8, device=device)
-    dst = torch.empty_like(src)
-    times = _repeat(lambda: dst.copy_(src), call_timer(device), budget_s=budget_s)
-    return {**_stats(2 * nbytes, times), "buffer_bytes": nbytes}
-
-
 # ------------------------------------------------------------------------------------------ compute
 
 def _dtype_key(dtype: torch.dtype, cls: str) -> str:
@@ -134,13 +126,6 @@ def gemm_probes(device: torch.device, dtype: torch.dtype, *, cls: str, budget_s:
                 if not cuda and n >= CPU_MIN_SIZE and min(times) * 8 > budget_s / 2:
                     break
     return out
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype, *, allow_tf32: bool = False,
-                budget_s: float = 0.3) -> dict:
-    """The best probe of :func:`gemm_probes` for one dtype."""
-    probes = gemm_probes(device, dtype, cls="tf32" if allow_tf32 else "fp32", budget_s=budget_s)
-    return max(probes, key=lambda p: p["best"])
 
 
 # ------------------------------------------------------------------------------------------ passes

@@ -126,11 +126,6 @@ class DeviceClock:
         self.intervals += 1
         return self.total_s
 
-    @property
-    def pending(self) -> bool:
-        """True between a start and its end call (a timing interval is open)."""
-        return self._start is not None
-
 
 def cuda_event() -> object:
     """A timing CUDA event on the current device's current stream."""

@@ -12,6 +12,7 @@ from kernels._lib.aot import CompileCase, jit_specialisation
 from kernels._lib.launch import config_id, triton_config_id
 from kernels.attention.configs import (
     COMBINE_WARPS,
+    KERNEL,
     PREFILL_CONFIGS,
     block_d,
     decode_block_m,
@@ -22,8 +23,6 @@ from kernels.attention.configs import (
 )
 from kernels.attention.decode import _attn_combine_kernel, _attn_splitkv_kernel, combine_args, splitkv_args
 from kernels.attention.prefill import _attn_prefill_kernel, prefill_args
-
-KERNEL = "attention"
 
 # variant -> the gates its cases must declare (on at least one case per architecture)
 REQUIRED_GATES: dict[str, frozenset[str]] = {

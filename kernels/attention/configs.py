@@ -25,6 +25,8 @@ def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
     return "splitkv" if q_len <= SPLITKV_MAX_Q_LEN else "prefill"
 
 
+KERNEL = "attention"  # the name in launch records and audit lines
+
 def device_arch(dev: torch.device) -> int:
     """The compute capability configs are chosen for: the device's, or 80 (what an A100 would pick) for
     CPU and interpreter runs."""

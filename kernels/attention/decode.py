@@ -24,6 +24,7 @@ from kernels._lib.launch import record_launch
 from kernels.attention.configs import (
     COMBINE_SPLIT_TILE,
     COMBINE_WARPS,
+    KERNEL,
     block_d,
     decode_block_m,
     decode_config,
@@ -32,8 +33,6 @@ from kernels.attention.configs import (
     splitkv_config_id,
 )
 from kernels.attention.kernels import LOG2E, _attn_kv_loop
-
-KERNEL = "attention"
 
 
 @triton.jit

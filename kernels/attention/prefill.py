@@ -17,10 +17,15 @@ import triton
 import triton.language as tl
 
 from kernels._lib.launch import autotuning, record_launch, set_descriptor_allocator, triton_config_id
-from kernels.attention.configs import PREFILL_CONFIGS, block_d, device_arch, prefill_config, prune_configs
+from kernels.attention.configs import (
+    KERNEL,
+    PREFILL_CONFIGS,
+    block_d,
+    device_arch,
+    prefill_config,
+    prune_configs,
+)
 from kernels.attention.kernels import LOG2E, _attn_kv_loop
-
-KERNEL = "attention"
 
 
 @triton.jit

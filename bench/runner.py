@@ -35,7 +35,7 @@ from bench import providers as registry
 from bench.record import extra_info, skip_record
 from bench.session import BenchSession
 from bench.timing import choose_rounds, cuda_clock, summarize, timing_method
-from roofline.cost import MATMUL_KERNELS
+from roofline.ops import MATMUL_KERNELS
 from roofline.sweeps import SweepPoint
 
 MAX_ROUNDS = {"cuda": 1000, "cpu": 100}

@@ -11,8 +11,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from roofline import plot_layout as L
-from roofline.cost import MATMUL_KERNELS, kernel_cost
 from roofline.hardware import PRESETS, HardwareSpec, dtype_class
+from roofline.ops import MATMUL_KERNELS, kernel_cost
 from roofline.plot_layout import plt  # pyplot on the Agg backend
 from roofline.results import Record, size_label
 from roofline.roof import TOLERANCE_FLOOR, RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for

@@ -16,9 +16,13 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
-KERNEL_ORDER = ("qkv", "gemv", "attention", "softmax", "gelu", "gemm")
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
-            "#bcbd22", "#7f7f7f")
+from roofline.ops import OPS  # noqa: E402
+
+# Figures list ops in the ops table's order, each in its own colour; a kernel the table lacks (a user's
+# provider module) takes the next of OTHER_COLORS, wrapping round into the table's.
+KERNEL_ORDER: tuple[str, ...] = tuple(OPS)
+OTHER_COLORS = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+_PALETTE = tuple(op.color for op in OPS.values()) + OTHER_COLORS
 # One marker per provider (bench/providers.py): the built-in ones fixed, the user's from OTHER_MARKERS in
 # name order (distinct up to len(OTHER_MARKERS) of them). "D" and "*" mark ridge points: never a provider.
 PROVIDER_MARKERS = {"triton": "o", "torch": "s", "inductor": "P", "sdpa-flash": "^", "sdpa-efficient": "v",

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from roofline.cost import MATMUL_KERNELS
 from roofline.hardware import DTYPE_CLASSES, HardwareSpec, dtype_class
+from roofline.ops import MATMUL_KERNELS
 
 TOLERANCE_FLOOR = 0.05  # never flag a point within 5% of its roof, however quiet the ceilings were
 WIDE_SPREAD = 0.30  # a ceiling whose best is >30% above its median, or drifts >30% before/after: suspect

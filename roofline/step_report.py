@@ -35,11 +35,11 @@ from roofline.claims_checks import (
     SUPPORTED,
     Verdict,
 )
-from roofline.cost import kernel_cost
 from roofline.errors import UsageError
 from roofline.hardware import HardwareSpec
 from roofline.latency import decode_compute_bound_batch, decode_step_latency, prefill_latency
 from roofline.model import PRESETS as MODELS
+from roofline.ops import kernel_cost
 from roofline.results import Record, Results, load_results
 from roofline.roof import roof_class, with_matmul_class
 from roofline.step import Component, StepRequest, all_components, read_request

@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from roofline.errors import UsageError
 from roofline.model import PRESETS as MODELS
 from roofline.model import ModelConfig
+from roofline.ops import KERNELS, OPS  # noqa: F401  (KERNELS re-exported: the kernels a sweep runs)
 
 SWEEP_PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
 DEVICE_KINDS: tuple[str, ...] = ("cuda", "cpu")
-KERNELS: tuple[str, ...] = ("qkv", "gemv", "attention", "softmax", "gelu")
 SWEEP_DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
 
 # A deliberately tiny model for the smoke preset: grouped-query heads of 64 (the smallest head dim the
@@ -82,6 +82,15 @@ def _pow2(lo: int, hi: int, step: int = 2) -> list[int]:
     return [*out, hi]
 
 
+def _sweep(kernel: str, trajectory: str, where: str) -> str:
+    """A trajectory's name, ``kernel/trajectory.where``; ``trajectory`` must be one the ops table
+    (:data:`roofline.ops.OPS`) declares for ``kernel``."""
+    if trajectory not in OPS[kernel].trajectories:
+        raise ValueError(f"{kernel}: trajectory {trajectory!r} is not in roofline.ops.OPS "
+                         f"(it declares {', '.join(OPS[kernel].trajectories) or 'none'})")
+    return f"{kernel}/{trajectory}.{where}"
+
+
 def _k(v: int) -> str:
     return f"{v // 1024}k" if v >= 1024 and v % 1024 == 0 else str(v)
 
@@ -93,7 +102,7 @@ def _k(v: int) -> str:
 def gemv_decode(model: ModelConfig, which: str, batches: Iterable[int], dtype: str) -> list[SweepPoint]:
     """Decode GEMV ``y[B, N] = x[B, K] @ W^T``: ``which`` is ``mlp_up`` (N=d_ff, K=D) or ``attn_out``."""
     n, k = (model.d_ff, model.d_model) if which == "mlp_up" else (model.d_model, model.d_model)
-    sweep = f"gemv/decode.{model.name}.{which}"
+    sweep = _sweep("gemv", "decode", f"{model.name}.{which}")
     return [SweepPoint("gemv", sweep, dict(batch=b, n=n, k=k, bias=model.bias), dtype, f"B{b}")
             for b in batches]
 
@@ -101,7 +110,7 @@ def gemv_decode(model: ModelConfig, which: str, batches: Iterable[int], dtype: s
 def qkv_tokens(model: ModelConfig, mode: str, tokens: Iterable[int], dtype: str) -> list[SweepPoint]:
     """Fused QKV projection over ``m`` tokens: ``mode="decode"`` is m sequences of 1 token, ``"prefill"``
     one sequence of m tokens (same cost; the benchmark shapes its input by the mode)."""
-    sweep = f"qkv/{mode}.{model.name}"
+    sweep = _sweep("qkv", mode, model.name)
     return [SweepPoint("qkv", sweep, dict(m=m, d_model=model.d_model, n_heads=model.n_heads,
                                           n_kv_heads=model.n_kv_heads, head_dim=model.head_dim,
                                           bias=model.bias), dtype, f"M{m}")
@@ -114,7 +123,7 @@ def _heads(model: ModelConfig) -> dict:
 
 def attention_prefill(model: ModelConfig, seqs: Iterable[int], tokens: int, dtype: str) -> list[SweepPoint]:
     """Causal prefill (``cache_len=0``) at ``batch = max(1, tokens // seq)``."""
-    sweep = f"attention/prefill.{model.name}"
+    sweep = _sweep("attention", "prefill", model.name)
     return [SweepPoint("attention", sweep, dict(batch=max(1, tokens // s), **_heads(model), q_len=s,
                                                 cache_len=0), dtype, f"S{_k(s)}")
             for s in seqs]
@@ -122,7 +131,7 @@ def attention_prefill(model: ModelConfig, seqs: Iterable[int], tokens: int, dtyp
 
 def attention_decode(model: ModelConfig, batch: int, caches: Iterable[int], dtype: str) -> list[SweepPoint]:
     """One new token per sequence over a KV cache of ``cache_len`` tokens."""
-    sweep = f"attention/decode.{model.name}.b{batch}"
+    sweep = _sweep("attention", "decode", f"{model.name}.b{batch}")
     return [SweepPoint("attention", sweep, dict(batch=batch, **_heads(model), q_len=1, cache_len=c),
                        dtype, f"L{_k(c)}")
             for c in caches]
@@ -130,21 +139,21 @@ def attention_decode(model: ModelConfig, batch: int, caches: Iterable[int], dtyp
 
 def softmax_cols(rows: int, cols: Iterable[int], dtype: str, tag: str = "") -> list[SweepPoint]:
     """``rows`` rows of growing length (single-pass vs looped rows; long rows spill)."""
-    sweep = f"softmax/cols.r{_k(rows)}{tag}"
+    sweep = _sweep("softmax", "cols", f"r{_k(rows)}{tag}")
     return [SweepPoint("softmax", sweep, dict(rows=rows, cols=c), dtype, f"C{_k(c)}") for c in cols]
 
 
 def softmax_rows(model: ModelConfig, rows: Iterable[int], dtype: str) -> list[SweepPoint]:
     """Attention-score-like rows of the model's context length, more and more of them."""
     cols = model.context_length
-    sweep = f"softmax/rows.{model.name}.c{_k(cols)}"
+    sweep = _sweep("softmax", "rows", f"{model.name}.c{_k(cols)}")
     return [SweepPoint("softmax", sweep, dict(rows=r, cols=cols), dtype, f"R{_k(r)}") for r in rows]
 
 
 def gelu_mlp(model: ModelConfig, tokens: Iterable[int], approximate: str, dtype: str) -> list[SweepPoint]:
     """GELU over ``tokens x d_ff`` MLP activations, with the MLP bias fused when the model has one."""
     bias_len = model.d_ff if model.bias else 0
-    sweep = f"gelu/mlp.{model.name}.{approximate}"
+    sweep = _sweep("gelu", "mlp", f"{model.name}.{approximate}")
     return [SweepPoint("gelu", sweep, dict(n=t * model.d_ff, approximate=approximate, bias_len=bias_len),
                        dtype, f"T{_k(t)}")
             for t in tokens]

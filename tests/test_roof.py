@@ -19,9 +19,9 @@ from bench.record import Roofs, extra_info
 from bench.timing import Summary
 from roofline import roof as R
 from roofline.claims import evaluate, markdown_report, write_report
-from roofline.cost import kernel_cost
 from roofline.hardware import MIG_NOTE, PRESETS, UnknownHardwareError, from_measured, lookup_device
 from roofline.model import PRESETS as MODELS
+from roofline.ops import kernel_cost
 from roofline.plot import measured_points
 from roofline.results import load_results
 from roofline.sweeps import SweepPoint, sweep_dtype

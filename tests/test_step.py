@@ -14,12 +14,12 @@ import pytest
 
 from roofline.__main__ import main
 from roofline.claims_registry import BY_ID
-from roofline.cost import MATMUL_KERNELS, kernel_cost
 from roofline.errors import UsageError
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import HardwareSpec, dtype_class
 from roofline.latency import decode_compute_bound_batch, decode_step_latency
 from roofline.model import PRESETS, ModelConfig
+from roofline.ops import MATMUL_KERNELS, kernel_cost
 from roofline.results import load_results
 from roofline.step import (
     StepRequest,

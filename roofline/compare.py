@@ -207,7 +207,7 @@ def figure(mode: str, rows: list[Comparison], threshold: float, out_dir: Path) -
     from matplotlib.ticker import FuncFormatter
 
     from roofline.plot import save
-    from roofline.plot_layout import plt
+    from roofline.plot.layout import plt
 
     colors = {"faster": "tab:green", "slower": "tab:red", "no significant change": "tab:gray",
               "not judged": "tab:orange"}

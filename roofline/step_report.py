@@ -255,7 +255,7 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
     from matplotlib.ticker import FuncFormatter
 
     from roofline.plot import save
-    from roofline.plot_layout import plt
+    from roofline.plot.layout import plt
 
     req = report.request
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))

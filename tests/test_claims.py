@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from roofline.__main__ import main
 from roofline.claims import BY_ID, CLAIMS, evaluate, markdown_report, terminal_table, write_report
 from roofline.claims.accounting import (
     attention_share_model,
@@ -36,6 +35,7 @@ from roofline.claims.kernels import (
 )
 from roofline.claims.registry import Claim
 from roofline.claims.roof import above_roof_measured
+from roofline.cli import main
 from roofline.cost import gemv_cost, qkv_cost
 from roofline.hardware import PRESETS, HardwareSpec
 from roofline.results import load_results

@@ -12,7 +12,7 @@ import pytest
 
 from roofline import accounting as acc
 from roofline import latency as lat
-from roofline.__main__ import main
+from roofline.cli import main
 from roofline.hardware import PRESETS as HW
 from roofline.model import PRESETS
 

@@ -345,23 +345,23 @@ def test_host_load_is_recorded_but_not_judged_for_a_gpu():
 
 
 def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path, monkeypatch):
-    from roofline import plot as P
+    from roofline.plot import files as plot_files
 
     titles = []
-    real = P.roofline_figure
+    real = plot_files.roofline_figure
 
     def spy(points, roofs, *, dtype, title):
         titles.append(title)
         return real(points, roofs, dtype=dtype, title=title)
 
-    monkeypatch.setattr(P, "roofline_figure", spy)
+    monkeypatch.setattr(plot_files, "roofline_figure", spy)
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     measured = combine(cpu_passes(load=6.0), features["native"], "cpu")
-    P.plot_results(write_run(tmp_path / "cpu", epyc_records(), measured=measured, datasheet=None,
+    plot_files.plot_results(write_run(tmp_path / "cpu", epyc_records(), measured=measured, datasheet=None,
                              device=CPU["device"]))
     assert "CEILINGS SUSPECT" in titles[-1] and "ABOVE" not in titles[-1]
     name = "NVIDIA A100-SXM4-80GB MIG 1g.10gb"
     records = [at_bandwidth("softmax", dict(rows=4096, cols=4096), "bfloat16", 0.2e12, device=name)]
     mig = combine(gpu_passes(read=0.25e12, copy=0.2e12), None, "cuda")
-    P.plot_results(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
+    plot_files.plot_results(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
     assert "MIG slice: no datasheet applies" in titles[-1] and "SUSPECT" not in titles[-1]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from roofline.__main__ import main
 from roofline.claims import BY_ID
 from roofline.claims.decode_step import decode_knee_model
+from roofline.cli import main
 from roofline.errors import UsageError
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import HardwareSpec, dtype_class

@@ -41,6 +41,19 @@ CONVENTIONS: dict[str, str] = {
     "units": "decimal: 1 GB = 1e9 bytes, 1 TFLOP/s = 1e12 FLOP/s",
 }
 
+# Whole-model counting (roofline.accounting, roofline.latency): exported by ``python -m roofline model
+# --json`` after CONVENTIONS.
+MODEL_CONVENTIONS: dict[str, str] = {
+    "flops": "matmuls (an FMA is 2 FLOPs) plus their bias adds; norms, activations, softmax not counted",
+    "forward_attention": "forward_flops: full T x T scores (seed 002, FlopCounterMode); "
+                         "forward_flops_causal: unmasked pairs T(T+1)/2",
+    "decode": "context = tokens already cached; the new token attends to them and itself (causal)",
+    "params": "non_embedding = attention + MLP + norms; "
+              "embedding = token embedding, untied LM head, positions",
+    "latency": "predicted lower bounds: max(flops/peak, bytes/bandwidth) per GPU, plus seed 004's "
+               "tensor-parallel communication (4 transfers per layer, 10 us each + bytes/link bandwidth)",
+}
+
 _DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "int32": 4, "int8": 1}
 _DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16", "fp32": "float32",
                   "float": "float32", "fp64": "float64", "double": "float64"}

@@ -27,15 +27,13 @@ import math
 from dataclasses import asdict, dataclass
 
 from roofline.accounting import (
-    _nonnegative,
-    _positive,
     decode_flops_breakdown,
     kv_cache_bytes_per_token,
     prefill_flops,
     streamed_weight_bytes,
 )
 from roofline.cost import dtype_bytes, gemm_cost
-from roofline.errors import UsageError
+from roofline.errors import UsageError, require_nonnegative, require_positive
 from roofline.hardware import HardwareSpec, dtype_class
 from roofline.model import ModelConfig
 
@@ -109,7 +107,7 @@ class LatencyBreakdown:
 
 
 def _check_tp(cfg: ModelConfig, tp: int) -> None:
-    _positive(tp=tp)
+    require_positive(tp=tp)
     if cfg.n_heads % tp:
         raise UsageError(f"tp: must divide n_heads ({cfg.n_heads}) to shard attention, got {tp}")
 
@@ -154,7 +152,7 @@ def decode_step_latency(cfg: ModelConfig, batch: int, context: int, spec: Hardwa
                         ) -> LatencyBreakdown:
     """Predicted lower bound for one decode step: ``batch`` sequences, ``context`` tokens cached each."""
     _check_tp(cfg, tp)
-    _nonnegative(context=context)
+    require_nonnegative(context=context)
     p = dtype_bytes(dtype)
     flops = decode_flops_breakdown(cfg, batch, context).total
     kv = batch * (context + 1) * kv_cache_bytes_per_token(cfg, dtype)  # read the cache, write the new K/V
@@ -212,7 +210,7 @@ class KVProjection:
 
 def kv_projection(cfg: ModelConfig, spec: HardwareSpec, dtype: object = "bfloat16",
                   tokens: int = 1) -> KVProjection:
-    _positive(tokens=tokens)
+    require_positive(tokens=tokens)
     kv_width = 2 * cfg.n_kv_heads * cfg.head_dim
     flops = cfg.n_layers * gemm_cost(tokens, kv_width, cfg.d_model, dtype).flops
     wbytes = cfg.n_layers * cfg.d_model * kv_width * dtype_bytes(dtype)

@@ -17,13 +17,13 @@ from bench.ceilings import ceilings_document, combine, datasheet_for, measured_s
 from bench.provenance import cpu_features, parse_cpuinfo
 from bench.record import Roofs, extra_info
 from bench.timing import Summary
-from roofline import roof as R
 from roofline.claims import evaluate, markdown_report, write_report
 from roofline.hardware import MIG_NOTE, PRESETS, UnknownHardwareError, from_measured, lookup_device
 from roofline.model import PRESETS as MODELS
 from roofline.ops import kernel_cost
 from roofline.plot import measured_points
 from roofline.results import load_results
+from roofline.roof import TOLERANCE_FLOOR, assess_ceilings, point_roof
 from roofline.sweeps import SweepPoint, sweep_dtype
 from tests.data.synth import benchmark, write_run
 
@@ -227,7 +227,7 @@ def test_a_gpu_whose_read_stream_beats_its_copy_gets_the_read_roof(tmp_path):
 def test_a_loaded_machine_with_a_wide_spread_withholds_every_roof_verdict(tmp_path):
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     measured, res = cpu_run(tmp_path, features, load=6.0, spread=2.0)
-    check = R.assess_ceilings(measured)
+    check = assess_ceilings(measured)
     assert check.suspect
     assert any("loaded machine before" in r for r in check.reasons)
     assert any("wide spread" in r for r in check.reasons)
@@ -246,15 +246,15 @@ def test_a_loaded_machine_with_a_wide_spread_withholds_every_roof_verdict(tmp_pa
 def test_drift_between_before_and_after_is_a_spread_too():
     passes = cpu_passes()
     passes[1]["probes"] = [dict(p, best=p["best"] / 2, median=p["median"] / 2) for p in passes[1]["probes"]]
-    check = R.assess_ceilings(combine(passes, cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)["native"], "cpu"))
+    check = assess_ceilings(combine(passes, cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)["native"], "cpu"))
     want = "fp32 ceiling: 1.3e+11 before the sweep vs 6.37e+10 after (2.04x apart"
     assert any(want in r for r in check.reasons)
     assert check.tolerance_for("fp32") == pytest.approx(1 / 0.49 - 1)
 
 
 def test_an_older_ceilings_file_gets_the_floor_and_a_note():
-    check = R.assess_ceilings({"mem_bandwidth": 1e9, "peak_flops": {"fp32": 1e10}})
-    assert not check.suspect and check.tolerance_for("memory") == R.TOLERANCE_FLOOR
+    check = assess_ceilings({"mem_bandwidth": 1e9, "peak_flops": {"fp32": 1e10}})
+    assert not check.suspect and check.tolerance_for("memory") == TOLERANCE_FLOOR
     assert "older ceilings.json" in check.notes[0]
 
 
@@ -292,7 +292,7 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     measured = combine(cpu_passes(), features["native"], "cpu")
     roofs = Roofs(measured_spec(CPU["device"], measured, None), None)
-    check = R.assess_ceilings(measured)
+    check = assess_ceilings(measured)
     rows = []
     for i, b in enumerate(epyc_records()):
         info = b["extra_info"]
@@ -326,8 +326,8 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
 def test_point_roof_rejects_nonsense():
     spec = from_measured("x", 1e9, {"fp32": 1e10})
     with pytest.raises(ValueError, match="flops, nbytes, seconds"):
-        R.point_roof(spec, "gelu", "float32", 0.0, 1.0, 1.0)
-    p = R.point_roof(spec, "qkv", "float32", 1e10, 1e8, 2.0)  # intensity 100 > ridge 10
+        point_roof(spec, "gelu", "float32", 0.0, 1.0, 1.0)
+    p = point_roof(spec, "qkv", "float32", 1e10, 1e8, 2.0)  # intensity 100 > ridge 10
     assert (p.dtype_class, p.bound, p.ceiling) == ("fp32", "compute", "fp32")
     assert p.fraction == pytest.approx(0.5) and p.ridge == pytest.approx(10.0)
 
@@ -336,12 +336,12 @@ def test_host_load_is_recorded_but_not_judged_for_a_gpu():
     passes = gpu_passes(read=1.9e12)
     for p in passes:
         p["load"].update(loadavg=[40.0, 40.0, 40.0], device_kind="cuda")
-    check = R.assess_ceilings(combine(passes, None, "cuda"))
+    check = assess_ceilings(combine(passes, None, "cuda"))
     assert not check.suspect
     passes = cpu_passes(load=40.0)
     for p in passes:
         p["load"]["device_kind"] = "cpu"
-    assert R.assess_ceilings(combine(passes, None, "cpu")).suspect
+    assert assess_ceilings(combine(passes, None, "cpu")).suspect
 
 
 def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path, monkeypatch):

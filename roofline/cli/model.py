@@ -12,8 +12,7 @@ import argparse
 import json
 
 from roofline import accounting, latency
-from roofline.cost import CONVENTIONS as COST_CONVENTIONS
-from roofline.cost import dtype_name
+from roofline.cost import CONVENTIONS, MODEL_CONVENTIONS, dtype_name
 from roofline.errors import UsageError
 from roofline.hardware import HardwareSpec, UnknownHardwareError, dtype_class, get_preset, lookup_device
 from roofline.model import PRESETS, ModelConfig, get_model
@@ -112,7 +111,7 @@ def report(cfg: ModelConfig, batch: int, seq: int, dtype: str, spec: HardwareSpe
         "training_flops_per_token": {"six_n": train.six_n / seq, "detailed": train.detailed / seq,
                                      "detailed_causal": train.detailed_causal / seq},
         "predicted": True,
-        "conventions": {**COST_CONVENTIONS, **accounting.CONVENTIONS},
+        "conventions": {**CONVENTIONS, **MODEL_CONVENTIONS},
     }
 
 

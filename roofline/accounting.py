@@ -1,23 +1,11 @@
-"""Transformer accounting: parameters, FLOPs, KV-cache bytes and training compute for a
-:class:`~roofline.model.ModelConfig`. Latency bounds live in :mod:`roofline.latency` and are
-re-exported here, so ``from roofline.accounting import decode_step_seconds_lower_bound`` works.
-
-Counting rules (the per-kernel ones are :data:`roofline.cost.CONVENTIONS`; every matmul below is
-costed by :mod:`roofline.cost`, never re-derived):
-
-- FLOPs are the matmuls' (an FMA is 2 FLOPs) plus their bias adds (1 FLOP per output); norms,
-  activations, residual adds, softmax and rotary embeddings are not counted. Their share is tiny and
-  every published figure the seeds compare with leaves them out too.
-- Forward attention is counted two ways. :func:`forward_flops` counts the full ``T x T`` score matrix
-  (``2*T^2*Hq*Dh`` for ``Q@K^T`` and again for ``P@V``), as seed 002, seed 003 and
-  ``FlopCounterMode`` do; :func:`forward_flops_causal` counts only unmasked pairs (``T(T+1)/2``), what a
-  causal kernel that skips masked tiles performs. Decode and prefill bounds use the causal count.
-- Parameters: ``non_embedding`` = attention + MLP + norms (Kaplan et al.'s N); ``embedding`` = token
-  embedding, untied LM head and positional parameters. Relative positions (Gopher, Transformer-XL) are
-  a ``D x D`` projection plus two ``D``-vectors per layer: seed 004's "some 20B weights spent on the
-  relative positional encoding"; their FLOPs are not counted.
-- Decode with a KV cache: ``context`` is the number of tokens already cached; the new token attends to
-  those and to itself.
+"""Transformer accounting for a :class:`~roofline.model.ModelConfig`: parameters, FLOPs (forward,
+prefill, decode, training), KV-cache bytes and training state. Every matmul is costed by
+:mod:`roofline.cost`, never re-derived; the counting rules are :data:`roofline.cost.MODEL_CONVENTIONS`
+(with :data:`roofline.cost.CONVENTIONS` for the kernels). :func:`forward_flops` counts the full ``T x T``
+attention (as seed 002 and ``FlopCounterMode`` do), :func:`forward_flops_causal` only unmasked pairs; the
+decode and prefill counts are causal. Relative positions (Gopher, Transformer-XL) count as a ``D x D``
+projection plus two ``D``-vectors per layer in the parameters, with no FLOPs. Latency bounds built on
+these counts are in :mod:`roofline.latency`.
 """
 
 from __future__ import annotations

@@ -1,38 +1,14 @@
-"""The default benchmark sweeps, as pure data: which shapes each kernel runs at, per preset and device.
+"""The default benchmark sweeps as pure data: which shapes each kernel runs at, per preset and device.
 
-A sweep point is one ``(kernel, trajectory, shape, dtype)``; its ``shape`` is exactly the keyword
-arguments of the kernel's cost function in :mod:`roofline.cost`, so
-``kernel_cost(p.kernel, p.shape, p.dtype)`` predicts it. Points of one trajectory (``sweep``) differ
-along one axis and form one line on a roofline plot. Every width comes from a model preset of
-:mod:`roofline.model`; only the token axes (batch, sequence, cache length, rows) are listed here.
-
-Presets (``sweep_points(preset, device_kind)``):
-
-``quick`` (the default)
-    GPU: decode GEMV and QKV at batch 1 -> 512 on Llama-2-7B (crossing the ridge: a bf16 GEMV's
-    intensity is about its batch, H100's ridge about 295 FLOP/B), and GEMV on GPT-2 XL's 20 MB MLP
-    weights (a working set that fits in L2, measured cold); causal prefill attention at sequence
-    128 -> 32k with 16k tokens per batch (FlashAttention's convention); decode attention over a KV cache
-    of 1k -> 128k, MHA (Llama-2-7B, batch 1) and GQA (Llama-2-70B, batch 8); softmax with 4096 rows of
-    1k -> 256k columns and 1k -> 256k rows of a 1k context; GELU on GPT-2 XL's MLP at 1 -> 16k tokens.
-    The memory-bound working sets sit on both sides of a 40-50 MiB L2. bf16.
-``full``
-    The same trajectories at every power of two, on more models (Llama-2-70B, Falcon-40B, the 52B
-    model, GPT-2 XL), in bf16 and fp16, with both GELU forms.
-``smoke``
-    One tiny point per kernel on :data:`SMOKE_MODEL` (GQA, biases): the end-to-end test of the
-    pipeline, seconds on a CPU.
-
-CPU scaling rule (``device_kind="cpu"``): the same trajectories, with widths from the smallest preset
-(GPT-2 small: D=768, 12 heads of 64, d_ff=3072), except the GQA decode trajectory, which keeps
-Llama-2-70B's 64/8 heads of 128, and a 2-point GEMV on Llama-2-7B's 90 MB MLP weights. Token axes
-are the GPU axes' lower end, spaced x4: batch 1 -> 64, prefill 128 -> 1024 with 1k tokens per
-batch, cache 1k -> 16k (GQA: 1k -> 4k), softmax 1k -> 64k columns of 256 rows and 1k -> 16k rows of
-1k, GELU 1 -> 8k tokens. The working sets still straddle a 32 MiB last-level cache, and the whole
-default run (28 torch timings + 28 interpreter checks) takes about a minute of CPU time on 2 cores.
-CPU dtype (:func:`sweep_dtype`): bf16 where the CPU multiplies it natively (avx512_bf16/AMX and torch
-agreeing, :func:`roofline.roof.native_math`), fp32 otherwise: without native math a bf16 GEMM takes
-torch's conversion path (0.2-1.4 GFLOP/s on an AVX2-only EPYC); ``--dtype`` overrides.
+A :class:`SweepPoint` is one ``(kernel, trajectory, shape, dtype)``; ``shape`` is the keyword arguments
+of the kernel's cost function, so ``kernel_cost(p.kernel, p.shape, p.dtype)`` predicts it. Points of one
+trajectory (``sweep``, named ``kernel/trajectory.where``; the trajectories per kernel are declared in
+:data:`roofline.ops.OPS`) differ along one token axis and form one line on a roofline plot; every width
+comes from a model preset (:mod:`roofline.model`). Presets: ``quick`` (default), ``full`` and ``smoke``
+(one tiny point per kernel on :data:`SMOKE_MODEL`), each for ``cuda`` and ``cpu`` (GPT-2-small widths,
+token axes spaced x4, so a default CPU run takes about a minute); the README's "The main job" section
+lists what each covers. A CPU sweeps in bf16 only where it multiplies bf16 natively
+(:func:`sweep_dtype`), else fp32.
 """
 
 from __future__ import annotations

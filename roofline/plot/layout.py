@@ -57,10 +57,6 @@ def si(value: float, unit: str, digits: int = 3) -> str:
     return f"{scaled:.{decimals}f} {prefix}{unit}"
 
 
-def flop_per_byte(value: float) -> str:
-    return f"{value:.3g} FLOP/B" if value < 1000 else f"{value:,.0f} FLOP/B"
-
-
 class LabelPlacer:
     """Places annotations where they overlap nothing placed before and stay inside the axes.
 

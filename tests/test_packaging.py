@@ -109,3 +109,105 @@ def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
             "print(s.sweep_dtype('cpu')[0], s.sweep_points('smoke', 'cpu')[0].dtype)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["float32", "float32"]
+
+
+PROJECT_DIRS = ("kernels", "bench", "roofline", "scripts")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Project module -> the project modules it imports, lazy (function-level) imports included.
+
+    ``import a.b.c`` and ``from a.b import c`` point at the most specific project module named (``a.b.c``
+    when it is one, else ``a.b``), relative imports resolved. Importing ``a.b.c`` also runs ``a/b``'s
+    ``__init__``, but that implicit edge is left out: a package re-exporting its submodules, whose
+    modules import their siblings, is Python's ordinary layout, not a cycle."""
+    import ast
+
+    files = {_module_name(p): p for d in PROJECT_DIRS for p in sorted((ROOT / d).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                candidates = [[a.name] for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                candidates = [[f"{base}.{a.name}", base] for a in node.names]
+            else:
+                continue
+            for options in candidates:
+                for option in options:
+                    parts = option.split(".")
+                    found = next((".".join(parts[:i]) for i in range(len(parts), 0, -1)
+                                  if ".".join(parts[:i]) in files), None)
+                    if found is not None:
+                        if found != name:
+                            targets.add(found)
+                        break
+        graph[name] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_finds_edges_and_cycles():
+    graph = _import_graph()
+    assert "roofline.cost" in graph["roofline.ops"] and "roofline.ops" in graph["kernels"]
+    assert "roofline.plot.speedup" in graph["roofline.plot.files"]  # a lazy import counts
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# Cycles that exist and are owned elsewhere; delete an entry once its cycle is gone.
+KNOWN_CYCLES = [
+    ["kernels._gemv_cases", "kernels.gemv"],  # gemv's lazy import of its compile cases (the gemv re-cut)
+]
+
+
+def test_no_import_cycle_among_the_project_modules():
+    """kernels/, bench/, roofline/ and scripts/: no two modules import each other, directly or through
+    others, lazy imports included (a cycle is a layering mistake that a function-level import hides)."""
+    cycles = _cycles(_import_graph())
+    assert [c for c in cycles if c not in KNOWN_CYCLES] == []
+    assert not [c for c in cycles if any(m.startswith("roofline") for m in c)]

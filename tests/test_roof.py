@@ -321,6 +321,12 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
         assert rec.extra["attainable_s"] == pytest.approx(pr.attainable_s)
         assert rec.extra["above_roof"] is pt.above_roof is run.is_above(res.records.index(rec)) is False
     assert [a.name for a in run.above] == [fast["name"]] and points[-1].above_roof
+    for i, (rec, pt) in enumerate(zip(res.records, points, strict=True)):  # one function places each point
+        where = run.placement(i, rec)
+        assert where.roof == run.points[i] and where.predicted_intensity == rec.cost().intensity
+        assert (pt.predicted_x, pt.predicted_y, pt.roof_y, pt.tolerance) == (
+            where.predicted_intensity, where.predicted_flops_per_s, where.roof.attainable_flops_per_s,
+            where.tolerance)
 
 
 def test_point_roof_rejects_nonsense():

@@ -60,18 +60,20 @@ class Point:
 
 def measured_points(records: Iterable[Record], roof: HardwareSpec, run: RunRoofs | None = None
                     ) -> list[Point]:
-    """Points for measured records, placed by :mod:`roofline.roof` (``run``: the run's judgement, whose
-    tolerances decide what is above its roof; default: :func:`roofline.roof.judge_run` on ``roof``)."""
+    """Points for measured records, each placed by :meth:`roofline.roof.RunRoofs.placement` (``run``: the
+    run's judgement, whose tolerances decide what is above its roof; default:
+    :func:`roofline.roof.judge_run` on ``roof``)."""
     records = list(records)
     run = run if run is not None else judge_run(records, roof)
+    if len(records) != len(run.points):
+        raise ValueError(f"records: {len(records)} for a run judged on {len(run.points)} points")
     points = []
-    for r, pr in zip(records, run.points, strict=True):
-        cost = r.cost()
-        px = cost.intensity if cost is not None else r.intensity
-        points.append(Point(r.name, r.kernel, r.provider, r.sweep, r.shape, pr.dtype_class, r.intensity,
-                            r.flops, r.achieved_flops_per_s, r.flops_per_s_band, px,
-                            attainable_flops_per_s(run.spec, pr.dtype_class, px), pr.attainable_flops_per_s,
-                            run.check.tolerance_for(pr.ceiling), pr.ceiling))
+    for i, r in enumerate(records):
+        where = run.placement(i, r)
+        points.append(Point(r.name, r.kernel, r.provider, r.sweep, r.shape, where.roof.dtype_class,
+                            r.intensity, r.flops, r.achieved_flops_per_s, r.flops_per_s_band,
+                            where.predicted_intensity, where.predicted_flops_per_s,
+                            where.roof.attainable_flops_per_s, where.tolerance, where.roof.ceiling))
     return points
 
 

@@ -1,41 +1,30 @@
 """This device's ceilings, measured the way the Empirical Roofline Toolkit does it: the best over a set of
 probes, measured before the sweep and again after it, the best kept.
 
-- **Memory** (buffers far larger than the last-level cache: GPU 16x L2 and at least 1 GiB; CPU 8x the
-  LLC and at least 64 MiB): ``copy`` (``dst.copy_(src)``, read + write counted), ``read`` (a read-only
-  stream: ``torch.sum`` of an fp32 buffer, bytes read counted) and ``write`` (``fill_``, bytes written
-  counted). The memory roof is the best of the three; each is recorded.
-- **Compute**, per dtype class (``tensor16``: bf16 and fp16; ``tf32``: fp32 with TF32 allowed, GPU
-  only; ``fp32``: fp32 with TF32 off): sizes x layouts x the class's dtypes. Layouts: ``square``
-  (``A @ B``), ``linear`` (``F.linear``, i.e. ``A @ B^T``, the layout of the suite's projections) and
-  ``skinny`` (``F.linear`` of ``SKINNY_ROWS`` rows: the largest decode batch the suite runs). On the CPU
-  the size doubles from 128 (256 at least) while the next call is predicted to fit in half the budget
-  (cap 2048), so a dtype without a fast path costs little time.
-- **No native math** (a CPU without avx512_bf16/AMX/avx512_fp16, decided by
-  :func:`roofline.roof.native_math` from the CPU flags and torch's report): bf16/fp16 data are converted
-  and multiplied in fp32, so the class's ceiling is at least the fp32 ceiling (recorded as floored),
-  and those probes count towards the fp32 ceiling (they are fp32 math).
-- **Stability**: every ceiling keeps its best and the median of its best probe, before and after the
-  sweep, with the load average of each pass; :func:`roofline.roof.assess_ceilings` turns those into the
-  above-roof tolerance and the "ceilings suspect" warning.
-
-GPU repeats are timed with CUDA events, CPU repeats with ``perf_counter``.
+- **Memory** (GPU: 16x L2, at least 1 GiB; CPU: 8x the LLC, at least 64 MiB): ``copy`` (read + write
+  counted), ``read`` (``torch.sum``) and ``write`` (``fill_``); the memory roof is the best of the three.
+- **Compute**, per dtype class (``tensor16``: bf16 and fp16; ``tf32``, GPU only; ``fp32``): sizes x
+  layouts (``square`` ``A @ B``, ``linear`` ``A @ B^T``, ``skinny`` ``F.linear`` of ``SKINNY_ROWS``
+  rows) x the class's dtypes. On a CPU the size grows only while the next call fits half the budget.
+- **No native math** (a CPU without bf16/fp16 arithmetic, :func:`roofline.roof.native_math`): those
+  probes are fp32 math, so they count towards the fp32 ceiling and their class is floored at it.
+- **Stability**: best and median, per pass, with the load average; :func:`roofline.roof.assess_ceilings`
+  turns them into the above-roof tolerance. Each call is timed by :func:`bench.timing.call_timer`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from bench.record import Roofs, reroof_benchmark_doc
 from bench.results import RECORDS, read_records
-from bench.timing import MiB, percentile, tf32_matmul
+from bench.timing import MiB, call_timer, percentile, tf32_matmul
 from roofline.hardware import (
     MIG_NOTE,
     HardwareSpec,
@@ -60,25 +49,6 @@ GPU_SIZES = (4096, 8192)
 MEMORY_KINDS: tuple[str, ...] = ("copy", "read", "write")
 
 
-def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
-    """Seconds one call of ``fn`` takes on ``device`` (CUDA events on a GPU)."""
-    if device.type == "cuda":
-        def run(fn: Callable[[], object]) -> float:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1e3
-        return run
-
-    def run_cpu(fn: Callable[[], object]) -> float:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    return run_cpu
-
-
 def _repeat(fn: Callable[[], object], timer, *, budget_s: float, min_reps: int = 3,
             max_reps: int = 50, warmed: bool = False) -> list[float]:
     if not warmed:
@@ -101,7 +71,7 @@ def _stats(work: float, times: list[float]) -> dict:
 def memory_bandwidths(device: torch.device, nbytes: int, *, budget_s: float = 0.5) -> dict[str, dict]:
     """Bandwidth (B/s, best and median) of a copy (read+write counted), a read-only stream and a fill,
     each over ``nbytes``-byte buffers."""
-    timer = _timer(device)
+    timer = call_timer(device)
     src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
     nbytes = src.numel() * 4
@@ -113,14 +83,6 @@ def memory_bandwidths(device: torch.device, nbytes: int, *, budget_s: float = 0.
         times = _repeat(fn, timer, budget_s=budget_s)
         out[kind] = {**_stats(moved, times), "buffer_bytes": nbytes, "counted": counted}
     return out
-
-
-def copy_bandwidth(device: torch.device, nbytes: int, *, budget_s: float = 0.5) -> dict:
-    """Read+write bandwidth of ``dst.copy_(src)`` over ``nbytes``-byte buffers: best and median, B/s."""
-    src = torch.ones(nbytes, dtype=torch.uint8, device=device)
-    dst = torch.empty_like(src)
-    times = _repeat(lambda: dst.copy_(src), _timer(device), budget_s=budget_s)
-    return {**_stats(2 * nbytes, times), "buffer_bytes": nbytes}
 
 
 # ------------------------------------------------------------------------------------------ compute
@@ -138,14 +100,14 @@ def _gemm(layout: str, n: int, dtype: torch.dtype, device: torch.device) -> tupl
     m = n if layout == "linear" else SKINNY_ROWS[device.type]
     x = torch.randn(m, n, dtype=dtype, device=device)
     w = torch.randn(n, n, dtype=dtype, device=device)
-    return (lambda: F.linear(x, w)), {"m": m, "n": n, "k": n}
+    return (lambda: functional.linear(x, w)), {"m": m, "n": n, "k": n}
 
 
 def gemm_probes(device: torch.device, dtype: torch.dtype, *, cls: str, budget_s: float = 0.5,
                 sizes: tuple[int, ...] | None = None) -> list[dict]:
     """Every (layout, size) probe of ``dtype``: ``{dtype, class, layout, m, n, k, best, median, repeats}``
     in FLOP/s. Per layout the size grows while the next call (8x the work) fits in half the budget."""
-    timer = _timer(device)
+    timer = call_timer(device)
     cuda = device.type == "cuda"
     sizes = sizes or (GPU_SIZES if cuda else CPU_SIZES)
     per_probe = budget_s / 10
@@ -164,13 +126,6 @@ def gemm_probes(device: torch.device, dtype: torch.dtype, *, cls: str, budget_s:
                 if not cuda and n >= CPU_MIN_SIZE and min(times) * 8 > budget_s / 2:
                     break
     return out
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype, *, allow_tf32: bool = False,
-                budget_s: float = 0.3) -> dict:
-    """The best probe of :func:`gemm_probes` for one dtype."""
-    probes = gemm_probes(device, dtype, cls="tf32" if allow_tf32 else "fp32", budget_s=budget_s)
-    return max(probes, key=lambda p: p["best"])
 
 
 # ------------------------------------------------------------------------------------------ passes

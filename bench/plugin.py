@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from bench import ceilings as ceilings_mod
-from bench import provenance, step_options
+from bench import provenance, step_options, timing
 from bench import providers as provider_registry
 from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
@@ -294,15 +294,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    bs = getattr(config, "_benchmarksession", None)
-    if not config.getoption("--benchmark") or bs is None:
+    if not config.getoption("--benchmark"):
         return
     # pytest-benchmark disables itself under xdist because workers would share one machine; here each
-    # worker owns one GPU (bench.session.GpuAllocator), so benchmarks stay on in the workers.
-    bs.xdist_warning = False
-    bs.json = None  # no pytest-benchmark JSON in parts/ (it named a file merged away a moment later)
+    # worker owns one GPU (bench.session.GpuAllocator), so benchmarks stay on in the workers. No
+    # pytest-benchmark JSON in parts/ either (it named a file merged away a moment later).
+    disabled = None
     if _worker_id() is not None:
-        bs.disabled = bool(config.getoption("benchmark_disable")) and not config.getoption("benchmark_enable")
+        disabled = bool(config.getoption("benchmark_disable")) and not config.getoption("benchmark_enable")
+    timing.keep_benchmarks_on(config, disabled=disabled)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -333,10 +333,16 @@ def point(case: str, request: pytest.FixtureRequest) -> SweepPoint:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``--kernels`` (and, in a per-family subprocess, its family): deselect the other kernels'
-    benchmarks (like ``-k``)."""
+    """On CUDA, give each benchmark its own device clock as pytest-benchmark's timer; ``--kernels``
+    (and, in a per-family subprocess, its family): deselect the other kernels' benchmarks (like
+    ``-k``)."""
     if not config.getoption("--benchmark"):
         return
+    session = config.stash.get(SESSION, None)
+    if session is not None and session.device_kind == "cuda":
+        for item in items:  # pytest-benchmark records device time (bench.timing.DeviceClock)
+            if getattr(getattr(item, "module", None), "KERNEL", None) is not None:
+                timing.use_device_clock(item)
     kernels = _csv(config, "--kernels", KERNELS)
     if _child_part() is not None:
         kernels = tuple(k for k in kernels if k == _child_part())
@@ -449,9 +455,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     ridgebench extra_info), which would otherwise be saved and displayed (and crash its table). The
     run's files are written by :func:`_finish`, an ordinary implementation of this hook, which runs
     before the terminal summary does."""
-    bs = getattr(session.config, "_benchmarksession", None)
-    if session.config.getoption("--benchmark") and bs is not None:
-        bs.benchmarks[:] = [b for b in bs.benchmarks if finished(b)]
+    if session.config.getoption("--benchmark"):
+        timing.drop_benchmarks(session.config, keep=finished)
     yield
 
 
@@ -480,10 +485,11 @@ def _close_part(config: pytest.Config, bsession: BenchSession, exitstatus: int) 
             ceilings_mod.after_sweep(bsession, budget_s=config.getoption("--ceilings-budget"))
         except Exception as exc:  # noqa: BLE001 - the records and the first pass are already on disk
             after_error = f"{type(exc).__name__}: {exc}"
-    bs = getattr(config, "_benchmarksession", None)
     try:
+        machine_info = config.hook.pytest_benchmark_generate_machine_info(config=config)
+        config.hook.pytest_benchmark_update_machine_info(config=config, machine_info=machine_info)
         header = config.hook.pytest_benchmark_generate_json(
-            config=config, benchmarks=[], include_data=True, machine_info=bs.get_machine_info(),
+            config=config, benchmarks=[], include_data=True, machine_info=machine_info,
             commit_info=config.hook.pytest_benchmark_generate_commit_info(config=config))
     except Exception as exc:  # noqa: BLE001 - the header is descriptive; the records are what matter
         header = {"machine_info": {"error": f"{type(exc).__name__}: {exc}"}, "commit_info": {}}

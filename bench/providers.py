@@ -1,35 +1,16 @@
 """Who else computes each kernel: the provider registry.
 
 A provider is a name and, per kernel, a callable that takes **the same inputs as that kernel's Triton
-launcher** and returns the same outputs. The benchmark checks every provider's first call against the
-kernel's reference at its tolerance (times ``tolerance_factor``) before timing it, exactly as it checks
-``triton`` and ``torch``; a provider that cannot run a case is recorded in ``skipped.json``
-(``unavailable``: package not installed, wrong device, no C++ compiler; ``unsupported``: the callable
-raised ``NotImplementedError`` for the shape or dtype), never an error.
+launcher** and returns the same outputs (the signatures are listed above the torch baselines below).
+The benchmark checks every provider's first call against the kernel's reference at its tolerance (times
+``tolerance_factor``) before timing it, exactly as it checks ``triton`` and ``torch``; a provider that
+cannot run a case is recorded in ``skipped.json`` (``unavailable``: package not installed, wrong device,
+no C++ compiler; ``unsupported``: the callable raised ``NotImplementedError``), never an error.
 
-Signatures, per kernel (tensors on the run's device, in the sweep's dtype):
-
-==========  ===================================================================================
-qkv         ``fn(x, weight, bias, *, n_heads, n_kv_heads) -> (q, k, v)``; x ``[B, T, D]``, weight
-            ``[(Hq + 2 Hkv) Dh, D]``, bias ``[(Hq + 2 Hkv) Dh]`` or None; q ``[B, Hq, T, Dh]``,
-            k/v ``[B, Hkv, T, Dh]``
-gemv        ``fn(x, weight, bias) -> y``; x ``[B, K]``, weight ``[N, K]``, bias ``[N]`` or None; y ``[B, N]``
-attention   ``fn(q, k_cache, v_cache, cache_len) -> o``; q ``[B, Hq, q_len, Dh]``, caches
-            ``[B, Hkv, cache_len + q_len, Dh]`` already holding the new tokens, cache_len int32 ``[B]``
-            (tokens before this step; the host copy is :func:`host_lengths`); o ``[B, Hq, q_len, Dh]``,
-            causal (query i sees keys ``0 .. cache_len + i``)
-softmax     ``fn(x) -> y``; softmax over the last dimension of x ``[rows, cols]``
-gelu        ``fn(x, bias, *, approximate) -> y``; ``gelu(x + bias)``, x ``[..., n]``, bias ``[n]`` or
-            None, approximate ``"none"`` (erf) or ``"tanh"``
-==========  ===================================================================================
-
-Built in: ``triton`` (ours), ``torch`` (the eager baseline each ``bench/test_<kernel>.py`` defines),
-``inductor`` (``torch.compile`` of that baseline; C++ on a CPU, Triton on a GPU), ``sdpa-flash``,
-``sdpa-efficient``, ``sdpa-cudnn``, ``sdpa-math`` (the attention baseline with one SDPA backend
-forced), and, when their packages are installed (never a dependency): ``flash-attn``, ``flashinfer``
-(decode), ``liger`` (softmax: Liger-Kernel has no plain GELU, only GEGLU). Users add their own with
-``--provider-module MODULE`` (a module defining ``PROVIDERS = {name: {kernel: callable}}``) or the
-entry point group ``ridgebench.providers``: :func:`load_user_providers`.
+Built in: ``triton``, ``torch`` (the eager baseline), ``inductor`` (``torch.compile`` of it), one
+``sdpa-*`` per forced SDPA backend and, when installed (never a dependency), ``flash-attn``,
+``flashinfer`` (decode) and ``liger`` (softmax). Users add their own with ``--provider-module MODULE``
+(``PROVIDERS = {name: {kernel: callable}}``) or the entry point group ``ridgebench.providers``.
 """
 
 from __future__ import annotations
@@ -144,6 +125,20 @@ def uniform_length(cache_len: torch.Tensor) -> int:
 # ------------------------------------------------------------------------------------------------
 # The torch baseline per kernel, in the launcher's signature (inductor compiles these)
 # ------------------------------------------------------------------------------------------------
+# Every provider's signature, per kernel (tensors on the run's device, in the sweep's dtype):
+# qkv         ``fn(x, weight, bias, *, n_heads, n_kv_heads) -> (q, k, v)``; x ``[B, T, D]``, weight
+#             ``[(Hq + 2 Hkv) Dh, D]``, bias ``[(Hq + 2 Hkv) Dh]`` or None; q ``[B, Hq, T, Dh]``,
+#             k/v ``[B, Hkv, T, Dh]``
+# gemv        ``fn(x, weight, bias) -> y``; x ``[B, K]``, weight ``[N, K]``, bias ``[N]`` or None;
+#             y ``[B, N]``
+# attention   ``fn(q, k_cache, v_cache, cache_len) -> o``; q ``[B, Hq, q_len, Dh]``, caches
+#             ``[B, Hkv, cache_len + q_len, Dh]`` already holding the new tokens, cache_len int32 ``[B]``
+#             (tokens before this step; the host copy is :func:`host_lengths`); o ``[B, Hq, q_len, Dh]``,
+#             causal (query i sees keys ``0 .. cache_len + i``)
+# softmax     ``fn(x) -> y``; softmax over the last dimension of x ``[rows, cols]``
+# gelu        ``fn(x, bias, *, approximate) -> y``; ``gelu(x + bias)``, x ``[..., n]``, bias ``[n]`` or
+#             None, approximate ``"none"`` (erf) or ``"tanh"``
+
 
 @functools.cache
 def _kmod(kernel: str):

@@ -2,20 +2,13 @@
 time, and record; or, without a GPU, check the Triton kernel under the interpreter and say it was not
 timed. Each ``bench/test_<kernel>.py`` supplies a :class:`KernelBench`; this module does the rest.
 
-Order of a timed benchmark:
-1. inputs built on the device (seeded), one call, synchronise, compare with the kernel's reference at
-   its ``TOLERANCES[dtype]``: a wrong result fails the benchmark with the error size and no time;
-2. warm-up: two more calls (the first call already compiled and autotuned);
-3. rounds: as many as fit pytest-benchmark's ``--benchmark-max-time`` (default 1 s) at the measured
-   cost of one round, at least ``--benchmark-min-rounds`` (default 5), at most 1000 (GPU) or 100 (CPU);
-4. ``benchmark.pedantic`` with the cache flush as ``setup`` (never timed) and, on CUDA, the
-   :class:`~bench.timing.DeviceClock` as the timer, so pytest-benchmark's numbers are device time;
-5. ``extra_info`` from :func:`bench.record.extra_info`.
-
-Providers: ``triton`` (the launch, ``KernelBench.triton_fn``), ``torch`` (``KernelBench.torch_fn``, the
-baseline of :mod:`bench.providers`) and every other registered provider (its callable on
-``KernelBench.launch_args``) go through the same steps. A provider that cannot run here (package not
-installed, wrong device, no compiler) or refuses a case (``NotImplementedError``) is a recorded skip.
+A timed case: inputs built on the device (seeded); one call, compared with the kernel's reference at
+its ``TOLERANCES[dtype]`` (a wrong result fails with the error size and no time); then
+:mod:`bench.timing` warms up, picks the rounds and times them; ``extra_info`` from
+:func:`bench.record.extra_info`. Providers: ``triton`` (``KernelBench.triton_fn``), ``torch``
+(``KernelBench.torch_fn``) and every other registered provider (its callable on
+``KernelBench.launch_args``) go through the same steps. A provider that cannot run here (not installed,
+wrong device, no compiler) or refuses a case (``NotImplementedError``) is a recorded skip.
 """
 
 from __future__ import annotations
@@ -32,19 +25,17 @@ import pytest
 import torch
 
 from bench import providers as registry
+from bench import timing
 from bench.record import extra_info, skip_record
 from bench.session import BenchSession
-from bench.timing import choose_rounds, cuda_clock, summarize, timing_method
 from roofline.ops import MATMUL_KERNELS
 from roofline.sweeps import SweepPoint
 
-MAX_ROUNDS = {"cuda": 1000, "cpu": 100}
 # The torch baseline runs the unfused sequence in the input dtype, rounding each intermediate (x + bias,
 # the GEMM output before the transpose copy) where a fused kernel rounds once; it is checked at this
 # multiple of the kernel's tolerance: room for those roundings, still far below the O(1) error of a
 # wrong mask or layout.
 BASELINE_TOLERANCE_FACTOR = 4.0
-WARMUP_CALLS = 2
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -366,23 +357,11 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         variant, config = (launch.variant, launch.config) if launch else (None, None)
     try:
         step = "warm-up"
-        for _ in range(WARMUP_CALLS):
-            fn()
-        session.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(3):
-            session.flush()
-            fn()
-            session.synchronize()
-        per_round = (time.perf_counter() - t0) / 3
-        rounds = choose_rounds(per_round, budget_s=float(getattr(benchmark, "_max_time", 1.0)),
-                               min_rounds=int(getattr(benchmark, "_min_rounds", 5)),
-                               max_rounds=MAX_ROUNDS[session.device_kind])
-        if session.device_kind == "cuda":
-            benchmark._timer = cuda_clock(session.device)  # pytest-benchmark records device time
+        seconds_per_round = timing.warm_up(fn, flush=session.flush, synchronize=session.synchronize)
+        rounds = timing.rounds_for(seconds_per_round, request, session.device_kind)
         benchmark.group = f"{point.sweep} {point.dtype}"
         step = "timing"
-        benchmark.pedantic(fn, setup=session.flush, rounds=rounds, warmup_rounds=1, iterations=1)
+        summary = timing.time_rounds(benchmark, fn, flush=session.flush, rounds=rounds)
     except Exception as exc:
         _stop_on_sticky_error(exc, session, request)
         if not is_out_of_memory(exc):
@@ -392,14 +371,11 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         fn = first = None  # noqa: F841
         _release(x, session, collect=True)
         _skip(session, request, point, provider, *failure)
-    stats = getattr(benchmark, "stats", None)
-    if getattr(benchmark, "disabled", False) or stats is None:
+    if summary is None:
         return  # --benchmark-disable: checked, not timed, nothing to record
-    summary = summarize(list(stats.stats.data))
-    method = timing_method(session.device_kind, flush_nbytes=session.flush_nbytes,
-                           cache_name=session.cache_name, warmup_calls=1 + WARMUP_CALLS + 3 + 1,
-                           rounds=summary.rounds,
-                           threads=torch.get_num_threads() if session.device_kind == "cpu" else None)
+    method = timing.timing_method(session.device_kind, flush_nbytes=session.flush_nbytes,
+                                  cache_name=session.cache_name, rounds=summary.rounds,
+                                  threads=torch.get_num_threads() if session.device_kind == "cpu" else None)
     arch = None
     if session.device_kind == "cuda":
         cap = torch.cuda.get_device_capability(session.device)
@@ -414,7 +390,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
     ))
     if impl is not None and hasattr(impl, "stats"):
         benchmark.extra_info["compile"] = impl.stats()  # inductor: compile time and graph counts
-    session.add_record(stats.as_dict(include_data=True))
+    session.add_record(benchmark.stats.as_dict(include_data=True))
 
 
 def finished(stats: object) -> bool:

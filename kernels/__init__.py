@@ -10,11 +10,7 @@
 ``kernels/_lib`` holds the one copy of what they share. The list of ops is :data:`roofline.ops.KERNELS`.
 """
 
-from roofline.ops import KERNELS
-
 # triton < 3.7's interpreter fails with numpy >= 2.4; installs the upstream fix there (no-op otherwise).
-from kernels import _triton_compat  # noqa: E402
+from kernels import _triton_compat
 
 _triton_compat.apply()
-
-KERNEL_MODULES: tuple[str, ...] = KERNELS  # TODO(re-cut): callers move to roofline.ops.KERNELS

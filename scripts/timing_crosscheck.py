@@ -68,11 +68,11 @@ def time_methods(fn: Callable[[], object], session, *, reps: int, cuda: bool) ->
     import torch
 
     from bench.session import LAUNCH_COVER_CYCLES
-    from bench.timing import DeviceClock, time_device_call
+    from bench.timing import call_timer
 
     out: dict[str, float | None] = dict.fromkeys(METHODS)
     if cuda:
-        clock = DeviceClock(lambda: torch.cuda.Event(enable_timing=True))
+        time_call = call_timer(session.device)  # the suite's clock: CUDA events around the call
         flush_buf = torch.empty(session.flush_nbytes, dtype=torch.uint8, device=session.device)
 
         def timed(flush: bool, spin: bool) -> float:
@@ -82,7 +82,7 @@ def time_methods(fn: Callable[[], object], session, *, reps: int, cuda: bool) ->
                     flush_buf.zero_()
                 if spin:
                     torch.cuda._sleep(LAUNCH_COVER_CYCLES)
-                samples.append(time_device_call(fn, clock))
+                samples.append(time_call(fn))
             return _median(samples)
 
         out["suite"] = timed(True, True)
@@ -103,7 +103,7 @@ def time_methods(fn: Callable[[], object], session, *, reps: int, cuda: bool) ->
                     fn()
             graph.replay()
             torch.cuda.synchronize()
-            out["graph"] = _median([time_device_call(graph.replay, clock) for _ in range(reps)]) / 20
+            out["graph"] = _median([time_call(graph.replay) for _ in range(reps)]) / 20
         except Exception as exc:  # noqa: BLE001 - a launcher that cannot be captured: say so
             out["graph"] = None
             out["graph_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

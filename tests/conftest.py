@@ -231,12 +231,13 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def nan_filled_allocations(monkeypatch):
-    """While a test runs, ``torch.empty`` returns NaN-filled floating tensors, so an output element a
-    kernel never writes fails the comparison instead of passing on leftover memory."""
-    real_empty = torch.empty
+    """While a test runs, every output and workspace a launcher allocates (through the one allocation
+    seam, ``kernels._lib.launch.empty``) starts as NaN, so an element a kernel never writes fails the
+    comparison instead of passing on leftover memory."""
+    from kernels._lib import launch  # here, not at the top: TRITON_INTERPRET is set before kernels load
 
-    def nan_empty(*args, **kwargs):
-        t = real_empty(*args, **kwargs)
+    def nan_empty(shape, dtype, device):
+        t = torch.empty(shape, dtype=dtype, device=device)
         return t.fill_(float("nan")) if t.is_floating_point() else t
 
-    monkeypatch.setattr(torch, "empty", nan_empty)
+    monkeypatch.setattr(launch, "empty", nan_empty)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kernels.attention as A
-from kernels._attention_decode import DECODE_CONFIGS
-from kernels._attention_prefill import PREFILL_CONFIGS
-from kernels._lib.launch import last_launch
+from kernels._lib import launch
+from kernels._lib.launch import last_launch, triton_config_id
+from kernels.attention import TOLERANCES, attention, attention_ref, attention_sdpa
+from kernels.attention.configs import DECODE_CONFIGS, PREFILL_CONFIGS
+from kernels.attention.prefill import launch_prefill
 
-EXACT = A.TOLERANCES[torch.float32]  # fp32 under the interpreter: exact dots, summation order differs
+EXACT = TOLERANCES[torch.float32]  # fp32 under the interpreter: exact dots, summation order differs
 BF16_SKIP = pytest.mark.skip(reason="tl.dot on bfloat16 returns garbage under the Triton interpreter "
                                     "(triton-lang/triton#11584); bf16 is covered by the sm_80/sm_90 compile")
 
@@ -25,7 +26,7 @@ def nan_outputs(monkeypatch):
     def alloc(shape, dtype, device):
         return torch.full(shape, float("nan"), dtype=dtype, device=device)
 
-    monkeypatch.setattr(A, "_alloc", alloc)
+    monkeypatch.setattr(launch, "empty", alloc)
 
 
 def make_inputs(batch, n_heads, n_kv_heads, q_len, head_dim, lens, *, dtype=torch.float32, extra=5,
@@ -43,12 +44,12 @@ def make_inputs(batch, n_heads, n_kv_heads, q_len, head_dim, lens, *, dtype=torc
 
 
 def reference(q, k, v, cache_len, scale=None):
-    return A.attention_ref(q.double(), k.double(), v.double(), cache_len, scale=scale, return_lse=True,
+    return attention_ref(q.double(), k.double(), v.double(), cache_len, scale=scale, return_lse=True,
                            compute_dtype=torch.float64)
 
 
 def check(q, k, v, cache_len, tol, scale=None, **kwargs):
-    o, lse = A.attention(q, k, v, cache_len, scale=scale, return_lse=True, **kwargs)
+    o, lse = attention(q, k, v, cache_len, scale=scale, return_lse=True, **kwargs)
     ref_o, ref_lse = reference(q, k, v, cache_len, scale)
     assert o.dtype == q.dtype and o.shape == q.shape and o.is_contiguous()
     assert lse.dtype == torch.float32 and lse.shape == q.shape[:3]
@@ -90,7 +91,7 @@ def test_every_head_dim(head_dim):
 @pytest.mark.parametrize("variant,q_len,lens", [("prefill", 33, [0, 40]), ("splitkv", 1, [300, 9]),
                                                 ("splitkv", 4, [100, 0])])
 def test_half_precision_within_tolerance(dtype, variant, q_len, lens):
-    check(*make_inputs(2, 4, 2, q_len, 64, lens, dtype=dtype), A.TOLERANCES[dtype], variant=variant)
+    check(*make_inputs(2, 4, 2, q_len, 64, lens, dtype=dtype), TOLERANCES[dtype], variant=variant)
 
 
 @pytest.mark.parametrize("garbage", [float("nan"), 1e30, float("inf")])
@@ -103,11 +104,11 @@ def test_cache_past_length_never_read(garbage):
 def test_split_combination_equals_single_pass():
     # q_len 2: the second token sees one more key, so a split can hold a key only one row sees
     q, k, v, lens = make_inputs(2, 2, 1, 2, 64, [300, 70])
-    one, one_lse = A.attention(q, k, v, lens, variant="splitkv", num_splits=1, return_lse=True)
+    one, one_lse = attention(q, k, v, lens, variant="splitkv", num_splits=1, return_lse=True)
     assert last_launch("attention").config.endswith("num_splits=1")
     # 3 splits cut both sequences mid-way; 7 leaves the short one (2 key tiles) with empty splits
     for splits in (3, 7):
-        o, lse = A.attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
+        o, lse = attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
         assert last_launch("attention").config.endswith(f"num_splits={splits}")
         torch.testing.assert_close(o, one, atol=1e-6, rtol=1e-6)
         torch.testing.assert_close(lse, one_lse, atol=1e-6, rtol=1e-6)
@@ -137,8 +138,8 @@ def test_every_shipped_prefill_config(bd):
     for cfg in PREFILL_CONFIGS[bd]:
         o = torch.full_like(q, float("nan"))
         lse = torch.full(q.shape[:3], float("nan"))
-        A._launch_prefill(q, k, v, lens, o, lse, bd ** -0.5, config=cfg)
-        assert last_launch("attention").config == A.triton_config_id(cfg)
+        launch_prefill(q, k, v, lens, o, lse, bd ** -0.5, config=cfg)
+        assert last_launch("attention").config == triton_config_id(cfg)
         torch.testing.assert_close(o.double(), ref_o, atol=2e-3, rtol=2e-3)
         torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)
     assert set(DECODE_CONFIGS) == set(PREFILL_CONFIGS)  # decode configs: one per head dim, run above
@@ -159,9 +160,9 @@ def test_custom_scale_and_strided_views():
 def test_empty_inputs_launch_nothing():
     q = torch.randn(2, 4, 0, 64)
     k = torch.randn(2, 2, 8, 64)
-    o, lse = A.attention(q, k, k, torch.tensor([3, 0], dtype=torch.int32), return_lse=True)
+    o, lse = attention(q, k, k, torch.tensor([3, 0], dtype=torch.int32), return_lse=True)
     assert o.shape == (2, 4, 0, 64) and lse.shape == (2, 4, 0)
-    o = A.attention(torch.randn(0, 4, 1, 64), torch.randn(0, 2, 8, 64), torch.randn(0, 2, 8, 64),
+    o = attention(torch.randn(0, 4, 1, 64), torch.randn(0, 2, 8, 64), torch.randn(0, 2, 8, 64),
                     torch.zeros(0, dtype=torch.int32))
     assert o.shape == (0, 4, 1, 64)
 
@@ -170,13 +171,13 @@ def test_empty_inputs_launch_nothing():
 def test_sdpa_baseline_matches_reference(q_len, lens):
     # each mask path: is_causal, none, causal_lower_right, boolean (garbage 0: SDPA reads the padding)
     q, k, v, cache_len = make_inputs(2, 4, 2, q_len, 64, lens, garbage=0.0)
-    ref = A.attention_ref(q, k, v, cache_len)
+    ref = attention_ref(q, k, v, cache_len)
     for arg in ([lens[0]] if len(set(lens)) == 1 else []) + [cache_len]:
-        torch.testing.assert_close(A.attention_sdpa(q, k, v, arg), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(attention_sdpa(q, k, v, arg), ref, atol=1e-5, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------
-# Non-finite scores: one convention (the module docstring) for every variant, split count and capacity
+# Non-finite scores: one convention (kernels/attention/DESIGN.md) for every variant, split count and capacity
 # ----------------------------------------------------------------------------------------------
 
 # the interpreter's numpy ops warn ("All-NaN slice", "invalid value") on the NaN rows made on purpose
@@ -192,7 +193,7 @@ def _check_convention(q, k, v, lens, max_splits):
     runs += [(f"splitkv-{s}", {"variant": "splitkv", "num_splits": s}) for s in range(1, max_splits + 1)]
     default_splits = None
     for label, kwargs in runs:
-        o, lse = A.attention(q, k, v, lens, return_lse=True, **kwargs)
+        o, lse = attention(q, k, v, lens, return_lse=True, **kwargs)
         if label == "splitkv-default":
             default_splits = int(last_launch("attention").config.rsplit("num_splits=", 1)[1])
         torch.testing.assert_close(o.double(), ref_o, atol=EXACT[0], rtol=EXACT[1], equal_nan=True,

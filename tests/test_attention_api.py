@@ -7,10 +7,23 @@ import inspect
 
 import pytest
 import torch
+import triton
 
-import kernels.attention as A
-from kernels._attention_decode import MAX_SPLITS
-from kernels._attention_prefill import PREFILL_CONFIGS, SM90_CONFIGS, prune_configs
+from kernels._lib.launch import triton_config_id
+from kernels.attention import VARIANTS, attention, select_variant
+from kernels.attention.cases import GATE_EXCEPTIONS, REQUIRED_GATES, compile_cases
+from kernels.attention.configs import (
+    MAX_SPLITS,
+    PREFILL_CONFIGS,
+    SM90_CONFIGS,
+    SPLITKV_MAX_Q_LEN,
+    decode_block_m,
+    prune_configs,
+    select_num_splits,
+)
+from kernels.attention.prefill import prefill_tuner
+from kernels.audit import SUPPORTED_ARCHS
+from kernels.audit.gates import ALL_GATES, config_matches
 
 
 def good(batch=2, hq=4, hkv=2, q_len=3, dh=64, capacity=16, dtype=torch.float32):
@@ -22,12 +35,12 @@ def good(batch=2, hq=4, hkv=2, q_len=3, dh=64, capacity=16, dtype=torch.float32)
 
 def raises(exc, match, *args, **kwargs):
     with pytest.raises(exc, match=match):
-        A.attention(*args, **kwargs)
+        attention(*args, **kwargs)
 
 
 def test_good_inputs_run():
     q, k, v, lens = good()
-    assert A.attention(q, k, v, lens).shape == q.shape
+    assert attention(q, k, v, lens).shape == q.shape
 
 
 @pytest.mark.parametrize("mutate,exc,match", [
@@ -52,8 +65,9 @@ def test_good_inputs_run():
      "q: last dimension must be contiguous"),
     (lambda q, k, v, c: (q, torch.randn(2, 2, 64, 16).transpose(-1, -2), v, c), ValueError,
      "k_cache: last dimension must be contiguous"),
-    (lambda q, k, v, c: (q, k, v, c.to("meta")), ValueError, "cache_len: on meta but q is on (cpu|cuda)"),
-    (lambda q, k, v, c: (q, k.to("meta"), v, c), ValueError, "k_cache: on meta but q is on (cpu|cuda)"),
+    (lambda q, k, v, c: (q, k, v, c.to("meta")), ValueError, "cache_len: expected a CUDA tensor .* on meta"),
+    (lambda q, k, v, c: (q, k.to("meta"), v, c), ValueError, "k_cache: expected a CUDA tensor .* on meta"),
+    (lambda q, k, v, c: (q, k, v.to("meta"), c), ValueError, "v_cache: expected a CUDA tensor .* on meta"),
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_each_bad_input_names_the_argument(mutate, exc, match):
     raises(exc, match, *mutate(*good()))
@@ -75,38 +89,38 @@ def test_check_cache_len_false_skips_the_value_checks():
     bad = torch.tensor([2, 14], dtype=torch.int32)
     raises(ValueError, "exceeds the cache capacity", q, k, v, bad)
     # with the check off the caller owns the guarantee; a valid call still works
-    assert A.attention(q, k, v, lens, check_cache_len=False).shape == q.shape
+    assert attention(q, k, v, lens, check_cache_len=False).shape == q.shape
 
 
 def test_select_variant():
-    assert A.select_variant(1) == "splitkv"
-    assert A.select_variant(A.SPLITKV_MAX_Q_LEN) == "splitkv"
-    assert A.select_variant(A.SPLITKV_MAX_Q_LEN + 1, 32, 8) == "prefill"
-    assert set(A.VARIANTS) == {"prefill", "splitkv"}
+    assert select_variant(1) == "splitkv"
+    assert select_variant(SPLITKV_MAX_Q_LEN) == "splitkv"
+    assert select_variant(SPLITKV_MAX_Q_LEN + 1, 32, 8) == "prefill"
+    assert set(VARIANTS) == {"prefill", "splitkv"}
 
 
 def test_select_num_splits():
     # batch 1, 8 KV heads (llama2-70b), 32k cache: one wave of ~128 programs on 132 SMs
-    s = A.select_num_splits(1, 8, 32768, n_sms=132)
+    s = select_num_splits(1, 8, 32768, n_sms=132)
     assert 8 * s <= 132 and 8 * s >= 0.8 * 132
     # already a full wave without splitting
-    assert A.select_num_splits(16, 32, 4096, n_sms=132) == 1
+    assert select_num_splits(16, 32, 4096, n_sms=132) == 1
     # a short cache is never cut below 4 tiles of 64 keys per split
-    assert A.select_num_splits(1, 1, 300, n_sms=132, block_n=64) == 2
-    assert A.select_num_splits(1, 1, 10, n_sms=132) == 1
-    assert all(1 <= A.select_num_splits(1, 1, n, n_sms=108) <= MAX_SPLITS for n in (1, 64, 10**6))
+    assert select_num_splits(1, 1, 300, n_sms=132, block_n=64) == 2
+    assert select_num_splits(1, 1, 10, n_sms=132) == 1
+    assert all(1 <= select_num_splits(1, 1, n, n_sms=108) <= MAX_SPLITS for n in (1, 64, 10**6))
 
 
 def test_decode_block_m_packs_gqa_rows():
-    assert A.decode_block_m(1, 1) == 16  # smallest tl.dot tile
-    assert A.decode_block_m(8, 1) == 16
-    assert A.decode_block_m(8, 4) == 32
-    assert A.decode_block_m(8, 16) == 64  # capped: more row blocks instead
+    assert decode_block_m(1, 1) == 16  # smallest tl.dot tile
+    assert decode_block_m(8, 1) == 16
+    assert decode_block_m(8, 4) == 32
+    assert decode_block_m(8, 16) == 64  # capped: more row blocks instead
 
 
 def test_pruning_respects_shared_memory_and_registers():
     # head dim 256 with 128x64 tiles would not fit; the shipped 256 list fits sm_80
-    big = A.triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3)
+    big = triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3)
     small = PREFILL_CONFIGS[256][0]
     assert prune_configs([big, small], 256, 2, 80) == [small]
     assert prune_configs([big], 256, 2, 80) == [big]  # never empty: the cheapest one is kept
@@ -119,7 +133,7 @@ def test_pruning_respects_shared_memory_and_registers():
 
 @pytest.mark.parametrize("arch", [80, 90])
 def test_compile_cases_are_complete(arch):
-    cases = A.compile_cases(arch)
+    cases = compile_cases(arch)
     assert 0 < len(cases) <= 24
     for case in cases:
         names = case.fn.arg_names
@@ -129,24 +143,35 @@ def test_compile_cases_are_complete(arch):
                 assert name in case.constexprs, (case.case_id, name)
         assert set(case.divisible_by_16) <= set(case.signature)
         assert case.dtype in ("float16", "bfloat16")
-        if case.variant in ("prefill", "splitkv"):
-            assert "tensor_cores" in case.gates
-        if case.variant == "splitkv":
-            assert "vec128_loads" in case.gates
+        assert REQUIRED_GATES.get(case.variant, frozenset()) <= case.gates, case.case_id
     seen = {(c.variant, c.dtype, c.constexprs.get("HEAD_DIM"), c.config) for c in cases}
     for dtype in ("float16", "bfloat16"):
         for dh in (64, 128, 256):  # every surviving prefill config at the head dims that change code
             survivors = prune_configs(PREFILL_CONFIGS[dh], dh, 2, arch)
             # sm_90 bf16: the default one
             for cfg in survivors[:1] if dtype == "bfloat16" and arch == 90 else survivors:
-                assert ("prefill", dtype, dh, A.triton_config_id(cfg)) in seen
+                assert ("prefill", dtype, dh, triton_config_id(cfg)) in seen
         assert {d for v, t, d, _ in seen if v == "splitkv" and t == dtype} == {64, 96, 128, 256}
     assert any(c.variant == "splitkv" and c.constexprs["SPLIT"] is False for c in cases)
     assert any(c.variant == "splitkv-combine" for c in cases)
 
 
+def test_gate_table_names_real_variants_gates_and_architectures():
+    """REQUIRED_GATES and GATE_EXCEPTIONS (kernels/attention/cases.py) name variants the cases compile,
+    gates the audit knows and architectures it targets; every exception keeps tensor_cores required."""
+    variants = {c.variant for arch in SUPPORTED_ARCHS for c in compile_cases(arch)}
+    assert set(REQUIRED_GATES) == {"prefill", "splitkv"} <= variants
+    assert REQUIRED_GATES["prefill"] == {"tensor_cores"}
+    assert REQUIRED_GATES["splitkv"] == {"tensor_cores", "vec128_loads"}
+    for (variant, gate, arch, condition), reason in GATE_EXCEPTIONS.items():
+        assert variant in variants and arch in SUPPORTED_ARCHS
+        assert gate in ALL_GATES and gate != "tensor_cores"
+        config_matches("BLOCK_M=16", condition)  # a well-formed condition (raises otherwise)
+        assert reason
+
+
 def test_public_signatures_follow_the_contract():
-    params = inspect.signature(A.attention).parameters
+    params = inspect.signature(attention).parameters
     assert list(params)[:4] == ["q", "k_cache", "v_cache", "cache_len"]
     for name in ("scale", "variant", "num_splits", "return_lse"):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
@@ -154,7 +179,7 @@ def test_public_signatures_follow_the_contract():
 
 def test_gpu_autotuner_prunes_per_dtype():
     """The @triton.autotune path only runs on a GPU; its construction and pruning run here."""
-    tuner = A._prefill_tuner(128)
+    tuner = prefill_tuner(128)
     assert tuner.keys == ["q_len", "HEAD_DIM"] and tuner.configs == PREFILL_CONFIGS[128]
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float16)}
     # an A100 (CPU -> arch 80) in fp16 keeps all but the sm_90-only configs

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kernels.attention as A
-from kernels._attention_prefill import PREFILL_CONFIGS, SM90_CONFIGS, prefill_config, prune_configs
+from kernels._lib import launch
+from kernels.attention import TOLERANCES, attention_ref
+from kernels.attention.configs import PREFILL_CONFIGS, SM90_CONFIGS, prefill_config, prune_configs
+from kernels.attention.prefill import _attn_prefill_kernel, launch_prefill, prefill_args, prefill_tma_ok
 from tests.test_attention import EXACT, check, make_inputs
 
 
@@ -17,7 +19,7 @@ def nan_outputs(monkeypatch):
     def alloc(shape, dtype, device):
         return torch.full(shape, float("nan"), dtype=dtype, device=device)
 
-    monkeypatch.setattr(A, "_alloc", alloc)
+    monkeypatch.setattr(launch, "empty", alloc)
 
 
 @pytest.mark.parametrize("variant", ["prefill", "splitkv"])
@@ -33,7 +35,7 @@ def test_scale_sign_and_zero(variant, scale):
 
 def test_scale_fold_fp16():
     q, k, v, lens = make_inputs(1, 2, 1, 80, 128, [150], dtype=torch.float16)
-    check(q, k, v, lens, A.TOLERANCES[torch.float16], scale=-0.09, variant="prefill")
+    check(q, k, v, lens, TOLERANCES[torch.float16], scale=-0.09, variant="prefill")
 
 
 @pytest.mark.parametrize("bd", sorted(d for d, cfgs in SM90_CONFIGS.items() if cfgs))
@@ -41,12 +43,12 @@ def test_sm90_configs_cover_unmasked_and_diagonal_tiles(bd):
     """The sm_90-only 128x128 tiles under the interpreter (fp16), with a cache longer than a tile so the
     unmasked loop runs, two query blocks, and unequal cache lengths."""
     q, k, v, lens = make_inputs(2, 2, 1, 140, bd, [150, 9], dtype=torch.float16)
-    ref_o, ref_lse = A.attention_ref(q.double(), k.double(), v.double(), lens, return_lse=True,
+    ref_o, ref_lse = attention_ref(q.double(), k.double(), v.double(), lens, return_lse=True,
                                      compute_dtype=torch.float64)
     for cfg in SM90_CONFIGS[bd]:
         o = torch.full_like(q, float("nan"))
         lse = torch.full(q.shape[:3], float("nan"))
-        A._launch_prefill(q, k, v, lens, o, lse, bd ** -0.5, config=cfg)
+        launch_prefill(q, k, v, lens, o, lse, bd ** -0.5, config=cfg)
         torch.testing.assert_close(o.double(), ref_o, atol=2e-3, rtol=2e-3)
         torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)
 
@@ -68,18 +70,15 @@ def test_prefill_tma_path(head_dim, cfg):
     """The sm_90 TMA path (K/V through tensor descriptors, zero-filled past kv_len and the head dim) under
     the interpreter, launched as an sm_90 launch with aligned caches would launch it; the cache past each
     sequence holds NaN, so a tile read past kv_len that is not zero-filled fails."""
-    from kernels._attention_prefill import _attn_prefill_kernel, prefill_args, prefill_tma_ok
-    from kernels._lib.launch import set_descriptor_allocator
-
     q, k, v, lens = make_inputs(2, 2, 1, 70, head_dim, [150, 9], dtype=torch.float16)
     assert prefill_tma_ok(k, v)
     shifted = torch.empty(k.numel() + 1, dtype=k.dtype)[1:].view(k.shape)
     assert not prefill_tma_ok(shifted, v)  # base address 2 bytes off a 16-byte boundary
-    ref_o, ref_lse = A.attention_ref(q.double(), k.double(), v.double(), lens, return_lse=True,
+    ref_o, ref_lse = attention_ref(q.double(), k.double(), v.double(), lens, return_lse=True,
                                      compute_dtype=torch.float64)
     o = torch.full_like(q, float("nan"))
     lse = torch.full(q.shape[:3], float("nan"))
-    set_descriptor_allocator(q.device)
+    launch.set_descriptor_allocator(q.device)
     args, meta = prefill_args(q, k, v, lens, o, lse, head_dim ** -0.5, tma=True)
     assert meta["USE_TMA"] is True
     grid = (-(-q.shape[2] // cfg.kwargs["BLOCK_M"]), q.shape[1], q.shape[0])

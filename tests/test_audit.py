@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from kernels import KERNEL_MODULES
-from kernels.audit import EXCEPTIONS, SUPPORTED_ARCHS, AuditLine
-from kernels.audit.gates import REQUIRED_GATES, config_matches
+from kernels.audit import SUPPORTED_ARCHS, AuditLine, exceptions, required_gates
+from kernels.audit.gates import config_matches
+from roofline.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CASES_PER_KERNEL_ARCH = 24  # the contract in kernels/_lib/aot.py: CI compiles them all on 2 cores
@@ -31,9 +31,9 @@ MAX_CASES_PER_KERNEL_ARCH = 24  # the contract in kernels/_lib/aot.py: CI compil
 def _enumerate() -> tuple[list, dict[str, str]]:
     """``(params, problems)``: one param per (kernel, arch, case index); problems per broken module."""
     params, problems = [], {}
-    for name in KERNEL_MODULES:
+    for name in KERNELS:
         try:
-            module = importlib.import_module(f"kernels.{name}")
+            module = importlib.import_module(f"kernels.{name}.cases")
             fn = module.compile_cases
             for arch in SUPPORTED_ARCHS:
                 for i, case in enumerate(fn(arch)):
@@ -64,7 +64,7 @@ def audit_data(tmp_path_factory) -> dict:
 
 def test_every_kernel_module_has_compile_cases():
     assert not PROBLEMS, f"kernel modules without usable compile_cases: {PROBLEMS}"
-    for name in KERNEL_MODULES:
+    for name in KERNELS:
         for arch in SUPPORTED_ARCHS:
             n = sum(1 for p in PARAMS if p.values[0] == name and p.values[1] == arch)
             assert 1 <= n <= MAX_CASES_PER_KERNEL_ARCH, f"kernels.{name}: {n} compile cases for sm_{arch}"
@@ -85,7 +85,7 @@ def test_audit_has_no_error_lines(audit_data):
     assert audit_data["summary"]["lines"] == len(PARAMS)
 
 
-@pytest.mark.parametrize("key", list(REQUIRED_GATES), ids=lambda k: f"{k[0]}/{k[1]}")
+@pytest.mark.parametrize("key", list(required_gates()), ids=lambda k: f"{k[0]}/{k[1]}")
 def test_required_gates_are_declared(audit_data, key):
     """The issue's gates are opted into: tensor cores for the GEMM family and attention, 128-bit loads
     for the memory-bound streams (at least one case per architecture; each declared gate then holds)."""
@@ -94,15 +94,15 @@ def test_required_gates_are_declared(audit_data, key):
         lines = [v for (k, a, _), v in audit_data["index"].items()
                  if k == kernel and a == arch and variant in (v.variant, "*")]
         assert lines, f"no {kernel}/{variant} case for sm_{arch}"
-        for gate in REQUIRED_GATES[key]:
+        for gate in required_gates()[key]:
             assert any(gate in line.gates for line in lines), f"no {kernel}/{variant} case declares {gate}"
 
 
-@pytest.mark.parametrize("key", list(EXCEPTIONS), ids=str)
+@pytest.mark.parametrize("key", list(exceptions()), ids=str)
 def test_every_exception_is_needed(audit_data, key):
     """An exception must waive a gate that fails on some line; a stale or shadowed one fails here."""
     kernel, variant, gate, arch, condition = key
     used = [line for line in audit_data["index"].values()
             if line.kernel == kernel and variant in (line.variant, "*") and line.arch == arch
-            and config_matches(line.config, condition) and line.waived.get(gate) == EXCEPTIONS[key]]
+            and config_matches(line.config, condition) and line.waived.get(gate) == exceptions()[key]]
     assert used, f"exception {key} waives nothing: remove it"

@@ -119,17 +119,17 @@ def test_fixture_json_and_table(fixture_audit):
 def test_exceptions_waive_only_what_they_name(fixture_audit):
     line = _line(fixture_audit, "bad_wgmma", 90)
     reason = "16-row decode tile: too small for a warpgroup MMA"
-    assert check_gates(line, exceptions={("fixture", "bad_wgmma", "wgmma", 90, "BLOCK_M=16"): reason}) == []
+    assert check_gates(line, waivers={("fixture", "bad_wgmma", "wgmma", 90, "BLOCK_M=16"): reason}) == []
     assert line.waived == {"wgmma": reason}
-    assert check_gates(line, exceptions={("fixture", "*", "wgmma", 90, "BLOCK_M<64"): reason}) == []
+    assert check_gates(line, waivers={("fixture", "*", "wgmma", 90, "BLOCK_M<64"): reason}) == []
     # Wrong arch, wrong condition, wrong gate: still fails.
     for key in [("fixture", "bad_wgmma", "wgmma", 80, "*"),
                 ("fixture", "bad_wgmma", "wgmma", 90, "BLOCK_M<16"),
                 ("fixture", "bad_wgmma", "tensor_cores", 90, "*")]:
-        assert check_gates(line, exceptions={key: reason}), key
+        assert check_gates(line, waivers={key: reason}), key
     # `compiles` cannot be waived.
     broken = _line(fixture_audit, "bad_compiles", 80)
-    assert check_gates(broken, exceptions={("fixture", "*", "compiles", 80, "*"): reason})
+    assert check_gates(broken, waivers={("fixture", "*", "compiles", 80, "*"): reason})
 
 
 def test_find_line_and_lookup(fixture_audit, tmp_path):

@@ -79,6 +79,23 @@ def test_histogram_without_pygal_is_refused_up_front(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_benchmark_max_time_and_min_rounds_set_the_recorded_rounds(tmp_path):
+    """pytest-benchmark's own options reach the round choice (bench.timing.rounds_for): with no time
+    budget every case runs exactly --benchmark-min-rounds rounds (the defaults, 1 s and 5, would give
+    5 to 100), and the record says so."""
+    proc = _pytest("--benchmark", "--sweep", "smoke", "--kernels", "gelu,softmax", "--providers", "torch",
+                   "--benchmark-max-time=0", "--benchmark-min-rounds=3", "--ceilings-budget=0.05",
+                   "--no-report", "-q", results=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run,) = [p for p in tmp_path.glob("*/*") if p.is_dir()]
+    records = json.loads((run / "benchmark.json").read_text())["benchmarks"]
+    assert len(records) == 2
+    for record in records:
+        assert len(record["stats"]["data"]) == record["extra_info"]["rounds"] == 3
+        assert (record["options"]["max_time"], record["options"]["min_rounds"]) == (0, 3)
+        assert record["options"]["timer"] == "perf_counter"
+
+
 def test_benchmark_disable_checks_every_case_and_keeps_no_results(tmp_path):
     proc = _pytest("--benchmark", "--sweep", "smoke", "--kernels", "gelu", "--benchmark-disable",
                    "--ceilings-budget=0.05", results=tmp_path)

@@ -34,10 +34,13 @@ def _session(tmp_path, cls=BenchSession) -> BenchSession:
     return session
 
 
-def _request() -> types.SimpleNamespace:
-    """Stands in for pytest's request: a node id, and a session whose ``shouldfail`` a sticky error sets
-    (the real one would stop this test run)."""
-    return types.SimpleNamespace(node=types.SimpleNamespace(nodeid="bench/test_gelu.py::test_gelu[x]"),
+def _request(request: pytest.FixtureRequest) -> types.SimpleNamespace:
+    """Stands in for pytest's request: a benchmark's node id, this test's ``benchmark`` marker and
+    options (the round budget), and a session whose ``shouldfail`` a sticky error sets (the real one
+    would stop this test run)."""
+    node = types.SimpleNamespace(nodeid="bench/test_gelu.py::test_gelu[x]",
+                                 get_closest_marker=request.node.get_closest_marker)
+    return types.SimpleNamespace(node=node, config=request.config,
                                  session=types.SimpleNamespace(shouldfail=False))
 
 
@@ -78,7 +81,8 @@ def _skips(session: BenchSession) -> list:
     return json.loads((session.part_dir / "skipped.json").read_text())
 
 
-def test_a_finished_case_is_recorded_at_once_and_its_inputs_freed(benchmark, tmp_path):
+@pytest.mark.benchmark(max_time=0.01)
+def test_a_finished_case_is_recorded_at_once_and_its_inputs_freed(benchmark, tmp_path, request):
     bench = FaultyGelu()
     alive_at_release = []
 
@@ -87,8 +91,7 @@ def test_a_finished_case_is_recorded_at_once_and_its_inputs_freed(benchmark, tmp
             alive_at_release.append(bench.alive(collect=False))  # freed by reference count alone
 
     session = _session(tmp_path, WatchedSession)
-    benchmark._max_time = 0.01
-    runner.run_case(bench, ("torch", POINT), benchmark, session, _request())
+    runner.run_case(bench, ("torch", POINT), benchmark, session, _request(request))
     (record,) = _records(session)
     assert record["extra_info"]["kernel"] == "gelu" and record["stats"]["data"]
     assert record["extra_info"]["median_s"] == pytest.approx(benchmark.stats.stats.median)
@@ -97,13 +100,13 @@ def test_a_finished_case_is_recorded_at_once_and_its_inputs_freed(benchmark, tmp
     assert session.timed == 1
 
 
+@pytest.mark.benchmark(max_time=0.01)
 @pytest.mark.parametrize("fail_at, step", [(1, "the first (checked) call"), (2, "warm-up"), (9, "timing")])
-def test_out_of_memory_at_any_step_is_a_recorded_skip(benchmark, tmp_path, fail_at, step):
+def test_out_of_memory_at_any_step_is_a_recorded_skip(benchmark, tmp_path, fail_at, step, request):
     bench, session = FaultyGelu(fail_at, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried 2 GiB")), \
         _session(tmp_path)
-    benchmark._max_time = 0.01
     with pytest.raises(pytest.skip.Exception, match="out-of-memory") as info:
-        runner.run_case(bench, ("torch", POINT), benchmark, session, _request())
+        runner.run_case(bench, ("torch", POINT), benchmark, session, _request(request))
     (skip,) = _skips(session)
     assert skip["category"] == "out-of-memory" and f"in {step}" in skip["reason"]
     assert _records(session) == []  # a half-timed case leaves no record ...
@@ -113,7 +116,8 @@ def test_out_of_memory_at_any_step_is_a_recorded_skip(benchmark, tmp_path, fail_
     del info
 
 
-def test_out_of_memory_while_measuring_the_ceilings_is_a_recorded_skip(benchmark, tmp_path, monkeypatch):
+def test_out_of_memory_while_measuring_the_ceilings_is_a_recorded_skip(benchmark, tmp_path, monkeypatch,
+                                                                       request):
     session = _session(tmp_path)
 
     def oom(*args, **kwargs):
@@ -121,23 +125,23 @@ def test_out_of_memory_while_measuring_the_ceilings_is_a_recorded_skip(benchmark
 
     monkeypatch.setattr("bench.ceilings.measure", oom)
     with pytest.raises(pytest.skip.Exception):
-        runner.run_case(FaultyGelu(), ("torch", POINT), benchmark, session, _request())
+        runner.run_case(FaultyGelu(), ("torch", POINT), benchmark, session, _request(request))
     assert "in measuring the ceilings" in _skips(session)[0]["reason"] and session.roofs is None
 
 
-def test_a_sticky_cuda_error_fails_the_case_and_stops_this_process(benchmark, tmp_path):
+def test_a_sticky_cuda_error_fails_the_case_and_stops_this_process(benchmark, tmp_path, request):
     class CudaSession(BenchSession):
         device_kind = "cuda"  # as a GPU session; nothing here touches a device
 
         def synchronize(self) -> None:
             pass
 
-    session, request = _session(tmp_path, CudaSession), _request()
+    session, stand_in = _session(tmp_path, CudaSession), _request(request)
     session.roofs = _session(tmp_path).ensure_ceilings()
     error = RuntimeError("CUDA error: an illegal memory access was encountered")
     with pytest.raises(RuntimeError, match="illegal memory access"):
-        runner.run_case(FaultyGelu(1, error), ("torch", POINT), benchmark, session, request)
-    assert request.session.shouldfail and "sticky CUDA error in bench/test_gelu.py" in session.fatal
+        runner.run_case(FaultyGelu(1, error), ("torch", POINT), benchmark, session, stand_in)
+    assert stand_in.session.shouldfail and "sticky CUDA error in bench/test_gelu.py" in session.fatal
     assert not (session.part_dir / "skipped.json").exists()  # a failure, not a skip
     assert runner.classify(error, "torch") is None
     assert runner.classify(torch.cuda.OutOfMemoryError("CUDA out of memory"), "torch") == "out-of-memory"

@@ -1,22 +1,25 @@
 """The GPU branch of bench.runner.run_case, run on this CPU with the CUDA pieces stood in for: a session
 that calls itself ``cuda`` (no device sync, no spin kernel), an event clock reading ``perf_counter``,
 and compute capability 9.0. What it checks is the plumbing a real GPU run goes through and nothing
-here can otherwise reach: the device clock installed as pytest-benchmark's timer, the datasheet roof
+here can otherwise reach: the device clock given to pytest-benchmark as its timer (the plugin's
+collection hook, through the ``benchmark`` marker), the datasheet roof
 chosen for a known GPU name, the Triton launch record and the audit lookup in ``extra_info``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+import types
 
 import pytest
 import torch
 
 import bench.runner as runner
+from bench import plugin
 from bench.record import EXTRA_INFO_FIELDS, Roofs
 from bench.session import BenchSession
 from bench.test_softmax import SoftmaxBench
-from bench.timing import DeviceClock
+from bench.timing import DeviceClock, use_device_clock
 from roofline.hardware import PRESETS, from_measured
 from roofline.sweeps import SweepPoint
 
@@ -48,16 +51,17 @@ class HostEvent:
         return (end.t - self.t) * 1e3
 
 
+@pytest.fixture
+def host_clock(request: pytest.FixtureRequest) -> DeviceClock:
+    """The device clock the plugin gives each suite benchmark on CUDA (:func:`bench.timing.use_device_clock`,
+    the ``benchmark`` marker's ``timer=``), on host events; set up before ``benchmark``, which reads it."""
+    return use_device_clock(request.node, HostEvent)
+
+
+@pytest.mark.benchmark(max_time=0.05)
 @pytest.mark.parametrize("provider", ["torch", "triton"])
-def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, benchmark, request, tmp_path,
-                                                                   monkeypatch):
-    clocks = []
-
-    def clock(device):
-        clocks.append(DeviceClock(HostEvent))
-        return clocks[-1]
-
-    monkeypatch.setattr(runner, "cuda_clock", clock)
+def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, host_clock, benchmark, request,
+                                                                   tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     session = StandInCudaSession(device=torch.device("cpu"), device_name=H100, run_dir=tmp_path, part="gw0",
                                  sweep="smoke", triton_timed=True, cache_bytes=2**20,
@@ -65,14 +69,15 @@ def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, ben
     measured = from_measured(H100, 3.0e12, {"tensor16": 800e12, "tf32": 400e12, "fp32": 50e12},
                              base=PRESETS["H100-SXM5"])
     session.roofs = Roofs(measured, PRESETS["H100-SXM5"])
-    benchmark._max_time = 0.05
     point = SweepPoint("softmax", "softmax/cols.r3", {"rows": 3, "cols": 176}, "float16", "C176")
 
     runner.run_case(SoftmaxBench(), (provider, point), benchmark, session, request)
 
     info = benchmark.extra_info
     assert set(EXTRA_INFO_FIELDS) <= set(info)
-    assert benchmark._timer is clocks[-1] and clocks[-1].intervals == benchmark.stats.stats.rounds + 1
+    # pytest-benchmark timed with the marker's clock: its name in the record, one pair per round (+1 warm-up)
+    assert benchmark.stats.as_dict()["options"]["timer"] == "cuda_event_device_time"
+    assert host_clock.intervals == benchmark.stats.stats.rounds + 1
     assert benchmark.stats.stats.data and info["median_s"] == pytest.approx(benchmark.stats.stats.median)
     assert info["device_kind"] == "cuda" and "CUDA events" in info["timing_method"]
     assert "8 MiB" in info["timing_method"] and "L2" in info["timing_method"]
@@ -87,3 +92,38 @@ def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, ben
     else:
         assert (info["variant"], info["config"], info["audit"]) == ("torch.softmax", None, None)
         assert info["tolerance"][1] == pytest.approx(runner.BASELINE_TOLERANCE_FACTOR * 2e-3)
+
+
+class CollectedItem:
+    """What the plugin's collection hook uses of a pytest item: its module and its markers."""
+
+    def __init__(self, kernel: str | None) -> None:
+        self.module = types.SimpleNamespace(KERNEL=kernel) if kernel else types.SimpleNamespace()
+        self.own_markers: list[pytest.Mark] = []
+
+    def get_closest_marker(self, name: str) -> pytest.Mark | None:
+        return next((m for m in self.own_markers if m.name == name), None)
+
+    def add_marker(self, marker: pytest.MarkDecorator, append: bool = True) -> None:
+        self.own_markers.insert(len(self.own_markers) if append else 0, marker.mark)
+
+
+@pytest.mark.parametrize("device_kind", ["cuda", "cpu"])
+def test_on_cuda_the_plugin_gives_each_benchmark_its_own_device_clock(device_kind, tmp_path):
+    session_class = StandInCudaSession if device_kind == "cuda" else BenchSession
+    session = session_class(device=torch.device("cpu"), device_name=H100, run_dir=tmp_path, part="main",
+                            sweep="smoke", triton_timed=True, cache_bytes=2**20,
+                            started=dt.datetime.now(dt.timezone.utc))
+    options = {"--benchmark": True, "--kernels": None}
+    config = types.SimpleNamespace(getoption=lambda name, default=None: options.get(name, default),
+                                   stash={plugin.SESSION: session})
+    gelu, softmax, other = CollectedItem("gelu"), CollectedItem("softmax"), CollectedItem(None)
+    gelu.add_marker(pytest.mark.benchmark(max_time=0.5, group="mine"))
+    plugin.pytest_collection_modifyitems(config, [gelu, softmax, other])
+    timers = [item.get_closest_marker("benchmark") for item in (gelu, softmax, other)]
+    if device_kind == "cpu":  # pytest-benchmark's own perf_counter timer
+        assert [t.kwargs if t else None for t in timers] == [{"max_time": 0.5, "group": "mine"}, None, None]
+        return
+    assert all(isinstance(t.kwargs["timer"], DeviceClock) for t in timers[:2])
+    assert timers[0].kwargs["timer"] is not timers[1].kwargs["timer"] and timers[2] is None
+    assert {k: v for k, v in timers[0].kwargs.items() if k != "timer"} == {"max_time": 0.5, "group": "mine"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import ceilings as C
+from bench import ceilings
 from bench.record import Roofs
 from bench.results import RECORDS, append_record, read_records
 from roofline.roof import MEMORY, point_roof
@@ -24,18 +24,19 @@ BUDGET = 0.02
 
 @pytest.fixture(scope="module")
 def one_pass():
-    return C.measure_pass(CPU, 8 * 2**20, budget_s=BUDGET)
+    return ceilings.measure_pass(CPU, 8 * 2**20, budget_s=BUDGET)
 
 
 def test_a_pass_records_every_probe_memory_kind_and_the_load(one_pass):
     probes = one_pass["probes"]
     dtypes = ("bfloat16", "float16", "float32")
-    assert {(p["dtype"], p["layout"]) for p in probes} >= {(d, lay) for d in dtypes for lay in C.LAYOUTS}
+    expected = {(d, layout) for d in dtypes for layout in ceilings.LAYOUTS}
+    assert {(p["dtype"], p["layout"]) for p in probes} >= expected
     for p in probes:
         assert {"dtype", "class", "layout", "m", "n", "k", "best", "median", "repeats"} <= set(p)
         assert p["best"] >= p["median"] > 0 and p["repeats"] >= 2
-        assert p["m"] == (C.SKINNY_ROWS["cpu"] if p["layout"] == "skinny" else p["n"])
-    assert set(one_pass["memory"]) == set(C.MEMORY_KINDS)
+        assert p["m"] == (ceilings.SKINNY_ROWS["cpu"] if p["layout"] == "skinny" else p["n"])
+    assert set(one_pass["memory"]) == set(ceilings.MEMORY_KINDS)
     assert one_pass["memory"]["copy"]["counted"] == "read+write"
     assert one_pass["buffer_bytes"] >= 64 * 2**20
     load = one_pass["load"]
@@ -49,7 +50,7 @@ def test_combine_keeps_the_best_of_before_and_after(one_pass):
         if p["dtype"] == "float32":
             p["best"] *= 3  # the after pass found a faster fp32 GEMM
     after["memory"]["read"]["best"] = 1e15  # and a read stream far past the others
-    measured = C.combine([one_pass, after], NATIVE, "cpu")
+    measured = ceilings.combine([one_pass, after], NATIVE, "cpu")
     fp32_before = max(p["best"] for p in one_pass["probes"] if p["dtype"] == "float32")
     fp32 = measured["ceilings"]["fp32"]
     assert fp32["best"] == pytest.approx(3 * fp32_before) and fp32["before"] == pytest.approx(fp32_before)
@@ -63,12 +64,12 @@ def test_combine_keeps_the_best_of_before_and_after(one_pass):
 
 
 def test_without_native_math_half_probes_are_fp32_math_and_the_class_is_floored(one_pass):
-    measured = C.combine([one_pass], NOT_NATIVE, "cpu")
+    measured = ceilings.combine([one_pass], NOT_NATIVE, "cpu")
     best = {c: max(p["best"] for p in one_pass["probes"] if p["class"] == c) for c in ("tensor16", "fp32")}
     assert measured["peak_flops"]["fp32"] == pytest.approx(max(best.values()))
     assert measured["peak_flops"]["tensor16"] == pytest.approx(max(best.values()))
     assert "floored_at_fp32" in measured["ceilings"]["tensor16"]
-    native = C.combine([one_pass], NATIVE, "cpu")
+    native = ceilings.combine([one_pass], NATIVE, "cpu")
     assert native["peak_flops"] == pytest.approx(best)
     assert "floored_at_fp32" not in native["ceilings"]["tensor16"]
 
@@ -86,21 +87,21 @@ class StandInSession:
 
 def test_after_sweep_rewrites_ceilings_and_rejudges_the_parts_records(tmp_path, monkeypatch):
     session = StandInSession(CPU, "cpu: test", 8 * 2**20, tmp_path)
-    session.roofs, session.ceilings = C.before_sweep(CPU, "cpu: test", 8 * 2**20, budget_s=BUDGET)
+    session.roofs, session.ceilings = ceilings.before_sweep(CPU, "cpu: test", 8 * 2**20, budget_s=BUDGET)
     assert session.roofs.datasheet is None and session.ceilings["datasheet"] is None
     info = {"kernel": "softmax", "dtype": "float32", "flops": 5e6, "bytes": 8e6, "median_s": 1e-3,
             "roof_fraction": -1.0}
     append_record(tmp_path, {"name": "softmax-a", "extra_info": info})
     append_record(tmp_path, {"name": "not-ours", "extra_info": {}})  # kept as it is
-    real = C.measure_pass
+    real = ceilings.measure_pass
 
     def faster_after(*args, **kw):  # the after pass reads memory 10x faster: the roof must follow it
         out = real(*args, **kw)
         out["memory"]["copy"]["best"] *= 10
         return out
 
-    monkeypatch.setattr(C, "measure_pass", faster_after)
-    C.after_sweep(session, budget_s=BUDGET)
+    monkeypatch.setattr(ceilings, "measure_pass", faster_after)
+    ceilings.after_sweep(session, budget_s=BUDGET)
     doc = json.loads((tmp_path / "ceilings.json").read_text())
     measured = doc["measured"]
     assert set(measured["load"]) == {"before", "after"}
@@ -118,15 +119,15 @@ def test_after_sweep_rewrites_ceilings_and_rejudges_the_parts_records(tmp_path, 
 def test_summary_lines_name_the_ceilings_the_dtype_and_warnings(tmp_path):
     from tests.data.synth import benchmark, write_run
 
-    p = C.measure_pass(CPU, 8 * 2**20, budget_s=BUDGET)
+    p = ceilings.measure_pass(CPU, 8 * 2**20, budget_s=BUDGET)
     p["load"]["loadavg"] = [9.0, 9.0, 9.0]
-    measured = C.combine([p], NOT_NATIVE, "cpu")
+    measured = ceilings.combine([p], NOT_NATIVE, "cpu")
     run = write_run(tmp_path, [benchmark("softmax", {"rows": 64, "cols": 4096}, "float32", 1.0,
                                          device="cpu: test", device_kind="cpu")],
                     measured=measured, datasheet=None, device="cpu: test")
     prov = {"sweep_dtype": {"dtype": "float32", "reason": "no native bf16 math"}}
     (run / "provenance.json").write_text(json.dumps(prov))
-    lines = C.summary_lines(run)
+    lines = ceilings.summary_lines(run)
     assert lines[0].startswith("ceilings (best of before/after the sweep): memory")
     assert any(line.startswith("Sweep dtype float32: no native bf16 math") for line in lines)
     assert any(line.startswith("Above-roof tolerance: ") for line in lines)

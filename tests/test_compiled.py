@@ -25,17 +25,24 @@ import pytest
 import torch
 import triton
 
-import kernels.attention as A
-import kernels.gelu as gm
-import kernels.gemv as g
-import kernels.softmax as sm
-from kernels import _qkv_configs as qkv_cfgs
-from kernels._attention_decode import DECODE_CONFIGS, decode_block_m
-from kernels._attention_decode import prune_configs as decode_prune
-from kernels._attention_prefill import PREFILL_CONFIGS, prune_configs
 from kernels._lib.launch import config_id, last_launch, triton_config_id
+from kernels.attention import TOLERANCES as ATTENTION_TOL
+from kernels.attention import attention, attention_ref
+from kernels.attention.configs import DECODE_CONFIGS, PREFILL_CONFIGS, decode_block_m, prune_configs
+from kernels.attention.decode import launch_splitkv
+from kernels.attention.prefill import launch_prefill
+from kernels.gelu import TOLERANCES as GELU_TOL
+from kernels.gelu import configs as gelu_configs
+from kernels.gelu import gelu, gelu_ref
+from kernels.gemv import TOLERANCES as GEMV_TOL
+from kernels.gemv import configs as gemv_configs
+from kernels.gemv import gemv, gemv_ref
 from kernels.qkv import TOLERANCES as QKV_TOL
 from kernels.qkv import qkv_projection, qkv_projection_ref
+from kernels.qkv.configs import CONFIGS as QKV_CONFIGS
+from kernels.softmax import TOLERANCES as SOFTMAX_TOL
+from kernels.softmax import configs as softmax_configs
+from kernels.softmax import softmax, softmax_ref
 
 ROOT = Path(__file__).resolve().parents[1]
 F16, BF16 = torch.float16, torch.bfloat16
@@ -75,25 +82,25 @@ def _distinct(items: list[Shipped]) -> list[Shipped]:
 
 def shipped_configs(arch: int) -> list[Shipped]:
     """Every config each kernel can launch on compute capability ``arch`` (fp16/bf16 operands)."""
-    out = [Shipped("qkv", "fused", c, ()) for c in qkv_cfgs.CONFIGS]
-    out += [Shipped("gemv", v, c, ()) for v, cs in (("splitk", g.SPLITK_CONFIGS), ("tiled", g.TILED_CONFIGS))
-            for c in cs]
+    out = [Shipped("qkv", "fused", c, ()) for c in QKV_CONFIGS]
+    gemv_lists = (("splitk", gemv_configs.SPLITK_CONFIGS), ("tiled", gemv_configs.TILED_CONFIGS))
+    out += [Shipped("gemv", v, c, ()) for v, cs in gemv_lists for c in cs]
     for bd, cs in PREFILL_CONFIGS.items():
         out += [Shipped("attention", "prefill", c, (bd,)) for c in prune_configs(cs, bd, 2, arch)]
     for bd, cs in DECODE_CONFIGS.items():
         for group, q_len in ((1, 1), (4, 1), (8, 4)):  # block_m 16, 16, 32
             bm = decode_block_m(group, q_len)
-            kept = decode_prune(cs, bd, 2, arch, block_m=bm)
+            kept = prune_configs(cs, bd, 2, arch, block_m=bm)
             out += [Shipped("attention", "splitkv", c, (bd, group, q_len)) for c in kept]
     # heuristic kernels: every config their heuristic gives over the row lengths it can see
     for p in range(0, 16):
         n = 2**p
-        out.append(Shipped("softmax", "single", sm.single_config(n, 4096), (4096, n)))
+        out.append(Shipped("softmax", "single", softmax_configs.single_config(n, 4096), (4096, n)))
     for n in (32769, 50257, 256000):
-        out.append(Shipped("softmax", "online", sm.online_config(n), (3, n)))
+        out.append(Shipped("softmax", "online", softmax_configs.online_config(n), (3, n)))
     gelu_shapes = [(1, 2**p) for p in range(0, 13)] + [(r, 2**p) for r in (3, 64, 4096) for p in range(11)]
     for rows, cols in gelu_shapes:
-        out.append(Shipped("gelu", "elementwise", gm.tile_config(rows, cols), (rows, cols)))
+        out.append(Shipped("gelu", "elementwise", gelu_configs.tile_config(rows, cols), (rows, cols)))
     return _distinct(out)
 
 
@@ -105,14 +112,15 @@ def test_shipped_configs_cover_every_config_list():
         by: dict[tuple[str, str], list] = {}
         for s in shipped:
             by.setdefault((s.kernel, s.variant), []).append(s.config)
-        assert by[("qkv", "fused")] == qkv_cfgs.CONFIGS
-        assert by[("gemv", "splitk")] == g.SPLITK_CONFIGS and by[("gemv", "tiled")] == g.TILED_CONFIGS
+        assert by[("qkv", "fused")] == QKV_CONFIGS
+        assert by[("gemv", "splitk")] == gemv_configs.SPLITK_CONFIGS
+        assert by[("gemv", "tiled")] == gemv_configs.TILED_CONFIGS
         prefill = {repr(c) for c in by[("attention", "prefill")]}
         assert prefill and prefill <= {repr(c) for cs in PREFILL_CONFIGS.values() for c in cs}
         assert by[("attention", "splitkv")]
         # the heuristics: every single-kernel BLOCK_N up to the limit, and both online configs' rows
         assert {c[0]["BLOCK_N"] for c in by[("softmax", "single")]} == {2**p for p in range(16)}
-        assert max(c[0]["BLOCK_N"] for c in by[("gelu", "elementwise")]) == gm.TILE
+        assert max(c[0]["BLOCK_N"] for c in by[("gelu", "elementwise")]) == gelu_configs.TILE
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,8 +177,8 @@ def test_gemv_misaligned_and_odd_strides(cuda, dtype, layout):
         bias = _randn(n, dtype=dtype, seed=3, offset=off)
         assert not layout == "offset1" or (_misaligned(x) and _misaligned(w))
         for variant in ("splitk", "tiled"):
-            y = g.gemv(x, w, bias, variant=variant)
-            _close(y, g.gemv_ref(x, w, bias, compute_dtype=torch.float64), g.TOLERANCES[dtype])
+            y = gemv(x, w, bias, variant=variant)
+            _close(y, gemv_ref(x, w, bias, compute_dtype=torch.float64), GEMV_TOL[dtype])
 
 
 @pytest.mark.gpu
@@ -210,8 +218,8 @@ def test_attention_misaligned_and_odd_strides(cuda, dtype, layout, variant, q_le
         k = _randn(b, hkv, cap, dh, dtype=dtype, seed=2, offset=off, pad_last=pad)
         v = _randn(b, hkv, cap, dh, dtype=dtype, seed=3, offset=off, pad_last=pad)
         lens = torch.tensor([cap - q_len, 17], dtype=torch.int32, device=cuda)
-        o = A.attention(q, k, v, lens, variant=variant)
-        _close(o, A.attention_ref(q, k, v, lens, compute_dtype=torch.float64), A.TOLERANCES[dtype])
+        o = attention(q, k, v, lens, variant=variant)
+        _close(o, attention_ref(q, k, v, lens, compute_dtype=torch.float64), ATTENTION_TOL[dtype])
 
 
 @pytest.mark.gpu
@@ -222,18 +230,18 @@ def test_softmax_and_gelu_misaligned_and_odd_strides(cuda, dtype, layout):
     for rows, cols in ((7, 1000), (3, 4096), (2, 50257)):
         x = _randn(rows, cols, dtype=dtype, seed=1, scale=4.0, offset=off, pad_last=pad)
         assert _misaligned(x) == (off == 1)
-        _close(sm.softmax(x), sm.softmax_ref(x, compute_dtype=torch.float64), sm.TOLERANCES[dtype])
+        _close(softmax(x), softmax_ref(x, compute_dtype=torch.float64), SOFTMAX_TOL[dtype])
         x = _randn(rows, cols, dtype=dtype, seed=2, offset=off, pad_last=pad)
         bias = _randn(cols, dtype=dtype, seed=3, offset=off)
         for approximate in ("none", "tanh"):
-            _close(gm.gelu(x, bias, approximate=approximate),
-                   gm.gelu_ref(x, bias, approximate=approximate, compute_dtype=torch.float64),
-                   gm.TOLERANCES[dtype])
+            _close(gelu(x, bias, approximate=approximate),
+                   gelu_ref(x, bias, approximate=approximate, compute_dtype=torch.float64),
+                   GELU_TOL[dtype])
         if layout == "offset1":  # in place on a misaligned buffer
             y = _randn(rows, cols, dtype=dtype, seed=2, offset=off).copy_(x)
             assert _misaligned(y)
-            gm.gelu(y, inplace=True)
-            _close(y, gm.gelu_ref(x, compute_dtype=torch.float64), gm.TOLERANCES[dtype])
+            gelu(y, inplace=True)
+            _close(y, gelu_ref(x, compute_dtype=torch.float64), GELU_TOL[dtype])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,20 +266,20 @@ def _run_shipped(s: Shipped, dtype: torch.dtype, dev: torch.device, monkeypatch)
         assert bn  # every config's BLOCK_N is exercised by the 512-wide output above
     elif s.kernel == "gemv":
         monkeypatch.setenv("RIDGEBENCH_AUTOTUNE", "0")  # the launcher then runs the first config: ours
-        monkeypatch.setitem(g._CONFIGS, s.variant, [cfg])
-        monkeypatch.setitem(g._PRUNE, s.variant, lambda configs, batch: list(configs))
-        g._plan.cache_clear()
+        monkeypatch.setitem(gemv_configs.CONFIGS, s.variant, [cfg])
+        monkeypatch.setitem(gemv_configs.PRUNE, s.variant, lambda configs, batch: list(configs))
+        gemv_configs.plan.cache_clear()
         try:
             rows = cfg.kwargs.get("BLOCK_B", cfg.kwargs.get("BLOCK_M"))
             for b in sorted({1, rows, rows + 1}):
                 x = _randn(b, 3000, dtype=dtype, seed=1, device=dev)
                 w = _randn(333, 3000, dtype=dtype, seed=2, scale=3000**-0.5, device=dev)
                 for split_k in (1, 3):
-                    y = g.gemv(x, w, variant=s.variant, split_k=split_k)
-                    _close(y, g.gemv_ref(x, w, compute_dtype=torch.float64), g.TOLERANCES[dtype])
+                    y = gemv(x, w, variant=s.variant, split_k=split_k)
+                    _close(y, gemv_ref(x, w, compute_dtype=torch.float64), GEMV_TOL[dtype])
                     assert last_launch("gemv").config == triton_config_id(cfg)
         finally:
-            g._plan.cache_clear()
+            gemv_configs.plan.cache_clear()
     elif s.kernel == "attention":
         bd = s.shape[0]
         dh = 96 if bd == 128 else bd  # a non-power-of-two head dim where the tile is padded
@@ -285,25 +293,25 @@ def _run_shipped(s: Shipped, dtype: torch.dtype, dev: torch.device, monkeypatch)
         lse = torch.empty(q.shape[:3], dtype=torch.float32, device=dev)
         scale = dh**-0.5
         if s.variant == "prefill":
-            A._launch_prefill(q, k, v, lens, o, lse, scale, config=cfg)
+            launch_prefill(q, k, v, lens, o, lse, scale, config=cfg)
             assert last_launch("attention").config == triton_config_id(cfg)
         else:
-            A._launch_splitkv(q, k, v, lens, o, lse, scale, 3, config=cfg)
-        want, want_lse = A.attention_ref(q, k, v, lens, return_lse=True, compute_dtype=torch.float64)
-        _close(o, want, A.TOLERANCES[dtype])
+            launch_splitkv(q, k, v, lens, o, lse, scale, 3, config=cfg)
+        want, want_lse = attention_ref(q, k, v, lens, return_lse=True, compute_dtype=torch.float64)
+        _close(o, want, ATTENTION_TOL[dtype])
         _close(lse, want_lse, (1e-3, 1e-3))
     elif s.kernel == "softmax":
         rows, cols = s.shape
         x = _randn(rows, cols, dtype=dtype, seed=1, device=dev) * 3
-        _close(sm.softmax(x, variant=s.variant), sm.softmax_ref(x, compute_dtype=torch.float64),
-               sm.TOLERANCES[dtype])
+        _close(softmax(x, variant=s.variant), softmax_ref(x, compute_dtype=torch.float64),
+               SOFTMAX_TOL[dtype])
         assert last_launch("softmax").config == config_id(*cfg)
     else:
         rows, cols = s.shape
         x = _randn(rows, cols, dtype=dtype, seed=1, device=dev)
         # a bias keeps the row tiling (without one, contiguous input runs flat)
         bias = _randn(cols, dtype=dtype, seed=2, device=dev) if rows > 1 else None
-        _close(gm.gelu(x, bias), gm.gelu_ref(x, bias, compute_dtype=torch.float64), gm.TOLERANCES[dtype])
+        _close(gelu(x, bias), gelu_ref(x, bias, compute_dtype=torch.float64), GELU_TOL[dtype])
         assert last_launch("gelu").config == config_id(*cfg)
 
 
@@ -361,8 +369,8 @@ def test_decode_step_cuda_graph_replay_equals_eager(cuda, dtype):
     def step():
         q, _, _ = qkv_projection(x, w_qkv, n_heads=hq, n_kv_heads=hkv, k_cache=k_cache, v_cache=v_cache,
                                  cache_len=cache_len, check_cache_len=False)
-        o = A.attention(q, k_cache, v_cache, cache_len, variant="splitkv", check_cache_len=False)
-        y = g.gemv(o.reshape(b, hq * dh), w_o)  # the output projection
+        o = attention(q, k_cache, v_cache, cache_len, variant="splitkv", check_cache_len=False)
+        y = gemv(o.reshape(b, hq * dh), w_o)  # the output projection
         return q, o, y
 
     def reset():
@@ -378,7 +386,7 @@ def test_decode_step_cuda_graph_replay_equals_eager(cuda, dtype):
     torch.cuda.current_stream().wait_stream(side)
     reset()
     eager = [t.clone() for t in step()] + [k_cache.clone(), v_cache.clone()]
-    assert g.select_variant(b, d, hq * dh) == "splitk" and last_launch("gemv").variant == "splitk"
+    assert gemv_configs.select_variant(b, d, hq * dh) == "splitk" and last_launch("gemv").variant == "splitk"
 
     graph = torch.cuda.CUDAGraph()
     reset()
@@ -406,16 +414,16 @@ def test_split_paths_rerun_bit_identical(cuda, dtype):
     x = _randn(3, 8192, dtype=dtype, seed=1)
     w = _randn(1000, 8192, dtype=dtype, seed=2, scale=8192**-0.5)
     for variant in ("splitk", "tiled"):
-        first = g.gemv(x, w, variant=variant, split_k=8)
-        assert all(torch.equal(g.gemv(x, w, variant=variant, split_k=8), first) for _ in range(5))
+        first = gemv(x, w, variant=variant, split_k=8)
+        assert all(torch.equal(gemv(x, w, variant=variant, split_k=8), first) for _ in range(5))
     q = _randn(4, 32, 1, 128, dtype=dtype, seed=3)
     k = _randn(4, 8, 8192, 128, dtype=dtype, seed=4)
     v = _randn(4, 8, 8192, 128, dtype=dtype, seed=5)
     lens = torch.tensor([8000, 4000, 100, 8191], dtype=torch.int32, device=cuda)
     for splits in (None, 16, 64):
-        first = A.attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
+        first = attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
         for _ in range(5):
-            again = A.attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
+            again = attention(q, k, v, lens, variant="splitkv", num_splits=splits, return_lse=True)
             assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
 
 
@@ -441,14 +449,14 @@ def test_int64_offsets_softmax_gelu(cuda):
     x = torch.empty(rows, cols, dtype=F16, device=cuda)
     x[-8:] = _randn(8, cols, seed=1)
     x[:8] = _randn(8, cols, seed=2)
-    y = sm.softmax(x)
+    y = softmax(x)
     for part in (slice(0, 8), slice(rows - 8, rows)):
-        _close(y[part], sm.softmax_ref(x[part], compute_dtype=torch.float64), sm.TOLERANCES[F16])
+        _close(y[part], softmax_ref(x[part], compute_dtype=torch.float64), SOFTMAX_TOL[F16])
     del y
     flat = x.view(-1)[: PAST_2_31]  # flat GELU over > 2**31 elements (odd count: a masked tail)
-    out = gm.gelu(flat)
+    out = gelu(flat)
     for part in (slice(0, 4096), slice(PAST_2_31 - 5000, PAST_2_31)):
-        _close(out[part], gm.gelu_ref(flat[part], compute_dtype=torch.float64), gm.TOLERANCES[F16])
+        _close(out[part], gelu_ref(flat[part], compute_dtype=torch.float64), GELU_TOL[F16])
 
 
 @pytest.mark.gpu
@@ -462,9 +470,9 @@ def test_int64_offsets_gemv(cuda):
     for b in (1, 8):
         x = _randn(b, k, seed=3)
         for variant in ("splitk", "tiled"):
-            y = g.gemv(x, w, variant=variant)
+            y = gemv(x, w, variant=variant)
             for part in (slice(0, 64), slice(n - 64, n)):
-                _close(y[:, part], g.gemv_ref(x, w[part], compute_dtype=torch.float64), g.TOLERANCES[F16])
+                _close(y[:, part], gemv_ref(x, w[part], compute_dtype=torch.float64), GEMV_TOL[F16])
 
 
 @pytest.mark.gpu
@@ -492,9 +500,9 @@ def test_int64_offsets_qkv_and_attention(cuda):
         vc[b, :, :400] = _randn(1, 400, dh, seed=5 + b)
     for variant, q_len in (("splitkv", 1), ("prefill", 64)):
         q = _randn(2, 4, q_len, dh, seed=7)
-        o = A.attention(q, kc, vc, lens, variant=variant)
-        want = A.attention_ref(q, kc[:, :, :400], vc[:, :, :400], lens, compute_dtype=torch.float64)
-        _close(o, want, A.TOLERANCES[F16])
+        o = attention(q, kc, vc, lens, variant=variant)
+        want = attention_ref(q, kc[:, :, :400], vc[:, :, :400], lens, compute_dtype=torch.float64)
+        _close(o, want, ATTENTION_TOL[F16])
 
 
 # ----------------------------------------------------------------------------------------------

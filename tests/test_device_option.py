@@ -86,9 +86,9 @@ def test_fp32_attention_on_the_gpu_is_reported_as_interpreter_only():
     """What the conftest recognises is the launcher's own refusal (its text, not a drifting copy)."""
     import inspect
 
-    import kernels.attention as A
+    from kernels.attention import _validate
 
-    source = inspect.getsource(A._validate)
+    source = inspect.getsource(_validate)
     assert all(e in source for e in tc.INTERPRETER_ONLY_ERRORS)
     exc = TypeError("q: float32 is for CPU (interpreter) runs only; use float16 or bfloat16 on a GPU")
     assert tc.interpreter_only_failure(exc)

@@ -9,10 +9,22 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kernels.gemv as g
-from kernels._lib.launch import interpreting, last_launch
+from kernels._lib import launch
+from kernels._lib.launch import interpreting, last_launch, triton_config_id
 from kernels._lib.validation import SUPPORTED_DTYPES
 from kernels.gemv import TOLERANCES, VARIANTS, gemv, gemv_ref, select_variant
+from kernels.gemv.cases import compile_cases
+from kernels.gemv.configs import (
+    CONFIGS,
+    PRUNE,
+    SPLITK_CONFIGS,
+    SPLITK_MAX_BATCH,
+    TILED_CONFIGS,
+    autotuned,
+    split_count,
+    splits_of,
+)
+from kernels.gemv.kernels import _gemv_splitk_reduce_kernel
 
 BF16_DOT_SKIP = ("bf16 tl.dot returns garbage under the Triton interpreter (triton-lang/triton#11584); "
                  "the tiled bf16 path is covered by the sm_80/sm_90 compile audit")
@@ -42,18 +54,10 @@ def _check(y: torch.Tensor, x, w, bias) -> None:
     torch.testing.assert_close(y.double(), ref.double(), atol=atol, rtol=rtol)
 
 
-@pytest.fixture
-def nan_alloc(monkeypatch):
-    """Every output and workspace the launcher allocates starts as NaN, so an unwritten element fails."""
-    def empty(shape, dtype, device):
-        return torch.full(shape, float("nan"), dtype=dtype, device=device)
-    monkeypatch.setattr(g, "_empty", empty)
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("b,n,k,bias", CASES, ids=lambda v: str(v))
 @pytest.mark.parametrize("variant", ["splitk", "tiled", None])
-def test_matches_float64_reference(variant, b, n, k, bias, dtype, nan_alloc):
+def test_matches_float64_reference(variant, b, n, k, bias, dtype, nan_filled_allocations):
     chosen = variant or select_variant(b, n, k)
     if dtype is torch.bfloat16 and chosen == "tiled" and interpreting():
         pytest.skip(BF16_DOT_SKIP)
@@ -64,9 +68,9 @@ def test_matches_float64_reference(variant, b, n, k, bias, dtype, nan_alloc):
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_split_k_equals_single_split_and_is_deterministic(variant, nan_alloc):
+def test_split_k_equals_single_split_and_is_deterministic(variant, nan_filled_allocations):
     x, w, bv = _inputs(3, 40, 1000, True, torch.float32, seed=1)
-    assert g._splits_of(4, 1000, 128) == (4, 256)  # the forced split below really splits
+    assert splits_of(4, 1000, 128) == (4, 256)  # the forced split below really splits
     one = gemv(x, w, bv, variant=variant, split_k=1)
     four = gemv(x, w, bv, variant=variant, split_k=4)
     torch.testing.assert_close(four, one, atol=1e-5, rtol=1e-5)  # same sum, another association
@@ -78,9 +82,25 @@ def test_split_k_equals_single_split_and_is_deterministic(variant, nan_alloc):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(b=st.integers(1, 9), n=st.integers(1, 70), k=st.integers(1, 700), bias=st.booleans(),
        variant=st.sampled_from(["splitk", "tiled"]), split_k=st.sampled_from([None, 1, 2, 5]))
-def test_random_shapes(b, n, k, bias, variant, split_k, nan_alloc):
+def test_random_shapes(b, n, k, bias, variant, split_k, nan_filled_allocations):
     x, w, bv = _inputs(b, n, k, bias, torch.float32, seed=b * 1000 + n + k)
     _check(gemv(x, w, bv, variant=variant, split_k=split_k), x, w, bv)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_output_and_workspace_come_from_the_allocation_seam(variant, nan_filled_allocations, monkeypatch):
+    # the NaN fill only covers what the launcher allocates through kernels._lib.launch.empty
+    seen = []
+    nan_empty = launch.empty
+
+    def recording_empty(shape, dtype, device):
+        seen.append(nan_empty(shape, dtype, device))
+        return seen[-1]
+
+    monkeypatch.setattr(launch, "empty", recording_empty)
+    x, w, bv = _inputs(3, 40, 1000, True, torch.float32, seed=1)
+    y = gemv(x, w, bv, variant=variant, split_k=4)
+    assert y is seen[0] and [t.shape for t in seen[1:]] == [(4, 3, 40)]  # y, then the fp32 workspace
 
 
 def test_split_k_fp16_and_bf16():
@@ -98,27 +118,27 @@ def test_strided_rows_and_weight_slice():
 
 
 def test_heuristic_crossover_and_split_count():
-    assert select_variant(1, 4096, 4096) == select_variant(g.SPLITK_MAX_BATCH, 4096, 4096) == "splitk"
-    assert select_variant(g.SPLITK_MAX_BATCH + 1, 4096, 4096) == "tiled"
+    assert select_variant(1, 4096, 4096) == select_variant(SPLITK_MAX_BATCH, 4096, 4096) == "splitk"
+    assert select_variant(SPLITK_MAX_BATCH + 1, 4096, 4096) == "tiled"
     # B=1, llama2-7b W_q: 128 tiles of 32 rows on 132 SMs -> K is split, every split non-empty
-    splits, kps = g.split_count(128, 4096, 1, 2, 128, 132, 4)
+    splits, kps = split_count(128, 4096, 1, 2, 128, 132, 4)
     assert splits > 1 and kps % 128 == 0 and (splits - 1) * kps < 4096 <= splits * kps
     # the workspace cap: at B=512 the fp32 partials would cost more than the split saves
-    assert g.split_count(4, 4096, 512, 2, 64, 132, 2) == (1, 4096)
-    assert g.split_count(10_000, 4096, 1, 2, 128, 132, 4)[0] == 1  # enough tiles already
-    assert g.split_count(3, 1100, 3, 2, 128, 132, 4) == (2, 640)  # CASES' (3, 96, 1100) case, splitk
-    assert g.split_count(2, 1100, 3, 2, 128, 132, 2) == (2, 640)  # ... and tiled
+    assert split_count(4, 4096, 512, 2, 64, 132, 2) == (1, 4096)
+    assert split_count(10_000, 4096, 1, 2, 128, 132, 4)[0] == 1  # enough tiles already
+    assert split_count(3, 1100, 3, 2, 128, 132, 4) == (2, 640)  # CASES' (3, 96, 1100) case, splitk
+    assert split_count(2, 1100, 3, 2, 128, 132, 2) == (2, 640)  # ... and tiled
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_autotuner_wiring(variant):
     # what a GPU run with autotuning uses: all shipped configs, pruned by the batch size
-    tuned = g._autotuned(variant)
-    assert [g.triton_config_id(c) for c in tuned.configs] == [
-        g.triton_config_id(c) for c in g._CONFIGS[variant]]
+    tuned = autotuned(variant)
+    assert [triton_config_id(c) for c in tuned.configs] == [
+        triton_config_id(c) for c in CONFIGS[variant]]
     for batch in (1, 3, 17, 512):
         kept = tuned.early_config_prune(tuned.configs, {"B": batch})
-        assert kept and kept == g._PRUNE[variant](g._CONFIGS[variant], batch)
+        assert kept and kept == PRUNE[variant](CONFIGS[variant], batch)
 
 
 def test_empty_inputs_launch_nothing():
@@ -168,13 +188,13 @@ def test_cpu_tensor_without_interpreter_is_refused(monkeypatch):
 
 @pytest.mark.parametrize("arch", [80, 90])
 def test_compile_cases_cover_every_shipped_config(arch):
-    cases = g.compile_cases(arch)
+    cases = compile_cases(arch)
     assert 0 < len(cases) <= 24
     assert len({c.case_id for c in cases}) == len(cases)
-    main = [c for c in cases if c.fn is not g._gemv_splitk_reduce_kernel]
-    for variant, configs in (("splitk", g.SPLITK_CONFIGS), ("tiled", g.TILED_CONFIGS)):
+    main = [c for c in cases if c.fn is not _gemv_splitk_reduce_kernel]
+    for variant, configs in (("splitk", SPLITK_CONFIGS), ("tiled", TILED_CONFIGS)):
         got = {c.config for c in main if c.variant == variant}
-        assert got == {g.triton_config_id(cfg) for cfg in configs}
+        assert got == {triton_config_id(cfg) for cfg in configs}
         gate = "vec128_loads" if variant == "splitk" else "tensor_cores"
         assert all(gate in c.gates for c in main if c.variant == variant)
         assert {c.dtype for c in main if c.variant == variant} == {"fp16", "bf16", "fp32"}
@@ -187,7 +207,7 @@ def test_compile_cases_cover_every_shipped_config(arch):
         if "stride_wn" in c.signature and c.shape["k"] % 16 == 0:
             assert "stride_wn" in c.divisible_by_16
     with pytest.raises(ValueError, match="^arch"):
-        g.compile_cases(75)
+        compile_cases(75)
 
 
 def test_reference_and_tolerances_cover_supported_dtypes():

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import providers as P
+from bench import providers
 from kernels.attention import attention_ref
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _no_user_providers():
     yield
-    P._USER.clear()
+    providers._USER.clear()
 
 
 def _attention_inputs(dtype=torch.float16, past=5, q_len=1, batch=2, hq=4, hkv=2, dh=16):
@@ -51,29 +51,30 @@ def _bshd_ref(q, k, v, past):
 # ------------------------------------------------------------------------------------------------
 
 def test_registry_names_kernels_and_what_runs_on_a_cpu():
-    names = P.names()
+    names = providers.names()
     for name in ("triton", "torch", "inductor", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math",
                  "flash-attn", "flashinfer", "liger"):
         assert name in names
-    assert all(P.has_kernel("inductor", k) for k in ("qkv", "gemv", "attention", "softmax", "gelu"))
-    assert P.has_kernel("sdpa-math", "attention") and not P.has_kernel("sdpa-math", "softmax")
-    assert P.has_kernel("liger", "softmax") and not P.has_kernel("liger", "gelu")  # Liger has GEGLU only
-    here = P.runnable_here("cpu")
+    assert all(providers.has_kernel("inductor", k) for k in ("qkv", "gemv", "attention", "softmax", "gelu"))
+    assert providers.has_kernel("sdpa-math", "attention") and not providers.has_kernel("sdpa-math", "softmax")
+    # Liger has GEGLU only
+    assert providers.has_kernel("liger", "softmax") and not providers.has_kernel("liger", "gelu")
+    here = providers.runnable_here("cpu")
     assert here[:2] == ("triton", "torch") and "sdpa-math" in here
     for gpu_only in ("sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "flash-attn", "flashinfer", "liger"):
         assert gpu_only not in here
     with pytest.raises(ValueError, match="provider: expected one of"):
-        P.get("cublas")
+        providers.get("cublas")
 
 
 def test_unavailable_reasons_name_the_package_or_the_device(monkeypatch):
-    assert "CUDA only" in P.get("sdpa-flash").unavailable("cpu")
-    assert P.get("sdpa-math").unavailable("cpu") is None
-    reason = P.get("flash-attn").unavailable("cuda")
+    assert "CUDA only" in providers.get("sdpa-flash").unavailable("cpu")
+    assert providers.get("sdpa-math").unavailable("cpu") is None
+    reason = providers.get("flash-attn").unavailable("cuda")
     assert "package not installed" in reason and "flash_attn" in reason
     monkeypatch.setitem(sys.modules, "flash_attn", types.ModuleType("flash_attn"))
-    assert P.get("flash-attn").unavailable("cuda") is None  # installed: runs on a GPU ...
-    assert "CUDA only" in P.get("flash-attn").unavailable("cpu")  # ... not on this CPU
+    assert providers.get("flash-attn").unavailable("cuda") is None  # installed: runs on a GPU ...
+    assert "CUDA only" in providers.get("flash-attn").unavailable("cpu")  # ... not on this CPU
 
 
 def test_inductor_without_a_compiler_is_unavailable_with_that_reason(monkeypatch):
@@ -83,53 +84,53 @@ def test_inductor_without_a_compiler_is_unavailable_with_that_reason(monkeypatch
         raise RuntimeError("Failed to find a working g++ (CXX unset)")
 
     monkeypatch.setattr(cpp_builder, "get_cpp_compiler", missing)
-    monkeypatch.setattr(P, "_COMPILER", [])
+    monkeypatch.setattr(providers, "_COMPILER", [])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    reason = P.get("inductor").unavailable("cpu")
+    reason = providers.get("inductor").unavailable("cpu")
     assert "no C++ compiler" in reason and "g++" in reason
-    assert "inductor" not in P.runnable_here("cpu")
+    assert "inductor" not in providers.runnable_here("cpu")
 
 
 def test_host_lengths_are_read_once_per_tensor():
     lens = torch.tensor([3, 3], dtype=torch.int32)
-    assert P.host_lengths(lens) == (3, 3) and P.uniform_length(lens) == 3
+    assert providers.host_lengths(lens) == (3, 3) and providers.uniform_length(lens) == 3
     lens.fill_(9)  # the benchmark never does this; it shows the second call did not read the tensor
-    assert P.host_lengths(lens) == (3, 3)
-    assert P.host_lengths(torch.tensor([1, 2], dtype=torch.int32)) == (1, 2)
+    assert providers.host_lengths(lens) == (3, 3)
+    assert providers.host_lengths(torch.tensor([1, 2], dtype=torch.int32)) == (1, 2)
     with pytest.raises(NotImplementedError, match="unequal lengths"):
-        P.uniform_length(torch.tensor([1, 2], dtype=torch.int32))
+        providers.uniform_length(torch.tensor([1, 2], dtype=torch.int32))
 
 
 def test_sdpa_math_matches_the_reference_and_a_refusing_backend_is_unsupported(monkeypatch):
     q, k, v, lens = _attention_inputs(torch.float32, past=7, q_len=3)
-    out = P.get("sdpa-math").bind("attention")(q, k, v, lens)
+    out = providers.get("sdpa-math").bind("attention")(q, k, v, lens)
     torch.testing.assert_close(out, _ref(q, k, v, lens), atol=1e-5, rtol=1e-5)
 
     def refuse(*a, **kw):
         raise RuntimeError("No available kernel. Aborting execution.")
 
-    monkeypatch.setattr(P, "torch_attention_int", refuse)
+    monkeypatch.setattr(providers, "torch_attention_int", refuse)
     with pytest.raises(NotImplementedError, match="FLASH_ATTENTION backend cannot run this case"):
-        P.sdpa_backend("FLASH_ATTENTION")(q, k, v, lens)
+        providers.sdpa_backend("FLASH_ATTENTION")(q, k, v, lens)
 
 
 def test_torch_baselines_take_the_launcher_inputs():
     g = torch.Generator().manual_seed(1)
     x, b = torch.randn(4, 8, generator=g), torch.randn(8, generator=g)
-    torch.testing.assert_close(P.get("torch").bind("gelu")(x, b, approximate="tanh"),
+    torch.testing.assert_close(providers.get("torch").bind("gelu")(x, b, approximate="tanh"),
                                torch.nn.functional.gelu(x + b, approximate="tanh"))
-    torch.testing.assert_close(P.get("torch").bind("softmax")(x), torch.softmax(x, -1))
+    torch.testing.assert_close(providers.get("torch").bind("softmax")(x), torch.softmax(x, -1))
 
 
 def test_inductor_compiles_once_per_case_outside_the_timed_calls():
     x = torch.randn(3, 40)
-    fn = P.get("inductor").bind("softmax")
+    fn = providers.get("inductor").bind("softmax")
     torch.testing.assert_close(fn(x), torch.softmax(x, -1))
     fn(x), fn(x)
     stats = fn.stats()
     assert stats["graphs_compiled_first_call"] >= 1 and stats["recompiles_after_first_call"] == 0
     assert stats["first_call_s"] > 0 and stats["dynamic"] is False
-    assert P.get("inductor").bind("softmax") is not fn  # a fresh compile for the next case
+    assert providers.get("inductor").bind("softmax") is not fn  # a fresh compile for the next case
 
 
 # ------------------------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ def fake_flash_attn(monkeypatch):
 
 
 def test_flash_attn_prefill_uses_flash_attn_func_and_decode_the_kvcache_api(fake_flash_attn):
-    fn = P.get("flash-attn").bind("attention")
+    fn = providers.get("flash-attn").bind("attention")
     q, k, v, lens = _attention_inputs(past=0, q_len=6)
     out = fn(q, k, v, lens)
     assert out.shape == q.shape and fake_flash_attn[-1] == ("func", None)
@@ -182,8 +183,8 @@ def test_flashinfer_decode_loops_single_decode_over_the_batch(monkeypatch):
     mod = types.ModuleType("flashinfer")
     mod.single_decode_with_kv_cache = single_decode_with_kv_cache
     monkeypatch.setitem(sys.modules, "flashinfer", mod)
-    assert P.get("flashinfer").unavailable("cuda") is None
-    fn = P.get("flashinfer").bind("attention")
+    assert providers.get("flashinfer").unavailable("cuda") is None
+    fn = providers.get("flashinfer").bind("attention")
     q, k, v, lens = _attention_inputs(past=11, q_len=1, batch=3)
     out = fn(q, k, v, lens)
     assert seen == [12, 12, 12] and out.shape == q.shape
@@ -198,9 +199,9 @@ def test_liger_softmax_adapter(monkeypatch):
     monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
     monkeypatch.setitem(sys.modules, "liger_kernel.ops", types.ModuleType("liger_kernel.ops"))
     monkeypatch.setitem(sys.modules, "liger_kernel.ops.softmax", ops)
-    assert P.get("liger").unavailable("cuda") is None
+    assert providers.get("liger").unavailable("cuda") is None
     x = torch.randn(2, 5)
-    torch.testing.assert_close(P.get("liger").bind("softmax")(x), torch.softmax(x, -1))
+    torch.testing.assert_close(providers.get("liger").bind("softmax")(x), torch.softmax(x, -1))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -217,8 +218,8 @@ def test_liger_softmax_adapter(monkeypatch):
     ({"mine": {}}, "must be a non-empty dict"),
 ])
 def test_malformed_providers_tables_are_refused(table, message):
-    with pytest.raises(P.ProviderError, match=message):
-        P.providers_from(table, "--provider-module m")
+    with pytest.raises(providers.ProviderError, match=message):
+        providers.providers_from(table, "--provider-module m")
 
 
 def test_modules_and_entry_points_register_and_conflicts_are_refused(monkeypatch):
@@ -233,20 +234,21 @@ def test_modules_and_entry_points_register_and_conflicts_are_refused(monkeypatch
         def load():
             return {"theirs": {"gelu": torch.nn.functional.gelu}}
 
-    monkeypatch.setattr(P, "_entry_points", lambda: [EP])
-    found = P.load_user_providers(["my_kernels_x"])
-    assert set(found) == {"mine", "theirs"} and "mine" in P.names() and "theirs" in P.names()
-    assert P.get("theirs").source == "entry point pkg (pkg.providers:TABLE)"
-    assert P.has_kernel("mine", "softmax") and not P.has_kernel("mine", "gelu")
+    monkeypatch.setattr(providers, "_entry_points", lambda: [EP])
+    found = providers.load_user_providers(["my_kernels_x"])
+    assert set(found) == {"mine", "theirs"} and "mine" in providers.names() and "theirs" in providers.names()
+    assert providers.get("theirs").source == "entry point pkg (pkg.providers:TABLE)"
+    assert providers.has_kernel("mine", "softmax") and not providers.has_kernel("mine", "gelu")
     EP.load = staticmethod(lambda: {"mine": {"gelu": torch.nn.functional.gelu}})
-    with pytest.raises(P.ProviderError, match="'mine' is also defined by --provider-module my_kernels_x"):
-        P.load_user_providers(["my_kernels_x"])
-    with pytest.raises(P.ProviderError, match="import failed: ModuleNotFoundError"):
-        P.load_user_providers(["no_such_module_ridgebench"], use_entry_points=False)
+    already = "'mine' is also defined by --provider-module my_kernels_x"
+    with pytest.raises(providers.ProviderError, match=already):
+        providers.load_user_providers(["my_kernels_x"])
+    with pytest.raises(providers.ProviderError, match="import failed: ModuleNotFoundError"):
+        providers.load_user_providers(["no_such_module_ridgebench"], use_entry_points=False)
     empty = types.ModuleType("no_table_x")
     monkeypatch.setitem(sys.modules, "no_table_x", empty)
-    with pytest.raises(P.ProviderError, match="defines no PROVIDERS"):
-        P.load_user_providers(["no_table_x"], use_entry_points=False)
+    with pytest.raises(providers.ProviderError, match="defines no PROVIDERS"):
+        providers.load_user_providers(["no_table_x"], use_entry_points=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -256,7 +258,6 @@ def test_modules_and_entry_points_register_and_conflicts_are_refused(monkeypatch
 USER_MODULE = '''
 """Plain-torch providers for the ridgebench test: one right, one wrong."""
 import torch
-import torch.nn.functional as F
 
 
 def softmax(x):
@@ -264,7 +265,7 @@ def softmax(x):
 
 
 def gelu(x, bias, *, approximate):
-    return F.gelu(x if bias is None else x + bias, approximate=approximate)
+    return torch.nn.functional.gelu(x if bias is None else x + bias, approximate=approximate)
 
 
 def wrong_softmax(x):
@@ -401,6 +402,6 @@ def test_ours_against_each_provider_at_the_same_points():
 def test_every_builtin_provider_and_a_few_user_ones_get_their_own_marker():
     from roofline.plot.layout import provider_marker
 
-    known = [*P.names(), "mine", "theirs", "yours"]
+    known = [*providers.names(), "mine", "theirs", "yours"]
     markers = [provider_marker(p, known) for p in known]
     assert len(set(markers)) == len(markers) and not {"D", "*"} & set(markers)  # those mark ridges

@@ -1,4 +1,4 @@
-"""Fused QKV projection (kernels/qkv.py) under the Triton interpreter, against a float64 reference.
+"""Fused QKV projection (kernels/qkv/) under the Triton interpreter, against a float64 reference.
 
 Every fresh output is allocated NaN-filled (see the autouse fixture), so an element the kernel never
 writes fails; caches are pre-filled with sentinels and compared bit for bit outside the appended rows.
@@ -9,24 +9,39 @@ covered by the sm_80/sm_90 compile audit; here bf16 runs only where the dot sees
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
 import triton
 
-from kernels import _qkv_configs as cfgs
 from kernels import qkv
+from kernels._lib import launch
+from kernels._lib.aot import jit_specialisation
 from kernels._lib.launch import last_launch, record_launch, triton_config_id
+from kernels.audit.gates import config_matches
+from kernels.qkv.cases import GATE_EXCEPTIONS, REQUIRED_GATES, compile_cases
+from kernels.qkv.configs import (
+    CONFIGS,
+    SMEM_LIMIT_BYTES,
+    early_config_prune,
+    prune_configs,
+    select_variant,
+    smem_bytes,
+    tma_configs,
+    tma_layout_ok,
+)
+from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
 
 F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
 
 
 @pytest.fixture(autouse=True)
 def nan_outputs(monkeypatch):
-    def empty(shape, like):
-        return torch.full(shape, float("nan"), dtype=like.dtype, device=like.device)
+    def empty(shape, dtype, device):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
 
-    monkeypatch.setattr(qkv, "_empty", empty)
+    monkeypatch.setattr(launch, "empty", empty)
 
 
 def make(batch, tokens, d, hq, hkv, dh, dtype, bias=True, seed=0):
@@ -80,10 +95,10 @@ def test_matches_reference(batch, tokens, d, hq, hkv, dh, bias, dtype):
     for got, want in zip((q, k, v), ref(x, w, b, n_heads=hq, n_kv_heads=hkv), strict=True):
         assert got.dtype == dtype and got.is_contiguous()
         assert_close(got, want, dtype)
-    launch = last_launch("qkv")
-    expected = cfgs.prune_configs(cfgs.CONFIGS, batch * tokens, x.element_size())[0]
-    assert launch.variant == qkv.select_variant(batch * tokens, hq, hkv, dh) == "fused"
-    assert launch.config == triton_config_id(expected)
+    record = last_launch("qkv")
+    expected = prune_configs(CONFIGS, batch * tokens, x.element_size())[0]
+    assert record.variant == select_variant(batch * tokens, 0, tma_layout_ok(x, w)) == "fused"
+    assert record.config == triton_config_id(expected)
 
 
 @pytest.mark.skip(reason="bf16 tl.dot multiplies raw bit patterns under the Triton interpreter "
@@ -124,7 +139,7 @@ def _config_case(cfg):
 
 
 @pytest.mark.parametrize("use_cache", [False, True], ids=["fresh", "cache"])
-@pytest.mark.parametrize("cfg", cfgs.CONFIGS, ids=cfgs.config_ids())
+@pytest.mark.parametrize("cfg", CONFIGS, ids=triton_config_id)
 def test_every_shipped_config(cfg, use_cache):
     s = _config_case(cfg)
     x, w, b = make(s["batch"], s["tokens"], s["d"], s["hq"], s["hkv"], s["dh"], F16)
@@ -337,22 +352,22 @@ def test_cpu_tensor_without_interpreter_is_refused(monkeypatch):
 @pytest.mark.parametrize("m,lo,hi", [(1, 16, 16), (16, 16, 16), (17, 16, 32), (64, 16, 64), (200, 16, 128),
                                      (256, 64, 128), (32768, 64, 128)])
 def test_pruning_by_rows(m, lo, hi):
-    kept = cfgs.prune_configs(cfgs.CONFIGS, m, 2)
+    kept = prune_configs(CONFIGS, m, 2)
     heights = {c.kwargs["BLOCK_M"] for c in kept}
     assert kept and min(heights) == lo and max(heights) == hi
-    assert all(cfgs.smem_bytes(c, 2) <= cfgs.SMEM_LIMIT_BYTES for c in cfgs.CONFIGS)  # fp16 never pruned
+    assert all(smem_bytes(c, 2) <= SMEM_LIMIT_BYTES for c in CONFIGS)  # fp16 never pruned
 
 
 def test_pruning_by_shared_memory_never_empty():
-    kept = cfgs.prune_configs(cfgs.CONFIGS, 4096, 4)  # fp32 doubles the operand tiles
-    assert kept and all(cfgs.smem_bytes(c, 4) <= cfgs.SMEM_LIMIT_BYTES for c in kept)
+    kept = prune_configs(CONFIGS, 4096, 4)  # fp32 doubles the operand tiles
+    assert kept and all(smem_bytes(c, 4) <= SMEM_LIMIT_BYTES for c in kept)
     # ... and the tf32 fragments: no tile with more than 64 fp32 accumulators per thread
     assert all(c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= 64 * 32 * c.num_warps for c in kept)
-    assert len(kept) < len(cfgs.prune_configs(cfgs.CONFIGS, 4096, 2))
+    assert len(kept) < len(prune_configs(CONFIGS, 4096, 2))
     huge = triton.Config({"BLOCK_M": 256, "BLOCK_N": 256, "BLOCK_K": 256, "GROUP_M": 8}, num_stages=5)
-    assert cfgs.prune_configs([huge], 4096, 4) == [huge]
+    assert prune_configs([huge], 4096, 4) == [huge]
     nargs = {"M": 8, "x_ptr": torch.empty(1, dtype=F16)}
-    assert cfgs.early_config_prune(cfgs.CONFIGS, nargs) == cfgs.prune_configs(cfgs.CONFIGS, 8, 2)
+    assert early_config_prune(CONFIGS, nargs) == prune_configs(CONFIGS, 8, 2)
 
 
 def test_jit_specialisation_matches_triton():
@@ -360,7 +375,8 @@ def test_jit_specialisation_matches_triton():
     from triton.backends.compiler import BaseBackend
 
     values = {"a": 1, "b": 16, "c": 17, "d": 2**31 + 16, "e": None, "f": 4800}
-    signature, constexprs, divisible = cfgs.jit_specialisation(values)
+    fn = types.SimpleNamespace(arg_names=list(values), __name__="fn")
+    signature, constexprs, divisible = jit_specialisation(fn, values, {})
     for name, value in values.items():
         kind, spec = native_specialize_impl(BaseBackend, value, False, True, True)
         assert signature[name] == kind and (name in constexprs) == (kind == "constexpr")
@@ -371,15 +387,15 @@ def test_jit_specialisation_matches_triton():
 def test_compile_cases_cover_every_config_and_argument(arch):
     import inspect
 
-    cases = qkv.compile_cases(arch)
+    cases = compile_cases(arch)
     assert len(cases) <= 24
-    params = list(inspect.signature(qkv._qkv_kernel.fn).parameters)
+    params = list(inspect.signature(_qkv_kernel.fn).parameters)
     for dtype in ("fp16", "bf16"):
-        assert {c.config for c in cases if c.dtype == dtype} == set(cfgs.config_ids())
+        assert {c.config for c in cases if c.dtype == dtype} == {triton_config_id(c) for c in CONFIGS}
     assert {c.shape["m"] for c in cases if c.dtype == "fp32"} == {32, 4096}
     for case in cases:
         if case.variant == "tma":  # sm_90's TMA kernel: the same arguments plus its own constexprs
-            assert list(case.signature) == list(inspect.signature(qkv._qkv_tma_kernel.fn).parameters)
+            assert list(case.signature) == list(inspect.signature(_qkv_tma_kernel.fn).parameters)
             assert case.signature["NUM_SMS"] == case.signature["W_K_CONTIGUOUS"] == "constexpr"
             assert arch == 90
         else:
@@ -392,7 +408,7 @@ def test_compile_cases_cover_every_config_and_argument(arch):
             assert case.constexprs["T"] == 1 and case.signature["cache_len_ptr"] == "*i32"
     assert len({c.case_id for c in cases}) == len(cases)
     with pytest.raises(ValueError, match="arch"):
-        qkv.compile_cases(70)
+        compile_cases(70)
 
 
 def test_autotuner_wiring():
@@ -400,5 +416,20 @@ def test_autotuner_wiring():
     through the shape pruning, keyed on the GEMM sizes."""
     tuner = qkv._autotuned_kernel()
     assert tuner is qkv._autotuned_kernel()  # built once
-    assert list(tuner.configs) == cfgs.CONFIGS and list(tuner.keys) == ["M", "N", "K"]
-    assert tuner.early_config_prune is cfgs.early_config_prune
+    assert list(tuner.configs) == CONFIGS and list(tuner.keys) == ["M", "N", "K"]
+    assert tuner.early_config_prune is early_config_prune
+    tma = qkv._autotuned_kernel("tma")
+    assert list(tma.configs) == tma_configs() and tma.early_config_prune is early_config_prune
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_required_gates_and_exceptions_match_the_cases(arch):
+    """Each variant's required gates are declared on its cases, and each gate exception's condition
+    names configs that exist among that variant's cases on its arch (the audit shows it is needed)."""
+    cases = compile_cases(arch)
+    for variant, gates in REQUIRED_GATES.items():
+        assert any(gates <= c.gates for c in cases if c.variant == variant), variant
+    for (variant, gate, exc_arch, condition), reason in GATE_EXCEPTIONS.items():
+        assert reason and gate in ("tensor_cores", "wgmma", "vec128_loads", "no_spills", "shared_memory")
+        if exc_arch == arch:
+            assert any(config_matches(c.config, condition) for c in cases if c.variant == variant)

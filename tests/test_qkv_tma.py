@@ -8,18 +8,19 @@ import pytest
 import torch
 import triton
 
-from kernels import _qkv_configs as cfgs
 from kernels import qkv
-from kernels._lib.launch import last_launch
-from tests.test_qkv import F16, F32, assert_close, make, ref
-
-
-@pytest.fixture(autouse=True)
-def nan_outputs(monkeypatch):
-    def empty(shape, like):
-        return torch.full(shape, float("nan"), dtype=like.dtype, device=like.device)
-
-    monkeypatch.setattr(qkv, "_empty", empty)
+from kernels._lib.launch import last_launch, triton_config_id
+from kernels.qkv.cases import compile_cases
+from kernels.qkv.configs import (
+    CONFIGS,
+    INTERPRETER_PROGRAMS,
+    TMA_MIN_M,
+    prune_configs,
+    select_variant,
+    tma_configs,
+    tma_layout_ok,
+)
+from tests.test_qkv import F16, F32, assert_close, make, nan_outputs, ref  # noqa: F401 (autouse fixture)
 
 
 def small(bm: int, bn: int, bk: int) -> triton.Config:
@@ -43,7 +44,7 @@ def test_tma_matches_reference(batch, tokens, d, hq, hkv, dh, bias, cfg, dtype):
     assert last_launch("qkv").variant == "tma"
     kw = cfg.kwargs
     tiles = triton.cdiv(batch * tokens, kw["BLOCK_M"]) * triton.cdiv(w.shape[0], kw["BLOCK_N"])
-    assert tiles > qkv._INTERPRETER_SMS  # the persistent loop visits several tiles per program
+    assert tiles > INTERPRETER_PROGRAMS  # the persistent loop visits several tiles per program
     for g, e in zip(got, ref(x, w, b, n_heads=hq, n_kv_heads=hkv), strict=True):
         assert_close(g, e, dtype)
 
@@ -68,33 +69,36 @@ def test_tma_column_major_weight_and_cache_append():
 def test_tma_default_config_is_a_wgmma_tile():
     x, w, b = make(1, 256, 64, 2, 2, 16, F32, False)
     got = qkv.qkv_projection_tma(x, w, b, n_heads=2, n_kv_heads=2)
-    cfg = cfgs.prune_configs(cfgs.tma_configs(), 256, 4)[0]
-    assert last_launch("qkv").config == qkv.triton_config_id(cfg) and cfg.kwargs["BLOCK_M"] >= 64
+    cfg = prune_configs(tma_configs(), 256, 4)[0]
+    assert last_launch("qkv").config == triton_config_id(cfg) and cfg.kwargs["BLOCK_M"] >= 64
     for g, e in zip(got, ref(x, w, b, n_heads=2, n_kv_heads=2), strict=True):
         assert_close(g, e, F32)
 
 
 def test_tma_layout_requirements():
     x, w, _ = make(2, 8, 64, 2, 2, 16, F16, False)
-    assert qkv.tma_layout_ok(x, w) and qkv.tma_layout_ok(x, w.t().contiguous().t())
+    assert tma_layout_ok(x, w) and tma_layout_ok(x, w.t().contiguous().t())
     x60, w60 = make(2, 8, 60, 2, 2, 16, F16, False)[:2]
-    assert not qkv.tma_layout_ok(x60, w60)  # 120-byte rows: not 16-byte aligned
+    assert not tma_layout_ok(x60, w60)  # 120-byte rows: not 16-byte aligned
     padded = torch.zeros(2, 9, 64, dtype=F16)[:, :8]  # batch rows 9 tokens apart, not 8
-    assert not qkv.tma_layout_ok(padded, w)
-    assert not qkv.tma_layout_ok(torch.zeros(1, 8, 65, dtype=F16)[:, :, 1:], w)  # base off by 2 bytes
+    assert not tma_layout_ok(padded, w)
+    assert not tma_layout_ok(torch.zeros(1, 8, 65, dtype=F16)[:, :, 1:], w)  # base off by 2 bytes
     with pytest.raises(ValueError, match="variant: 'tma' needs"):
         qkv.qkv_projection(padded, w, n_heads=2, n_kv_heads=2, variant="tma")
     # without a GPU, the default stays on the pointer kernel
+    assert select_variant(TMA_MIN_M, 90, True) == "tma"
+    assert select_variant(TMA_MIN_M - 1, 90, True) == select_variant(TMA_MIN_M, 80, True) == "fused"
+    assert select_variant(TMA_MIN_M, 90, False) == select_variant(TMA_MIN_M, 0, True) == "fused"
     qkv.qkv_projection(x, w, n_heads=2, n_kv_heads=2)
     assert last_launch("qkv").variant == "fused"
 
 
 def test_tma_configs_and_compile_cases():
-    assert cfgs.tma_configs() and all(c.kwargs["BLOCK_M"] >= 64 for c in cfgs.tma_configs())
-    cases = qkv.compile_cases(90)
+    assert tma_configs() and all(c.kwargs["BLOCK_M"] >= 64 for c in tma_configs())
+    cases = compile_cases(90)
     tma = [c for c in cases if c.variant == "tma"]
     assert [c.dtype for c in tma] == ["fp16", "fp16", "bf16"]
-    assert tma[0].config == qkv.triton_config_id(cfgs.CONFIGS[0])  # the 128x256x64 tile
+    assert tma[0].config == triton_config_id(CONFIGS[0])  # the 128x256x64 tile
     assert all(c.shape["m"] == 4096 and c.shape["d_model"] == 4096 for c in tma)
-    assert not [c for c in qkv.compile_cases(80) if c.variant == "tma"]
+    assert not [c for c in compile_cases(80) if c.variant == "tma"]
     assert len(cases) <= 24

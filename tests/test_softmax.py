@@ -9,10 +9,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.softmax as sm
+from kernels._lib import launch
 from kernels._lib.launch import last_launch, record_launch
 from kernels._lib.validation import collapsed_row_stride
-from kernels.softmax import SINGLE_BLOCK_LIMIT, TOLERANCES, select_variant, softmax, softmax_ref
+from kernels.softmax import (
+    SINGLE_BLOCK_LIMIT,
+    TOLERANCES,
+    select_variant,
+    softmax,
+    softmax_ref,
+)
+from kernels.softmax.cases import compile_cases
 
 # The interpreter evaluates masked-off padding too (-inf - -inf, 1/0); numpy warns, the stores are masked.
 pytestmark = pytest.mark.filterwarnings(
@@ -77,7 +84,7 @@ def test_many_short_rows_packed():
 
 def test_online_many_chunks_with_leading_neg_inf(monkeypatch):
     """Small chunks so the running max/sum is rescaled many times; whole chunks of -inf come first."""
-    monkeypatch.setattr(sm, "ONLINE_BLOCK_N", 16)
+    monkeypatch.setattr("kernels.softmax.configs.ONLINE_BLOCK_N", 16)
     x = randn(4, 203)
     x[0, :40] = -INF  # two and a half chunks of -inf before the first finite value
     x[1, 150:] = -INF
@@ -144,6 +151,16 @@ def test_fp16_max_scaled_does_not_overflow():
     assert torch.isfinite(y).all()
 
 
+def test_output_comes_from_the_allocation_seam(monkeypatch):
+    # the NaN fill only covers what the launcher allocates through kernels._lib.launch.empty
+    seen = []
+    nan_empty = launch.empty
+    monkeypatch.setattr(launch, "empty", lambda *args: seen.append(nan_empty(*args)) or seen[-1])
+    for n_cols in (17, SINGLE_BLOCK_LIMIT + 1):
+        assert check(randn(2, n_cols)) is seen[-1]
+    assert len(seen) == 2
+
+
 def test_empty_inputs_do_not_launch():
     record_launch("softmax", "sentinel", "none")
     for shape in [(0, 5), (3, 0), (0,), (2, 0, 4)]:
@@ -189,7 +206,7 @@ def test_cpu_tensor_without_interpreter_is_refused(monkeypatch):
 
 @pytest.mark.parametrize("arch", [80, 90])
 def test_compile_cases_are_well_formed(arch):
-    cases = sm.compile_cases(arch)
+    cases = compile_cases(arch)
     assert 0 < len(cases) <= 24
     assert len({c.case_id for c in cases}) == len(cases)
     for c in cases:

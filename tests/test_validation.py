@@ -10,7 +10,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.attention as A
 from kernels._lib.validation import (
     CUDA_GRID_LIMITS,
     check_grid,
@@ -19,6 +18,8 @@ from kernels._lib.validation import (
     has_internal_overlap,
     memory_overlap,
 )
+from kernels.attention import attention, attention_ref
+from kernels.attention.configs import check_launch_grids, launch_grids
 from kernels.gelu import gelu, gelu_ref
 from kernels.gemv import gemv, gemv_ref
 from kernels.qkv import qkv_projection, qkv_projection_ref
@@ -44,7 +45,7 @@ LAUNCHERS = {
     "softmax": lambda dev: softmax(torch.randn(2, 8, device=dev)),
     "gemv": lambda dev: gemv(torch.randn(1, 8, device=dev), torch.randn(4, 8, device=dev)),
     "qkv": lambda dev: qkv_projection(*_qkv_args(dev), n_heads=1, n_kv_heads=1),
-    "attention": lambda dev: A.attention(*_attention_args(dev)),
+    "attention": lambda dev: attention(*_attention_args(dev)),
 }
 FIRST_ARG = {"gelu": "x", "softmax": "x", "gemv": "x", "qkv": "x", "attention": "q"}
 
@@ -91,11 +92,11 @@ def test_numpy_integers_are_accepted_everywhere():
     xg, wg = torch.randn(1, 700), torch.randn(5, 700)
     torch.testing.assert_close(gemv(xg, wg, split_k=np.int64(2)), gemv_ref(xg, wg), atol=1e-4, rtol=1e-4)
     args = _attention_args()
-    torch.testing.assert_close(A.attention(*args, num_splits=np.int64(2)), A.attention(*args, num_splits=1),
+    torch.testing.assert_close(attention(*args, num_splits=np.int64(2)), attention(*args, num_splits=1),
                                atol=1e-6, rtol=1e-6)
     for bad in (True, np.True_, 2.0):
         with pytest.raises(ValueError, match="num_splits: expected an integer in"):
-            A.attention(*args, num_splits=bad)
+            attention(*args, num_splits=bad)
         with pytest.raises(ValueError, match="split_k: expected a positive integer or None"):
             gemv(xg, wg, split_k=bad)
 
@@ -108,12 +109,12 @@ def test_one_flag_rule():
         with pytest.raises(TypeError, match="inplace: expected a bool"):
             gelu(x, inplace=bad)
         with pytest.raises(TypeError, match="return_lse: expected a bool"):
-            A.attention(*args, return_lse=bad)
+            attention(*args, return_lse=bad)
         with pytest.raises(TypeError, match="check_cache_len: expected a bool"):
-            A.attention(*args, check_cache_len=bad)
+            attention(*args, check_cache_len=bad)
         with pytest.raises(TypeError, match="check_cache_len: expected a bool"):
             qkv_projection(xq, w, n_heads=1, n_kv_heads=1, check_cache_len=bad)
-    o, lse = A.attention(*args, return_lse=np.True_)  # numpy bools are bools
+    o, lse = attention(*args, return_lse=np.True_)  # numpy bools are bools
     assert lse.shape == args[0].shape[:3]
 
 
@@ -140,8 +141,8 @@ def test_scale_rule_is_shared(launcher):
         args = _attention_args()
 
         def run(scale):
-            return A.attention(*args, scale=scale)
-        ref = A.attention(*args, scale=0.5)
+            return attention(*args, scale=scale)
+        ref = attention(*args, scale=0.5)
     torch.testing.assert_close(run(np.float32(0.5)), ref, atol=1e-6, rtol=1e-6)
     for bad in (10**400, True, np.float64("inf")):
         with pytest.raises(ValueError, match="scale: expected a finite real number"):
@@ -175,7 +176,7 @@ def test_strided_cache_len_is_accepted_by_qkv_and_attention():
                               cache_len=lens.contiguous(), compute_dtype=torch.float64)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     q = got[0]
-    torch.testing.assert_close(A.attention(q, kc, vc, lens), A.attention_ref(q, kc, vc, lens.contiguous()),
+    torch.testing.assert_close(attention(q, kc, vc, lens), attention_ref(q, kc, vc, lens.contiguous()),
                                atol=1e-5, rtol=1e-5)
 
 
@@ -199,18 +200,18 @@ def test_check_grid():
     ("splitkv", 1, 1, 65536, "y"),  # the combine kernel's query heads
 ])
 def test_attention_grid_limits(variant, q_len, batch, n_heads, axis):
-    grids = A.launch_grids(variant, batch, n_heads, 1, q_len, 64, num_splits=2)
+    grids = launch_grids(variant, batch, n_heads, 1, q_len, 64, num_splits=2)
     assert any(grid["xyz".index(axis)] > 65535 for grid, _ in grids)
     with pytest.raises(ValueError, match=f"programs on CUDA grid axis {axis}"):
-        A.check_launch_grids(variant, batch, n_heads, 1, q_len, 64, num_splits=2)
-    A.check_launch_grids(variant, 1, 8, 1, q_len, 64, num_splits=2)  # an ordinary shape passes
+        check_launch_grids(variant, batch, n_heads, 1, q_len, 64, num_splits=2)
+    check_launch_grids(variant, 1, 8, 1, q_len, 64, num_splits=2)  # an ordinary shape passes
 
 
 def test_attention_refuses_a_batch_past_the_grid_before_launching():
     q = torch.zeros(65536, 1, 1, 64)
     k = torch.zeros(65536, 1, 1, 64)
     with pytest.raises(ValueError, match=r"q: batch.* = 65,536 programs on CUDA grid axis z"):
-        A.attention(q, k, k, torch.zeros(65536, dtype=torch.int32), check_cache_len=False)
+        attention(q, k, k, torch.zeros(65536, dtype=torch.int32), check_cache_len=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ def test_attention_reads_shared_caches():
     q = torch.randn(2, 2, 1, 64)
     k = torch.randn(1, 1, 5, 64).expand(2, 1, 5, 64)
     lens = torch.tensor([1, 4], dtype=torch.int32)
-    torch.testing.assert_close(A.attention(q, k, k, lens), A.attention_ref(q, k, k, lens), atol=1e-5,
+    torch.testing.assert_close(attention(q, k, k, lens), attention_ref(q, k, k, lens), atol=1e-5,
                                rtol=1e-5)
 
 

@@ -24,6 +24,15 @@ def num_sms(device: torch.device | None = None) -> int:
     return DEFAULT_NUM_SMS
 
 
+def arch(dev: torch.device, default: int = 0) -> int:
+    """Compute capability ``10 * major + minor`` of a CUDA device (80 for an A100); ``default`` for any
+    other device (the CPU, the interpreter)."""
+    if dev.type != "cuda":
+        return default
+    major, minor = torch.cuda.get_device_capability(dev)
+    return 10 * major + minor
+
+
 @dataclass(frozen=True)
 class ArchLimits:
     """Per-SM and per-block limits of one CUDA compute capability (see the module docstring)."""

@@ -1,11 +1,11 @@
 """The static sm_80/sm_90 compile audit: GPU readiness without a GPU.
 
-Every kernel module's ``compile_cases(arch)`` lists the configs it ships; the audit compiles each one
-ahead of time for A100 (sm_80) and H100 (sm_90) on this CPU-only machine, reads the cubin with the
-``cuobjdump`` that ships in the triton wheel, and reports registers, spills and local memory, shared
-memory, theoretical occupancy, tensor-core / async-copy / TMA instructions and global load-store
-widths, then checks the gates in :mod:`kernels.audit.gates`. It predicts readiness; it measures no
-speed.
+Every op's ``compile_cases(arch)`` (``kernels/<op>/cases.py``) lists the configs it ships; the audit
+compiles each one ahead of time for A100 (sm_80) and H100 (sm_90) on this CPU-only machine, reads the
+cubin with the ``cuobjdump`` that ships in the triton wheel, and reports registers, spills and local
+memory, shared memory, theoretical occupancy, tensor-core / async-copy / TMA instructions and global
+load-store widths, then checks the gates in :mod:`kernels.audit.gates`. It predicts readiness; it
+measures no speed.
 
 Command line: ``python -m kernels.audit [--kernel NAME ...] [--arch 80 90] [--jobs N] [--json PATH]
 [--quiet] [--fresh] [--cases MODULE:FUNCTION ...]``.
@@ -25,13 +25,13 @@ API (importing this package imports no kernel module):
 """
 
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
-from kernels.audit.gates import ALL_GATES, EXCEPTIONS, check_gates
+from kernels.audit.gates import ALL_GATES, check_gates, exceptions, required_gates
 from kernels.audit.occupancy import LIMITS, SUPPORTED_ARCHS, ArchLimits, Occupancy, occupancy
 from kernels.audit.report import find_line, format_table, latest_json, load_lines, lookup
 from kernels.audit.runner import run_audit
 
 __all__ = [
-    "ALL_GATES", "EXCEPTIONS", "LIMITS", "SUPPORTED_ARCHS", "ArchLimits", "AuditEnvironmentError",
-    "AuditLine", "Occupancy", "audit_case", "check_gates", "find_line", "format_table", "latest_json",
-    "load_lines", "lookup", "occupancy", "run_audit",
+    "ALL_GATES", "LIMITS", "SUPPORTED_ARCHS", "ArchLimits", "AuditEnvironmentError", "AuditLine", "Occupancy",
+    "audit_case", "check_gates", "exceptions", "find_line", "format_table", "latest_json", "load_lines",
+    "lookup", "occupancy", "required_gates", "run_audit",
 ]

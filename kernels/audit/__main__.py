@@ -10,11 +10,11 @@ import argparse
 import sys
 import time
 
-from kernels import KERNEL_MODULES
 from kernels.audit.compile import AuditEnvironmentError, AuditLine
 from kernels.audit.occupancy import SUPPORTED_ARCHS
 from kernels.audit.report import default_json_path, format_table, summary, to_json, write_json
 from kernels.audit.runner import default_jobs, run_audit, validate
+from roofline.ops import KERNELS
 
 PROG = "python -m kernels.audit"
 
@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--kernel", nargs="+", action="extend", metavar="NAME",
-                   help=f"kernels to audit (default: all of {', '.join(KERNEL_MODULES)})")
+                   help=f"kernels to audit (default: all of {', '.join(KERNELS)})")
     p.add_argument("--arch", nargs="+", action="extend", metavar="ARCH",
                    help="compute capabilities: 80 (A100), 90 (H100); default both")
     p.add_argument("--jobs", type=int, default=None, metavar="N",

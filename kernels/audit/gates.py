@@ -1,4 +1,5 @@
-"""The audit's gates, the gates each kernel must carry, and the exceptions: all in this one file.
+"""The audit's gates, and how the gates each kernel must carry and its waivers are collected from the
+ops' ``cases.py``.
 
 Universal gates (every case, every architecture):
 
@@ -18,7 +19,7 @@ Gates a case opts into through ``CompileCase.gates``:
   tile allows it (a warpgroup of 4 warps with at least 64 rows of the tile per warpgroup, operands it
   can stage in shared memory); otherwise it emits ``mma.sync`` (``HMMA``), which H100 runs well below
   its tensor peak. Where a small tile is the principled choice (decode: a handful of rows, bound by
-  memory anyway) :data:`EXCEPTIONS` waives ``wgmma`` for exactly those configs, with the reason;
+  memory anyway) :func:`exceptions` waives ``wgmma`` for exactly those configs, with the reason;
   ``tensor_cores`` still requires ``HMMA`` there.
 - ``vec128_loads``: the stream uses 128-bit global loads: at least :data:`VEC128_MIN_FRACTION` of the
   global-load bits in the SASS (static count x width over ``LDG`` and ``LDGSTS``; Triton pipelines loop
@@ -26,19 +27,23 @@ Gates a case opts into through ``CompileCase.gates``:
   element, a length) is allowed; an unvectorised 16-bit stream (8 x the instructions of a 128-bit
   one) is not. A stream loaded by TMA (``UTMALDG``: whole tiles copied to shared memory) passes.
 
-:data:`REQUIRED_GATES` names, per kernel variant, the gates the issue requires it to carry (tensor cores
+:func:`required_gates` names, per kernel variant, the gates the issue requires it to carry (tensor cores
 for the GEMM family and attention, 128-bit loads for the memory-bound streams); the test suite checks
-each variant declares them on its cases. :data:`EXCEPTIONS` is the only place a gate can be waived, and
+each variant declares them on its cases. :func:`exceptions` is the only place a gate can be waived, and
 every entry must be needed: the tests fail on an exception that matches no case or waives nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 from collections.abc import Mapping
+from types import ModuleType
 
 from kernels.audit.compile import AuditLine
 from kernels.audit.occupancy import LIMITS
+from roofline.ops import KERNELS
 
 UNIVERSAL_GATES: tuple[str, ...] = ("compiles", "no_spills", "shared_memory")
 OPT_IN_GATES: tuple[str, ...] = ("tensor_cores", "wgmma", "vec128_loads")
@@ -46,35 +51,34 @@ ALL_GATES: tuple[str, ...] = UNIVERSAL_GATES + OPT_IN_GATES
 
 VEC128_MIN_FRACTION = 0.75
 
-# (kernel, variant) -> gates that variant's cases must declare (on at least one case per architecture;
-# a variant's cases may legitimately drop vec128_loads at an unaligned shape, e.g. softmax rows of 50257).
-REQUIRED_GATES: dict[tuple[str, str], frozenset[str]] = {
-    ("qkv", "fused"): frozenset({"tensor_cores"}),
-    ("attention", "prefill"): frozenset({"tensor_cores"}),
-    ("attention", "splitkv"): frozenset({"tensor_cores", "vec128_loads"}),  # the decode KV stream
-    ("gemv", "splitk"): frozenset({"vec128_loads"}),  # the weight stream
-    ("softmax", "single"): frozenset({"vec128_loads"}),
-    ("softmax", "online"): frozenset({"vec128_loads"}),
-    ("gelu", "*"): frozenset({"vec128_loads"}),
-}
+def _cases_modules() -> dict[str, ModuleType]:
+    return {name: importlib.import_module(f"kernels.{name}.cases") for name in KERNELS}
 
-# (kernel, variant, gate, arch, condition) -> reason. ``variant`` may be "*" (every variant);
-# ``condition`` is "*" (every config), "NAME=VALUE" or "NAME<VALUE" on a part of the config id.
-# Keep each reason a sentence a reviewer can check against the kernel's docstring and the table.
-EXCEPTIONS: dict[tuple[str, str, str, int, str], str] = {
-    # Triton lowers a tl.dot to wgmma (HGMMA) only for tiles of at least 64 rows (a multiple of 64 per
-    # warpgroup of 4 warps); smaller tiles get mma.sync (HMMA), seen in this audit for 16- and 32-row
-    # tiles and in tests/audit_fixtures.py (bad_wgmma). The decode paths below choose small tiles
-    # on purpose: their rows are the new tokens (or a GQA group's query heads), and they are bound by the
-    # weight or KV stream, not the tensor-core rate, so padding to 64 rows would waste >= half of every
-    # MMA for no gain in bandwidth. tensor_cores still requires HMMA on them.
-    ("qkv", "fused", "wgmma", 90, "BLOCK_M<64"):
-        "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
-        "for wgmma, so these run HMMA on H100",
-    ("attention", "splitkv", "wgmma", 90, "BLOCK_M<64"):
-        "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
-        ">= 64 rows for wgmma, so the QK^T and PV dots run HMMA on H100",
-}
+
+@functools.cache
+def required_gates() -> dict[tuple[str, str], frozenset[str]]:
+    """``(kernel, variant) -> gates`` that variant's cases must declare (on at least one case per
+    architecture; a case may drop ``vec128_loads`` at an unaligned shape, e.g. softmax rows of 50257).
+    Each op declares its own in ``kernels/<op>/cases.py`` (``REQUIRED_GATES``, variant ``"*"`` = all)."""
+    return {(kernel, variant): frozenset(gates) for kernel, module in _cases_modules().items()
+            for variant, gates in module.REQUIRED_GATES.items()}
+
+
+@functools.cache
+def exceptions() -> dict[tuple[str, str, str, int, str], str]:
+    """``(kernel, variant, gate, arch, condition) -> reason``: every waiver, collected from each op's
+    ``kernels/<op>/cases.py`` (``GATE_EXCEPTIONS``, keyed ``(variant, gate, arch, condition)``).
+
+    ``variant`` may be ``"*"`` (every variant); ``condition`` is ``"*"`` (every config), ``"NAME=VALUE"`` or
+    ``"NAME<VALUE"`` on a part of the config id. The waivers in use are for ``wgmma``: Triton lowers a
+    ``tl.dot`` to wgmma (HGMMA) only for tiles of at least 64 rows per warpgroup of 4 warps; smaller tiles
+    get mma.sync (HMMA), as ``tests/audit_fixtures.py`` (``bad_wgmma``) shows. Decode paths choose small
+    tiles on purpose (their rows are the new tokens, or a GQA group's query heads, and they are bound by
+    the weight or KV stream), and ``tensor_cores`` still requires HMMA on them.
+    """
+    return {(kernel, *key): reason for kernel, module in _cases_modules().items()
+            for key, reason in module.GATE_EXCEPTIONS.items()}
+
 
 _CONDITION_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)([=<])(-?\d+|\w+)$")
 
@@ -149,11 +153,12 @@ def gate_failure(gate: str, line: AuditLine) -> str | None:
 
 
 def exception_for(line: AuditLine, gate: str,
-                  exceptions: Mapping[tuple[str, str, str, int, str], str] | None = None) -> str | None:
-    """The reason ``gate`` is waived for ``line``, or ``None``. ``compiles`` is never waived."""
+                  waivers: Mapping[tuple[str, str, str, int, str], str] | None = None) -> str | None:
+    """The reason ``gate`` is waived for ``line`` (from ``waivers``, default :func:`exceptions`), or
+    ``None``. ``compiles`` is never waived."""
     if gate == "compiles":
         return None
-    table = EXCEPTIONS if exceptions is None else exceptions
+    table = exceptions() if waivers is None else waivers
     for (kernel, variant, g, arch, condition), reason in table.items():
         if (kernel == line.kernel and variant in (line.variant, "*") and g == gate and arch == line.arch
                 and config_matches(line.config, condition)):
@@ -162,10 +167,10 @@ def exception_for(line: AuditLine, gate: str,
 
 
 def check_gates(line: AuditLine, case: object | None = None, *,
-                exceptions: Mapping[tuple[str, str, str, int, str], str] | None = None) -> list[str]:
+                waivers: Mapping[tuple[str, str, str, int, str], str] | None = None) -> list[str]:
     """Every gate ``line`` fails, as ``"<gate>: <why>"`` strings (empty when all pass).
 
-    Waived gates (see :data:`EXCEPTIONS`) are recorded in ``line.waived`` instead. ``line.failures`` is
+    Waived gates (see :func:`exceptions`) are recorded in ``line.waived`` instead. ``line.failures`` is
     set to the result. ``case`` (the :class:`~kernels._lib.aot.CompileCase`) is optional: when given, its
     ``gates`` replace the line's.
     """
@@ -178,7 +183,7 @@ def check_gates(line: AuditLine, case: object | None = None, *,
         why = gate_failure(gate, line)
         if why is None:
             continue
-        reason = exception_for(line, gate, exceptions)
+        reason = exception_for(line, gate, waivers)
         if reason:
             waived[gate] = reason
         else:

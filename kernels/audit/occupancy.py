@@ -5,60 +5,22 @@ this kernel, as limited by registers, shared memory, threads and the block-slot 
 latency hiding; it does not measure speed (a kernel at 12% occupancy can be at the roof, and one at
 100% can be far from it).
 
-Sources for the limits (both architectures share all but the shared-memory figures):
-
-- NVIDIA CUDA C++ Programming Guide, "Compute Capabilities", table "Technical Specifications per
-  Compute Capability" (8.0 and 9.0 columns): 65,536 32-bit registers per SM, at most 255 registers per
-  thread, 64 resident warps (2,048 threads) per SM, 32 resident blocks per SM, 1,024 threads per block;
-  shared memory per SM 164 KB (8.0) and 228 KB (9.0); at most 163 KB (8.0) and 227 KB (9.0) per block
-  (the opt-in maximum Triton raises the launch to; the driver attribute
-  ``cudaDevAttrMaxSharedMemoryPerBlockOptin`` reads 166,912 B on A100 and 232,448 B on H100).
-- Same guide, sections "Compute Capability 8.x / 9.x, Shared Memory": 1 KB of shared memory per block
-  is reserved for system use, so a block occupies its own shared memory + 1,024 B of the SM's.
-- ``cuda_occupancy.h`` (CUDA toolkit, the code behind ``cudaOccupancyMaxActiveBlocksPerMultiprocessor``):
-  registers are allocated per warp in units of 256, spread over 4 SM sub-partitions (a warp's registers
-  live in one sub-partition); shared memory is allocated in units of 128 B.
-
-KB here is KiB (1 KB = 1,024 B), as in NVIDIA's tables. The shared-memory carve-out is assumed to be
-the largest the SM offers (the driver picks a carve-out that fits the launch); a smaller preferred
-carve-out can only lower occupancy.
+The limits (with their sources) are :mod:`kernels._lib.device`'s: one copy for the launchers' config
+pruning and this audit. Occupancy follows ``cuda_occupancy.h``: registers allocated per warp in units
+of 256 over 4 sub-partitions, shared memory in 128 B units plus 1 KB reserved per block; the
+shared-memory carve-out is assumed to be the largest the SM offers (a smaller one only lowers it).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from kernels._lib.device import LIMITS as DEVICE_LIMITS
+from kernels._lib.device import ArchLimits
 
-@dataclass(frozen=True)
-class ArchLimits:
-    """Per-SM and per-block limits of one CUDA compute capability (see the module docstring)."""
-
-    arch: int
-    name: str
-    regs_per_sm: int = 65536
-    max_regs_per_thread: int = 255
-    reg_alloc_unit: int = 256          # registers, allocated per warp
-    sub_partitions: int = 4            # SMSPs; a warp's registers come from one of them
-    max_warps_per_sm: int = 64
-    max_threads_per_sm: int = 2048
-    max_blocks_per_sm: int = 32
-    max_threads_per_block: int = 1024
-    warp_size: int = 32
-    smem_per_sm: int = 0               # bytes, largest carve-out
-    smem_per_block: int = 0            # bytes, opt-in maximum for one block
-    smem_reserved_per_block: int = 1024
-    smem_alloc_unit: int = 128
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-LIMITS: dict[int, ArchLimits] = {
-    80: ArchLimits(arch=80, name="sm_80 (A100)", smem_per_sm=164 * 1024, smem_per_block=163 * 1024),
-    90: ArchLimits(arch=90, name="sm_90 (H100/H200)", smem_per_sm=228 * 1024, smem_per_block=227 * 1024),
-}
-
-SUPPORTED_ARCHS: tuple[int, ...] = tuple(LIMITS)
+# The architectures the audit compiles for; their limits are kernels._lib.device's, one copy.
+SUPPORTED_ARCHS: tuple[int, ...] = (80, 90)
+LIMITS: dict[int, ArchLimits] = {arch: DEVICE_LIMITS[arch] for arch in SUPPORTED_ARCHS}
 
 
 def _round_up(value: int, unit: int) -> int:

@@ -8,7 +8,7 @@ Each worker imports the kernel modules once and compiles cases by index; Triton'
 
 Case sources:
 
-- a kernel name from :data:`kernels.KERNEL_MODULES`: ``kernels.<name>.compile_cases(arch)``. A module
+- a kernel name from :data:`roofline.ops.KERNELS`: ``kernels.<name>.cases.compile_cases(arch)``. A module
   that is missing, has no ``compile_cases``, raises, or returns no case becomes an error line (the
   ``compiles`` gate fails): never a silent skip;
 - an extra source ``"package.module:function"`` or ``"path/to/file.py:function"``: ``function(arch)``
@@ -26,10 +26,10 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from kernels import KERNEL_MODULES
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
 from kernels.audit.gates import check_gates
 from kernels.audit.occupancy import SUPPORTED_ARCHS
+from roofline.ops import KERNELS
 
 _CASES: dict[tuple[str, int], list] = {}
 
@@ -37,17 +37,17 @@ _CASES: dict[tuple[str, int], list] = {}
 def _load_source(source: str) -> Callable[[int], list]:
     """The ``compile_cases``-like function behind a case source (see the module docstring)."""
     if ":" not in source:
-        if source not in KERNEL_MODULES:
-            raise ValueError(f"unknown kernel {source!r}, expected one of {list(KERNEL_MODULES)}")
+        if source not in KERNELS:
+            raise ValueError(f"unknown kernel {source!r}, expected one of {list(KERNELS)}")
         try:
-            module = importlib.import_module(f"kernels.{source}")
+            module = importlib.import_module(f"kernels.{source}.cases")
         except ModuleNotFoundError as exc:
-            if exc.name == f"kernels.{source}":
-                raise LookupError(f"kernel module kernels/{source}.py is missing") from exc
+            if exc.name in (f"kernels.{source}", f"kernels.{source}.cases"):
+                raise LookupError(f"kernel package kernels/{source}/ has no cases.py") from exc
             raise
         fn = getattr(module, "compile_cases", None)
         if not callable(fn):
-            raise LookupError(f"kernels.{source} has no compile_cases(arch) function")
+            raise LookupError(f"kernels.{source}.cases has no compile_cases(arch) function")
         return fn
     where, _, func = source.rpartition(":")
     if where.endswith(".py"):
@@ -112,10 +112,10 @@ def _error_line(source: str, arch: int, error: str) -> AuditLine:
 
 def validate(kernels: Iterable[str] | None, archs: Iterable[int]) -> tuple[list[str], list[int]]:
     """Check kernel names and architectures; raise ``ValueError`` with a one-line message."""
-    names = list(KERNEL_MODULES) if kernels is None else list(kernels)
-    unknown = [k for k in names if k not in KERNEL_MODULES]
+    names = list(KERNELS) if kernels is None else list(kernels)
+    unknown = [k for k in names if k not in KERNELS]
     if unknown:
-        raise ValueError(f"unknown kernel {unknown[0]!r}; expected one of: {', '.join(KERNEL_MODULES)}")
+        raise ValueError(f"unknown kernel {unknown[0]!r}; expected one of: {', '.join(KERNELS)}")
     arch_list = []
     for a in archs:
         try:
@@ -145,7 +145,7 @@ def run_audit(
     fresh: bool = False,
     progress: Callable[[int, int, AuditLine], None] | None = None,
 ) -> list[AuditLine]:
-    """Compile every case of ``kernels`` (default: all of :data:`kernels.KERNEL_MODULES`, or none when
+    """Compile every case of ``kernels`` (default: all of :data:`roofline.ops.KERNELS`, or none when
     only ``extra`` sources are given) for each of ``archs`` in ``jobs`` worker processes, check the
     gates, and return the lines ordered by source, case and architecture.
 

@@ -1,33 +1,39 @@
-"""Split-KV ("flash-decoding") attention kernels for decode and short query chunks; the public launcher,
-validation and configs live in :mod:`kernels.attention`.
+"""Split-KV ("flash-decoding") attention for decode and short query chunks: the kernels and their launch.
 
-``_attn_splitkv_kernel``: one program = one KV head of one sequence x one split of its keys x one
-``BLOCK_M``-row block of packed queries. The ``group * q_len`` queries that share a KV head (the
-``Hq // Hkv`` query heads of a GQA group, times the ``q_len`` new tokens) are packed query-major into the
-M dimension of a ``tl.dot`` tile (row ``r`` is token ``r // group`` of query head
-``kv_head * group + r % group``), so each K/V tile is loaded once for the whole group and both products
-run on tensor cores even at ``q_len = 1``. Sequence ``b``'s ``cache_len[b] + q_len`` keys are cut
-into ``num_splits`` runs of whole ``BLOCK_N`` tiles; a split that starts past a query's position (or
-past the sequence) contributes nothing.
-
-With ``SPLIT`` (``num_splits > 1``) each program writes its normalised partial output (fp32) and its
-base-2 LSE (``-inf`` and a zero partial for a split that saw no key, or only ``-inf`` scores), and
-``_attn_combine_kernel`` merges the splits: ``O = sum_s 2^(lse_s - m) O_s / sum_s 2^(lse_s - m)``.
-Without ``SPLIT`` the same kernel is the single-pass path: it normalises and writes O (and the
-natural-log LSE) directly. Every split count gives the same non-finite results (the convention is in
-:mod:`kernels.attention`): all splits ``-inf`` combine to ``0/0`` = NaN and ``-inf``; a NaN split LSE
-(a ``+inf`` or NaN score) makes the total weight, hence O and LSE, NaN.
+``_attn_splitkv_kernel``, grid ``(num_splits, Hkv, B * row blocks)``: one program = one KV head of one
+sequence x one split of its keys x one ``BLOCK_M``-row block of packed queries. The ``group * q_len``
+queries sharing a KV head are packed query-major into the M rows of a ``tl.dot`` tile (row ``r`` is
+token ``r // group`` of query head ``kv_head * group + r % group``), so each K/V tile is read once per
+KV head and both products run on tensor cores even at ``q_len = 1``. The ``cache_len[b] + q_len`` keys
+are cut into ``num_splits`` runs of whole ``BLOCK_N`` tiles, each swept by
+:func:`~kernels.attention.kernels._attn_kv_loop` (unmasked, then the masked tail). With ``SPLIT``
+(``num_splits > 1``) each program writes a normalised fp32 partial O and its base-2 LSE, and
+``_attn_combine_kernel`` (grid ``(q_len, Hq, B)``) merges them:
+``O = sum_s 2^(lse_s - m) O_s / sum_s 2^(lse_s - m)``. Without ``SPLIT`` it is the single-pass path
+and writes O (and the natural-log LSE) directly. Every split count gives the same non-finite results.
 """
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
-from kernels._attention_prefill import LOG2E, _online_softmax_tile, block_d, prune_configs
-from kernels._lib.launch import config_id
+from kernels._lib import device, launch
+from kernels._lib.launch import record_launch
+from kernels.attention.configs import (
+    COMBINE_SPLIT_TILE,
+    COMBINE_WARPS,
+    block_d,
+    decode_block_m,
+    decode_config,
+    device_arch,
+    select_num_splits,
+    splitkv_config_id,
+)
+from kernels.attention.kernels import LOG2E, _attn_kv_loop
 
-DEFAULT_SM_COUNT = 132  # H100 SXM; the launcher reads the real count from torch.cuda on a GPU
+KERNEL = "attention"
 
 
 @triton.jit
@@ -59,7 +65,6 @@ def _attn_splitkv_kernel(
     row_mask = rows < n_rows
     tok = rows // group  # query token of each packed row
     head = kv_head * group + (rows % group)  # query head of each packed row
-    offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     d_mask = offs_d < HEAD_DIM
 
@@ -90,33 +95,21 @@ def _attn_splitkv_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
 
-    for start_n in range(split_start, full_end, BLOCK_N):
-        offs_kv = start_n + offs_n
-        # read BLOCK_N x Dh of K and of V: the KV stream, shared by all BLOCK_M packed rows
-        k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        qk = tl.dot(q, tl.trans(k))  # raw scores: the scale is applied in the exp2 FMA
-        v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=d_mask[None, :], other=0.0)
-        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale)
+    # [split_start, full_end): whole tiles every row sees, unmasked; then the tail tiles (the diagonal
+    # and the split/sequence end), masked: a row may see no key at all there (its running max stays
+    # -inf), so the exponents use a finite stand-in for the max
+    m_i, l_i, acc = _attn_kv_loop(m_i, l_i, acc, q, q_pos, k_base, v_base, stride_kn, stride_vn,
+                                  split_start, full_end, qk_scale, HEAD_DIM, BLOCK_D, BLOCK_N,
+                                  MASKED=False, USE_TMA=False)
+    m_i, l_i, acc = _attn_kv_loop(m_i, l_i, acc, q, q_pos, k_base, v_base, stride_kn, stride_vn,
+                                  full_end, split_end, qk_scale, HEAD_DIM, BLOCK_D, BLOCK_N,
+                                  MASKED=True, USE_TMA=False)
 
-    # tail tiles (the diagonal and the split/sequence end): masked; a row may see no key at all here
-    # (its running max stays -inf), so exponents use a finite stand-in for the max
-    for start_n in range(full_end, split_end, BLOCK_N):
-        offs_kv = start_n + offs_n
-        n_mask = offs_kv < split_end
-        k = tl.load(k_base + offs_kv[:, None] * stride_kn + offs_d[None, :],
-                    mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        qk = tl.dot(q, tl.trans(k)) * qk_scale  # scaled before masking (a zero scale meets no -inf)
-        visible = (offs_kv[None, :] <= q_pos[:, None]) & n_mask[None, :]
-        qk = tl.where(visible, qk, float("-inf"))
-        v = tl.load(v_base + offs_kv[:, None] * stride_vn + offs_d[None, :],
-                    mask=n_mask[:, None] & d_mask[None, :], other=0.0)
-        m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, 1.0)
-
-    # Non-finite scores (the convention in kernels.attention): l_i == 0 exactly when no visible score
-    # was finite-or-+inf (all -inf, or no key in this split): LSE -inf. l_i is NaN when a score was
-    # +inf or NaN, and so is m + log2(l): LSE NaN. The final O is acc / l (0/0 = NaN for an all -inf
-    # query, as the reference); a partial O of a split that saw nothing must stay finite (0), since
-    # the combine weighs it by 2^-inf = 0 and 0 * NaN would be NaN.
+    # Non-finite scores (the convention in kernels/attention/DESIGN.md): l_i == 0 exactly when no
+    # visible score was finite-or-+inf (all -inf, or no key in this split): LSE -inf. l_i is NaN when a
+    # score was +inf or NaN, and so is m + log2(l): LSE NaN. The final O is acc / l (0/0 = NaN for an
+    # all -inf query, as the reference); a partial O of a split that saw nothing must stay finite (0),
+    # since the combine weighs it by 2^-inf = 0 and 0 * NaN would be NaN.
     empty = l_i == 0.0
     l_safe = tl.where(empty, 1.0, l_i)  # log2(0) is -inf anyway; this keeps the interpreter quiet
     lse2 = tl.where(empty, float("-inf"), m_i + tl.math.log2(l_safe))
@@ -185,52 +178,8 @@ def _attn_combine_kernel(
 
 
 # ----------------------------------------------------------------------------------------------
-# Configs, per padded head dim (BLOCK_D). BLOCK_M is not tuned: it is the packed row count
-# (group * q_len) rounded up to a power of two in [16, 64], 16 being the smallest tl.dot tile.
-# Shared memory ~ element_size * (BLOCK_M*BLOCK_D + 2*num_stages*BLOCK_N*BLOCK_D); with 3 stages each
-# program keeps two K/V tiles (2 x 2 x BLOCK_N*BLOCK_D*2 B = 64 KB at Dh=128) in flight, far above
-# the ~16 KB per SM that Little's law asks of HBM3 at ~600 ns latency.
+# Launch
 # ----------------------------------------------------------------------------------------------
-
-DECODE_CONFIGS: dict[int, list[triton.Config]] = {
-    64: [triton.Config({"BLOCK_N": 64}, num_warps=4, num_stages=3)],   # 50 KB (fp16)
-    128: [triton.Config({"BLOCK_N": 64}, num_warps=4, num_stages=3)],  # 100 KB
-    256: [triton.Config({"BLOCK_N": 32}, num_warps=4, num_stages=3)],  # 104 KB
-}
-COMBINE_WARPS = 4
-COMBINE_SPLIT_TILE = 16  # splits merged per step: 16 x BLOCK_D fp32 = 32 registers per thread at Dh=256
-MAX_SPLITS = 128
-
-
-def decode_block_m(group: int, q_len: int) -> int:
-    """Packed rows per split-KV program: ``group * q_len`` rounded up to a power of two in [16, 64]."""
-    return min(64, max(16, triton.next_power_of_2(max(1, group * q_len))))
-
-
-def decode_config(head_dim: int, elt: int, arch: int, block_m: int) -> triton.Config:
-    """The split-KV config for a head dim: the first survivor of :func:`prune_configs`."""
-    bd = block_d(head_dim)
-    return prune_configs(DECODE_CONFIGS[bd], bd, elt, arch, block_m=block_m)[0]
-
-
-def select_num_splits(batch: int, n_kv_heads: int, kv_len: int, *, m_blocks: int = 1,
-                      n_sms: int = DEFAULT_SM_COUNT, block_n: int = 64) -> int:
-    """Splits of the KV axis for the split-KV kernel (after FlashAttention-2's ``num_splits_heuristic``).
-
-    ``batch * n_kv_heads * m_blocks`` programs run without splitting; if that is >= 80% of the SMs,
-    one split. Otherwise the split count (at most :data:`MAX_SPLITS`, and at least 4 key tiles per
-    split so each program streams enough to amortise its prologue) whose last wave is best filled:
-    the smallest count within 85% of the best wave efficiency. ``kv_len`` is the longest sequence's
-    key count; the launcher passes the cache capacity (an upper bound known without a device sync).
-    """
-    programs = max(1, batch * n_kv_heads * m_blocks)
-    if programs >= 0.8 * n_sms:
-        return 1
-    max_splits = max(1, min(MAX_SPLITS, triton.cdiv(max(kv_len, 1), 4 * block_n)))
-    eff = [programs * s / (triton.cdiv(programs * s, n_sms) * n_sms) for s in range(1, max_splits + 1)]
-    best = max(eff)
-    return next(s for s, e in enumerate(eff, start=1) if e >= 0.85 * best)
-
 
 def splitkv_args(q, k_cache, v_cache, cache_len, o, lse, scale: float, num_splits: int,
                   o_part, lse_part) -> tuple[tuple, dict]:
@@ -261,6 +210,31 @@ def combine_args(o, lse, o_part, lse_part) -> tuple[tuple, dict]:
                       STORE_LSE=lse is not None)
 
 
-def splitkv_config_id(cfg: triton.Config, meta: dict) -> str:
-    return config_id({**cfg.kwargs, "BLOCK_M": meta["BLOCK_M"], "SPLIT": int(meta["SPLIT"])},
-                     cfg.num_warps, cfg.num_stages)
+def launch_splitkv(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_len: torch.Tensor,
+                   o: torch.Tensor, lse: torch.Tensor | None, scale: float, num_splits: int | None,
+                   config: triton.Config | None = None) -> int:
+    """Launch split-KV (and, with more than one split, the combine kernel) on validated inputs into
+    preallocated ``o`` (and ``lse``); the fp32 partials come from :func:`kernels._lib.launch.empty`.
+    ``num_splits=None``: :func:`~kernels.attention.configs.select_num_splits` on this device's SMs.
+    ``config``: default :func:`~kernels.attention.configs.decode_config`. Returns the splits used and
+    records the launch as ``("attention", "splitkv", config id + num_splits)``."""
+    batch, n_heads, q_len, head_dim = q.shape
+    n_kv_heads, capacity = k_cache.shape[1], k_cache.shape[2]
+    bm = decode_block_m(n_heads // n_kv_heads, q_len)
+    m_blocks = triton.cdiv(n_heads // n_kv_heads * q_len, bm)
+    cfg = config or decode_config(head_dim, q.element_size(), device_arch(q.device), bm)
+    if num_splits is None:
+        num_splits = select_num_splits(batch, n_kv_heads, capacity, m_blocks=m_blocks,
+                                       n_sms=device.num_sms(q.device), block_n=cfg.kwargs["BLOCK_N"])
+    o_part = lse_part = None
+    if num_splits > 1:
+        o_part = launch.empty((batch, n_heads, q_len, num_splits, head_dim), torch.float32, q.device)
+        lse_part = launch.empty((batch, n_heads, q_len, num_splits), torch.float32, q.device)
+    args, meta = splitkv_args(q, k_cache, v_cache, cache_len, o, lse, scale, num_splits, o_part, lse_part)
+    _attn_splitkv_kernel[(num_splits, n_kv_heads, batch * m_blocks)](
+        *args, **meta, **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if num_splits > 1:
+        args, cmeta = combine_args(o, lse, o_part, lse_part)
+        _attn_combine_kernel[(q_len, n_heads, batch)](*args, **cmeta, num_warps=COMBINE_WARPS)
+    record_launch(KERNEL, "splitkv", f"{splitkv_config_id(cfg, meta)},num_splits={num_splits}")
+    return num_splits

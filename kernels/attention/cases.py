@@ -1,66 +1,58 @@
-"""Ahead-of-time compile cases of the attention kernels (``kernels.attention.compile_cases``), built from
-the same argument builders the launchers use, on ``meta``-device tensors: what the audit compiles is
-what a launch at that shape would run."""
+"""What the audit (``python -m kernels.audit --kernel attention``) compiles for sm_80/sm_90, and the gates
+attention's variants must carry. Cases are built from the same argument builders the launchers use, on
+``meta``-device tensors, and specialised by :func:`kernels._lib.aot.jit_specialisation`: what the audit
+compiles is what a launch at that shape would run."""
 
 from __future__ import annotations
 
 import torch
 import triton
 
-from kernels._attention_decode import (
+from kernels._lib.aot import CompileCase, jit_specialisation
+from kernels._lib.launch import config_id, triton_config_id
+from kernels.attention.configs import (
     COMBINE_WARPS,
-    _attn_combine_kernel,
-    _attn_splitkv_kernel,
-    combine_args,
+    PREFILL_CONFIGS,
+    block_d,
     decode_block_m,
     decode_config,
+    prune_configs,
     select_num_splits,
-    splitkv_args,
     splitkv_config_id,
 )
-from kernels._attention_prefill import (
-    PREFILL_CONFIGS,
-    _attn_prefill_kernel,
-    block_d,
-    prefill_args,
-    prune_configs,
-)
-from kernels._lib.aot import CompileCase, TRITON_TYPE
-from kernels._lib.launch import config_id, triton_config_id
+from kernels.attention.decode import _attn_combine_kernel, _attn_splitkv_kernel, combine_args, splitkv_args
+from kernels.attention.prefill import _attn_prefill_kernel, prefill_args
 
 KERNEL = "attention"
 
+# variant -> the gates its cases must declare (on at least one case per architecture)
+REQUIRED_GATES: dict[str, frozenset[str]] = {
+    "prefill": frozenset({"tensor_cores"}),
+    "splitkv": frozenset({"tensor_cores", "vec128_loads"}),  # the decode KV stream
+}
 
-def _compile_case(fn, variant: str, args: tuple, meta: dict, cfg: triton.Config, shape: dict,
-                  gates: frozenset[str], config: str) -> CompileCase:
-    """A case from the exact arguments a launch passes (``meta``-device tensors stand in for the real
-    ones): tensors are 16-byte-aligned pointers, an int equal to 1 becomes the constant 1 and a
-    multiple of 16 gets the divisibility hint, as Triton's JIT specialises them."""
-    signature: dict[str, str] = {}
-    constexprs = {**meta, **cfg.kwargs}
-    aligned: list[str] = []
-    for name, value in zip(fn.arg_names[:len(args)], args, strict=True):
-        if isinstance(value, torch.Tensor):
-            signature[name] = "*" + (TRITON_TYPE.get(value.dtype) or "i32")
-            aligned.append(name)
-        elif isinstance(value, float):
-            signature[name] = "fp32"
-        elif value == 1:
-            signature[name], constexprs[name] = "constexpr", 1
-        else:
-            signature[name] = "i32"
-            if value % 16 == 0:
-                aligned.append(name)
-    signature.update({name: "constexpr" for name in fn.arg_names[len(args):]})
+# (variant, gate, arch, condition) -> reason; ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a
+# part of the config id (the rules are in kernels/audit/gates.py). Triton lowers a tl.dot to wgmma
+# (HGMMA) only for tiles of at least 64 rows; the split-KV query tile is one GQA group's rows padded to
+# 16-64, chosen on purpose: decode is bound by the KV stream, not the tensor-core rate.
+GATE_EXCEPTIONS: dict[tuple[str, str, int, str], str] = {
+    ("splitkv", "wgmma", 90, "BLOCK_M<64"):
+        "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
+        ">= 64 rows for wgmma, so the QK^T and PV dots run HMMA on H100",
+}
+
+
+def _case(fn, variant: str, args: tuple, meta: dict, cfg: triton.Config, shape: dict,
+          gates: frozenset[str], config: str) -> CompileCase:
+    """A case from the exact positional arguments and constexprs a launch passes (``meta``-device
+    tensors stand in for the real ones)."""
+    signature, constexprs, divisible = jit_specialisation(fn, dict(zip(fn.arg_names, args, strict=False)),
+                                                          {**meta, **cfg.kwargs})
+    # the input dtype: q's, or the output's for the combine kernel (its third argument is a partial)
+    dtype = args[2].dtype if args[2].dtype != torch.float32 else args[0].dtype
     return CompileCase(kernel=KERNEL, variant=variant, fn=fn, signature=signature, constexprs=constexprs,
-                       divisible_by_16=tuple(aligned), num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                       dtype=str(_case_dtype(args)).replace("torch.", ""), shape=shape, config=config,
-                       gates=gates)
-
-
-def _case_dtype(args: tuple) -> torch.dtype:
-    """The input dtype of a kernel's argument tuple (its third argument is q or a partial)."""
-    return args[2].dtype if args[2].dtype != torch.float32 else args[0].dtype
+                       divisible_by_16=divisible, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                       dtype=str(dtype).replace("torch.", ""), shape=shape, config=config, gates=gates)
 
 
 def _case_tensors(model: str, batch: int, q_len: int, head_dim: int, dtype: torch.dtype,
@@ -92,35 +84,35 @@ def compile_cases(arch: int) -> list[CompileCase]:
     cases: list[CompileCase] = []
     tc, kv_stream = frozenset({"tensor_cores"}), frozenset({"tensor_cores", "vec128_loads"})
     for dtype in (torch.float16, torch.bfloat16):
-        elt = torch.empty((), dtype=dtype).element_size()
+        elem_bytes = torch.empty((), dtype=dtype).element_size()
         for dh in (64, 96, 128, 256):
             q, k, lens, shape = _case_tensors("llama2-7b", 1, 2048, dh, dtype)
-            # an sm_90 launch with aligned caches loads K/V by TMA (kernels.attention._launch_prefill)
+            # an sm_90 launch with aligned caches loads K/V by TMA (kernels.attention.prefill.launch_prefill)
             args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1, tma=arch >= 90)
-            survivors = prune_configs(PREFILL_CONFIGS[block_d(dh)], block_d(dh), elt, arch)
+            survivors = prune_configs(PREFILL_CONFIGS[block_d(dh)], block_d(dh), elem_bytes, arch)
             # sm_90 bf16 compiles the default config only (its code differs from fp16 in the dot's
             # operand type alone; same registers and loop in the audit): the budget is 24 cases per arch
             one = dh == 96 or (dtype == torch.bfloat16 and arch >= 90)
             for cfg in survivors[:1] if one else survivors:
-                cases.append(_compile_case(_attn_prefill_kernel, "prefill", args, meta, cfg, shape, tc,
-                                           triton_config_id(cfg)))
+                cases.append(_case(_attn_prefill_kernel, "prefill", args, meta, cfg, shape, tc,
+                                   triton_config_id(cfg)))
         for dh, model, batch in [(64, "llama2-70b", 1), (96, "llama2-70b", 1), (128, "llama2-70b", 1),
                                  (256, "llama2-70b", 1), (128, "llama2-7b", 16)]:
             q, k, lens, shape = _case_tensors(model, batch, 1, dh, dtype)
             bm = decode_block_m(q.shape[1] // k.shape[1], 1)
-            cfg = decode_config(dh, elt, arch, bm)
+            cfg = decode_config(dh, elem_bytes, arch, bm)
             splits = select_num_splits(batch, k.shape[1], k.shape[2], block_n=cfg.kwargs["BLOCK_N"])
             o = torch.empty_like(q)
             o_part = torch.empty(*q.shape[:3], splits, dh, device="meta")
             lse_part = torch.empty(*q.shape[:3], splits, device="meta")
             args, meta = splitkv_args(q, k, k, lens, o, None, 0.1, splits, o_part, lse_part)
             shape = {**shape, "num_splits": splits}
-            cases.append(_compile_case(_attn_splitkv_kernel, "splitkv", args, meta, cfg, shape, kv_stream,
-                                       splitkv_config_id(cfg, meta)))
+            cases.append(_case(_attn_splitkv_kernel, "splitkv", args, meta, cfg, shape, kv_stream,
+                               splitkv_config_id(cfg, meta)))
             if splits > 1 and dh == 128:
                 lse = torch.empty(q.shape[:3], device="meta")
                 args, meta = combine_args(o, lse, o_part, lse_part)
                 ccfg = triton.Config({}, num_warps=COMBINE_WARPS, num_stages=1)
-                cases.append(_compile_case(_attn_combine_kernel, "splitkv-combine", args, meta, ccfg, shape,
-                                           frozenset(), config_id({}, COMBINE_WARPS, 1)))
+                cases.append(_case(_attn_combine_kernel, "splitkv-combine", args, meta, ccfg, shape,
+                                   frozenset(), config_id({}, COMBINE_WARPS, 1)))
     return cases

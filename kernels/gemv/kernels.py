@@ -1,6 +1,5 @@
-"""The Triton kernels behind :mod:`kernels.gemv` (see its docstring for the math and the design).
-
-Argument order per the kernel contract: outputs, inputs, sizes, strides, then constexpr meta-parameters.
+"""The ``@triton.jit`` kernels of :mod:`kernels.gemv` (the math is in its docstring, the design in
+``DESIGN.md``). Arguments: outputs, inputs, sizes, strides, then constexpr meta-parameters.
 """
 
 import triton

@@ -1,0 +1,199 @@
+"""Attention's launch plan: the variant for a shape, the shipped configs per padded head dim and their
+pruning per architecture, the split-KV row packing and split count, and the grids a launch uses.
+Plain Python (no kernels): the launchers, the compile cases and the tests all read these."""
+
+from __future__ import annotations
+
+import torch
+import triton
+
+from kernels._lib import device
+from kernels._lib.launch import config_id
+from kernels._lib.validation import check_grid
+
+SPLITKV_MAX_Q_LEN = 16  # select_variant: speculative chunks up to this many tokens go to split-KV
+
+
+def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
+    """``"splitkv"`` for decode and speculative chunks (``q_len <= 16``), else ``"prefill"``.
+
+    Up to 16 tokens the packed ``G * q_len`` rows fill at most a few 16-64-row tiles per KV head, and
+    splitting the cache is what fills the GPU; above it the prefill kernel's 128-row tiles should win.
+    The threshold is a design choice, not tuned (no GPU here): benchmarks record the choice.
+    ``n_heads``/``n_kv_heads`` are accepted so callers can record the inputs of the choice.
+    """
+    return "splitkv" if q_len <= SPLITKV_MAX_Q_LEN else "prefill"
+
+
+def device_arch(dev: torch.device) -> int:
+    """The compute capability configs are chosen for: the device's, or 80 (what an A100 would pick) for
+    CPU and interpreter runs."""
+    return device.arch(dev, default=80)
+
+
+def block_d(head_dim: int) -> int:
+    """The padded head dim a kernel tiles with (next power of two; 80 and 96 -> 128)."""
+    return triton.next_power_of_2(head_dim)
+
+
+# ----------------------------------------------------------------------------------------------
+# Prefill configs, per padded head dim (BLOCK_D). Without autotuning the first config that survives
+# pruning (prune_configs) runs, so the usual best for long prompts comes first; the 64-row tile is for
+# short chunks (q_len <= 64) and for filling SMs at small batch x heads. On sm_90 the autotuner tries
+# the sm_90-only 128x128 tile beside the configs every architecture ships, and picks by measurement.
+# Shared memory ~ elem_bytes * (BLOCK_M*BLOCK_D + 2*num_stages*BLOCK_N*BLOCK_D) (Q + K/V stages; an
+# upper bound: Triton 3.9 on sm_80 keeps num_stages - 1 K/V buffers). Registers: the fp32 score tile
+# and accumulator, (BLOCK_M*BLOCK_N + BLOCK_M*BLOCK_D) / (32*num_warps) per thread, within the
+# architecture's budget (FP32_REGISTER_BUDGET). The budgets and the sm_90-only configs come from the
+# AOT compile (python -m kernels.audit --kernel attention: registers, spills and the loop column).
+# ----------------------------------------------------------------------------------------------
+
+def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
+    return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
+
+
+# fp32 score-tile + accumulator registers per thread a config may need, by compute capability:
+# sm_80 (mma.sync keeps operand fragments in registers too): 96, since 128x64 tiles at Dh=64 on 4
+# warps (128 of them) spilled at 255 registers; sm_90 (wgmma reads the K/V operands from shared
+# memory): 128, the 128x128 tile at Dh=128 on 8 warps, which compiles at 254 registers, no spill.
+FP32_REGISTER_BUDGET = {80: 96, 90: 128}
+
+# The 128x128 tile on 8 warps, 2 stages: sm_90 only (sm_80 keeps the configs it shipped before; at
+# Dh=128 it is past sm_80's budget). Its steady-state loop streams 64 KiB of K/V per iteration.
+SM90_CONFIGS: dict[int, list[triton.Config]] = {
+    64: [_cfg(128, 128, 8, 2)],
+    128: [_cfg(128, 128, 8, 2)],
+    256: [],
+}
+
+PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
+    64: SM90_CONFIGS[64] + [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],     # 64 KB / 56 KB estimated (fp16)
+    # 64x64 with 4 warps compiled at the 255-register cap on sm_80 (spilling with 2 stages): 64x32
+    128: SM90_CONFIGS[128] + [_cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3)],  # 128 KB / 64 KB estimated
+    256: SM90_CONFIGS[256] + [_cfg(64, 32, 8, 2)],   # 96 KB; 64-key tiles would need 160 KB
+}
+
+
+def smem_estimate(cfg: triton.Config, bd: int, elem_bytes: int, block_m: int | None = None) -> int:
+    """Q tile + pipelined K and V tiles, bytes (an estimate; the audit reads the compiled figure)."""
+    bm = block_m if block_m is not None else cfg.kwargs["BLOCK_M"]
+    return elem_bytes * (bm * bd + 2 * cfg.num_stages * cfg.kwargs["BLOCK_N"] * bd)
+
+
+def _sm90_only(cfg: triton.Config, bd: int) -> bool:
+    return any(cfg is c for c in SM90_CONFIGS.get(bd, ()))
+
+
+def prune_configs(configs: list[triton.Config], bd: int, elem_bytes: int, arch: int,
+                  block_m: int | None = None) -> list[triton.Config]:
+    """Configs for ``arch`` (compute capability, ``major * 10 + minor``): the :data:`SM90_CONFIGS` only on
+    sm_90 and later, estimated shared memory within ``arch``'s per-block limit
+    (:func:`kernels._lib.device.smem_per_block`), and fp32 score tile + accumulator within ``arch``'s
+    register budget (:data:`FP32_REGISTER_BUDGET`; sm_80's 96 for anything before sm_90). The cheapest
+    one if none would fit (never empty). ``elem_bytes``: bytes per element of q and the caches."""
+    limit = device.smem_per_block(arch)
+    budget = FP32_REGISTER_BUDGET[90 if arch >= 90 else 80]
+
+    def fits(c: triton.Config) -> bool:
+        if arch < 90 and _sm90_only(c, bd):
+            return False
+        bm = block_m if block_m is not None else c.kwargs["BLOCK_M"]
+        fp32_regs = bm * (c.kwargs["BLOCK_N"] + bd) // (32 * c.num_warps)
+        return smem_estimate(c, bd, elem_bytes, block_m) <= limit and fp32_regs <= budget
+
+    kept = [c for c in configs if fits(c)]
+    return kept or [min(configs, key=lambda c: smem_estimate(c, bd, elem_bytes, block_m))]
+
+
+def prefill_config(head_dim: int, q_len: int, elem_bytes: int, arch: int) -> triton.Config:
+    """The prefill config launched without autotuning: the first survivor of :func:`prune_configs`,
+    a 64-row tile when ``q_len <= 64``."""
+    bd = block_d(head_dim)
+    kept = prune_configs(PREFILL_CONFIGS[bd], bd, elem_bytes, arch)
+    short = [c for c in kept if c.kwargs["BLOCK_M"] <= 64]
+    return short[0] if q_len <= 64 and short else kept[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Split-KV configs, per padded head dim (BLOCK_D). BLOCK_M is not tuned: it is the packed row count
+# (group * q_len) rounded up to a power of two in [16, 64], 16 being the smallest tl.dot tile.
+# Shared memory ~ elem_bytes * (BLOCK_M*BLOCK_D + 2*num_stages*BLOCK_N*BLOCK_D); with 3 stages each
+# program keeps two K/V tiles (2 x 2 x BLOCK_N*BLOCK_D*2 B = 64 KB at Dh=128) in flight, far above
+# the ~16 KB per SM that Little's law asks of HBM3 at ~600 ns latency.
+# ----------------------------------------------------------------------------------------------
+
+DECODE_CONFIGS: dict[int, list[triton.Config]] = {
+    64: [triton.Config({"BLOCK_N": 64}, num_warps=4, num_stages=3)],   # 50 KB (fp16)
+    128: [triton.Config({"BLOCK_N": 64}, num_warps=4, num_stages=3)],  # 100 KB
+    256: [triton.Config({"BLOCK_N": 32}, num_warps=4, num_stages=3)],  # 104 KB
+}
+COMBINE_WARPS = 4
+COMBINE_SPLIT_TILE = 16  # splits merged per step: 16 x BLOCK_D fp32 = 32 registers per thread at Dh=256
+MAX_SPLITS = 128
+
+
+def decode_block_m(group: int, q_len: int) -> int:
+    """Packed rows per split-KV program: ``group * q_len`` rounded up to a power of two in [16, 64]."""
+    return min(64, max(16, triton.next_power_of_2(max(1, group * q_len))))
+
+
+def decode_config(head_dim: int, elem_bytes: int, arch: int, block_m: int) -> triton.Config:
+    """The split-KV config for a head dim: the first survivor of :func:`prune_configs`."""
+    bd = block_d(head_dim)
+    return prune_configs(DECODE_CONFIGS[bd], bd, elem_bytes, arch, block_m=block_m)[0]
+
+
+def select_num_splits(batch: int, n_kv_heads: int, kv_len: int, *, m_blocks: int = 1,
+                      n_sms: int = device.DEFAULT_NUM_SMS, block_n: int = 64) -> int:
+    """Splits of the KV axis for the split-KV kernel (after FlashAttention-2's ``num_splits_heuristic``).
+
+    ``batch * n_kv_heads * m_blocks`` programs run without splitting; if that is >= 80% of the SMs,
+    one split. Otherwise the split count (at most :data:`MAX_SPLITS`, and at least 4 key tiles per
+    split so each program streams enough to amortise its prologue) whose last wave is best filled:
+    the smallest count within 85% of the best wave efficiency. ``kv_len`` is the longest sequence's
+    key count; the launcher passes the cache capacity (an upper bound known without a device sync).
+    """
+    programs = max(1, batch * n_kv_heads * m_blocks)
+    if programs >= 0.8 * n_sms:
+        return 1
+    max_splits = max(1, min(MAX_SPLITS, triton.cdiv(max(kv_len, 1), 4 * block_n)))
+    eff = [programs * s / (triton.cdiv(programs * s, n_sms) * n_sms) for s in range(1, max_splits + 1)]
+    best = max(eff)
+    return next(s for s, e in enumerate(eff, start=1) if e >= 0.85 * best)
+
+
+def splitkv_config_id(cfg: triton.Config, meta: dict) -> str:
+    """The config id a split-KV launch records and the audit reports (BLOCK_M and SPLIT included)."""
+    return config_id({**cfg.kwargs, "BLOCK_M": meta["BLOCK_M"], "SPLIT": int(meta["SPLIT"])},
+                     cfg.num_warps, cfg.num_stages)
+
+
+# ----------------------------------------------------------------------------------------------
+# Grids
+# ----------------------------------------------------------------------------------------------
+
+def launch_grids(variant: str, batch: int, n_heads: int, n_kv_heads: int, q_len: int, head_dim: int,
+                 num_splits: int = 1) -> list[tuple[tuple[int, int, int], tuple[str, str, str]]]:
+    """Every grid a launch of ``variant`` uses, each with what its axes count (for the error message).
+
+    Prefill: ``(q blocks, Hq, B)``, counted at the smallest ``BLOCK_M`` (64) any config uses. Split-KV:
+    ``(num_splits, Hkv, B * row blocks)``, then the combine kernel's ``(q_len, Hq, B)`` when
+    ``num_splits > 1``. CUDA caps axes y and z at 65,535 (:func:`kernels._lib.validation.check_grid`).
+    """
+    if variant == "prefill":
+        return [((triton.cdiv(q_len, 64), n_heads, batch),
+                 ("q: query blocks of 64 (q_len / 64)", "q: n_heads", "q: batch"))]
+    m_blocks = triton.cdiv(n_heads // n_kv_heads * q_len, decode_block_m(n_heads // n_kv_heads, q_len))
+    grids = [((num_splits, n_kv_heads, batch * m_blocks),
+              ("num_splits", "k_cache: n_kv_heads", f"q: batch x packed-row blocks ({batch} x {m_blocks})"))]
+    if num_splits > 1:
+        grids.append(((q_len, n_heads, batch), ("q: q_len", "q: n_heads", "q: batch")))
+    return grids
+
+
+def check_launch_grids(variant: str, batch: int, n_heads: int, n_kv_heads: int, q_len: int, head_dim: int,
+                       num_splits: int = 1) -> None:
+    """Refuse, before launching, a shape whose grid passes CUDA's limits (on every device alike: the
+    interpreter has no such limit, but a shape should not work on CPU and fail on a GPU)."""
+    for grid, axes in launch_grids(variant, batch, n_heads, n_kv_heads, q_len, head_dim, num_splits):
+        check_grid(grid, axes)

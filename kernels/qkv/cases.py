@@ -1,0 +1,121 @@
+"""The fused QKV projection's ahead-of-time compile cases for the sm_80/sm_90 audit
+(``python -m kernels.audit --kernel qkv``), the gates its variants must carry and the waivers it needs.
+
+Shapes come from model presets: a llama2-70b decode step appending to a GQA KV cache and a gpt2-xl
+prefill with biases (between them every config of :data:`~kernels.qkv.configs.CONFIGS` survives
+pruning at exactly one of the two, M = 32 and M = 4096), and for the sm_90 TMA kernel llama2-7b's
+4096 x 4096 x 12288.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels._lib.aot import TRITON_TYPE, CompileCase, Pointer, jit_specialisation
+from kernels._lib.device import DEFAULT_NUM_SMS
+from kernels._lib.launch import triton_config_id
+from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, KERNEL, TMA_VARIANT, prune_configs, tma_configs
+from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
+from roofline.model import ModelConfig, get_model
+
+# variant -> gates its cases must declare (kernels/audit/gates.py describes each gate).
+REQUIRED_GATES: dict[str, frozenset[str]] = {
+    FUSED_VARIANT: frozenset({"tensor_cores"}),
+}
+
+# (variant, gate, arch, condition) -> reason; ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a
+# part of the config id. Triton lowers a tl.dot to wgmma (HGMMA) only for tiles of >= 64 rows.
+GATE_EXCEPTIONS: dict[tuple[str, str, int, str], str] = {
+    (FUSED_VARIANT, "wgmma", 90, "BLOCK_M<64"):
+        "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
+        "for wgmma, so these run HMMA on H100",
+}
+
+COMPILE_SHAPES = (
+    {"model": "llama2-70b", "batch": 32, "tokens": 1, "capacity": 4096},
+    {"model": "gpt2-xl", "batch": 4, "tokens": 1024, "capacity": None},
+)
+TMA_COMPILE_SHAPE = {"model": "llama2-7b", "batch": 1, "tokens": 4096, "capacity": None}
+GATES = frozenset({"tensor_cores", "vec128_loads"})
+
+
+def _contiguous_strides(*shape: int) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for size in reversed(shape):
+        strides.append(acc)
+        acc *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _strides(tensor: str, dims: str, strides: tuple[int, ...]) -> dict[str, int]:
+    return {f"stride_{tensor}{dim}": stride for dim, stride in zip(dims, strides, strict=True)}
+
+
+def _runtime_args(model: ModelConfig, batch: int, tokens: int, capacity: int | None, ty: str,
+                  column_major: bool) -> dict[str, object]:
+    """The runtime arguments a real, aligned launch at this shape passes (contiguous x and outputs)."""
+    hq, hkv, dh, d = model.n_heads, model.n_kv_heads, model.head_dim, model.d_model
+    n = model.qkv_width
+    cache = capacity is not None
+    kv_rows = capacity if cache else tokens
+    kv_strides = _contiguous_strides(batch, hkv, kv_rows, dh)
+    return {
+        "q_ptr": Pointer(ty), "k_ptr": Pointer(ty), "v_ptr": Pointer(ty), "x_ptr": Pointer(ty),
+        "w_ptr": Pointer(ty), "bias_ptr": Pointer(ty) if model.bias else None,
+        "cache_len_ptr": Pointer("i32") if cache else None,
+        "M": batch * tokens, "N": n, "K": d, "T": tokens, "n_heads": hq, "n_kv_heads": hkv,
+        "capacity": kv_rows,
+        **_strides("x", "btk", _contiguous_strides(batch, tokens, d)),
+        **_strides("w", "nk", (1, n) if column_major else (d, 1)),
+        **_strides("q", "bhtd", _contiguous_strides(batch, hq, tokens, dh)),
+        **_strides("k", "bhtd", kv_strides),
+        **_strides("v", "bhtd", kv_strides),
+    }
+
+
+def _case(variant: str, fn: object, model: ModelConfig, shape: dict, dtype: torch.dtype,
+          cfg: object, column_major: bool = False, **extra_meta: object) -> CompileCase:
+    m = shape["batch"] * shape["tokens"]
+    kv_cache = shape["capacity"] is not None
+    args = _runtime_args(model, shape["batch"], shape["tokens"], shape["capacity"], TRITON_TYPE[dtype],
+                         column_major)
+    meta = {"HEAD_DIM": model.head_dim, "HAS_BIAS": model.bias, "HAS_CACHE": kv_cache, **cfg.kwargs,
+            **extra_meta}
+    signature, constexprs, divisible = jit_specialisation(fn, args, meta)
+    case_shape = {"m": m, "d_model": model.d_model, "n_heads": model.n_heads,
+                  "n_kv_heads": model.n_kv_heads, "head_dim": model.head_dim, "bias": model.bias,
+                  "kv_cache": kv_cache}
+    if column_major:
+        case_shape["weight"] = "column-major"
+    return CompileCase(
+        kernel=KERNEL, variant=variant, fn=fn, signature=signature, constexprs=constexprs,
+        divisible_by_16=divisible, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        dtype=TRITON_TYPE[dtype], shape=case_shape, config=triton_config_id(cfg), gates=GATES,
+    )
+
+
+def compile_cases(arch: int) -> list[CompileCase]:
+    """The pointer kernel: every config surviving pruning x fp16/bf16/fp32 (tf32 on a GPU) at
+    :data:`COMPILE_SHAPES`, plus the column-major weight path once (fp16, prefill, its first config).
+    On sm_90 also the TMA kernel at :data:`TMA_COMPILE_SHAPE`: the first two surviving configs in fp16
+    and the first in bf16 (row-major W, as ``nn.Linear`` stores it), launched on an H100's SMs."""
+    if arch not in (80, 90):
+        raise ValueError(f"arch: expected 80 or 90, got {arch!r}")
+    dtypes = (torch.float16, torch.bfloat16, torch.float32)
+    plan = [(shape, dtype, False) for shape in COMPILE_SHAPES for dtype in dtypes]
+    plan.append((COMPILE_SHAPES[1], torch.float16, True))
+    cases = []
+    for shape, dtype, column_major in plan:
+        model = get_model(shape["model"])
+        survivors = prune_configs(CONFIGS, shape["batch"] * shape["tokens"], dtype.itemsize)
+        for cfg in survivors[:1] if column_major else survivors:
+            cases.append(_case(FUSED_VARIANT, _qkv_kernel, model, shape, dtype, cfg, column_major))
+    if arch >= 90:
+        shape = TMA_COMPILE_SHAPE
+        model = get_model(shape["model"])
+        m = shape["batch"] * shape["tokens"]
+        for dtype, n_configs in ((torch.float16, 2), (torch.bfloat16, 1)):
+            for cfg in prune_configs(tma_configs(), m, dtype.itemsize)[:n_configs]:
+                cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg,
+                                   NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=True))
+    return cases

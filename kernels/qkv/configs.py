@@ -1,0 +1,119 @@
+"""Tile configs of the fused QKV projection, the pruning that picks them by shape, and the launch plan
+(which variant runs, how many persistent programs). Why these tiles: ``kernels/qkv/DESIGN.md``.
+
+Pipelined operand shared memory is ``num_stages * (BM*BK + BK*BN) * elem_bytes``; every config fits
+sm_80's per-block limit for 16-bit types. fp32 (tf32 on a GPU) doubles it, so pruning drops what does
+not fit and keeps the cheapest config if nothing would.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+
+from kernels._lib import device
+
+KERNEL = "qkv"  # the name in launch records and audit lines
+FUSED_VARIANT = "fused"
+TMA_VARIANT = "tma"
+
+# One config list for sm_80 and sm_90, so it must fit the smaller per-block limit (sm_80's).
+SMEM_LIMIT_BYTES = device.smem_per_block(80)
+
+
+def _cfg(bm: int, bn: int, bk: int, warps: int, stages: int, group_m: int = 8) -> triton.Config:
+    return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": group_m},
+                         num_warps=warps, num_stages=stages)
+
+
+# Order matters: without autotuning the FIRST config surviving pruning is launched, so within each
+# M range the usual best comes first. Shared memory in the comments is for fp16.
+CONFIGS: list[triton.Config] = [
+    _cfg(128, 256, 64, 8, 3),  # prefill: 147 KB smem, the tutorial's best A100 tile
+    _cfg(128, 128, 64, 4, 4),  # prefill: 131 KB
+    _cfg(128, 128, 32, 4, 4),  # prefill: 66 KB, 2 CTAs per SM
+    _cfg(64, 128, 64, 4, 4),   # medium M / narrow N: 98 KB
+    _cfg(128, 64, 64, 4, 4),   # prefill with few column tiles: 98 KB
+    _cfg(64, 64, 64, 4, 4),    # medium M: 66 KB
+    _cfg(32, 64, 128, 4, 4),   # small batch: 98 KB
+    _cfg(16, 64, 128, 4, 4),   # decode: 82 KB, 64 KB of weights in flight
+    _cfg(16, 32, 256, 4, 4),   # decode with small N: twice the programs, 98 KB
+]
+
+
+def smem_bytes(cfg: triton.Config, elem_bytes: int) -> int:
+    """Upper bound on the pipelined operand shared memory of ``cfg``, bytes: ``num_stages`` buffers of the
+    x and W tiles. Triton 3.9 allocates exactly that for wgmma tiles on sm_90 and one buffer fewer for
+    mma.sync tiles (sm_80, and 16/32-row tiles on sm_90), per ``metadata.shared`` of the AOT compiles."""
+    kw = cfg.kwargs
+    return cfg.num_stages * (kw["BLOCK_M"] * kw["BLOCK_K"] + kw["BLOCK_K"] * kw["BLOCK_N"]) * elem_bytes
+
+
+def _fits_m(block_m: int, m: int) -> bool:
+    """Row-tile rule: no tile taller than the next power of two of M (min 16, the smallest dot), and
+    for M >= 256 no tile shorter than 64 (short tiles re-read the weights M / BM times)."""
+    cap = max(16, triton.next_power_of_2(max(m, 1)))
+    return block_m <= cap and (m < 256 or block_m >= 64)
+
+
+def _fits_registers(cfg: triton.Config, elem_bytes: int) -> bool:
+    """fp32 operands (tf32 MMAs on a GPU) double the operand fragments: there, at most 64 accumulator
+    registers per thread (the 128x128 tile on 4 warps spilled 624 B on sm_80 in the AOT compile)."""
+    kw = cfg.kwargs
+    return elem_bytes < 4 or kw["BLOCK_M"] * kw["BLOCK_N"] <= 64 * 32 * cfg.num_warps
+
+
+def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int) -> list[triton.Config]:
+    """The configs worth trying for ``m`` rows of ``elem_bytes``-byte operands (never empty)."""
+    by_m = [c for c in configs if _fits_m(c.kwargs["BLOCK_M"], m)] or list(configs)
+    fitting = [c for c in by_m if smem_bytes(c, elem_bytes) <= SMEM_LIMIT_BYTES
+               and _fits_registers(c, elem_bytes)]
+    return fitting or [min(by_m, key=lambda c: smem_bytes(c, elem_bytes))]
+
+
+def early_config_prune(configs: list[triton.Config], named_args: dict,
+                       **kwargs: object) -> list[triton.Config]:
+    """``@triton.autotune`` hook: prune by the launch's M and operand element size."""
+    return prune_configs(list(configs), int(named_args["M"]), named_args["x_ptr"].element_size())
+
+
+def tma_configs() -> list[triton.Config]:
+    """The configs of the sm_90 TMA kernel: the 64- and 128-row tiles of :data:`CONFIGS` (wgmma needs
+    64 rows per warpgroup; the TMA kernel runs from :data:`TMA_MIN_M` rows)."""
+    return [c for c in CONFIGS if c.kwargs["BLOCK_M"] >= 64]
+
+
+# ----------------------------------------------------------------------------------------------
+# Launch plan
+# ----------------------------------------------------------------------------------------------
+
+TMA_MIN_M = 256  # from here every surviving config has >= 64-row tiles (wgmma)
+INTERPRETER_PROGRAMS = 3  # TMA programs under the interpreter: few, so each loops over several tiles
+
+
+def tma_layout_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a tensor descriptor can read ``x`` as one ``[M, K]`` matrix and ``weight`` as ``[N, K]``
+    (row-major) or ``[K, N]`` (column-major): unit inner stride, batch rows following each other, 16-byte
+    aligned base addresses and row strides (TMA's requirements)."""
+    elem_bytes = x.element_size()
+    batch, tokens, _ = x.shape
+    x_ok = (x.stride(2) == 1 and (batch == 1 or x.stride(0) == tokens * x.stride(1))
+            and (x.stride(1) * elem_bytes) % 16 == 0 and x.data_ptr() % 16 == 0)
+    outer = weight.stride(0) if weight.stride(1) == 1 else weight.stride(1)
+    w_ok = min(weight.stride()) == 1 and (outer * elem_bytes) % 16 == 0 and weight.data_ptr() % 16 == 0
+    return x_ok and w_ok
+
+
+def select_variant(m: int, arch: int, tma_layout: bool) -> str:
+    """The variant the launcher runs when none is asked for: ``"tma"`` on sm_90+ (``arch``, 0 off a GPU)
+    from :data:`TMA_MIN_M` rows when the layout allows it (``tma_layout``: :func:`tma_layout_ok`), else
+    ``"fused"``. The tile config changes with M too; :func:`kernels._lib.launch.last_launch` records it."""
+    if m >= TMA_MIN_M and arch >= 90 and tma_layout:
+        return TMA_VARIANT
+    return FUSED_VARIANT
+
+
+def tma_programs(dev: torch.device) -> int:
+    """Programs the persistent TMA kernel launches at most: one per SM on a GPU, and
+    :data:`INTERPRETER_PROGRAMS` on the CPU interpreter."""
+    return device.num_sms(dev) if dev.type == "cuda" else INTERPRETER_PROGRAMS

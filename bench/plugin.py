@@ -98,7 +98,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sweep", default="quick", choices=("smoke", "quick", "full"),
                     help="sweep preset from roofline/sweeps.py (default: quick)")
     group.addoption("--kernels", default=None, metavar="K1,K2",
-                    help="only these kernels (comma-separated: qkv, gemv, attention, softmax, gelu)")
+                    help=f"only these kernels (comma-separated: {', '.join(KERNELS)})")
     group.addoption("--providers", default="triton,torch", metavar="P1,P2",
                     help="providers to run (default: triton,torch): triton, torch, inductor, sdpa-flash, "
                          "sdpa-efficient, sdpa-cudnn, sdpa-math, flash-attn, flashinfer, liger, those of "

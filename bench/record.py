@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.timing import Summary
-from roofline.cost import CONVENTIONS, kernel_cost
+from roofline.cost import CONVENTIONS
 from roofline.hardware import HardwareSpec
+from roofline.ops import kernel_cost
 from roofline.roof import CeilingCheck, is_above_roof, point_roof
 from roofline.roof import roof_class as roof_class  # re-exported: one decision, in roofline.roof
 from roofline.sweeps import SweepPoint

@@ -28,7 +28,7 @@ from bench import providers as registry
 from bench import timing
 from bench.record import extra_info, skip_record
 from bench.session import BenchSession
-from roofline.cost import MATMUL_KERNELS
+from roofline.ops import MATMUL_KERNELS
 from roofline.sweeps import SweepPoint
 
 # The torch baseline runs the unfused sequence in the input dtype, rounding each intermediate (x + bias,

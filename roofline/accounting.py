@@ -1,23 +1,11 @@
-"""Transformer accounting: parameters, FLOPs, KV-cache bytes and training compute for a
-:class:`~roofline.model.ModelConfig`. Latency bounds live in :mod:`roofline.latency` and are
-re-exported here, so ``from roofline.accounting import decode_step_seconds_lower_bound`` works.
-
-Counting rules (the per-kernel ones are :data:`roofline.cost.CONVENTIONS`; every matmul below is
-costed by :mod:`roofline.cost`, never re-derived):
-
-- FLOPs are the matmuls' (an FMA is 2 FLOPs) plus their bias adds (1 FLOP per output); norms,
-  activations, residual adds, softmax and rotary embeddings are not counted. Their share is tiny and
-  every published figure the seeds compare with leaves them out too.
-- Forward attention is counted two ways. :func:`forward_flops` counts the full ``T x T`` score matrix
-  (``2*T^2*Hq*Dh`` for ``Q@K^T`` and again for ``P@V``), as seed 002, seed 003 and
-  ``FlopCounterMode`` do; :func:`forward_flops_causal` counts only unmasked pairs (``T(T+1)/2``), what a
-  causal kernel that skips masked tiles performs. Decode and prefill bounds use the causal count.
-- Parameters: ``non_embedding`` = attention + MLP + norms (Kaplan et al.'s N); ``embedding`` = token
-  embedding, untied LM head and positional parameters. Relative positions (Gopher, Transformer-XL) are
-  a ``D x D`` projection plus two ``D``-vectors per layer: seed 004's "some 20B weights spent on the
-  relative positional encoding"; their FLOPs are not counted.
-- Decode with a KV cache: ``context`` is the number of tokens already cached; the new token attends to
-  those and to itself.
+"""Transformer accounting for a :class:`~roofline.model.ModelConfig`: parameters, FLOPs (forward,
+prefill, decode, training), KV-cache bytes and training state. Every matmul is costed by
+:mod:`roofline.cost`, never re-derived; the counting rules are :data:`roofline.cost.MODEL_CONVENTIONS`
+(with :data:`roofline.cost.CONVENTIONS` for the kernels). :func:`forward_flops` counts the full ``T x T``
+attention (as seed 002 and ``FlopCounterMode`` do), :func:`forward_flops_causal` only unmasked pairs; the
+decode and prefill counts are causal. Relative positions (Gopher, Transformer-XL) count as a ``D x D``
+projection plus two ``D``-vectors per layer in the parameters, with no FLOPs. Latency bounds built on
+these counts are in :mod:`roofline.latency`.
 """
 
 from __future__ import annotations
@@ -26,35 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from roofline.cost import Cost, attention_cost, dtype_bytes, gemm_cost, qkv_cost
-from roofline.errors import UsageError
+from roofline.errors import require_nonnegative, require_positive
 from roofline.model import ModelConfig
-
-# Exported with the CLI's JSON, next to roofline.cost.CONVENTIONS.
-CONVENTIONS: dict[str, str] = {
-    "flops": "matmuls (an FMA is 2 FLOPs) plus their bias adds; norms, activations, softmax not counted",
-    "forward_attention": "forward_flops: full T x T scores (seed 002, FlopCounterMode); "
-                         "forward_flops_causal: unmasked pairs T(T+1)/2",
-    "decode": "context = tokens already cached; the new token attends to them and itself (causal)",
-    "params": "non_embedding = attention + MLP + norms; "
-              "embedding = token embedding, untied LM head, positions",
-    "latency": "predicted lower bounds: max(flops/peak, bytes/bandwidth) per GPU, plus seed 004's "
-               "tensor-parallel communication (4 transfers per layer, 10 us each + bytes/link bandwidth)",
-}
 
 FORWARD_COMPONENTS: tuple[str, ...] = ("qkv", "attn_scores", "attn_values", "attn_out_proj", "mlp", "lm_head")
 PARAM_COMPONENTS: tuple[str, ...] = ("token_embedding", "lm_head", "positions", "attention", "mlp", "norms")
-
-
-def _positive(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise UsageError(f"{name}: expected a positive integer, got {value!r}")
-
-
-def _nonnegative(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UsageError(f"{name}: expected a non-negative integer, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -192,7 +156,7 @@ def forward_flops(cfg: ModelConfig, batch: int, seq: int, *, causal: bool = Fals
     ``causal=False`` (default) counts the full ``seq x seq`` attention matrices, the convention of
     seed 002 and of ``torch.utils.flop_counter``; ``causal=True`` is :func:`forward_flops_causal`.
     """
-    _positive(batch=batch, seq=seq)
+    require_positive(batch=batch, seq=seq)
     return _model_flops(cfg, batch, seq, 0, causal, batch * seq)
 
 
@@ -204,14 +168,14 @@ def forward_flops_causal(cfg: ModelConfig, batch: int, seq: int) -> FlopBreakdow
 def prefill_flops(cfg: ModelConfig, batch: int, seq: int) -> FlopBreakdown:
     """Prefill of ``batch`` prompts of ``seq`` tokens: a causal forward pass that fills the KV cache and
     computes logits for the last position only (all that generation needs)."""
-    _positive(batch=batch, seq=seq)
+    require_positive(batch=batch, seq=seq)
     return _model_flops(cfg, batch, seq, 0, True, batch)
 
 
 def decode_flops_breakdown(cfg: ModelConfig, batch: int, context: int) -> FlopBreakdown:
     """One decode step with a KV cache: ``batch`` new tokens, each after ``context`` cached tokens."""
-    _positive(batch=batch)
-    _nonnegative(context=context)
+    require_positive(batch=batch)
+    require_nonnegative(context=context)
     return _model_flops(cfg, batch, 1, context, True, batch)
 
 
@@ -228,14 +192,14 @@ def naive_decode_flops_per_token(cfg: ModelConfig, context: int) -> float:
     It prices re-running the whole context through the weights for every token, which a KV cache
     avoids; compare :func:`decode_flops_per_token` (with a cache) and :func:`recompute_flops_per_token`.
     """
-    _nonnegative(context=context)
+    require_nonnegative(context=context)
     return 2.0 * param_counts(cfg).non_embedding * context
 
 
 def recompute_flops_per_token(cfg: ModelConfig, context: int) -> float:
     """FLOPs to generate one token WITHOUT a KV cache: a causal forward pass over ``context + 1``
     tokens, logits for the last position only."""
-    _nonnegative(context=context)
+    require_nonnegative(context=context)
     return _model_flops(cfg, 1, context + 1, 0, True, 1).total
 
 
@@ -250,7 +214,7 @@ def kv_cache_bytes_per_token(cfg: ModelConfig, dtype: object) -> int:
 
 def kv_cache_bytes(cfg: ModelConfig, batch: int, context: int, dtype: object) -> int:
     """KV cache of ``batch`` sequences of ``context`` tokens."""
-    _nonnegative(batch=batch, context=context)
+    require_nonnegative(batch=batch, context=context)
     return batch * context * kv_cache_bytes_per_token(cfg, dtype)
 
 
@@ -293,7 +257,7 @@ class TrainingFlops:
 def training_flops(cfg: ModelConfig, tokens: int, seq: int | None = None) -> TrainingFlops:
     """Training FLOPs for ``tokens`` tokens (``seq`` defaults to the model's context length)."""
     seq = cfg.context_length if seq is None else seq
-    _positive(tokens=tokens, seq=seq)
+    require_positive(tokens=tokens, seq=seq)
     counts = param_counts(cfg)
     per_token_full = forward_flops(cfg, 1, seq).total / seq
     per_token_causal = forward_flops_causal(cfg, 1, seq).total / seq
@@ -310,19 +274,3 @@ def training_state_bytes(cfg: ModelConfig, mixed_precision: bool = True) -> dict
     n = param_counts(cfg).total
     model, grads, optim = (2 * n, 4 * n, 12 * n) if mixed_precision else (4 * n, 4 * n, 8 * n)
     return {"params": model, "grads": grads, "optimizer": optim, "total": model + grads + optim}
-
-
-# Latency bounds are in roofline.latency (which imports this module); re-exported lazily.
-_LATENCY_NAMES = frozenset({
-    "LatencyBreakdown", "prefill_latency", "decode_step_latency", "prefill_seconds_lower_bound",
-    "decode_step_seconds_lower_bound", "decode_compute_bound_batch", "KVProjection", "kv_projection",
-    "kv_projection_time_ratio", "tp_comm_seconds", "link_bandwidth_for", "LINK_BANDWIDTH",
-})
-
-
-def __getattr__(name: str):
-    if name in _LATENCY_NAMES:
-        from roofline import latency
-
-        return getattr(latency, name)
-    raise AttributeError(f"module 'roofline.accounting' has no attribute {name!r}")

@@ -1,28 +1,12 @@
 """Run-to-run comparison: is run B faster or slower than run A beyond noise, benchmark by benchmark?
 
-``python -m roofline compare RUN_A RUN_B [--threshold 5%] [--out DIR]``
-
-For every benchmark present in both runs (matched by pytest-benchmark's ``name``, which holds the
-provider and the sweep point), the ratio of medians ``median(B) / median(A)`` (above 1: B is slower)
-with a bootstrap 95% confidence interval: each run's per-round times (pytest-benchmark's
-``stats.data``) are resampled with replacement :data:`BOOTSTRAP_RESAMPLES` times with a fixed seed, so
-the same two runs always give the same interval. Verdicts, with threshold ``t``:
-
-- ``slower``: the whole interval lies above ``1 + t``;
-- ``faster``: the whole interval lies below ``1 / (1 + t)``;
-- ``no significant change``: otherwise (the interval reaches into ``[1/(1+t), 1+t]``);
-- ``not judged``: a benchmark without per-round times in either run (the ratio of the recorded
-  medians is shown, without an interval, and the table says so).
-
-Exit status: 1 when any benchmark is ``slower``; 0 otherwise; 2 on bad input (one line on stderr).
-
-Runs on different devices: wall-clock times of two devices say nothing about a change, so each round
-is divided by that benchmark's recorded roofline floor (``extra_info.attainable_s`` on its own device)
-and the ratio compares roof fractions: ``fraction(A) / fraction(B)``, still above 1 when B is worse.
-The output says which was compared.
-
-The figure (``compare.png``/``.svg`` in ``--out``, default RUN_B's directory) shows each ratio with its
-interval on a log axis, the threshold band shaded.
+``python -m roofline compare RUN_A RUN_B [--threshold 5%] [--out DIR]``: per benchmark in both runs
+(matched by name), the ratio of medians ``median(B) / median(A)`` with a bootstrap 95% interval over
+the per-round times (:data:`BOOTSTRAP_RESAMPLES`, fixed seed). ``slower``: the interval lies above
+``1 + t``; ``faster``: below ``1 / (1 + t)``; else ``no significant change``; ``not judged`` without
+per-round times. Runs on different devices compare roof fractions (each round over its own
+``attainable_s``) instead of times. Exit 1 when any benchmark is slower. Also writes ``compare.png``/
+``.svg`` (each ratio with its interval, the threshold band shaded).
 """
 
 from __future__ import annotations
@@ -207,7 +191,7 @@ def figure(mode: str, rows: list[Comparison], threshold: float, out_dir: Path) -
     from matplotlib.ticker import FuncFormatter
 
     from roofline.plot import save
-    from roofline.plot_layout import plt
+    from roofline.plot.layout import plt
 
     colors = {"faster": "tab:green", "slower": "tab:red", "no significant change": "tab:gray",
               "not judged": "tab:orange"}

@@ -13,13 +13,13 @@ Counting conventions (also exported, verbatim, with every result as :data:`CONVE
 - peaks are dense (never sparse) and units are decimal.
 
 Every ``*_cost`` function takes keyword arguments that a benchmark records verbatim as its ``shape``
-in ``extra_info`` (plus ``dtype``), so ``KERNEL_COSTS[kernel](**shape, dtype=dtype)`` recomputes the
-predicted point for any measured one.
+in ``extra_info`` (plus ``dtype``), so :func:`roofline.ops.kernel_cost` recomputes the predicted point
+for any measured one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from roofline.hardware import HardwareSpec
@@ -39,6 +39,19 @@ CONVENTIONS: dict[str, str] = {
             f"{GELU_FLOPS_PER_ELEMENT['tanh']} (tanh); +1 with a fused bias",
     "peaks": "dense (not sparse) datasheet peaks, or measured ceilings where stated",
     "units": "decimal: 1 GB = 1e9 bytes, 1 TFLOP/s = 1e12 FLOP/s",
+}
+
+# Whole-model counting (roofline.accounting, roofline.latency): exported by ``python -m roofline model
+# --json`` after CONVENTIONS.
+MODEL_CONVENTIONS: dict[str, str] = {
+    "flops": "matmuls (an FMA is 2 FLOPs) plus their bias adds; norms, activations, softmax not counted",
+    "forward_attention": "forward_flops: full T x T scores (seed 002, FlopCounterMode); "
+                         "forward_flops_causal: unmasked pairs T(T+1)/2",
+    "decode": "context = tokens already cached; the new token attends to them and itself (causal)",
+    "params": "non_embedding = attention + MLP + norms; "
+              "embedding = token embedding, untied LM head, positions",
+    "latency": "predicted lower bounds: max(flops/peak, bytes/bandwidth) per GPU, plus seed 004's "
+               "tensor-parallel communication (4 transfers per layer, 10 us each + bytes/link bandwidth)",
 }
 
 _DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "int32": 4, "int8": 1}
@@ -158,23 +171,3 @@ def gelu_cost(n: int, dtype: object, approximate: str = "none", bias_len: int = 
         raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
     per = GELU_FLOPS_PER_ELEMENT[approximate] + (1 if bias_len else 0)
     return Cost(float(per * n), float(dtype_bytes(dtype) * (2 * n + bias_len)))
-
-
-KERNEL_COSTS: dict[str, Callable[..., Cost]] = {
-    "qkv": qkv_cost,
-    "gemv": gemv_cost,
-    "gemm": gemm_cost,
-    "attention": attention_cost,
-    "softmax": softmax_cost,
-    "gelu": gelu_cost,
-}
-
-# Kernels whose compute roof is the tensor-core one (the others are elementwise or row-wise).
-MATMUL_KERNELS = frozenset({"qkv", "gemv", "gemm", "attention"})
-
-
-def kernel_cost(kernel: str, shape: dict, dtype: object) -> Cost:
-    """The cost of ``kernel`` at ``shape`` (a benchmark's recorded shape parameters)."""
-    if kernel not in KERNEL_COSTS:
-        raise KeyError(f"kernel: no cost model for {kernel!r}; known: {', '.join(KERNEL_COSTS)}")
-    return KERNEL_COSTS[kernel](**shape, dtype=dtype)

@@ -1,24 +1,12 @@
-"""Latency lower bounds for prefill and decode on a hardware spec, optionally over tensor-parallel GPUs.
-
-All results are PREDICTIONS from datasheet (or measured) ceilings, never measurements.
-
-Per GPU, a step takes at least ``max(flops / peak, bytes / bandwidth)`` (the roofline, compute and
-memory overlapping perfectly), where
-
-- flops: :func:`~roofline.accounting.prefill_flops` / :func:`~roofline.accounting.decode_flops_breakdown`
-  (causal attention, logits for the last position), split evenly over ``tp`` GPUs;
-- bytes: the streamed weights (:func:`~roofline.accounting.streamed_weight_bytes`, split over ``tp``),
-  the KV cache read (decode) and written (the new tokens), the embedding rows gathered and the logits
-  written. A GPU holds ``ceil(Hkv / tp)`` KV heads: with ``tp > Hkv`` the KV heads are replicated.
-
-Tensor-parallel communication follows seed 004 ("transformer inference arithmetic"): per layer
-``comms_per_layer = 4`` transfers, each costing a latency (10 us, the seed's guess) plus
-``tokens * d_model * bytes_per_element / link_bandwidth``. Megatron-style TP performs 2 all-reduces per
-layer; a ring all-reduce moves ``2*(tp-1)/tp`` of the data per GPU, so 2 all-reduces move about what
-the seed's 4 transfers do. Seed 004's own throughput term, ``B * n_layers * 4 * d_model / A_c``, leaves
-out the 2 bytes per bf16 element; this module does not. Communication is ADDED to the roofline time,
-as the seed does (each all-reduce waits for the layer before it); ``overlapped_seconds`` is the
-stricter bound with everything overlapped.
+"""Predicted latency lower bounds for prefill and decode on a hardware spec, optionally over
+tensor-parallel GPUs: per GPU ``max(flops / peak, bytes / bandwidth)`` with the FLOPs of
+:mod:`roofline.accounting` and the streamed weights, KV cache, embedding rows and logits as bytes, split
+over ``tp`` GPUs (a GPU holds ``ceil(Hkv / tp)`` KV heads). Tensor-parallel communication follows
+seed 004: ``COMMS_PER_LAYER`` transfers per layer, each ``COMM_LATENCY_S`` plus its bytes over the link
+(Megatron's 2 ring all-reduces per layer move about as much; the seed's throughput term drops the 2 bytes
+per bf16 element, this module keeps them), ADDED to the
+roofline time as the seed does; ``overlapped_seconds`` is the stricter bound with everything
+overlapped. Predictions, never measurements; conventions in :data:`roofline.cost.MODEL_CONVENTIONS`.
 """
 
 from __future__ import annotations
@@ -27,15 +15,13 @@ import math
 from dataclasses import asdict, dataclass
 
 from roofline.accounting import (
-    _nonnegative,
-    _positive,
     decode_flops_breakdown,
     kv_cache_bytes_per_token,
     prefill_flops,
     streamed_weight_bytes,
 )
 from roofline.cost import dtype_bytes, gemm_cost
-from roofline.errors import UsageError
+from roofline.errors import UsageError, require_nonnegative, require_positive
 from roofline.hardware import HardwareSpec, dtype_class
 from roofline.model import ModelConfig
 
@@ -109,7 +95,7 @@ class LatencyBreakdown:
 
 
 def _check_tp(cfg: ModelConfig, tp: int) -> None:
-    _positive(tp=tp)
+    require_positive(tp=tp)
     if cfg.n_heads % tp:
         raise UsageError(f"tp: must divide n_heads ({cfg.n_heads}) to shard attention, got {tp}")
 
@@ -154,7 +140,7 @@ def decode_step_latency(cfg: ModelConfig, batch: int, context: int, spec: Hardwa
                         ) -> LatencyBreakdown:
     """Predicted lower bound for one decode step: ``batch`` sequences, ``context`` tokens cached each."""
     _check_tp(cfg, tp)
-    _nonnegative(context=context)
+    require_nonnegative(context=context)
     p = dtype_bytes(dtype)
     flops = decode_flops_breakdown(cfg, batch, context).total
     kv = batch * (context + 1) * kv_cache_bytes_per_token(cfg, dtype)  # read the cache, write the new K/V
@@ -212,7 +198,7 @@ class KVProjection:
 
 def kv_projection(cfg: ModelConfig, spec: HardwareSpec, dtype: object = "bfloat16",
                   tokens: int = 1) -> KVProjection:
-    _positive(tokens=tokens)
+    require_positive(tokens=tokens)
     kv_width = 2 * cfg.n_kv_heads * cfg.head_dim
     flops = cfg.n_layers * gemm_cost(tokens, kv_width, cfg.d_model, dtype).flops
     wbytes = cfg.n_layers * cfg.d_model * kv_width * dtype_bytes(dtype)

@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roofline.cost import MATMUL_KERNELS, Cost, dtype_name, kernel_cost
+from roofline.cost import Cost, dtype_name
 from roofline.errors import UsageError
 from roofline.hardware import (
     DTYPE_CLASSES,
@@ -33,6 +33,7 @@ from roofline.hardware import (
     from_measured,
     is_mig,
 )
+from roofline.ops import MATMUL_KERNELS, kernel_cost
 from roofline.roof import RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for
 
 __all__ = ["Record", "Ceilings", "Results", "load_results", "attainable_flops_per_s", "peak_for", "ridge_for",

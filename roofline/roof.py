@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from roofline.cost import MATMUL_KERNELS
 from roofline.hardware import DTYPE_CLASSES, HardwareSpec, dtype_class
+from roofline.ops import MATMUL_KERNELS
 
 TOLERANCE_FLOOR = 0.05  # never flag a point within 5% of its roof, however quiet the ceilings were
 WIDE_SPREAD = 0.30  # a ceiling whose best is >30% above its median, or drifts >30% before/after: suspect
@@ -276,6 +276,31 @@ class RunRoofs:
 
     def is_above(self, index: int) -> bool:
         return any(a.index == index for a in self.above)
+
+    def placement(self, index: int, record) -> Placement:
+        """Where ``record`` (the run's ``index``-th point) goes on a roofline of this run, and why."""
+        point = self.points[index]
+        cost = record.cost()
+        predicted = cost.intensity if cost is not None else record.intensity
+        return Placement(point, predicted, attainable_flops_per_s(self.spec, point.dtype_class, predicted),
+                         self.check.tolerance_for(point.ceiling))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a measured point is drawn on a roofline, and why (:meth:`RunRoofs.placement`).
+
+    The filled marker sits at ``roof.intensity`` (the recorded FLOPs / compulsory bytes) and
+    ``roof.achieved_flops_per_s`` (FLOPs / median time), under ``roof.attainable_flops_per_s`` of the
+    ceiling that bounds it (``roof.ceiling``, from :func:`roof_class` on the run's spec). The hollow
+    marker is the cost model's prediction for the shape: its intensity, at the roof's height there. The
+    point is above its roof when its fraction passes ``1 + tolerance`` (:func:`assess_ceilings`).
+    """
+
+    roof: PointRoof
+    predicted_intensity: float
+    predicted_flops_per_s: float
+    tolerance: float
 
 
 def is_above_roof(point: PointRoof, check: CeilingCheck) -> bool:

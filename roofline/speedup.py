@@ -2,7 +2,7 @@
 
 ``speedup = torch median / provider median`` on the same device, dtype, kernel, sweep and shape
 (> 1: faster than torch eager). Points without a torch record at the same shape have no speedup. Used by
-the speedup figure (:mod:`roofline.plot_speedup`) and the provider table of ``claims.md``.
+the speedup figure (:mod:`roofline.plot.speedup`) and the provider table of ``claims.md``.
 """
 
 from __future__ import annotations

@@ -1,36 +1,17 @@
 """One model step as benchmark shapes: the kernels of one decode step (and optionally one prefill) of a
-model, at exactly that model's shapes, and the ops the suite has no kernel for.
+model at exactly that model's shapes, and the ops the suite has no kernel for.
 
-``pytest --benchmark --model gpt2-small --batch 1,4,16 --context 256 [--prefill]`` runs
-:func:`step_points` instead of a sweep preset. A decode step at batch ``B`` over ``context`` cached
-tokens per sequence is, per layer (``count`` = ``n_layers``):
-
-======================  ======================================================================
-``qkv``                 fused QKV projection of B tokens (writing K/V into the cache moves the same
-                        bytes: :func:`roofline.cost.qkv_cost`)
-``attention``           decode attention, one query per sequence over ``context`` cached tokens,
-                        the model's KV heads
-``attn_out``            output projection, GEMV ``[B, D] x [D, D]``
-``mlp_up``              MLP up projection, GEMV ``[B, D] x [D, d_ff]``
-``mlp_gate``            SwiGLU's gate projection: the same shape as ``mlp_up``, timed once (that
-                        benchmark counted twice)
-``mlp_act``             GELU (tanh) over ``B x d_ff``; for SwiGLU, ``silu(gate) * up`` has no kernel
-``mlp_down``            MLP down projection, GEMV ``[B, d_ff] x [d_ff, D]``
-======================  ======================================================================
-
-and once per step (``count`` = 1): ``lm_head`` (GEMV ``[B, D] x [D, vocab]``, no bias) and
-``softmax_vocab`` (``B`` rows of ``vocab``). A prefill of ``context`` tokens (one sequence) has the same
-components with ``B -> context`` tokens, causal prefill attention, and the LM head and softmax on the
-last position only (what generation needs).
-
-Not measured (no kernel in the suite; listed in the report with their compulsory bytes, never dropped):
-the norms (``norms_per_block`` per layer and the final one), the two residual adds per layer, rotary
-position embeddings, and SwiGLU's ``silu(gate) * up``.
+``pytest --benchmark --model M --batch 1,4,16 --context 256 [--prefill]`` runs :func:`step_points`
+instead of a sweep preset. Per layer (``count`` = ``n_layers``): ``qkv``, ``attention`` (one query per
+sequence over ``context`` cached tokens), ``attn_out``, ``mlp_up``, ``mlp_gate`` (SwiGLU: the shape of
+``mlp_up``, timed once, counted twice), ``mlp_act`` (GELU), ``mlp_down``; once per step ``lm_head`` and
+``softmax_vocab``. A prefill has the same components over ``context`` tokens, the LM head and softmax on
+the last position only. Ops without a kernel (norms, residual adds, rotary embeddings, SwiGLU's
+``silu(gate) * up``) are listed with their compulsory bytes, never dropped.
 
 Sweep names are ``<kernel>/<phase>.step.<model>.<component>`` (the phase first: the QKV benchmark lays
-its input out as B sequences of one token when the sweep name starts with ``decode``), labels ``B<b>``
-(decode) or ``S<context>`` (prefill); each component's points over the batches form one trajectory on
-the roofline plot.
+out its input as B sequences of one token when the trajectory is ``decode``), labels ``B<b>`` or
+``S<context>``.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ are listed with their memory floor and are not in the measured total. Beside the
 lower bound of :mod:`roofline.latency` (``python -m roofline model``'s decode/prefill latency), on the
 same measured ceilings.
 
-The claim (:func:`decode_knee_measured`): seed 004's "decode latency is flat in batch up to the ridge
-batch, then grows linearly", read off the measured step time vs batch.
+:func:`decode_knee_from_report` reads seed 004's "decode latency is flat in batch up to the ridge batch,
+then grows linearly" off the measured step time vs batch (the claim is in :mod:`roofline.claims.decode_step`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roofline.claims_checks import (
+from roofline.errors import UsageError
+from roofline.hardware import HardwareSpec
+from roofline.latency import decode_compute_bound_batch, decode_step_latency, prefill_latency
+from roofline.ops import kernel_cost
+from roofline.results import Record, Results, load_results
+from roofline.roof import roof_class, with_matmul_class
+from roofline.step import Component, StepRequest, all_components, read_request
+from roofline.verdict import (
     CROSSOVER_AGREEMENT,
     CROSSOVER_GROWTH,
     INCONCLUSIVE,
@@ -34,17 +41,8 @@ from roofline.claims_checks import (
     REFUTED,
     SUPPORTED,
     Verdict,
+    combine,
 )
-from roofline.cost import kernel_cost
-from roofline.errors import UsageError
-from roofline.hardware import HardwareSpec
-from roofline.latency import decode_compute_bound_batch, decode_step_latency, prefill_latency
-from roofline.model import PRESETS as MODELS
-from roofline.results import Record, Results, load_results
-from roofline.roof import roof_class, with_matmul_class
-from roofline.step import Component, StepRequest, all_components, read_request
-
-SEED_004 = "004_9e198411fc46d055.txt"
 
 
 def floor_seconds(kernel: str, shape: dict, dtype: str, spec: HardwareSpec) -> tuple[float, str]:
@@ -257,7 +255,7 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
     from matplotlib.ticker import FuncFormatter
 
     from roofline.plot import save
-    from roofline.plot_layout import plt
+    from roofline.plot.layout import plt
 
     req = report.request
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
@@ -395,46 +393,8 @@ def decode_knee_from_report(report: StepReport) -> Verdict:
                      if knee is not None else f"{where}: the step time does not grow at the top batches")
     if not lines:
         return Verdict(INCONCLUSIVE, "no provider with 3 or more complete decode steps (--batch) in this run")
-    status = REFUTED if REFUTED in statuses else (
-        SUPPORTED if all(s == SUPPORTED for s in statuses) else INCONCLUSIVE)
-    return Verdict(status, lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
+    return Verdict(combine(statuses), lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
                    tuple(lines), {"knees": numbers, "predicted_ridge_batch": pred})
-
-
-def decode_knee_measured(results: Results, roof: HardwareSpec) -> Verdict:
-    """The claim's measured check (``roof`` unused: the step report judges on the measured ceilings)."""
-    request = read_request(results.directory)
-    if request is None:
-        return Verdict(INCONCLUSIVE, "no model-step run (pytest --benchmark --model ... --batch ...)")
-    return decode_knee_from_report(build_report(results, request))
-
-
-def decode_knee_model(spec: HardwareSpec, dtype: str) -> Verdict:
-    """On the analytic model: the 52B model's decode step at a short context is flat (within 10%) up to
-    half the predicted ridge batch and doubles (within 10%) from 2x to 4x it; with 2048 cached tokens
-    the KV reads make it grow from the start (stated in the details)."""
-    cfg = MODELS["anthropic-52b"]
-
-    def t(b: int, ctx: int) -> float:
-        return decode_step_latency(cfg, b, ctx, spec, dtype).seconds
-
-    ctx = 0
-    ridge = decode_compute_bound_batch(cfg, spec, dtype, ctx)
-    if ridge is None:
-        return Verdict(INCONCLUSIVE, "no compute-bound decode batch on this spec")
-    flat = t(max(1, ridge // 2), ctx) / t(1, ctx)
-    linear = t(4 * ridge, ctx) / t(2 * ridge, ctx)
-    ok = flat <= 1.1 and abs(linear - 2) <= 0.2
-    long_ridge = decode_compute_bound_batch(cfg, spec, dtype, 2048)
-    growth = t(64, 2048) / t(1, 2048)
-    return Verdict(SUPPORTED if ok else REFUTED,
-                   f"anthropic-52b, short context: ridge batch {ridge}; t(B={max(1, ridge // 2)}) / t(1) = "
-                   f"{flat:.3f}, t(4x ridge) / t(2x ridge) = {linear:.2f}",
-                   (f"with 2048 cached tokens per sequence the KV reads grow with batch: t(64) / t(1) = "
-                    f"{growth:.2f}, compute-bound from batch "
-                    + ("never" if long_ridge is None else str(long_ridge)),),
-                   {"ridge_batch": ridge, "flat_ratio": flat, "linear_ratio": linear,
-                    "ridge_batch_context_2048": long_ridge})
 
 
 # --------------------------------------------------------------------------------------------- the CLI

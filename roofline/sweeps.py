@@ -1,38 +1,14 @@
-"""The default benchmark sweeps, as pure data: which shapes each kernel runs at, per preset and device.
+"""The default benchmark sweeps as pure data: which shapes each kernel runs at, per preset and device.
 
-A sweep point is one ``(kernel, trajectory, shape, dtype)``; its ``shape`` is exactly the keyword
-arguments of the kernel's cost function in :mod:`roofline.cost`, so
-``kernel_cost(p.kernel, p.shape, p.dtype)`` predicts it. Points of one trajectory (``sweep``) differ
-along one axis and form one line on a roofline plot. Every width comes from a model preset of
-:mod:`roofline.model`; only the token axes (batch, sequence, cache length, rows) are listed here.
-
-Presets (``sweep_points(preset, device_kind)``):
-
-``quick`` (the default)
-    GPU: decode GEMV and QKV at batch 1 -> 512 on Llama-2-7B (crossing the ridge: a bf16 GEMV's
-    intensity is about its batch, H100's ridge about 295 FLOP/B), and GEMV on GPT-2 XL's 20 MB MLP
-    weights (a working set that fits in L2, measured cold); causal prefill attention at sequence
-    128 -> 32k with 16k tokens per batch (FlashAttention's convention); decode attention over a KV cache
-    of 1k -> 128k, MHA (Llama-2-7B, batch 1) and GQA (Llama-2-70B, batch 8); softmax with 4096 rows of
-    1k -> 256k columns and 1k -> 256k rows of a 1k context; GELU on GPT-2 XL's MLP at 1 -> 16k tokens.
-    The memory-bound working sets sit on both sides of a 40-50 MiB L2. bf16.
-``full``
-    The same trajectories at every power of two, on more models (Llama-2-70B, Falcon-40B, the 52B
-    model, GPT-2 XL), in bf16 and fp16, with both GELU forms.
-``smoke``
-    One tiny point per kernel on :data:`SMOKE_MODEL` (GQA, biases): the end-to-end test of the
-    pipeline, seconds on a CPU.
-
-CPU scaling rule (``device_kind="cpu"``): the same trajectories, with widths from the smallest preset
-(GPT-2 small: D=768, 12 heads of 64, d_ff=3072), except the GQA decode trajectory, which keeps
-Llama-2-70B's 64/8 heads of 128, and a 2-point GEMV on Llama-2-7B's 90 MB MLP weights. Token axes
-are the GPU axes' lower end, spaced x4: batch 1 -> 64, prefill 128 -> 1024 with 1k tokens per
-batch, cache 1k -> 16k (GQA: 1k -> 4k), softmax 1k -> 64k columns of 256 rows and 1k -> 16k rows of
-1k, GELU 1 -> 8k tokens. The working sets still straddle a 32 MiB last-level cache, and the whole
-default run (28 torch timings + 28 interpreter checks) takes about a minute of CPU time on 2 cores.
-CPU dtype (:func:`sweep_dtype`): bf16 where the CPU multiplies it natively (avx512_bf16/AMX and torch
-agreeing, :func:`roofline.roof.native_math`), fp32 otherwise: without native math a bf16 GEMM takes
-torch's conversion path (0.2-1.4 GFLOP/s on an AVX2-only EPYC); ``--dtype`` overrides.
+A :class:`SweepPoint` is one ``(kernel, trajectory, shape, dtype)``; ``shape`` is the keyword arguments
+of the kernel's cost function, so ``kernel_cost(p.kernel, p.shape, p.dtype)`` predicts it. Points of one
+trajectory (``sweep``, named ``kernel/trajectory.where``; the trajectories per kernel are declared in
+:data:`roofline.ops.OPS`) differ along one token axis and form one line on a roofline plot; every width
+comes from a model preset (:mod:`roofline.model`). Presets: ``quick`` (default), ``full`` and ``smoke``
+(one tiny point per kernel on :data:`SMOKE_MODEL`), each for ``cuda`` and ``cpu`` (GPT-2-small widths,
+token axes spaced x4, so a default CPU run takes about a minute); the README's "The main job" section
+lists what each covers. A CPU sweeps in bf16 only where it multiplies bf16 natively
+(:func:`sweep_dtype`), else fp32.
 """
 
 from __future__ import annotations
@@ -43,10 +19,10 @@ from dataclasses import dataclass, field
 from roofline.errors import UsageError
 from roofline.model import PRESETS as MODELS
 from roofline.model import ModelConfig
+from roofline.ops import KERNELS, OPS  # noqa: F401  (KERNELS re-exported: the kernels a sweep runs)
 
 SWEEP_PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
 DEVICE_KINDS: tuple[str, ...] = ("cuda", "cpu")
-KERNELS: tuple[str, ...] = ("qkv", "gemv", "attention", "softmax", "gelu")
 SWEEP_DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
 
 # A deliberately tiny model for the smoke preset: grouped-query heads of 64 (the smallest head dim the
@@ -82,6 +58,15 @@ def _pow2(lo: int, hi: int, step: int = 2) -> list[int]:
     return [*out, hi]
 
 
+def _sweep(kernel: str, trajectory: str, where: str) -> str:
+    """A trajectory's name, ``kernel/trajectory.where``; ``trajectory`` must be one the ops table
+    (:data:`roofline.ops.OPS`) declares for ``kernel``."""
+    if trajectory not in OPS[kernel].trajectories:
+        raise ValueError(f"{kernel}: trajectory {trajectory!r} is not in roofline.ops.OPS "
+                         f"(it declares {', '.join(OPS[kernel].trajectories) or 'none'})")
+    return f"{kernel}/{trajectory}.{where}"
+
+
 def _k(v: int) -> str:
     return f"{v // 1024}k" if v >= 1024 and v % 1024 == 0 else str(v)
 
@@ -93,7 +78,7 @@ def _k(v: int) -> str:
 def gemv_decode(model: ModelConfig, which: str, batches: Iterable[int], dtype: str) -> list[SweepPoint]:
     """Decode GEMV ``y[B, N] = x[B, K] @ W^T``: ``which`` is ``mlp_up`` (N=d_ff, K=D) or ``attn_out``."""
     n, k = (model.d_ff, model.d_model) if which == "mlp_up" else (model.d_model, model.d_model)
-    sweep = f"gemv/decode.{model.name}.{which}"
+    sweep = _sweep("gemv", "decode", f"{model.name}.{which}")
     return [SweepPoint("gemv", sweep, dict(batch=b, n=n, k=k, bias=model.bias), dtype, f"B{b}")
             for b in batches]
 
@@ -101,7 +86,7 @@ def gemv_decode(model: ModelConfig, which: str, batches: Iterable[int], dtype: s
 def qkv_tokens(model: ModelConfig, mode: str, tokens: Iterable[int], dtype: str) -> list[SweepPoint]:
     """Fused QKV projection over ``m`` tokens: ``mode="decode"`` is m sequences of 1 token, ``"prefill"``
     one sequence of m tokens (same cost; the benchmark shapes its input by the mode)."""
-    sweep = f"qkv/{mode}.{model.name}"
+    sweep = _sweep("qkv", mode, model.name)
     return [SweepPoint("qkv", sweep, dict(m=m, d_model=model.d_model, n_heads=model.n_heads,
                                           n_kv_heads=model.n_kv_heads, head_dim=model.head_dim,
                                           bias=model.bias), dtype, f"M{m}")
@@ -114,7 +99,7 @@ def _heads(model: ModelConfig) -> dict:
 
 def attention_prefill(model: ModelConfig, seqs: Iterable[int], tokens: int, dtype: str) -> list[SweepPoint]:
     """Causal prefill (``cache_len=0``) at ``batch = max(1, tokens // seq)``."""
-    sweep = f"attention/prefill.{model.name}"
+    sweep = _sweep("attention", "prefill", model.name)
     return [SweepPoint("attention", sweep, dict(batch=max(1, tokens // s), **_heads(model), q_len=s,
                                                 cache_len=0), dtype, f"S{_k(s)}")
             for s in seqs]
@@ -122,7 +107,7 @@ def attention_prefill(model: ModelConfig, seqs: Iterable[int], tokens: int, dtyp
 
 def attention_decode(model: ModelConfig, batch: int, caches: Iterable[int], dtype: str) -> list[SweepPoint]:
     """One new token per sequence over a KV cache of ``cache_len`` tokens."""
-    sweep = f"attention/decode.{model.name}.b{batch}"
+    sweep = _sweep("attention", "decode", f"{model.name}.b{batch}")
     return [SweepPoint("attention", sweep, dict(batch=batch, **_heads(model), q_len=1, cache_len=c),
                        dtype, f"L{_k(c)}")
             for c in caches]
@@ -130,21 +115,21 @@ def attention_decode(model: ModelConfig, batch: int, caches: Iterable[int], dtyp
 
 def softmax_cols(rows: int, cols: Iterable[int], dtype: str, tag: str = "") -> list[SweepPoint]:
     """``rows`` rows of growing length (single-pass vs looped rows; long rows spill)."""
-    sweep = f"softmax/cols.r{_k(rows)}{tag}"
+    sweep = _sweep("softmax", "cols", f"r{_k(rows)}{tag}")
     return [SweepPoint("softmax", sweep, dict(rows=rows, cols=c), dtype, f"C{_k(c)}") for c in cols]
 
 
 def softmax_rows(model: ModelConfig, rows: Iterable[int], dtype: str) -> list[SweepPoint]:
     """Attention-score-like rows of the model's context length, more and more of them."""
     cols = model.context_length
-    sweep = f"softmax/rows.{model.name}.c{_k(cols)}"
+    sweep = _sweep("softmax", "rows", f"{model.name}.c{_k(cols)}")
     return [SweepPoint("softmax", sweep, dict(rows=r, cols=cols), dtype, f"R{_k(r)}") for r in rows]
 
 
 def gelu_mlp(model: ModelConfig, tokens: Iterable[int], approximate: str, dtype: str) -> list[SweepPoint]:
     """GELU over ``tokens x d_ff`` MLP activations, with the MLP bias fused when the model has one."""
     bias_len = model.d_ff if model.bias else 0
-    sweep = f"gelu/mlp.{model.name}.{approximate}"
+    sweep = _sweep("gelu", "mlp", f"{model.name}.{approximate}")
     return [SweepPoint("gelu", sweep, dict(n=t * model.d_ff, approximate=approximate, bias_len=bias_len),
                        dtype, f"T{_k(t)}")
             for t in tokens]

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from roofline import accounting as acc
+from roofline import accounting
 from roofline.errors import UsageError
 from roofline.model import PRESETS, ModelConfig
 
@@ -96,18 +96,18 @@ TINY = [
 def test_accounting_matches_a_pytorch_model(cfg):
     torch.manual_seed(0)
     model = Transformer(cfg)
-    assert acc.param_counts(cfg).total == sum(p.numel() for p in model.parameters())
+    assert accounting.param_counts(cfg).total == sum(p.numel() for p in model.parameters())
     batch, seq = 2, 11
     tokens = torch.randint(0, cfg.vocab_size, (batch, seq))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(tokens)
-    full = acc.forward_flops(cfg, batch, seq)
+    full = accounting.forward_flops(cfg, batch, seq)
     n_up = 2 if cfg.mlp == "swiglu" else 1
     bias_adds = cfg.n_layers * batch * seq * (cfg.qkv_width + cfg.d_model + n_up * cfg.d_ff + cfg.d_model)
     # FlopCounterMode counts every (query, key) pair and no bias adds
     assert counter.get_total_flops() == full.total - (bias_adds if cfg.bias else 0)
     masked = cfg.n_layers * batch * cfg.n_heads * seq * (seq - 1) // 2 * 4 * cfg.head_dim
-    assert full.total - acc.forward_flops_causal(cfg, batch, seq).total == masked
+    assert full.total - accounting.forward_flops_causal(cfg, batch, seq).total == masked
 
 
 # ------------------------------------------------------------------------------------------------
@@ -119,38 +119,38 @@ def test_decode_steps_add_up_to_the_causal_forward_pass(name):
     """With a KV cache, token c attends to c cached tokens and itself; summing the steps over a prompt
     gives exactly the causal forward pass (every position's logits included)."""
     cfg, seq = PRESETS[name], 37
-    steps = sum(acc.decode_flops_per_token(cfg, c) for c in range(seq))
-    assert steps == acc.forward_flops_causal(cfg, 1, seq).total
-    assert acc.recompute_flops_per_token(cfg, seq - 1) == acc.prefill_flops(cfg, 1, seq).total
+    steps = sum(accounting.decode_flops_per_token(cfg, c) for c in range(seq))
+    assert steps == accounting.forward_flops_causal(cfg, 1, seq).total
+    assert accounting.recompute_flops_per_token(cfg, seq - 1) == accounting.prefill_flops(cfg, 1, seq).total
 
 
 @settings(max_examples=40, deadline=None)
 @given(name=st.sampled_from(sorted(PRESETS)), context=st.integers(0, 10**6), batch=st.integers(1, 512))
 def test_decode_flops_grow_by_one_attention_row_per_cached_token(name, context, batch):
     cfg = PRESETS[name]
-    step = acc.decode_flops_per_token(cfg, context + 1) - acc.decode_flops_per_token(cfg, context)
+    per_token = accounting.decode_flops_per_token(cfg, context)
+    step = accounting.decode_flops_per_token(cfg, context + 1) - per_token
     assert step == 4 * cfg.n_layers * cfg.n_heads * cfg.head_dim
-    assert acc.decode_flops_breakdown(cfg, batch, context).total == batch * acc.decode_flops_per_token(
-        cfg, context)
-    assert acc.kv_cache_bytes(cfg, batch, context, "bf16") == batch * context * acc.kv_cache_bytes_per_token(
-        cfg, "bf16")
+    assert accounting.decode_flops_breakdown(cfg, batch, context).total == batch * per_token
+    kv_per_token = accounting.kv_cache_bytes_per_token(cfg, "bf16")
+    assert accounting.kv_cache_bytes(cfg, batch, context, "bf16") == batch * context * kv_per_token
 
 
 def test_decode_flops_are_2n_plus_linear_attention():
     cfg = PRESETS["llama2-70b"]  # no biases, GQA
-    counts = acc.param_counts(cfg)
+    counts = accounting.param_counts(cfg)
     weights = counts.components["attention"] + counts.components["mlp"] + cfg.vocab_size * cfg.d_model
     for context in (0, 1, 4095):
         expected = 2 * weights + 4 * cfg.n_layers * cfg.n_heads * cfg.head_dim * (context + 1)
-        assert acc.decode_flops_per_token(cfg, context) == expected
+        assert accounting.decode_flops_per_token(cfg, context) == expected
 
 
 def test_breakdown_shares_and_batch_linearity():
-    b1, b4 = acc.forward_flops(XL, 1, 64), acc.forward_flops(XL, 4, 64)
+    b1, b4 = accounting.forward_flops(XL, 1, 64), accounting.forward_flops(XL, 4, 64)
     assert b4.total == 4 * b1.total
     assert sum(b1.shares.values()) == pytest.approx(1.0)
-    assert tuple(b1.components) == acc.FORWARD_COMPONENTS
-    assert b1.to_dict()["causal"] is False and acc.forward_flops_causal(XL, 1, 64).causal is True
+    assert tuple(b1.components) == accounting.FORWARD_COMPONENTS
+    assert b1.to_dict()["causal"] is False and accounting.forward_flops_causal(XL, 1, 64).causal is True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_breakdown_shares_and_batch_linearity():
 
 
 def test_seed_002_gpt2_xl_forward_flops():
-    f = acc.forward_flops(XL, 1, 1024)
+    f = accounting.forward_flops(XL, 1, 1024)
     per_block = {k: v / 48 for k, v in f.components.items() if k != "lm_head"}
     assert per_block["qkv"] == 15_728_640_000
     assert per_block["attn_values"] == 3_355_443_200
@@ -173,7 +173,7 @@ def test_seed_002_qk_scores_listed_at_double_their_value():
     """Seed 002 lists Q@K^T at 6,710,886,400 FLOPs per block. ``2 * T^2 * D`` = 3,355,443,200 (25 heads
     x 2 x 1024^2 x 64), the same as Scores@V; its own per-block total (90,596,966,400) uses the right
     value, so the list entry is a typo."""
-    f = acc.forward_flops(XL, 1, 1024)
+    f = accounting.forward_flops(XL, 1, 1024)
     assert f.components["attn_scores"] / 48 == 3_355_443_200
     assert f.components["attn_scores"] == f.components["attn_values"]
 
@@ -182,13 +182,14 @@ def test_seed_002_ffn_explanation_drops_the_gate():
     """Seed 002's worked explanation says "Total (FFN): 4TDF = 41,943,040,000", the cost of a two-matrix
     MLP. The model it counts is SwiGLU (W1, W3, W2): ``6TDF`` = 62,914,560,000 per block, which its own
     list and total do use."""
-    assert acc.forward_flops(XL, 1, 1024).components["mlp"] / 48 == 6 * 1024 * 1600 * 6400 == 62_914_560_000
+    mlp = accounting.forward_flops(XL, 1, 1024).components["mlp"]
+    assert mlp / 48 == 6 * 1024 * 1600 * 6400 == 62_914_560_000
 
 
 def test_seed_002_block_share_rounding():
     """Seed 002 (c) puts the blocks at "about 96.5%" and (d) at "96.3%", the LM head at "3.7%". The
     numbers it lists give 4,348,654,387,200 / 4,513,336,524,800 = 96.35% and 3.65%."""
-    f = acc.forward_flops(XL, 1, 1024)
+    f = accounting.forward_flops(XL, 1, 1024)
     assert 1 - f.shares["lm_head"] == pytest.approx(0.96351, abs=1e-5)
     per_block = (f.components["attn_scores"] + f.components["attn_values"] + f.components["qkv"]
                  + f.components["attn_out_proj"]) / 48
@@ -202,7 +203,7 @@ def test_seed_002_block_share_rounding():
      ("gpt2-large-swiglu", 2.126e12, 0.1317e12, 2.258e12)],
 )
 def test_seed_002_model_sizes(name, blocks, head, total):
-    f = acc.forward_flops(PRESETS[name], 1, 1024)
+    f = accounting.forward_flops(PRESETS[name], 1, 1024)
     assert f.total - f.components["lm_head"] == pytest.approx(blocks, rel=5e-4)
     assert f.components["lm_head"] == pytest.approx(head, rel=5e-4)
     assert f.total == pytest.approx(total, rel=5e-4)
@@ -211,13 +212,13 @@ def test_seed_002_model_sizes(name, blocks, head, total):
 def test_seed_002_long_context():
     """(e): at 16,384 tokens the total is 149,522,795,724,800 FLOPs, 33.13x the 1024-token pass (the
     seed says "about 33.2x"), and the two T^2 matmuls grow from 7.1% to 55.2% of it."""
-    short, long = acc.forward_flops(XL, 1, 1024), acc.forward_flops(XL, 1, 16384)
+    short, long = accounting.forward_flops(XL, 1, 1024), accounting.forward_flops(XL, 1, 16384)
     assert long.total == 149_522_795_724_800
     assert long.total / short.total == pytest.approx(33.129, abs=1e-3)
     assert short.attention / short.total == pytest.approx(0.0714, abs=1e-4)
     assert long.attention / long.total == pytest.approx(0.5515, abs=1e-4)
     # a causal kernel does half the T^2 work: attention is 38% of what it actually runs
-    causal = acc.forward_flops_causal(XL, 1, 16384)
+    causal = accounting.forward_flops_causal(XL, 1, 16384)
     assert causal.attention / causal.total == pytest.approx(0.381, abs=1e-3)
 
 
@@ -230,12 +231,13 @@ def test_seed_001_two_n_s_rule_vs_a_kv_cache():
     order of 7e11": its own rule gives 2 x 174B x 2048 = 7.1e14. With a KV cache a token costs
     ``2N`` plus attention linear in the context: 3.59e11 for GPT-3 at 2048, ~2000x less than the rule."""
     cfg = PRESETS["gpt3-175b"]
-    naive = acc.naive_decode_flops_per_token(cfg, 2048)
-    cached = acc.decode_flops_per_token(cfg, 2048)
+    naive = accounting.naive_decode_flops_per_token(cfg, 2048)
+    cached = accounting.decode_flops_per_token(cfg, 2048)
     assert naive == pytest.approx(7.13e14, rel=1e-3)
     assert cached == pytest.approx(3.588e11, rel=1e-3)
     assert naive / cached > 1900
-    assert acc.recompute_flops_per_token(cfg, 2048) > naive / 2  # the rule prices recomputation, not a cache
+    # the rule prices recomputation, not a cache
+    assert accounting.recompute_flops_per_token(cfg, 2048) > naive / 2
 
 
 def test_seed_001_gpt4o_formula_does_not_match_its_own_repl():
@@ -248,7 +250,7 @@ def test_seed_001_gpt4o_formula_does_not_match_its_own_repl():
     assert repl == 1_731_304_652_800_000
     cfg = ModelConfig("gpt4o-guess", 100, 4096, 32, 32, 4 * 4096, 200000, 131072, tied_embeddings=False,
                       positions="rotary", bias=False)
-    cached = acc.decode_flops_per_token(cfg, 128000)
+    cached = accounting.decode_flops_per_token(cfg, 128000)
     assert cached == pytest.approx(2.516e11, rel=1e-3)
     assert repl / cached == pytest.approx(6881, rel=1e-3)
     assert 2 * 1e11 * 128000 / cached > 1e5
@@ -261,14 +263,14 @@ def test_seed_000_cost_of_a_query():
     the whole query (prefill + 1024 steps) costs 1.1e15: 340x less, as its last post concludes."""
     cfg = PRESETS["gpt3-175b"]
     assert 2048 * 175e9 * 1024 == pytest.approx(3.67e17, rel=1e-3)
-    query = acc.prefill_flops(cfg, 1, 2048).total + sum(
-        acc.decode_flops_per_token(cfg, 2048 + i) for i in range(0, 1024, 64)) * 64
+    query = accounting.prefill_flops(cfg, 1, 2048).total + sum(
+        accounting.decode_flops_per_token(cfg, 2048 + i) for i in range(0, 1024, 64)) * 64
     assert query == pytest.approx(1.1e15, rel=0.03)
     assert 2048 * 175e9 * 1024 / query == pytest.approx(340, rel=0.05)
     # its per-token "N x S" (half the 2NS rule) is still ~1000x what a cached token costs at S = 2048
-    n = acc.param_counts(cfg).non_embedding
-    assert n * 2048 == acc.naive_decode_flops_per_token(cfg, 2048) / 2
-    assert n * 2048 / acc.decode_flops_per_token(cfg, 2048) == pytest.approx(993, rel=0.01)
+    n = accounting.param_counts(cfg).non_embedding
+    assert n * 2048 == accounting.naive_decode_flops_per_token(cfg, 2048) / 2
+    assert n * 2048 / accounting.decode_flops_per_token(cfg, 2048) == pytest.approx(993, rel=0.01)
 
 
 def test_seed_003_training_flops_eq_3_2():
@@ -276,11 +278,11 @@ def test_seed_003_training_flops_eq_3_2():
     head), which is 3x our forward count for a GELU model without biases."""
     cfg = dataclasses.replace(PRESETS["gpt3-175b"], bias=False)
     b, s, d, L, e = 1, 2048, cfg.d_model, cfg.n_layers, 4
-    f = acc.forward_flops(cfg, b, s)
+    f = accounting.forward_flops(cfg, b, s)
     assert 3 * (f.total - f.components["lm_head"]) == 12 * b * d * L * s * (s + (2 + e) * d)
-    t = acc.training_flops(cfg, tokens=10 * s, seq=s)
+    t = accounting.training_flops(cfg, tokens=10 * s, seq=s)
     assert t.detailed == pytest.approx(3 * f.total * 10)
-    assert t.six_n == 6 * acc.param_counts(cfg).non_embedding * 10 * s
+    assert t.six_n == 6 * accounting.param_counts(cfg).non_embedding * 10 * s
     assert t.six_n_total > t.six_n and t.detailed_causal < t.detailed
     assert t.detailed / t.six_n == pytest.approx(1 + s / (6 * d), rel=0.02)  # the O(S/D) correction
 
@@ -290,13 +292,13 @@ def test_seed_003_gpt3_training_memory_is_tib_not_thousands_of_tib():
     162, grads 325, optimizer 975 TiB). Its own eqs. 2.3-2.4 give 2N + 4N + 12N = 18N bytes: with
     N = 174.6B that is 3.14e12 B = 2.86 TiB (params 0.32, grads 0.64, optimizer 1.91 TiB). The seed's
     figures are N/2^30 x (1, 2, 6): GiB-sized numbers labelled TiB, and half of each."""
-    n = acc.param_counts(PRESETS["gpt3-175b"]).total
-    state = acc.training_state_bytes(PRESETS["gpt3-175b"])
+    n = accounting.param_counts(PRESETS["gpt3-175b"]).total
+    state = accounting.training_state_bytes(PRESETS["gpt3-175b"])
     assert state["total"] == 18 * n
     assert state["total"] / 2**40 == pytest.approx(2.86, abs=0.01)
     assert (state["params"] / 2**40, state["grads"] / 2**40) == pytest.approx((0.318, 0.635), abs=1e-3)
     assert n / 2**30 == pytest.approx(162.6, abs=0.1)  # the seed's "162 TiB" is N in GiB
-    assert acc.training_state_bytes(PRESETS["gpt3-175b"], mixed_precision=False)["total"] == 16 * n
+    assert accounting.training_state_bytes(PRESETS["gpt3-175b"], mixed_precision=False)["total"] == 16 * n
 
 
 def test_seed_003_falcon_40b_kv_cache():
@@ -307,14 +309,14 @@ def test_seed_003_falcon_40b_kv_cache():
     batch: ``2*B*N / (lambda*T)`` at B = 200, T = 4 is 13.2 ms, ``p*N/(lambda*T)`` is 66 us."""
     real = PRESETS["falcon-40b"]
     mha = dataclasses.replace(real, n_kv_heads=real.n_heads)
-    per_seq = acc.kv_cache_bytes(mha, 1, 2048, "bf16")
+    per_seq = accounting.kv_cache_bytes(mha, 1, 2048, "bf16")
     assert per_seq == 2 * 2 * 2048 * 8192 * 60 and per_seq / 2**30 == pytest.approx(3.75)
-    weights = acc.weight_bytes(real, "bf16")
+    weights = accounting.weight_bytes(real, "bf16")
     assert weights / 2**30 == pytest.approx(76.9, abs=0.1)
     assert (weights + 200 * per_seq) / 2**30 / 80 == pytest.approx(10.3, abs=0.1)  # > 4 GPUs' worth
-    assert acc.kv_cache_bytes(real, 1, 2048, "bf16") / 2**30 == pytest.approx(0.234, abs=1e-3)
-    assert (weights + acc.kv_cache_bytes(real, 200, 2048, "bf16")) / 2**30 < 2 * 80
-    n = acc.param_counts(real).total
+    assert accounting.kv_cache_bytes(real, 1, 2048, "bf16") / 2**30 == pytest.approx(0.234, abs=1e-3)
+    assert (weights + accounting.kv_cache_bytes(real, 200, 2048, "bf16")) / 2**30 < 2 * 80
+    n = accounting.param_counts(real).total
     assert 2 * 200 * n / (312e12 * 4) == pytest.approx(13.2e-3, rel=0.01)
     assert 2 * n / (312e12 * 4) == pytest.approx(66e-6, rel=0.01)
 
@@ -323,34 +325,36 @@ def test_kv_outgrows_weights_near_6d_for_mha_and_later_for_gqa():
     """Seed 003 sec. 6: the cache outweighs the parameters "when BS >~ D", dropping O(1) factors: with
     12 L D^2 weights and 2 L D per token it is BS ~ 6D (50,182 tokens for the 52B model)."""
     m52 = PRESETS["anthropic-52b"]
-    assert acc.kv_outgrows_weights_tokens(m52) == pytest.approx(50182.5, abs=0.1)
-    assert acc.kv_outgrows_weights_tokens(m52) / m52.d_model == pytest.approx(6.13, abs=0.01)
+    assert accounting.kv_outgrows_weights_tokens(m52) == pytest.approx(50182.5, abs=0.1)
+    assert accounting.kv_outgrows_weights_tokens(m52) / m52.d_model == pytest.approx(6.13, abs=0.01)
     l70 = PRESETS["llama2-70b"]
     mha70 = dataclasses.replace(l70, n_kv_heads=l70.n_heads)
-    kv_ratio = acc.kv_cache_bytes_per_token(mha70, "bf16") / acc.kv_cache_bytes_per_token(l70, "bf16")
+    kv_per_token = accounting.kv_cache_bytes_per_token
+    kv_ratio = kv_per_token(mha70, "bf16") / kv_per_token(l70, "bf16")
     assert kv_ratio == 8
-    weight_ratio = acc.weight_bytes(l70, "bf16") / acc.weight_bytes(mha70, "bf16")  # MHA has bigger W_k, W_v
-    assert acc.kv_outgrows_weights_tokens(l70) == pytest.approx(
-        8 * weight_ratio * acc.kv_outgrows_weights_tokens(mha70))
-    assert acc.kv_outgrows_weights_tokens(l70) == pytest.approx(421_000, rel=1e-4)
+    # MHA has bigger W_k, W_v
+    weight_ratio = accounting.weight_bytes(l70, "bf16") / accounting.weight_bytes(mha70, "bf16")
+    assert accounting.kv_outgrows_weights_tokens(l70) == pytest.approx(
+        8 * weight_ratio * accounting.kv_outgrows_weights_tokens(mha70))
+    assert accounting.kv_outgrows_weights_tokens(l70) == pytest.approx(421_000, rel=1e-4)
 
 
 def test_kv_bytes():
-    assert acc.kv_cache_bytes_per_token(PRESETS["anthropic-52b"], "bf16") == 2_097_152  # seed 004
-    assert acc.kv_cache_bytes_per_token(PRESETS["llama2-70b"], "fp16") == 2 * 80 * 8 * 128 * 2
-    assert acc.kv_cache_bytes(PRESETS["llama2-7b"], 3, 100, "float32") == 3 * 100 * 2 * 32 * 4096 * 4
-    assert acc.kv_cache_bytes(PRESETS["llama2-7b"], 0, 100, "float32") == 0
+    assert accounting.kv_cache_bytes_per_token(PRESETS["anthropic-52b"], "bf16") == 2_097_152  # seed 004
+    assert accounting.kv_cache_bytes_per_token(PRESETS["llama2-70b"], "fp16") == 2 * 80 * 8 * 128 * 2
+    assert accounting.kv_cache_bytes(PRESETS["llama2-7b"], 3, 100, "float32") == 3 * 100 * 2 * 32 * 4096 * 4
+    assert accounting.kv_cache_bytes(PRESETS["llama2-7b"], 0, 100, "float32") == 0
 
 
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: acc.forward_flops(XL, 0, 8), "batch: expected a positive integer"),
-        (lambda: acc.forward_flops(XL, 1, -8), "seq: expected a positive integer"),
-        (lambda: acc.decode_flops_per_token(XL, -1), "context: expected a non-negative integer"),
-        (lambda: acc.kv_cache_bytes(XL, -2, 8, "bf16"), "batch: expected a non-negative integer"),
-        (lambda: acc.training_flops(XL, 0), "tokens: expected a positive integer"),
-        (lambda: acc.naive_decode_flops_per_token(XL, 2.5), "context"),
+        (lambda: accounting.forward_flops(XL, 0, 8), "batch: expected a positive integer"),
+        (lambda: accounting.forward_flops(XL, 1, -8), "seq: expected a positive integer"),
+        (lambda: accounting.decode_flops_per_token(XL, -1), "context: expected a non-negative integer"),
+        (lambda: accounting.kv_cache_bytes(XL, -2, 8, "bf16"), "batch: expected a non-negative integer"),
+        (lambda: accounting.training_flops(XL, 0), "tokens: expected a positive integer"),
+        (lambda: accounting.naive_decode_flops_per_token(XL, 2.5), "context"),
     ],
 )
 def test_bad_sizes_are_named(call, match):

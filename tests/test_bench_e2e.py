@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.record import EXTRA_INFO_FIELDS
-from roofline.cost import CONVENTIONS, kernel_cost
+from roofline.cost import CONVENTIONS
+from roofline.ops import kernel_cost
 from roofline.sweeps import sweep_points
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.results import HEADER, RECORDS, append_record, merge_parts, part_dir, read_records
-from roofline.__main__ import main as roofline_main
+from roofline.cli import main as roofline_main
 from roofline.errors import UsageError
 from roofline.results import ResultsWarning, load_results
 

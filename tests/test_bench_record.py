@@ -22,8 +22,9 @@ from bench.runner import BASELINE_TOLERANCE_FACTOR, compare
 from bench.runner import classify as classify_error
 from bench.session import check_worker_count, pinned_device_index, worker_index
 from bench.timing import Summary
-from roofline.cost import CONVENTIONS, kernel_cost
+from roofline.cost import CONVENTIONS
 from roofline.hardware import PRESETS, dtype_class, from_measured
+from roofline.ops import kernel_cost
 from roofline.roof import CeilingCheck
 from roofline.sweeps import SweepPoint
 

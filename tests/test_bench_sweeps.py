@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from roofline.cost import kernel_cost
 from roofline.errors import UsageError
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import dtype_class
 from roofline.model import PRESETS as MODELS
+from roofline.ops import kernel_cost
 from roofline.sweeps import KERNELS, SMOKE_MODEL, SWEEP_PRESETS, sweep_dtype, sweep_points
 
 ALL = [(p, d) for p in SWEEP_PRESETS for d in ("cuda", "cpu")]

@@ -8,14 +8,38 @@ from pathlib import Path
 
 import pytest
 
-from roofline import claims_accounting as CA
-from roofline import claims_checks as C
-from roofline.__main__ import main
-from roofline.claims import evaluate, markdown_report, terminal_table, write_report
-from roofline.claims_registry import BY_ID, CLAIMS
-from roofline.cost import gemv_cost
+from roofline.claims import BY_ID, CLAIMS, evaluate, markdown_report, terminal_table, write_report
+from roofline.claims.accounting import (
+    attention_share_model,
+    kv_bs_d_model,
+    kv_decode_compute_bound_model,
+    kv_outgrows_model,
+    two_n_linear_model,
+    two_n_s_model,
+)
+from roofline.claims.kernels import (
+    crossover,
+    decode_attention_measured,
+    decode_attention_model,
+    elementwise_measured,
+    elementwise_model,
+    gemv_crossover_measured,
+    gemv_crossover_model,
+    gqa_measured,
+    kv_projection_model,
+    matmuls_always_measured,
+    matmuls_always_model,
+    prefill_measured,
+    prefill_model,
+    qkv_crossover_measured,
+)
+from roofline.claims.registry import Claim
+from roofline.claims.roof import above_roof_measured
+from roofline.cli import main
+from roofline.cost import gemv_cost, qkv_cost
 from roofline.hardware import PRESETS, HardwareSpec
 from roofline.results import load_results
+from roofline.verdict import CannotJudge
 from tests.data.synth import MEASURED_A100, a100_run, benchmark, roofline_time, write_run
 
 A100 = PRESETS["A100-SXM4-80GB"]
@@ -69,39 +93,39 @@ def test_model_verdicts_on_gpu_presets(preset):
 
 
 def test_model_numbers_reproduce_the_seeds():
-    kv = C.kv_projection_model(PRESETS["A100-SEED-1.5TB"], BF16).numbers
+    kv = kv_projection_model(PRESETS["A100-SEED-1.5TB"], BF16).numbers
     # Seed 004's 208 counts weight bytes only: ridge x bytes/2 = 312e12 / 1.5e12 x 2 / 2, exactly.
     assert kv["rule"] == 208.0 and kv["seed_rule"] == 208.0
     # Counting the activations' bytes as well (labelled so in the text) the breakeven comes a little later.
     assert 208 <= kv["tokens"] <= 220 and kv["seed_tokens"] == kv["tokens"]
     assert kv["seed_ms"] == pytest.approx(11.45, abs=0.1)
-    text = C.kv_projection_model(PRESETS["A100-SEED-1.5TB"], BF16).summary
+    text = kv_projection_model(PRESETS["A100-SEED-1.5TB"], BF16).summary
     assert "weight bytes only" in text and "activation-inclusive" in text
-    share = CA.attention_share_model(A100, BF16).numbers
+    share = attention_share_model(A100, BF16).numbers
     assert 0.55 <= share["dense_share"] <= 0.65 and share["causal_share"] < 0.5
     # Seed 002's own model (SwiGLU, untied) reproduces its ~7% -> ~55%.
     assert share["seed_dense_share"] == pytest.approx(0.552, abs=0.002)
     assert share["seed_short_share"] == pytest.approx(0.071, abs=0.002)
     assert share["seed_causal_share"] < 0.5
-    gemv = C.gemv_crossover_model(PRESETS["A100-SEED-2.0TB"], BF16).numbers
+    gemv = gemv_crossover_model(PRESETS["A100-SEED-2.0TB"], BF16).numbers
     assert gemv["rule"] == pytest.approx(156) and 156 <= gemv["llama2-70b mlp_up"] <= 165
 
 
 def test_crossover_helper_is_the_first_compute_bound_batch():
     ridge = 153.0
-    b = C.crossover(lambda m: gemv_cost(m, 4096, 4096, BF16), ridge)
+    b = crossover(lambda m: gemv_cost(m, 4096, 4096, BF16), ridge)
     assert gemv_cost(b, 4096, 4096, BF16).intensity >= ridge > gemv_cost(b - 1, 4096, 4096, BF16).intensity
-    assert C.crossover(lambda m: gemv_cost(m, 64, 64, BF16), ridge) is None  # saturates at 32 FLOP/B
+    assert crossover(lambda m: gemv_cost(m, 64, 64, BF16), ridge) is None  # saturates at 32 FLOP/B
 
 
 @pytest.mark.parametrize("check, supporting, refuting", [
-    (C.elementwise_model, spec(100.0), spec(1.0)),  # GELU tanh bf16 is 2.25 FLOP/B
-    (C.prefill_model, spec(153.0), spec(5000.0)),
-    (C.matmuls_always_model, spec(0.5), spec(153.0)),  # refuting spec makes decode memory-bound
-    (C.decode_attention_model, spec(153.0), spec(0.5)),
-    (CA.kv_decode_compute_bound_model, spec(0.01), A100),
-    (C.gemv_crossover_model, A100, spec(1e5)),  # a ridge no GEMV can reach
-    (C.kv_projection_model, A100, spec(0.2)),
+    (elementwise_model, spec(100.0), spec(1.0)),  # GELU tanh bf16 is 2.25 FLOP/B
+    (prefill_model, spec(153.0), spec(5000.0)),
+    (matmuls_always_model, spec(0.5), spec(153.0)),  # refuting spec makes decode memory-bound
+    (decode_attention_model, spec(153.0), spec(0.5)),
+    (kv_decode_compute_bound_model, spec(0.01), A100),
+    (gemv_crossover_model, A100, spec(1e5)),  # a ridge no GEMV can reach
+    (kv_projection_model, A100, spec(0.2)),
 ])
 def test_model_checks_flip_with_the_hardware(check, supporting, refuting):
     assert check(supporting, BF16).status == "supported"
@@ -115,39 +139,39 @@ def _gemv_rows(times: dict[int, float], n=8192, k=8192, provider="triton"):
 
 def test_measured_gemv_crossover(tmp_path):
     # memory-bound until the predicted crossover, then linear: max(a, b*B) with a/b at the prediction
-    predicted = C.crossover(lambda m: gemv_cost(m, 8192, 8192, "float16"), MEASURED.ridge("tensor16"))
+    predicted = crossover(lambda m: gemv_cost(m, 8192, 8192, "float16"), MEASURED.ridge("tensor16"))
     a = 2 * 8192 * 8192 / MEASURED.mem_bandwidth
     agree = {b: max(a, a * b / predicted) for b in (1, 8, 64, 512, 4096)}
-    verdict = C.gemv_crossover_measured(run_of(tmp_path / "a", _gemv_rows(agree)), MEASURED)
+    verdict = gemv_crossover_measured(run_of(tmp_path / "a", _gemv_rows(agree)), MEASURED)
     assert verdict.status == "supported"
     (measured, pred), = verdict.numbers["crossovers"].values()
     assert measured == pytest.approx(predicted, rel=0.01) and pred == predicted
     late = {b: max(a, a * b / (20 * predicted)) for b in (1, 8, 64, 512, 4096, 32768)}
-    assert C.gemv_crossover_measured(run_of(tmp_path / "b", _gemv_rows(late)), MEASURED).status == "refuted"
+    assert gemv_crossover_measured(run_of(tmp_path / "b", _gemv_rows(late)), MEASURED).status == "refuted"
     flat = dict.fromkeys((1, 8, 64, 512, 4096), a)  # never turns compute-bound although predicted to
-    assert C.gemv_crossover_measured(run_of(tmp_path / "c", _gemv_rows(flat)), MEASURED).status == "refuted"
+    assert gemv_crossover_measured(run_of(tmp_path / "c", _gemv_rows(flat)), MEASURED).status == "refuted"
     short = {b: a for b in (1, 8, 64)}  # ends before the predicted crossover: cannot decide
-    verdict = C.gemv_crossover_measured(run_of(tmp_path / "d", _gemv_rows(short)), MEASURED)
+    verdict = gemv_crossover_measured(run_of(tmp_path / "d", _gemv_rows(short)), MEASURED)
     assert verdict.status == "inconclusive"
     overhead = {b: max(50 * a, a * b / predicted) for b in (1, 8, 64, 512, 4096)}  # 2% of the bandwidth
-    verdict = C.gemv_crossover_measured(run_of(tmp_path / "f", _gemv_rows(overhead)), MEASURED)
+    verdict = gemv_crossover_measured(run_of(tmp_path / "f", _gemv_rows(overhead)), MEASURED)
     assert verdict.status == "inconclusive" and "overhead" in verdict.summary
     two = {1: a, 4096: 30 * a}  # fewer than 3 batch sizes
-    verdict = C.gemv_crossover_measured(run_of(tmp_path / "e", _gemv_rows(two)), MEASURED)
+    verdict = gemv_crossover_measured(run_of(tmp_path / "e", _gemv_rows(two)), MEASURED)
     assert verdict.status == "inconclusive"
 
 
 def test_measured_qkv_crossover(tmp_path):
     shape = dict(d_model=2048, n_heads=16, n_kv_heads=4, head_dim=128, bias=False)
-    predicted = C.crossover(lambda m: C.qkv_cost(m=m, **shape, dtype="float16"), MEASURED.ridge("tensor16"))
-    a = C.qkv_cost(m=1, **shape, dtype="float16").bytes / MEASURED.mem_bandwidth
+    predicted = crossover(lambda m: qkv_cost(m=m, **shape, dtype="float16"), MEASURED.ridge("tensor16"))
+    a = qkv_cost(m=1, **shape, dtype="float16").bytes / MEASURED.mem_bandwidth
 
     def rows(crossover_at):
         return [benchmark("qkv", {"m": m, **shape}, "float16", max(a, a * m / crossover_at))
                 for m in (1, 16, 256, 2048)]
 
-    assert C.qkv_crossover_measured(run_of(tmp_path / "a", rows(predicted)), MEASURED).status == "supported"
-    early = C.qkv_crossover_measured(run_of(tmp_path / "b", rows(predicted / 5)), MEASURED)
+    assert qkv_crossover_measured(run_of(tmp_path / "a", rows(predicted)), MEASURED).status == "supported"
+    early = qkv_crossover_measured(run_of(tmp_path / "b", rows(predicted / 5)), MEASURED)
     assert early.status == "refuted" and f"predicted {predicted}" in early.summary
 
 
@@ -163,18 +187,18 @@ def test_measured_bound_claims_follow_the_measured_ridge(tmp_path):
     big_qkv = _roof_rows("qkv", [dict(m=4096, d_model=1024, n_heads=16, n_kv_heads=16, head_dim=64,
                                       bias=False)])
     res = run_of(tmp_path / "gpu", soft + attn + big_qkv)
-    assert C.elementwise_measured(res, MEASURED).status == "supported"
-    assert C.decode_attention_measured(res, MEASURED).status == "supported"
-    assert C.prefill_measured(res, MEASURED).status == "supported"
-    assert C.matmuls_always_measured(res, MEASURED).status == "refuted"  # decode attention is below the ridge
+    assert elementwise_measured(res, MEASURED).status == "supported"
+    assert decode_attention_measured(res, MEASURED).status == "supported"
+    assert prefill_measured(res, MEASURED).status == "supported"
+    assert matmuls_always_measured(res, MEASURED).status == "refuted"  # decode attention is below the ridge
     tiny_ridge = spec(0.1, MEASURED.mem_bandwidth)  # a roof where everything is compute-bound
-    assert C.elementwise_measured(res, tiny_ridge).status == "refuted"
-    assert C.decode_attention_measured(res, tiny_ridge).status == "refuted"
-    assert C.matmuls_always_measured(res, tiny_ridge).status == "supported"
-    assert C.prefill_measured(res, spec(1e5, MEASURED.mem_bandwidth)).status == "refuted"
+    assert elementwise_measured(res, tiny_ridge).status == "refuted"
+    assert decode_attention_measured(res, tiny_ridge).status == "refuted"
+    assert matmuls_always_measured(res, tiny_ridge).status == "supported"
+    assert prefill_measured(res, spec(1e5, MEASURED.mem_bandwidth)).status == "refuted"
     only_soft = run_of(tmp_path / "soft", soft)
-    for check in (C.decode_attention_measured, C.prefill_measured, C.matmuls_always_measured, C.gqa_measured,
-                  C.gemv_crossover_measured, C.qkv_crossover_measured):
+    for check in (decode_attention_measured, prefill_measured, matmuls_always_measured, gqa_measured,
+                  gemv_crossover_measured, qkv_crossover_measured):
         assert check(only_soft, MEASURED).status == "inconclusive"
 
 
@@ -188,46 +212,56 @@ def test_measured_gqa(tmp_path):
             out.append(benchmark("attention", {**mha, "n_kv_heads": 4}, "float16", t / gqa_speedup))
         return out
 
-    good = C.gqa_measured(run_of(tmp_path / "a", rows(7.5)), MEASURED)  # bytes ~8x fewer, same bandwidth
+    good = gqa_measured(run_of(tmp_path / "a", rows(7.5)), MEASURED)  # bytes ~8x fewer, same bandwidth
     assert good.status == "supported" and len(good.details) == 2
-    assert C.gqa_measured(run_of(tmp_path / "b", rows(1.0)), MEASURED).status == "refuted"
+    assert gqa_measured(run_of(tmp_path / "b", rows(1.0)), MEASURED).status == "refuted"
     # far below the memory roof the FLOP/s ratio is overhead, not intensity: abstain
-    assert C.gqa_measured(run_of(tmp_path / "c", rows(1.0, 0.02)), MEASURED).status == "inconclusive"
+    assert gqa_measured(run_of(tmp_path / "c", rows(1.0, 0.02)), MEASURED).status == "inconclusive"
 
 
 def test_above_roof_and_miscounted_points(tmp_path):
     shape = {"rows": 256, "cols": 4096}
     ok = benchmark("softmax", shape, "float16", roofline_time("softmax", shape, "float16", MEASURED, 0.8))
     res = run_of(tmp_path / "ok", [ok])
-    assert C.above_roof_measured(res, MEASURED).status == "supported"
+    assert above_roof_measured(res, MEASURED).status == "supported"
     fast = benchmark("softmax", {"rows": 8, "cols": 4096}, "float16",
                      roofline_time("softmax", {"rows": 8, "cols": 4096}, "float16", MEASURED, 2.5))
     miscounted = benchmark("softmax", shape, "float16", 1.0)
     miscounted["extra_info"]["bytes"] *= 0.5
-    verdict = C.above_roof_measured(run_of(tmp_path / "bad", [ok, fast, miscounted]), MEASURED)
+    verdict = above_roof_measured(run_of(tmp_path / "bad", [ok, fast, miscounted]), MEASURED)
     assert verdict.status == "refuted"
     assert fast["name"] in verdict.details[0] and "2.50x" in verdict.details[0]
     assert any("the cost model says" in d for d in verdict.details)
 
 
 def test_accounting_claims_numbers():
-    v = CA.two_n_s_model(A100, BF16)
+    v = two_n_s_model(A100, BF16)
     assert v.status == "refuted" and "x over" in v.details[0]
-    v = CA.two_n_linear_model(A100, BF16)
+    v = two_n_linear_model(A100, BF16)
     assert v.status == "supported" and len(v.details) == 9
-    v = CA.kv_outgrows_model(A100, BF16)
+    v = kv_outgrows_model(A100, BF16)
     assert v.status == "supported" and "gpt2-xl" in v.details[0]
-    v = CA.kv_bs_d_model(A100, BF16)
+    v = kv_bs_d_model(A100, BF16)
     assert v.status == "refuted" and "6.3 x D" in v.details[0]
 
 
-def test_a_failing_check_is_inconclusive_not_a_crash():
-    from roofline.claims import _guard
+def test_a_check_that_cannot_judge_is_inconclusive_with_its_reason():
+    def unjudgeable(spec, dtype):
+        raise CannotJudge("no tf32 peak on this spec")
 
+    [row] = evaluate(hardware=A100, claims=(Claim("c", "s", "ridgebench", model_check=unjudgeable),))
+    assert row.model.status == "inconclusive" and "no tf32 peak" in row.model.summary
+
+
+def test_a_check_that_raises_anything_else_fails_the_claims_run(monkeypatch, capsys):
     def broken(spec, dtype):
         raise KeyError("tf32")
 
-    assert _guard(broken, A100, BF16).status == "inconclusive"
+    with pytest.raises(KeyError, match="tf32"):
+        evaluate(hardware=A100, claims=(Claim("c", "s", "ridgebench", model_check=broken),))
+    monkeypatch.setattr(BY_ID["gqa-raises-intensity"], "model_check", broken)
+    with pytest.raises(KeyError, match="tf32"):
+        main(["claims", "--hardware", "A100-SXM4-80GB"])
 
 
 def test_report_on_a_synthetic_gpu_run(tmp_path):
@@ -292,8 +326,8 @@ def test_the_rule_is_ridge_times_bytes_over_two():
     texts = " ".join(c.statement for c in CLAIMS)
     assert "2/bytes" not in texts and texts.count("ridge x bytes/2") == 2
     spec = PRESETS["A100-SXM4-80GB"]
-    bf16 = C.gemv_crossover_model(spec, BF16).numbers["rule"]
-    fp32 = C.gemv_crossover_model(spec, "float32").numbers["rule"]
+    bf16 = gemv_crossover_model(spec, BF16).numbers["rule"]
+    fp32 = gemv_crossover_model(spec, "float32").numbers["rule"]
     assert bf16 == pytest.approx(spec.ridge("tensor16"))
     assert fp32 == pytest.approx(spec.ridge("tf32") * 4 / 2)
-    assert "ridge x bytes/2" in C.gemv_crossover_model(spec, BF16).summary
+    assert "ridge x bytes/2" in gemv_crossover_model(spec, BF16).summary

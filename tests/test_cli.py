@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from roofline import accounting as acc
-from roofline import latency as lat
-from roofline.__main__ import main
+from roofline import accounting, latency
+from roofline.cli import main
 from roofline.hardware import PRESETS as HW
 from roofline.model import PRESETS
 
@@ -68,14 +67,14 @@ def test_model_json_has_the_documented_keys_and_agrees_with_the_library(capsys):
     assert r["params_total"] == 2_127_057_600
     assert r["forward_flops"] == 2 * 4_513_336_524_800
     assert r["forward_flops_breakdown"]["components"]["attn_scores"] == 2 * 48 * 3_355_443_200
-    assert r["forward_flops_causal"] == acc.forward_flops_causal(cfg, 2, 1024).total
-    assert r["decode_flops_per_token"] == acc.decode_flops_per_token(cfg, 1024)
+    assert r["forward_flops_causal"] == accounting.forward_flops_causal(cfg, 2, 1024).total
+    assert r["decode_flops_per_token"] == accounting.decode_flops_per_token(cfg, 1024)
     assert r["kv_cache_bytes"] == 2 * 1024 * r["kv_cache_bytes_per_token"] == 2 * 1024 * 2 * 48 * 1600 * 2
     assert r["weight_bytes"] == 2 * 2_127_057_600  # bfloat16 by default
-    assert r["prefill_seconds_lower_bound"] == lat.prefill_seconds_lower_bound(cfg, 2, 1024, a100, "bf16")
-    assert r["decode_step_seconds_lower_bound"] == lat.decode_step_seconds_lower_bound(cfg, 2, 1024, a100,
+    assert r["prefill_seconds_lower_bound"] == latency.prefill_seconds_lower_bound(cfg, 2, 1024, a100, "bf16")
+    assert r["decode_step_seconds_lower_bound"] == latency.decode_step_seconds_lower_bound(cfg, 2, 1024, a100,
                                                                                        "bf16")
-    assert r["decode_compute_bound_batch"] == lat.decode_compute_bound_batch(cfg, a100, "bf16", 1024)
+    assert r["decode_compute_bound_batch"] == latency.decode_compute_bound_batch(cfg, a100, "bf16", 1024)
     assert r["predicted"] is True and r["decode_step"]["predicted"] is True
     assert r["inputs"]["hardware"] == "A100-SXM4-80GB" and "fma" in r["conventions"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roofline.__main__ import main
+from roofline.cli import main
 from roofline.compare import (
     bootstrap_ratio,
     compare_runs,

@@ -14,8 +14,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from roofline.cost import (
     CONVENTIONS,
-    KERNEL_COSTS,
-    MATMUL_KERNELS,
     Cost,
     attention_cost,
     causal_pairs,
@@ -24,11 +22,11 @@ from roofline.cost import (
     gelu_cost,
     gemm_cost,
     gemv_cost,
-    kernel_cost,
     qkv_cost,
     softmax_cost,
 )
 from roofline.hardware import PRESETS
+from roofline.ops import KERNEL_COSTS, MATMUL_KERNELS, kernel_cost
 
 A100 = PRESETS["A100-SXM4-80GB"]
 
@@ -232,3 +230,17 @@ def test_bound_flips_at_the_ridge():
     assert at.attainable_seconds(A100, "tensor16") == pytest.approx(nbytes / A100.mem_bandwidth)
     assert at.attainable_flops_per_s(A100, "tensor16") == pytest.approx(A100.peak("tensor16"))
     assert Cost(5.0, 0.0).intensity == math.inf
+
+
+def test_every_list_of_kernels_derives_from_the_ops_table():
+    from roofline import sweeps
+    from roofline.ops import KERNELS, OPS
+    from roofline.plot import layout
+
+    assert KERNELS == ("qkv", "gemv", "attention", "softmax", "gelu")
+    assert sweeps.KERNELS is KERNELS and layout.KERNEL_ORDER == tuple(OPS)
+    assert set(KERNEL_COSTS) == set(OPS) and MATMUL_KERNELS == {"qkv", "gemv", "attention", "gemm"}
+    used = {tuple(p.sweep.split(".", 1)[0].split("/")) for preset in sweeps.SWEEP_PRESETS
+            for kind in sweeps.DEVICE_KINDS for p in sweeps.sweep_points(preset, kind)}
+    assert used == {(name, t) for name, op in OPS.items() for t in op.trajectories}
+    assert len({op.color for op in OPS.values()}) == len(OPS)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.text import Text
 
-from roofline.__main__ import main
+from roofline.cli import main
 from roofline.hardware import PRESETS, HardwareSpec, from_measured
 from roofline.plot import measured_points, plot_predicted, plot_results, roofline_figure
 from roofline.results import attainable_flops_per_s, load_results

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from roofline.__main__ import main
+from roofline.cli import main
 from roofline.errors import UsageError
 from roofline.hardware import PRESETS, HardwareSpec
 from roofline.results import attainable_flops_per_s, load_results, peak_for, ridge_for, size_label, slug

@@ -17,13 +17,13 @@ from bench.ceilings import ceilings_document, combine, datasheet_for, measured_s
 from bench.provenance import cpu_features, parse_cpuinfo
 from bench.record import Roofs, extra_info
 from bench.timing import Summary
-from roofline import roof as R
 from roofline.claims import evaluate, markdown_report, write_report
-from roofline.cost import kernel_cost
 from roofline.hardware import MIG_NOTE, PRESETS, UnknownHardwareError, from_measured, lookup_device
 from roofline.model import PRESETS as MODELS
+from roofline.ops import kernel_cost
 from roofline.plot import measured_points
 from roofline.results import load_results
+from roofline.roof import TOLERANCE_FLOOR, assess_ceilings, point_roof
 from roofline.sweeps import SweepPoint, sweep_dtype
 from tests.data.synth import benchmark, write_run
 
@@ -227,7 +227,7 @@ def test_a_gpu_whose_read_stream_beats_its_copy_gets_the_read_roof(tmp_path):
 def test_a_loaded_machine_with_a_wide_spread_withholds_every_roof_verdict(tmp_path):
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     measured, res = cpu_run(tmp_path, features, load=6.0, spread=2.0)
-    check = R.assess_ceilings(measured)
+    check = assess_ceilings(measured)
     assert check.suspect
     assert any("loaded machine before" in r for r in check.reasons)
     assert any("wide spread" in r for r in check.reasons)
@@ -246,15 +246,15 @@ def test_a_loaded_machine_with_a_wide_spread_withholds_every_roof_verdict(tmp_pa
 def test_drift_between_before_and_after_is_a_spread_too():
     passes = cpu_passes()
     passes[1]["probes"] = [dict(p, best=p["best"] / 2, median=p["median"] / 2) for p in passes[1]["probes"]]
-    check = R.assess_ceilings(combine(passes, cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)["native"], "cpu"))
+    check = assess_ceilings(combine(passes, cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)["native"], "cpu"))
     want = "fp32 ceiling: 1.3e+11 before the sweep vs 6.37e+10 after (2.04x apart"
     assert any(want in r for r in check.reasons)
     assert check.tolerance_for("fp32") == pytest.approx(1 / 0.49 - 1)
 
 
 def test_an_older_ceilings_file_gets_the_floor_and_a_note():
-    check = R.assess_ceilings({"mem_bandwidth": 1e9, "peak_flops": {"fp32": 1e10}})
-    assert not check.suspect and check.tolerance_for("memory") == R.TOLERANCE_FLOOR
+    check = assess_ceilings({"mem_bandwidth": 1e9, "peak_flops": {"fp32": 1e10}})
+    assert not check.suspect and check.tolerance_for("memory") == TOLERANCE_FLOOR
     assert "older ceilings.json" in check.notes[0]
 
 
@@ -292,7 +292,7 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     measured = combine(cpu_passes(), features["native"], "cpu")
     roofs = Roofs(measured_spec(CPU["device"], measured, None), None)
-    check = R.assess_ceilings(measured)
+    check = assess_ceilings(measured)
     rows = []
     for i, b in enumerate(epyc_records()):
         info = b["extra_info"]
@@ -321,13 +321,19 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
         assert rec.extra["attainable_s"] == pytest.approx(pr.attainable_s)
         assert rec.extra["above_roof"] is pt.above_roof is run.is_above(res.records.index(rec)) is False
     assert [a.name for a in run.above] == [fast["name"]] and points[-1].above_roof
+    for i, (rec, pt) in enumerate(zip(res.records, points, strict=True)):  # one function places each point
+        where = run.placement(i, rec)
+        assert where.roof == run.points[i] and where.predicted_intensity == rec.cost().intensity
+        assert (pt.predicted_x, pt.predicted_y, pt.roof_y, pt.tolerance) == (
+            where.predicted_intensity, where.predicted_flops_per_s, where.roof.attainable_flops_per_s,
+            where.tolerance)
 
 
 def test_point_roof_rejects_nonsense():
     spec = from_measured("x", 1e9, {"fp32": 1e10})
     with pytest.raises(ValueError, match="flops, nbytes, seconds"):
-        R.point_roof(spec, "gelu", "float32", 0.0, 1.0, 1.0)
-    p = R.point_roof(spec, "qkv", "float32", 1e10, 1e8, 2.0)  # intensity 100 > ridge 10
+        point_roof(spec, "gelu", "float32", 0.0, 1.0, 1.0)
+    p = point_roof(spec, "qkv", "float32", 1e10, 1e8, 2.0)  # intensity 100 > ridge 10
     assert (p.dtype_class, p.bound, p.ceiling) == ("fp32", "compute", "fp32")
     assert p.fraction == pytest.approx(0.5) and p.ridge == pytest.approx(10.0)
 
@@ -336,32 +342,32 @@ def test_host_load_is_recorded_but_not_judged_for_a_gpu():
     passes = gpu_passes(read=1.9e12)
     for p in passes:
         p["load"].update(loadavg=[40.0, 40.0, 40.0], device_kind="cuda")
-    check = R.assess_ceilings(combine(passes, None, "cuda"))
+    check = assess_ceilings(combine(passes, None, "cuda"))
     assert not check.suspect
     passes = cpu_passes(load=40.0)
     for p in passes:
         p["load"]["device_kind"] = "cpu"
-    assert R.assess_ceilings(combine(passes, None, "cpu")).suspect
+    assert assess_ceilings(combine(passes, None, "cpu")).suspect
 
 
 def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path, monkeypatch):
-    from roofline import plot as P
+    from roofline.plot import files as plot_files
 
     titles = []
-    real = P.roofline_figure
+    real = plot_files.roofline_figure
 
     def spy(points, roofs, *, dtype, title):
         titles.append(title)
         return real(points, roofs, dtype=dtype, title=title)
 
-    monkeypatch.setattr(P, "roofline_figure", spy)
+    monkeypatch.setattr(plot_files, "roofline_figure", spy)
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     measured = combine(cpu_passes(load=6.0), features["native"], "cpu")
-    P.plot_results(write_run(tmp_path / "cpu", epyc_records(), measured=measured, datasheet=None,
+    plot_files.plot_results(write_run(tmp_path / "cpu", epyc_records(), measured=measured, datasheet=None,
                              device=CPU["device"]))
     assert "CEILINGS SUSPECT" in titles[-1] and "ABOVE" not in titles[-1]
     name = "NVIDIA A100-SXM4-80GB MIG 1g.10gb"
     records = [at_bandwidth("softmax", dict(rows=4096, cols=4096), "bfloat16", 0.2e12, device=name)]
     mig = combine(gpu_passes(read=0.25e12, copy=0.2e12), None, "cuda")
-    P.plot_results(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
+    plot_files.plot_results(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
     assert "MIG slice: no datasheet applies" in titles[-1] and "SUSPECT" not in titles[-1]

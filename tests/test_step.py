@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from roofline.__main__ import main
-from roofline.claims_registry import BY_ID
-from roofline.cost import MATMUL_KERNELS, kernel_cost
+from roofline.claims import BY_ID
+from roofline.claims.decode_step import decode_knee_model
+from roofline.cli import main
 from roofline.errors import UsageError
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import HardwareSpec, dtype_class
 from roofline.latency import decode_compute_bound_batch, decode_step_latency
 from roofline.model import PRESETS, ModelConfig
+from roofline.ops import MATMUL_KERNELS, kernel_cost
 from roofline.results import load_results
 from roofline.step import (
     StepRequest,
@@ -34,7 +35,6 @@ from roofline.step import (
 from roofline.step_report import (
     build_report,
     decode_knee_from_report,
-    decode_knee_model,
     floor_seconds,
     measured_knee,
     write_step_report,

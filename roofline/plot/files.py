@@ -1,22 +1,5 @@
-"""Roofline plots: measured benchmarks on their device's roofs, and predicted pictures for any preset.
-
-``python -m roofline plot RESULTS [--out DIR]`` draws, for each device and dtype of a run, a log-log
-roofline (x = arithmetic intensity in FLOP/byte, y = FLOP/s) and a companion chart of the fraction of the
-attainable roof each benchmark reached, and per kernel a speedup figure: each provider's time relative
-to the torch baseline along each sweep (:mod:`roofline.plot_speedup`).
-``python -m roofline plot --predict PRESET [--sweep quick]`` draws the default sweep's predicted
-positions on a hardware preset's datasheet roofs, titled as a prediction. Both write PNG and SVG.
-
-On a roofline: the memory roof (diagonal) and one compute roof per dtype class (tensor cores and plain
-fp32), each labelled with its value; measured ceilings solid, datasheet ceilings dashed, the seed
-documents' rounded A100 (1.5 and 2.0 TB/s, ridges 208 and 156 FLOP/byte) dotted; ridge points marked.
-Each benchmark is a filled marker (colour = kernel, shape = provider) with p20/p80 error bars; a hollow
-marker of the same colour at the cost model's intensity shows its predicted (attainable) position on the
-roof; each sweep is a line annotated at its ends. Every point's roof, fraction and above-roof flag come
-from :mod:`roofline.roof` (the code that writes benchmark.json and claims.md); a point past its roof's
-tolerance is ringed in red and names the ceiling it beats: that ceiling is suspect, or the point was
-miscounted, never a result.
-"""
+"""Draw a run's figures (:func:`plot_results`) or a preset's predicted roofline (:func:`plot_predicted`)
+into PNG and SVG files (:func:`save`), and the ``python -m roofline plot`` command."""
 
 from __future__ import annotations
 
@@ -27,18 +10,14 @@ from pathlib import Path
 
 from roofline.errors import UsageError
 from roofline.hardware import HardwareSpec, get_preset, is_mig
-from roofline.plot_figures import (  # noqa: F401  (re-exported: the figure API lives here too)
-    ROOF_STYLES,
-    SEED_REFERENCES,
-    Point,
+from roofline.plot.figures import (
     fraction_figure,
     measured_points,
     predicted_points,
     reference_specs,
-    roof_classes,
     roofline_figure,
 )
-from roofline.plot_layout import plt
+from roofline.plot.layout import plt
 from roofline.results import load_results, slug
 
 
@@ -91,7 +70,7 @@ def plot_results(results_dir: str | Path, out_dir: str | Path | None = None) -> 
         written += save(fig, out / f"roofline-{slug(device)}-{slug(dtype)}")
         fig = fraction_figure(points, title=f"Fraction of the attainable roof: {device}, {dtype} ({judged})")
         written += save(fig, out / f"roof-fraction-{slug(device)}-{slug(dtype)}")
-    from roofline.plot_speedup import plot_speedups
+    from roofline.plot.speedup import plot_speedups
 
     written += plot_speedups(results.records, out, save)
     return written

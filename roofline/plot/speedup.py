@@ -8,8 +8,7 @@ from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
-from roofline import plot_layout as L
-from roofline.plot_layout import plt
+from roofline.plot.layout import plt, provider_marker  # pyplot on the Agg backend
 from roofline.results import Record, slug
 from roofline.speedup import BASELINE, Speedup, speedups
 
@@ -30,7 +29,7 @@ def speedup_figure(points: list[Speedup], title: str):
                 continue
             style = ":" if provider == BASELINE else "-"
             ax.plot([x for x, _ in series], [y for _, y in series], style,
-                    marker=L.provider_marker(provider, providers), ms=7, lw=1.2,
+                    marker=provider_marker(provider, providers), ms=7, lw=1.2,
                     label=f"{provider}" + (" (baseline)" if provider == BASELINE else ""),
                     gid=f"speedup:{sweep}:{provider}")
         ax.set_yscale("log")
@@ -51,7 +50,7 @@ def speedup_figure(points: list[Speedup], title: str):
 
 def plot_speedups(records: list[Record], out_dir: Path, save) -> list[Path]:
     """``speedup-<kernel>-<device>-<dtype>.png/.svg`` for every kernel with a provider besides the
-    baseline at a point the baseline ran; ``save(fig, base)`` writes them (roofline.plot.save)."""
+    baseline at a point the baseline ran; ``save(fig, base)`` writes them (roofline.plot.files.save)."""
     groups: dict[tuple[str, str, str], list[Speedup]] = {}
     for s in speedups(records):
         groups.setdefault((s.kernel, s.device, s.dtype), []).append(s)

@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from roofline import accounting as acc
-from roofline import latency as lat
-from roofline.cost import CONVENTIONS as COST_CONVENTIONS
-from roofline.cost import dtype_name
+from roofline import accounting, latency
+from roofline.cost import CONVENTIONS, MODEL_CONVENTIONS, dtype_name
 from roofline.errors import UsageError
 from roofline.hardware import HardwareSpec, UnknownHardwareError, dtype_class, get_preset, lookup_device
 from roofline.model import PRESETS, ModelConfig, get_model
@@ -78,13 +76,13 @@ def _hardware(name: str) -> HardwareSpec:
 def report(cfg: ModelConfig, batch: int, seq: int, dtype: str, spec: HardwareSpec, tp: int,
            link_bandwidth: float | None = None) -> dict:
     """Everything ``model`` prints, as a JSON-ready dict."""
-    counts = acc.param_counts(cfg)
-    full = acc.forward_flops(cfg, batch, seq)
-    causal = acc.forward_flops_causal(cfg, batch, seq)
+    counts = accounting.param_counts(cfg)
+    full = accounting.forward_flops(cfg, batch, seq)
+    causal = accounting.forward_flops_causal(cfg, batch, seq)
     comm = {} if link_bandwidth is None else {"link_bandwidth": link_bandwidth}
-    prefill = lat.prefill_latency(cfg, batch, seq, spec, dtype, tp, **comm)
-    decode = lat.decode_step_latency(cfg, batch, seq, spec, dtype, tp, **comm)
-    train = acc.training_flops(cfg, seq, seq)
+    prefill = latency.prefill_latency(cfg, batch, seq, spec, dtype, tp, **comm)
+    decode = latency.decode_step_latency(cfg, batch, seq, spec, dtype, tp, **comm)
+    train = accounting.training_flops(cfg, seq, seq)
     return {
         "model": cfg.to_dict(),
         "inputs": {"batch": batch, "seq": seq, "decode_context": seq, "dtype": dtype, "hardware": spec.name,
@@ -93,27 +91,27 @@ def report(cfg: ModelConfig, batch: int, seq: int, dtype: str, spec: HardwareSpe
         "params_non_embedding": counts.non_embedding,
         "params_embedding": counts.embedding,
         "params_components": dict(counts.components),
-        "weight_bytes": acc.weight_bytes(cfg, dtype),
+        "weight_bytes": accounting.weight_bytes(cfg, dtype),
         "forward_flops": full.total,
         "forward_flops_breakdown": full.to_dict(),
         "forward_flops_causal": causal.total,
         "forward_flops_causal_breakdown": causal.to_dict(),
-        "decode_flops_per_token": acc.decode_flops_per_token(cfg, seq),
-        "naive_decode_flops_per_token": acc.naive_decode_flops_per_token(cfg, seq),
-        "kv_cache_bytes_per_token": acc.kv_cache_bytes_per_token(cfg, dtype),
-        "kv_cache_bytes": acc.kv_cache_bytes(cfg, batch, seq, dtype),
-        "kv_outgrows_weights_tokens": acc.kv_outgrows_weights_tokens(cfg, dtype),
+        "decode_flops_per_token": accounting.decode_flops_per_token(cfg, seq),
+        "naive_decode_flops_per_token": accounting.naive_decode_flops_per_token(cfg, seq),
+        "kv_cache_bytes_per_token": accounting.kv_cache_bytes_per_token(cfg, dtype),
+        "kv_cache_bytes": accounting.kv_cache_bytes(cfg, batch, seq, dtype),
+        "kv_outgrows_weights_tokens": accounting.kv_outgrows_weights_tokens(cfg, dtype),
         "prefill_seconds_lower_bound": prefill.seconds,
         "prefill": prefill.to_dict(),
         "decode_step_seconds_lower_bound": decode.seconds,
         "decode_step": decode.to_dict(),
-        "decode_compute_bound_batch": lat.decode_compute_bound_batch(cfg, spec, dtype, seq, tp),
-        "decode_compute_bound_batch_empty_cache": lat.decode_compute_bound_batch(cfg, spec, dtype, 0, tp),
-        "kv_projection_breakeven_tokens": lat.kv_projection_time_ratio(spec, dtype),
+        "decode_compute_bound_batch": latency.decode_compute_bound_batch(cfg, spec, dtype, seq, tp),
+        "decode_compute_bound_batch_empty_cache": latency.decode_compute_bound_batch(cfg, spec, dtype, 0, tp),
+        "kv_projection_breakeven_tokens": latency.kv_projection_time_ratio(spec, dtype),
         "training_flops_per_token": {"six_n": train.six_n / seq, "detailed": train.detailed / seq,
                                      "detailed_causal": train.detailed_causal / seq},
         "predicted": True,
-        "conventions": {**COST_CONVENTIONS, **acc.CONVENTIONS},
+        "conventions": {**CONVENTIONS, **MODEL_CONVENTIONS},
     }
 
 

@@ -16,9 +16,13 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
-KERNEL_ORDER = ("qkv", "gemv", "attention", "softmax", "gelu", "gemm")
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
-            "#bcbd22", "#7f7f7f")
+from roofline.ops import OPS  # noqa: E402
+
+# Figures list ops in the ops table's order, each in its own colour; a kernel the table lacks (a user's
+# provider module) takes the next of OTHER_COLORS, wrapping round into the table's.
+KERNEL_ORDER: tuple[str, ...] = tuple(OPS)
+OTHER_COLORS = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+_PALETTE = tuple(op.color for op in OPS.values()) + OTHER_COLORS
 # One marker per provider (bench/providers.py): the built-in ones fixed, the user's from OTHER_MARKERS in
 # name order (distinct up to len(OTHER_MARKERS) of them). "D" and "*" mark ridge points: never a provider.
 PROVIDER_MARKERS = {"triton": "o", "torch": "s", "inductor": "P", "sdpa-flash": "^", "sdpa-efficient": "v",
@@ -51,10 +55,6 @@ def si(value: float, unit: str, digits: int = 3) -> str:
     scaled = value / scale
     decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(scaled)))))
     return f"{scaled:.{decimals}f} {prefix}{unit}"
-
-
-def flop_per_byte(value: float) -> str:
-    return f"{value:.3g} FLOP/B" if value < 1000 else f"{value:,.0f} FLOP/B"
 
 
 class LabelPlacer:

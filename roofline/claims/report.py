@@ -1,19 +1,11 @@
-"""Verdicts on the memory- vs compute-bound claims: on the analytic model and on measured results.
+"""The claims report: every declared claim's two verdicts and ``claims.md``.
 
 ``python -m roofline claims [RESULTS] [--hardware PRESET] [--dtype DTYPE]`` prints a terminal table and,
-given a results directory, writes ``claims.md`` beside the results. :func:`write_report` does the same
-for the benchmark suite. The claims themselves are in :mod:`roofline.claims_registry`.
-
-Each claim gets two verdicts: **model** (the cost model and transformer accounting evaluated on a
-hardware preset's datasheet ceilings) and **measured** (the run's benchmarks placed against the run's
-measured ceilings; on a CPU that is the CPU's measured roof, so a CPU verdict says what that CPU does,
-never what a GPU does). ``supported``: the numbers agree with the statement; ``refuted``: they
-contradict it; ``inconclusive``: the run does not measure it (or not far enough to decide).
-
-Every point's roof comes from :mod:`roofline.roof` (as in benchmark.json and the plots). When the run's
-ceilings are suspect (a wide best/median spread or before/after drift, a loaded machine, or a ceiling
-that a point beats past its tolerance) the report opens with a warning and every roof-dependent measured
-verdict is *inconclusive (ceilings suspect)*, with the reading it withheld.
+given a results directory, writes ``claims.md`` beside the results; :func:`write_report` does the same
+for the benchmark suite. **model**: the checks on a hardware preset's datasheet ceilings; **measured**:
+the run's benchmarks against the run's measured ceilings (on a CPU, the CPU's roof). With suspect
+ceilings every roof-dependent measured verdict is *inconclusive (ceilings suspect)*. A check that raises
+:class:`~roofline.verdict.CannotJudge` is inconclusive with its reason; any other exception fails the run.
 """
 
 from __future__ import annotations
@@ -22,12 +14,13 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from roofline.claims_registry import CLAIMS, Claim, Verdict
+from roofline.claims.registry import DECLARED, Claim
 from roofline.cost import dtype_name
 from roofline.errors import UsageError
 from roofline.hardware import MIG_NOTE, HardwareSpec, get_preset, is_mig
 from roofline.results import Results, load_results
 from roofline.roof import RunRoofs
+from roofline.verdict import INCONCLUSIVE, CannotJudge, Verdict
 
 DEFAULT_HARDWARE = "A100-SXM4-80GB"
 DEFAULT_DTYPE = "bfloat16"
@@ -43,13 +36,13 @@ class ClaimResult:
     measured: Verdict | None  # None: no results given, or no benchmark measures this claim
 
 
-def _guard(check, *args) -> Verdict:
-    """Run one check; a check that cannot run (a missing helper, a spec without a class) is inconclusive,
-    with the reason, rather than taking the whole report down."""
+def judge(check, *args) -> Verdict:
+    """Run one check. :class:`CannotJudge` (the check's documented "this cannot decide it") is an
+    inconclusive verdict with its reason; any other exception is a bug and propagates."""
     try:
         return check(*args)
-    except (ImportError, AttributeError, KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
-        return Verdict("inconclusive", f"check could not run: {type(exc).__name__}: {exc}")
+    except CannotJudge as exc:
+        return Verdict(INCONCLUSIVE, f"cannot judge: {exc}")
 
 
 def default_hardware(results: Results | None) -> HardwareSpec:
@@ -76,20 +69,21 @@ def _withhold(verdict: Verdict, run: RunRoofs, claim: Claim) -> Verdict:
 
 
 def evaluate(results: Results | None = None, hardware: HardwareSpec | None = None,
-             dtype: str = DEFAULT_DTYPE, claims: tuple[Claim, ...] = CLAIMS) -> list[ClaimResult]:
-    """Evaluate every claim on the model (``hardware``, default :func:`default_hardware`) and, when
-    ``results`` are given, on the measurements against the run's roof (:meth:`Results.run_roofs`); with
-    suspect ceilings every roof-dependent measured verdict is *inconclusive (ceilings suspect)*."""
+             dtype: str = DEFAULT_DTYPE, claims: tuple[Claim, ...] | None = None) -> list[ClaimResult]:
+    """Evaluate ``claims`` (default: every declared one) on the model (``hardware``, default
+    :func:`default_hardware`) and, when ``results`` are given, on the measurements against the run's roof
+    (:meth:`Results.run_roofs`); with suspect ceilings every roof-dependent measured verdict is
+    *inconclusive (ceilings suspect)*."""
     spec = hardware or default_hardware(results)
     dtype = dtype_name(dtype)
     roof = results.roof_spec() if results is not None else None
     run = results.run_roofs() if results is not None else None
     out = []
-    for claim in claims:
-        model = _guard(claim.model_check, spec, dtype) if claim.model_check else None
+    for claim in DECLARED.values() if claims is None else claims:
+        model = judge(claim.model_check, spec, dtype) if claim.model_check else None
         measured = None
         if results is not None and claim.measured_check is not None:
-            measured = (_withhold(_guard(claim.measured_check, results, roof), run, claim) if roof is not None
+            measured = (_withhold(judge(claim.measured_check, results, roof), run, claim) if roof is not None
                         else Verdict("inconclusive", "the run has no ceilings.json and no known hardware: "
                                                      "no roof"))
         out.append(ClaimResult(claim, model, measured))

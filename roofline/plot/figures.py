@@ -1,6 +1,6 @@
 """The figures themselves: a roofline (roofs, ridges, measured and predicted points, sweep trajectories,
 labels placed without overlap) and the companion chart of the fraction of the attainable roof.
-:mod:`roofline.plot` loads results, picks the roofs and writes the files."""
+:mod:`roofline.plot.files` loads results, picks the roofs and writes the files."""
 
 from __future__ import annotations
 
@@ -10,10 +10,16 @@ from dataclasses import dataclass
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from roofline import plot_layout as L
-from roofline.cost import MATMUL_KERNELS, kernel_cost
 from roofline.hardware import PRESETS, HardwareSpec, dtype_class
-from roofline.plot_layout import plt  # pyplot on the Agg backend
+from roofline.ops import MATMUL_KERNELS, kernel_cost
+from roofline.plot.layout import (  # pyplot on the Agg backend
+    KERNEL_ORDER,
+    LabelPlacer,
+    kernel_color,
+    plt,
+    provider_marker,
+    si,
+)
 from roofline.results import Record, size_label
 from roofline.roof import TOLERANCE_FLOOR, RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for
 
@@ -54,18 +60,20 @@ class Point:
 
 def measured_points(records: Iterable[Record], roof: HardwareSpec, run: RunRoofs | None = None
                     ) -> list[Point]:
-    """Points for measured records, placed by :mod:`roofline.roof` (``run``: the run's judgement, whose
-    tolerances decide what is above its roof; default: :func:`roofline.roof.judge_run` on ``roof``)."""
+    """Points for measured records, each placed by :meth:`roofline.roof.RunRoofs.placement` (``run``: the
+    run's judgement, whose tolerances decide what is above its roof; default:
+    :func:`roofline.roof.judge_run` on ``roof``)."""
     records = list(records)
     run = run if run is not None else judge_run(records, roof)
+    if len(records) != len(run.points):
+        raise ValueError(f"records: {len(records)} for a run judged on {len(run.points)} points")
     points = []
-    for r, pr in zip(records, run.points, strict=True):
-        cost = r.cost()
-        px = cost.intensity if cost is not None else r.intensity
-        points.append(Point(r.name, r.kernel, r.provider, r.sweep, r.shape, pr.dtype_class, r.intensity,
-                            r.flops, r.achieved_flops_per_s, r.flops_per_s_band, px,
-                            attainable_flops_per_s(run.spec, pr.dtype_class, px), pr.attainable_flops_per_s,
-                            run.check.tolerance_for(pr.ceiling), pr.ceiling))
+    for i, r in enumerate(records):
+        where = run.placement(i, r)
+        points.append(Point(r.name, r.kernel, r.provider, r.sweep, r.shape, where.roof.dtype_class,
+                            r.intensity, r.flops, r.achieved_flops_per_s, r.flops_per_s_band,
+                            where.predicted_intensity, where.predicted_flops_per_s,
+                            where.roof.attainable_flops_per_s, where.tolerance, where.roof.ceiling))
     return points
 
 
@@ -158,7 +166,7 @@ def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict
     for spec, kind in roofs:
         if kind == "seed":
             seed = SEED_REFERENCES.get(spec.name, "seed")
-            bw = L.si(spec.mem_bandwidth, 'B/s', 2)
+            bw = si(spec.mem_bandwidth, 'B/s', 2)
             text = f"{ridge_for(spec, 'tensor16'):.0f} FLOP/B: {seed}'s A100 ({bw})"
             placer.place(text, (ridge_for(spec, "tensor16"), spec.peak("tensor16")),
                          angles=(60, 80, 100, 120, 40, 140, -30, -60), color="0.35", fontsize=8)
@@ -173,7 +181,7 @@ def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict
         for s, k in have:
             peak, used = peak_for(s, cls)
             note = "" if used == cls else f" (no {cls} unit: {used})"
-            values.append(f"{L.si(peak, 'FLOP/s')} {_tag(s, k)}{note}")
+            values.append(f"{si(peak, 'FLOP/s')} {_tag(s, k)}{note}")
         first = have[0][0]
         ridges = " / ".join(f"{ridge_for(s, cls):.3g} {_tag(s, k)}" for s, k in have)
         placer.place(f"ridge {cls}: {ridges} FLOP/B", (ridge_for(first, cls), peak_for(first, cls)[0]),
@@ -182,7 +190,7 @@ def _draw_roofs(ax, placer, roofs: list[tuple[HardwareSpec, str]], classes: dict
         peak_labels.append((f"{cls} peak: " + " / ".join(values), (xlim[1] / 1.5, hi)))
     for text, xy in peak_labels:
         placer.place(text, xy, angles=(100, 120, 80, -100, -120), color="0.1", fontsize=9)
-    placer.place("memory: " + " / ".join(f"{L.si(s.mem_bandwidth, 'B/s')} {_tag(s, k)}" for s, k in main),
+    placer.place("memory: " + " / ".join(f"{si(s.mem_bandwidth, 'B/s')} {_tag(s, k)}" for s, k in main),
                  (x_mem, x_mem * top.mem_bandwidth), angles=(112, 135, 100, 150, -45, -60),
                  color="0.1", fontsize=9)
 
@@ -205,7 +213,7 @@ def roofline_figure(points: list[Point], roofs: list[tuple[HardwareSpec, str]], 
     ax.set_ylabel("FLOP/s", fontsize=11)
     ax.set_title(title, fontsize=12)
     ax.grid(True, which="major", alpha=0.25)
-    placer = L.LabelPlacer(fig, ax)
+    placer = LabelPlacer(fig, ax)
     kernels = sorted({p.kernel for p in points})
     providers = sorted({p.provider for p in points})
     for p in points:
@@ -231,8 +239,8 @@ def roofline_figure(points: list[Point], roofs: list[tuple[HardwareSpec, str]], 
 def _draw_points(ax, placer, points: list[Point], kernels: list[str], providers: list[str]) -> None:
     labelled: set[tuple[str, str]] = set()
     for (kernel, provider, sweep), traj in _trajectories(points).items():
-        color = L.kernel_color(kernel, kernels)
-        marker = L.provider_marker(provider, providers)
+        color = kernel_color(kernel, kernels)
+        marker = provider_marker(provider, providers)
         measured = [p for p in traj if p.y is not None]
         line_style = ":" if provider == "torch" else "-"
         if len(measured) > 1:
@@ -273,10 +281,10 @@ def _draw_points(ax, placer, points: list[Point], kernels: list[str], providers:
 
 
 def _legend(ax, points, kernels, providers, roofs) -> None:
-    handles = [Line2D([], [], marker="o", ls="", color=L.kernel_color(k, kernels), label=k) for k in kernels]
+    handles = [Line2D([], [], marker="o", ls="", color=kernel_color(k, kernels), label=k) for k in kernels]
     measured = any(p.y is not None for p in points)
     if measured:
-        handles += [Line2D([], [], marker=L.provider_marker(pr, providers), ls="", color="0.3",
+        handles += [Line2D([], [], marker=provider_marker(pr, providers), ls="", color="0.3",
                            label=f"{pr} (measured, p20-p80 bars)") for pr in providers]
     handles.append(Line2D([], [], marker="o", ls="", mfc="white", mec="0.3", mew=1.4,
                           label="predicted (cost model, on the roof)"))
@@ -293,7 +301,7 @@ def _legend(ax, points, kernels, providers, roofs) -> None:
 def fraction_figure(points: list[Point], *, title: str):
     """Horizontal bars: achieved / attainable FLOP/s per benchmark, grouped by kernel and sweep."""
     points = [p for p in points if p.y is not None]
-    order = sorted(points, key=lambda p: (L.KERNEL_ORDER.index(p.kernel) if p.kernel in L.KERNEL_ORDER
+    order = sorted(points, key=lambda p: (KERNEL_ORDER.index(p.kernel) if p.kernel in KERNEL_ORDER
                                           else 99, p.kernel, p.sweep, p.provider, p.flops))
     kernels = sorted({p.kernel for p in points})
     fig_h = max(3.5, 0.24 * len(order) + 1.6)
@@ -301,7 +309,7 @@ def fraction_figure(points: list[Point], *, title: str):
     fig.subplots_adjust(left=0.42, right=0.95, top=1 - 0.9 / fig_h, bottom=0.75 / fig_h)
     fractions = [p.roof_fraction for p in order]
     ys = list(range(len(order)))[::-1]
-    colors = [L.kernel_color(p.kernel, kernels) for p in order]
+    colors = [kernel_color(p.kernel, kernels) for p in order]
     bars = ax.barh(ys, fractions, color=colors, alpha=0.8, height=0.7,
                    edgecolor="red", linewidth=[2.0 if p.above_roof else 0.0 for p in order])
     for bar, p in zip(bars, order, strict=True):

@@ -1,53 +1,43 @@
-"""The checks behind :mod:`roofline.claims_registry`: each model check takes ``(spec, dtype)`` and each
-measured check ``(results, roof)``, and returns a :class:`Verdict` with the numbers.
-
-Model checks evaluate the analytic cost model (:mod:`roofline.cost`) on a hardware spec (the
-transformer-accounting claims are in :mod:`roofline.claims_accounting`). Measured checks place measured
-points against the run's measured ceilings and, for the batch sweeps, read the crossover off the
-measured times: a skinny GEMM's time is flat in the batch while the weight reads dominate and grows
-linearly once the FLOPs do, so ``t(B) ~ max(a, b*B)`` and the measured crossover is ``a / b``.
+"""The claims about kernels (elementwise ops, GEMV/QKV crossover, prefill projections, matmuls,
+decode attention, GQA), each declared beside its checks. Model checks evaluate the cost model
+(:mod:`roofline.cost`) on a hardware spec. Measured checks place measured points against the run's
+measured ceilings and, for the batch sweeps, read the crossover off the measured times: a skinny GEMM's
+time is flat in the batch while the weight reads dominate and grows linearly once the FLOPs do, so
+``t(B) ~ max(a, b*B)`` and the measured crossover is ``a / b``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from roofline.cost import Cost, attention_cost, dtype_bytes, gemm_cost, gemv_cost, qkv_cost
+from roofline.claims.registry import SEED_003, SEED_004, claim
+from roofline.cost import (
+    Cost,
+    attention_cost,
+    dtype_bytes,
+    gelu_cost,
+    gemm_cost,
+    gemv_cost,
+    qkv_cost,
+    softmax_cost,
+)
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import HardwareSpec, dtype_class
+from roofline.latency import kv_projection
 from roofline.model import PRESETS as MODELS
+from roofline.ops import MATMUL_KERNELS
 from roofline.results import Record, Results
 from roofline.roof import peak_for, record_roof, ridge_for, with_matmul_class
-
-SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
-STATUSES = (SUPPORTED, REFUTED, INCONCLUSIVE)
-CROSSOVER_AGREEMENT = 2.0  # measured vs predicted crossover batch: within this factor is "about"
-CROSSOVER_GROWTH = 1.5  # the largest size must take this much longer than the smallest to read a crossover
-# A point's time says something about memory only if it moves a fair share of the measured bandwidth;
-# below this fraction its time is overhead (launch, threading, a busy machine) and the check abstains.
-MEMORY_EVIDENCE = 0.25
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A check's outcome: ``status`` (one of :data:`STATUSES`), a one-line ``summary`` with the key
-    numbers, ``details`` (more lines) and the ``numbers`` themselves for programs."""
-
-    status: str
-    summary: str
-    details: tuple[str, ...] = ()
-    numbers: dict | None = None
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status: expected one of {STATUSES}, got {self.status!r}")
-
-
-def _combine(statuses: list[str]) -> str:
-    if REFUTED in statuses:
-        return REFUTED
-    return SUPPORTED if statuses and all(s == SUPPORTED for s in statuses) else INCONCLUSIVE
+from roofline.verdict import (
+    CROSSOVER_AGREEMENT,
+    CROSSOVER_GROWTH,
+    INCONCLUSIVE,
+    MEMORY_EVIDENCE,
+    REFUTED,
+    SUPPORTED,
+    Verdict,
+    combine,
+)
 
 
 def _ridge(roof: HardwareSpec, r: Record) -> float:
@@ -88,9 +78,16 @@ def crossover(cost_at: Callable[[int], Cost], ridge: float, limit: int = 1 << 26
 
 # ---------------------------------------------------------------------------------------- elementwise
 
-def elementwise_model(spec: HardwareSpec, dtype: str) -> Verdict:
-    from roofline.cost import gelu_cost, softmax_cost
+ELEMENTWISE = claim(
+    "elementwise-memory-bound",
+    "Softmax and GELU are memory-bound at every size: their intensity is a few FLOP/byte, far below "
+    "the ridge.", f"{SEED_003}; {SEED_004}",
+    quote="element-wise operation ... is *always* memory-bound (003, App. D); softmax will always be "
+          "bounded by memory bandwidth (004)")
 
+
+@ELEMENTWISE.model
+def elementwise_model(spec: HardwareSpec, dtype: str) -> Verdict:
     costs = [("softmax", softmax_cost(r, c, dtype)) for r, c in ((1, 1), (4096, 1024), (4096, 262144))]
     costs += [("gelu", gelu_cost(n, dtype, a, b)) for n in (64, 1 << 20, 1 << 28) for a in ("none", "tanh")
               for b in (0, 64)]
@@ -104,6 +101,7 @@ def elementwise_model(spec: HardwareSpec, dtype: str) -> Verdict:
                    numbers={"max_intensity": worst.intensity, "ridge": ridge})
 
 
+@ELEMENTWISE.measured
 def elementwise_measured(results: Results, roof: HardwareSpec) -> Verdict:
     recs = [r for r in results.records if r.kernel in ("softmax", "gelu")]
     if not recs:
@@ -123,6 +121,23 @@ GEMV_SHAPES = (("llama2-7b mlp_up", 11008, 4096), ("llama2-70b mlp_up", 28672, 8
                ("52B mlp_up", 32768, 8192), ("gpt2-xl mlp_up", 6400, 1600))
 
 
+GEMV_CROSSOVER = claim(
+    "gemv-decode-crossover",
+    "Decode GEMV (weights [N, K], batch B) is memory-bound below a batch of about ridge x bytes/2 "
+    "(bytes per weight element; the ridge in FLOP/byte) and compute-bound above it.",
+    f"{SEED_003}; {SEED_004}",
+    quote="we need to be able to process batch sizes B ~ O(200) in order to saturate our compute "
+          "(003); the min batch size for memory bandwidth bound is A_bw/A_c = 208 (004)")
+KV_PROJECTION = claim(
+    "kv-projection-208",
+    "Computing K and V for one token costs about the same time as for up to ridge x bytes/2 tokens "
+    "(bytes per weight element; counting weight bytes only: 208.0 on the seed's 312 TFLOP/s, "
+    "1.5 TB/s A100 in bf16).", SEED_004,
+    quote="if we're going to compute kv for one token, it'll take the same amount of time to compute "
+          "for up to 208 tokens! For 52B this is 11.4 milliseconds")
+
+
+@GEMV_CROSSOVER.model
 def gemv_crossover_model(spec: HardwareSpec, dtype: str) -> Verdict:
     ridge = _mm_ridge(spec, dtype)
     rule = ridge * dtype_bytes(dtype) / 2
@@ -134,7 +149,7 @@ def gemv_crossover_model(spec: HardwareSpec, dtype: str) -> Verdict:
         numbers[name] = bx
         lines.append(f"{name} (N={n}, K={k}): compute-bound from batch {bx}" if bx else
                      f"{name}: never compute-bound (intensity saturates below the ridge)")
-    return Verdict(_combine(statuses), f"rule ridge x bytes/2 = {_f(rule)}; exact crossover batch "
+    return Verdict(combine(statuses), f"rule ridge x bytes/2 = {_f(rule)}; exact crossover batch "
                    f"{', '.join(str(v) for v in numbers.values())} (activations add bytes, so slightly "
                    "above)",
                    tuple(lines), {"rule": rule, **numbers})
@@ -180,21 +195,24 @@ def _measured_crossover(records: list[Record], size_key: str, cost_at, roof: Har
                      f"{sizes[0]} to {sizes[-1]}), predicted {pred}")
     if not lines:
         return Verdict(INCONCLUSIVE, f"no {label} sweep with 3 or more {size_key} values in this run")
-    return Verdict(_combine(statuses), lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
+    return Verdict(combine(statuses), lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
                    tuple(lines), {"crossovers": numbers})
 
 
+@GEMV_CROSSOVER.measured
 def gemv_crossover_measured(results: Results, roof: HardwareSpec) -> Verdict:
     recs = [r for r in results.records if r.kernel == "gemv"]
     return _measured_crossover(recs, "batch", lambda s, m, d: gemv_cost(**{**s, "batch": m}, dtype=d), roof,
                                "gemv")
 
 
+@KV_PROJECTION.measured
 def qkv_crossover_measured(results: Results, roof: HardwareSpec) -> Verdict:
     recs = [r for r in results.records if r.kernel == "qkv"]
     return _measured_crossover(recs, "m", lambda s, m, d: qkv_cost(**{**s, "m": m}, dtype=d), roof, "qkv")
 
 
+@KV_PROJECTION.model
 def kv_projection_model(spec: HardwareSpec, dtype: str) -> Verdict:
     cfg = MODELS["anthropic-52b"]
 
@@ -208,8 +226,6 @@ def kv_projection_model(spec: HardwareSpec, dtype: str) -> Verdict:
         while times(s, t)[0] < times(s, t)[1]:
             t += 1
         return t, max(times(s, t)) / max(times(s, 1))
-
-    from roofline.latency import kv_projection
 
     # Seed 004's definition: weight bytes only (W_k, W_v streamed once) -> ridge x bytes/2 tokens.
     rule = kv_projection(cfg, with_matmul_class(spec, dtype), dtype).breakeven_tokens
@@ -242,6 +258,13 @@ def _projection_costs(cfg, m: int, dtype: str) -> dict[str, Cost]:
             "mlp_down": gemm_cost(m, cfg.d_model, cfg.d_ff, dtype)}
 
 
+PREFILL = claim(
+    "prefill-projections-compute-bound",
+    "Large prefill projection GEMMs (QKV, attention output, MLP over >= 1k tokens) are compute-bound.",
+    "ridgebench")
+
+
+@PREFILL.model
 def prefill_model(spec: HardwareSpec, dtype: str) -> Verdict:
     ridge = _mm_ridge(spec, dtype)
     worst = min(((f"{name} {op} m={m}", c.intensity) for name in PREFILL_MODELS for m in (1024, 4096)
@@ -251,6 +274,7 @@ def prefill_model(spec: HardwareSpec, dtype: str) -> Verdict:
                    f"{worst[1] / ridge:.2f}x the ridge", numbers={"min_intensity": worst[1], "ridge": ridge})
 
 
+@PREFILL.measured
 def prefill_measured(results: Results, roof: HardwareSpec) -> Verdict:
     recs = [r for r in results.records if r.kernel == "qkv" and r.shape.get("m", 0) >= 1024]
     if not recs:
@@ -264,6 +288,13 @@ def prefill_measured(results: Results, roof: HardwareSpec) -> Verdict:
                    f"{min(frac):.1%}-{max(frac):.1%} of the measured compute peak")
 
 
+MATMULS_ALWAYS = claim(
+    "matmuls-always-compute-bound", "Matrix multiplies are essentially always compute-bound.", SEED_003,
+    quote="plugging in any realistic numbers, shows that such matrix-multiplies are essentially "
+          "always compute-bound (App. D)")
+
+
+@MATMULS_ALWAYS.model
 def matmuls_always_model(spec: HardwareSpec, dtype: str) -> Verdict:
     ridge = _mm_ridge(spec, dtype)
     l7 = MODELS["llama2-7b"]
@@ -279,8 +310,9 @@ def matmuls_always_model(spec: HardwareSpec, dtype: str) -> Verdict:
                    numbers={"decode_gemv": gemv1.intensity, "ridge": ridge})
 
 
+@MATMULS_ALWAYS.measured
 def matmuls_always_measured(results: Results, roof: HardwareSpec) -> Verdict:
-    recs = [r for r in results.records if r.kernel in ("gemv", "qkv", "attention", "gemm")]
+    recs = [r for r in results.records if r.kernel in MATMUL_KERNELS]
     if not recs:
         return Verdict(INCONCLUSIVE, "no matmul benchmark in this run")
     below = sorted((r for r in recs if r.intensity < _ridge(roof, r)),
@@ -297,6 +329,13 @@ def matmuls_always_measured(results: Results, roof: HardwareSpec) -> Verdict:
 
 # ---------------------------------------------------------------------------------------- attention
 
+DECODE_ATTENTION = claim(
+    "decode-attention-memory-bound",
+    "Decode attention over a KV cache (one new token per sequence) is memory-bound at any batch size "
+    "for multi-head attention.", "ridgebench")
+
+
+@DECODE_ATTENTION.model
 def decode_attention_model(spec: HardwareSpec, dtype: str) -> Verdict:
     ridge = _mm_ridge(spec, dtype)
     worst = max(((name, b, c, attention_cost(b, m.n_heads, m.n_heads, m.head_dim, 1, c, dtype).intensity)
@@ -310,6 +349,7 @@ def decode_attention_model(spec: HardwareSpec, dtype: str) -> Verdict:
                    "own cache)", numbers={"max_intensity": worst[3], "ridge": ridge})
 
 
+@DECODE_ATTENTION.measured
 def decode_attention_measured(results: Results, roof: HardwareSpec) -> Verdict:
     recs = [r for r in results.records if r.kernel == "attention" and r.shape.get("q_len") == 1
             and r.shape.get("n_kv_heads") == r.shape.get("n_heads")]
@@ -322,6 +362,13 @@ def decode_attention_measured(results: Results, roof: HardwareSpec) -> Verdict:
                    f"{min(util):.1%}-{max(util):.1%} of the measured bandwidth")
 
 
+GQA = claim(
+    "gqa-raises-intensity",
+    "Grouped-query attention raises decode attention's intensity by the group size (Hq / Hkv).",
+    "ridgebench")
+
+
+@GQA.model
 def gqa_model(spec: HardwareSpec, dtype: str) -> Verdict:
     lines, statuses = [], []
     for name in ("llama2-70b", "falcon-40b"):
@@ -333,9 +380,10 @@ def gqa_model(spec: HardwareSpec, dtype: str) -> Verdict:
         bound = "memory" if gqa < _mm_ridge(spec, dtype) else "compute"
         lines.append(f"{name}: group {group}, intensity {_f(gqa)} vs {_f(mha)} FLOP/B with MHA heads "
                      f"(x{gqa / mha:.2f}); still {bound}-bound on {spec.name}")
-    return Verdict(_combine(statuses), "; ".join(lines))
+    return Verdict(combine(statuses), "; ".join(lines))
 
 
+@GQA.measured
 def gqa_measured(results: Results, roof: HardwareSpec) -> Verdict:
     dec = [r for r in results.records if r.kernel == "attention" and r.shape.get("q_len") == 1]
     mha = {(r.provider, r.dtype, r.shape["cache_len"]): r for r in dec
@@ -360,34 +408,5 @@ def gqa_measured(results: Results, roof: HardwareSpec) -> Verdict:
                      f"FLOP/s of MHA (memory-bound: expected ~{group}x)")
     if not lines:
         return Verdict(INCONCLUSIVE, "no GQA and MHA decode attention at the same cache length in this run")
-    return Verdict(_combine(statuses), lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
+    return Verdict(combine(statuses), lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""),
                    tuple(lines))
-
-
-# ---------------------------------------------------------------------------------------- roof
-
-def above_roof_measured(results: Results, roof: HardwareSpec) -> Verdict:
-    """Points past their roof's tolerance (:func:`roofline.roof.judge_run`), the ceiling each beats and
-    by how much; a beaten ceiling is suspect."""
-    run = results.run_roofs()
-    miscounted = []
-    for r in results.records:
-        cost = r.cost()
-        if cost is not None and (abs(cost.flops - r.flops) > 1e-6 * cost.flops
-                                 or abs(cost.bytes - r.bytes) > 1e-6 * cost.bytes):
-            miscounted.append(f"{r.name}: recorded {r.flops:.4g} FLOP / {r.bytes:.4g} B, the cost model says "
-                              f"{cost.flops:.4g} / {cost.bytes:.4g}")
-    tol = run.tolerance_text()
-    numbers = {"above": len(run.above), "tolerance": {p.ceiling: run.check.tolerance_for(p.ceiling)
-                                                      for p in run.points},
-               "suspect_ceilings": list(run.suspect_ceilings)}
-    if run.above:
-        lines = tuple(a.describe(run.spec) for a in run.above)
-        beaten = ", ".join(run.suspect_ceilings)
-        return Verdict(REFUTED, f"{len(run.above)}/{len(results.records)} points above their roof past "
-                                f"the tolerance ({tol}); suspect ceiling(s): {beaten} (a roof a real kernel "
-                                "beats was measured wrong) or a counting/caching error",
-                       lines + tuple(miscounted), numbers)
-    worst = max(p.fraction for p in run.points)
-    return Verdict(SUPPORTED, f"all {len(results.records)} points at or below their roof within the "
-                              f"tolerance ({tol}; highest {worst:.1%})", tuple(miscounted), numbers)

@@ -1,0 +1,43 @@
+"""A claim check's outcome, :class:`Verdict`, and the one way a check says it cannot judge,
+:class:`CannotJudge`. Shared by :mod:`roofline.claims` and :mod:`roofline.step_report` (whose decode-knee
+reading is a claim's measured check), so neither imports the other for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
+STATUSES = (SUPPORTED, REFUTED, INCONCLUSIVE)
+CROSSOVER_AGREEMENT = 2.0  # measured vs predicted crossover batch: within this factor is "about"
+CROSSOVER_GROWTH = 1.5  # the largest size must take this much longer than the smallest to read a crossover
+# A point's time says something about memory only if it moves a fair share of the measured bandwidth;
+# below this fraction its time is overhead (launch, threading, a busy machine) and the check abstains.
+MEMORY_EVIDENCE = 0.25
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A check's outcome: ``status`` (one of :data:`STATUSES`), a one-line ``summary`` with the key
+    numbers, ``details`` (more lines) and the ``numbers`` themselves for programs."""
+
+    status: str
+    summary: str
+    details: tuple[str, ...] = ()
+    numbers: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status: expected one of {STATUSES}, got {self.status!r}")
+
+
+class CannotJudge(Exception):
+    """Raised by a check whose inputs cannot decide its claim (the message says why). The claims run
+    records it as an inconclusive verdict with that reason; any other exception from a check is a bug and
+    fails the run."""
+
+
+def combine(statuses: list[str]) -> str:
+    """Refuted if any is; supported if all are (and there is one); else inconclusive."""
+    if REFUTED in statuses:
+        return REFUTED
+    return SUPPORTED if statuses and all(s == SUPPORTED for s in statuses) else INCONCLUSIVE

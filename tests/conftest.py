@@ -22,16 +22,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from roofline.ops import KERNELS
+
 DEVICE = pytest.StashKey[str]()
-# The modules whose tests run the kernels; their tensors go to --device. The other tests (cost model,
-# roofline, bench plumbing, audit) are device-independent or start their own processes.
-KERNEL_TEST_MODULES = frozenset({"test_qkv", "test_gemv", "test_attention", "test_attention_api",
-                                 "test_attention_pipeline", "test_softmax", "test_gelu"})
+
+
+def is_kernel_test_module(name: str) -> bool:
+    """``test_<op>`` and ``test_<op>_*`` for every op in the table of ops: the modules whose tests run the
+    kernels, so their tensors go to --device. The other tests (cost model, roofline, bench plumbing,
+    audit) are device-independent or start their own processes."""
+    return any(name == f"test_{op}" or name.startswith(f"test_{op}_") for op in KERNELS)
+
+
+KERNEL_TEST_MODULES = frozenset(p.stem for p in Path(__file__).parent.glob("test_*.py")
+                                if is_kernel_test_module(p.stem))
 # Tests about CPU tensors themselves (refused when the interpreter is off): CPU tensors on any device.
 CPU_TENSOR_TESTS = frozenset({"test_cpu_tensor_without_interpreter_is_refused"})
 # Modules that stand in for the GPU on the CPU and run kernels on CPU tensors under the interpreter.

@@ -82,6 +82,15 @@ def test_kernel_test_modules_exist():
     assert tc.KERNEL_TEST_MODULES <= names and set(tc.CPU_RUN_MODULES) <= names
 
 
+def test_every_kernel_test_module_runs_on_the_device():
+    """Derived from the table of ops, so a new kernel's tests (and a kernel's second test file, such as
+    the sm_90 TMA ones) run on the GPU under --device cuda without a list to keep up to date."""
+    assert {"test_qkv", "test_qkv_tma", "test_attention", "test_attention_hopper", "test_attention_api",
+            "test_gemv", "test_softmax", "test_gelu"} <= tc.KERNEL_TEST_MODULES
+    assert not {"test_cost", "test_compiled", "test_audit", "test_validation"} & tc.KERNEL_TEST_MODULES
+    assert tc.is_kernel_test_module("test_newop_edge_cases") is False
+
+
 def test_fp32_attention_on_the_gpu_is_reported_as_interpreter_only():
     """What the conftest recognises is the launcher's own refusal (its text, not a drifting copy)."""
     import inspect

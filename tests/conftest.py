@@ -251,3 +251,11 @@ def nan_filled_allocations(monkeypatch):
         return t.fill_(float("nan")) if t.is_floating_point() else t
 
     monkeypatch.setattr(launch, "empty", nan_empty)
+
+
+@pytest.fixture(autouse=True)
+def _kernel_outputs_start_as_nan(request):
+    """Every kernel test module (:func:`is_kernel_test_module`) runs with :func:`nan_filled_allocations`."""
+    module = getattr(request.module, "__name__", "").rpartition(".")[2]
+    if is_kernel_test_module(module):
+        request.getfixturevalue("nan_filled_allocations")

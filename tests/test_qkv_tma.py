@@ -20,7 +20,7 @@ from kernels.qkv.configs import (
     tma_configs,
     tma_layout_ok,
 )
-from tests.test_qkv import F16, F32, assert_close, make, nan_outputs, ref  # noqa: F401 (autouse fixture)
+from tests.test_qkv import F16, F32, assert_close, make, ref
 
 # Compiled (--device cuda), tensor descriptors need an sm_90 GPU; under the interpreter they run anywhere.
 pytestmark = pytest.mark.skipif(

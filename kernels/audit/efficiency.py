@@ -29,6 +29,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from roofline.cost import dtype_bytes
+
 # "/*2e30*/   @!P3 BRA 0x1530 ;" or "... BRA `(.L_x_3) ;" (labels are resolved by the caller's text)
 _INSTR_RE = re.compile(
     r"^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)(.*)$"
@@ -112,11 +114,8 @@ def steady_state_loop(loops: list[Loop]) -> Loop | None:
 # What one loop iteration (or, with no loop, one program) streams, per kernel and variant
 # ----------------------------------------------------------------------------------------------
 
-_ELT = {"fp16": 2, "float16": 2, "bf16": 2, "bfloat16": 2, "fp32": 4, "float32": 4}
-
-
-def _gemm_bytes(c: Mapping, elt: int) -> float:
-    return (c["BLOCK_M"] * c["BLOCK_K"] + c["BLOCK_K"] * c["BLOCK_N"]) * elt
+def _gemm_bytes(c: Mapping, elem_bytes: int) -> float:
+    return (c["BLOCK_M"] * c["BLOCK_K"] + c["BLOCK_K"] * c["BLOCK_N"]) * elem_bytes
 
 
 def stream_per_iteration(kernel: str, variant: str, dtype: str, constexprs: Mapping,
@@ -124,30 +123,32 @@ def stream_per_iteration(kernel: str, variant: str, dtype: str, constexprs: Mapp
     """``(amount, unit)`` streamed by one steady-state iteration (``looped``) or by one whole program
     (no loop): unit ``"KiB"`` (bytes / 1024) or ``"elem"``; ``None`` for a kernel with no rule here.
 
-    Rules (tile sizes from the case's constexprs, ``elt`` bytes per input element):
+    Rules (tile sizes from the case's constexprs, ``elem_bytes`` bytes per input element):
 
-    - attention prefill / splitkv: one ``BLOCK_N``-key tile of K and of V, ``2 * BLOCK_N * HEAD_DIM * elt``;
+    - attention prefill / splitkv: one ``BLOCK_N``-key tile of K and of V,
+      ``2 * BLOCK_N * HEAD_DIM * elem_bytes``;
     - attention splitkv-combine: ``SPLIT_TILE * HEAD_DIM`` fp32 partial-output elements;
-    - qkv and gemv tiled: the x and W tiles, ``(BLOCK_M*BLOCK_K + BLOCK_K*BLOCK_N) * elt``;
-    - gemv splitk: the weight and x tiles, ``(BLOCK_N + BLOCK_B) * BLOCK_K * elt``; its reduce kernel
+    - qkv and gemv tiled: the x and W tiles, ``(BLOCK_M*BLOCK_K + BLOCK_K*BLOCK_N) * elem_bytes``;
+    - gemv splitk: the weight and x tiles, ``(BLOCK_N + BLOCK_B) * BLOCK_K * elem_bytes``; its reduce kernel
       (no ``BLOCK_K``) adds ``4 * BLOCK_N`` fp32 partials per iteration (the loop is unrolled by 4);
     - softmax: ``BLOCK_N`` elements per iteration (online) or ``ROWS * BLOCK_N`` per program (single);
     - gelu: ``BLOCK_M * BLOCK_N`` elements per program;
     - any other kernel: a GEMM if it has ``BLOCK_M``/``BLOCK_N``/``BLOCK_K``, else ``BLOCK`` elements.
     """
     c = dict(constexprs)
-    elt = _ELT.get(dtype)
-    if elt is None:
+    try:
+        elem_bytes = dtype_bytes(dtype)
+    except ValueError:
         return None
     if kernel == "attention" and variant in ("prefill", "splitkv"):
-        return 2 * c["BLOCK_N"] * c["HEAD_DIM"] * elt / 1024, "KiB"
+        return 2 * c["BLOCK_N"] * c["HEAD_DIM"] * elem_bytes / 1024, "KiB"
     if kernel == "attention" and variant == "splitkv-combine":
         return float(c["SPLIT_TILE"] * c["HEAD_DIM"]), "elem"
     if kernel == "qkv" or (kernel == "gemv" and "BLOCK_M" in c):
-        return _gemm_bytes(c, elt) / 1024, "KiB"
+        return _gemm_bytes(c, elem_bytes) / 1024, "KiB"
     if kernel == "gemv":
         if "BLOCK_K" in c:
-            return (c["BLOCK_N"] + c.get("BLOCK_B", 1)) * c["BLOCK_K"] * elt / 1024, "KiB"
+            return (c["BLOCK_N"] + c.get("BLOCK_B", 1)) * c["BLOCK_K"] * elem_bytes / 1024, "KiB"
         return float(4 * c["BLOCK_N"]), "elem"
     if kernel == "softmax":
         return float(c["BLOCK_N"] * (1 if looped else c.get("ROWS", 1))), "elem"
@@ -155,7 +156,7 @@ def stream_per_iteration(kernel: str, variant: str, dtype: str, constexprs: Mapp
         return float(c.get("BLOCK_M", 1) * c["BLOCK_N"]), "elem"
     # any other kernel (the tests' fixtures): GEMM tiles, or one BLOCK of elements
     if {"BLOCK_M", "BLOCK_N", "BLOCK_K"} <= c.keys():
-        return _gemm_bytes(c, elt) / 1024, "KiB"
+        return _gemm_bytes(c, elem_bytes) / 1024, "KiB"
     if "BLOCK" in c:
         return float(c["BLOCK"]), "elem"
     return None

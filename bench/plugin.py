@@ -37,7 +37,8 @@ from bench import providers as provider_registry
 from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
 from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
-from roofline.sweeps import KERNELS, SweepPoint, sweep_dtype, sweep_points
+from roofline.ops import KERNELS, OPS
+from roofline.sweeps import SweepPoint, sweep_dtype, sweep_points
 
 SESSION = pytest.StashKey[BenchSession]()
 RUN_DIR = pytest.StashKey[Path]()
@@ -98,7 +99,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sweep", default="quick", choices=("smoke", "quick", "full"),
                     help="sweep preset from roofline/sweeps.py (default: quick)")
     group.addoption("--kernels", default=None, metavar="K1,K2",
-                    help=f"only these kernels (comma-separated: {', '.join(KERNELS)})")
+                    help="only these kernels, comma-separated: "
+                         + "; ".join(f"{name}: {OPS[name].summary}" for name in KERNELS))
     group.addoption("--providers", default="triton,torch", metavar="P1,P2",
                     help="providers to run (default: triton,torch): triton, torch, inductor, sdpa-flash, "
                          "sdpa-efficient, sdpa-cudnn, sdpa-math, flash-attn, flashinfer, liger, those of "

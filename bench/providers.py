@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from roofline.sweeps import KERNELS
+from roofline.ops import KERNELS
 
 ENTRY_POINT_GROUP = "ridgebench.providers"
 OURS = "triton"

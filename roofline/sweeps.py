@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from roofline.errors import UsageError
 from roofline.model import PRESETS as MODELS
 from roofline.model import ModelConfig
-from roofline.ops import KERNELS, OPS  # noqa: F401  (KERNELS re-exported: the kernels a sweep runs)
+from roofline.ops import OPS
 
 SWEEP_PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
 DEVICE_KINDS: tuple[str, ...] = ("cuda", "cpu")

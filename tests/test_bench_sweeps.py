@@ -9,8 +9,8 @@ from roofline.errors import UsageError
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import dtype_class
 from roofline.model import PRESETS as MODELS
-from roofline.ops import kernel_cost
-from roofline.sweeps import KERNELS, SMOKE_MODEL, SWEEP_PRESETS, sweep_dtype, sweep_points
+from roofline.ops import KERNELS, kernel_cost
+from roofline.sweeps import SMOKE_MODEL, SWEEP_PRESETS, sweep_dtype, sweep_points
 
 ALL = [(p, d) for p in SWEEP_PRESETS for d in ("cuda", "cpu")]
 

@@ -40,8 +40,10 @@ for pin in sys.argv[1:]:
 print(f"compat: triton {triton.__version__}, torch {torch.__version__}, numpy {numpy.__version__}, "
       f"python {sys.version.split()[0]}")
 PY
-# The interpreter tests (every kernel, the compiled-test helpers, the interpreter fix) and the audit.
-"$CPY" -m pytest --device cpu -p no:cacheprovider \
-    tests/test_qkv.py tests/test_gemv.py tests/test_attention.py tests/test_attention_api.py \
-    tests/test_attention_pipeline.py tests/test_softmax.py tests/test_gelu.py tests/test_compiled.py \
+# The interpreter tests (every kernel's test modules, named from the table of ops as tests/conftest.py
+# does; the compiled-test helpers; the interpreter fix) and the audit.
+kernel_tests=$(cd "$(dirname "$0")/.." && "$CPY" -c \
+    'from tests.conftest import KERNEL_TEST_MODULES; print(" ".join(f"tests/{m}.py" for m in sorted(KERNEL_TEST_MODULES)))')
+# shellcheck disable=SC2086  # one word per test module
+"$CPY" -m pytest --device cpu -p no:cacheprovider $kernel_tests tests/test_compiled.py \
     tests/test_triton_compat.py tests/test_audit.py tests/test_audit_gates.py "$@"

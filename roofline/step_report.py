@@ -7,7 +7,7 @@ writes ``step.md``, ``step.json`` and ``step.png``/``.svg`` into the run directo
 
 Per step (each decode batch, and the prefill) and provider, per component (:mod:`roofline.step`):
 measured median per call x calls per step (``n_layers`` or 1), the roofline floor of those calls on the
-measured ceilings (:func:`floor_seconds`, from :func:`roofline.cost.kernel_cost` of the same shapes),
+measured ceilings (:func:`floor_seconds`, from :func:`roofline.ops.kernel_cost` of the same shapes),
 the fraction of the floor achieved (floor / measured) and the bound (memory or compute). The step's
 measured total is the sum of its measured components; ops without a kernel (norms, residual adds, ...)
 are listed with their memory floor and are not in the measured total. Beside the total: the analytic

@@ -21,7 +21,8 @@ API (importing this package imports no kernel module):
   compact audit record (:meth:`AuditLine.summary`) of the config that ran, from the newest
   ``results/audit/audit-*.json``; :func:`find_line`, :func:`load_lines` and :func:`latest_json` are the
   pieces underneath;
-- :func:`occupancy` and :data:`LIMITS`: the per-SM limits of sm_80/sm_90 with their sources.
+- :func:`occupancy` and :data:`LIMITS`: the per-SM limits of sm_80/sm_90 (from :mod:`kernels._lib.device`,
+  with their sources).
 """
 
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case

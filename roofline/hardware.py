@@ -109,6 +109,9 @@ PRESETS: dict[str, HardwareSpec] = {
     )
 }
 
+# The hardware model-only verdicts and `python -m roofline model` use when none is named.
+DEFAULT_HARDWARE = "A100-SXM4-80GB"
+
 
 def get_preset(name: str) -> HardwareSpec:
     """The preset called ``name`` (case-insensitive); :class:`UnknownHardwareError` otherwise."""

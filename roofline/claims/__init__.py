@@ -17,26 +17,17 @@ from roofline.claims import roof  # noqa: F401
 # isort: on
 from roofline.claims.registry import DECLARED, Claim
 from roofline.claims.report import (
-    CLAIM_DTYPES,
-    DEFAULT_DTYPE,
-    DEFAULT_HARDWARE,
-    ClaimResult,
     add_arguments,
     ceiling_lines,
-    default_hardware,
     evaluate,
-    judge,
     markdown_report,
     run,
     terminal_table,
     write_report,
 )
-from roofline.verdict import INCONCLUSIVE, REFUTED, STATUSES, SUPPORTED, CannotJudge, Verdict
 
 CLAIMS: tuple[Claim, ...] = tuple(DECLARED.values())
 BY_ID: dict[str, Claim] = dict(DECLARED)
 
-__all__ = ["BY_ID", "CLAIMS", "CLAIM_DTYPES", "DEFAULT_DTYPE", "DEFAULT_HARDWARE", "INCONCLUSIVE", "REFUTED",
-           "STATUSES", "SUPPORTED", "CannotJudge", "Claim", "ClaimResult", "Verdict", "add_arguments",
-           "ceiling_lines", "default_hardware", "evaluate", "judge", "markdown_report", "run",
+__all__ = ["BY_ID", "CLAIMS", "add_arguments", "ceiling_lines", "evaluate", "markdown_report", "run",
            "terminal_table", "write_report"]

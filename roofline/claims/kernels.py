@@ -25,7 +25,7 @@ from roofline.hardware import PRESETS as HW
 from roofline.hardware import HardwareSpec, dtype_class
 from roofline.latency import kv_projection
 from roofline.model import PRESETS as MODELS
-from roofline.ops import MATMUL_KERNELS
+from roofline.ops import MATMUL_KERNELS, OPS
 from roofline.results import Record, Results
 from roofline.roof import peak_for, record_roof, ridge_for, with_matmul_class
 from roofline.verdict import (
@@ -103,7 +103,7 @@ def elementwise_model(spec: HardwareSpec, dtype: str) -> Verdict:
 
 @ELEMENTWISE.measured
 def elementwise_measured(results: Results, roof: HardwareSpec) -> Verdict:
-    recs = [r for r in results.records if r.kernel in ("softmax", "gelu")]
+    recs = [r for r in results.records if r.kernel in OPS and not OPS[r.kernel].matmul]
     if not recs:
         return Verdict(INCONCLUSIVE, "no softmax or GELU benchmark in this run")
     above = [r for r in recs if r.intensity >= _ridge(roof, r)]

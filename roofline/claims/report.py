@@ -17,12 +17,11 @@ from pathlib import Path
 from roofline.claims.registry import DECLARED, Claim
 from roofline.cost import dtype_name
 from roofline.errors import UsageError
-from roofline.hardware import MIG_NOTE, HardwareSpec, get_preset, is_mig
+from roofline.hardware import DEFAULT_HARDWARE, MIG_NOTE, HardwareSpec, get_preset, is_mig
 from roofline.results import Results, load_results
 from roofline.roof import RunRoofs
 from roofline.verdict import INCONCLUSIVE, CannotJudge, Verdict
 
-DEFAULT_HARDWARE = "A100-SXM4-80GB"
 DEFAULT_DTYPE = "bfloat16"
 # The dtypes the kernels and the model checks handle (float activations; int8 and float64 are known to
 # the cost model for byte counts only).

@@ -14,10 +14,15 @@ import json
 from roofline import accounting, latency
 from roofline.cost import CONVENTIONS, MODEL_CONVENTIONS, dtype_name
 from roofline.errors import UsageError
-from roofline.hardware import HardwareSpec, UnknownHardwareError, dtype_class, get_preset, lookup_device
+from roofline.hardware import (
+    DEFAULT_HARDWARE,
+    HardwareSpec,
+    UnknownHardwareError,
+    dtype_class,
+    get_preset,
+    lookup_device,
+)
 from roofline.model import PRESETS, ModelConfig, get_model
-
-DEFAULT_HARDWARE = "A100-SXM4-80GB"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

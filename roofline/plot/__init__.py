@@ -10,19 +10,8 @@ charts), :mod:`.speedup` (the speedup figure), :mod:`.layout` (colours, markers,
 
 from __future__ import annotations
 
-from roofline.plot.figures import (
-    ROOF_STYLES,
-    SEED_REFERENCES,
-    Point,
-    fraction_figure,
-    measured_points,
-    predicted_points,
-    reference_specs,
-    roof_classes,
-    roofline_figure,
-)
+from roofline.plot.figures import fraction_figure, measured_points, predicted_points, roofline_figure
 from roofline.plot.files import add_arguments, plot_predicted, plot_results, run, save
 
-__all__ = ["ROOF_STYLES", "SEED_REFERENCES", "Point", "add_arguments", "fraction_figure", "measured_points",
-           "plot_predicted", "plot_results", "predicted_points", "reference_specs", "roof_classes",
-           "roofline_figure", "run", "save"]
+__all__ = ["add_arguments", "fraction_figure", "measured_points", "plot_predicted", "plot_results",
+           "predicted_points", "roofline_figure", "run", "save"]

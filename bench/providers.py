@@ -169,10 +169,21 @@ def torch_gelu(x, bias, *, approximate):
     return torch.nn.functional.gelu(x if bias is None else x + bias, approximate=approximate)
 
 
-TORCH_BASELINES: dict[str, Callable] = {"qkv": torch_qkv, "gemv": torch_gemv, "attention": torch_attention,
-                                        "softmax": torch_softmax, "gelu": torch_gelu}
-TORCH_VARIANTS = {"qkv": "unfused: F.linear + split + transpose + contiguous", "gemv": "F.linear",
-                  "attention": "sdpa", "softmax": "torch.softmax", "gelu": "F.gelu"}
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The eager-PyTorch baseline of one op: the function and what it runs, in words."""
+
+    fn: Callable
+    variant: str
+
+
+TORCH_BASELINES: dict[str, Baseline] = {
+    "qkv": Baseline(torch_qkv, "unfused: F.linear + split + transpose + contiguous"),
+    "gemv": Baseline(torch_gemv, "F.linear"),
+    "attention": Baseline(torch_attention, "sdpa"),
+    "softmax": Baseline(torch_softmax, "torch.softmax"),
+    "gelu": Baseline(torch_gelu, "F.gelu"),
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,7 +202,7 @@ class Compiled:
 
         torch._dynamo.reset()
         self.kernel = kernel
-        base = torch_attention_int if kernel == "attention" else TORCH_BASELINES[kernel]
+        base = torch_attention_int if kernel == "attention" else TORCH_BASELINES[kernel].fn
         self.compiled = torch.compile(base, dynamic=False)
         self.calls = 0
         self.first_call_s: float | None = None
@@ -333,13 +344,14 @@ def _inductor_factory(kernel: str) -> Callable[[], Compiled]:
 
 
 BUILTIN: dict[str, Provider] = {
-    BASELINE: Provider(BASELINE, dict(TORCH_BASELINES), "eager PyTorch, the baseline every speedup is "
-                       "relative to", tolerance_factor=TORCH_DERIVED_FACTOR, variant=dict(TORCH_VARIANTS)),
+    BASELINE: Provider(BASELINE, {k: b.fn for k, b in TORCH_BASELINES.items()}, "eager PyTorch, the baseline "
+                       "every speedup is relative to", tolerance_factor=TORCH_DERIVED_FACTOR,
+                       variant={k: b.variant for k, b in TORCH_BASELINES.items()}),
     "inductor": Provider(
         "inductor", {k: _inductor_factory(k) for k in KERNELS},
         "torch.compile(the torch baseline, dynamic=False): Triton on a GPU, C++ on a CPU; compiled once "
         "per case before timing", requires=("torch._inductor",), tolerance_factor=TORCH_DERIVED_FACTOR,
-        per_case=True, variant={k: f"torch.compile({v})" for k, v in TORCH_VARIANTS.items()},
+        per_case=True, variant={k: f"torch.compile({b.variant})" for k, b in TORCH_BASELINES.items()},
         extra_check=inductor_compiler_missing),
     **{name: Provider(name, {"attention": sdpa_backend(backend)},
                       f"SDPA with only its {backend} backend enabled (torch.nn.attention.sdpa_kernel)",

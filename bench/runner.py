@@ -93,13 +93,13 @@ class KernelBench:
 
     @property
     def torch_variant(self) -> str:
-        """What the torch baseline runs (:data:`bench.providers.TORCH_VARIANTS`)."""
-        return registry.TORCH_VARIANTS[self.kernel]
+        """What the torch baseline runs (:data:`bench.providers.TORCH_BASELINES`)."""
+        return registry.TORCH_BASELINES[self.kernel].variant
 
     def torch_fn(self, kmod: ModuleType, x: dict) -> Callable[[], object]:
         """The eager baseline, defined once in :data:`bench.providers.TORCH_BASELINES` (which
         ``inductor`` compiles), on the launcher's inputs."""
-        return self.provider_fn(registry.TORCH_BASELINES[self.kernel], x)
+        return self.provider_fn(registry.TORCH_BASELINES[self.kernel].fn, x)
 
     def triton_fn(self, kmod: ModuleType, x: dict, *, first: bool) -> Callable[[], object]:
         """The launch; ``first`` is the checked call (launchers may skip host-side checks afterwards)."""
@@ -378,8 +378,10 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
                                   threads=torch.get_num_threads() if session.device_kind == "cpu" else None)
     arch = None
     if session.device_kind == "cuda":
-        cap = torch.cuda.get_device_capability(session.device)
-        arch = cap[0] * 10 + cap[1]
+        # kernels load after the interpreter switch (bench/plugin.py), so not at the top
+        from kernels._lib.device import arch as compute_capability
+
+        arch = compute_capability(session.device)
     benchmark.extra_info.update(extra_info(
         point=point, provider=provider, variant=variant, config=config, device_name=session.device_name,
         device_kind=session.device_kind, summary=summary, roofs=roofs, max_error=check.max_error,

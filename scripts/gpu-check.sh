@@ -50,7 +50,9 @@ else
     T_TESTS=170; T_XCHECK=80; T_FAMILY=75; T_REPORT=45; BUDGET=480  # the 8 minutes, all steps together
 fi
 RESERVE=30  # seconds kept for nvidia-smi after and the summary
-FAMILIES=(qkv gemv attention softmax gelu)
+# one family per Triton op of the table (roofline/ops.py), in its order: a new op is swept with no edit here
+mapfile -t FAMILIES < <("$PY" -c 'from roofline.ops import KERNELS; print(*KERNELS, sep="\n")')
+[ ${#FAMILIES[@]} -gt 0 ] || { echo "gpu-check: no kernels from roofline.ops"; exit 1; }
 STATUS=()   # one line per step for the summary
 failed=0
 
@@ -193,7 +195,8 @@ if xml.is_file():
 txt = out / "crosscheck" / "crosscheck.txt"
 if txt.is_file():
     lines = txt.read_text().splitlines()
-    print(*[l for l in lines if l.startswith(("bandwidth", "DISAGREE", "methods agree", "dry run"))], sep="\n")
+    keep = ("bandwidth", "DISAGREE", "NOT COVERED", "methods agree", "dry run")
+    print(*[l for l in lines if l.startswith(keep)], sep="\n")
 for claims in sorted((out / "run").glob("*/*/claims.md")):
     verdicts = re.findall(r"\b(supported|refuted|inconclusive)\b", claims.read_text())
     counts = {k: verdicts.count(k) for k in ("supported", "refuted", "inconclusive")}

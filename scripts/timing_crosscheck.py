@@ -13,6 +13,10 @@ bench/test_<kernel>.py), the median per call by:
 Large disagreements between ``suite``, ``no-spin`` and ``do_bench`` mean a timing problem, and the
 report says so. Nothing here is predicted: every number is measured on this machine.
 
+The ops are the table's Triton ops (``roofline.ops.KERNELS``), each timed through the one ``KernelBench``
+subclass of its ``bench/test_<op>.py``. The GPU cases are data (:data:`GPU_CASES`); an op without one,
+or a case the quick sweep no longer has, is reported as NOT COVERED rather than dropped in silence.
+
 ``--dry-run`` runs the plumbing on a CPU: the smoke sweep's tiny cases, Triton under the interpreter,
 host wall time in place of events, 16 MiB buffers, the CUDA-only methods marked "n/a (no GPU)".
 
@@ -48,15 +52,43 @@ GIB = 2**30
 DISAGREE = 0.25  # |no-spin / suite - 1| or |do_bench / suite - 1| above this is reported
 
 
-def _benches() -> dict:
-    from bench.test_attention import AttentionBench
-    from bench.test_gelu import GeluBench
-    from bench.test_gemv import GemvBench
-    from bench.test_qkv import QkvBench
-    from bench.test_softmax import SoftmaxBench
+def bench_class(kernel: str) -> type:
+    """The one ``KernelBench`` subclass defined by ``bench/test_<kernel>.py`` (which declares ``KERNEL``)."""
+    import importlib
 
-    return {"gemv": GemvBench, "qkv": QkvBench, "attention": AttentionBench, "softmax": SoftmaxBench,
-            "gelu": GeluBench}
+    from bench.runner import KernelBench
+
+    module = importlib.import_module(f"bench.test_{kernel}")
+    if getattr(module, "KERNEL", None) != kernel:
+        raise ValueError(f"bench/test_{kernel}.py: expected KERNEL = {kernel!r}, "
+                         f"got {getattr(module, 'KERNEL', None)!r}")
+    found = [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, KernelBench)
+             and obj is not KernelBench and obj.__module__ == module.__name__]
+    if len(found) != 1:
+        raise ValueError(f"bench/test_{kernel}.py: expected one KernelBench subclass, "
+                         f"found {[c.__name__ for c in found]}")
+    return found[0]
+
+
+def _benches() -> dict[str, type]:
+    """Each Triton op of the table (roofline.ops.KERNELS) with its benchmark class."""
+    from roofline.ops import KERNELS
+
+    return {kernel: bench_class(kernel) for kernel in KERNELS}
+
+
+def gpu_points(quick: list) -> tuple[list, list[str]]:
+    """The quick-sweep points named in :data:`GPU_CASES`, and a note per Triton op without one (or per
+    case that is no longer a point of the quick sweep), so a new op or a renamed sweep is said, not
+    silently left out."""
+    from roofline.ops import KERNELS
+
+    by_key = {(p.kernel, p.sweep, p.label): p for p in quick}
+    notes = [f"{kernel}: no example case (add its quick-sweep points to GPU_CASES in "
+             f"scripts/timing_crosscheck.py)" for kernel in KERNELS if all(c[0] != kernel for c in GPU_CASES)]
+    notes += [f"{kernel} {sweep} {label}: not a point of the quick sweep (skipped)"
+              for kernel, sweep, label in GPU_CASES if (kernel, sweep, label) not in by_key]
+    return [by_key[c] for c in GPU_CASES if c in by_key], notes
 
 
 def _median(samples: list[float]) -> float:
@@ -172,10 +204,10 @@ def run(out_dir: Path, dry_run: bool) -> dict:
                            started=dt.datetime.now(dt.timezone.utc), force_interpreter=dry_run)
     benches = _benches()
     if dry_run:
-        points = sweep_points("smoke", "cpu")
+        points, notes = sweep_points("smoke", "cpu"), []
     else:
-        by_key = {(p.kernel, p.sweep, p.label): p for p in sweep_points("quick", "cuda")}
-        points = [by_key[c] for c in GPU_CASES if c in by_key]
+        points, notes = gpu_points(sweep_points("quick", "cuda"))
+    points = [p for p in points if p.kernel in benches]  # a torch-only op has no Triton launcher to time
     reps = 2 if dry_run else 30
     cases = []
     for point in points:
@@ -198,7 +230,7 @@ def run(out_dir: Path, dry_run: bool) -> dict:
             torch.cuda.empty_cache()
     bw = bandwidth(session.device, 16 * 2**20 if dry_run else GIB, 3 if dry_run else 20, cuda)
     return {"device": session.device_name, "device_kind": "cuda" if cuda else "cpu", "dry_run": dry_run,
-            "methods": METHODS, "cases": cases, "bandwidth": bw,
+            "methods": METHODS, "cases": cases, "not_covered": notes, "bandwidth": bw,
             "note": "measured on this machine"
                     + ("; dry run: interpreter, host wall time" if dry_run else "")}
 
@@ -226,6 +258,7 @@ def report(doc: dict) -> list[str]:
     bw = doc["bandwidth"]
     lines.append(f"bandwidth on {bw['buffer_bytes'] / GIB:.3g} GiB: read {bw['read_GB_per_s']:.1f} GB/s, "
                  f"write {bw['write_GB_per_s']:.1f} GB/s, copy {bw['copy_GB_per_s']:.1f} GB/s (measured)")
+    lines += [f"NOT COVERED: {note}" for note in doc.get("not_covered", [])]
     if doc["dry_run"]:
         lines.append("dry run: the CUDA-only methods were not run")
     else:

@@ -14,11 +14,13 @@ import pytest
 
 from bench.record import EXTRA_INFO_FIELDS
 from roofline.cost import CONVENTIONS
-from roofline.ops import kernel_cost
+from roofline.ops import KERNELS, kernel_cost
 from roofline.sweeps import sweep_points
 
 ROOT = Path(__file__).resolve().parent.parent
 NULLABLE = {"config", "audit"}  # null for the torch provider (no Triton config, nothing audited)
+SMOKE = sweep_points("smoke", "cpu")
+TRITON_POINTS = [p for p in SMOKE if p.kernel in KERNELS]  # the torch-only ops have no Triton benchmark
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,8 @@ def test_results_directory_layout(smoke_run):
     assert not (run / "parts").exists()
     assert _load(run, "benchmark.json") == json.loads((out / "user.json").read_text())  # --benchmark-json
     assert f"results: {run}" in stdout
-    assert "NO GPU: 6 Triton benchmarks were checked under the Triton interpreter" in stdout
+    checked = len(TRITON_POINTS)
+    assert f"NO GPU: {checked} Triton benchmarks were checked under the Triton interpreter" in stdout
 
 
 def test_the_summary_comes_last_with_the_roof_and_claims_tallies(smoke_run):
@@ -69,7 +72,7 @@ def test_the_summary_comes_last_with_the_roof_and_claims_tallies(smoke_run):
 
 def test_parameters_are_plain_values_so_group_by_param_works(smoke_run):
     run, stdout, _ = smoke_run
-    points = {p.id for p in sweep_points("smoke", "cpu")}
+    points = {p.id for p in SMOKE}
     for b in _load(run, "benchmark.json")["benchmarks"]:
         assert b["params"] == {"provider": "torch", "case": b["params"]["case"]}
         assert b["params"]["case"] in points and b["name"].endswith(f"[torch-{b['params']['case']}]")
@@ -79,9 +82,9 @@ def test_parameters_are_plain_values_so_group_by_param_works(smoke_run):
 def test_every_timed_benchmark_holds_every_field(smoke_run):
     run, _, _ = smoke_run
     doc = _load(run, "benchmark.json")
-    points = {(p.kernel, p.sweep, p.label): p for p in sweep_points("smoke", "cpu")}
+    points = {(p.kernel, p.sweep, p.label): p for p in SMOKE}
     benches = doc["benchmarks"]
-    assert len(benches) == len(points) == 6
+    assert len(benches) == len(points) == len(SMOKE)  # one torch benchmark per point, no two points alike
     seen = set()
     for b in benches:
         info = b["extra_info"]
@@ -107,12 +110,12 @@ def test_every_timed_benchmark_holds_every_field(smoke_run):
 def test_triton_is_checked_not_timed_and_skips_say_why(smoke_run):
     run, _, _ = smoke_run
     skipped = _load(run, "skipped.json")
-    assert len(skipped) == 6
+    assert len(skipped) == len(TRITON_POINTS)
     for s in skipped:
         assert s["provider"] == "triton" and s["category"] == "not-timed"
         assert "interpreter" in s["reason"] and s["max_error"] <= s["tolerance"][0] + s["tolerance"][1] * 10
         assert s["variant"] and s["config"]  # what the launcher ran, from kernels._lib.launch.last_launch
-    assert {s["kernel"] for s in skipped} == {"qkv", "gemv", "attention", "softmax", "gelu"}
+    assert {s["kernel"] for s in skipped} == set(KERNELS)  # the smoke sweep runs every Triton op
 
 
 def test_ceilings_and_provenance(smoke_run):

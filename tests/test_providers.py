@@ -18,6 +18,7 @@ import torch
 
 from bench import providers
 from kernels.attention import attention_ref
+from roofline.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,10 @@ def test_registry_names_kernels_and_what_runs_on_a_cpu():
     for name in ("triton", "torch", "inductor", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math",
                  "flash-attn", "flashinfer", "liger"):
         assert name in names
-    assert all(providers.has_kernel("inductor", k) for k in ("qkv", "gemv", "attention", "softmax", "gelu"))
+    for kernel in KERNELS:  # every Triton op has its torch baseline and its compiled baseline, both named
+        for name in (providers.BASELINE, "inductor"):
+            assert providers.has_kernel(name, kernel), (name, kernel)
+            assert providers.get(name).variant.get(kernel), (name, kernel)
     assert providers.has_kernel("sdpa-math", "attention") and not providers.has_kernel("sdpa-math", "softmax")
     # Liger has GEGLU only
     assert providers.has_kernel("liger", "softmax") and not providers.has_kernel("liger", "gelu")

@@ -24,6 +24,7 @@ from kernels.gelu import gelu, gelu_ref
 from kernels.gemv import gemv, gemv_ref
 from kernels.qkv import qkv_projection, qkv_projection_ref
 from kernels.softmax import softmax, softmax_ref
+from roofline.ops import KERNELS
 
 # ----------------------------------------------------------------------------------------------
 # Inputs for each launcher: (call, arguments) with one tensor argument to move between devices
@@ -48,6 +49,13 @@ LAUNCHERS = {
     "attention": lambda dev: attention(*_attention_args(dev)),
 }
 FIRST_ARG = {"gelu": "x", "softmax": "x", "gemv": "x", "qkv": "x", "attention": "q"}
+
+
+def test_every_launcher_in_the_ops_table_is_here():
+    """The device rules below run over LAUNCHERS: a new op (README "Adding a kernel") adds its call and
+    the name of its first tensor argument here, or its launcher's device check goes untested."""
+    assert set(LAUNCHERS) == set(KERNELS)  # pytest names the op that is missing
+    assert set(FIRST_ARG) == set(KERNELS)
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))

@@ -3,7 +3,7 @@
 Per op: its name, a one-line summary (help texts), its cost function (:mod:`roofline.cost`), whether
 its compute roof is the tensor-core one, its plot colour (figures list ops in table order) and the
 sweep trajectories :mod:`roofline.sweeps` runs it along. :data:`KERNELS` (the Triton kernels, one
-package ``kernels/<name>`` each), :data:`KERNEL_COSTS`, :data:`MATMUL_KERNELS` and :func:`kernel_cost`
+package ``kernels/<name>`` each), :data:`MATMUL_KERNELS` and :func:`kernel_cost`
 derive from it. Adding a kernel adds one row here (the README's "Adding a kernel" lists the rest).
 """
 
@@ -43,7 +43,6 @@ OPS: dict[str, Op] = {op.name: op for op in (
 
 # The Triton kernels, each a package kernels/<name>/, in table order.
 KERNELS: tuple[str, ...] = tuple(name for name, op in OPS.items() if op.triton)
-KERNEL_COSTS: dict[str, Callable[..., Cost]] = {name: op.cost for name, op in OPS.items()}
 MATMUL_KERNELS: frozenset[str] = frozenset(name for name, op in OPS.items() if op.matmul)
 
 

@@ -50,10 +50,11 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool
     expanded over the batch); the launchers that write caches (:mod:`kernels.qkv`) refuse that."""
     check_tensor("q", q, ndim=4, dtypes=SUPPORTED_DTYPES)
     check_device("q", q)
-    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
-        check_tensor(name, cache, ndim=4, dtypes=None)
-        check_device(name, cache)
-        check_same_dtype_device(name, cache, "q", q)
+    check_tensor("k_cache", k_cache, ndim=4, dtypes=None)
+    check_tensor("v_cache", v_cache, ndim=4, dtypes=None)
+    # q passed the device rule; the caches and cache_len must be on q's device (which also refuses meta)
+    check_same_dtype_device("k_cache", k_cache, "q", q)
+    check_same_dtype_device("v_cache", v_cache, "q", q)
     if q.device.type == "cuda" and q.dtype == torch.float32:
         raise TypeError("q: float32 is for CPU (interpreter) runs only; use float16 or bfloat16 on a GPU")
     batch, n_heads, q_len, head_dim = q.shape
@@ -69,7 +70,6 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool
     if not isinstance(cache_len, torch.Tensor):
         raise TypeError(f"cache_len: expected an int32 torch.Tensor of shape [{batch}], "
                         f"got {type(cache_len).__name__}")
-    check_device("cache_len", cache_len)
     cache_len = check_vector("cache_len", cache_len, batch, q, "q", dtypes=(torch.int32,))  # any stride
     scale = 1.0 / math.sqrt(head_dim) if scale is None else check_real("scale", scale)
     if check_cache_len and batch > 0:

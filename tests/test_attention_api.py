@@ -95,7 +95,7 @@ def test_check_cache_len_false_skips_the_value_checks():
 def test_select_variant():
     assert select_variant(1) == "splitkv"
     assert select_variant(SPLITKV_MAX_Q_LEN) == "splitkv"
-    assert select_variant(SPLITKV_MAX_Q_LEN + 1, 32, 8) == "prefill"
+    assert select_variant(SPLITKV_MAX_Q_LEN + 1) == "prefill"
     assert set(VARIANTS) == {"prefill", "splitkv"}
 
 

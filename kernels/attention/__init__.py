@@ -135,7 +135,7 @@ def attention(
     n_kv_heads, _, scale, cache_len = _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len)
     batch, n_heads, q_len, head_dim = q.shape
     if variant is None:
-        variant = "splitkv" if num_splits is not None else select_variant(q_len, n_heads, n_kv_heads)
+        variant = "splitkv" if num_splits is not None else select_variant(q_len)
     # the default split count is at most MAX_SPLITS, far inside axis x: check with 2 (a combine launch)
     check_launch_grids(variant, batch, n_heads, n_kv_heads, q_len, head_dim,
                        num_splits if num_splits is not None else 2)

@@ -14,13 +14,12 @@ from kernels._lib.validation import check_grid
 SPLITKV_MAX_Q_LEN = 16  # select_variant: speculative chunks up to this many tokens go to split-KV
 
 
-def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
+def select_variant(q_len: int) -> str:
     """``"splitkv"`` for decode and speculative chunks (``q_len <= 16``), else ``"prefill"``.
 
     Up to 16 tokens the packed ``G * q_len`` rows fill at most a few 16-64-row tiles per KV head, and
     splitting the cache is what fills the GPU; above it the prefill kernel's 128-row tiles should win.
     The threshold is a design choice, not tuned (no GPU here): benchmarks record the choice.
-    ``n_heads``/``n_kv_heads`` are accepted so callers can record the inputs of the choice.
     """
     return "splitkv" if q_len <= SPLITKV_MAX_Q_LEN else "prefill"
 

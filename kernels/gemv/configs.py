@@ -69,11 +69,10 @@ def autotuned(variant: str):
     )(KERNELS[variant])
 
 
-def select_variant(batch: int, n: int, k: int) -> str:
+def select_variant(batch: int) -> str:
     """The variant :func:`kernels.gemv.gemv` runs for ``x[batch, k] @ W[n, k]^T``: ``"splitk"`` up to
     :data:`SPLITK_MAX_BATCH` rows (one weight pass, CUDA-core FMAs, 1-4 rows per weight tile), else
-    ``"tiled"`` (tensor cores). ``n`` and ``k`` do not move the crossover today; they are part of the
-    signature so that a measured crossover can depend on them without changing callers."""
+    ``"tiled"`` (tensor cores). N and K do not move the crossover."""
     return "splitk" if batch <= SPLITK_MAX_BATCH else "tiled"
 
 

@@ -48,7 +48,7 @@ def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None 
     s = 1.0 if scale is None else check_real("scale", scale)
     n_cols = x.shape[-1] if x.dim() else 1
     if variant is None:
-        variant = select_variant(n_cols, x.dtype)
+        variant = select_variant(n_cols)
     elif variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS)} or None, got {variant!r}")
     elif variant == "single" and n_cols > SINGLE_BLOCK_LIMIT:

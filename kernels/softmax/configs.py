@@ -41,10 +41,7 @@ def online_config(n_cols: int) -> tuple[dict, int, int]:
     return {"BLOCK_N": block_n}, min(ONLINE_NUM_WARPS, max(1, block_n // 256)), 1
 
 
-def select_variant(n_cols: int, dtype: object = None) -> str:
-    """``"single"`` when a row of ``n_cols`` fits in one program's registers, else ``"online"``.
-
-    ``dtype`` is accepted for symmetry with the other kernels; the limit is the same for every
-    dtype because the row is held in fp32.
-    """
+def select_variant(n_cols: int) -> str:
+    """``"single"`` when a row of ``n_cols`` fits in one program's registers, else ``"online"``. The
+    limit is the same for every dtype because the row is held in fp32."""
     return "single" if n_cols <= SINGLE_BLOCK_LIMIT else "online"

@@ -23,6 +23,7 @@ from kernels.attention.configs import (
 )
 from kernels.attention.decode import _attn_combine_kernel, _attn_splitkv_kernel, combine_args, splitkv_args
 from kernels.attention.prefill import _attn_prefill_kernel, prefill_args
+from roofline.model import get_model
 
 # variant -> the gates its cases must declare (on at least one case per architecture)
 REQUIRED_GATES: dict[str, frozenset[str]] = {
@@ -57,8 +58,6 @@ def _case(fn, variant: str, args: tuple, meta: dict, cfg: triton.Config, shape: 
 def _case_tensors(model: str, batch: int, q_len: int, head_dim: int, dtype: torch.dtype,
                   capacity: int = 4096) -> tuple:
     """``meta``-device q, caches and cache_len with a model preset's heads, and the shape record."""
-    from roofline.model import get_model
-
     m = get_model(model)
     q = torch.empty(batch, m.n_heads, q_len, head_dim, dtype=dtype, device="meta")
     k = torch.empty(batch, m.n_kv_heads, capacity, head_dim, dtype=dtype, device="meta")

@@ -11,6 +11,7 @@ from kernels._lib import device
 from kernels._lib.launch import config_id
 from kernels._lib.validation import check_grid
 
+KERNEL = "attention"  # the name in launch records and audit lines
 SPLITKV_MAX_Q_LEN = 16  # select_variant: speculative chunks up to this many tokens go to split-KV
 
 
@@ -23,8 +24,6 @@ def select_variant(q_len: int) -> str:
     """
     return "splitkv" if q_len <= SPLITKV_MAX_Q_LEN else "prefill"
 
-
-KERNEL = "attention"  # the name in launch records and audit lines
 
 def device_arch(dev: torch.device) -> int:
     """The compute capability configs are chosen for: the device's, or 80 (what an A100 would pick) for

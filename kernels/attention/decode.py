@@ -20,7 +20,6 @@ import triton
 import triton.language as tl
 
 from kernels._lib import device, launch
-from kernels._lib.launch import record_launch
 from kernels.attention.configs import (
     COMBINE_SPLIT_TILE,
     COMBINE_WARPS,
@@ -235,5 +234,5 @@ def launch_splitkv(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     if num_splits > 1:
         args, cmeta = combine_args(o, lse, o_part, lse_part)
         _attn_combine_kernel[(q_len, n_heads, batch)](*args, **cmeta, num_warps=COMBINE_WARPS)
-    record_launch(KERNEL, "splitkv", f"{splitkv_config_id(cfg, meta)},num_splits={num_splits}")
+    launch.record_launch(KERNEL, "splitkv", f"{splitkv_config_id(cfg, meta)},num_splits={num_splits}")
     return num_splits

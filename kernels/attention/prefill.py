@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._lib.launch import autotuning, record_launch, set_descriptor_allocator, triton_config_id
+from kernels._lib import launch
 from kernels.attention.configs import (
     KERNEL,
     PREFILL_CONFIGS,
@@ -160,15 +160,15 @@ def launch_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     batch, n_heads, q_len, head_dim = q.shape
     tma = device_arch(q.device) >= 90 and prefill_tma_ok(k_cache, v_cache)
     if tma:
-        set_descriptor_allocator(q.device)
+        launch.set_descriptor_allocator(q.device)
     args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale, tma=tma)
-    if config is None and autotuning():
+    if config is None and launch.autotuning():
         tuner = prefill_tuner(meta["BLOCK_D"])
         tuner[lambda m: (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch)](*args, **meta)
-        record_launch(KERNEL, "prefill", triton_config_id(tuner.best_config))
+        launch.record_launch(KERNEL, "prefill", launch.triton_config_id(tuner.best_config))
         return
     cfg = config or prefill_config(head_dim, q_len, q.element_size(), device_arch(q.device))
     grid = (triton.cdiv(q_len, cfg.kwargs["BLOCK_M"]), n_heads, batch)
     _attn_prefill_kernel[grid](*args, **meta, **cfg.kwargs, num_warps=cfg.num_warps,
                                num_stages=cfg.num_stages)
-    record_launch(KERNEL, "prefill", triton_config_id(cfg))
+    launch.record_launch(KERNEL, "prefill", launch.triton_config_id(cfg))

@@ -17,7 +17,8 @@ from kernels._lib.launch import config_id, triton_config_id
 from kernels.gemv.configs import (
     BLOCK_ROWS,
     CONFIGS,
-    KERNELS,
+    JIT_BY_VARIANT,
+    KERNEL,
     PROGRAMS_PER_SM,
     PRUNE,
     REDUCE_CONFIG,
@@ -58,7 +59,7 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> lis
     splits, k_per_split = split_count(programs, k, batch, elem_bytes, cfg.kwargs["BLOCK_K"], DEFAULT_NUM_SMS,
                                       PROGRAMS_PER_SM[variant])
     direct = splits == 1
-    fn = KERNELS[variant]
+    fn = JIT_BY_VARIANT[variant]
     args = {"y_ptr": Pointer(dtype), "ws_ptr": Pointer(dtype if direct else "fp32"), "x_ptr": Pointer(dtype),
             "w_ptr": Pointer(dtype), "bias_ptr": Pointer(dtype),
             "B": batch, "N": n, "K": k, "K_PER_SPLIT": k_per_split, "stride_xb": k, "stride_wn": k,
@@ -66,7 +67,7 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> lis
     gates = frozenset({"vec128_loads"} if variant == "splitk" else {"tensor_cores"})
     signature, consts, div16 = jit_specialisation(fn, args,
                                                   {"HAS_BIAS": bias, "DIRECT": direct, **cfg.kwargs})
-    cases = [CompileCase("gemv", variant, fn, signature, consts, div16, cfg.num_warps, cfg.num_stages, dtype,
+    cases = [CompileCase(KERNEL, variant, fn, signature, consts, div16, cfg.num_warps, cfg.num_stages, dtype,
                          dict(shape), triton_config_id(cfg), gates)]
     if not direct:
         rc = REDUCE_CONFIG
@@ -74,7 +75,7 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> lis
                  "N": n, "SPLITS": splits, "stride_yb": n, "stride_wss": batch * n, "stride_wsb": n}
         sig, rconsts, rdiv = jit_specialisation(_gemv_splitk_reduce_kernel, rargs,
                                                 {"HAS_BIAS": bias, **rc.kwargs})
-        cases.append(CompileCase("gemv", variant, _gemv_splitk_reduce_kernel, sig, rconsts, rdiv,
+        cases.append(CompileCase(KERNEL, variant, _gemv_splitk_reduce_kernel, sig, rconsts, rdiv,
                                  rc.num_warps, rc.num_stages, dtype, dict(shape),
                                  "reduce:" + config_id(rc.kwargs, rc.num_warps, rc.num_stages), frozenset()))
     return cases

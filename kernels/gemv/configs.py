@@ -10,6 +10,7 @@ import triton
 
 from kernels.gemv.kernels import _gemv_splitk_kernel, _gemv_tiled_kernel
 
+KERNEL = "gemv"  # the name in launch records and audit lines
 SPLITK_MAX_BATCH = 4  # select_variant: B <= 4 -> "splitk" (CUDA cores), B > 4 -> "tiled" (tensor cores)
 PROGRAMS_PER_SM = {"splitk": 4, "tiled": 2}  # split-K target: programs in flight per SM
 MAX_SPLITS = 64
@@ -53,7 +54,7 @@ def prune_tiled_configs(configs: list, batch: int) -> list:
 
 # Per variant: the kernel, its shipped configs, its pruning predicate, and the config key that counts
 # batch rows per program.
-KERNELS = {"splitk": _gemv_splitk_kernel, "tiled": _gemv_tiled_kernel}
+JIT_BY_VARIANT = {"splitk": _gemv_splitk_kernel, "tiled": _gemv_tiled_kernel}
 CONFIGS = {"splitk": SPLITK_CONFIGS, "tiled": TILED_CONFIGS}
 PRUNE = {"splitk": prune_splitk_configs, "tiled": prune_tiled_configs}
 BLOCK_ROWS = {"splitk": "BLOCK_B", "tiled": "BLOCK_M"}
@@ -66,7 +67,7 @@ def autotuned(variant: str):
         configs=CONFIGS[variant], key=["B", "N", "K", "K_PER_SPLIT", "DIRECT"],
         prune_configs_by={"early_config_prune": lambda configs, named_args, **_: PRUNE[variant](
             configs, named_args["B"])},
-    )(KERNELS[variant])
+    )(JIT_BY_VARIANT[variant])
 
 
 def select_variant(batch: int) -> str:

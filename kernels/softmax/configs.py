@@ -8,6 +8,8 @@ import functools
 
 import triton
 
+KERNEL = "softmax"  # the name in launch records and audit lines
+
 # Largest row the "single" variant keeps in registers: 32768 fp32 values over 16 warps is 64 per thread;
 # the sm_80/sm_90 compile of this exact config shows no spills (see compile_cases and the audit). The next
 # power of two (65536: 128 per thread, or 64 per thread in a 1024-thread block capped at 64 registers)

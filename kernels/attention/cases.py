@@ -23,6 +23,7 @@ from kernels.attention.configs import (
 )
 from kernels.attention.decode import _attn_combine_kernel, _attn_splitkv_kernel, combine_args, splitkv_args
 from kernels.attention.prefill import _attn_prefill_kernel, prefill_args
+from roofline.cost import dtype_bytes
 from roofline.model import get_model
 
 # variant -> the gates its cases must declare (on at least one case per architecture)
@@ -82,7 +83,7 @@ def compile_cases(arch: int) -> list[CompileCase]:
     cases: list[CompileCase] = []
     tc, kv_stream = frozenset({"tensor_cores"}), frozenset({"tensor_cores", "vec128_loads"})
     for dtype in (torch.float16, torch.bfloat16):
-        elem_bytes = torch.empty((), dtype=dtype).element_size()
+        elem_bytes = dtype_bytes(dtype)
         for dh in (64, 96, 128, 256):
             q, k, lens, shape = _case_tensors("llama2-7b", 1, 2048, dh, dtype)
             # an sm_90 launch with aligned caches loads K/V by TMA (kernels.attention.prefill.launch_prefill)

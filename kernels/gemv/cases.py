@@ -25,6 +25,7 @@ from kernels.gemv.configs import (
     split_count,
 )
 from kernels.gemv.kernels import _gemv_splitk_reduce_kernel
+from roofline.cost import dtype_bytes
 from roofline.model import get_model
 
 # variant -> gates its cases must declare (on at least one case per architecture): the weight stream
@@ -53,7 +54,7 @@ def _shapes() -> dict[str, list[dict]]:
 def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> list[CompileCase]:
     """The main kernel's case for one config at one shape, plus the split-K reduction when it splits."""
     batch, n, k, bias = shape["batch"], shape["n"], shape["k"], shape["bias"]
-    elem_bytes = 4 if dtype == "fp32" else 2
+    elem_bytes = dtype_bytes(dtype)
     rows = cfg.kwargs[BLOCK_ROWS[variant]]
     programs = triton.cdiv(batch, rows) * triton.cdiv(n, cfg.kwargs["BLOCK_N"])
     splits, k_per_split = split_count(programs, k, batch, elem_bytes, cfg.kwargs["BLOCK_K"], DEFAULT_NUM_SMS,

@@ -23,6 +23,7 @@ import torch
 from kernels._lib import launch
 from kernels._lib.validation import (
     SUPPORTED_DTYPES,
+    check_cache_len_range,
     check_device,
     check_flag,
     check_int,
@@ -73,12 +74,7 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool
     cache_len = check_vector("cache_len", cache_len, batch, q, "q", dtypes=(torch.int32,))  # any stride
     scale = 1.0 / math.sqrt(head_dim) if scale is None else check_real("scale", scale)
     if check_cache_len and batch > 0:
-        lo, hi = (int(x) for x in torch.stack(torch.aminmax(cache_len)).tolist())  # one device sync
-        if lo < 0:
-            raise ValueError(f"cache_len: lengths must be >= 0, got a minimum of {lo}")
-        if hi + q_len > capacity:
-            raise ValueError(f"cache_len: cache_len + q_len = {hi} + {q_len} exceeds the cache capacity "
-                             f"{capacity} (k_cache.shape[2])")
+        check_cache_len_range(cache_len, q_len, capacity, entries="lengths", total="cache_len + q_len")
     return n_kv_heads, capacity, scale, cache_len
 
 

@@ -22,6 +22,7 @@ import triton
 
 from kernels._lib import device, launch
 from kernels._lib.validation import (
+    check_cache_len_range,
     check_device,
     check_flag,
     check_no_overlap,
@@ -118,13 +119,8 @@ def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len,
         check_no_overlap("k_cache", k_cache, inputs)
         check_no_overlap("v_cache", v_cache, {"k_cache": k_cache, **inputs})
         if check_cache_len and batch and tokens:
-            lo, hi = (int(v) for v in torch.stack([cache_len.min(), cache_len.max()]).tolist())
-            if lo < 0:
-                raise ValueError(f"cache_len: entries must be >= 0, got a minimum of {lo}")
-            capacity = k_cache.shape[2]
-            if hi + tokens > capacity:
-                raise ValueError(f"cache_len: max(cache_len) + T = {hi} + {tokens} exceeds the cache "
-                                 f"capacity {capacity} (k_cache.shape[2])")
+            check_cache_len_range(cache_len, tokens, k_cache.shape[2], entries="entries",
+                                  total="max(cache_len) + T")
     return head_dim, n_heads, n_kv_heads, bias, cache_len
 
 

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._lib import launch
+from kernels._lib import device, launch
 from kernels.attention.configs import (
     KERNEL,
     PREFILL_CONFIGS,
@@ -110,13 +110,10 @@ def _attn_prefill_kernel(
 # ----------------------------------------------------------------------------------------------
 
 def prefill_tma_ok(k_cache: torch.Tensor, v_cache: torch.Tensor) -> bool:
-    """Whether K/V tiles can come by TMA (tensor descriptors): unit head-dim stride and 16-byte aligned
-    base addresses and batch/head/token strides, so every (batch, head) slice is a TMA-legal matrix."""
-    for t in (k_cache, v_cache):
-        elem_bytes = t.element_size()
-        if t.stride(3) != 1 or t.data_ptr() % 16 or any((s * elem_bytes) % 16 for s in t.stride()[:3]):
-            return False
-    return True
+    """Whether K/V tiles can come by TMA (tensor descriptors): TMA's stride and alignment rule
+    (:func:`kernels._lib.device.tma_strides_ok`) with the head dim as the unit-stride one and the batch,
+    head and token strides aligned, so every (batch, head) slice is a TMA-legal matrix."""
+    return all(device.tma_strides_ok(t, 3, (0, 1, 2)) for t in (k_cache, v_cache))
 
 
 def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float,

@@ -8,13 +8,13 @@ import functools
 
 import triton
 
+from kernels._lib.validation import CUDA_GRID_LIMITS
 from kernels.gemv.kernels import _gemv_splitk_kernel, _gemv_tiled_kernel
 
 KERNEL = "gemv"  # the name in launch records and audit lines
 SPLITK_MAX_BATCH = 4  # select_variant: B <= 4 -> "splitk" (CUDA cores), B > 4 -> "tiled" (tensor cores)
 PROGRAMS_PER_SM = {"splitk": 4, "tiled": 2}  # split-K target: programs in flight per SM
 MAX_SPLITS = 64
-MAX_N = 65535 * 16  # grid axis 1 (<= 65535) holds N tiles of at least 16 rows
 MIN_K_PER_SPLIT = 512  # a split streams at least this many K elements (amortises its partial write)
 
 # splitk: [BLOCK_N, BLOCK_K] weight tile over 128 threads = 16-32 elements (2-4 x 128-bit loads) per
@@ -25,6 +25,9 @@ SPLITK_CONFIGS = [
     triton.Config({"BLOCK_B": 2, "BLOCK_N": 32, "BLOCK_K": 128}, num_warps=4, num_stages=1),
     triton.Config({"BLOCK_B": 4, "BLOCK_N": 16, "BLOCK_K": 128}, num_warps=4, num_stages=1),
 ]
+# splitk's grid axis y counts N tiles: refuse (for either variant alike) an N past its limit at the
+# narrowest tile
+MAX_N = CUDA_GRID_LIMITS[1] * min(c.kwargs["BLOCK_N"] for c in SPLITK_CONFIGS)
 # tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes: at most ~97 KB at
 # fp16/bf16 and ~193 KB at fp32 on sm_90 (of 227 KB; on sm_80 at most 144 KB of 163 KB).
 # BLOCK_N (weight rows, the MMA's M side) >= 64 with 4 warps per warpgroup: every config is wgmma on

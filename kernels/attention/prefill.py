@@ -25,7 +25,7 @@ from kernels.attention.configs import (
     prefill_config,
     prune_configs,
 )
-from kernels.attention.kernels import LOG2E, _attn_kv_loop
+from kernels.attention.kernels import LN2, LOG2E, _attn_kv_loop
 
 
 @triton.jit
@@ -101,7 +101,7 @@ def _attn_prefill_kernel(
     tl.store(o_base + offs_m[:, None] * stride_om + offs_d[None, :], acc.to(o_ptr.dtype.element_ty),
              mask=m_mask[:, None] & d_mask[None, :])
     if STORE_LSE:
-        lse = (m_i + tl.math.log2(l_i)) * 0.6931471805599453  # ln 2
+        lse = (m_i + tl.math.log2(l_i)) * LN2
         tl.store(lse_ptr + batch * stride_lseb + head * stride_lseh + offs_m, lse, mask=m_mask)
 
 

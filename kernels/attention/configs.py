@@ -55,7 +55,8 @@ def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
 # fp32 score-tile + accumulator registers per thread a config may need, by compute capability:
 # sm_80 (mma.sync keeps operand fragments in registers too): 96, since 128x64 tiles at Dh=64 on 4
 # warps (128 of them) spilled at 255 registers; sm_90 (wgmma reads the K/V operands from shared
-# memory): 128, the 128x128 tile at Dh=128 on 8 warps, which compiles at 254 registers, no spill.
+# memory): 128, the 128x128 tile at Dh=128 on 8 warps, which compiles near the register limit without
+# spilling (python -m kernels.audit --kernel attention prints its registers).
 FP32_REGISTER_BUDGET = {80: 96, 90: 128}
 
 # The 128x128 tile on 8 warps, 2 stages: sm_90 only (sm_80 keeps the configs it shipped before; at

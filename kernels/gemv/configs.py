@@ -28,10 +28,10 @@ SPLITK_CONFIGS = [
 # splitk's grid axis y counts N tiles: refuse (for either variant alike) an N past its limit at the
 # narrowest tile
 MAX_N = CUDA_GRID_LIMITS[1] * min(c.kwargs["BLOCK_N"] for c in SPLITK_CONFIGS)
-# tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes: at most ~97 KB at
-# fp16/bf16 and ~193 KB at fp32 on sm_90 (of 227 KB; on sm_80 at most 144 KB of 163 KB).
+# tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes, within each
+# architecture's per-block limit at every dtype (the audit's shared-memory column, sm_80 and sm_90).
 # BLOCK_N (weight rows, the MMA's M side) >= 64 with 4 warps per warpgroup: every config is wgmma on
-# sm_90. Dropped after the sm_80/sm_90 compile: BLOCK_N=256 at BLOCK_M=128 (254 registers, spills).
+# sm_90. Dropped after the sm_80/sm_90 compile: BLOCK_N=256 at BLOCK_M=128 (at the register limit, spills).
 TILED_CONFIGS = [
     triton.Config({"BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128}, num_warps=4, num_stages=4),
     triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 128}, num_warps=4, num_stages=4),

@@ -58,7 +58,8 @@ def _fits_m(block_m: int, m: int) -> bool:
 
 def _fits_registers(cfg: triton.Config, elem_bytes: int) -> bool:
     """fp32 operands (tf32 MMAs on a GPU) double the operand fragments: there, at most 64 accumulator
-    registers per thread (the 128x128 tile on 4 warps spilled 624 B on sm_80 in the AOT compile)."""
+    registers per thread (the 128x128 tile on 4 warps spilled on sm_80 in the AOT compile:
+    ``python -m kernels.audit --kernel qkv``)."""
     kw = cfg.kwargs
     return elem_bytes < 4 or kw["BLOCK_M"] * kw["BLOCK_N"] <= 64 * 32 * cfg.num_warps
 

@@ -272,7 +272,3 @@ def check_no_overlap(out_name: str, out: torch.Tensor, inputs: Mapping[str, torc
             raise ValueError(f"{name}: shares memory with the output {out_name}, so the kernel could "
                              f"overwrite values before reading them or write one place twice (torch "
                              f"refuses such overlap too); pass separate memory, e.g. a .clone()")
-
-
-# ----------------------------------------------------------------------------------------------
-# Configs and launch records

@@ -4,7 +4,8 @@
   PyTorch reference, computed in fp32/float64 and cast back) and ``TOLERANCES`` (``{dtype: (atol, rtol)}``);
 - ``kernels.py``: the ``@triton.jit`` functions only (attention: ``prefill.py`` and ``decode.py`` hold each
   stage's kernel and launch, sharing the KV-tile loop in ``kernels.py``);
-- ``configs.py``: configs, pruning and the launch plan;
+- ``configs.py``: ``KERNEL`` (the op's name in launch records and compile cases), configs, pruning
+  and the launch plan;
 - ``cases.py``: ``compile_cases(arch)`` for the sm_80/sm_90 audit, ``REQUIRED_GATES`` and
   ``GATE_EXCEPTIONS`` (each waiver with its reason);
 - ``DESIGN.md``: design targets, risks, and how to read the audit's evidence.

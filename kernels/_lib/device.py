@@ -33,6 +33,18 @@ def arch(dev: torch.device, default: int = 0) -> int:
     return 10 * major + minor
 
 
+TMA_ALIGN_BYTES = 16  # a tensor descriptor's base address and every stride but the unit one
+
+
+def tma_strides_ok(t: torch.Tensor, inner_dim: int, outer_dims: tuple[int, ...]) -> bool:
+    """TMA's rule for reading ``t`` through a tensor descriptor: unit stride along ``inner_dim``, and a
+    base address and strides along ``outer_dims`` (in bytes) that are multiples of
+    :data:`TMA_ALIGN_BYTES`. Which dimensions a descriptor spans is the caller's layout question."""
+    elem_bytes = t.element_size()
+    return (t.stride(inner_dim) == 1 and t.data_ptr() % TMA_ALIGN_BYTES == 0
+            and all((t.stride(d) * elem_bytes) % TMA_ALIGN_BYTES == 0 for d in outer_dims))
+
+
 @dataclass(frozen=True)
 class ArchLimits:
     """Per-SM and per-block limits of one CUDA compute capability (see the module docstring)."""

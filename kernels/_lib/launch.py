@@ -28,6 +28,7 @@ def autotuning() -> bool:
     """
     return not interpreting() and os.environ.get("RIDGEBENCH_AUTOTUNE", "1") != "0"
 
+
 def set_descriptor_allocator(device: torch.device) -> None:
     """Give Triton the global scratch memory that in-kernel tensor descriptors (``tl.make_tensor_descriptor``,
     the TMA path on sm_90) need, as ``torch.empty`` bytes on ``device`` (a CPU allocator under the
@@ -76,6 +77,3 @@ def record_launch(kernel: str, variant: str, config: str) -> None:
 def last_launch(kernel: str) -> LaunchRecord | None:
     """What the last launch of ``kernel`` ran, or ``None`` if it has not run in this process."""
     return _LAST_LAUNCH.get(kernel)
-
-
-# ----------------------------------------------------------------------------------------------

@@ -136,6 +136,19 @@ def check_real(name: str, value: object) -> float:
     return v
 
 
+def check_cache_len_range(cache_len: torch.Tensor, new_tokens: int, capacity: int, *, entries: str,
+                          total: str) -> None:
+    """Refuse ``cache_len`` (int32 ``[B]``, B > 0) unless ``0 <= cache_len[b]`` and ``cache_len[b] +
+    new_tokens <= capacity`` (``k_cache.shape[2]``), at the cost of one device-to-host copy. ``entries``
+    names the elements and ``total`` the sum in the messages (``"lengths"``, ``"cache_len + q_len"``)."""
+    lo, hi = (int(x) for x in torch.stack(torch.aminmax(cache_len)).tolist())  # one device sync
+    if lo < 0:
+        raise ValueError(f"cache_len: {entries} must be >= 0, got a minimum of {lo}")
+    if hi + new_tokens > capacity:
+        raise ValueError(f"cache_len: {total} = {hi} + {new_tokens} exceeds the cache capacity {capacity} "
+                         f"(k_cache.shape[2])")
+
+
 def check_vector(name: str, t: object, length: int, like: torch.Tensor, like_name: str,
                  dtypes: Iterable[torch.dtype] | None = None) -> torch.Tensor:
     """The one rule for small 1-D arguments (biases, ``cache_len``): shape ``[length]``, ``like``'s device
@@ -259,7 +272,3 @@ def check_no_overlap(out_name: str, out: torch.Tensor, inputs: Mapping[str, torc
             raise ValueError(f"{name}: shares memory with the output {out_name}, so the kernel could "
                              f"overwrite values before reading them or write one place twice (torch "
                              f"refuses such overlap too); pass separate memory, e.g. a .clone()")
-
-
-# ----------------------------------------------------------------------------------------------
-# Configs and launch records

@@ -23,6 +23,7 @@ import torch
 from kernels._lib import launch
 from kernels._lib.validation import (
     SUPPORTED_DTYPES,
+    check_cache_len_range,
     check_device,
     check_flag,
     check_int,
@@ -50,10 +51,11 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool
     expanded over the batch); the launchers that write caches (:mod:`kernels.qkv`) refuse that."""
     check_tensor("q", q, ndim=4, dtypes=SUPPORTED_DTYPES)
     check_device("q", q)
-    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
-        check_tensor(name, cache, ndim=4, dtypes=None)
-        check_device(name, cache)
-        check_same_dtype_device(name, cache, "q", q)
+    check_tensor("k_cache", k_cache, ndim=4, dtypes=None)
+    check_tensor("v_cache", v_cache, ndim=4, dtypes=None)
+    # q passed the device rule; the caches and cache_len must be on q's device (which also refuses meta)
+    check_same_dtype_device("k_cache", k_cache, "q", q)
+    check_same_dtype_device("v_cache", v_cache, "q", q)
     if q.device.type == "cuda" and q.dtype == torch.float32:
         raise TypeError("q: float32 is for CPU (interpreter) runs only; use float16 or bfloat16 on a GPU")
     batch, n_heads, q_len, head_dim = q.shape
@@ -69,16 +71,10 @@ def _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len: bool
     if not isinstance(cache_len, torch.Tensor):
         raise TypeError(f"cache_len: expected an int32 torch.Tensor of shape [{batch}], "
                         f"got {type(cache_len).__name__}")
-    check_device("cache_len", cache_len)
     cache_len = check_vector("cache_len", cache_len, batch, q, "q", dtypes=(torch.int32,))  # any stride
     scale = 1.0 / math.sqrt(head_dim) if scale is None else check_real("scale", scale)
     if check_cache_len and batch > 0:
-        lo, hi = (int(x) for x in torch.stack(torch.aminmax(cache_len)).tolist())  # one device sync
-        if lo < 0:
-            raise ValueError(f"cache_len: lengths must be >= 0, got a minimum of {lo}")
-        if hi + q_len > capacity:
-            raise ValueError(f"cache_len: cache_len + q_len = {hi} + {q_len} exceeds the cache capacity "
-                             f"{capacity} (k_cache.shape[2])")
+        check_cache_len_range(cache_len, q_len, capacity, entries="lengths", total="cache_len + q_len")
     return n_kv_heads, capacity, scale, cache_len
 
 
@@ -135,7 +131,7 @@ def attention(
     n_kv_heads, _, scale, cache_len = _validate(q, k_cache, v_cache, cache_len, scale, check_cache_len)
     batch, n_heads, q_len, head_dim = q.shape
     if variant is None:
-        variant = "splitkv" if num_splits is not None else select_variant(q_len, n_heads, n_kv_heads)
+        variant = "splitkv" if num_splits is not None else select_variant(q_len)
     # the default split count is at most MAX_SPLITS, far inside axis x: check with 2 (a combine launch)
     check_launch_grids(variant, batch, n_heads, n_kv_heads, q_len, head_dim,
                        num_splits if num_splits is not None else 2)

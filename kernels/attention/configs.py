@@ -11,21 +11,19 @@ from kernels._lib import device
 from kernels._lib.launch import config_id
 from kernels._lib.validation import check_grid
 
+KERNEL = "attention"  # the name in launch records and audit lines
 SPLITKV_MAX_Q_LEN = 16  # select_variant: speculative chunks up to this many tokens go to split-KV
 
 
-def select_variant(q_len: int, n_heads: int = 1, n_kv_heads: int = 1) -> str:
+def select_variant(q_len: int) -> str:
     """``"splitkv"`` for decode and speculative chunks (``q_len <= 16``), else ``"prefill"``.
 
     Up to 16 tokens the packed ``G * q_len`` rows fill at most a few 16-64-row tiles per KV head, and
     splitting the cache is what fills the GPU; above it the prefill kernel's 128-row tiles should win.
     The threshold is a design choice, not tuned (no GPU here): benchmarks record the choice.
-    ``n_heads``/``n_kv_heads`` are accepted so callers can record the inputs of the choice.
     """
     return "splitkv" if q_len <= SPLITKV_MAX_Q_LEN else "prefill"
 
-
-KERNEL = "attention"  # the name in launch records and audit lines
 
 def device_arch(dev: torch.device) -> int:
     """The compute capability configs are chosen for: the device's, or 80 (what an A100 would pick) for
@@ -57,7 +55,8 @@ def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
 # fp32 score-tile + accumulator registers per thread a config may need, by compute capability:
 # sm_80 (mma.sync keeps operand fragments in registers too): 96, since 128x64 tiles at Dh=64 on 4
 # warps (128 of them) spilled at 255 registers; sm_90 (wgmma reads the K/V operands from shared
-# memory): 128, the 128x128 tile at Dh=128 on 8 warps, which compiles at 254 registers, no spill.
+# memory): 128, the 128x128 tile at Dh=128 on 8 warps, which compiles near the register limit without
+# spilling (python -m kernels.audit --kernel attention prints its registers).
 FP32_REGISTER_BUDGET = {80: 96, 90: 128}
 
 # The 128x128 tile on 8 warps, 2 stages: sm_90 only (sm_80 keeps the configs it shipped before; at

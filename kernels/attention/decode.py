@@ -20,7 +20,6 @@ import triton
 import triton.language as tl
 
 from kernels._lib import device, launch
-from kernels._lib.launch import record_launch
 from kernels.attention.configs import (
     COMBINE_SPLIT_TILE,
     COMBINE_WARPS,
@@ -32,7 +31,7 @@ from kernels.attention.configs import (
     select_num_splits,
     splitkv_config_id,
 )
-from kernels.attention.kernels import LOG2E, _attn_kv_loop
+from kernels.attention.kernels import LN2, LOG2E, _attn_kv_loop
 
 
 @triton.jit
@@ -126,7 +125,7 @@ def _attn_splitkv_kernel(
     else:
         tl.store(o_ptr + o_rows[:, None] + offs_d[None, :], acc.to(o_ptr.dtype.element_ty), mask=out_mask)
         if STORE_LSE:
-            tl.store(lse_ptr + lse_rows, lse2 * 0.6931471805599453, mask=row_mask)
+            tl.store(lse_ptr + lse_rows, lse2 * LN2, mask=row_mask)
 
 
 @triton.jit
@@ -172,7 +171,7 @@ def _attn_combine_kernel(
     tl.store(o_ptr + batch * stride_ob + head * stride_oh + tok * stride_om + offs_d,
              out.to(o_ptr.dtype.element_ty), mask=d_mask)
     if STORE_LSE:
-        lse = (m + tl.math.log2(w_sum)) * 0.6931471805599453  # ln 2
+        lse = (m + tl.math.log2(w_sum)) * LN2
         tl.store(lse_ptr + batch * stride_lseb + head * stride_lseh + tok, lse)
 
 
@@ -235,5 +234,5 @@ def launch_splitkv(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     if num_splits > 1:
         args, cmeta = combine_args(o, lse, o_part, lse_part)
         _attn_combine_kernel[(q_len, n_heads, batch)](*args, **cmeta, num_warps=COMBINE_WARPS)
-    record_launch(KERNEL, "splitkv", f"{splitkv_config_id(cfg, meta)},num_splits={num_splits}")
+    launch.record_launch(KERNEL, "splitkv", f"{splitkv_config_id(cfg, meta)},num_splits={num_splits}")
     return num_splits

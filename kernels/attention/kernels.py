@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 
 LOG2E = 1.4426950408889634  # the launchers pass scale * LOG2E as qk_scale
+LN2 = tl.constexpr(0.6931471805599453)  # the kernels turn a base-2 LSE into natural log: lse2 * LN2
 
 
 @triton.jit

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._lib.launch import autotuning, record_launch, set_descriptor_allocator, triton_config_id
+from kernels._lib import device, launch
 from kernels.attention.configs import (
     KERNEL,
     PREFILL_CONFIGS,
@@ -25,7 +25,7 @@ from kernels.attention.configs import (
     prefill_config,
     prune_configs,
 )
-from kernels.attention.kernels import LOG2E, _attn_kv_loop
+from kernels.attention.kernels import LN2, LOG2E, _attn_kv_loop
 
 
 @triton.jit
@@ -101,7 +101,7 @@ def _attn_prefill_kernel(
     tl.store(o_base + offs_m[:, None] * stride_om + offs_d[None, :], acc.to(o_ptr.dtype.element_ty),
              mask=m_mask[:, None] & d_mask[None, :])
     if STORE_LSE:
-        lse = (m_i + tl.math.log2(l_i)) * 0.6931471805599453  # ln 2
+        lse = (m_i + tl.math.log2(l_i)) * LN2
         tl.store(lse_ptr + batch * stride_lseb + head * stride_lseh + offs_m, lse, mask=m_mask)
 
 
@@ -110,13 +110,10 @@ def _attn_prefill_kernel(
 # ----------------------------------------------------------------------------------------------
 
 def prefill_tma_ok(k_cache: torch.Tensor, v_cache: torch.Tensor) -> bool:
-    """Whether K/V tiles can come by TMA (tensor descriptors): unit head-dim stride and 16-byte aligned
-    base addresses and batch/head/token strides, so every (batch, head) slice is a TMA-legal matrix."""
-    for t in (k_cache, v_cache):
-        elem_bytes = t.element_size()
-        if t.stride(3) != 1 or t.data_ptr() % 16 or any((s * elem_bytes) % 16 for s in t.stride()[:3]):
-            return False
-    return True
+    """Whether K/V tiles can come by TMA (tensor descriptors): TMA's stride and alignment rule
+    (:func:`kernels._lib.device.tma_strides_ok`) with the head dim as the unit-stride one and the batch,
+    head and token strides aligned, so every (batch, head) slice is a TMA-legal matrix."""
+    return all(device.tma_strides_ok(t, 3, (0, 1, 2)) for t in (k_cache, v_cache))
 
 
 def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float,
@@ -160,15 +157,15 @@ def launch_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     batch, n_heads, q_len, head_dim = q.shape
     tma = device_arch(q.device) >= 90 and prefill_tma_ok(k_cache, v_cache)
     if tma:
-        set_descriptor_allocator(q.device)
+        launch.set_descriptor_allocator(q.device)
     args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale, tma=tma)
-    if config is None and autotuning():
+    if config is None and launch.autotuning():
         tuner = prefill_tuner(meta["BLOCK_D"])
         tuner[lambda m: (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch)](*args, **meta)
-        record_launch(KERNEL, "prefill", triton_config_id(tuner.best_config))
+        launch.record_launch(KERNEL, "prefill", launch.triton_config_id(tuner.best_config))
         return
     cfg = config or prefill_config(head_dim, q_len, q.element_size(), device_arch(q.device))
     grid = (triton.cdiv(q_len, cfg.kwargs["BLOCK_M"]), n_heads, batch)
     _attn_prefill_kernel[grid](*args, **meta, **cfg.kwargs, num_warps=cfg.num_warps,
                                num_stages=cfg.num_stages)
-    record_launch(KERNEL, "prefill", triton_config_id(cfg))
+    launch.record_launch(KERNEL, "prefill", launch.triton_config_id(cfg))

@@ -51,6 +51,7 @@ ALL_GATES: tuple[str, ...] = UNIVERSAL_GATES + OPT_IN_GATES
 
 VEC128_MIN_FRACTION = 0.75
 
+
 def _cases_modules() -> dict[str, ModuleType]:
     return {name: importlib.import_module(f"kernels.{name}.cases") for name in KERNELS}
 

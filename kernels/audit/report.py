@@ -201,8 +201,6 @@ def find_line(
     return matches[0] if matches else None
 
 
-
-
 _LOADED: dict[Path, list[AuditLine]] = {}
 
 

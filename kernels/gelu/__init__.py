@@ -27,7 +27,7 @@ from kernels._lib.validation import (
     check_vector,
     collapsed_row_stride,
 )
-from kernels.gelu.configs import tile_config
+from kernels.gelu.configs import KERNEL, tile_config
 from kernels.gelu.kernels import _gelu_kernel
 
 __all__ = ["TOLERANCES", "VARIANTS", "gelu", "gelu_ref"]
@@ -97,7 +97,7 @@ def gelu(
         **meta, HAS_BIAS=bias is not None, APPROX_TANH=approximate == "tanh",
         num_warps=num_warps, num_stages=num_stages,
     )
-    launch.record_launch("gelu", "elementwise", launch.config_id(meta, num_warps, num_stages))
+    launch.record_launch(KERNEL, "elementwise", launch.config_id(meta, num_warps, num_stages))
     return y
 
 

@@ -9,7 +9,7 @@ import torch
 
 from kernels._lib.aot import CompileCase, jit_specialisation
 from kernels._lib.launch import config_id
-from kernels.gelu.configs import tile_config
+from kernels.gelu.configs import KERNEL, tile_config
 from kernels.gelu.kernels import _gelu_kernel
 
 # variant -> gates its cases must declare: every GELU stream must be 128-bit ("*": every variant)
@@ -36,7 +36,7 @@ def _case(dtype: torch.dtype, approximate: str, has_bias: bool) -> CompileCase:
     signature, constexprs, divisible_by_16 = jit_specialisation(
         _gelu_kernel, args, {**meta, "HAS_BIAS": has_bias, "APPROX_TANH": approximate == "tanh"})
     return CompileCase(
-        kernel="gelu", variant="elementwise", fn=_gelu_kernel, signature=signature, constexprs=constexprs,
+        kernel=KERNEL, variant="elementwise", fn=_gelu_kernel, signature=signature, constexprs=constexprs,
         divisible_by_16=divisible_by_16, num_warps=num_warps, num_stages=num_stages,
         dtype=str(dtype).replace("torch.", ""),
         shape={"n": rows * n, "approximate": approximate, "bias_len": n if has_bias else 0, "source": name},

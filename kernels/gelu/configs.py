@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import triton
 
+KERNEL = "gelu"  # the name in launch records and audit lines
 TILE = 4096  # elements per program
 MAX_BLOCK_N = 1024  # columns per tile when tiling rows (bias loaded once per tile)
 NUM_WARPS = 4

@@ -28,7 +28,16 @@ from kernels._lib.validation import (
     check_tensor,
     check_vector,
 )
-from kernels.gemv.configs import BLOCK_ROWS, KERNELS, MAX_N, REDUCE_CONFIG, autotuned, plan, select_variant
+from kernels.gemv.configs import (
+    BLOCK_ROWS,
+    JIT_BY_VARIANT,
+    KERNEL,
+    MAX_N,
+    REDUCE_CONFIG,
+    autotuned,
+    plan,
+    select_variant,
+)
 from kernels.gemv.kernels import _gemv_splitk_reduce_kernel
 
 __all__ = ["TOLERANCES", "VARIANTS", "gemv", "gemv_ref", "gemv_splitk", "gemv_tiled",
@@ -87,14 +96,14 @@ def _run(variant: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         tuned[grid](*args, **flags)
         cfg = tuned.best_config
     else:
-        KERNELS[variant][grid](*args, **flags, **cfg.kwargs, num_warps=cfg.num_warps,
+        JIT_BY_VARIANT[variant][grid](*args, **flags, **cfg.kwargs, num_warps=cfg.num_warps,
                                 num_stages=cfg.num_stages)
     if not direct:
         rb = REDUCE_CONFIG.kwargs["BLOCK_N"]
         _gemv_splitk_reduce_kernel[(batch, triton.cdiv(n, rb))](
             y, ws, bias if bias is not None else y, n, splits, y.stride(0), ws.stride(0), ws.stride(1),
             HAS_BIAS=bias is not None, BLOCK_N=rb, num_warps=REDUCE_CONFIG.num_warps, num_stages=1)
-    launch.record_launch("gemv", variant, launch.triton_config_id(cfg))
+    launch.record_launch(KERNEL, variant, launch.triton_config_id(cfg))
     return y
 
 
@@ -134,7 +143,7 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
     """
     if variant is None:
         if isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor) and x.dim() == 2 and weight.dim():
-            variant = select_variant(x.shape[0], weight.shape[0], x.shape[1])
+            variant = select_variant(x.shape[0])
         else:
             variant = "splitk"  # let the launcher's validation name the bad argument
     if variant not in VARIANTS:

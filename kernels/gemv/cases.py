@@ -17,13 +17,15 @@ from kernels._lib.launch import config_id, triton_config_id
 from kernels.gemv.configs import (
     BLOCK_ROWS,
     CONFIGS,
-    KERNELS,
+    JIT_BY_VARIANT,
+    KERNEL,
     PROGRAMS_PER_SM,
     PRUNE,
     REDUCE_CONFIG,
     split_count,
 )
 from kernels.gemv.kernels import _gemv_splitk_reduce_kernel
+from roofline.cost import dtype_bytes
 from roofline.model import get_model
 
 # variant -> gates its cases must declare (on at least one case per architecture): the weight stream
@@ -52,13 +54,13 @@ def _shapes() -> dict[str, list[dict]]:
 def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> list[CompileCase]:
     """The main kernel's case for one config at one shape, plus the split-K reduction when it splits."""
     batch, n, k, bias = shape["batch"], shape["n"], shape["k"], shape["bias"]
-    elem_bytes = 4 if dtype == "fp32" else 2
+    elem_bytes = dtype_bytes(dtype)
     rows = cfg.kwargs[BLOCK_ROWS[variant]]
     programs = triton.cdiv(batch, rows) * triton.cdiv(n, cfg.kwargs["BLOCK_N"])
     splits, k_per_split = split_count(programs, k, batch, elem_bytes, cfg.kwargs["BLOCK_K"], DEFAULT_NUM_SMS,
                                       PROGRAMS_PER_SM[variant])
     direct = splits == 1
-    fn = KERNELS[variant]
+    fn = JIT_BY_VARIANT[variant]
     args = {"y_ptr": Pointer(dtype), "ws_ptr": Pointer(dtype if direct else "fp32"), "x_ptr": Pointer(dtype),
             "w_ptr": Pointer(dtype), "bias_ptr": Pointer(dtype),
             "B": batch, "N": n, "K": k, "K_PER_SPLIT": k_per_split, "stride_xb": k, "stride_wn": k,
@@ -66,7 +68,7 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> lis
     gates = frozenset({"vec128_loads"} if variant == "splitk" else {"tensor_cores"})
     signature, consts, div16 = jit_specialisation(fn, args,
                                                   {"HAS_BIAS": bias, "DIRECT": direct, **cfg.kwargs})
-    cases = [CompileCase("gemv", variant, fn, signature, consts, div16, cfg.num_warps, cfg.num_stages, dtype,
+    cases = [CompileCase(KERNEL, variant, fn, signature, consts, div16, cfg.num_warps, cfg.num_stages, dtype,
                          dict(shape), triton_config_id(cfg), gates)]
     if not direct:
         rc = REDUCE_CONFIG
@@ -74,7 +76,7 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> lis
                  "N": n, "SPLITS": splits, "stride_yb": n, "stride_wss": batch * n, "stride_wsb": n}
         sig, rconsts, rdiv = jit_specialisation(_gemv_splitk_reduce_kernel, rargs,
                                                 {"HAS_BIAS": bias, **rc.kwargs})
-        cases.append(CompileCase("gemv", variant, _gemv_splitk_reduce_kernel, sig, rconsts, rdiv,
+        cases.append(CompileCase(KERNEL, variant, _gemv_splitk_reduce_kernel, sig, rconsts, rdiv,
                                  rc.num_warps, rc.num_stages, dtype, dict(shape),
                                  "reduce:" + config_id(rc.kwargs, rc.num_warps, rc.num_stages), frozenset()))
     return cases
@@ -82,11 +84,11 @@ def _main_case(variant: str, cfg: triton.Config, shape: dict, dtype: str) -> lis
 
 def compile_cases(arch: int) -> list[CompileCase]:
     """Every shipped config surviving pruning x variant x (fp16, bf16) at one model-preset shape each,
-    fp32 for each variant's first config, and the split-K reduction once per dtype: 21 cases per
-    architecture.
+    fp32 for each variant's first config, and the split-K reduction once per dtype (the list:
+    ``python -m kernels.audit --kernel gemv``).
 
-    ``arch`` (80 or 90) does not change the set: the same configs ship for both; shared memory per
-    config is at most 147 KB, inside sm_80's 163 KB.
+    ``arch`` (80 or 90) does not change the set: the same configs ship for both, so each must fit
+    sm_80's smaller shared memory per block (the audit checks it).
     """
     if arch not in (80, 90):
         raise ValueError(f"arch: expected 80 or 90, got {arch!r}")

@@ -8,12 +8,13 @@ import functools
 
 import triton
 
+from kernels._lib.validation import CUDA_GRID_LIMITS
 from kernels.gemv.kernels import _gemv_splitk_kernel, _gemv_tiled_kernel
 
+KERNEL = "gemv"  # the name in launch records and audit lines
 SPLITK_MAX_BATCH = 4  # select_variant: B <= 4 -> "splitk" (CUDA cores), B > 4 -> "tiled" (tensor cores)
 PROGRAMS_PER_SM = {"splitk": 4, "tiled": 2}  # split-K target: programs in flight per SM
 MAX_SPLITS = 64
-MAX_N = 65535 * 16  # grid axis 1 (<= 65535) holds N tiles of at least 16 rows
 MIN_K_PER_SPLIT = 512  # a split streams at least this many K elements (amortises its partial write)
 
 # splitk: [BLOCK_N, BLOCK_K] weight tile over 128 threads = 16-32 elements (2-4 x 128-bit loads) per
@@ -24,10 +25,13 @@ SPLITK_CONFIGS = [
     triton.Config({"BLOCK_B": 2, "BLOCK_N": 32, "BLOCK_K": 128}, num_warps=4, num_stages=1),
     triton.Config({"BLOCK_B": 4, "BLOCK_N": 16, "BLOCK_K": 128}, num_warps=4, num_stages=1),
 ]
-# tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes: at most ~97 KB at
-# fp16/bf16 and ~193 KB at fp32 on sm_90 (of 227 KB; on sm_80 at most 144 KB of 163 KB).
+# splitk's grid axis y counts N tiles: refuse (for either variant alike) an N past its limit at the
+# narrowest tile
+MAX_N = CUDA_GRID_LIMITS[1] * min(c.kwargs["BLOCK_N"] for c in SPLITK_CONFIGS)
+# tiled: shared memory ~ num_stages * (BLOCK_M + BLOCK_N) * BLOCK_K * elem_bytes, within each
+# architecture's per-block limit at every dtype (the audit's shared-memory column, sm_80 and sm_90).
 # BLOCK_N (weight rows, the MMA's M side) >= 64 with 4 warps per warpgroup: every config is wgmma on
-# sm_90. Dropped after the sm_80/sm_90 compile: BLOCK_N=256 at BLOCK_M=128 (254 registers, spills).
+# sm_90. Dropped after the sm_80/sm_90 compile: BLOCK_N=256 at BLOCK_M=128 (at the register limit, spills).
 TILED_CONFIGS = [
     triton.Config({"BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128}, num_warps=4, num_stages=4),
     triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 128}, num_warps=4, num_stages=4),
@@ -53,7 +57,7 @@ def prune_tiled_configs(configs: list, batch: int) -> list:
 
 # Per variant: the kernel, its shipped configs, its pruning predicate, and the config key that counts
 # batch rows per program.
-KERNELS = {"splitk": _gemv_splitk_kernel, "tiled": _gemv_tiled_kernel}
+JIT_BY_VARIANT = {"splitk": _gemv_splitk_kernel, "tiled": _gemv_tiled_kernel}
 CONFIGS = {"splitk": SPLITK_CONFIGS, "tiled": TILED_CONFIGS}
 PRUNE = {"splitk": prune_splitk_configs, "tiled": prune_tiled_configs}
 BLOCK_ROWS = {"splitk": "BLOCK_B", "tiled": "BLOCK_M"}
@@ -66,14 +70,13 @@ def autotuned(variant: str):
         configs=CONFIGS[variant], key=["B", "N", "K", "K_PER_SPLIT", "DIRECT"],
         prune_configs_by={"early_config_prune": lambda configs, named_args, **_: PRUNE[variant](
             configs, named_args["B"])},
-    )(KERNELS[variant])
+    )(JIT_BY_VARIANT[variant])
 
 
-def select_variant(batch: int, n: int, k: int) -> str:
+def select_variant(batch: int) -> str:
     """The variant :func:`kernels.gemv.gemv` runs for ``x[batch, k] @ W[n, k]^T``: ``"splitk"`` up to
     :data:`SPLITK_MAX_BATCH` rows (one weight pass, CUDA-core FMAs, 1-4 rows per weight tile), else
-    ``"tiled"`` (tensor cores). ``n`` and ``k`` do not move the crossover today; they are part of the
-    signature so that a measured crossover can depend on them without changing callers."""
+    ``"tiled"`` (tensor cores). N and K do not move the crossover."""
     return "splitk" if batch <= SPLITK_MAX_BATCH else "tiled"
 
 

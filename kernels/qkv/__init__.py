@@ -11,7 +11,7 @@ the Q, K and V projections stacked (``N = (Hq + 2*Hkv) * Dh``, ``nn.Linear``'s s
 q ``[B, Hq, T, Dh]``; k, v ``[B, Hkv, T, Dh]``, or appended into caches ``[B, Hkv, capacity, Dh]`` at rows
 ``cache_len[b] ..``; GQA/MQA: ``Hkv`` divides ``Hq``. Variants: ``"fused"`` (pointer loads, every GPU)
 and ``"tma"`` (tensor descriptors + persistent tiles, sm_90). Cost: ``2*M*N*D`` FLOP (+ ``M*N`` with a
-bias); compulsory bytes ``p*(M*D + N*D + M*N (+ N))`` at ``p`` bytes per element
+bias); compulsory bytes ``elem_bytes*(M*D + N*D + M*N (+ N))`` at ``elem_bytes`` bytes per element
 (``roofline.cost.qkv_cost``). Design and audit evidence: ``kernels/qkv/DESIGN.md``.
 """
 
@@ -21,8 +21,8 @@ import torch
 import triton
 
 from kernels._lib import device, launch
-from kernels._lib.launch import autotuning, record_launch, set_descriptor_allocator, triton_config_id
 from kernels._lib.validation import (
+    check_cache_len_range,
     check_device,
     check_flag,
     check_no_overlap,
@@ -45,6 +45,9 @@ from kernels.qkv.configs import (
     tma_programs,
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
+
+__all__ = ["TOLERANCES", "VARIANTS", "qkv_projection", "qkv_projection_ref", "qkv_projection_tma",
+           "qkv_projection_unfused", "select_variant"]
 
 # variant -> (its @triton.jit kernel, the configs it may launch)
 _KERNELS: dict[str, tuple[triton.JITFunction, list[triton.Config]]] = {
@@ -116,13 +119,8 @@ def _validate(x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len,
         check_no_overlap("k_cache", k_cache, inputs)
         check_no_overlap("v_cache", v_cache, {"k_cache": k_cache, **inputs})
         if check_cache_len and batch and tokens:
-            lo, hi = (int(v) for v in torch.stack([cache_len.min(), cache_len.max()]).tolist())
-            if lo < 0:
-                raise ValueError(f"cache_len: entries must be >= 0, got a minimum of {lo}")
-            capacity = k_cache.shape[2]
-            if hi + tokens > capacity:
-                raise ValueError(f"cache_len: max(cache_len) + T = {hi} + {tokens} exceeds the cache "
-                                 f"capacity {capacity} (k_cache.shape[2])")
+            check_cache_len_range(cache_len, tokens, k_cache.shape[2], entries="entries",
+                                  total="max(cache_len) + T")
     return head_dim, n_heads, n_kv_heads, bias, cache_len
 
 
@@ -204,7 +202,7 @@ def qkv_projection(
             raise ValueError("variant: 'tma' needs x [B, T, D] with unit last stride, batch rows following "
                              "each other and 16-byte aligned rows, and weight with 16-byte aligned rows or "
                              "columns")
-        set_descriptor_allocator(x.device)
+        launch.set_descriptor_allocator(x.device)
         programs = tma_programs(x.device)
         meta.update(NUM_SMS=programs, W_K_CONTIGUOUS=weight.stride(1) == 1)
 
@@ -212,7 +210,7 @@ def qkv_projection(
         tiles = triton.cdiv(m, kw["BLOCK_M"]) * triton.cdiv(n_out, kw["BLOCK_N"])
         return (tiles if programs is None else min(programs, tiles),)
 
-    if config is None and autotuning():
+    if config is None and launch.autotuning():
         kernel = _autotuned_kernel(variant)
         kernel[grid](*args, **meta)
         config = kernel.best_config
@@ -221,7 +219,7 @@ def qkv_projection(
         if config is None:
             config = prune_configs(configs, m, x.element_size())[0]
         fn[grid](*args, **meta, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
-    record_launch(KERNEL, variant, triton_config_id(config))
+    launch.record_launch(KERNEL, variant, launch.triton_config_id(config))
     return q, k_out, v_out
 
 

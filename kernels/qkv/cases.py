@@ -16,6 +16,7 @@ from kernels._lib.device import DEFAULT_NUM_SMS
 from kernels._lib.launch import triton_config_id
 from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, KERNEL, TMA_VARIANT, prune_configs, tma_configs
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
+from roofline.cost import dtype_bytes
 from roofline.model import ModelConfig, get_model
 
 # variant -> gates its cases must declare (kernels/audit/gates.py describes each gate).
@@ -107,7 +108,7 @@ def compile_cases(arch: int) -> list[CompileCase]:
     cases = []
     for shape, dtype, column_major in plan:
         model = get_model(shape["model"])
-        survivors = prune_configs(CONFIGS, shape["batch"] * shape["tokens"], dtype.itemsize)
+        survivors = prune_configs(CONFIGS, shape["batch"] * shape["tokens"], dtype_bytes(dtype))
         for cfg in survivors[:1] if column_major else survivors:
             cases.append(_case(FUSED_VARIANT, _qkv_kernel, model, shape, dtype, cfg, column_major))
     if arch >= 90:
@@ -115,7 +116,7 @@ def compile_cases(arch: int) -> list[CompileCase]:
         model = get_model(shape["model"])
         m = shape["batch"] * shape["tokens"]
         for dtype, n_configs in ((torch.float16, 2), (torch.bfloat16, 1)):
-            for cfg in prune_configs(tma_configs(), m, dtype.itemsize)[:n_configs]:
+            for cfg in prune_configs(tma_configs(), m, dtype_bytes(dtype))[:n_configs]:
                 cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg,
                                    NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=True))
     return cases

@@ -58,7 +58,8 @@ def _fits_m(block_m: int, m: int) -> bool:
 
 def _fits_registers(cfg: triton.Config, elem_bytes: int) -> bool:
     """fp32 operands (tf32 MMAs on a GPU) double the operand fragments: there, at most 64 accumulator
-    registers per thread (the 128x128 tile on 4 warps spilled 624 B on sm_80 in the AOT compile)."""
+    registers per thread (the 128x128 tile on 4 warps spilled on sm_80 in the AOT compile:
+    ``python -m kernels.audit --kernel qkv``)."""
     kw = cfg.kwargs
     return elem_bytes < 4 or kw["BLOCK_M"] * kw["BLOCK_N"] <= 64 * 32 * cfg.num_warps
 
@@ -93,14 +94,12 @@ INTERPRETER_PROGRAMS = 3  # TMA programs under the interpreter: few, so each loo
 
 def tma_layout_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether a tensor descriptor can read ``x`` as one ``[M, K]`` matrix and ``weight`` as ``[N, K]``
-    (row-major) or ``[K, N]`` (column-major): unit inner stride, batch rows following each other, 16-byte
-    aligned base addresses and row strides (TMA's requirements)."""
-    elem_bytes = x.element_size()
+    (row-major) or ``[K, N]`` (column-major): batch rows following each other, and TMA's stride and
+    alignment rule (:func:`kernels._lib.device.tma_strides_ok`) on the matrix each is read as."""
     batch, tokens, _ = x.shape
-    x_ok = (x.stride(2) == 1 and (batch == 1 or x.stride(0) == tokens * x.stride(1))
-            and (x.stride(1) * elem_bytes) % 16 == 0 and x.data_ptr() % 16 == 0)
-    outer = weight.stride(0) if weight.stride(1) == 1 else weight.stride(1)
-    w_ok = min(weight.stride()) == 1 and (outer * elem_bytes) % 16 == 0 and weight.data_ptr() % 16 == 0
+    x_ok = (batch == 1 or x.stride(0) == tokens * x.stride(1)) and device.tma_strides_ok(x, 2, (1,))
+    inner = 1 if weight.stride(1) == 1 else 0
+    w_ok = min(weight.stride()) == 1 and device.tma_strides_ok(weight, inner, (1 - inner,))
     return x_ok and w_ok
 
 

@@ -21,7 +21,7 @@ import triton
 
 from kernels._lib import launch
 from kernels._lib.validation import check_device, check_real, check_tensor, collapsed_row_stride
-from kernels.softmax.configs import SINGLE_BLOCK_LIMIT, online_config, select_variant, single_config
+from kernels.softmax.configs import KERNEL, SINGLE_BLOCK_LIMIT, online_config, select_variant, single_config
 from kernels.softmax.kernels import _softmax_online_kernel, _softmax_single_kernel
 
 __all__ = ["SINGLE_BLOCK_LIMIT", "TOLERANCES", "VARIANTS", "select_variant", "softmax",
@@ -48,7 +48,7 @@ def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None 
     s = 1.0 if scale is None else check_real("scale", scale)
     n_cols = x.shape[-1] if x.dim() else 1
     if variant is None:
-        variant = select_variant(n_cols, x.dtype)
+        variant = select_variant(n_cols)
     elif variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS)} or None, got {variant!r}")
     elif variant == "single" and n_cols > SINGLE_BLOCK_LIMIT:
@@ -77,7 +77,7 @@ def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None 
             y, x, n_cols, stride_row, n_cols, s,
             **meta, num_warps=num_warps, num_stages=num_stages,
         )
-    launch.record_launch("softmax", variant, launch.config_id(meta, num_warps, num_stages))
+    launch.record_launch(KERNEL, variant, launch.config_id(meta, num_warps, num_stages))
     return y
 
 

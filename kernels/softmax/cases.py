@@ -9,7 +9,7 @@ import torch
 
 from kernels._lib.aot import CompileCase, jit_specialisation
 from kernels._lib.launch import config_id
-from kernels.softmax.configs import SINGLE_BLOCK_LIMIT, online_config, select_variant, single_config
+from kernels.softmax.configs import KERNEL, SINGLE_BLOCK_LIMIT, online_config, select_variant, single_config
 from kernels.softmax.kernels import _softmax_online_kernel, _softmax_single_kernel
 
 # variant -> gates its cases must declare (on at least one case per architecture; rows of an odd length,
@@ -46,7 +46,7 @@ def _case(variant: str, dtype: torch.dtype, n_cols: int, label: str) -> CompileC
     row_aligned = {"stride_xrow", "stride_yrow"} <= set(divisible_by_16)
     gates = frozenset({"vec128_loads"}) if row_aligned else frozenset()
     return CompileCase(
-        kernel="softmax", variant=variant, fn=fn, signature=signature, constexprs=constexprs,
+        kernel=KERNEL, variant=variant, fn=fn, signature=signature, constexprs=constexprs,
         divisible_by_16=divisible_by_16, num_warps=num_warps, num_stages=num_stages,
         dtype=str(dtype).replace("torch.", ""), shape={"rows": CASE_ROWS, "cols": n_cols, "source": label},
         config=config_id(meta, num_warps, num_stages), gates=gates,

@@ -8,6 +8,8 @@ import functools
 
 import triton
 
+KERNEL = "softmax"  # the name in launch records and audit lines
+
 # Largest row the "single" variant keeps in registers: 32768 fp32 values over 16 warps is 64 per thread;
 # the sm_80/sm_90 compile of this exact config shows no spills (see compile_cases and the audit). The next
 # power of two (65536: 128 per thread, or 64 per thread in a 1024-thread block capped at 64 registers)
@@ -41,10 +43,7 @@ def online_config(n_cols: int) -> tuple[dict, int, int]:
     return {"BLOCK_N": block_n}, min(ONLINE_NUM_WARPS, max(1, block_n // 256)), 1
 
 
-def select_variant(n_cols: int, dtype: object = None) -> str:
-    """``"single"`` when a row of ``n_cols`` fits in one program's registers, else ``"online"``.
-
-    ``dtype`` is accepted for symmetry with the other kernels; the limit is the same for every
-    dtype because the row is held in fp32.
-    """
+def select_variant(n_cols: int) -> str:
+    """``"single"`` when a row of ``n_cols`` fits in one program's registers, else ``"online"``. The
+    limit is the same for every dtype because the row is held in fp32."""
     return "single" if n_cols <= SINGLE_BLOCK_LIMIT else "online"

@@ -25,7 +25,7 @@ from kernels.audit.gates import config_matches
 from roofline.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_CASES_PER_KERNEL_ARCH = 24  # the contract in kernels/_lib/aot.py: CI compiles them all on 2 cores
+MAX_CASES_PER_KERNEL_ARCH = 24  # the case budget per op and architecture: CI compiles every case on 2 cores
 
 
 def _enumerate() -> tuple[list, dict[str, str]]:

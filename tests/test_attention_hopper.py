@@ -22,7 +22,11 @@ def test_scale_sign_and_zero(variant, scale):
     # (at -4, scaling the raw row max without negating q would overflow exp2)
     q_len = 70 if variant == "prefill" else 9
     q, k, v, lens = make_inputs(2, 4, 2, q_len, 64, [100, 3])
-    check(q, k, v, lens, EXACT, scale=scale, variant=variant)
+    # fp32 rounds each logit to a relative ~6e-8, so the softmax weights' error grows with the logits'
+    # size, which grows with |scale| (at -4, 32x the default 1/sqrt(64)): scale the tolerance with it.
+    # Seen under numpy 1.24's interpreter: 2.8e-5 off at -4, past a flat 2e-5.
+    widen = max(1.0, abs(scale))
+    check(q, k, v, lens, (EXACT[0] * widen, EXACT[1] * widen), scale=scale, variant=variant)
 
 
 def test_scale_fold_fp16():

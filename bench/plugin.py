@@ -37,6 +37,7 @@ from bench import providers as provider_registry
 from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
 from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
+from roofline import machine
 from roofline.ops import KERNELS, OPS
 from roofline.sweeps import SweepPoint, sweep_dtype, sweep_points
 
@@ -174,6 +175,10 @@ def spelled_numprocesses(args: tuple[str, ...] | list[str]) -> str | None:
 
 def check_options(config: pytest.Config) -> None:
     """Refuse option values that cannot work, before anything is created (pytest exits 4)."""
+    try:
+        machine.forced()
+    except machine.MachineError as exc:
+        raise pytest.UsageError(str(exc)) from None
     budget = config.getoption("--ceilings-budget")
     if not (math.isfinite(budget) and budget > 0):
         raise pytest.UsageError(f"--ceilings-budget {budget}: expected a positive number of seconds")
@@ -196,6 +201,14 @@ def chosen_providers(config: pytest.Config, device_kind: str) -> tuple[str, ...]
     if (config.getoption("--providers") or "").strip() == "all":
         return provider_registry.runnable_here(device_kind)
     return _csv(config, "--providers", provider_registry.names())
+
+
+def isolated(isolate: str, cuda: bool, distributed: bool) -> bool:
+    """Whether each kernel family runs in its own subprocess: ``--isolate on``, or ``auto`` on a GPU
+    (CUDA, or a forced GPU machine: ``RIDGEBENCH_MACHINE=sm90`` gives a CPU the GPU's layout); never
+    under xdist (each worker owns a GPU already)."""
+    gpu = cuda or (machine.forced_arch() is not None)
+    return not distributed and (isolate == "on" or (isolate == "auto" and gpu))
 
 
 class _XdistHooks:
@@ -247,8 +260,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                      spelled_numprocesses(config.invocation_params.args))
         if problem:
             raise pytest.UsageError(problem)
-        isolate = config.getoption("--isolate")
-        config.stash[ISOLATE] = not _distributed(config) and (isolate == "on" or (isolate == "auto" and cuda))
+        config.stash[ISOLATE] = isolated(config.getoption("--isolate"), cuda, _distributed(config))
         started = dt.datetime.now(dt.timezone.utc)
         name = torch.cuda.get_device_name(0) if cuda else cpu_device_name()
         step_options.configure(config, cuda)  # a bad --model/--batch fails before a run dir exists
@@ -392,8 +404,9 @@ def _child_env(run_dir: Path, started: str, family: str, ceilings_from: Path | N
     return env
 
 
-def _run_child(cmd: list[str], env: dict, cwd: Path | None = None) -> int:
-    """Run one family's pytest; on an interrupt, ask it to stop (SIGTERM: it writes its part) and wait."""
+def _run_child(cmd: list[str], env: dict, state: dict, cwd: Path | None = None) -> int:
+    """Run one family's pytest; on an interrupt, ask it to stop (SIGTERM: it writes its part) and wait.
+    ``state["exit_status"]`` gets the child's exit status either way (negative: killed by that signal)."""
     proc = subprocess.Popen(cmd, cwd=cwd or os.getcwd(), env=env)
     try:
         return proc.wait()
@@ -406,6 +419,8 @@ def _run_child(cmd: list[str], env: dict, cwd: Path | None = None) -> int:
                 proc.kill()
                 proc.wait()
         raise
+    finally:
+        state["exit_status"] = proc.returncode
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -427,8 +442,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             break  # -x / --maxfail: a failed family stops the run
         env = _child_env(run_dir, started.isoformat(), family, ceilings_from)
         results[family] = {"exit_status": None}
-        rc = _run_child(cmd, env, cwd=config.invocation_params.dir)
-        results[family]["exit_status"] = rc
+        rc = _run_child(cmd, env, results[family], cwd=config.invocation_params.dir)
         part = run_dir / "parts" / family
         doc = _load_json(part / "provenance.json")
         if isinstance(doc, dict) and doc.get("fatal"):
@@ -485,6 +499,8 @@ def _close_part(config: pytest.Config, bsession: BenchSession, exitstatus: int) 
     if not _interrupted(exitstatus) and bsession.fatal is None:
         try:
             ceilings_mod.after_sweep(bsession, budget_s=config.getoption("--ceilings-budget"))
+        except KeyboardInterrupt:  # a signal during the second pass: keep the first, write the part
+            after_error = f"interrupted ({SIGNALS.received or 'KeyboardInterrupt'}); the first pass is kept"
         except Exception as exc:  # noqa: BLE001 - the records and the first pass are already on disk
             after_error = f"{type(exc).__name__}: {exc}"
     try:

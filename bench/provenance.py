@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from roofline import machine
+
 # NVML's clock-event ("throttle") reason bits, nvml.h.
 THROTTLE_REASONS: dict[int, str] = {
     0x1: "gpu_idle",
@@ -249,10 +251,11 @@ def collect(*, root: Path, device: torch.device, device_name: str, command_line:
         "platform": platform.platform(),
         "cpu": {**cpu_info(), "features": this_cpu_features()},
         "sweep_dtype": sweep_dtype,
+        "machine_forced": machine.describe(),
         "git": git_info(root),
         "env": {k: os.environ.get(k) for k in ("TRITON_INTERPRET", "RIDGEBENCH_AUTOTUNE",
                                                "CUDA_VISIBLE_DEVICES", "PYTEST_XDIST_WORKER",
-                                               "RIDGEBENCH_CPU_WORKERS")},
+                                               "RIDGEBENCH_CPU_WORKERS", machine.ENV)},
         "executable": sys.executable,
     }
     if cuda:

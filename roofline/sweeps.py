@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from roofline import machine
 from roofline.errors import UsageError
 from roofline.model import PRESETS as MODELS
 from roofline.model import ModelConfig
@@ -238,6 +239,9 @@ def sweep_dtype(device_kind: str, override: str | None = None, features: dict | 
     if device_kind != "cpu":
         return (override, f"--dtype {override} (given on the command line)") if override else (
             "bfloat16", "GPU: bf16 on tensor cores (full sweep: bf16 and fp16)")
+    forced = machine.forced()
+    if override is None and forced is not None:
+        return forced.sweep_dtype, f"{machine.describe()}: the sweep dtype of that machine"
     if features is None and override is None and cpu_features_source is not None:
         features = cpu_features_source()
     return cpu_sweep_dtype(features or {}, override)

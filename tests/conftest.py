@@ -28,6 +28,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from roofline import machine
 from roofline.ops import KERNELS
 
 DEVICE = pytest.StashKey[str]()
@@ -67,6 +68,10 @@ def resolve_device(requested: str | None, cuda_available: bool) -> str:
 def pytest_configure(config) -> None:
     if config.getoption("--benchmark", default=False):
         return
+    try:
+        machine.forced()
+    except machine.MachineError as exc:
+        raise pytest.UsageError(str(exc)) from None
     device = resolve_device(config.getoption("--device", default=None), torch.cuda.is_available())
     config.stash[DEVICE] = device
     if device == "cpu":
@@ -79,6 +84,9 @@ def pytest_report_header(config) -> str | None:
     device = config.stash.get(DEVICE, None)
     if device is None:
         return None
+    forced = machine.describe()
+    if forced:
+        return f"ridgebench: --device {device}, {forced}: launch plans and sweep dtype of that machine"
     if device == "cuda":
         return f"ridgebench: --device cuda ({torch.cuda.get_device_name()}): Triton kernels compiled"
     return "ridgebench: --device cpu: Triton kernels under the interpreter (TRITON_INTERPRET=1)"

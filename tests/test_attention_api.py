@@ -21,12 +21,16 @@ from kernels.attention.configs import (
     prune_configs,
     select_num_splits,
 )
-from kernels.attention.prefill import prefill_tuner
+from kernels.attention.prefill import PREFILL_AUTOTUNE_KEY, prefill_tuner
 from kernels.audit import SUPPORTED_ARCHS
 from kernels.audit.gates import ALL_GATES, config_matches
+from roofline.machine import ENV, GPU_MACHINES, MACHINES
+
+F16 = torch.float16
 
 
-def good(batch=2, hq=4, hkv=2, q_len=3, dh=64, capacity=16, dtype=torch.float32):
+def good(batch=2, hq=4, hkv=2, q_len=3, dh=64, capacity=16, dtype=torch.float16):
+    """Valid inputs on every device: fp16 (a GPU refuses fp32 attention before any other check)."""
     q = torch.randn(batch, hq, q_len, dh, dtype=dtype)
     k = torch.randn(batch, hkv, capacity, dh, dtype=dtype)
     v = torch.randn(batch, hkv, capacity, dh, dtype=dtype)
@@ -46,13 +50,14 @@ def test_good_inputs_run():
 @pytest.mark.parametrize("mutate,exc,match", [
     (lambda q, k, v, c: (q[0], k, v, c), ValueError, "q: expected 4 dimensions"),
     (lambda q, k, v, c: (q.double(), k, v, c), TypeError, "q: dtype float64"),
-    (lambda q, k, v, c: (q, k.half(), v, c), TypeError, "k_cache: dtype"),
-    (lambda q, k, v, c: (q, k, v.half(), c), TypeError, "v_cache: dtype"),
+    (lambda q, k, v, c: (q, k.float(), v, c), TypeError, "k_cache: dtype"),
+    (lambda q, k, v, c: (q, k, v.float(), c), TypeError, "v_cache: dtype"),
     (lambda q, k, v, c: (q, k, v[:, :, :8], c), ValueError, "v_cache: expected shape"),
     (lambda q, k, v, c: (q, k[:1], v[:1], c), ValueError, "k_cache: expected shape"),
-    (lambda q, k, v, c: (torch.randn(2, 4, 3, 48), k, v, c), ValueError, "q: head dim 48 not supported"),
-    (lambda q, k, v, c: (q, torch.randn(2, 3, 16, 64), torch.randn(2, 3, 16, 64), c), ValueError,
-     r"k_cache: n_kv_heads \(3\) must divide"),
+    (lambda q, k, v, c: (torch.randn(2, 4, 3, 48, dtype=F16), k, v, c), ValueError,
+     "q: head dim 48 not supported"),
+    (lambda q, k, v, c: (q, torch.randn(2, 3, 16, 64, dtype=F16), torch.randn(2, 3, 16, 64, dtype=F16), c),
+     ValueError, r"k_cache: n_kv_heads \(3\) must divide"),
     (lambda q, k, v, c: (q, k, v, c.long()), TypeError, "cache_len: dtype int64"),
     (lambda q, k, v, c: (q, k, v, [2, 5]), TypeError, "cache_len: expected an int32 torch.Tensor"),
     (lambda q, k, v, c: (q, k, v, c[:1]), ValueError, r"cache_len: expected shape \(2,\)"),
@@ -61,9 +66,9 @@ def test_good_inputs_run():
      "cache_len: lengths must"),
     (lambda q, k, v, c: (q, k, v, torch.tensor([2, 14], dtype=torch.int32)), ValueError,
      r"cache_len: cache_len \+ q_len = 14 \+ 3 exceeds the cache capacity 16"),
-    (lambda q, k, v, c: (torch.randn(2, 4, 64, 3).transpose(-1, -2), k, v, c), ValueError,
+    (lambda q, k, v, c: (torch.randn(2, 4, 64, 3, dtype=F16).transpose(-1, -2), k, v, c), ValueError,
      "q: last dimension must be contiguous"),
-    (lambda q, k, v, c: (q, torch.randn(2, 2, 64, 16).transpose(-1, -2), v, c), ValueError,
+    (lambda q, k, v, c: (q, torch.randn(2, 2, 64, 16, dtype=F16).transpose(-1, -2), v, c), ValueError,
      "k_cache: last dimension must be contiguous"),
     (lambda q, k, v, c: (q, k, v, c.to("meta")), ValueError, "cache_len: on meta but q is on (cpu|cuda)"),
     (lambda q, k, v, c: (q, k.to("meta"), v, c), ValueError, "k_cache: on meta but q is on (cpu|cuda)"),
@@ -177,13 +182,26 @@ def test_public_signatures_follow_the_contract():
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
 
 
-def test_gpu_autotuner_prunes_per_dtype():
-    """The @triton.autotune path only runs on a GPU; its construction and pruning run here."""
+@pytest.mark.parametrize("name", GPU_MACHINES)
+def test_gpu_autotuner_prunes_per_dtype(name, monkeypatch):
+    """The @triton.autotune path only runs on a GPU; its construction and pruning run here, for each GPU
+    we target (the machine forced: sm_90 keeps its sm_90-only configs, sm_80 does not)."""
+    monkeypatch.setenv(ENV, name)
+    arch = MACHINES[name].arch
     tuner = prefill_tuner(128)
-    assert tuner.keys == ["q_len", "HEAD_DIM"] and tuner.configs == PREFILL_CONFIGS[128]
+    assert tuner.keys == PREFILL_AUTOTUNE_KEY and tuner.configs == PREFILL_CONFIGS[128]
+    assert {"USE_TMA", "STORE_LSE"} <= set(tuner.keys)  # one tuned config per code path
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float16)}
-    # an A100 (CPU -> arch 80) in fp16 keeps all but the sm_90-only configs
-    assert tuner.prune_configs({}) == PREFILL_CONFIGS[128][len(SM90_CONFIGS[128]):]
+    kept = tuner.prune_configs({})
+    assert kept == prune_configs(PREFILL_CONFIGS[128], 128, 2, arch)
+    sm90_only = PREFILL_CONFIGS[128][:len(SM90_CONFIGS[128])]
+    if arch >= 90:
+        assert kept[:len(sm90_only)] == sm90_only
+    else:  # an A100 in fp16 keeps all but the sm_90-only configs
+        assert kept == PREFILL_CONFIGS[128][len(SM90_CONFIGS[128]):]
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float32)}
-    assert tuner.prune_configs({}) == [PREFILL_CONFIGS[128][-1]]  # fp32 doubles shared memory
+    kept32 = tuner.prune_configs({})
+    assert kept32 == prune_configs(PREFILL_CONFIGS[128], 128, 4, arch)
+    if arch < 90:
+        assert kept32 == [PREFILL_CONFIGS[128][-1]]  # fp32 doubles shared memory
     tuner.nargs = None

@@ -158,10 +158,12 @@ def test_an_interrupted_controller_asks_its_family_process_to_stop_and_waits(tmp
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, 1.5)
+    state: dict = {}
     try:
         with pytest.raises(KeyboardInterrupt):
-            _run_child([sys.executable, "-c", script], dict(os.environ))
+            _run_child([sys.executable, "-c", script], dict(os.environ), state)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert marker.read_text() == "orderly"
+    assert state == {"exit_status": 2}  # the family's own exit status is kept for the summary

@@ -161,19 +161,23 @@ def _env() -> dict:
             if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT")) and k != "TRITON_INTERPRET"}
 
 
+@pytest.mark.parametrize("isolate", ["off", "on"], ids=["one-process", "per-family"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_after_the_first_record_keeps_every_finished_benchmark(tmp_path, sig):
+def test_a_signal_after_the_first_record_keeps_every_finished_benchmark(tmp_path, sig, isolate):
     """Three torch benchmarks of ~1 s each (100 rounds, the CPU cap); the signal arrives once the first
-    has been written, so the second is stopped inside its timed loop."""
+    has been written, so the second is stopped inside its timed loop (or its family's process start).
+    In both layouts: one process writing ``parts/main`` (a CPU's default) and one pytest process per
+    kernel family writing ``parts/<family>`` (a GPU's default, ``--isolate=on`` here)."""
     cmd = [sys.executable, "-m", "pytest", "--benchmark", "--sweep", "smoke", "--kernels",
            "gelu,softmax,gemv", "--providers", "torch", f"--results-root={tmp_path}",
-           "--benchmark-max-time=1.5", "--ceilings-budget=0.05", "-p", "no:cacheprovider"]
+           "--benchmark-max-time=1.5", "--ceilings-budget=0.05", "-p", "no:cacheprovider",
+           f"--isolate={isolate}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     deadline = time.monotonic() + 240
     records = None
     while time.monotonic() < deadline and proc.poll() is None:
-        found = list(tmp_path.glob(f"*/*/parts/main/{RECORDS}"))
+        found = list(tmp_path.glob(f"*/*/parts/*/{RECORDS}"))
         if found and found[0].read_text().count("\n") >= 1:
             records = found[0]
             break
@@ -193,3 +197,7 @@ def test_a_signal_after_the_first_record_keeps_every_finished_benchmark(tmp_path
     assert "min() arg is an empty sequence" not in out and "Traceback" not in out
     assert f"INTERRUPTED ({sig.name}): the {len(kept)} finished benchmarks are kept" in out
     assert len(load_results(run).records) == len(kept)
+    if isolate == "on":  # the controller names the families it started, the first one finished
+        families = prov["families"]
+        assert list(families)[0] == "gelu" and families["gelu"]["exit_status"] == 0
+        assert set(families) <= {"gelu", "softmax", "gemv"}

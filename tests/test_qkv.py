@@ -16,7 +16,7 @@ import torch
 import triton
 
 from kernels import qkv
-from kernels._lib import launch
+from kernels._lib import device, launch
 from kernels._lib.aot import jit_specialisation
 from kernels._lib.launch import last_launch, record_launch, triton_config_id
 from kernels.audit.gates import config_matches
@@ -32,6 +32,7 @@ from kernels.qkv.configs import (
     tma_layout_ok,
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
+from roofline.machine import ENV, MACHINES
 
 F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
 
@@ -89,9 +90,27 @@ def test_matches_reference(batch, tokens, d, hq, hkv, dh, bias, dtype):
         assert got.dtype == dtype and got.is_contiguous()
         assert_close(got, want, dtype)
     record = last_launch("qkv")
-    expected = prune_configs(CONFIGS, batch * tokens, x.element_size())[0]
-    assert record.variant == select_variant(batch * tokens, 0, tma_layout_ok(x, w)) == "fused"
-    assert record.config == triton_config_id(expected)
+    # the plan of the machine this runs as (RIDGEBENCH_MACHINE may force sm_80/sm_90 on a CPU)
+    variant = select_variant(batch * tokens, device.arch(x.device), tma_layout_ok(x, w))
+    configs = tma_configs() if variant == "tma" else CONFIGS
+    expected = prune_configs(configs, batch * tokens, x.element_size())[0]
+    assert record.variant == variant
+    if not launch.autotuning():
+        assert record.config == triton_config_id(expected)
+
+
+@pytest.mark.parametrize("name", list(MACHINES))
+def test_variant_of_each_machine(name, monkeypatch):
+    """The launcher's default variant is the one of the machine it runs on: TMA from M = 256 on sm_90
+    when x's layout allows, the pointer kernel elsewhere (sm_80, a CPU), and on sm_90 below M = 256."""
+    monkeypatch.setenv(ENV, name)
+    tma_machine = MACHINES[name].arch is not None and MACHINES[name].arch >= 90
+    for m, want_tma in ((255, False), (256, tma_machine), (300, tma_machine)):
+        x, w, _ = make(1, m, 32, 2, 1, 8, F16, bias=False)
+        assert select_variant(m, device.arch(x.device), tma_layout_ok(x, w)) == (
+            "tma" if want_tma else "fused"), (name, m)
+    x, w, _ = make(1, 300, 32, 2, 1, 8, F16, bias=False)
+    assert select_variant(300, device.arch(x.device), False) == "fused"  # layout refuses TMA anywhere
 
 
 @pytest.mark.skip(reason="bf16 tl.dot multiplies raw bit patterns under the Triton interpreter "

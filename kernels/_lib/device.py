@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from roofline import machine
+
 DEFAULT_NUM_SMS = 132  # H100 SXM; what a launch plans for when torch.cuda cannot tell (CPU, interpreter, AOT)
 
 
@@ -26,7 +28,11 @@ def num_sms(device: torch.device | None = None) -> int:
 
 def arch(dev: torch.device, default: int = 0) -> int:
     """Compute capability ``10 * major + minor`` of a CUDA device (80 for an A100); ``default`` for any
-    other device (the CPU, the interpreter)."""
+    other device (the CPU, the interpreter). A forced GPU machine (``RIDGEBENCH_MACHINE=sm90``,
+    :mod:`roofline.machine`) wins on every device, so its launch plans can be tested on a CPU."""
+    forced = machine.forced_arch()
+    if forced is not None:
+        return forced
     if dev.type != "cuda":
         return default
     major, minor = torch.cuda.get_device_capability(dev)

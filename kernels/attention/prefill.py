@@ -133,6 +133,10 @@ def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float,
 _PREFILL_TUNERS: dict[int, object] = {}
 
 
+# The shape and the constexprs that select a code path (TMA loads, the LSE store): one tuned config each.
+PREFILL_AUTOTUNE_KEY = ["q_len", "HEAD_DIM", "USE_TMA", "STORE_LSE"]
+
+
 def prefill_tuner(bd: int):
     """``@triton.autotune`` over the padded head dim ``bd``'s prefill configs, pruned per dtype and
     architecture; built on first use (only a GPU launch autotunes)."""
@@ -142,7 +146,7 @@ def prefill_tuner(bd: int):
             return prune_configs(configs, bd, q.element_size(), device_arch(q.device))
 
         _PREFILL_TUNERS[bd] = triton.autotune(
-            configs=PREFILL_CONFIGS[bd], key=["q_len", "HEAD_DIM"],
+            configs=PREFILL_CONFIGS[bd], key=PREFILL_AUTOTUNE_KEY,
             prune_configs_by={"early_config_prune": early_prune},
         )(_attn_prefill_kernel)
     return _PREFILL_TUNERS[bd]

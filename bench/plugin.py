@@ -241,17 +241,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("--benchmark"):
         return
-    check_options(config)
-    import torch  # after the decision above; torch does not import Triton kernels
+    import torch  # torch does not import Triton kernels
 
     cuda = torch.cuda.is_available()
     force_interpreter = USER_TRITON_INTERPRET not in (None, "", "0")
     if not cuda:
-        os.environ["TRITON_INTERPRET"] = "1"  # before any kernels.* import
+        os.environ["TRITON_INTERPRET"] = "1"  # before any kernels.* import, a user provider's included
     elif USER_TRITON_INTERPRET is None:
         os.environ.pop("TRITON_INTERPRET", None)
     else:
         os.environ["TRITON_INTERPRET"] = USER_TRITON_INTERPRET
+    check_options(config)  # imports --provider-module: after the interpreter decision above
     worker, child = _worker_id(), _child_part()
     gpu_index = None
     if worker is None and child is None:

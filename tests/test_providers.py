@@ -292,6 +292,7 @@ def _bench(tmp_path: Path, *args: str, module_source: str | None = USER_MODULE, 
         (mods / "my_kernels.py").write_text(textwrap.dedent(module_source))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT")) and k != "TRITON_INTERPRET"}
+    env["CUDA_VISIBLE_DEVICES"] = ""  # the machine chosen: a CPU run, also on a GPU machine
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(mods), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "pytest", "--benchmark", "--sweep", "smoke",
            f"--results-root={tmp_path / 'r'}", "--benchmark-max-time=0.02", "--ceilings-budget=0.05", "-q",
@@ -351,6 +352,29 @@ def test_a_module_that_fails_to_import_is_one_line_and_exit_4(tmp_path):
     assert proc.returncode == 4 and "unknown kernel" in proc.stderr
     proc = _bench(tmp_path, "--providers", "torch,cublas", module_source=None)
     assert proc.returncode == 4 and "--providers torch,cublas" in proc.stderr
+
+
+def test_a_user_module_that_imports_our_kernels_runs_them_under_the_interpreter(tmp_path):
+    """A provider module that imports ``kernels`` at import time (to wrap or compare with ours) is loaded
+    after the plugin decided interpreter-or-GPU, so ours still run (no ``0 active drivers``)."""
+    source = """
+        from kernels.gelu import gelu as ours
+
+
+        def wrapped(x, bias, *, approximate):
+            return ours(x, bias, approximate=approximate)
+
+
+        PROVIDERS = {"wrapped": {"gelu": wrapped}}
+    """
+    proc = _bench(tmp_path, "--provider-module", "my_kernels", "--providers", "triton,wrapped",
+                  "--kernels", "gelu", module_source=source)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "active drivers" not in proc.stdout + proc.stderr
+    (run,) = [p for p in (tmp_path / "r").glob("*/*") if p.is_dir()]
+    benchmarks = json.loads((run / "benchmark.json").read_text())["benchmarks"]
+    timed = {b["extra_info"]["provider"] for b in benchmarks}
+    assert "wrapped" in timed  # checked against the reference, then timed on the CPU
 
 
 def test_providers_all_collects_what_can_run_here(tmp_path):

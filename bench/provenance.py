@@ -255,7 +255,8 @@ def collect(*, root: Path, device: torch.device, device_name: str, command_line:
         "git": git_info(root),
         "env": {k: os.environ.get(k) for k in ("TRITON_INTERPRET", "RIDGEBENCH_AUTOTUNE",
                                                "CUDA_VISIBLE_DEVICES", "PYTEST_XDIST_WORKER",
-                                               "RIDGEBENCH_CPU_WORKERS", machine.ENV)},
+                                               "RIDGEBENCH_CPU_WORKERS", machine.ENV,
+                                               "RIDGEBENCH_SOFT_FLOORS")},
         "executable": sys.executable,
     }
     if cuda:

@@ -10,7 +10,8 @@
 #   PYTHON                 the host python (default: python3)
 #   RIDGEBENCH_TORCH_INDEX a pip index for torch, e.g. https://download.pytorch.org/whl/cpu on a
 #                          CPU-only machine outside this project, to avoid PyPI's multi-GB CUDA build
-#   RIDGEBENCH_DRY_RUN=1   print what would be installed, install nothing
+#   RIDGEBENCH_DRY_RUN=1   print what would be installed and what an install failure would mean
+#                          (stop at a hard floor, warn at a soft one: scripts/deps.py FLOORS); install nothing
 #   CI=true                ruff is required (outside CI it is optional and the lint is skipped)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,8 +20,19 @@ VENV=${RIDGEBENCH_VENV:-$ROOT/.venv}
 HOST_PY=${PYTHON:-python3}
 
 if [ ! -x "$VENV/bin/python" ]; then
-    "$HOST_PY" -m venv "$VENV"
-    if "$HOST_PY" -c 'import torch' 2>/dev/null; then
+    if ! "$HOST_PY" -m venv "$VENV" 2>/dev/null; then
+        # A python without ensurepip (Debian's python3 without python3-venv): a venv without pip (pip then
+        # comes from the host python, if it has one), or else the host python itself.
+        rm -rf "$VENV"
+        if "$HOST_PY" -m venv --without-pip "$VENV" 2>/dev/null; then
+            echo "ridgebench: $HOST_PY cannot put pip in a venv (no ensurepip): $VENV has none" >&2
+        else
+            rm -rf "$VENV"
+            echo "ridgebench: $HOST_PY cannot create a venv; using $HOST_PY itself" >&2
+            VENV=
+        fi
+    fi
+    if [ -n "$VENV" ] && "$HOST_PY" -c 'import torch' 2>/dev/null; then
         # Keep the machine's own torch (CUDA or CPU), the triton it pins and whatever else it has. Like
         # `venv --system-site-packages`, but it also works when $HOST_PY is itself a venv or conda env:
         # the host's package folders come after the venv's own, so what is installed here wins.
@@ -29,28 +41,45 @@ if [ ! -x "$VENV/bin/python" ]; then
             > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ridgebench-host.pth"
     fi
 fi
-PY=$VENV/bin/python
+PY=${VENV:+$VENV/bin/python}
+PY=${PY:-$(command -v "$HOST_PY")}
+
+# pip: the environment's own, else the host python's pointed at it (pip >= 22.3), else none
+PIP=("$PY" -m pip)
+if ! "$PY" -m pip --version >/dev/null 2>&1; then
+    if "$HOST_PY" -m pip --version >/dev/null 2>&1; then PIP=("$HOST_PY" -m pip --python "$PY"); else PIP=(); fi
+fi
 
 missing=$("$PY" scripts/deps.py missing) || { echo "ridgebench: set-up stopped (see above)" >&2; exit 1; }
+export RIDGEBENCH_SOFT_FLOORS=
 if [ -n "$missing" ]; then
     echo "ridgebench: installing what is missing: $(echo "$missing" | tr '\n' ' ')" >&2
     if [ "${RIDGEBENCH_DRY_RUN:-0}" = 1 ]; then
         echo "ridgebench: dry run, nothing installed" >&2
+        "$PY" scripts/deps.py explain
     else
         torch_req=$(echo "$missing" | grep '^torch' || true)
         rest=$(echo "$missing" | grep -v '^torch' || true)
-        if [ -n "$torch_req" ]; then
-            # No torch at all: the CPU build (a local file on this project's machines).
-            if [ -n "${RIDGEBENCH_TORCH_INDEX:-}" ]; then
-                "$PY" -m pip install --quiet --index-url "$RIDGEBENCH_TORCH_INDEX" "torch==2.13.0"
-            else
-                "$PY" -m pip install --quiet "torch==2.13.0"
+        if [ ${#PIP[@]} = 0 ]; then
+            echo "ridgebench: no pip for $PY (nor for $HOST_PY): nothing can be installed" >&2
+        else
+            # Offline or refused: not fatal here. deps.py check decides below, floor by floor.
+            if [ -n "$torch_req" ]; then
+                # No torch at all: the CPU build (a local file on this project's machines).
+                if [ -n "${RIDGEBENCH_TORCH_INDEX:-}" ]; then
+                    "${PIP[@]}" install --quiet --index-url "$RIDGEBENCH_TORCH_INDEX" "torch==2.13.0" \
+                        || echo "ridgebench: pip could not install torch==2.13.0" >&2
+                else
+                    "${PIP[@]}" install --quiet "torch==2.13.0" || echo "ridgebench: pip could not install torch==2.13.0" >&2
+                fi
+            fi
+            if [ -n "$rest" ]; then
+                echo "$rest" | tr '\n' '\0' | xargs -0 "${PIP[@]}" install --quiet \
+                    || echo "ridgebench: pip could not install: $(echo "$rest" | tr '\n' ' ')" >&2
             fi
         fi
-        if [ -n "$rest" ]; then
-            echo "$rest" | tr '\n' '\0' | xargs -0 "$PY" -m pip install --quiet
-        fi
-        "$PY" scripts/deps.py check
+        soft=$("$PY" scripts/deps.py check) || { echo "ridgebench: set-up stopped before any step" >&2; exit 1; }
+        export RIDGEBENCH_SOFT_FLOORS=$soft
     fi
 fi
 export PY

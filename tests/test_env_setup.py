@@ -118,3 +118,95 @@ def test_env_sh_dry_run_names_what_it_would_install(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "installing what is missing: ruff>=" in proc.stderr and "dry run, nothing installed" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Offline: pip cannot reach an index; each unmet floor is hard (stop, one line) or soft (warn, go on)
+# ------------------------------------------------------------------------------------------------
+
+def test_every_requirement_has_a_floor_decision_with_a_reason():
+    names = {deps._name(r) for r in deps.requirements(extras=("dev", "gpu"))} - {"nvidia-ml-py"}
+    assert names <= set(deps.FLOORS), names - set(deps.FLOORS)
+    assert all(why for _, why in deps.FLOORS.values())
+    assert deps.is_hard("pytest-benchmark") and deps.is_hard("triton") and not deps.is_hard("matplotlib")
+
+
+def test_a_set_at_the_floors_needs_nothing():
+    floors = {deps._name(r): str(next(iter(r.specifier))).lstrip(">=") for r in deps.requirements()
+              if r.specifier}
+    assert _plan(floors).install == [] and deps.unmet(deps.requirements(), floors.get, ci=False) == []
+
+
+def _offline_env(tmp_path: Path, fake_versions: dict[str, str | None]) -> dict:
+    """A venv whose python is this one, with ``fake_versions`` in place of the installed ones (None:
+    absent), and pip pointed at an unreachable index with no config files: pip fails at once and
+    installs nothing."""
+    hide = tmp_path / "fake"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.metadata as m\n_real = m.version\n"
+        f"FAKE = {fake_versions!r}\n"
+        "def version(name):\n    if name in FAKE:\n        if FAKE[name] is None:\n"
+        "            raise m.PackageNotFoundError(name)\n        return FAKE[name]\n"
+        "    return _real(name)\nm.version = version\n")
+    venv = _fake_venv(tmp_path, f'PYTHONPATH="{hide}" ')
+    env = {**os.environ, "RIDGEBENCH_VENV": str(venv), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
+           "PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    for key in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "CI", "RIDGEBENCH_DRY_RUN"):
+        env.pop(key, None)
+    return env
+
+
+def _source_env_sh(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", 'source scripts/env.sh && echo "PY=$PY" && '
+                           'echo "SOFT=$RIDGEBENCH_SOFT_FLOORS" && echo "STEP RAN"'],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_offline_hard_floor_stops_before_any_step_with_one_line(tmp_path):
+    proc = _source_env_sh(_offline_env(tmp_path, {"pytest-benchmark": "5.2.0"}))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "STEP RAN" not in proc.stdout
+    stops = [line for line in proc.stderr.splitlines() if line.startswith("ridgebench: set-up stopped: ")]
+    assert len(stops) == 1, proc.stderr
+    assert ("pytest-benchmark 5.2.0 is installed; ridgebench wants pytest-benchmark>=5.3 (hard floor"
+            in stops[0])
+
+
+def test_offline_soft_floor_warns_goes_on_and_is_marked_for_provenance(tmp_path):
+    proc = _source_env_sh(_offline_env(tmp_path, {"matplotlib": "3.6.0", "pytest-xdist": None}))
+    assert proc.returncode == 0, proc.stderr
+    assert "STEP RAN" in proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if "warning, going on" in line]
+    assert len(warnings) == 2 and any("matplotlib 3.6.0 is installed" in w for w in warnings), proc.stderr
+    soft = next(line for line in proc.stdout.splitlines() if line.startswith("SOFT="))
+    assert "matplotlib 3.6.0 (wants matplotlib>=3.7)" in soft and "pytest-xdist absent" in soft
+
+
+def test_dry_run_shows_the_decision_for_each_unmet_floor(tmp_path):
+    env = _offline_env(tmp_path, {"pytest-benchmark": "5.2.0", "matplotlib": None})
+    env["RIDGEBENCH_DRY_RUN"] = "1"
+    proc = _source_env_sh(env)
+    assert proc.returncode == 0, proc.stderr
+    assert "if pip cannot install it: stop: pytest-benchmark 5.2.0" in proc.stderr
+    assert "if pip cannot install it: warn and go on: matplotlib is not installed" in proc.stderr
+
+
+def test_a_python_without_ensurepip_still_sets_up(tmp_path):
+    """A host python whose ``-m venv`` fails for want of ensurepip (Debian without python3-venv): the
+    venv is made without pip and reuses the host's packages; nothing is missing, so nothing installs."""
+    host = tmp_path / "host-python"
+    host.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-m" ] && [ "$2" = "venv" ] && [ "$3" != "--without-pip" ]; then\n'
+        '  echo "Error: ensurepip is not available" >&2; exit 1\nfi\n'
+        f'exec "{sys.executable}" "$@"\n')
+    host.chmod(0o755)
+    venv = tmp_path / "venv"
+    env = {**os.environ, "RIDGEBENCH_VENV": str(venv), "PYTHON": str(host), "RIDGEBENCH_DRY_RUN": "1",
+           "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
+    env.pop("CI", None)
+    proc = _source_env_sh(env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no ensurepip" in proc.stderr and (venv / "bin" / "python").exists()
+    assert f"PY={venv}/bin/python" in proc.stdout and "installing" not in proc.stderr

@@ -225,7 +225,8 @@ def sweep_dtype(device_kind: str, override: str | None = None, features: dict | 
                 ) -> tuple[str, str]:
     """(dtype, reason) the sweep runs in on ``device_kind``: ``override`` (``--dtype``) if given; a GPU:
     bf16; a CPU: :func:`roofline.roof.cpu_sweep_dtype` of its features (``features`` injectable; default
-    :data:`cpu_features_source`'s, i.e. this machine's when the bench is loaded)."""
+    :data:`cpu_features_source`'s, i.e. this machine's when the bench is loaded, unless
+    ``RIDGEBENCH_MACHINE`` forces a machine: then that machine's dtype, :mod:`roofline.machine`)."""
     from roofline.cost import dtype_name
     from roofline.roof import cpu_sweep_dtype
 
@@ -239,8 +240,8 @@ def sweep_dtype(device_kind: str, override: str | None = None, features: dict | 
     if device_kind != "cpu":
         return (override, f"--dtype {override} (given on the command line)") if override else (
             "bfloat16", "GPU: bf16 on tensor cores (full sweep: bf16 and fp16)")
-    forced = machine.forced()
-    if override is None and forced is not None:
+    forced = machine.forced()  # this machine's decision, forced; features given by a caller still win
+    if override is None and features is None and forced is not None:
         return forced.sweep_dtype, f"{machine.describe()}: the sweep dtype of that machine"
     if features is None and override is None and cpu_features_source is not None:
         features = cpu_features_source()

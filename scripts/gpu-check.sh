@@ -1,108 +1,155 @@
 #!/usr/bin/env bash
-# Does this GPU machine run ridgebench right? One command, at most 8 minutes on one H100/H200, no network
-# needed when the packages are installed. Everything goes to one directory, named at the start and end:
+# Does this GPU machine run ridgebench right? One command, at most 8 minutes on one H100/H200 (the budget
+# holds by construction: see --plan), no network needed when the packages are installed. Everything goes
+# to one directory, named at the start and at the end:
 #
-#   scripts/gpu-check.sh [--dry-run] [--out DIR]
+#   scripts/gpu-check.sh [--dry-run] [--out DIR] [--plan]
 #
-# Steps, each time-boxed (`timeout`), the next one running whatever the last one did:
+# Steps, each time-boxed (`timeout -s INT`, then KILL: pytest still writes its reports), the next one
+# running whatever the last one did:
+#   0. set-up (scripts/env.sh): a hard floor pip cannot meet stops here, named in the summary
 #   1. versions and device properties (versions.json), nvidia-smi -q before (nvidia-smi-before.txt);
 #      clocks, temperature, power and throttle reasons sampled every second meanwhile (clocks.csv)
-#   2. the compiled tests, a fast subset (pytest --device cuda; compiled-tests.log, .xml)
+#   2. the compiled tests, a fixed subset, each launcher on its first shipped config (no autotuning;
+#      compiled-tests.log, .xml)
 #   3. the timing-method cross-check and 1 GiB read/write/copy bandwidth (crosscheck/)
-#   4. the quick sweep, one pytest process per kernel family (bench/<family>/ and bench-<family>.log)
-#   5. the families merged into one run, its roofline plots and claims (run/)
-#   6. nvidia-smi -q after; summary.txt, printed last
-# --dry-run: the same plumbing on a CPU (the GPU hidden): tests under the interpreter, the smoke sweep,
-# tiny sizes, no nvidia-smi. CI runs it.
+#   4. the quick sweep: ONE `pytest --benchmark` run, each kernel family in its own subprocess
+#      (--isolate=on), the ceilings measured once; no autotuning (first surviving config) to fit the box
+#   5. its roofline plots and claims (drawn from the run directory, also when step 4 was cut short)
+#   6. nvidia-smi -q after; summary.txt, with each step's measured time, printed last
+# --dry-run: the same plumbing on a CPU (the GPU hidden): the same single run in the same per-family
+# layout, tests under the interpreter, the smoke sweep, tiny sizes, no nvidia-smi. CI runs it.
+# --plan: print the budget and every step's time box, check they fit, and exit (nothing runs).
 #
-# Exit status: 0 when every step passed, 1 otherwise (summary.txt says which).
+# Exit status: 0 when every step passed, 1 otherwise (summary.txt says which), 2 on a bad argument.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DRY=0
 OUT=
+PLAN=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
-        --out) OUT=$2; shift ;;
+        --plan) PLAN=1 ;;
+        --out) OUT=${2:?--out needs a directory}; shift ;;
         --out=*) OUT=${1#--out=} ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-        *) echo "gpu-check: unknown argument $1 (expected --dry-run, --out DIR)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        *) echo "gpu-check: unknown argument $1 (expected --dry-run, --plan, --out DIR)" >&2; exit 2 ;;
     esac
     shift
 done
+
+# The time boxes, in seconds: one table per mode, in step order. RESERVE is kept for the summary, GRACE
+# for the KILL after a step's INT. By construction sum(boxes) + GRACE + RESERVE <= BUDGET (--plan checks
+# it, and so does tests/test_gpu_check.py); at run time each box is also cut to what is left.
+STEPS=(setup versions nvidia-smi-before compiled-tests timing-crosscheck sweep report nvidia-smi-after)
+if [ $DRY = 1 ]; then
+    BUDGET=1500; RESERVE=20; GRACE=10
+    BOXES=(240 60 10 300 240 420 150 10)
+else
+    BUDGET=480; RESERVE=20; GRACE=10  # the 8 minutes, all steps together
+    BOXES=(15 15 10 110 60 200 25 15)
+fi
+box_total=0
+for b in "${BOXES[@]}"; do box_total=$((box_total + b)); done
+fits=$([ $((box_total + GRACE + RESERVE)) -le $BUDGET ] && echo yes || echo no)
+if [ $PLAN = 1 ]; then
+    echo "mode: $([ $DRY = 1 ] && echo dry-run || echo gpu)"
+    echo "budget: ${BUDGET}s (reserve ${RESERVE}s for the summary, grace ${GRACE}s for a KILL)"
+    for i in "${!STEPS[@]}"; do printf 'step %-20s %4ss\n' "${STEPS[$i]}" "${BOXES[$i]}"; done
+    echo "boxes: ${box_total}s; fits: $fits"
+    [ "$fits" = yes ] && exit 0 || exit 1
+fi
+[ "$fits" = yes ] || { echo "gpu-check: the time boxes (${box_total}s) do not fit the budget" >&2; exit 1; }
+box() {  # box STEP: that step's time box
+    local i
+    for i in "${!STEPS[@]}"; do [ "${STEPS[$i]}" = "$1" ] && { echo "${BOXES[$i]}"; return; }; done
+    echo 0
+}
+
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$ROOT/results/gpu-check/$(hostname -s 2>/dev/null || echo host)-$stamp$([ $DRY = 1 ] && echo -dry)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 echo "gpu-check: writing everything to $OUT"
 exec > >(tee -a "$OUT/gpu-check.log") 2>&1
-
-source "$ROOT/scripts/env.sh" || { echo "gpu-check: set-up failed"; exit 1; }
-set +e  # env.sh sets -e; here a failing step is recorded and the next one runs
 cd "$ROOT"
 export PYTHONDONTWRITEBYTECODE=1
-if [ $DRY = 1 ]; then
-    export CUDA_VISIBLE_DEVICES=""  # the plumbing on the CPU, also on a GPU machine
-    DEVICE=cpu; SWEEP=smoke; BENCH_OPTS=(--benchmark-max-time=0.02 --ceilings-budget=0.05)
-    T_TESTS=300; T_XCHECK=300; T_FAMILY=300; T_REPORT=120; BUDGET=2400
-else
-    DEVICE=cuda; SWEEP=quick; BENCH_OPTS=(--benchmark-max-time=0.25 --ceilings-budget=0.5)
-    T_TESTS=170; T_XCHECK=80; T_FAMILY=75; T_REPORT=45; BUDGET=480  # the 8 minutes, all steps together
-fi
-RESERVE=30  # seconds kept for nvidia-smi after and the summary
-# one family per Triton op of the table (roofline/ops.py), in its order: a new op is swept with no edit here
-mapfile -t FAMILIES < <("$PY" -c 'from roofline.ops import KERNELS; print(*KERNELS, sep="\n")')
-[ ${#FAMILIES[@]} -gt 0 ] || { echo "gpu-check: no kernels from roofline.ops"; exit 1; }
 STATUS=()   # one line per step for the summary
 failed=0
 
-step() {  # step NAME SECONDS CMD...: run time-boxed, record status and duration, never stop the script
-    local name=$1 limit=$2; shift 2
-    local remaining=$((BUDGET - SECONDS - RESERVE))
-    if [ "$name" != nvidia-smi-after ] && [ $remaining -lt 10 ]; then
-        STATUS+=("$(printf '%-28s %-24s' "$name" "SKIPPED (budget spent)")"); failed=1
+step() {  # step NAME CMD...: run within its box (cut to what is left), record status and time
+    local name=$1; shift
+    local limit remaining
+    limit=$(box "$name")
+    remaining=$((BUDGET - SECONDS - RESERVE - GRACE))
+    if [ $remaining -lt 5 ]; then
+        STATUS+=("$(printf '%-22s %-26s' "$name" "SKIPPED (budget spent)")"); failed=1
         return 0
     fi
-    [ "$name" != nvidia-smi-after ] && [ "$limit" -gt $remaining ] && limit=$remaining
+    [ "$limit" -gt $remaining ] && limit=$remaining
     echo; echo "=== gpu-check: $name (time box ${limit}s)"
     local t0=$SECONDS rc
-    timeout --kill-after=15 "$limit" "$@"
+    timeout -s INT --kill-after=$GRACE "$limit" "$@"
     rc=$?
     local took=$((SECONDS - t0)) verdict=ok
     if [ $rc = 124 ] || [ $rc = 137 ]; then verdict="TIMEOUT after ${limit}s"; failed=1
     elif [ $rc != 0 ]; then verdict="FAILED (exit $rc)"; failed=1; fi
-    STATUS+=("$(printf '%-28s %-24s %4ss' "$name" "$verdict" "$took")")
+    STATUS+=("$(printf '%-22s %-26s %4ss' "$name" "$verdict" "$took")")
     return 0
 }
 
+summary() {  # the summary, last; its details come from the files the steps left
+    local details=""
+    if [ -n "${PY:-}" ]; then
+        details=$("$PY" scripts/gpu_check_summary.py "$OUT" "$DRY" 2>&1)
+    fi
+    {
+        echo
+        echo "=== gpu-check summary ($([ $DRY = 1 ] && echo 'DRY RUN, ')$(date -u +%Y-%m-%dT%H:%M:%SZ), ${SECONDS}s of ${BUDGET}s)"
+        printf '%s\n' "${STATUS[@]}"
+        [ -n "$details" ] && echo "$details"
+        echo "everything: $OUT"
+        [ $failed = 0 ] && echo "gpu-check: PASSED" || echo "gpu-check: FAILED (see the steps above)"
+    } | tee "$OUT/summary.txt"
+}
+
+# 0. set-up: in a child shell, so a hard floor it cannot meet is a failed step, not the end of the script
+t0=$SECONDS
+PY=$(timeout -s INT "$(box setup)" bash -c 'source "$1/scripts/env.sh" >&2 && echo "$PY"' _ "$ROOT" \
+     2> >(tee "$OUT/setup.log" >&2) | tail -n 1)
+sleep 0.2  # let tee finish setup.log
+if [ -z "$PY" ] || [ ! -x "$PY" ]; then
+    why=$(grep -E '^ridgebench: set-up stopped' "$OUT/setup.log" | head -n 3)
+    STATUS+=("$(printf '%-22s %-26s %4ss' setup "FAILED" $((SECONDS - t0)))")
+    [ -n "$why" ] && STATUS+=("  $why")
+    failed=1; PY=
+    summary
+    exit 1
+fi
+STATUS+=("$(printf '%-22s %-26s %4ss' setup ok $((SECONDS - t0)))")
+soft=$(grep -E '^ridgebench: warning, going on' "$OUT/setup.log" || true)
+[ -n "$soft" ] && STATUS+=("  $soft")
+RIDGEBENCH_SOFT_FLOORS=$("$PY" scripts/deps.py check 2>/dev/null || true)
+export PY RIDGEBENCH_SOFT_FLOORS
+
+if [ $DRY = 1 ]; then
+    export CUDA_VISIBLE_DEVICES=""  # the plumbing on the CPU, also on a GPU machine
+    DEVICE=cpu; SWEEP=smoke; BENCH_OPTS=(--benchmark-max-time=0.02 --ceilings-budget=0.05)
+    select=(-k "shipped_configs_cover or triton_compat or device_option")
+else
+    DEVICE=cuda; SWEEP=quick; BENCH_OPTS=(--benchmark-max-time=0.1 --ceilings-budget=0.3)
+    # every GPU-only kind of test, and the shipped configs of the tensor-core kernels in bf16 only
+    # (pytest --device cuda runs all of them: ~170 compiles, more than this box)
+    select=(-k "not test_every_shipped_config or (bfloat16 and (qkv or attention or gemv))")
+fi
+export RIDGEBENCH_AUTOTUNE=0  # each launcher's first surviving config: no autotuning inside a box
+
 # 1. versions, device properties, nvidia-smi before, clocks during
-step versions 60 "$PY" - "$OUT/versions.json" <<'PY'
-import json, platform, subprocess, sys
-from importlib import metadata
-import torch
-doc = {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
-       "cuda_runtime": torch.version.cuda, "cuda_available": torch.cuda.is_available()}
-for dist in ("triton", "numpy", "matplotlib", "pytest", "pytest-benchmark", "pytest-xdist", "nvidia-ml-py"):
-    try:
-        doc[dist] = metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        doc[dist] = None
-try:
-    doc["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-except OSError:
-    doc["git_commit"] = None
-doc["devices"] = []
-for i in range(torch.cuda.device_count()):
-    p = torch.cuda.get_device_properties(i)
-    doc["devices"].append({"index": i, "name": p.name, "capability": f"{p.major}.{p.minor}",
-                           "sm_count": p.multi_processor_count, "memory_bytes": p.total_memory,
-                           "l2_bytes": getattr(p, "L2_cache_size", None)})
-json.dump(doc, open(sys.argv[1], "w"), indent=2)
-print(json.dumps(doc, indent=2))
-PY
+step versions "$PY" scripts/gpu_check_summary.py --versions "$OUT/versions.json"
 SMI_PID=
 if [ $DRY = 0 ] && command -v nvidia-smi >/dev/null; then
-    step nvidia-smi-before 30 bash -c "nvidia-smi -q > '$OUT/nvidia-smi-before.txt'"
+    step nvidia-smi-before bash -c "nvidia-smi -q > '$OUT/nvidia-smi-before.txt'"
     fields=timestamp,index,clocks.sm,clocks.mem,temperature.gpu,power.draw,utilization.gpu
     for reasons in clocks_event_reasons.active clocks_throttle_reasons.active; do  # new name, then old
         if nvidia-smi --query-gpu="$reasons" --format=csv,noheader -i 0 >/dev/null 2>&1; then
@@ -113,110 +160,29 @@ if [ $DRY = 0 ] && command -v nvidia-smi >/dev/null; then
     SMI_PID=$!
     trap 'kill "$SMI_PID" 2>/dev/null' EXIT  # also when this script is interrupted
 elif [ $DRY = 0 ]; then
-    STATUS+=("$(printf '%-28s %-24s' nvidia-smi 'FAILED (not found)')"); failed=1
+    STATUS+=("$(printf '%-22s %-26s' nvidia-smi 'FAILED (not found)')"); failed=1
 fi
 
-# 2. the compiled tests: the GPU-only tests (all but the heuristic kernels' many tile shapes) and the
-#    --device plumbing; --device cpu in the dry run
-if [ $DRY = 1 ]; then
-    select=(-k "shipped_configs_cover or triton_compat or device_option")
-else
-    select=(-k "not (test_every_shipped_config and (softmax or gelu))")
-fi
-step compiled-tests "$T_TESTS" "$PY" -m pytest --device "$DEVICE" -p no:cacheprovider -q -rs \
+# 2. the compiled tests: the GPU-only tests and the --device plumbing; --device cpu in the dry run
+step compiled-tests "$PY" -m pytest --device "$DEVICE" -p no:cacheprovider -q -rs \
     tests/test_compiled.py tests/test_device_option.py tests/test_triton_compat.py "${select[@]}" \
     --junitxml="$OUT/compiled-tests.xml"
 
 # 3. timing-method cross-check and bandwidth
 xargs_dry=(); [ $DRY = 1 ] && xargs_dry=(--dry-run)
-step timing-crosscheck "$T_XCHECK" "$PY" scripts/timing_crosscheck.py --out "$OUT/crosscheck" "${xargs_dry[@]}"
+step timing-crosscheck "$PY" scripts/timing_crosscheck.py --out "$OUT/crosscheck" "${xargs_dry[@]}"
 
-# 4. the sweep, one process per kernel family (a sticky CUDA error loses one family, not the run)
-for family in "${FAMILIES[@]}"; do
-    step "sweep-$family" "$T_FAMILY" "$PY" -m pytest --benchmark --sweep "$SWEEP" --kernels "$family" \
-        --results-root="$OUT/bench/$family" --no-report -p no:cacheprovider -q "${BENCH_OPTS[@]}"
-done
+# 4. the sweep: one run, one subprocess per kernel family (a sticky CUDA error loses one family)
+step sweep "$PY" -m pytest --benchmark --sweep "$SWEEP" --isolate=on --results-root="$OUT/bench" \
+    --no-report -p no:cacheprovider -q "${BENCH_OPTS[@]}"
 
-# 5. one run from the families, its roofline and claims
-step roofline-and-claims "$T_REPORT" "$PY" - "$OUT" "${FAMILIES[@]}" <<'PY'
-import shutil, sys
-from pathlib import Path
-from bench.results import merge_parts
-from roofline.claims import write_report
-from roofline.plot import plot_results
-
-out, families = Path(sys.argv[1]), sys.argv[2:]
-runs = {f: sorted(p for p in (out / "bench" / f).glob("*/*") if (p / "provenance.json").is_file())
-        for f in families}
-found = {f: r[-1] for f, r in runs.items() if r}
-missing = [f for f in families if f not in found]
-if not found:
-    sys.exit("gpu-check: no family left a results directory")
-first = next(iter(found.values()))
-run = out / "run" / first.parent.name / first.name
-for family, src in found.items():
-    part = run / "parts" / family
-    part.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.is_file() and f.suffix == ".json":
-            shutil.copy(f, part / f.name)
-written = merge_parts(run)
-print(f"merged run: {run} (families: {', '.join(found)}; missing: {', '.join(missing) or 'none'})")
-if "benchmark.json" in written:
-    for p in plot_results(run):
-        print(f"plot: {p}")
-    print(f"claims: {write_report(run, hardware=None)}")
-else:
-    print("no benchmark was timed: no roofline, no claims")
-sys.exit(1 if missing else 0)
-PY
+# 5. its roofline and claims, from the run directory (a run cut short is read from its parts)
+step report "$PY" scripts/gpu_check_summary.py --report "$OUT/bench"
 
 # 6. nvidia-smi after, the summary
 if [ -n "$SMI_PID" ]; then
     kill "$SMI_PID" 2>/dev/null; wait "$SMI_PID" 2>/dev/null
-    step nvidia-smi-after 30 bash -c "nvidia-smi -q > '$OUT/nvidia-smi-after.txt'"
+    step nvidia-smi-after bash -c "nvidia-smi -q > '$OUT/nvidia-smi-after.txt'"
 fi
-"$PY" - "$OUT" "$DRY" > "$OUT/summary-details.txt" 2>&1 <<'PY'
-import json, re, sys
-from pathlib import Path
-out, dry = Path(sys.argv[1]), sys.argv[2] == "1"
-v = json.loads((out / "versions.json").read_text()) if (out / "versions.json").is_file() else {}
-dev = ", ".join(f"{d['name']} (sm_{d['capability'].replace('.', '')}, {d['sm_count']} SMs)"
-                for d in v.get("devices", [])) or "no GPU"
-print(f"device: {dev}; torch {v.get('torch')} (CUDA {v.get('cuda_runtime')}), triton {v.get('triton')}")
-xml = out / "compiled-tests.xml"
-if xml.is_file():
-    import xml.etree.ElementTree as ET
-    suite = ET.parse(xml).getroot()
-    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    a = suite.attrib
-    print(f"compiled tests: {a.get('tests')} collected, {a.get('failures')} failed, {a.get('errors')} errors, "
-          f"{a.get('skipped')} skipped")
-txt = out / "crosscheck" / "crosscheck.txt"
-if txt.is_file():
-    lines = txt.read_text().splitlines()
-    keep = ("bandwidth", "DISAGREE", "NOT COVERED", "methods agree", "dry run")
-    print(*[l for l in lines if l.startswith(keep)], sep="\n")
-for claims in sorted((out / "run").glob("*/*/claims.md")):
-    verdicts = re.findall(r"\b(supported|refuted|inconclusive)\b", claims.read_text())
-    counts = {k: verdicts.count(k) for k in ("supported", "refuted", "inconclusive")}
-    print(f"claims: {claims} (verdict words in it: {counts})")
-    skipped = claims.parent / "skipped.json"
-    if skipped.is_file():
-        cats = {}
-        for s in json.loads(skipped.read_text()):
-            cats[s["category"]] = cats.get(s["category"], 0) + 1
-        print(f"skipped cases: {cats or 'none'}")
-if dry:
-    print("DRY RUN: plumbing only, nothing here was measured on a GPU")
-PY
-
-{
-    echo
-    echo "=== gpu-check summary ($([ $DRY = 1 ] && echo 'DRY RUN, ')$(date -u +%Y-%m-%dT%H:%M:%SZ), $SECONDS s)"
-    printf '%s\n' "${STATUS[@]}"
-    cat "$OUT/summary-details.txt"
-    echo "everything: $OUT"
-    [ $failed = 0 ] && echo "gpu-check: PASSED" || echo "gpu-check: FAILED (see the steps above)"
-} | tee "$OUT/summary.txt"
+summary
 exit $failed

@@ -33,6 +33,7 @@ from kernels.qkv.configs import (
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
 from roofline.machine import ENV, MACHINES
+from tests.test_audit import MAX_CASES_PER_KERNEL_ARCH
 
 F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
 
@@ -400,7 +401,7 @@ def test_compile_cases_cover_every_config_and_argument(arch):
     import inspect
 
     cases = compile_cases(arch)
-    assert len(cases) <= 24
+    assert len(cases) <= MAX_CASES_PER_KERNEL_ARCH
     params = list(inspect.signature(_qkv_kernel.fn).parameters)
     for dtype in ("fp16", "bf16"):
         assert {c.config for c in cases if c.dtype == dtype} == {triton_config_id(c) for c in CONFIGS}
@@ -417,10 +418,27 @@ def test_compile_cases_cover_every_config_and_argument(arch):
         assert {"tensor_cores", "vec128_loads"} <= case.gates
         assert case.constexprs["HEAD_DIM"] == case.shape["head_dim"]
         if case.shape["kv_cache"]:  # the decode case: T == 1 is specialised away, as at a real launch
-            assert case.constexprs["T"] == 1 and case.signature["cache_len_ptr"] == "*i32"
+            assert case.signature["cache_len_ptr"] == "*i32"
+            assert (case.constexprs.get("T") == 1) == (case.shape["m"] == 32)  # a chunked prefill: T = 512
     assert len({c.case_id for c in cases}) == len(cases)
     with pytest.raises(ValueError, match="arch"):
         compile_cases(70)
+
+
+def test_the_audit_compiles_every_tma_code_path():
+    """Each code path the sm_90 TMA kernel can take meets the compiler in the audit, not first on an H100:
+    every config the autotuner may pick (fp16), bf16, fp32 (tf32), a column-major weight, a cache append."""
+    tma = [c for c in compile_cases(90) if c.variant == "tma"]
+    fp16 = [c for c in tma if c.dtype == "fp16" and not c.constexprs["HAS_CACHE"]
+            and c.constexprs["W_K_CONTIGUOUS"]]
+    assert {c.config for c in fp16} == {triton_config_id(c) for c in tma_configs()}
+    assert {c.dtype for c in tma} == {"fp16", "bf16", "fp32"}
+    column_major = [c for c in tma if not c.constexprs["W_K_CONTIGUOUS"]]
+    assert column_major and all(c.shape["weight"] == "column-major" for c in column_major)
+    assert any(c.config.startswith("BLOCK_K=64,BLOCK_M=64,") for c in column_major)  # a small tile too
+    cached = [c for c in tma if c.constexprs["HAS_CACHE"]]
+    assert cached and all(c.signature["cache_len_ptr"] == "*i32" and c.shape["m"] >= 256 for c in cached)
+    assert not [c for c in compile_cases(80) if c.variant == "tma"]
 
 
 def test_autotuner_wiring():

@@ -4,7 +4,7 @@
 Shapes come from model presets: a llama2-70b decode step appending to a GQA KV cache and a gpt2-xl
 prefill with biases (between them every config of :data:`~kernels.qkv.configs.CONFIGS` survives
 pruning at exactly one of the two, M = 32 and M = 4096), and for the sm_90 TMA kernel llama2-7b's
-4096 x 4096 x 12288.
+4096 x 4096 x 12288 in every code path it has, and a llama2-70b chunked prefill appending to its cache.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ COMPILE_SHAPES = (
     {"model": "gpt2-xl", "batch": 4, "tokens": 1024, "capacity": None},
 )
 TMA_COMPILE_SHAPE = {"model": "llama2-7b", "batch": 1, "tokens": 4096, "capacity": None}
+TMA_CACHE_SHAPE = {"model": "llama2-70b", "batch": 1, "tokens": 512, "capacity": 4096}
 GATES = frozenset({"tensor_cores", "vec128_loads"})
 
 
@@ -98,8 +99,8 @@ def _case(variant: str, fn: object, model: ModelConfig, shape: dict, dtype: torc
 def compile_cases(arch: int) -> list[CompileCase]:
     """The pointer kernel: every config surviving pruning x fp16/bf16/fp32 (tf32 on a GPU) at
     :data:`COMPILE_SHAPES`, plus the column-major weight path once (fp16, prefill, its first config).
-    On sm_90 also the TMA kernel at :data:`TMA_COMPILE_SHAPE`: the first two surviving configs in fp16
-    and the first in bf16 (row-major W, as ``nn.Linear`` stores it), launched on an H100's SMs."""
+    On sm_90 also the TMA kernel in every code path it has (:func:`_tma_cases`), launched on an H100's
+    SMs."""
     if arch not in (80, 90):
         raise ValueError(f"arch: expected 80 or 90, got {arch!r}")
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
@@ -112,11 +113,30 @@ def compile_cases(arch: int) -> list[CompileCase]:
         for cfg in survivors[:1] if column_major else survivors:
             cases.append(_case(FUSED_VARIANT, _qkv_kernel, model, shape, dtype, cfg, column_major))
     if arch >= 90:
-        shape = TMA_COMPILE_SHAPE
+        cases += _tma_cases()
+    return cases
+
+
+def _tma_cases() -> list[CompileCase]:
+    """Every code path the sm_90 TMA kernel can take: each config the autotuner may pick in fp16 (the
+    64-row tiles included), the first in bf16 and fp32 (tf32; one config survives), the column-major
+    weight (``W_K_CONTIGUOUS=False``: the first and the smallest tile) and the KV-cache append
+    (``HAS_CACHE``, a chunked prefill into a GQA cache)."""
+    cases = []
+
+    def add(shape: dict, dtype: torch.dtype, configs: slice, column_major: bool = False) -> None:
         model = get_model(shape["model"])
-        m = shape["batch"] * shape["tokens"]
-        for dtype, n_configs in ((torch.float16, 2), (torch.bfloat16, 1)):
-            for cfg in prune_configs(tma_configs(), m, dtype_bytes(dtype))[:n_configs]:
-                cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg,
-                                   NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=True))
+        survivors = prune_configs(tma_configs(), shape["batch"] * shape["tokens"], dtype_bytes(dtype))
+        chosen = survivors[configs]
+        for cfg in chosen if isinstance(chosen, list) else [chosen]:
+            cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg, column_major,
+                               NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=not column_major))
+
+    add(TMA_COMPILE_SHAPE, torch.float16, slice(0, 2))  # the two cases of the first audit, first
+    add(TMA_COMPILE_SHAPE, torch.bfloat16, slice(0, 1))
+    add(TMA_COMPILE_SHAPE, torch.float16, slice(2, None))
+    add(TMA_COMPILE_SHAPE, torch.float32, slice(0, 1))
+    add(TMA_COMPILE_SHAPE, torch.float16, slice(0, 1), column_major=True)
+    add(TMA_COMPILE_SHAPE, torch.float16, slice(-1, None), column_major=True)
+    add(TMA_CACHE_SHAPE, torch.float16, slice(0, 1))
     return cases

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from roofline.cost import Cost
 from roofline.errors import UsageError
 from roofline.hardware import HardwareSpec, dtype_class
 
@@ -184,3 +185,13 @@ class Precision:
 def as_precision(dtype: object) -> Precision:
     """``dtype`` itself when it is a :class:`Precision`, else :meth:`Precision.uniform` of it."""
     return dtype if isinstance(dtype, Precision) else Precision.uniform(dtype)
+
+
+def linear_cost(m: int, n: int, k: int, dtype: object) -> Cost:
+    """``x[M, K] @ W[K, N]`` with the weights in ``dtype``'s weight format (scales included) and ``x`` and
+    the output in its activation format: :func:`roofline.cost.gemm_cost` for quantized weights."""
+    p = as_precision(dtype)
+    if min(m, n, k) < 0:
+        raise UsageError(f"sizes: expected non-negative m, n, k, got {m}, {n}, {k}")
+    return Cost(float(2 * m * n * k), p.activation_bytes * (m * k + m * n) + matrix_bytes(k, n, p.weights,
+                                                                                          p.group_size))

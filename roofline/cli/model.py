@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from roofline.hardware import (
     get_preset,
     lookup_device,
 )
+from roofline.hf_config import is_hf_config, read_hf_config
 from roofline.model import PRESETS, ModelConfig, get_model
 from roofline.precision import (
     ACTIVATION_FORMATS,
@@ -45,7 +47,8 @@ _PLAIN = ("float16", "bfloat16", "float32")  # the dtypes the kernel-level cost 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help=f"a preset ({', '.join(PRESETS)}) or a JSON config file")
+    parser.add_argument("model", help=f"a preset ({', '.join(PRESETS)}), a JSON config file, or a Hugging "
+                                      "Face config.json (read offline)")
     parser.add_argument("--batch", default="1", help="sequences per step (default 1)")
     parser.add_argument("--seq", default=None, help="tokens per sequence (default: the model's context)")
     parser.add_argument("--dtype", default="bfloat16",
@@ -91,8 +94,25 @@ def _int(name: str, text: str, minimum: int) -> int:
     return value
 
 
+def _load(name_or_path: str) -> ModelConfig:
+    """A preset, a ridgebench JSON config, or a Hugging Face ``config.json`` (read offline; its unknown
+    fields and approximations are printed to stderr as warnings)."""
+    path = Path(name_or_path)
+    if name_or_path not in PRESETS and path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            data = None  # ModelConfig.from_json reports it
+        if is_hf_config(data):
+            reading = read_hf_config(path)
+            for line in reading.warnings():
+                print(f"python -m roofline model: warning: {line}", file=sys.stderr)
+            return reading.config
+    return get_model(name_or_path)
+
+
 def _config(args: argparse.Namespace) -> ModelConfig:
-    cfg = get_model(args.model)
+    cfg = _load(args.model)
     if not args.set:
         return cfg
     data = cfg.to_dict()

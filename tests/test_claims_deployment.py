@@ -13,6 +13,7 @@ from roofline.claims.deployment import (
     ridge_per_width_model,
 )
 from roofline.hardware import PRESETS as HW
+from roofline.hardware import HardwareSpec
 
 CLAIM_IDS = ("decode-crossover-per-weight-width", "seed004-52b-three-40gb-gpus", "seed004-52b-four-40gb-gpus")
 
@@ -64,3 +65,9 @@ def test_capacity_table_covers_the_presets_with_memory():
     a80 = next(line for line in lines if line.startswith("A100-SXM4-80GB"))
     assert "1: does not fit" in a80 and "2: 26,111" in a80
     assert lines[-1].startswith("no memory capacity in ridgebench for: ") and "V100-SXM2" in lines[-1]
+
+
+def test_a_spec_without_the_roof_cannot_judge():
+    cpu = HardwareSpec("cpu", {"fp32": 1e12}, 100e9, source="measured")
+    row = evaluate(hardware=cpu, dtype="float32", claims=(BY_ID[CLAIM_IDS[0]],))[0]
+    assert row.model.status == "inconclusive" and "no 'tf32' peak" in row.model.summary

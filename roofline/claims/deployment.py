@@ -14,7 +14,7 @@ from roofline.hardware import HardwareSpec
 from roofline.latency import decode_compute_bound_batch
 from roofline.model import PRESETS as MODELS
 from roofline.precision import Precision, linear_cost, matrix_bytes, resolve_math
-from roofline.verdict import REFUTED, SUPPORTED, Verdict
+from roofline.verdict import REFUTED, SUPPORTED, CannotJudge, Verdict
 
 GEMV = ("llama2-7b mlp_up", 11008, 4096)  # N, K
 
@@ -53,7 +53,10 @@ def ridge_per_width_model(spec: HardwareSpec, dtype: str) -> Verdict:
     llama = MODELS["llama2-7b"]
     lines, numbers, ok = [], {}, True
     for label, p in weight_widths(dtype).items():
-        cls, peak = resolve_math(spec, p.matmul_math)
+        try:
+            cls, peak = resolve_math(spec, p.matmul_math)
+        except KeyError as exc:  # a spec without the matmul roof (V100 fp32, a CPU)
+            raise CannotJudge(str(exc)) from None
         per_weight = matrix_bytes(k, n, p.weights, p.group_size) / (k * n)
         rule = peak / spec.mem_bandwidth * per_weight / 2
         exact = _crossover(spec, p, n, k, peak)

@@ -180,6 +180,31 @@ def decode_step_latency(cfg: ModelConfig, batch: int, context: int, spec: Hardwa
                  link_bandwidth, latency_s, comms_per_layer)
 
 
+def attention_latency(cfg: ModelConfig, batch: int, q_len: int, cache_len: int, spec: HardwareSpec,
+                      dtype: object, tp: int = 1, *, attention: str = "fused") -> LatencyBreakdown:
+    """Attention alone (Q.K and P.V in every layer, no projections, no communication): a prefill of
+    ``q_len`` tokens (``cache_len=0``) or a decode step (``q_len=1``) over ``cache_len`` cached tokens.
+    Bytes: Q read and O written, the cached and new K/V read once, plus :func:`unfused_attention_bytes`
+    when unfused: what makes eager prefill attention memory-bound at long prompts."""
+    _check_tp(cfg, tp)
+    require_positive(batch=batch, q_len=q_len)
+    require_nonnegative(cache_len=cache_len)
+    if q_len > 1 and cache_len:
+        raise UsageError("attention_latency: a prefill (cache_len=0) or a decode step (q_len=1)")
+    p = as_precision(dtype)
+    full = (decode_flops_breakdown(cfg, batch, cache_len, attention=attention) if q_len == 1
+            else prefill_flops(cfg, batch, q_len, attention=attention))
+    attn = FlopBreakdown({k: (v if k in ("attn_scores", "attn_values") else 0.0)
+                          for k, v in full.components.items()}, full.causal, batch, q_len)
+    kv = batch * (cache_len + q_len) * kv_cache_bytes_per_token(cfg, p)
+    q_and_o = cfg.n_layers * 2 * batch * cfg.n_heads * q_len * cfg.head_dim * p.float_bytes
+    extra = 0.0
+    if attention == "unfused":
+        extra = unfused_attention_bytes(cfg, batch, q_len, cache_len + q_len, p)
+    # no communication: zero transfers per layer (the link is never asked for)
+    return _step(cfg, attn, 0.0, kv, 0.0, q_and_o + extra, 0, spec, p, tp, math.inf, 0.0, 0)
+
+
 def prefill_seconds_lower_bound(cfg: ModelConfig, batch: int, seq: int, spec: HardwareSpec, dtype: object,
                                 tp: int = 1, **comm) -> float:
     """Seconds, predicted: :func:`prefill_latency` ``.seconds``."""

@@ -175,3 +175,24 @@ def test_bad_precision_is_named(kwargs, match):
 def test_bad_attention_is_named():
     with pytest.raises(UsageError, match="attention"):
         latency.decode_step_latency(LLAMA7, 1, 0, A100, "bf16", attention="flash")
+
+
+def test_attention_alone_turns_memory_bound_when_unfused():
+    """Issue 27: eager attention at a long prompt is memory-bound where fused attention is compute-bound
+    (Llama-2-7B, 4,096 tokens, A100 80GB), though the whole prefill stays compute-bound."""
+    fused = latency.attention_latency(LLAMA7, 1, 4096, 0, A100, "bf16")
+    eager = latency.attention_latency(LLAMA7, 1, 4096, 0, A100, "bf16", attention="unfused")
+    assert fused.bound == "compute" and eager.bound == "memory"
+    flops = accounting.prefill_flops(LLAMA7, 1, 4096)
+    assert fused.flops == flops.attention and eager.flops > 1.99 * fused.flops
+    q_and_o = 32 * 2 * 32 * 4096 * 128 * 2
+    kv = 4096 * accounting.kv_cache_bytes_per_token(LLAMA7, "bf16")
+    assert fused.bytes == q_and_o + kv
+    assert eager.bytes == q_and_o + kv + latency.unfused_attention_bytes(LLAMA7, 1, 4096, 4096, "bf16")
+    assert latency.prefill_latency(LLAMA7, 1, 4096, A100, "bf16", attention="unfused").bound == "compute"
+    # decode: one query over the cache; tensor parallel splits heads and has no communication here
+    one = latency.attention_latency(LLAMA7, 8, 1, 4096, A100, "bf16")
+    four = latency.attention_latency(LLAMA7, 8, 1, 4096, A100, "bf16", tp=4)
+    assert one.bound == "memory" and four.bytes == pytest.approx(one.bytes / 4) and four.comm_s == 0
+    with pytest.raises(UsageError, match="a prefill .* or a decode step"):
+        latency.attention_latency(LLAMA7, 1, 16, 16, A100, "bf16")

@@ -163,6 +163,8 @@ def report(cfg: ModelConfig, batch: int, seq: int, dtype: object, spec: Hardware
     comm = {} if link_bandwidth is None else {"link_bandwidth": link_bandwidth}
     prefill = latency.prefill_latency(cfg, batch, seq, spec, p, tp, attention=attention, **comm)
     decode = latency.decode_step_latency(cfg, batch, seq, spec, p, tp, attention=attention, **comm)
+    prefill_attn = latency.attention_latency(cfg, batch, seq, 0, spec, p, tp, attention=attention)
+    decode_attn = latency.attention_latency(cfg, batch, 1, seq, spec, p, tp, attention=attention)
     train = accounting.training_flops(cfg, seq, seq)
     out = {
         "model": cfg.to_dict(),
@@ -188,6 +190,8 @@ def report(cfg: ModelConfig, batch: int, seq: int, dtype: object, spec: Hardware
         "prefill": prefill.to_dict(),
         "decode_step_seconds_lower_bound": decode.seconds,
         "decode_step": decode.to_dict(),
+        "prefill_attention": prefill_attn.to_dict(),
+        "decode_attention": decode_attn.to_dict(),
         "decode_compute_bound_batch": latency.decode_compute_bound_batch(cfg, spec, p, seq, tp,
                                                                          attention=attention),
         "decode_compute_bound_batch_empty_cache": latency.decode_compute_bound_batch(cfg, spec, p, 0, tp,
@@ -289,10 +293,11 @@ def text(r: dict) -> str:
         ("KV outgrows weights at", f"batch*context = {r['kv_outgrows_weights_tokens']:,.0f} tokens")])
     tp = f" over {i['tp']} GPUs (tensor parallel)" if i["tp"] > 1 else ""
     rows = []
-    for name, key in (("prefill", "prefill"), ("decode step", "decode_step")):
+    for name, key in (("prefill", "prefill"), ("  its attention alone", "prefill_attention"),
+                      ("decode step", "decode_step"), ("  its attention alone", "decode_attention")):
         d = r[key]
-        comm = f", comm {_ms(d['comm_s'])}" if i["tp"] > 1 else ""
-        roofs = ", ".join(d["flops_by_class"])
+        comm = f", comm {_ms(d['comm_s'])}" if i["tp"] > 1 and d["comm_s"] else ""
+        roofs = ", ".join(c for c, f in d["flops_by_class"].items() if f) or "-"
         rows.append((name, f"{_ms(d['seconds'])}  (compute {_ms(d['compute_s'])} on {roofs}, memory "
                            f"{_ms(d['memory_s'])}{comm}; {d['bound']}-bound)"))
     cb = r["decode_compute_bound_batch"]

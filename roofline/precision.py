@@ -46,6 +46,24 @@ SCALE_BYTES = 2  # an fp16 scale (integer formats)
 TENSOR_SCALE_BYTES = 4  # one fp32 scale per tensor (fp8)
 LOW_PRECISION_MATH = ("fp8", "int8")
 
+# Exported with ``python -m roofline model --json`` beside roofline.cost's conventions.
+PRECISION_CONVENTIONS: dict[str, str] = {
+    "precision_formats": "weights, activations and KV cache each bf16/fp16/fp32, fp8 (e4m3), int8 or "
+                         "int4 (not activations); only the blocks' linear layers are quantized, "
+                         "embeddings and LM head stay 16-bit",
+    "precision_scales": "int4 weights: one fp16 scale per group of K inputs per output column; int8 "
+                        "weights: one fp16 per output column; fp8: one fp32 per tensor; int KV: one fp16 "
+                        "per min(group, head_dim)",
+    "precision_math": "both operands fp8 -> fp8 peak; both integer -> int8 peak; otherwise dequantized to "
+                      "16-bit math (tensor16); fp8/int8 fall back to tensor16 where the preset has no such "
+                      "tensor cores; dequantization instructions not counted",
+    "attention_implementation": "fused: masked pairs skipped, scores stay on chip; unfused (HF eager): "
+                                "every pair computed, scores and probabilities written and read back (4 "
+                                "passes), GQA K/V copied per query head",
+    "capacity_memory": "datasheet memory in decimal GB, weights split over tensor-parallel GPUs, "
+                       "ceil(Hkv/tp) KV heads per GPU; no CUDA context or fragmentation allowance",
+}
+
 
 def format_name(fmt: object, what: str = "dtype") -> str:
     """Canonical name of a format (``"bf16"`` -> ``"bfloat16"``, ``torch.float16`` -> ``"float16"``);

@@ -134,3 +134,13 @@ def test_model_cli_capacity(capsys):
 def test_model_cli_errors(capsys, argv, match):
     rc, out, err = run_cli(capsys, "model", "gpt2-small", *argv)
     assert rc == 2 and out == "" and match in err and len(err.splitlines()) == 1
+
+
+def test_model_json_exports_the_precision_conventions(capsys):
+    from roofline.cost import CONVENTIONS, MODEL_CONVENTIONS
+    from roofline.precision import PRECISION_CONVENTIONS
+
+    rc, out, _ = run_cli(capsys, "model", "gpt2-small", "--seq", "64", "--json")
+    conv = json.loads(out)["conventions"]
+    assert rc == 0 and conv == {**CONVENTIONS, **MODEL_CONVENTIONS, **PRECISION_CONVENTIONS}
+    assert len(conv) == len(CONVENTIONS) + len(MODEL_CONVENTIONS) + len(PRECISION_CONVENTIONS)  # no key lost

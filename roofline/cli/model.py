@@ -37,6 +37,7 @@ from roofline.precision import (
     ACTIVATION_FORMATS,
     DEFAULT_GROUP_SIZE,
     FORMATS,
+    PRECISION_CONVENTIONS,
     Precision,
     format_name,
     resolve_math,
@@ -201,7 +202,7 @@ def report(cfg: ModelConfig, batch: int, seq: int, dtype: object, spec: Hardware
         "training_flops_per_token": {"six_n": train.six_n / seq, "detailed": train.detailed / seq,
                                      "detailed_causal": train.detailed_causal / seq},
         "predicted": True,
-        "conventions": {**CONVENTIONS, **MODEL_CONVENTIONS},
+        "conventions": {**CONVENTIONS, **MODEL_CONVENTIONS, **PRECISION_CONVENTIONS},
     }
     if capacity_gpus:
         out["capacity"] = [capacity(cfg, spec, g, p, batch, seq, attention=attention).to_dict()

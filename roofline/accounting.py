@@ -1,11 +1,13 @@
-"""Transformer accounting for a :class:`~roofline.model.ModelConfig`: parameters, FLOPs (forward,
-prefill, decode, training), KV-cache bytes and training state. Every matmul is costed by
-:mod:`roofline.cost`, never re-derived; the counting rules are :data:`roofline.cost.MODEL_CONVENTIONS`
-(with :data:`roofline.cost.CONVENTIONS` for the kernels). :func:`forward_flops` counts the full ``T x T``
+"""Transformer accounting for a :class:`~roofline.model.ModelConfig`: parameters, FLOPs (forward, prefill,
+decode, training), KV-cache bytes and training state. Every matmul is costed by :mod:`roofline.cost`,
+never re-derived; the counting rules are :data:`roofline.cost.MODEL_CONVENTIONS` (with
+:data:`roofline.cost.CONVENTIONS` for the kernels). :func:`forward_flops` counts the full ``T x T``
 attention (as seed 002 and ``FlopCounterMode`` do), :func:`forward_flops_causal` only unmasked pairs; the
-decode and prefill counts are causal. Relative positions (Gopher, Transformer-XL) count as a ``D x D``
-projection plus two ``D``-vectors per layer in the parameters, with no FLOPs. Latency bounds built on
-these counts are in :mod:`roofline.latency`.
+decode and prefill counts are causal (``attention="unfused"``: every query-key pair, as eager attention
+computes the masked ones too). Bytes take a dtype or a :class:`~roofline.precision.Precision` (weights,
+activations and KV cache in their own formats, scales counted). Relative positions (Gopher,
+Transformer-XL) count as a ``D x D`` projection plus two ``D``-vectors per layer in the parameters, with
+no FLOPs. Latency bounds built on these counts are in :mod:`roofline.latency`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from roofline.cost import Cost, attention_cost, dtype_bytes, gemm_cost, qkv_cost
-from roofline.errors import require_nonnegative, require_positive
+from roofline.cost import Cost, attention_cost, gemm_cost, qkv_cost
+from roofline.errors import UsageError, require_nonnegative, require_positive
 from roofline.model import ModelConfig
+from roofline.precision import Precision, as_precision, matrix_bytes
 
 FORWARD_COMPONENTS: tuple[str, ...] = ("qkv", "attn_scores", "attn_values", "attn_out_proj", "mlp", "lm_head")
 PARAM_COMPONENTS: tuple[str, ...] = ("token_embedding", "lm_head", "positions", "attention", "mlp", "norms")
+# "fused": FlashAttention-style, scores never leave the chip, masked pairs skipped; "unfused": Hugging Face
+# eager attention, every pair computed and the scores and probabilities written to memory and read back.
+ATTENTION_IMPLEMENTATIONS: tuple[str, ...] = ("fused", "unfused")
+
+
+def check_attention(attention: str) -> str:
+    if attention not in ATTENTION_IMPLEMENTATIONS:
+        raise UsageError(f"attention: expected one of {ATTENTION_IMPLEMENTATIONS}, got {attention!r}")
+    return attention
 
 
 # ------------------------------------------------------------------------------------------------
@@ -72,16 +84,41 @@ def param_counts(cfg: ModelConfig) -> ParamCounts:
     })
 
 
-def weight_bytes(cfg: ModelConfig, dtype: object) -> int:
-    """Bytes to hold every parameter in ``dtype``."""
-    return param_counts(cfg).total * dtype_bytes(dtype)
+def linear_shapes(cfg: ModelConfig) -> tuple[tuple[int, int], ...]:
+    """``(K, N)`` of each weight matrix in one block (K inputs, N outputs): Q, K, V, O, then the MLP's."""
+    d, f, dh = cfg.d_model, cfg.d_ff, cfg.head_dim
+    q_width, kv_width = cfg.n_heads * dh, cfg.n_kv_heads * dh
+    n_in = 2 if cfg.mlp == "swiglu" else 1
+    return ((d, q_width), (d, kv_width), (d, kv_width), (q_width, d), *((d, f),) * n_in, (f, d))
 
 
-def streamed_weight_bytes(cfg: ModelConfig, dtype: object) -> int:
+def _block_linear_bytes(cfg: ModelConfig, p: Precision) -> tuple[int, float]:
+    """Parameters and bytes of every block's weight matrices (the quantized part)."""
+    shapes = linear_shapes(cfg)
+    params = cfg.n_layers * sum(k * n for k, n in shapes)
+    return params, cfg.n_layers * sum(matrix_bytes(k, n, p.weights, p.group_size) for k, n in shapes)
+
+
+def _whole(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+def weight_bytes(cfg: ModelConfig, dtype: object) -> int | float:
+    """Bytes to hold every parameter: the block matrices in the weights' format (scales included), the
+    rest in the unquantized float (:attr:`Precision.float_dtype`); a plain dtype for everything."""
+    p = as_precision(dtype)
+    params, nbytes = _block_linear_bytes(cfg, p)
+    return _whole(nbytes + (param_counts(cfg).total - params) * p.float_bytes)
+
+
+def streamed_weight_bytes(cfg: ModelConfig, dtype: object) -> int | float:
     """Weight bytes one forward step must read: every non-embedding parameter plus the LM head matrix
     (tied or not). The input embedding and a learned position table are gathered row by row, and the
     relative-position projection acts on a fixed table that can be precomputed, so neither is streamed."""
-    return (param_counts(cfg).non_embedding + cfg.vocab_size * cfg.d_model) * dtype_bytes(dtype)
+    p = as_precision(dtype)
+    params, nbytes = _block_linear_bytes(cfg, p)
+    rest = param_counts(cfg).non_embedding - params + cfg.vocab_size * cfg.d_model
+    return _whole(nbytes + rest * p.float_bytes)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -122,6 +159,14 @@ def _mlp_cost(cfg: ModelConfig, m: int) -> Cost:
     down = gemm_cost(m, cfg.d_model, cfg.d_ff, "float16", cfg.bias)
     n_up = 2 if cfg.mlp == "swiglu" else 1
     return Cost(n_up * up.flops + down.flops, n_up * up.bytes + down.bytes)
+
+
+def component_math(dtype: object) -> dict[str, str]:
+    """The math class each of :data:`FORWARD_COMPONENTS` asks for (:mod:`roofline.precision`)."""
+    p = as_precision(dtype)
+    w, a = p.matmul_math, p.attention_math
+    return {"qkv": w, "attn_scores": a, "attn_values": a, "attn_out_proj": w, "mlp": w,
+            "lm_head": p.head_math}
 
 
 def _layer_flops(cfg: ModelConfig, batch: int, q_len: int, cache_len: int, causal: bool) -> dict[str, float]:
@@ -165,18 +210,21 @@ def forward_flops_causal(cfg: ModelConfig, batch: int, seq: int) -> FlopBreakdow
     return forward_flops(cfg, batch, seq, causal=True)
 
 
-def prefill_flops(cfg: ModelConfig, batch: int, seq: int) -> FlopBreakdown:
+def prefill_flops(cfg: ModelConfig, batch: int, seq: int, *, attention: str = "fused") -> FlopBreakdown:
     """Prefill of ``batch`` prompts of ``seq`` tokens: a causal forward pass that fills the KV cache and
-    computes logits for the last position only (all that generation needs)."""
+    computes logits for the last position only (all that generation needs). ``attention="unfused"``
+    counts every query-key pair, masked or not (eager attention computes them all)."""
     require_positive(batch=batch, seq=seq)
-    return _model_flops(cfg, batch, seq, 0, True, batch)
+    return _model_flops(cfg, batch, seq, 0, check_attention(attention) == "fused", batch)
 
 
-def decode_flops_breakdown(cfg: ModelConfig, batch: int, context: int) -> FlopBreakdown:
-    """One decode step with a KV cache: ``batch`` new tokens, each after ``context`` cached tokens."""
+def decode_flops_breakdown(cfg: ModelConfig, batch: int, context: int, *, attention: str = "fused"
+                           ) -> FlopBreakdown:
+    """One decode step with a KV cache: ``batch`` new tokens, each after ``context`` cached tokens (one
+    query: fused and unfused count the same pairs)."""
     require_positive(batch=batch)
     require_nonnegative(context=context)
-    return _model_flops(cfg, batch, 1, context, True, batch)
+    return _model_flops(cfg, batch, 1, context, check_attention(attention) == "fused", batch)
 
 
 def decode_flops_per_token(cfg: ModelConfig, context: int) -> float:
@@ -207,21 +255,23 @@ def recompute_flops_per_token(cfg: ModelConfig, context: int) -> float:
 # KV cache
 
 
-def kv_cache_bytes_per_token(cfg: ModelConfig, dtype: object) -> int:
-    """K and V for one token in every layer: ``2 * n_layers * n_kv_heads * head_dim * bytes``."""
-    return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * dtype_bytes(dtype)
+def kv_cache_bytes_per_token(cfg: ModelConfig, dtype: object) -> int | float:
+    """K and V for one token in every layer: ``2 * n_layers * n_kv_heads * head_dim * bytes`` (bytes
+    per element in the KV format, integer formats' scales included)."""
+    p = as_precision(dtype)
+    return _whole(2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * p.kv_bytes_per_element(cfg.head_dim))
 
 
-def kv_cache_bytes(cfg: ModelConfig, batch: int, context: int, dtype: object) -> int:
+def kv_cache_bytes(cfg: ModelConfig, batch: int, context: int, dtype: object) -> int | float:
     """KV cache of ``batch`` sequences of ``context`` tokens."""
     require_nonnegative(batch=batch, context=context)
     return batch * context * kv_cache_bytes_per_token(cfg, dtype)
 
 
 def kv_outgrows_weights_tokens(cfg: ModelConfig, dtype: object = "bfloat16") -> float:
-    """``batch * context`` beyond which the KV cache holds more bytes than the weights (both in
-    ``dtype``, so the answer does not depend on it). About ``6*D`` for an MHA model with a 4x MLP;
-    GQA multiplies it by the group size."""
+    """``batch * context`` beyond which the KV cache holds more bytes than the weights (for a plain
+    ``dtype`` the answer does not depend on it; a :class:`Precision` can move it). About ``6*D`` for an
+    MHA model with a 4x MLP; GQA multiplies it by the group size."""
     return weight_bytes(cfg, dtype) / kv_cache_bytes_per_token(cfg, dtype)
 
 

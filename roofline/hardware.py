@@ -50,6 +50,11 @@ class HardwareSpec:
     arch: int | None = None  # CUDA compute capability x10: 70, 80, 90
     description: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Low-precision tensor-core peaks (dense, FLOP/s or OP/s) and memory capacity; None: the part has no
+    # such tensor-core math (the A100 has no fp8) or ridgebench has no sourced figure. See _LOW_PRECISION.
+    fp8_peak_flops: float | None = None
+    int8_peak_ops: float | None = None
+    memory_bytes: int | None = None  # datasheet capacity, decimal as printed ("40GB" -> 40e9)
 
     def peak(self, dtype_class: str) -> float:
         """Dense peak FLOP/s for ``dtype_class``; ``KeyError`` naming what exists if absent."""
@@ -76,6 +81,9 @@ class HardwareSpec:
             "smem_per_block": self.smem_per_block,
             "arch": self.arch,
             "notes": list(self.notes),
+            "fp8_peak_flops": self.fp8_peak_flops,
+            "int8_peak_ops": self.int8_peak_ops,
+            "memory_bytes": self.memory_bytes,
         }
 
 
@@ -108,6 +116,24 @@ PRESETS: dict[str, HardwareSpec] = {
              40, 108, 164, 163, 80, source="seed"),
     )
 }
+
+# Dense fp8 (e4m3) and int8 tensor-core peaks (TFLOP/s, TOPS) and memory capacity (GB, decimal as the
+# datasheets print it), added to the presets above. Sources: NVIDIA A100 datasheet (INT8 Tensor Core
+# 624 TOPS dense, 1,248 with sparsity; no fp8 tensor cores on sm_80; 40GB/80GB); NVIDIA H100 datasheet
+# (SXM: FP8 and INT8 3,958 with sparsity, 1,979 dense; PCIe: 3,026 with sparsity, 1,513 dense; 80GB);
+# NVIDIA H200 datasheet (FP8 and INT8 3,958 with sparsity, 1,979 dense; 141GB). V100 tensor cores do
+# fp16 only, and the V100 SXM2 preset does not say 16 or 32 GB. The seed A100s keep the A100's int8 and
+# no capacity (the seeds name 40GB and 80GB parts: use those presets).
+_LOW_PRECISION: dict[str, tuple[float | None, float | None, float | None]] = {
+    "A100-SXM4-40GB": (None, 624, 40), "A100-PCIE-40GB": (None, 624, 40),
+    "A100-SXM4-80GB": (None, 624, 80), "A100-PCIE-80GB": (None, 624, 80),
+    "H100-SXM5": (1979, 1979, 80), "H100-PCIE": (1513, 1513, 80), "H200": (1979, 1979, 141),
+    "A100-SEED-1.5TB": (None, 624, None), "A100-SEED-2.0TB": (None, 624, None),
+}
+for _name, (_fp8, _int8, _gb) in _LOW_PRECISION.items():
+    PRESETS[_name] = replace(PRESETS[_name], fp8_peak_flops=None if _fp8 is None else _fp8 * 1e12,
+                             int8_peak_ops=None if _int8 is None else _int8 * 1e12,
+                             memory_bytes=None if _gb is None else int(_gb * 1e9))
 
 # The hardware model-only verdicts and `python -m roofline model` use when none is named.
 DEFAULT_HARDWARE = "A100-SXM4-80GB"

@@ -6,15 +6,21 @@ seed 004: ``COMMS_PER_LAYER`` transfers per layer, each ``COMM_LATENCY_S`` plus 
 (Megatron's 2 ring all-reduces per layer move about as much; the seed's throughput term drops the 2 bytes
 per bf16 element, this module keeps them), ADDED to the
 roofline time as the seed does; ``overlapped_seconds`` is the stricter bound with everything
-overlapped. Predictions, never measurements; conventions in :data:`roofline.cost.MODEL_CONVENTIONS`.
+overlapped. Weights, activations and KV cache can each have their own format
+(:class:`roofline.precision.Precision`), each op's FLOPs on the roof of the math it runs; attention
+fused (default) or unfused (eager). Predictions, never measurements; conventions in
+:data:`roofline.cost.MODEL_CONVENTIONS`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from roofline.accounting import (
+    FlopBreakdown,
+    component_math,
     decode_flops_breakdown,
     kv_cache_bytes_per_token,
     prefill_flops,
@@ -24,6 +30,7 @@ from roofline.cost import dtype_bytes, gemm_cost
 from roofline.errors import UsageError, require_nonnegative, require_positive
 from roofline.hardware import HardwareSpec, dtype_class
 from roofline.model import ModelConfig
+from roofline.precision import as_precision, resolve_math
 
 # One-way GPU-to-GPU bandwidth per GPU (bytes/s) on NVLink systems: NVIDIA quotes the sum of both
 # directions (A100 600 GB/s, H100/H200 900 GB/s, V100 300 GB/s); seed 004 uses 300 GB/s for the A100.
@@ -69,7 +76,8 @@ class LatencyBreakdown:
     comm_transfer_s: float
     tp: int
     hardware: str
-    dtype_class: str
+    dtype_class: str  # the roof the block matmuls run on
+    flops_by_class: Mapping[str, float] | None = None  # per GPU, by the roof each FLOP runs on
 
     @property
     def comm_s(self) -> float:
@@ -105,48 +113,96 @@ def _kv_fraction(cfg: ModelConfig, tp: int) -> float:
     return math.ceil(cfg.n_kv_heads / tp) / cfg.n_kv_heads
 
 
-def _step(cfg: ModelConfig, flops: float, fixed_bytes: float, kv_bytes: float, act_bytes: float,
-          tokens: int, spec: HardwareSpec, dtype: object, tp: int, link_bandwidth: float | None,
-          latency_s: float, comms_per_layer: int) -> LatencyBreakdown:
-    cls = dtype_class(dtype, matmul=True)
-    gpu_flops = flops / tp
-    gpu_bytes = fixed_bytes / tp + kv_bytes * _kv_fraction(cfg, tp) + act_bytes
+def unfused_attention_bytes(cfg: ModelConfig, batch: int, q_len: int, kv_len: int, dtype: object) -> float:
+    """Extra bytes of eager (unfused) attention over fused, all layers: the ``q_len x kv_len`` scores
+    written and read back, the probabilities written and read back (4 passes at the activations' float;
+    the mask add, one more pass, is not counted), and with GQA the K/V copies ``repeat_kv`` makes for
+    every query head (written, then read)."""
+    fb = as_precision(dtype).float_bytes
+    scores = 4 * batch * cfg.n_heads * q_len * kv_len
+    repeat = 0 if cfg.n_kv_heads == cfg.n_heads else 2 * 2 * batch * cfg.n_heads * kv_len * cfg.head_dim
+    return float(cfg.n_layers * (scores + repeat) * fb)
+
+
+def _step(cfg: ModelConfig, breakdown: FlopBreakdown, fixed_bytes: float, kv_bytes: float, act_bytes: float,
+          sharded_bytes: float, tokens: int, spec: HardwareSpec, dtype: object, tp: int,
+          link_bandwidth: float | None, latency_s: float, comms_per_layer: int) -> LatencyBreakdown:
+    p = as_precision(dtype)
+    by_class: dict[str, float] = {}
+    for comp, cls in component_math(p).items():
+        used = resolve_math(spec, cls)[0]
+        by_class[used] = by_class.get(used, 0.0) + breakdown.components[comp] / tp
+    gpu_flops = breakdown.total / tp
+    if len(by_class) == 1:  # one roof: exactly flops / peak
+        compute_s = gpu_flops / resolve_math(spec, next(iter(by_class)))[1]
+    else:
+        compute_s = sum(f / resolve_math(spec, c)[1] for c, f in by_class.items())
+    gpu_bytes = (fixed_bytes + sharded_bytes) / tp + kv_bytes * _kv_fraction(cfg, tp) + act_bytes
     lat, xfer = 0.0, 0.0
     if tp > 1:
         bw = link_bandwidth if link_bandwidth is not None else link_bandwidth_for(spec)
-        lat, xfer = tp_comm_seconds(cfg, tokens, tp, dtype, link_bandwidth=bw, latency_s=latency_s,
+        lat, xfer = tp_comm_seconds(cfg, tokens, tp, p.float_dtype, link_bandwidth=bw, latency_s=latency_s,
                                     comms_per_layer=comms_per_layer)
-    return LatencyBreakdown(gpu_flops, gpu_bytes, gpu_flops / spec.peak(cls), gpu_bytes / spec.mem_bandwidth,
-                            lat, xfer, tp, spec.name, cls)
+    return LatencyBreakdown(gpu_flops, gpu_bytes, compute_s, gpu_bytes / spec.mem_bandwidth,
+                            lat, xfer, tp, spec.name, resolve_math(spec, p.matmul_math)[0], by_class)
 
 
 def prefill_latency(cfg: ModelConfig, batch: int, seq: int, spec: HardwareSpec, dtype: object, tp: int = 1,
                     *, link_bandwidth: float | None = None, latency_s: float = COMM_LATENCY_S,
-                    comms_per_layer: int = COMMS_PER_LAYER) -> LatencyBreakdown:
+                    comms_per_layer: int = COMMS_PER_LAYER, attention: str = "fused") -> LatencyBreakdown:
     """Predicted lower bound for prefilling ``batch`` prompts of ``seq`` tokens (KV written, last
-    position's logits computed)."""
+    position's logits computed). ``dtype``: a dtype or a :class:`~roofline.precision.Precision`;
+    ``attention="unfused"`` adds :func:`unfused_attention_bytes` and counts masked pairs."""
     _check_tp(cfg, tp)
-    p = dtype_bytes(dtype)
-    flops = prefill_flops(cfg, batch, seq).total
-    kv = batch * seq * kv_cache_bytes_per_token(cfg, dtype)
-    act = p * (batch * seq * cfg.d_model + batch * cfg.vocab_size)
-    return _step(cfg, flops, streamed_weight_bytes(cfg, dtype), kv, act, batch * seq, spec, dtype, tp,
+    p = as_precision(dtype)
+    flops = prefill_flops(cfg, batch, seq, attention=attention)
+    kv = batch * seq * kv_cache_bytes_per_token(cfg, p)
+    act = p.float_bytes * (batch * seq * cfg.d_model + batch * cfg.vocab_size)
+    extra = unfused_attention_bytes(cfg, batch, seq, seq, p) if attention == "unfused" else 0.0
+    return _step(cfg, flops, streamed_weight_bytes(cfg, p), kv, act, extra, batch * seq, spec, p, tp,
                  link_bandwidth, latency_s, comms_per_layer)
 
 
 def decode_step_latency(cfg: ModelConfig, batch: int, context: int, spec: HardwareSpec, dtype: object,
                         tp: int = 1, *, link_bandwidth: float | None = None,
-                        latency_s: float = COMM_LATENCY_S, comms_per_layer: int = COMMS_PER_LAYER
-                        ) -> LatencyBreakdown:
-    """Predicted lower bound for one decode step: ``batch`` sequences, ``context`` tokens cached each."""
+                        latency_s: float = COMM_LATENCY_S, comms_per_layer: int = COMMS_PER_LAYER,
+                        attention: str = "fused") -> LatencyBreakdown:
+    """Predicted lower bound for one decode step: ``batch`` sequences, ``context`` tokens cached each
+    (``dtype`` and ``attention`` as in :func:`prefill_latency`)."""
     _check_tp(cfg, tp)
     require_nonnegative(context=context)
-    p = dtype_bytes(dtype)
-    flops = decode_flops_breakdown(cfg, batch, context).total
-    kv = batch * (context + 1) * kv_cache_bytes_per_token(cfg, dtype)  # read the cache, write the new K/V
-    act = p * batch * (cfg.d_model + cfg.vocab_size)
-    return _step(cfg, flops, streamed_weight_bytes(cfg, dtype), kv, act, batch, spec, dtype, tp,
+    p = as_precision(dtype)
+    flops = decode_flops_breakdown(cfg, batch, context, attention=attention)
+    kv = batch * (context + 1) * kv_cache_bytes_per_token(cfg, p)  # read the cache, write the new K/V
+    act = p.float_bytes * batch * (cfg.d_model + cfg.vocab_size)
+    extra = unfused_attention_bytes(cfg, batch, 1, context + 1, p) if attention == "unfused" else 0.0
+    return _step(cfg, flops, streamed_weight_bytes(cfg, p), kv, act, extra, batch, spec, p, tp,
                  link_bandwidth, latency_s, comms_per_layer)
+
+
+def attention_latency(cfg: ModelConfig, batch: int, q_len: int, cache_len: int, spec: HardwareSpec,
+                      dtype: object, tp: int = 1, *, attention: str = "fused") -> LatencyBreakdown:
+    """Attention alone (Q.K and P.V in every layer, no projections, no communication): a prefill of
+    ``q_len`` tokens (``cache_len=0``) or a decode step (``q_len=1``) over ``cache_len`` cached tokens.
+    Bytes: Q read and O written, the cached and new K/V read once, plus :func:`unfused_attention_bytes`
+    when unfused: what makes eager prefill attention memory-bound at long prompts."""
+    _check_tp(cfg, tp)
+    require_positive(batch=batch, q_len=q_len)
+    require_nonnegative(cache_len=cache_len)
+    if q_len > 1 and cache_len:
+        raise UsageError("attention_latency: a prefill (cache_len=0) or a decode step (q_len=1)")
+    p = as_precision(dtype)
+    full = (decode_flops_breakdown(cfg, batch, cache_len, attention=attention) if q_len == 1
+            else prefill_flops(cfg, batch, q_len, attention=attention))
+    attn = FlopBreakdown({k: (v if k in ("attn_scores", "attn_values") else 0.0)
+                          for k, v in full.components.items()}, full.causal, batch, q_len)
+    kv = batch * (cache_len + q_len) * kv_cache_bytes_per_token(cfg, p)
+    q_and_o = cfg.n_layers * 2 * batch * cfg.n_heads * q_len * cfg.head_dim * p.float_bytes
+    extra = 0.0
+    if attention == "unfused":
+        extra = unfused_attention_bytes(cfg, batch, q_len, cache_len + q_len, p)
+    # no communication: zero transfers per layer (the link is never asked for)
+    return _step(cfg, attn, 0.0, kv, 0.0, q_and_o + extra, 0, spec, p, tp, math.inf, 0.0, 0)
 
 
 def prefill_seconds_lower_bound(cfg: ModelConfig, batch: int, seq: int, spec: HardwareSpec, dtype: object,
@@ -162,16 +218,18 @@ def decode_step_seconds_lower_bound(cfg: ModelConfig, batch: int, context: int, 
 
 
 def decode_compute_bound_batch(cfg: ModelConfig, spec: HardwareSpec, dtype: object, context: int = 0,
-                               tp: int = 1) -> int | None:
+                               tp: int = 1, **options) -> int | None:
     """Smallest batch whose decode step (at ``context`` cached tokens per sequence) is compute-bound on
     ``spec``: compute time >= memory time. ``None`` when no batch is: each sequence's KV-cache bytes
     then cost more time than its FLOPs (attention over a long cache is memory-bound at any batch).
 
     At ``context=0`` this is about the ridge point times ``bytes_per_element / 2`` (weights dominate):
-    seed 004's "208" on the 312 TFLOP/s, 1.5 TB/s A100 in bf16.
+    seed 004's "208" on the 312 TFLOP/s, 1.5 TB/s A100 in bf16; with a :class:`Precision`, the ridge of
+    the math the weights run on times their bytes per element over 2. ``options``: those of
+    :func:`decode_step_latency`.
     """
-    one = decode_step_latency(cfg, 1, context, spec, dtype, tp)
-    two = decode_step_latency(cfg, 2, context, spec, dtype, tp)
+    one = decode_step_latency(cfg, 1, context, spec, dtype, tp, **options)
+    two = decode_step_latency(cfg, 2, context, spec, dtype, tp, **options)
     per_seq = (two.compute_s - one.compute_s) - (two.memory_s - one.memory_s)  # both linear in batch
     fixed = one.memory_s - one.compute_s + per_seq  # memory - compute at batch 0
     if per_seq <= 0:

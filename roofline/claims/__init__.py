@@ -2,7 +2,8 @@
 
 Each claim is declared beside its checks (:mod:`roofline.claims.registry`): the kernel claims in
 :mod:`.kernels`, whole-model accounting in :mod:`.accounting`, the decode-step knee in
-:mod:`.decode_step`, the above-roof check in :mod:`.roof`. :mod:`.report` evaluates them and writes
+:mod:`.decode_step`, bit-widths and capacity in :mod:`.deployment`, the above-roof
+check in :mod:`.roof`. :mod:`.report` evaluates them and writes
 ``claims.md``; ``python -m roofline claims`` runs it.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from roofline.claims import kernels  # noqa: F401
 from roofline.claims import accounting  # noqa: F401
 from roofline.claims import decode_step  # noqa: F401
+from roofline.claims import deployment  # noqa: F401
 from roofline.claims import roof  # noqa: F401
 # isort: on
 from roofline.claims.registry import DECLARED, Claim

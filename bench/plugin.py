@@ -594,11 +594,12 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
 
 
 def _report(run_dir: Path) -> list[str]:
-    """Draw the roofline plots and write the claims report, when those modules exist; tally the
-    verdicts."""
+    """Draw the roofline plots, write the claims report and the HTML page (report.html), when those
+    modules exist; tally the verdicts."""
     lines = []
     for module_name, func_name, kwargs in (("roofline.plot", "plot_results", {}),
-                                           ("roofline.claims", "write_report", {"hardware": None})):
+                                           ("roofline.claims", "write_report", {"hardware": None}),
+                                           ("roofline.page", "write_page", {})):
         try:
             module = __import__(module_name, fromlist=[func_name])
             func = getattr(module, func_name)

@@ -372,3 +372,17 @@ def test_browser_two_runs_side_by_side(browser, tmp_path):
     assert visible(browser, 'svg[data-run="run1"] line.roof.datasheet') > 0
     browser.click(browser.find('input[data-toggle-hide-sheet]'))
     assert visible(browser, 'svg[data-run="run1"] line.roof.datasheet') == 0
+
+
+def test_install_browser_script_gives_up_cleanly_without_apt(tmp_path):
+    """Without chromium and without apt-get the install script says why and exits 0 (the browser tests
+    then skip with their reason), or 1 when the browser is required."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "install-browser.sh"
+    env = {"PATH": str(tmp_path)}  # nothing on it: no chromium, no chromedriver, no apt-get
+    proc = subprocess.run(["/bin/bash", str(script)], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "no apt-get" in proc.stderr and "browser tests will skip" in proc.stderr
+    proc = subprocess.run(["/bin/bash", str(script)], env={**env, "RIDGEBENCH_BROWSER_REQUIRED": "1"},
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1

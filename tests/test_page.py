@@ -210,29 +210,70 @@ def test_runs_on_two_devices_each_against_its_own_roofs(tmp_path, capsys):
     assert header[-2:] == ["fraction of roof: run0", "fraction of roof: run1"]
 
 
+def history_runs(device: Path) -> list[Path]:
+    """Three runs of one device, their directory names out of time order on purpose (the provenance's
+    timestamp decides); the oldest is the fastest, each later one slower."""
+    return [copy_run(device / "2026-11-23T00:00:00Z", timestamp="2026-11-24T00:00:00Z", commit="c" * 40,
+                     slower=3),
+            copy_run(device / "2026-11-21T00:00:00Z", timestamp="2026-11-22T00:00:00Z", commit="a" * 40),
+            copy_run(device / "2026-11-22T00:00:00Z", timestamp="2026-11-23T00:00:00Z", commit="b" * 40,
+                     slower=2)]
+
+
+def seconds(text: str) -> float:
+    value, unit = text.split()
+    return float(value) * {"s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}[unit]
+
+
+def check_history(html: str, n_runs: int = 3) -> None:
+    section = html[html.index('<section id="history">'):]
+    section = section[:section.index("</section>")]
+    assert section.index("aaaaaaaaaa") < section.index("bbbbbbbbbb") < section.index("cccccccccc")
+    rows = [(a, cells) for a, cells in parse(section).rows if a.get("class") == "hist"]
+    assert {a["data-name"] for a, _ in rows} == {r.name for r in load_results(CPU_QUICK).records}
+    for _, cells in rows:
+        medians = [seconds(part.split(" / ")[0]) for part in cells[3].split(" → ")]
+        assert len(medians) == n_runs and medians == sorted(medians)  # oldest (fastest) first
+    for row in re.findall(r'<tr class="hist" .*?</tr>', section, re.S):
+        assert row.count('class="hist-pt"') == 2 * n_runs  # one point per run in both sparklines
+
+
 def test_history_over_a_device_directory_is_in_time_order_with_commits(tmp_path):
     device = tmp_path / "results" / "cpu-amd-epyc"
-    # directory names out of time order on purpose: the provenance's timestamp decides
-    copy_run(device / "2026-11-23T00:00:00Z", timestamp="2026-11-24T00:00:00Z", commit="c" * 40, slower=3)
-    copy_run(device / "2026-11-21T00:00:00Z", timestamp="2026-11-22T00:00:00Z", commit="a" * 40, slower=1)
-    copy_run(device / "2026-11-22T00:00:00Z", timestamp="2026-11-23T00:00:00Z", commit="b" * 40, slower=2)
+    history_runs(device)
     out = tmp_path / "h.html"
     assert main(["report", str(device), "-o", str(out)]) == 0
     html = out.read_text()
-    assert html.index("aaaaaaaaaa") < html.index("bbbbbbbbbb") < html.index("cccccccccc")
-    rows = [(a, cells) for a, cells in parse(html).rows if a.get("class") == "hist"]
-    assert len(rows) == 30
-    for _, cells in rows:
-        times = [re.match(r"([\d.]+) (\w+)", part).groups() for part in cells[3].split(" → ")]
-        assert len(times) == 3
-    med = {name: r.median_s for name, r in ((r.name, r) for r in load_results(CPU_QUICK).records)}
-    sparks = re.findall(r'<tr class="hist" [^>]*data-name="([^"]+)">.*?</tr>', html, re.S)
-    assert len(sparks) == 30 and set(sparks) == set(med)
-    first = re.search(r'<tr class="hist" .*?</tr>', html, re.S).group(0)
-    assert first.count('class="hist-pt"') == 6  # three runs, in the median and the fraction sparklines
-    # --history with one run takes the runs beside it
-    assert main(["report", str(device / "2026-11-22T00:00:00Z"), "--history", "-o", str(out)]) == 0
-    assert out.read_text().count('class="hist"') == 30
+    check_history(html)
+    assert len(page_data(html)["runs"]) == 1  # the newest run in detail
+    assert "2026-11-24T00:00:00Z, commit cccccccccc" in page_data(html)["runs"][0]["label"]
+
+
+def test_history_of_a_single_run_and_of_given_runs(tmp_path, capsys):
+    device = tmp_path / "results" / "cpu-amd-epyc"
+    runs = history_runs(device)
+    page = write_page(runs[0])  # as pytest --benchmark writes it: the runs beside it make its history
+    check_history(page.read_text())
+    out = tmp_path / "h.html"
+    assert main(["report", *map(str, runs), "--history", "-o", str(out)]) == 0
+    check_history(out.read_text())
+    assert len(page_data(out.read_text())["runs"]) == 3
+    assert main(["report", *map(str, runs[:2]), "-o", str(out)]) == 0  # several runs: history only if asked
+    assert 'id="history"' not in out.read_text()
+    alone = copy_run(tmp_path / "alone" / "run")
+    assert main(["report", str(alone), "--history", "-o", str(out)]) == 0
+    assert "history: 1 run(s) found; it needs two or more" in capsys.readouterr().err
+
+
+def test_a_broken_run_beside_is_left_out_of_the_history_with_a_warning(tmp_path, capsys):
+    device = tmp_path / "results" / "cpu-amd-epyc"
+    runs = history_runs(device)
+    (device / "2026-11-24T00:00:00Z").mkdir()
+    (device / "2026-11-24T00:00:00Z" / "benchmark.json").write_text("{broken")
+    assert main(["report", str(runs[0])]) == 0
+    assert "history: " in capsys.readouterr().err
+    assert "that run is left out" in (runs[0] / "report.html").read_text()
+    check_history((runs[0] / "report.html").read_text())
 
 
 # ------------------------------------------------------------------------------------------ bad input

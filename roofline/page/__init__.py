@@ -7,8 +7,10 @@ kernels and providers toggled on and off), the fraction of the roof of every ben
 tables, the claims with their verdicts and evidence (the same :func:`roofline.claims.evaluate` rows as
 ``claims.md``), the step report of a ``--model`` run, provenance and the ceilings with their probes.
 With several runs: each run's points against its own roofs side by side, fractions run by run, and the
-compare table of the first two. With ``--history`` (or a device directory ``results/<device>/``): each
-benchmark's median and roof fraction across its runs, in time order, with commits.
+compare table of the first two. History (each benchmark's median and roof fraction across runs, in time
+order, with commits): of the runs beside a single run in ``results/<device>/`` when there are several
+(so the page ``pytest --benchmark`` writes has it), of a device directory's runs (the page shows its
+newest), or of the given runs with ``--history``.
 
 No network, no CDN: styles, script and data are inside the file, which works from ``file://``.
 Bad input: a missing run or one that cannot be read exits 2 with one line; what can be left out (a run
@@ -39,7 +41,7 @@ from roofline.page.build import (
 )
 from roofline.results import ResultsWarning, load_results
 
-__all__ = ["add_arguments", "build_page", "expand_runs", "load_runs", "run", "write_page"]
+__all__ = ["add_arguments", "build_page", "expand_runs", "load_runs", "make_page", "run", "write_page"]
 
 ASSETS = Path(__file__).parent
 PAGE_NAME = "report.html"
@@ -54,32 +56,55 @@ def device_runs(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if is_run_dir(p)) if directory.is_dir() else []
 
 
-def expand_runs(paths: list[str | Path], history: bool) -> tuple[list[Path], bool]:
-    """The runs to show and whether to show their history. A device directory (runs under it, none in
-    it) stands for its runs and implies history; ``history`` with one run takes the runs beside it."""
-    out: list[Path] = []
+def by_time(runs: list[Run]) -> list[Run]:
+    return sorted(runs, key=lambda r: r.timestamp)
+
+
+def expand_runs(paths: list[str | Path], history: bool) -> tuple[list[Path], list[Path] | None]:
+    """``(runs shown, runs of the history or None)`` for the command line's paths.
+
+    A device directory (runs under it, none in it) shows its newest run and the history of all of them.
+    One run alone brings the history of the runs beside it in ``results/<device>/`` when there are
+    several (and ``history`` asks for it even when there are not). Several runs: their history when
+    ``history``, else none."""
+    shown: list[Path] = []
+    implied: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise UsageError(f"{path}: no such run directory or file")
         if path.is_dir() and not is_run_dir(path) and device_runs(path):
-            out += device_runs(path)
-            history = True
+            implied += device_runs(path)
+            shown.append(device_runs(path)[-1])
         else:
-            out.append(path)
-    if history and len(out) == 1 and is_run_dir(out[0]):
-        out = device_runs(out[0].parent) or out
-    return list(dict.fromkeys(out)), history
+            shown.append(path)
+    shown = list(dict.fromkeys(shown))
+    if implied:
+        return shown, list(dict.fromkeys(implied))
+    if len(shown) == 1 and is_run_dir(shown[0]):
+        siblings = device_runs(shown[0].parent)
+        return shown, (siblings if len(siblings) >= 2 or history else None)
+    return shown, (shown if history else None)
 
 
-def load_runs(paths: list[Path]) -> list[Run]:
-    """Load every run (``run0``, ``run1``... in the given order); a run that cannot be read raises."""
-    runs = []
-    for i, path in enumerate(paths):
+def load_runs(paths: list[Path], prefix: str = "run", tolerant: bool = False) -> list[Run]:
+    """Load every run (``run0``, ``run1``... in the given order). A run that cannot be read raises, or
+    with ``tolerant`` (runs found beside the one asked for) is left out with a warning on the first."""
+    runs: list[Run] = []
+    dropped: list[str] = []
+    for path in paths:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResultsWarning)
-            results = load_results(path)
-        runs.append(Run(f"run{i}", str(path), results, [str(w.message) for w in caught]))
+            try:
+                results = load_results(path)
+            except UsageError as exc:
+                if not tolerant:
+                    raise
+                dropped.append(f"history: {exc.args[0]}; that run is left out")
+                continue
+        runs.append(Run(f"{prefix}{len(runs)}", str(path), results, [str(w.message) for w in caught]))
+    if runs:
+        runs[0].warnings += dropped
     return runs
 
 
@@ -93,36 +118,38 @@ def _check_sweeps(runs: list[Run]) -> list[str]:
             f"{len(common)} benchmarks in all of them; the rest show in their own run only"]
 
 
-def build_page(runs: list[Run], history: bool = False) -> str:
-    """The HTML of the page for ``runs`` (history across them when ``history``)."""
+def build_page(runs: list[Run], history: list[Run] | None = None) -> str:
+    """The HTML of the page for ``runs`` (each run's roofline, fractions, claims...; the compare table of
+    the first two), with the history of ``history`` (any order; shown oldest first) when given."""
     if not runs:
         raise UsageError("no run to report")
     notes = _check_sweeps(runs)
-    if history:
-        runs = sorted(runs, key=lambda r: r.timestamp)
-        for i, run in enumerate(runs):
-            run.key = f"run{i}"
-        if len(runs) < 2:
-            notes.append("--history: only one run found; no history to show")
     sections: list[tuple[str, str, str]] = []  # (id, title, html)
-    no_roof = [run.key for run in runs if run.results.run_roofs() is None]
-    for key in no_roof:
-        notes.append(f"{key}: no ceilings.json and no known hardware preset: no roofline and no fractions")
+    for run in runs:
+        if run.results.run_roofs() is None:
+            notes.append(f"{run.key}: no ceilings.json and no known hardware preset: no roofline and no "
+                         "fractions")
     sections.append(("roofline", "Roofline", '<div id="controls"></div><div id="panels"></div>'
                      '<div id="tip" role="tooltip" hidden></div>'
                      "<p class='note'>Filled markers: measured (median, p20-p80 bar); hollow circles: "
                      "the cost model's predicted position on the roof, joined to its measured point. Solid "
                      "roofs: measured ceilings; dashed: datasheet; diamonds: ridges. Each run against its "
-                     "own roofs.</p>"))
+                     "own roofs. Hover or tap a point for its numbers; the boxes above hide kernels and "
+                     "providers.</p>"))
     sections.append(("fractions", "Fraction of the roof", fraction_section(runs)))
-    compare = compare_section(runs[0], runs[1]) if len(runs) >= 2 and not history else None
-    if history and len(runs) >= 2:
-        sections.append(("history", "History", history_section(runs)))
-    if compare:
-        sections.append(("compare", "Compare: run0 vs run1", compare))
-    shown = runs if not history else runs[-1:]  # history: the newest run's tables
-    for run in shown:
-        tag = f" ({run.key})" if len(shown) > 1 or history else ""
+    if len(runs) >= 2:
+        compare = compare_section(runs[0], runs[1])
+        if compare:
+            sections.append(("compare", "Compare: run0 vs run1", compare))
+    if history is not None:
+        if len(history) >= 2:
+            sections.append(("history", "History", history_section(by_time(history))))
+        else:
+            notes.append(f"history: {len(history)} run(s) found; it needs two or more")
+        notes += [w for run in history for w in run.warnings if run.path not in {r.path for r in runs}]
+    several = len(runs) > 1
+    for run in runs:
+        tag = f" ({run.key})" if several else ""
         sections.append((f"speedups-{run.key}", f"Speedups{tag}", speedup_section(run)))
         sections.append((f"claims-{run.key}", f"Claims{tag}", claims_section(run)))
         step = step_section(run)
@@ -130,7 +157,8 @@ def build_page(runs: list[Run], history: bool = False) -> str:
             sections.append((f"step-{run.key}", f"Step report{tag}", step))
     for run in runs:
         body = provenance_section(run) + "<h3>Ceilings and their probes</h3>" + ceilings_section(run)
-        sections.append((f"provenance-{run.key}", f"Provenance: {run.key}", body))
+        title = f"Provenance ({run.key})" if several else "Provenance"
+        sections.append((f"provenance-{run.key}", title, body))
     notes = [w for run in runs for w in run.warnings] + notes
     for note in notes:
         warnings.warn(note, ResultsWarning, stacklevel=2)
@@ -157,11 +185,25 @@ def build_page(runs: list[Run], history: bool = False) -> str:
             f"<script>{(ASSETS / 'page.js').read_text()}</script></body></html>\n")
 
 
+def make_page(paths: list[str | Path], history: bool = False) -> tuple[str, list[Run]]:
+    """The page for command-line ``paths`` (see :func:`expand_runs`) and the runs it shows."""
+    shown, past = expand_runs(paths, history)
+    runs = load_runs(shown)
+    by_path = {run.path: run for run in runs}
+    old = None
+    if past is not None:
+        rest = load_runs([p for p in past if str(p) not in by_path], prefix="h", tolerant=len(paths) == 1)
+        loaded = {run.path: run for run in rest} | by_path
+        old = [loaded[str(p)] for p in past if str(p) in loaded]
+    return build_page(runs, old), runs
+
+
 def write_page(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` into a run directory (what ``pytest --benchmark`` calls); returns its path."""
-    runs = load_runs([Path(run_dir)])
+    """Write ``report.html`` into a run directory (what ``pytest --benchmark`` calls), with the history
+    of the runs beside it when ``results/<device>/`` holds several; returns its path."""
+    page, runs = make_page([run_dir])
     path = Path(out) if out is not None else runs[0].results.directory / PAGE_NAME
-    path.write_text(build_page(runs), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -172,14 +214,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", help="the HTML file to write (default: report.html in the run "
                                             "directory for one run, else ./ridgebench-report.html)")
     parser.add_argument("--history", action="store_true",
-                        help="each benchmark's median and roof fraction across the runs, in time order "
-                             "(with one RUN: every run beside it under results/<device>/)")
+                        help="each benchmark's median and roof fraction across the given runs, in time "
+                             "order (one RUN alone: the runs beside it under results/<device>/, which it "
+                             "shows without --history too when there are several)")
 
 
 def run(args: argparse.Namespace) -> int:
-    paths, history = expand_runs(args.runs, args.history)
-    runs = load_runs(paths)
-    page = build_page(runs, history)
+    page, runs = make_page(args.runs, args.history)
     if args.out:
         out = Path(args.out)
     elif len(runs) == 1:

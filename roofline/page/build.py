@@ -336,7 +336,7 @@ def compare_section(a: Run, b: Run, threshold: float = 0.05) -> str | None:
                      "compare"))
 
 
-def _sparkline(values: list[float | None], log: bool, fmt) -> str:
+def _sparkline(values: list[float | None], log: bool, fmt, labels: list[str]) -> str:
     """A small SVG of one benchmark's values across runs (None: not in that run), one circle per run."""
     width, height, pad = 150, 34, 5
     have = [v for v in values if v is not None and v > 0]
@@ -350,13 +350,14 @@ def _sparkline(values: list[float | None], log: bool, fmt) -> str:
            for i, v in enumerate(values) if v is not None and v > 0]
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in pts)
     dots = "".join(f'<circle class="hist-pt" data-run="{i}" cx="{x:.1f}" cy="{y:.1f}" r="2.6">'
-                   f"<title>run{i}: {esc(fmt(v))}</title></circle>" for x, y, v, i in pts)
+                   f"<title>{esc(labels[i])}: {esc(fmt(v))}</title></circle>" for x, y, v, i in pts)
     return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
             f'<polyline points="{line}"/>{dots}</svg>')
 
 
 def history_section(runs: list[Run]) -> str:
-    """Each benchmark's median and roof fraction across ``runs`` (already in time order), with commits."""
+    """Each benchmark's median and roof fraction across ``runs`` (oldest first), with commits."""
+    labels = [f"{run.timestamp} {run.commit}" for run in runs]
     fractions: list[dict[str, tuple[float, float | None]]] = []
     for run in runs:
         judged = run.results.run_roofs()
@@ -368,20 +369,21 @@ def history_section(runs: list[Run]) -> str:
             records.setdefault(r.name, r)
     order = sorted(records.values(), key=lambda r: (kernel_order([r.kernel, *KERNEL_ORDER]).index(r.kernel),
                                                     r.sweep, r.provider, r.flops))
-    head_runs = "".join(f"<li>run{i}: {esc(run.timestamp)}, commit <code>{esc(run.commit)}</code>, "
+    head_runs = "".join(f"<li>{esc(run.timestamp)}, commit <code>{esc(run.commit)}</code>, "
                         f"{esc(run.results.device)}, sweep {esc(run.sweep)} ({esc(run.path)})</li>"
                         for i, run in enumerate(runs))
     rows, attrs = [], []
     for r in order:
         medians = [f.get(r.name, (None, None))[0] for f in fractions]
         fracs = [f.get(r.name, (None, None))[1] for f in fractions]
-        cells = [esc(r.name), _sparkline(medians, True, seconds_text),
-                 _sparkline(fracs, False, fraction_text)]
+        cells = [esc(r.name), _sparkline(medians, True, seconds_text, labels),
+                 _sparkline(fracs, False, fraction_text, labels)]
         cells.append(" → ".join(f"{seconds_text(m)} / {fraction_text(f)}" if m is not None else "absent"
                                 for m, f in zip(medians, fracs, strict=True)))
         rows.append(cells)
         attrs.append(' class="hist"' + _row_attrs(r))
-    return (f"<p>{len(runs)} runs in time order (oldest first):</p><ol start='0'>{head_runs}</ol>"
+    return (f"<p>{len(runs)} runs of {esc(runs[-1].results.device)} in time order (oldest first):</p>"
+            f"<ol>{head_runs}</ol>"
             + _table(["benchmark", "median (log scale)", "roof fraction", "median / fraction, run by run"],
                      rows, "history", attrs))
 

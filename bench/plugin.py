@@ -586,7 +586,7 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
     if has_bench and not config.getoption("--no-report"):
         if run_info["interrupted"]:
             lines.append(f"report not drawn (interrupted): python -m roofline plot {run_dir}; "
-                         f"python -m roofline claims {run_dir}")
+                         f"python -m roofline claims {run_dir}; python -m roofline report {run_dir}")
         else:
             lines += _report(run_dir)
             lines += step_options.report(config, run_dir)

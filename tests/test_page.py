@@ -181,6 +181,18 @@ def load_gpt2():
     return PRESETS["gpt2-small"]
 
 
+def test_speedup_figures_draw_every_point_with_its_value(tmp_path):
+    from roofline.speedup import speedups
+
+    run = a100_run(tmp_path / "a100")
+    html = build_page(load_runs([run]))
+    expected = speedups(load_results(run).records)
+    assert len({s.provider for s in expected}) == 2  # torch (the baseline) and triton
+    titles = re.findall(r"<figure class=\"speedup\">.*?</figure>", html, re.S)
+    points = [t for fig in titles for t in re.findall(r"<title>([^<]+)</title>", fig)]
+    assert sorted(points) == sorted(f"{s.provider}, {s.label}: {s.speedup:.2f}x" for s in expected)
+
+
 # ------------------------------------------------------------------------------------------ several runs
 
 def test_two_runs_of_one_device_get_a_compare_table(tmp_path, capsys):
@@ -312,6 +324,17 @@ def test_a_run_that_never_finished_is_read_from_its_parts_with_a_warning(tmp_pat
     assert "the run did not finish" in html  # the warning is on the page too
 
 
+def test_a_run_without_a_roof_still_gets_its_page_with_a_warning(tmp_path, capsys):
+    run = copy_run(tmp_path / "run")
+    (run / "ceilings.json").unlink()  # and its records name no hardware preset
+    assert main(["report", str(run)]) == 0
+    assert "run0: no ceilings.json and no known hardware preset" in capsys.readouterr().err
+    html = (run / "report.html").read_text()
+    assert page_data(html)["runs"] == [] and "no roof" in html
+    claims = [cells for attrs, cells in parse(html).rows if "data-claim" in attrs]
+    assert claims and all(c[3] in ("inconclusive", "-") for c in claims)
+
+
 def test_runs_of_different_sweeps_warn_and_still_make_the_page(tmp_path, capsys):
     a = copy_run(tmp_path / "a")
     b = copy_run(tmp_path / "b", sweep="full")
@@ -427,3 +450,11 @@ def test_install_browser_script_gives_up_cleanly_without_apt(tmp_path):
     proc = subprocess.run(["/bin/bash", str(script)], env={**env, "RIDGEBENCH_BROWSER_REQUIRED": "1"},
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
+
+
+def test_browser_a_page_without_roofs_has_no_error(browser, tmp_path):
+    run = copy_run(tmp_path / "run")
+    (run / "ceilings.json").unlink()
+    browser.open(write_page(run))
+    assert browser.console() == []
+    assert "nothing to draw" in browser.run("return document.getElementById('panels').innerText")

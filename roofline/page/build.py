@@ -24,7 +24,7 @@ from roofline.hardware import HardwareSpec
 from roofline.plot.layout import KERNEL_ORDER, kernel_color, si
 from roofline.results import Record, Results, size_label
 from roofline.roof import MEMORY
-from roofline.speedup import table_lines, versus_lines
+from roofline.speedup import BASELINE, speedups, table_lines, versus_lines
 
 MARKERS = ("square", "circle", "triangle", "diamond", "down", "cross")  # drawn by page.js, by provider
 PROVIDER_ORDER = ("torch", "triton", "inductor", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math")
@@ -255,6 +255,57 @@ def _row_attrs(r: Record) -> str:
     return f' data-kernel="{esc(r.kernel)}" data-provider="{esc(r.provider)}" data-name="{esc(r.name)}"'
 
 
+def speedup_figure(points: list, legend: dict) -> str:
+    """One (kernel, sweep, dtype)'s speedups over the baseline along its sweep: an SVG with a line per
+    provider on a log axis, the baseline at 1; each point's title says its size and value."""
+    width, height, left, pad = 420, 170, 44, 14
+    labels = list(dict.fromkeys(s.label for s in sorted(points, key=lambda s: s.flops)))
+    values = [s.speedup for s in points]
+    lo, hi = min(values + [1.0]) / 1.3, max(values + [1.0]) * 1.3
+    step = (width - left - pad) / max(1, len(labels) - 1)
+
+    def y(v: float) -> float:
+        return pad + (math.log(hi) - math.log(v)) / (math.log(hi) - math.log(lo)) * (height - 2 * pad - 12)
+
+    out = [f'<svg class="speedup" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+           f'<line x1="{left}" x2="{width - pad}" y1="{y(1):.1f}" y2="{y(1):.1f}" stroke="#999" '
+           'stroke-dasharray="4 3"/>',
+           f'<text x="{left - 4}" y="{y(1) + 4:.1f}" text-anchor="end">1x</text>',
+           f'<text x="{left - 4}" y="{y(hi) + 8:.1f}" text-anchor="end">{hi:.2g}x</text>',
+           f'<text x="{left - 4}" y="{y(lo):.1f}" text-anchor="end">{lo:.2g}x</text>',
+           f'<text x="{left}" y="{height - 4}">{esc(_clip(labels[0]))}</text>']
+    if len(labels) > 1:
+        last = esc(_clip(labels[-1]))
+        out.append(f'<text x="{width - pad}" y="{height - 4}" text-anchor="end">{last}</text>')
+    for provider in provider_order(s.provider for s in points):
+        mine = sorted((s for s in points if s.provider == provider), key=lambda s: labels.index(s.label))
+        xy = [(left + labels.index(s.label) * step, y(s.speedup), s) for s in mine]
+        color = "#555" if provider == "torch" else legend["kernels"].get(mine[0].kernel, "#1f77b4")
+        dash = ' stroke-dasharray="2 2"' if provider == "torch" else ""
+        out.append(f'<g data-provider="{esc(provider)}" data-kernel="{esc(mine[0].kernel)}">'
+                   f'<polyline fill="none" stroke="{color}"{dash} points="'
+                   + " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in xy) + '"/>'
+                   + "".join(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}">'
+                             f"<title>{esc(provider)}, {esc(s.label)}: {s.speedup:.2f}x</title></circle>"
+                             for px, py, s in xy)
+                   + "</g>")
+    return "".join(out) + "</svg>"
+
+
+def _clip(text: str, n: int = 30) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def speedup_figures(run: Run, legend: dict) -> str:
+    groups: dict[tuple, list] = {}
+    for s in speedups(run.results.records):
+        groups.setdefault((s.kernel, s.sweep, s.dtype), []).append(s)
+    groups = {k: v for k, v in groups.items() if any(s.provider != BASELINE for s in v)}
+    return "".join(f'<figure class="speedup"><figcaption>{esc(k)} · {esc(sw)} · {esc(dt)}: speedup over '
+                   f"{BASELINE} (log)</figcaption>{speedup_figure(v, legend)}</figure>"
+                   for (k, sw, dt), v in sorted(groups.items()))
+
+
 def speedup_section(run: Run) -> str:
     lines = table_lines(run.results.records)
     versus = versus_lines(run.results.records)
@@ -262,7 +313,9 @@ def speedup_section(run: Run) -> str:
         providers = ", ".join(provider_order(r.provider for r in run.results.records))
         return ("<p>No speedup table: no provider shares a point with the torch baseline in this run "
                 f"(providers: {esc(providers)}).</p>")
-    return markdown_html("\n".join(lines + [""] + versus))
+    figures = speedup_figures(run, legend_data([run]))
+    return markdown_html("\n".join(lines + [""] + versus)) + (f'<div class="figures">{figures}</div>'
+                                                               if figures else "")
 
 
 def claims_section(run: Run) -> str:

@@ -97,7 +97,7 @@ def claims_md_verdicts(path: Path) -> dict[str, tuple[str, str]]:
 
 def page_data(html: str) -> dict:
     return json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
-                      .group(1).replace("<\\/", "</"))
+                      .group(1))
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +159,24 @@ def test_fraction_rows_and_provenance(cpu_page):
     assert len(rows) == 30
     assert "1441c60acc" in html and "bfloat16" in html and "torch 2.13.0+cpu" in html
     assert "matmul bfloat16" in html and "416 GFLOP/s" in html  # the ceilings' probes
+
+
+def test_names_that_look_like_markup_stay_text(tmp_path, browser_or_none):
+    run = copy_run(tmp_path / "run")
+    doc = json.loads((run / "benchmark.json").read_text())
+    evil = 'test_gelu[</script><!--<b>"x"&amp;]'
+    doc["benchmarks"][0]["name"] = evil
+    (run / "benchmark.json").write_text(json.dumps(doc))
+    html = write_page(run).read_text()
+    assert evil not in html  # escaped everywhere: in the tables and in the script's data
+    assert page_data(html)["runs"][0]["points"][0]["name"] == evil
+    if browser_or_none is not None:
+        browser_or_none.open(run / "report.html")
+        assert browser_or_none.console() == []
+        assert browser_or_none.run("return document.querySelectorAll('svg.roofline .pt').length") == 30
+        names = browser_or_none.run("return Array.from(document.querySelectorAll("
+                                    "'table.fractions tr[data-name]')).map(r => r.dataset.name)")
+        assert evil in names
 
 
 def test_markdown_tables_escape_and_keep_cells():
@@ -352,9 +370,18 @@ BROWSER, DRIVER, WHY_NOT = find_chromium()
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if BROWSER is None:
+def browser(browser_or_none):
+    if browser_or_none is None:
         pytest.skip(WHY_NOT)
+    return browser_or_none
+
+
+@pytest.fixture(scope="module")
+def browser_or_none():
+    """The browser where there is one, else None (a test that checks more in a browser when it can)."""
+    if BROWSER is None:
+        yield None
+        return
     b = Browser(BROWSER, DRIVER)
     yield b
     b.close()
@@ -460,3 +487,12 @@ def test_browser_a_page_without_roofs_has_no_error(browser, tmp_path):
     browser.open(page)
     assert browser.console() == []
     assert "nothing to draw" in browser.run("return document.getElementById('panels').innerText")
+
+
+def test_without_chromium_the_skip_reason_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("RIDGEBENCH_CHROMIUM", raising=False)
+    monkeypatch.delenv("RIDGEBENCH_CHROMEDRIVER", raising=False)
+    browser, driver, why = find_chromium()
+    assert (browser, driver) == (None, None)
+    assert "no chromium and chromedriver on PATH" in why and "scripts/install-browser.sh" in why

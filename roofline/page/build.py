@@ -510,4 +510,5 @@ def runs_json(runs: list[Run]) -> str:
     """The data page.js reads, safe inside a ``<script>`` element."""
     doc = {"runs": [d for d in (roofline_data(run) for run in runs) if d is not None],
            "legend": legend_data(runs)}
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # No "<" at all inside the element: neither "</script>" nor "<!--" can end or bend it.
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")

@@ -87,24 +87,21 @@ def expand_runs(paths: list[str | Path], history: bool) -> tuple[list[Path], lis
     return shown, (shown if history else None)
 
 
-def load_runs(paths: list[Path], prefix: str = "run", tolerant: bool = False) -> list[Run]:
-    """Load every run (``run0``, ``run1``... in the given order). A run that cannot be read raises, or
-    with ``tolerant`` (runs found beside the one asked for) is left out with a warning on the first."""
+def load_runs(paths: list[Path], prefix: str = "run", dropped: list[str] | None = None) -> list[Run]:
+    """Load every run (``run0``, ``run1``... in the given order). A run that cannot be read raises, or,
+    given a ``dropped`` list (runs found beside the one asked for), is left out with a line there."""
     runs: list[Run] = []
-    dropped: list[str] = []
     for path in paths:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResultsWarning)
             try:
                 results = load_results(path)
             except UsageError as exc:
-                if not tolerant:
+                if dropped is None:
                     raise
                 dropped.append(f"history: {exc.args[0]}; that run is left out")
                 continue
         runs.append(Run(f"{prefix}{len(runs)}", str(path), results, [str(w.message) for w in caught]))
-    if runs:
-        runs[0].warnings += dropped
     return runs
 
 
@@ -118,12 +115,13 @@ def _check_sweeps(runs: list[Run]) -> list[str]:
             f"{len(common)} benchmarks in all of them; the rest show in their own run only"]
 
 
-def build_page(runs: list[Run], history: list[Run] | None = None) -> str:
+def build_page(runs: list[Run], history: list[Run] | None = None, notes: list[str] | None = None) -> str:
     """The HTML of the page for ``runs`` (each run's roofline, fractions, claims...; the compare table of
-    the first two), with the history of ``history`` (any order; shown oldest first) when given."""
+    the first two), with the history of ``history`` (any order; shown oldest first) when given.
+    ``notes``: warnings to show beside the page's own."""
     if not runs:
         raise UsageError("no run to report")
-    notes = _check_sweeps(runs)
+    notes = list(notes or []) + _check_sweeps(runs)
     sections: list[tuple[str, str, str]] = []  # (id, title, html)
     for run in runs:
         if run.results.run_roofs() is None:
@@ -190,12 +188,14 @@ def make_page(paths: list[str | Path], history: bool = False) -> tuple[str, list
     shown, past = expand_runs(paths, history)
     runs = load_runs(shown)
     by_path = {run.path: run for run in runs}
-    old = None
+    old, dropped = None, []
     if past is not None:
-        rest = load_runs([p for p in past if str(p) not in by_path], prefix="h", tolerant=len(paths) == 1)
+        # runs found beside the one asked for may be broken; runs named on the command line may not
+        rest = load_runs([p for p in past if str(p) not in by_path], prefix="h",
+                         dropped=dropped if len(paths) == 1 else None)
         loaded = {run.path: run for run in rest} | by_path
         old = [loaded[str(p)] for p in past if str(p) in loaded]
-    return build_page(runs, old), runs
+    return build_page(runs, old, dropped), runs
 
 
 def write_page(run_dir: str | Path, out: str | Path | None = None) -> Path:

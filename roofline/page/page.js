@@ -81,19 +81,23 @@
       for (var c in r.peaks) { top = Math.max(top, r.peaks[c] / r.bandwidth); }
       el("line", {"class": "roof " + r.kind, "data-ceiling": "memory", x1: sx(x0), y1: sy(x0 * r.bandwidth),
                   x2: sx(top), y2: sy(top * r.bandwidth)}, g);
-      var below = r.kind === "datasheet" ? 14 : -5;  // measured labels above their line, datasheet below
-      var ly = sy(x0 * r.bandwidth) + below, angle = -Math.atan2(sy(x0) - sy(x0 * 10), sx(x0 * 10) - sx(x0));
-      var lab = el("text", {x: sx(x0) + 6, y: ly,
-                            transform: "rotate(" + angle * 180 / Math.PI + " " + (sx(x0) + 6) + " " + ly + ")"}, g);
-      lab.textContent = "memory " + r.text.memory;
-      for (c in r.peaks) {
-        var ridge = r.peaks[c] / r.bandwidth;
-        el("line", {"class": "roof " + r.kind, "data-ceiling": c, x1: sx(ridge), y1: sy(r.peaks[c]), x2: sx(x1),
-                    y2: sy(r.peaks[c])}, g);
-        el("polygon", {"class": "ridge " + r.kind, "data-ridge": ridge,
+      for (var c0 in r.peaks) {
+        var ridge0 = r.peaks[c0] / r.bandwidth;
+        el("line", {"class": "roof " + r.kind, "data-ceiling": c0, x1: sx(ridge0), y1: sy(r.peaks[c0]), x2: sx(x1),
+                    y2: sy(r.peaks[c0])}, g);
+        el("polygon", {"class": "ridge " + r.kind, "data-ridge": ridge0,
                        points: [[0, -5], [5, 0], [0, 5], [-5, 0]].map(function (p) {
-                         return (sx(ridge) + p[0]) + "," + (sy(r.peaks[c]) + p[1]); }).join(" ")}, g);
-        lab = el("text", {x: sx(x1) - 4, y: sy(r.peaks[c]) + below, "text-anchor": "end"}, g);
+                         return (sx(ridge0) + p[0]) + "," + (sy(r.peaks[c0]) + p[1]); }).join(" ")}, g);
+      }
+      if (r !== run.roofs[0]) { return; }  // the roofs beside it are labelled in the caption below
+      var lx0 = x0;
+      var ly = sy(lx0 * r.bandwidth) - 5, angle = -Math.atan2(sy(x0) - sy(x0 * 10), sx(x0 * 10) - sx(x0));
+      var lab = el("text", {x: sx(lx0) + 6, y: ly,
+                            transform: "rotate(" + angle * 180 / Math.PI + " " + (sx(lx0) + 6) + " " + ly + ")"}, g);
+      lab.textContent = "memory " + r.text.memory;
+      for (var c in r.peaks) {
+        var ridge = r.peaks[c] / r.bandwidth;
+        lab = el("text", {x: sx(x1) - 4, y: sy(r.peaks[c]) - 5, "text-anchor": "end"}, g);
         lab.textContent = r.text[c] + ", ridge " + (+ridge.toPrecision(3)) + " FLOP/B";
       }
     });
@@ -193,6 +197,15 @@
     div.appendChild(h);
     panels.appendChild(div);
     draw(run, data.legend, div);
+    var cap = document.createElement("p");
+    cap.className = "note roofs";
+    cap.style.maxWidth = W + "px";
+    cap.textContent = run.roofs.map(function (r) {
+      var parts = ["memory " + r.text.memory];
+      for (var c in r.peaks) { parts.push(r.text[c] + " (ridge " + (+(r.peaks[c] / r.bandwidth).toPrecision(3)) + ")"); }
+      return (r.kind === "datasheet" ? "dashed, " : "solid, ") + r.name + ": " + parts.join("; ");
+    }).join(" | ");
+    div.appendChild(cap);
   });
   if (!data.runs.length) { panels.textContent = "No run has a roof (no ceilings.json): nothing to draw."; }
 }());

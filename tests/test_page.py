@@ -295,6 +295,15 @@ def test_history_of_a_single_run_and_of_given_runs(tmp_path, capsys):
     assert "history: 1 run(s) found; it needs two or more" in capsys.readouterr().err
 
 
+def test_runs_of_another_device_beside_are_not_its_history(tmp_path, capsys):
+    run = copy_run(tmp_path / "run")
+    a100_run(tmp_path / "a100")
+    assert main(["report", str(run)]) == 0
+    assert "1 run(s) beside it of another device left out (NVIDIA A100-SXM4-80GB)" in capsys.readouterr().err
+    html = (run / "report.html").read_text()
+    assert 'id="history"' not in html and "it needs two or more" not in html
+
+
 def test_a_broken_run_beside_is_left_out_of_the_history_with_a_warning(tmp_path, capsys):
     device = tmp_path / "results" / "cpu-amd-epyc"
     runs = history_runs(device)

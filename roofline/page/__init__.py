@@ -193,8 +193,17 @@ def make_page(paths: list[str | Path], history: bool = False) -> tuple[str, list
         # runs found beside the one asked for may be broken; runs named on the command line may not
         rest = load_runs([p for p in past if str(p) not in by_path], prefix="h",
                          dropped=dropped if len(paths) == 1 else None)
+        if len(paths) == 1:  # found, not named: only the runs of the shown run's device
+            device = runs[-1].results.device
+            other = [run for run in rest if run.results.device != device]
+            if other:
+                dropped.append(f"history: {len(other)} run(s) beside it of another device left out "
+                               f"({', '.join(sorted({run.results.device for run in other}))})")
+            rest = [run for run in rest if run.results.device == device]
         loaded = {run.path: run for run in rest} | by_path
         old = [loaded[str(p)] for p in past if str(p) in loaded]
+        if len(old) < 2 and not history:
+            old = None  # found, not asked for: no history section and nothing to say about it
     return build_page(runs, old, dropped), runs
 
 

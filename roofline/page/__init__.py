@@ -4,8 +4,9 @@ The page (``report.html``; ``pytest --benchmark`` writes one into every finished
 interactive roofline drawn by a small inline script (:file:`page.js`: SVG, log axes, measured and
 datasheet roofs and ridges, each point's predicted position; hover or tap a point for its numbers;
 kernels and providers toggled on and off), the fraction of the roof of every benchmark, the speedup
-tables, the claims with their verdicts and evidence (the same :func:`roofline.claims.evaluate` rows as
-``claims.md``), the step report of a ``--model`` run, provenance and the ceilings with their probes.
+tables and figures, the claims with their verdicts and evidence (the same
+:func:`roofline.claims.evaluate` rows as ``claims.md``), the step report of a ``--model`` run,
+provenance and the ceilings with their probes.
 With several runs: each run's points against its own roofs side by side, fractions run by run, and the
 compare table of the first two. History (each benchmark's median and roof fraction across runs, in time
 order, with commits): of the runs beside a single run in ``results/<device>/`` when there are several

@@ -602,7 +602,7 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
     if has_bench and not config.getoption("--no-report"):
         if run_info["interrupted"]:
             lines.append(f"report not drawn (interrupted): python -m roofline plot {run_dir}; "
-                         f"python -m roofline claims {run_dir}")
+                         f"python -m roofline claims {run_dir}; python -m roofline report {run_dir}")
         else:
             lines += _report(run_dir)
             lines += step_options.report(config, run_dir)
@@ -610,11 +610,12 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
 
 
 def _report(run_dir: Path) -> list[str]:
-    """Draw the roofline plots and write the claims report, when those modules exist; tally the
-    verdicts."""
+    """Draw the roofline plots, write the claims report and the HTML page (report.html), when those
+    modules exist; tally the verdicts."""
     lines = []
     for module_name, func_name, kwargs in (("roofline.plot", "plot_results", {}),
-                                           ("roofline.claims", "write_report", {"hardware": None})):
+                                           ("roofline.claims", "write_report", {"hardware": None}),
+                                           ("roofline.page", "write_page", {})):
         try:
             module = __import__(module_name, fromlist=[func_name])
             func = getattr(module, func_name)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from roofline.errors import UsageError
-from roofline.results import load_results
+from roofline.results import Results, load_results
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20261201
@@ -88,14 +88,20 @@ def load_timings(path: str | Path) -> dict[str, Timings]:
     Validation (and the one-line :class:`UsageError` on a corrupt or foreign file) is
     :func:`roofline.results.load_results`'s; the per-round times are read from the same file.
     """
-    results = load_results(path)
-    raw = json.loads(results.source.read_text(encoding="utf-8"))
+    return results_timings(load_results(path))
+
+
+def results_timings(results: Results) -> dict[str, Timings]:
+    """:func:`load_timings` of a loaded run. A run read from its ``parts/`` (it never finished) has no
+    per-round times here: its benchmarks compare by median only (``not judged``)."""
     by_name: dict[str, dict] = {}
-    for i, bench in enumerate(raw["benchmarks"]):  # named as roofline.results names its records
-        name = str(bench.get("name") or bench.get("fullname") or f"benchmarks[{i}]")
-        if name in by_name:
-            raise UsageError(f"{results.source}: benchmark {name!r} appears twice in one run")
-        by_name[name] = bench
+    if results.source.is_file():
+        raw = json.loads(results.source.read_text(encoding="utf-8"))
+        for i, bench in enumerate(raw["benchmarks"]):  # named as roofline.results names its records
+            name = str(bench.get("name") or bench.get("fullname") or f"benchmarks[{i}]")
+            if name in by_name:
+                raise UsageError(f"{results.source}: benchmark {name!r} appears twice in one run")
+            by_name[name] = bench
     out: dict[str, Timings] = {}
     for record in results.records:
         where = f"{results.source}: benchmark {record.name!r}"

@@ -55,6 +55,14 @@ def test_results_directory_layout(smoke_run):
     assert f"NO GPU: {checked} Triton benchmarks were checked under the Triton interpreter" in stdout
 
 
+def test_the_run_directory_has_its_report_page(smoke_run):
+    run, stdout, _ = smoke_run
+    page = run / "report.html"
+    assert page.is_file() and f"roofline.page.write_page: {page}" in stdout
+    html = page.read_text()
+    assert all(b["name"] in html for b in _load(run, "benchmark.json")["benchmarks"])
+
+
 def test_the_summary_comes_last_with_the_roof_and_claims_tallies(smoke_run):
     run, stdout, out = smoke_run
     summary = stdout.rindex(" ridgebench ")

@@ -24,6 +24,7 @@ from roofline.claims.report import (
     evaluate,
     markdown_report,
     run,
+    status_text,
     terminal_table,
     write_report,
 )
@@ -32,4 +33,4 @@ CLAIMS: tuple[Claim, ...] = tuple(DECLARED.values())
 BY_ID: dict[str, Claim] = dict(DECLARED)
 
 __all__ = ["BY_ID", "CLAIMS", "add_arguments", "ceiling_lines", "evaluate", "markdown_report", "run",
-           "terminal_table", "write_report"]
+           "status_text", "terminal_table", "write_report"]

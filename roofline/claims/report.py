@@ -89,7 +89,9 @@ def evaluate(results: Results | None = None, hardware: HardwareSpec | None = Non
     return out
 
 
-def _status(v: Verdict | None) -> str:
+def status_text(v: Verdict | None) -> str:
+    """A verdict as the report's tables show it: its status, ``inconclusive (ceilings suspect)`` when
+    withheld, ``-`` for none."""
     if v is None:
         return "-"
     return "inconclusive (ceilings suspect)" if (v.numbers or {}).get(SUSPECT) else v.status
@@ -122,7 +124,7 @@ def terminal_table(rows: list[ClaimResult], spec_name: str, width: int = 110) ->
     lines = [head, "-" * min(width, len(head) + 20)]
     for r in rows:
         summary = (r.model or r.measured).summary if (r.model or r.measured) else ""
-        text = f"{r.claim.id:36} {_status(r.model):12} {_status(r.measured):12} {summary}"
+        text = f"{r.claim.id:36} {status_text(r.model):12} {status_text(r.measured):12} {summary}"
         lines.append(text if len(text) <= width else text[: width - 3] + "...")
     return "\n".join(lines)
 
@@ -160,8 +162,8 @@ def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Result
     out += ["", "| claim | source | model | measured | numbers |", "|---|---|---|---|---|"]
     for r in rows:
         v = r.model or r.measured
-        out.append(f"| `{r.claim.id}` | {_md_cell(r.claim.source)} | {_status(r.model)} | "
-                   f"{_status(r.measured)} "
+        out.append(f"| `{r.claim.id}` | {_md_cell(r.claim.source)} | {status_text(r.model)} | "
+                   f"{status_text(r.measured)} "
                    f"| {_md_cell(v.summary) if v else ''} |")
     from roofline.speedup import table_lines, versus_lines
 

@@ -1,8 +1,8 @@
-"""``python -m roofline <command>``: hardware, model, plot, claims, step, compare.
+"""``python -m roofline <command>``: hardware, model, plot, claims, step, compare, report.
 
 This package holds the dispatch and the two commands that are only a command (:mod:`.hardware`,
 :mod:`.model`); the others live beside what they run (:mod:`roofline.plot`, :mod:`roofline.claims`,
-:mod:`roofline.step_report`, :mod:`roofline.compare`).
+:mod:`roofline.step_report`, :mod:`roofline.compare`, :mod:`roofline.page`).
 
 Each command lives in its own module, which defines ``add_arguments(parser)`` and ``run(args) -> int``.
 Bad input (:class:`roofline.errors.UsageError`, unknown presets) prints one line and exits 2. Part of a
@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "claims": ("roofline.claims", "verdicts on the memory- vs compute-bound claims"),
     "step": ("roofline.step_report", "a model step's measured components against their roofline floor"),
     "compare": ("roofline.compare", "is run B faster or slower than run A beyond noise (exit 1: slower)"),
+    "report": ("roofline.page", "one self-contained HTML page of one run or several (interactive roofline)"),
 }
 
 

@@ -141,6 +141,20 @@ def import_kernel(kernel: str) -> ModuleType:
     return importlib.import_module(f"kernels.{kernel}")
 
 
+def bench_class(kernel: str) -> type[KernelBench]:
+    """The one ``KernelBench`` subclass defined by ``bench/test_<kernel>.py`` (which declares ``KERNEL``)."""
+    module = importlib.import_module(f"bench.test_{kernel}")
+    if getattr(module, "KERNEL", None) != kernel:
+        raise ValueError(f"bench/test_{kernel}.py: expected KERNEL = {kernel!r}, "
+                         f"got {getattr(module, 'KERNEL', None)!r}")
+    found = [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, KernelBench)
+             and obj is not KernelBench and obj.__module__ == module.__name__]
+    if len(found) != 1:
+        raise ValueError(f"bench/test_{kernel}.py: expected one KernelBench subclass, "
+                         f"found {[c.__name__ for c in found]}")
+    return found[0]
+
+
 def _skip(session: BenchSession, request: pytest.FixtureRequest, point: SweepPoint, provider: str,
           category: str, reason: str, **details: object) -> None:
     session.add_skip(skip_record(nodeid=request.node.nodeid, point=point, provider=provider,

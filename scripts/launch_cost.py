@@ -86,6 +86,7 @@ def measure(device_sweep: str, calls: int, kernels: tuple[str, ...] | None) -> l
 
     import torch
 
+    from bench.runner import bench_class
     from roofline.sweeps import sweep_points
 
     _stub_triton_launch()
@@ -94,10 +95,8 @@ def measure(device_sweep: str, calls: int, kernels: tuple[str, ...] | None) -> l
     for point in sweep_points("quick", device_sweep):
         if kernels and point.kernel not in kernels:
             continue
-        module = importlib.import_module(f"bench.test_{point.kernel}")
-        module.randn = _empty_randn  # the suite's builder, on untouched memory
-        bench = next(obj for obj in vars(module).values() if isinstance(obj, type)
-                     and getattr(obj, "kernel", None) == point.kernel and obj.__module__ == module.__name__)()
+        importlib.import_module(f"bench.test_{point.kernel}").randn = _empty_randn  # untouched memory
+        bench = bench_class(point.kernel)()
         x = bench.build(point, torch.device("cpu"))
         kmod = importlib.import_module(f"kernels.{point.kernel}")
         fn = bench.triton_fn(kmod, x, first=False)

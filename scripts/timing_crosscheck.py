@@ -53,21 +53,10 @@ DISAGREE = 0.25  # |no-spin / suite - 1| or |do_bench / suite - 1| above this is
 
 
 def bench_class(kernel: str) -> type:
-    """The one ``KernelBench`` subclass defined by ``bench/test_<kernel>.py`` (which declares ``KERNEL``)."""
-    import importlib
+    """The one ``KernelBench`` subclass of ``bench/test_<kernel>.py`` (:func:`bench.runner.bench_class`)."""
+    from bench.runner import bench_class as find
 
-    from bench.runner import KernelBench
-
-    module = importlib.import_module(f"bench.test_{kernel}")
-    if getattr(module, "KERNEL", None) != kernel:
-        raise ValueError(f"bench/test_{kernel}.py: expected KERNEL = {kernel!r}, "
-                         f"got {getattr(module, 'KERNEL', None)!r}")
-    found = [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, KernelBench)
-             and obj is not KernelBench and obj.__module__ == module.__name__]
-    if len(found) != 1:
-        raise ValueError(f"bench/test_{kernel}.py: expected one KernelBench subclass, "
-                         f"found {[c.__name__ for c in found]}")
-    return found[0]
+    return find(kernel)
 
 
 def _benches() -> dict[str, type]:

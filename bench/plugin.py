@@ -120,6 +120,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--isolate", default="auto", choices=("auto", "on", "off"),
                     help="run each kernel family in its own pytest subprocess, so a sticky CUDA error "
                          "loses only that family (auto: on with CUDA and no -n, off on a CPU)")
+    group.addoption("--timing", default="auto", choices=timing.METHODS,
+                    help="how a GPU point's device time is measured (default auto: torch.profiler's kernel "
+                         "records, else CUDA-graph replay, else a spin sized to the host time; events: "
+                         "the old fixed-spin event clock); README 'How timing is done'")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
     step_options.add_options(group)

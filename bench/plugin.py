@@ -569,6 +569,7 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                      f"measured wrong): {len(above)}"
                      + (": " + ", ".join(r.get("name", "?") for r in above[:5]) if above else ""))
         lines += ceilings_mod.summary_lines(run_dir)
+        lines += timing.launch_summary(records)
     if by_cat.get("not-timed"):
         lines.append(f"NO GPU: {by_cat['not-timed']} Triton benchmarks were checked under the Triton "
                      "interpreter (TRITON_INTERPRET=1) on the CPU and NOT timed; only the torch provider "

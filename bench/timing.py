@@ -399,6 +399,32 @@ def launch_fields(device_s: float, host_s: float | None, bare_s: float | None) -
             "launch_bound": None if host_s is None else device_s < host_s}
 
 
+def launch_summary(records: Sequence[dict]) -> list[str]:
+    """The run summary's lines on timing (``records``: benchmark.json's benchmarks): which method timed
+    the points, the host launch cost per call, its ratio to Triton's bare launch, the launch-bound points."""
+    infos = [(r.get("name", "?"), r.get("extra_info") or {}) for r in records]
+    if not infos:
+        return []
+    if all(e.get("device_kind") == "cpu" for _, e in infos):
+        return ["host launch cost: n/a on the CPU (the call runs on the host; timed by perf_counter)"]
+    timed = [(n, e["timing"]) for n, e in infos if (e.get("timing") or {}).get("host_launch_s")]
+    if not timed:
+        return []
+    methods: dict[str, int] = {}
+    for _, t in timed:
+        methods[t.get("method", "?")] = methods.get(t.get("method", "?"), 0) + 1
+    ratios = [t["host_over_bare"] for _, t in timed if t.get("host_over_bare")]
+    bound = [n for n, t in timed if t.get("launch_bound")]
+    host_us = statistics.median(t["host_launch_s"] for _, t in timed) * 1e6
+    versus = (f"; Triton's launchers {statistics.median(ratios):.2f}x (median; {min(ratios):.2f}-"
+              f"{max(ratios):.2f}x) Triton's bare launch of the same kernels" if ratios else "")
+    return [f"device time by: {', '.join(f'{m} {k}' for m, k in sorted(methods.items()))} points "
+            "(extra_info.timing.method; --timing)",
+            f"host launch cost per call: median {host_us:.1f} us over {len(timed)} points{versus}"
+            + f"; launch-bound (device time < host time per call): {len(bound)}"
+            + (": " + ", ".join(bound[:5]) + (" ..." if len(bound) > 5 else "") if bound else "")]
+
+
 class CudaBackend:
     """The GPU behind the methods: CUDA events, ``torch.cuda._sleep`` spins and markers, torch.profiler's
     CUDA activity records, CUDA-graph capture. Built once per session (``BenchSession.timing_backend``)."""

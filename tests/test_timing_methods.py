@@ -241,3 +241,22 @@ def test_bare_launch_skips_the_autotuner():
     timing.bare_launch(launch.KernelLaunch(tuned, (3,), (1, 2), {"FLAG": True}))
     timing.bare_launch(launch.KernelLaunch(Jit(), (5,), (7,), {}))
     assert calls == [((3,), (1, 2), {"FLAG": True, "BLOCK": 64, "num_warps": 4}), ((5,), (7,), {})]
+
+
+def test_the_run_summary_says_method_host_cost_and_launch_bound_points():
+    def rec(name, method, host, bare, bound):
+        return {"name": name, "extra_info": {"device_kind": "cuda", "timing": {
+            "method": method, "host_launch_s": host, "bare_launch_s": bare,
+            "host_over_bare": host / bare if bare else None, "launch_bound": bound}}}
+
+    lines = timing.launch_summary([rec("a", "profiler", 20e-6, 5e-6, True),
+                                   rec("b", "graph", 40e-6, 10e-6, False),
+                                   rec("c", "profiler", 30e-6, None, False)])
+    assert lines[0].startswith("device time by: graph 1, profiler 2 points")
+    assert "median 30.0 us over 3 points" in lines[1]
+    assert "4.00x (median; 4.00-4.00x) Triton's bare" in lines[1]
+    assert lines[1].endswith("launch-bound (device time < host time per call): 1: a")
+    cpu = {"name": "x", "extra_info": {"device_kind": "cpu", "timing": {"method": "host-wall"}}}
+    assert timing.launch_summary([cpu]) == [
+        "host launch cost: n/a on the CPU (the call runs on the host; timed by perf_counter)"]
+    assert timing.launch_summary([]) == []

@@ -249,12 +249,13 @@ def device_seconds_per_round(records: Sequence[DeviceRecord], marker: str, round
     return samples
 
 
-def _event_rounds(fn: Callable[[], object], *, flush: Callable[[], None], backend: object, rounds: int,
+def event_rounds(fn: Callable[[], object], *, flush: Callable[[], None], backend: object, rounds: int,
                   spin_cycles: float) -> list[float]:
     samples = []
     for _ in range(rounds):
         flush()
-        backend.spin(spin_cycles)
+        if spin_cycles:
+            backend.spin(spin_cycles)
         start, end = backend.event(), backend.event()
         start.record()
         fn()
@@ -267,7 +268,7 @@ def _event_rounds(fn: Callable[[], object], *, flush: Callable[[], None], backen
 def measure_events(fn: Callable[[], object], *, flush: Callable[[], None], backend: object, rounds: int,
                    host_s: float) -> list[float]:
     """``events``: a fixed :data:`LAUNCH_COVER_CYCLES` spin, then CUDA events around the Python call."""
-    return _event_rounds(fn, flush=flush, backend=backend, rounds=rounds, spin_cycles=LAUNCH_COVER_CYCLES)
+    return event_rounds(fn, flush=flush, backend=backend, rounds=rounds, spin_cycles=LAUNCH_COVER_CYCLES)
 
 
 def sized_spin_cycles(host_s: float, cycles_per_s: float) -> float:
@@ -280,7 +281,7 @@ def measure_sized_spin(fn: Callable[[], object], *, flush: Callable[[], None], b
                        host_s: float) -> list[float]:
     """``sized-spin``: the spin outlasts the whole call's host work (:func:`sized_spin_cycles`), so the
     call's kernels and the end event are queued before the device reaches the start event."""
-    return _event_rounds(fn, flush=flush, backend=backend, rounds=rounds,
+    return event_rounds(fn, flush=flush, backend=backend, rounds=rounds,
                          spin_cycles=sized_spin_cycles(host_s, backend.cycles_per_s()))
 
 
@@ -289,7 +290,7 @@ def measure_graph(fn: Callable[[], object], *, flush: Callable[[], None], backen
     """``graph``: one call captured in a CUDA graph; each round flushes, spins, and times a replay with
     events (the replay's launch is covered by the spin)."""
     replay = backend.capture(fn)
-    return _event_rounds(replay, flush=flush, backend=backend, rounds=rounds, spin_cycles=LAUNCH_COVER_CYCLES)
+    return event_rounds(replay, flush=flush, backend=backend, rounds=rounds, spin_cycles=LAUNCH_COVER_CYCLES)
 
 
 def measure_profiler(fn: Callable[[], object], *, flush: Callable[[], None], backend: object, rounds: int,

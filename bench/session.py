@@ -22,7 +22,6 @@ from bench import ceilings as ceilings_mod
 from bench.provenance import cpu_info
 from bench.record import Roofs
 from bench.results import append_record, part_dir, write_json
-from bench.timing import LAUNCH_COVER_CYCLES as LAUNCH_COVER_CYCLES  # re-exported (its old home)
 from bench.timing import CudaBackend, cpu_llc_bytes, flush_bytes
 
 

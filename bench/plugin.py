@@ -121,6 +121,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--isolate", default="auto", choices=("auto", "on", "off"),
                     help="run each kernel family in its own pytest subprocess, so a sticky CUDA error "
                          "loses only that family (auto: on with CUDA and no -n, off on a CPU)")
+    group.addoption("--timing", default="auto", choices=timing.METHODS,
+                    help="how a GPU point's device time is measured (default auto: torch.profiler's kernel "
+                         "records, else CUDA-graph replay, else a spin sized to the host time; events: "
+                         "the old fixed-spin event clock); README 'How timing is done'")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
     step_options.add_options(group)
@@ -581,6 +585,7 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                      f"measured wrong): {len(above)}"
                      + (": " + ", ".join(r.get("name", "?") for r in above[:5]) if above else ""))
         lines += ceilings_mod.summary_lines(run_dir)
+        lines += timing.launch_summary(records)
     if by_cat.get("not-timed"):
         lines.append(f"NO GPU: {by_cat['not-timed']} Triton benchmarks were checked under the Triton "
                      "interpreter (TRITON_INTERPRET=1) on the CPU and NOT timed; only the torch provider "

@@ -107,12 +107,14 @@ def extra_info(
     max_error: float,
     tolerance: tuple[float, float],
     timing_method: str,
+    timing: dict | None = None,
     audit: object = None,
     details: dict | None = None,
     check: CeilingCheck | None = None,
 ) -> dict:
     """Every field of the results contract for one timed benchmark, plus the roof fields of
-    :func:`roof_fields`, ``rounds`` and any ``details`` (how the input was laid out, what was checked)."""
+    :func:`roof_fields`, ``rounds``, ``timing`` (the method that measured it and the host launch cost:
+    :func:`bench.runner.time_point`) and any ``details`` (how the input was laid out, what was checked)."""
     cost = kernel_cost(point.kernel, point.shape, point.dtype)
     median = summary.median_s
     info = {
@@ -139,6 +141,7 @@ def extra_info(
         "tolerance": list(tolerance),
         "conventions": dict(CONVENTIONS),
         "timing_method": timing_method,
+        "timing": dict(timing or {}),
         "config": config,
         "audit": audit,
     }

@@ -141,6 +141,20 @@ def import_kernel(kernel: str) -> ModuleType:
     return importlib.import_module(f"kernels.{kernel}")
 
 
+def bench_class(kernel: str) -> type[KernelBench]:
+    """The one ``KernelBench`` subclass defined by ``bench/test_<kernel>.py`` (which declares ``KERNEL``)."""
+    module = importlib.import_module(f"bench.test_{kernel}")
+    if getattr(module, "KERNEL", None) != kernel:
+        raise ValueError(f"bench/test_{kernel}.py: expected KERNEL = {kernel!r}, "
+                         f"got {getattr(module, 'KERNEL', None)!r}")
+    found = [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, KernelBench)
+             and obj is not KernelBench and obj.__module__ == module.__name__]
+    if len(found) != 1:
+        raise ValueError(f"bench/test_{kernel}.py: expected one KernelBench subclass, "
+                         f"found {[c.__name__ for c in found]}")
+    return found[0]
+
+
 def _skip(session: BenchSession, request: pytest.FixtureRequest, point: SweepPoint, provider: str,
           category: str, reason: str, **details: object) -> None:
     session.add_skip(skip_record(nodeid=request.node.nodeid, point=point, provider=provider,
@@ -361,7 +375,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         rounds = timing.rounds_for(seconds_per_round, request, session.device_kind)
         benchmark.group = f"{point.sweep} {point.dtype}"
         step = "timing"
-        summary = timing.time_rounds(benchmark, fn, flush=session.flush, rounds=rounds)
+        summary, timing_info = time_point(benchmark, fn, session, request, rounds)
     except Exception as exc:
         _stop_on_sticky_error(exc, session, request)
         if not is_out_of_memory(exc):
@@ -375,7 +389,8 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         return  # --benchmark-disable: checked, not timed, nothing to record
     method = timing.timing_method(session.device_kind, flush_nbytes=session.flush_nbytes,
                                   cache_name=session.cache_name, rounds=summary.rounds,
-                                  threads=torch.get_num_threads() if session.device_kind == "cpu" else None)
+                                  threads=torch.get_num_threads() if session.device_kind == "cpu" else None,
+                                  method=timing_info["method"], warmup_calls=timing_info.pop("calls_before"))
     arch = None
     if session.device_kind == "cuda":
         # kernels load after the interpreter switch (bench/plugin.py), so not at the top
@@ -385,7 +400,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
     benchmark.extra_info.update(extra_info(
         point=point, provider=provider, variant=variant, config=config, device_name=session.device_name,
         device_kind=session.device_kind, summary=summary, roofs=roofs, max_error=check.max_error,
-        tolerance=tolerance, timing_method=method,
+        tolerance=tolerance, timing_method=method, timing=timing_info,
         audit=audit_line(point.kernel, variant, config, point.dtype, arch) if provider == "triton" else None,
         details={"layout": x.get("layout"), "check": check.note or "full output vs reference",
                  "worst_over_tolerance": check.worst, "first_call_s": first_call_s},
@@ -393,6 +408,43 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
     if impl is not None and hasattr(impl, "stats"):
         benchmark.extra_info["compile"] = impl.stats()  # inductor: compile time and graph counts
     session.add_record(benchmark.stats.as_dict(include_data=True))
+
+
+CPU_LAUNCH_NOTE = "n/a on the CPU: the call runs on the host, so its host time is its time"
+
+
+def time_point(benchmark, fn: Callable[[], object], session: BenchSession, request: pytest.FixtureRequest,
+               rounds: int) -> tuple[timing.Summary | None, dict]:
+    """Time one point's ``rounds`` and say how: its ``extra_info["timing"]``. On a GPU (an item with
+    a :class:`bench.timing.DeviceClock`): the host launch cost per call and Triton's bare launch of the
+    same kernels (recorded through :func:`kernels._lib.launch.recording`), then the rounds by the
+    ``--timing`` method (:func:`bench.timing.measure`), replayed into pytest-benchmark. On the CPU:
+    pytest-benchmark's host timer around the call (:func:`bench.timing.time_rounds`)."""
+    clock = timing.item_clock(request.node)
+    if session.device_kind != "cuda" or clock is None:
+        summary = timing.time_rounds(benchmark, fn, flush=session.flush, rounds=rounds)
+        return summary, {"method": "host-wall",
+                         **timing.launch_fields(0.0, None, None), "note": CPU_LAUNCH_NOTE,
+                         "calls_before": timing.CALLS_BEFORE_TIMING}
+    if benchmark.disabled:
+        fn()
+        return None, {}
+    from kernels._lib.launch import recording  # kernels load after the interpreter switch
+
+    backend = session.timing_backend
+    with recording() as launches:
+        fn()
+    host_s = timing.host_seconds_per_call(fn, backend)
+    bare_s = timing.bare_launch_seconds(launches, backend)
+    measured = timing.measure(fn, flush=session.flush, backend=backend, rounds=rounds,
+                              method=request.config.getoption("--timing", "auto"), host_s=host_s)
+    summary = timing.record_rounds(benchmark, clock, measured.samples)
+    if summary is None:
+        return None, {}
+    return summary, {"method": measured.method, "requested": measured.requested,
+                     "not_used": measured.not_used, "kernel_launches": len(launches),
+                     **timing.launch_fields(summary.median_s, host_s, bare_s),
+                     "calls_before": 1 + timing.WARMUP_CALLS + timing.COST_ROUNDS + 1 + timing.HOST_CALLS}
 
 
 def finished(stats: object) -> bool:

@@ -22,12 +22,7 @@ from bench import ceilings as ceilings_mod
 from bench.provenance import cpu_info
 from bench.record import Roofs
 from bench.results import append_record, part_dir, write_json
-from bench.timing import cpu_llc_bytes, flush_bytes
-
-# GPU cycles of busy-wait queued after the flush: ~100-150 us at A100/H100 clocks, longer than the host
-# needs to record the start event and launch the timed call, so the GPU never idles inside the timed
-# interval waiting for a launch (nvbench's "blocking kernel" idea).
-LAUNCH_COVER_CYCLES = 200_000
+from bench.timing import CudaBackend, cpu_llc_bytes, flush_bytes
 
 
 def worker_index(worker_id: str | None) -> int:
@@ -132,6 +127,7 @@ class BenchSession:
     ceilings_reused: bool = False  # True when ceilings_from was used: the first family owns the passes
     fatal: str | None = None  # why this process stopped early (a sticky CUDA error)
     _flush_buffer: torch.Tensor | None = None
+    _timing_backend: object | None = None
 
     @property
     def device_kind(self) -> str:
@@ -150,13 +146,18 @@ class BenchSession:
         return flush_bytes(self.cache_bytes)
 
     def flush(self) -> None:
-        """Zero a buffer twice the cache's size so the next call starts with a cold cache; on a GPU,
-        then queue a short spin (:data:`LAUNCH_COVER_CYCLES`) that hides the host's launch latency."""
+        """Zero a buffer twice the cache's size so the next call starts with a cold cache (a spin, where a
+        timing method needs one, is the method's: :mod:`bench.timing`)."""
         if self._flush_buffer is None:
             self._flush_buffer = torch.empty(self.flush_nbytes, dtype=torch.uint8, device=self.device)
         self._flush_buffer.zero_()
-        if self.device_kind == "cuda":
-            torch.cuda._sleep(LAUNCH_COVER_CYCLES)
+
+    @property
+    def timing_backend(self) -> object:
+        """The device behind :func:`bench.timing.measure` (:class:`bench.timing.CudaBackend` on a GPU)."""
+        if self._timing_backend is None:
+            self._timing_backend = CudaBackend(self.device)
+        return self._timing_backend
 
     def synchronize(self) -> None:
         if self.device_kind == "cuda":

@@ -77,6 +77,18 @@ class Record:
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def host_launch_s(self) -> float | None:
+        """Host seconds per call, launcher entry to return (``extra_info.timing.host_launch_s``, measured
+        on a GPU); None on a CPU or in a run from before it was recorded."""
+        value = (self.extra.get("timing") or {}).get("host_launch_s")
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+    @property
+    def launch_bound(self) -> bool:
+        """Its device time is below its host launch time: without CUDA graphs the host sets the pace."""
+        return self.host_launch_s is not None and self.median_s < self.host_launch_s
+
+    @property
     def intensity(self) -> float:
         """Arithmetic intensity, FLOP/byte."""
         return self.flops / self.bytes

@@ -36,6 +36,27 @@ class CannotJudge(Exception):
     fails the run."""
 
 
+def overhead_label(device_s: float, host_launch_s: float | None, bandwidth_share: float) -> str | None:
+    """Why a point's time says little about the kernel's memory traffic, or None when it does.
+
+    ``launch-bound``: its device time is below the host's launch cost per call (``host_launch_s``,
+    measured on a GPU), so a loop that launches it without CUDA graphs waits on the host; on a CPU,
+    where the call runs on the host and no launch cost is measured apart, a point moving under
+    :data:`MEMORY_EVIDENCE` of the bandwidth is labelled the same. ``overhead-bound``: a GPU point
+    that launches faster than it runs yet moves little of the bandwidth (latency, a tail inside the
+    kernel)."""
+    if host_launch_s is not None and device_s < host_launch_s:
+        return (f"launch-bound: {device_s * 1e6:.3g} us on the device < {host_launch_s * 1e6:.3g} us of "
+                "host launch per call")
+    if bandwidth_share >= MEMORY_EVIDENCE:
+        return None
+    if host_launch_s is None:
+        return (f"launch-bound: it moves only {bandwidth_share:.1%} of the measured bandwidth, so per-call "
+                "overhead sets its time")
+    return (f"overhead-bound: it moves only {bandwidth_share:.1%} of the measured bandwidth although its "
+            f"launch ({host_launch_s * 1e6:.3g} us) is shorter than its device time")
+
+
 def combine(statuses: list[str]) -> str:
     """Refuted if any is; supported if all are (and there is one); else inconclusive."""
     if REFUTED in statuses:

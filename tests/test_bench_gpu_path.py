@@ -1,9 +1,12 @@
 """The GPU branch of bench.runner.run_case, run on this CPU with the CUDA pieces stood in for: a session
-that calls itself ``cuda`` (no device sync, no spin kernel), an event clock reading ``perf_counter``,
-and compute capability 9.0. What it checks is the plumbing a real GPU run goes through and nothing
-here can otherwise reach: the device clock given to pytest-benchmark as its timer (the plugin's
-collection hook, through the ``benchmark`` marker), the datasheet roof
-chosen for a known GPU name, the Triton launch record and the audit lookup in ``extra_info``."""
+that calls itself ``cuda`` (no device sync, no spin kernel), events reading ``perf_counter``, a timing
+backend without a profiler or CUDA graphs, and compute capability 9.0. What it checks is the plumbing a
+real GPU run goes through and nothing here can otherwise reach: the device clock given to
+pytest-benchmark as its timer (the plugin's collection hook, through the ``benchmark`` marker), the
+rounds measured by ``--timing auto`` (here its last resort, the sized spin, with the reasons it passed
+over the others) replayed through that clock, the host launch cost beside Triton's bare launch, the
+datasheet roof chosen for a known GPU name, the Triton launch record and the audit lookup in
+``extra_info``. (The methods themselves, on a simulated GPU: tests/test_timing_methods.py.)"""
 
 from __future__ import annotations
 
@@ -19,17 +22,45 @@ from bench import plugin
 from bench.record import EXTRA_INFO_FIELDS, Roofs
 from bench.session import BenchSession
 from bench.test_softmax import SoftmaxBench
-from bench.timing import DeviceClock, use_device_clock
+from bench.timing import DeviceClock, TimingError, use_device_clock
 from roofline.hardware import PRESETS, from_measured
 from roofline.sweeps import SweepPoint
 
 H100 = "NVIDIA H100 80GB HBM3"
 
 
+class HostBackend:
+    """bench.timing's backend on host clocks: no profiler, no graphs, spins that do nothing."""
+
+    host_clock = staticmethod(time.perf_counter)
+
+    def synchronize(self) -> None:
+        pass
+
+    def event(self) -> HostEvent:
+        return HostEvent()
+
+    def spin(self, cycles: float) -> None:
+        pass
+
+    def cycles_per_s(self) -> float:
+        return 1e9
+
+    def marker_name(self) -> str:
+        raise TimingError("no profiler on the stand-in")
+
+    def capture(self, fn):
+        raise TimingError("no CUDA graphs on the stand-in")
+
+
 class StandInCudaSession(BenchSession):
     @property
     def device_kind(self) -> str:
         return "cuda"
+
+    @property
+    def timing_backend(self) -> HostBackend:
+        return HostBackend()
 
     def synchronize(self) -> None:
         pass
@@ -75,12 +106,22 @@ def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, hos
 
     info = benchmark.extra_info
     assert set(EXTRA_INFO_FIELDS) <= set(info)
-    # pytest-benchmark timed with the marker's clock: its name in the record, one pair per round (+1 warm-up)
+    # pytest-benchmark recorded through the marker's clock: its name in the record, a replayed pair per round
     assert benchmark.stats.as_dict()["options"]["timer"] == "cuda_event_device_time"
-    assert host_clock.intervals == benchmark.stats.stats.rounds + 1
+    assert host_clock.intervals == benchmark.stats.stats.rounds
     assert benchmark.stats.stats.data and info["median_s"] == pytest.approx(benchmark.stats.stats.median)
     assert info["device_kind"] == "cuda" and "CUDA events" in info["timing_method"]
+    assert "'sized-spin'" in info["timing_method"]
     assert "8 MiB" in info["timing_method"] and "L2" in info["timing_method"]
+    how = info["timing"]
+    assert (how["method"], how["requested"]) == ("sized-spin", "auto")
+    assert [m.split(":")[0] for m in how["not_used"]] == ["profiler", "graph"]
+    assert how["host_launch_s"] > 0 and how["launch_bound"] == (info["median_s"] < how["host_launch_s"])
+    if provider == "triton":  # the launcher's kernels, relaunched bare by Triton
+        assert how["kernel_launches"] == 1 and how["bare_launch_s"] > 0
+        assert how["host_over_bare"] == pytest.approx(how["host_launch_s"] / how["bare_launch_s"])
+    else:
+        assert how["kernel_launches"] == 0 and how["bare_launch_s"] is None
     # measured roof first (roofline.roof), the datasheet's fraction beside it
     assert info["roof_source"] == "measured" and info["hardware"] == H100
     assert info["roofs"]["datasheet"]["hardware"] == "H100-SXM5" and info["datasheet_roof_fraction"] > 0

@@ -26,7 +26,9 @@ from bench.timing import (
     choose_rounds,
     cpu_llc_bytes,
     flush_bytes,
+    item_clock,
     percentile,
+    record_rounds,
     rounds_for,
     summarize,
     time_rounds,
@@ -228,3 +230,21 @@ def test_timing_method_says_how():
     cpu = timing_method("cpu", flush_nbytes=64 * MiB, cache_name="last-level cache", warmup_calls=7,
                         rounds=12, threads=2)
     assert "perf_counter" in cpu and "2 torch threads" in cpu and "64 MiB" in cpu
+
+
+@pytest.mark.benchmark(group="ridgebench self-test: replayed rounds")
+def test_measured_rounds_are_replayed_into_pytest_benchmark(fake_device, fake_clock, request, benchmark):
+    """Rounds measured beforehand (bench.timing.measure) reach pytest-benchmark's record through the
+    item's clock, in order and unchanged; the clock then times by events again."""
+    assert item_clock(request.node) is fake_clock
+    summary = record_rounds(benchmark, fake_clock, [3e-6, 1e-6, 2e-6])
+    assert benchmark.stats.stats.data == pytest.approx([3e-6, 1e-6, 2e-6])
+    assert summary.median_s == pytest.approx(2e-6)
+    assert summary.rounds == 3 and fake_clock.intervals == 3 and fake_device.syncs == 0  # no event used
+    start = fake_clock()
+    fake_device.run(0.5)
+    assert fake_clock() - start == pytest.approx(0.5e-3) and fake_device.syncs == 1
+
+
+def test_item_clock_is_none_without_a_device_clock(request):
+    assert item_clock(request.node) is None  # the CPU: pytest-benchmark's own timer

@@ -39,7 +39,7 @@ from roofline.cli import main
 from roofline.cost import gemv_cost, qkv_cost
 from roofline.hardware import PRESETS, HardwareSpec
 from roofline.results import load_results
-from roofline.verdict import CannotJudge
+from roofline.verdict import CannotJudge, overhead_label
 from tests.data.synth import MEASURED_A100, a100_run, benchmark, roofline_time, write_run
 
 A100 = PRESETS["A100-SXM4-80GB"]
@@ -285,6 +285,36 @@ def test_cpu_run_report_says_so(tmp_path):
     res = load_results(write_run(tmp_path, rows, measured=cpu, datasheet=None, device="cpu"))
     text = markdown_report(evaluate(res), A100, res, BF16)
     assert "This run is on a CPU" in text and "measured ceilings (20.0 GB/s" in text
+    assert "Host launch cost: n/a on the CPU" in text
+
+
+def _with_host_launch(row: dict, host_launch_s: float) -> dict:
+    row["extra_info"]["timing"] = {"method": "profiler", "host_launch_s": host_launch_s}
+    return row
+
+
+def test_launch_bound_points_are_labelled(tmp_path):
+    """A point whose device time is below its measured host launch time is launch-bound (in the verdict
+    that abstains on it and in the report); on a CPU, where no launch cost is measured apart, a point that
+    moves little of the bandwidth gets the same word; a GPU point that launches faster than it runs but
+    moves little is overhead-bound."""
+    assert overhead_label(5e-6, 20e-6, 0.9).startswith("launch-bound: 5 us on the device < 20 us of host")
+    assert overhead_label(5e-6, None, 0.02).startswith("launch-bound: it moves only 2.0%")
+    assert overhead_label(50e-6, 20e-6, 0.02).startswith("overhead-bound: it moves only 2.0%")
+    assert overhead_label(50e-6, 20e-6, 0.9) is None and overhead_label(5e-6, None, 0.9) is None
+    a = 2 * 8192 * 8192 / MEASURED.mem_bandwidth
+    flat = {b: 50 * a for b in (1, 8, 64, 512)}  # 2% of the bandwidth, and launched slower than it runs
+    rows = [_with_host_launch(r, 100 * a) for r in _gemv_rows(flat)]
+    res = run_of(tmp_path / "g", rows)
+    assert all(r.launch_bound and r.host_launch_s == pytest.approx(100 * a) for r in res.records)
+    verdict = gemv_crossover_measured(res, MEASURED)
+    assert verdict.status == "inconclusive" and "launch-bound" in verdict.summary
+    text = markdown_report(evaluate(res), A100, res, BF16)
+    assert "Launch-bound points (device time below the host's launch time per call" in text
+    assert "4 of 4" in text
+    old = run_of(tmp_path / "o", _gemv_rows(flat))  # a run from before host launch times were recorded
+    assert not any(r.launch_bound for r in old.records) and "Launch-bound points" not in markdown_report(
+        evaluate(old), A100, old, BF16)
 
 
 def test_cli(tmp_path, capsys):

@@ -1,11 +1,16 @@
 """Launch plumbing shared by every launcher: the interpreter/autotune switch, the output allocation
-seam, config ids and the record of what the last launch ran.
+seam, the kernel launch seam, config ids and the record of what the last launch ran.
+
+A launcher's pure functions of shapes, dtypes and device (config choice, split counts, grids) are cached
+per key in its ``configs.py`` (``functools.lru_cache``), so a repeated call with the same shapes redoes
+only what depends on the tensors themselves (validation, pointer and overlap checks) and the launch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +50,40 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> t
     """Every launcher's output and workspace allocation: the one seam tests replace with a NaN fill, so
     an element a kernel fails to write cannot pass (call it as ``launch.empty``)."""
     return torch.empty(shape, dtype=dtype, device=device)
+
+
+@dataclass(frozen=True)
+class KernelLaunch:
+    """One ``kernel[grid](*args, **kwargs)`` call as a launcher made it."""
+
+    kernel: object
+    grid: object
+    args: tuple
+    kwargs: dict
+
+
+_RECORDING: list[list[KernelLaunch]] = []  # the open recorders, innermost last
+
+
+def run(kernel: object, grid: tuple[int, ...] | Callable[[dict], tuple[int, ...]], *args: object,
+        **kwargs: object) -> object:
+    """Every launcher's kernel launch: ``kernel[grid](*args, **kwargs)`` (a ``@triton.jit`` function or
+    a ``triton.autotune`` wrapper). Inside :func:`recording` the call is also kept, so a benchmark can
+    time Triton's bare launch of the same compiled kernel with the same arguments."""
+    if _RECORDING:
+        _RECORDING[-1].append(KernelLaunch(kernel, grid, args, kwargs))
+    return kernel[grid](*args, **kwargs)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[KernelLaunch]]:
+    """Collect the :class:`KernelLaunch` of every :func:`run` inside the ``with`` block."""
+    launches: list[KernelLaunch] = []
+    _RECORDING.append(launches)
+    try:
+        yield launches
+    finally:
+        _RECORDING[:] = [r for r in _RECORDING if r is not launches]
 
 
 def config_id(kwargs: Mapping[str, object], num_warps: int, num_stages: int) -> str:

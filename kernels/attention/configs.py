@@ -1,8 +1,13 @@
 """Attention's launch plan: the variant for a shape, the shipped configs per padded head dim and their
 pruning per architecture, the split-KV row packing and split count, and the grids a launch uses.
-Plain Python (no kernels): the launchers, the compile cases and the tests all read these."""
+Plain Python (no kernels): the launchers, the compile cases and the tests all read these. What a launch
+derives from shapes, dtype and device alone is cached per key (:func:`prefill_config`,
+:func:`splitkv_plan`, :func:`check_launch_grids`), so a repeated call does not redo it."""
 
 from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -106,6 +111,7 @@ def prune_configs(configs: list[triton.Config], bd: int, elem_bytes: int, arch: 
     return kept or [min(configs, key=lambda c: smem_estimate(c, bd, elem_bytes, block_m))]
 
 
+@functools.lru_cache(maxsize=1024)
 def prefill_config(head_dim: int, q_len: int, elem_bytes: int, arch: int) -> triton.Config:
     """The prefill config launched without autotuning: the first survivor of :func:`prune_configs`,
     a 64-row tile when ``q_len <= 64``."""
@@ -138,6 +144,7 @@ def decode_block_m(group: int, q_len: int) -> int:
     return min(64, max(16, triton.next_power_of_2(max(1, group * q_len))))
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_config(head_dim: int, elem_bytes: int, arch: int, block_m: int) -> triton.Config:
     """The split-KV config for a head dim: the first survivor of :func:`prune_configs`."""
     bd = block_d(head_dim)
@@ -161,6 +168,32 @@ def select_num_splits(batch: int, n_kv_heads: int, kv_len: int, *, m_blocks: int
     eff = [programs * s / (triton.cdiv(programs * s, n_sms) * n_sms) for s in range(1, max_splits + 1)]
     best = max(eff)
     return next(s for s, e in enumerate(eff, start=1) if e >= 0.85 * best)
+
+
+@dataclass(frozen=True)
+class SplitKVPlan:
+    """What a split-KV launch derives from shapes, dtype and device: the config, the packed-row block
+    (``block_m`` rows, ``m_blocks`` of them per sequence) and the split count."""
+
+    config: triton.Config
+    block_m: int
+    m_blocks: int
+    num_splits: int
+
+
+@functools.lru_cache(maxsize=1024)
+def splitkv_plan(batch: int, n_heads: int, n_kv_heads: int, q_len: int, head_dim: int, capacity: int,
+                 elem_bytes: int, arch: int, n_sms: int, num_splits: int | None = None) -> SplitKVPlan:
+    """The split-KV launch plan for one key (cached: a decode loop computes it once per shape).
+    ``num_splits=None``: :func:`select_num_splits` over the cache ``capacity`` on ``n_sms`` SMs."""
+    group = n_heads // n_kv_heads
+    block_m = decode_block_m(group, q_len)
+    m_blocks = triton.cdiv(group * q_len, block_m)
+    cfg = decode_config(head_dim, elem_bytes, arch, block_m)
+    if num_splits is None:
+        num_splits = select_num_splits(batch, n_kv_heads, capacity, m_blocks=m_blocks, n_sms=n_sms,
+                                       block_n=cfg.kwargs["BLOCK_N"])
+    return SplitKVPlan(cfg, block_m, m_blocks, num_splits)
 
 
 def splitkv_config_id(cfg: triton.Config, meta: dict) -> str:
@@ -192,6 +225,7 @@ def launch_grids(variant: str, batch: int, n_heads: int, n_kv_heads: int, q_len:
     return grids
 
 
+@functools.lru_cache(maxsize=1024)
 def check_launch_grids(variant: str, batch: int, n_heads: int, n_kv_heads: int, q_len: int, head_dim: int,
                        num_splits: int = 1) -> None:
     """Refuse, before launching, a shape whose grid passes CUDA's limits (on every device alike: the

@@ -26,10 +26,10 @@ from kernels.attention.configs import (
     KERNEL,
     block_d,
     decode_block_m,
-    decode_config,
     device_arch,
     select_num_splits,
     splitkv_config_id,
+    splitkv_plan,
 )
 from kernels.attention.kernels import LN2, LOG2E, _attn_kv_loop
 
@@ -218,21 +218,23 @@ def launch_splitkv(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     records the launch as ``("attention", "splitkv", config id + num_splits)``."""
     batch, n_heads, q_len, head_dim = q.shape
     n_kv_heads, capacity = k_cache.shape[1], k_cache.shape[2]
-    bm = decode_block_m(n_heads // n_kv_heads, q_len)
-    m_blocks = triton.cdiv(n_heads // n_kv_heads * q_len, bm)
-    cfg = config or decode_config(head_dim, q.element_size(), device_arch(q.device), bm)
-    if num_splits is None:
-        num_splits = select_num_splits(batch, n_kv_heads, capacity, m_blocks=m_blocks,
-                                       n_sms=device.num_sms(q.device), block_n=cfg.kwargs["BLOCK_N"])
+    n_sms = device.num_sms(q.device)
+    requested = num_splits
+    plan = splitkv_plan(batch, n_heads, n_kv_heads, q_len, head_dim, capacity, q.element_size(),
+                        device_arch(q.device), n_sms, requested)  # cached per key
+    m_blocks, cfg, num_splits = plan.m_blocks, config or plan.config, plan.num_splits
+    if config is not None and requested is None:  # an explicit config (tests, the audit) splits by its tile
+        num_splits = select_num_splits(batch, n_kv_heads, capacity, m_blocks=m_blocks, n_sms=n_sms,
+                                       block_n=config.kwargs["BLOCK_N"])
     o_part = lse_part = None
     if num_splits > 1:
         o_part = launch.empty((batch, n_heads, q_len, num_splits, head_dim), torch.float32, q.device)
         lse_part = launch.empty((batch, n_heads, q_len, num_splits), torch.float32, q.device)
     args, meta = splitkv_args(q, k_cache, v_cache, cache_len, o, lse, scale, num_splits, o_part, lse_part)
-    _attn_splitkv_kernel[(num_splits, n_kv_heads, batch * m_blocks)](
-        *args, **meta, **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    launch.run(_attn_splitkv_kernel, (num_splits, n_kv_heads, batch * m_blocks),
+               *args, **meta, **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if num_splits > 1:
         args, cmeta = combine_args(o, lse, o_part, lse_part)
-        _attn_combine_kernel[(q_len, n_heads, batch)](*args, **cmeta, num_warps=COMBINE_WARPS)
+        launch.run(_attn_combine_kernel, (q_len, n_heads, batch), *args, **cmeta, num_warps=COMBINE_WARPS)
     launch.record_launch(KERNEL, "splitkv", f"{splitkv_config_id(cfg, meta)},num_splits={num_splits}")
     return num_splits

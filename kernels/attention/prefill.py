@@ -165,11 +165,11 @@ def launch_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale, tma=tma)
     if config is None and launch.autotuning():
         tuner = prefill_tuner(meta["BLOCK_D"])
-        tuner[lambda m: (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch)](*args, **meta)
+        launch.run(tuner, lambda m: (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch), *args, **meta)
         launch.record_launch(KERNEL, "prefill", launch.triton_config_id(tuner.best_config))
         return
     cfg = config or prefill_config(head_dim, q_len, q.element_size(), device_arch(q.device))
     grid = (triton.cdiv(q_len, cfg.kwargs["BLOCK_M"]), n_heads, batch)
-    _attn_prefill_kernel[grid](*args, **meta, **cfg.kwargs, num_warps=cfg.num_warps,
-                               num_stages=cfg.num_stages)
+    launch.run(_attn_prefill_kernel, grid, *args, **meta, **cfg.kwargs, num_warps=cfg.num_warps,
+               num_stages=cfg.num_stages)
     launch.record_launch(KERNEL, "prefill", launch.triton_config_id(cfg))

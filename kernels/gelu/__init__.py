@@ -91,8 +91,8 @@ def gelu(
         n_cols, stride_x, stride_y = n, stride_row, (stride_row if inplace else n)
     meta, num_warps, num_stages = tile_config(n_rows, n_cols)
     grid = (triton.cdiv(n_rows, meta["BLOCK_M"]) * triton.cdiv(n_cols, meta["BLOCK_N"]),)
-    _gelu_kernel[grid](
-        y, src, bias if bias is not None else src,  # b_ptr unused without a bias
+    launch.run(
+        _gelu_kernel, grid, y, src, bias if bias is not None else src,  # b_ptr unused without a bias
         n_rows, n_cols, stride_x, stride_y,
         **meta, HAS_BIAS=bias is not None, APPROX_TANH=approximate == "tanh",
         num_warps=num_warps, num_stages=num_stages,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import triton
 
 KERNEL = "gelu"  # the name in launch records and audit lines
@@ -10,6 +12,7 @@ MAX_BLOCK_N = 1024  # columns per tile when tiling rows (bias loaded once per ti
 NUM_WARPS = 4
 
 
+@functools.lru_cache(maxsize=1024)
 def tile_config(n_rows: int, n_cols: int) -> tuple[dict, int, int]:
     """``({"BLOCK_M", "BLOCK_N"}, num_warps, num_stages)`` for ``n_rows`` rows of ``n_cols`` elements."""
     if n_rows == 1:  # flat

@@ -93,14 +93,15 @@ def _run(variant: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 
     if tune:
         tuned = autotuned(variant)
-        tuned[grid](*args, **flags)
+        launch.run(tuned, grid, *args, **flags)
         cfg = tuned.best_config
     else:
-        JIT_BY_VARIANT[variant][grid](*args, **flags, **cfg.kwargs, num_warps=cfg.num_warps,
-                                num_stages=cfg.num_stages)
+        launch.run(JIT_BY_VARIANT[variant], grid, *args, **flags, **cfg.kwargs, num_warps=cfg.num_warps,
+                   num_stages=cfg.num_stages)
     if not direct:
         rb = REDUCE_CONFIG.kwargs["BLOCK_N"]
-        _gemv_splitk_reduce_kernel[(batch, triton.cdiv(n, rb))](
+        launch.run(
+            _gemv_splitk_reduce_kernel, (batch, triton.cdiv(n, rb)),
             y, ws, bias if bias is not None else y, n, splits, y.stride(0), ws.stride(0), ws.stride(1),
             HAS_BIAS=bias is not None, BLOCK_N=rb, num_warps=REDUCE_CONFIG.num_warps, num_stages=1)
     launch.record_launch(KERNEL, variant, launch.triton_config_id(cfg))

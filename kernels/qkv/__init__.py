@@ -33,16 +33,15 @@ from kernels._lib.validation import (
     check_vector,
 )
 from kernels.qkv.configs import (
-    CONFIGS,
     FUSED_VARIANT,
     KERNEL,
     TMA_VARIANT,
+    default_config,
     early_config_prune,
-    prune_configs,
     select_variant,
-    tma_configs,
     tma_layout_ok,
     tma_programs,
+    variant_configs,
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
 
@@ -51,8 +50,8 @@ __all__ = ["TOLERANCES", "VARIANTS", "qkv_projection", "qkv_projection_ref", "qk
 
 # variant -> (its @triton.jit kernel, the configs it may launch)
 _KERNELS: dict[str, tuple[triton.JITFunction, list[triton.Config]]] = {
-    FUSED_VARIANT: (_qkv_kernel, CONFIGS),
-    TMA_VARIANT: (_qkv_tma_kernel, tma_configs()),
+    FUSED_VARIANT: (_qkv_kernel, variant_configs(FUSED_VARIANT)),
+    TMA_VARIANT: (_qkv_tma_kernel, variant_configs(TMA_VARIANT)),
 }
 # The shape and every constexpr that selects a code path (a key Triton does not find among a launch's
 # arguments, W_K_CONTIGUOUS on the pointer kernel, is left out): one tuned config per code path.
@@ -215,13 +214,13 @@ def qkv_projection(
 
     if config is None and launch.autotuning():
         kernel = _autotuned_kernel(variant)
-        kernel[grid](*args, **meta)
+        launch.run(kernel, grid, *args, **meta)
         config = kernel.best_config
     else:
-        fn, configs = _KERNELS[variant]
         if config is None:
-            config = prune_configs(configs, m, x.element_size())[0]
-        fn[grid](*args, **meta, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
+            config = default_config(variant, m, x.element_size())
+        launch.run(_KERNELS[variant][0], grid, *args, **meta, **config.kwargs, num_warps=config.num_warps,
+                   num_stages=config.num_stages)
     launch.record_launch(KERNEL, variant, launch.triton_config_id(config))
     return q, k_out, v_out
 

@@ -8,6 +8,8 @@ not fit and keeps the cheapest config if nothing would.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 
@@ -82,6 +84,18 @@ def tma_configs() -> list[triton.Config]:
     """The configs of the sm_90 TMA kernel: the 64- and 128-row tiles of :data:`CONFIGS` (wgmma needs
     64 rows per warpgroup; the TMA kernel runs from :data:`TMA_MIN_M` rows)."""
     return [c for c in CONFIGS if c.kwargs["BLOCK_M"] >= 64]
+
+
+def variant_configs(variant: str) -> list[triton.Config]:
+    """The configs ``variant`` (:data:`FUSED_VARIANT` or :data:`TMA_VARIANT`) may launch."""
+    return CONFIGS if variant == FUSED_VARIANT else tma_configs()
+
+
+@functools.lru_cache(maxsize=1024)
+def default_config(variant: str, m: int, elem_bytes: int) -> triton.Config:
+    """The config launched without autotuning: the first of ``variant``'s configs surviving
+    :func:`prune_configs` for ``m`` rows of ``elem_bytes``-byte operands (cached per key)."""
+    return prune_configs(variant_configs(variant), m, elem_bytes)[0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -67,14 +67,14 @@ def softmax(x: torch.Tensor, *, scale: float | None = None, variant: str | None 
     if variant == "single":
         meta, num_warps, num_stages = single_config(n_cols, n_rows)
         grid = (triton.cdiv(n_rows, meta["ROWS"]),)
-        _softmax_single_kernel[grid](
-            y, x, n_rows, n_cols, stride_row, n_cols, s,
+        launch.run(
+            _softmax_single_kernel, grid, y, x, n_rows, n_cols, stride_row, n_cols, s,
             **meta, num_warps=num_warps, num_stages=num_stages,
         )
     else:
         meta, num_warps, num_stages = online_config(n_cols)
-        _softmax_online_kernel[(n_rows,)](
-            y, x, n_cols, stride_row, n_cols, s,
+        launch.run(
+            _softmax_online_kernel, (n_rows,), y, x, n_cols, stride_row, n_cols, s,
             **meta, num_warps=num_warps, num_stages=num_stages,
         )
     launch.record_launch(KERNEL, variant, launch.config_id(meta, num_warps, num_stages))

@@ -37,6 +37,7 @@ from roofline.verdict import (
     SUPPORTED,
     Verdict,
     combine,
+    overhead_label,
 )
 
 
@@ -176,9 +177,10 @@ def _measured_crossover(records: list[Record], size_key: str, cost_at, roof: Har
         share = lo.achieved_bytes_per_s / roof.mem_bandwidth
         if share < MEMORY_EVIDENCE:
             statuses.append(INCONCLUSIVE)
-            lines.append(f"{where}: at {size_key}={sizes[0]} it moves only {share:.1%} of the measured "
-                         "bandwidth, so its flat time is overhead, not weight reads: no crossover to read "
-                         f"(predicted on the measured roof: {pred})")
+            lines.append(f"{where}: at {size_key}={sizes[0]} "
+                         f"{overhead_label(lo.median_s, lo.host_launch_s, share)}; its flat time is "
+                         f"overhead, not weight reads: no crossover to read (predicted on the measured "
+                         f"roof: {pred})")
             continue
         if growth < CROSSOVER_GROWTH:
             reached = predicted is not None and predicted <= sizes[-1] / 4
@@ -399,8 +401,8 @@ def gqa_measured(results: Results, roof: HardwareSpec) -> Verdict:
         if share < MEMORY_EVIDENCE:
             statuses.append(INCONCLUSIVE)
             lines.append(f"{r.provider} cache {r.shape['cache_len']}: GQA reached {ratio:.2f}x the FLOP/s of "
-                         f"MHA, but MHA moves only {share:.1%} of the measured bandwidth "
-                         "(overhead-bound): no evidence about intensity")
+                         f"MHA, but MHA is {overhead_label(other.median_s, other.host_launch_s, share)}: "
+                         "no evidence about intensity")
             continue
         statuses.append(SUPPORTED if group / 2 <= ratio <= group * 2 else REFUTED)
         lines.append(f"{r.provider} cache {r.shape['cache_len']}: GQA (group {group}) reached {ratio:.2f}x "

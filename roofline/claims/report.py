@@ -20,7 +20,7 @@ from roofline.errors import UsageError
 from roofline.hardware import DEFAULT_HARDWARE, MIG_NOTE, HardwareSpec, get_preset, is_mig
 from roofline.results import Results, load_results
 from roofline.roof import RunRoofs
-from roofline.verdict import INCONCLUSIVE, CannotJudge, Verdict
+from roofline.verdict import INCONCLUSIVE, MEMORY_EVIDENCE, CannotJudge, Verdict
 
 DEFAULT_DTYPE = "bfloat16"
 # The dtypes the kernels and the model checks handle (float activations; int8 and float64 are known to
@@ -118,6 +118,22 @@ def ceiling_lines(results: Results) -> list[str]:
     return lines
 
 
+def launch_lines(results: Results) -> list[str]:
+    """What the run says about host launch cost: on a GPU, the points whose device time is below their
+    host launch time per call (launch-bound); on a CPU, that no launch cost is measured apart."""
+    if results.device_kind == "cpu":
+        return ["Host launch cost: n/a on the CPU (the call runs on the host); a point moving under "
+                f"{MEMORY_EVIDENCE:.0%} of the measured bandwidth is labelled launch-bound in the verdicts."]
+    timed = [r for r in results.records if r.host_launch_s is not None]
+    if not timed:
+        return []
+    bound = [r for r in timed if r.launch_bound]
+    return [f"Launch-bound points (device time below the host's launch time per call; a loop that launches "
+            f"them without CUDA graphs cannot reach their roof): {len(bound)} of {len(timed)}"
+            + (": " + ", ".join(f"{r.name} ({r.median_s * 1e6:.3g} < {r.host_launch_s * 1e6:.3g} us)"
+                                for r in bound[:8]) + (" ..." if len(bound) > 8 else "") if bound else "")]
+
+
 def terminal_table(rows: list[ClaimResult], spec_name: str, width: int = 110) -> str:
     """A fixed-width table: id, model verdict, measured verdict, and the model's summary, clipped."""
     head = f"{'claim':36} {'model':12} {'measured':12} numbers (model on {spec_name})"
@@ -154,6 +170,8 @@ def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Result
                    + ".")
         for line in ceiling_lines(results):
             out += ["", (f"> **{line}**" if line.startswith(("WARNING", "ABOVE")) else line)]
+        for line in launch_lines(results):
+            out += ["", line]
         if results.device_kind == "cpu":
             out.append("")
             out.append("> **This run is on a CPU.** Its measured verdicts are judged against the CPU's "

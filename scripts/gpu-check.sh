@@ -170,7 +170,8 @@ step compiled-tests "$PY" -m pytest --device "$DEVICE" -p no:cacheprovider -q -r
 
 # 3. timing-method cross-check and bandwidth
 xargs_dry=(); [ $DRY = 1 ] && xargs_dry=(--dry-run)
-step timing-crosscheck "$PY" scripts/timing_crosscheck.py --out "$OUT/crosscheck" "${xargs_dry[@]}"
+step timing-crosscheck "$PY" scripts/timing_crosscheck.py --out "$OUT/crosscheck" \
+    --budget $(($(box timing-crosscheck) - 15)) "${xargs_dry[@]}"  # it stops starting cases in time
 
 # 4. the sweep: one run, one subprocess per kernel family (a sticky CUDA error loses one family)
 step sweep "$PY" -m pytest --benchmark --sweep "$SWEEP" --isolate=on --results-root="$OUT/bench" \

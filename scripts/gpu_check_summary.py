@@ -90,7 +90,8 @@ def details(out: Path, dry: bool) -> None:
         print("compiled tests: no JUnit report (the step did not reach its end)")
     txt = out / "crosscheck" / "crosscheck.txt"
     if txt.is_file():
-        keep = ("bandwidth", "DISAGREE", "NOT COVERED", "methods agree", "dry run", "FLAG", "host")
+        keep = ("bandwidth", "HOST TIME IN EVENTS", "event clocks agree", "LAUNCH:", "DISAGREE",
+                "do_bench agrees", "NOT COVERED", "dry run")
         print(*[line for line in txt.read_text().splitlines() if line.startswith(keep)], sep="\n")
     run = find_run(out / "bench")
     if run is not None:

@@ -446,10 +446,12 @@ def test_autotuner_wiring():
     through the shape pruning, keyed on the GEMM sizes."""
     tuner = qkv._autotuned_kernel()
     assert tuner is qkv._autotuned_kernel()  # built once
-    assert list(tuner.configs) == CONFIGS and list(tuner.keys) == ["M", "N", "K"]
+    assert list(tuner.configs) == CONFIGS and tuner.keys[:3] == ["M", "N", "K"]
+    assert {"HAS_BIAS", "HAS_CACHE"} <= set(tuner.keys)  # one tuned config per code path
     assert tuner.early_config_prune is early_config_prune
     tma = qkv._autotuned_kernel("tma")
     assert list(tma.configs) == tma_configs() and tma.early_config_prune is early_config_prune
+    assert {"HAS_BIAS", "HAS_CACHE", "W_K_CONTIGUOUS"} <= set(tma.keys)
 
 
 @pytest.mark.parametrize("arch", [80, 90])

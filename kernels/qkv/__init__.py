@@ -53,9 +53,10 @@ _KERNELS: dict[str, tuple[triton.JITFunction, list[triton.Config]]] = {
     FUSED_VARIANT: (_qkv_kernel, variant_configs(FUSED_VARIANT)),
     TMA_VARIANT: (_qkv_tma_kernel, variant_configs(TMA_VARIANT)),
 }
-# The shape and every constexpr that selects a code path (a key Triton does not find among a launch's
-# arguments, W_K_CONTIGUOUS on the pointer kernel, is left out): one tuned config per code path.
-AUTOTUNE_KEY = ["M", "N", "K", "HEAD_DIM", "HAS_BIAS", "HAS_CACHE", "W_K_CONTIGUOUS"]
+# The shape and every constexpr that selects a code path, per variant (Triton refuses a key that is not
+# an argument of the kernel): one tuned config per code path.
+AUTOTUNE_KEYS = {FUSED_VARIANT: ["M", "N", "K", "HEAD_DIM", "HAS_BIAS", "HAS_CACHE"],
+                 TMA_VARIANT: ["M", "N", "K", "HEAD_DIM", "HAS_BIAS", "HAS_CACHE", "W_K_CONTIGUOUS"]}
 _AUTOTUNED: dict[str, triton.runtime.Autotuner] = {}  # built on first use: autotuning needs a GPU driver
 
 
@@ -64,7 +65,7 @@ def _autotuned_kernel(variant: str = FUSED_VARIANT) -> triton.runtime.Autotuner:
     if variant not in _AUTOTUNED:
         fn, configs = _KERNELS[variant]
         _AUTOTUNED[variant] = triton.autotune(
-            configs=configs, key=AUTOTUNE_KEY, prune_configs_by={"early_config_prune": early_config_prune},
+            configs=configs, key=AUTOTUNE_KEYS[variant], prune_configs_by={"early_config_prune": early_config_prune},
         )(fn)
     return _AUTOTUNED[variant]
 

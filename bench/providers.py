@@ -2,8 +2,10 @@
 
 A provider is a name and, per kernel, a callable that takes **the same inputs as that kernel's Triton
 launcher** and returns the same outputs (the signatures are listed above the torch baselines below).
-The benchmark checks every provider's first call against the kernel's reference at its tolerance (times
-``tolerance_factor``) before timing it, exactly as it checks ``triton`` and ``torch``; a provider that
+The benchmark checks every provider's first call before timing it, exactly as it checks ``triton`` and
+``torch``: the launcher's contract (outputs' shapes, dtype, device; inputs left unchanged) and one
+accuracy gate for all (:mod:`bench.accuracy`: at most ``ACCURACY_FACTOR`` times the error plain PyTorch
+makes in the same dtype against a float64 reference, plus one ulp of the output); a provider that
 cannot run a case is recorded in ``skipped.json`` (``unavailable``: package not installed, wrong device,
 no C++ compiler; ``unsupported``: the callable raised ``NotImplementedError``), never an error.
 
@@ -31,9 +33,6 @@ from roofline.ops import KERNELS
 ENTRY_POINT_GROUP = "ridgebench.providers"
 OURS = "triton"
 BASELINE = "torch"
-# Torch-derived providers run the unfused sequence in the input dtype, rounding each intermediate as the
-# eager baseline does (bench.runner.BASELINE_TOLERANCE_FACTOR explains the factor).
-TORCH_DERIVED_FACTOR = 4.0
 
 
 class ProviderError(ValueError):
@@ -54,7 +53,6 @@ class Provider:
     doc: str
     requires: tuple[str, ...] = ()
     device_kinds: tuple[str, ...] = ("cpu", "cuda")
-    tolerance_factor: float = 1.0
     per_case: bool = False
     source: str = "built-in"
     variant: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -345,18 +343,18 @@ def _inductor_factory(kernel: str) -> Callable[[], Compiled]:
 
 BUILTIN: dict[str, Provider] = {
     BASELINE: Provider(BASELINE, {k: b.fn for k, b in TORCH_BASELINES.items()}, "eager PyTorch, the baseline "
-                       "every speedup is relative to", tolerance_factor=TORCH_DERIVED_FACTOR,
+                       "every speedup is relative to",
                        variant={k: b.variant for k, b in TORCH_BASELINES.items()}),
     "inductor": Provider(
         "inductor", {k: _inductor_factory(k) for k in KERNELS},
         "torch.compile(the torch baseline, dynamic=False): Triton on a GPU, C++ on a CPU; compiled once "
-        "per case before timing", requires=("torch._inductor",), tolerance_factor=TORCH_DERIVED_FACTOR,
+        "per case before timing", requires=("torch._inductor",),
         per_case=True, variant={k: f"torch.compile({b.variant})" for k, b in TORCH_BASELINES.items()},
         extra_check=inductor_compiler_missing),
     **{name: Provider(name, {"attention": sdpa_backend(backend)},
                       f"SDPA with only its {backend} backend enabled (torch.nn.attention.sdpa_kernel)",
                       device_kinds=("cpu", "cuda") if backend == "MATH" else ("cuda",),
-                      tolerance_factor=TORCH_DERIVED_FACTOR, variant={"attention": f"sdpa[{backend}]"})
+                      variant={"attention": f"sdpa[{backend}]"})
        for name, backend in SDPA_BACKENDS.items()},
     "flash-attn": Provider("flash-attn", {"attention": flash_attn_attention},
                            "flash-attn 2: flash_attn_func (prefill) / flash_attn_with_kvcache (decode)",

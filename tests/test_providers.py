@@ -280,8 +280,22 @@ def picky_gelu(x, bias, *, approximate):
     raise NotImplementedError("picky: erf GELU only")
 
 
+def clobber_softmax(x):
+    x.zero_()  # zeroes its input, then returns the (uniform) softmax of what is left
+    return torch.softmax(x, dim=-1)
+
+
+def wide_softmax(x):
+    return torch.softmax(x.double(), dim=-1)  # more accurate, but not the launcher's dtype
+
+
+def none_softmax(x):
+    torch.softmax(x, dim=-1)
+
+
 PROVIDERS = {"mine": {"softmax": softmax, "gelu": gelu}, "wrong": {"softmax": wrong_softmax},
-             "picky": {"gelu": picky_gelu}}
+             "picky": {"gelu": picky_gelu}, "clobber": {"softmax": clobber_softmax},
+             "wide": {"softmax": wide_softmax}, "none": {"softmax": none_softmax}}
 '''
 
 
@@ -300,20 +314,32 @@ def _bench(tmp_path: Path, *args: str, module_source: str | None = USER_MODULE, 
 
 
 def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
+    # bf16 chosen explicitly (the sweep's dtype on a CPU with native bf16, not on others): the README's
+    # `F.gelu(x + bias)` rounds x + bias to bf16 first and must pass the same gate as every provider
     proc = _bench(tmp_path, "--kernels", "softmax,gelu,attention", "--provider-module", "my_kernels",
-                  "--providers", "torch,inductor,mine,wrong,picky,sdpa-flash,flash-attn,flashinfer,liger")
+                  "--dtype", "bfloat16", "--providers",
+                  "torch,inductor,mine,wrong,picky,clobber,wide,none,sdpa-flash,flash-attn,flashinfer,liger")
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out[-4000:]  # the wrong provider fails its check; nothing else does
-    failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
-    assert len(failed) == 1 and "test_softmax[wrong-" in failed[0], failed
-    assert "wrong softmax C176 float32: wrong result, max error" in proc.stdout
+    assert proc.returncode == 1, out[-4000:]  # the wrong and contract-breaking providers fail; nothing else
+    failed = sorted(line.split("[")[1].split("-")[0] for line in proc.stdout.splitlines()
+                    if line.startswith("FAILED"))
+    assert failed == ["clobber", "none", "wide", "wrong"], proc.stdout[-4000:]
+    assert "wrong softmax C176 bfloat16: wrong result, max error" in proc.stdout
+    assert "x plain PyTorch's" in proc.stdout
+    assert "changed its input (argument 0" in proc.stdout
+    assert "is torch.float64; expected torch.bfloat16" in proc.stdout
+    assert "returned None; expected a tensor (3, 176) torch.bfloat16" in proc.stdout
     (run,) = [p for p in (tmp_path / "r").glob("*/*") if p.is_dir()]
     records = [b["extra_info"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]]
     timed = {(r["provider"], r["kernel"]) for r in records}
     assert timed == {(p, k) for p in ("torch", "inductor") for k in ("softmax", "gelu", "attention")} | {
         ("mine", "softmax"), ("mine", "gelu")}
     for r in records:
-        assert r["max_error"] <= max(r["tolerance"]) * 4 and r["median_s"] > 0
+        acc = r["accuracy"]  # one gate for every provider, recorded
+        assert r["max_error"] == acc["max_error"] <= acc["bound"] == r["tolerance"][0] and r["median_s"] > 0
+        assert acc["ratio"] <= acc["factor"] or acc["max_error"] <= acc["atol"]
+        if r["provider"] in ("torch", "mine"):  # plain PyTorch in bf16: exactly the plain run's error
+            assert acc["ratio"] == 1.0, r
         if r["provider"] == "inductor":
             assert r["compile"]["graphs_compiled_first_call"] >= 1 and r["compile"]["first_call_s"] > 0
             assert r["variant"].startswith("torch.compile(")
@@ -327,7 +353,8 @@ def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
     for name, kernel in (("flash-attn", "attention"), ("flashinfer", "attention"), ("liger", "softmax")):
         category, reason = why[(name, kernel)]
         assert category == "unavailable" and "package not installed" in reason, (name, reason)
-    assert ("wrong", "softmax") not in why and ("wrong", "softmax") not in timed  # failed: no time
+    for name in ("wrong", "clobber", "wide", "none"):  # failed: no time, no skip
+        assert (name, "softmax") not in why and (name, "softmax") not in timed
     assert why[("picky", "gelu")][0] == "unsupported" and "erf GELU only" in why[("picky", "gelu")][1]
     roofline = next(run.glob("roofline-*.svg")).read_text()
     for provider in ("torch", "inductor", "mine"):
@@ -337,7 +364,7 @@ def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
     assert list(run.glob("speedup-gelu-*.png")) and list(run.glob("speedup-attention-*.png"))
     claims = (run / "claims.md").read_text()
     assert "## Providers vs the torch baseline" in claims
-    assert "| softmax | softmax/cols.r3 | float32 | mine | 1 |" in claims.replace("bfloat16", "float32")
+    assert "| softmax | softmax/cols.r3 | bfloat16 | mine | 1 |" in claims
 
 
 def test_a_module_that_fails_to_import_is_one_line_and_exit_4(tmp_path):

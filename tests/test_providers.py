@@ -373,11 +373,59 @@ def test_a_module_that_fails_to_import_is_one_line_and_exit_4(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if "my_kernels" in line]
     assert len(errors) == 1 and "import failed: ModuleNotFoundError" in errors[0], proc.stderr
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*/*"))  # nothing measured
+    for source, error in (("import sys\nsys.exit(3)\n", "import failed: SystemExit: 3"),
+                          ("raise BaseException('odd')\n", "import failed: BaseException: odd")):
+        proc = _bench(tmp_path, "--provider-module", "my_kernels", module_source=source)
+        errors = [line for line in proc.stderr.splitlines() if "my_kernels" in line]
+        assert proc.returncode == 4 and "INTERNALERROR" not in proc.stdout + proc.stderr, proc.stderr
+        assert len(errors) == 1 and error in errors[0], proc.stderr
     proc = _bench(tmp_path, "--provider-module", "my_kernels",
                   module_source="PROVIDERS = {'x': {'nope': len}}\n")
     assert proc.returncode == 4 and "unknown kernel" in proc.stderr
     proc = _bench(tmp_path, "--providers", "torch,cublas", module_source=None)
     assert proc.returncode == 4 and "--providers torch,cublas" in proc.stderr
+
+
+def test_a_broken_entry_point_is_set_aside_and_named_when_a_run_asks_for_an_unknown_provider(monkeypatch):
+    class Broken:
+        name, value = "bad", "badpkg.providers"
+
+        @staticmethod
+        def load():
+            raise SystemExit(3)
+
+    class Good:
+        name, value = "good", "goodpkg:TABLE"
+        load = staticmethod(lambda: {"theirs": {"gelu": torch.nn.functional.gelu}})
+
+    monkeypatch.setattr(providers, "_entry_points", lambda: [Broken, Good])
+    assert set(providers.load_user_providers([])) == {"theirs"}  # the good one still registers
+    source = "entry point bad (badpkg.providers)"
+    assert providers.broken_entry_points() == {source: f"{source}: import failed: SystemExit: 3"}
+    msg = providers.unknown_providers_error("--providers", "torch,badprov", ["badprov"])
+    assert "unknown provider 'badprov'" in msg and "import failed: SystemExit: 3" in msg
+    monkeypatch.setattr(providers, "_entry_points", lambda: [Good])
+    providers.load_user_providers([])
+    assert providers.broken_entry_points() == {}  # a reload forgets the broken ones
+
+
+def test_a_broken_installed_entry_point_warns_unless_the_run_asks_for_an_unknown_provider(tmp_path):
+    mods = tmp_path / "mods"
+    dist = mods / "brokenpkg-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenpkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[ridgebench.providers]\nbad = broken_provider_mod\n")
+    (mods / "broken_provider_mod.py").write_text("import no_such_package_y\n")
+    proc = _bench(tmp_path, "--providers", "torch", "--kernels", "softmax", "--collect-only",
+                  module_source=None)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "broken_provider_mod" in line]
+    assert len(warned) == 1 and "warning" in warned[0] and "ModuleNotFoundError" in warned[0], proc.stderr
+    proc = _bench(tmp_path, "--providers", "torch,badprov", "--kernels", "softmax", "--collect-only",
+                  module_source=None)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "unknown provider 'badprov'" in proc.stderr
+    assert "entry point bad (broken_provider_mod)" in proc.stderr
 
 
 def test_providers_all_collects_what_can_run_here(tmp_path):

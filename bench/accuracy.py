@@ -197,16 +197,15 @@ def _spell(tensors: tuple) -> str:
 
 @contextlib.contextmanager
 def plain_precision(dtype: torch.dtype, device: torch.device) -> Iterator[None]:
-    """fp32 on a GPU: let the plain run's matmuls use TF32, as the kernels' ``tl.dot`` does."""
+    """fp32 on a GPU: let the plain run's matmuls use TF32, as the kernels' ``tl.dot`` does
+    (:func:`bench.timing.tf32_matmul`, the one switch the suite uses)."""
     if dtype != torch.float32 or torch.device(device).type != "cuda":
         yield
         return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
+    from bench.timing import tf32_matmul
+
+    with tf32_matmul(True):
         yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def to_reference(args: tuple, kwargs: dict, rdtype: torch.dtype) -> tuple[tuple, dict]:

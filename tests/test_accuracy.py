@@ -279,3 +279,20 @@ def test_shapes_devices_and_the_qkv_layout_are_checked():
         _run(bench, x, strided)
     with pytest.raises(ContractError, match="returned 2 outputs; expected 3"):
         _run(bench, x, lambda *a, **k: qkv_projection_unfused(*a, **k)[:2])
+
+
+def test_the_plain_run_uses_tf32_only_for_fp32_on_a_gpu():
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):  # pragma: no cover - torch < 2.9
+        pytest.skip("torch without fp32_precision")
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = "ieee"
+        with accuracy.plain_precision(torch.float32, torch.device("cuda")):
+            assert matmul.fp32_precision == "tf32"  # as the kernels' tl.dot
+        assert matmul.fp32_precision == "ieee"
+        for dtype, device in ((torch.bfloat16, "cuda"), (torch.float32, "cpu")):
+            with accuracy.plain_precision(dtype, torch.device(device)):
+                assert matmul.fp32_precision == "ieee"
+    finally:
+        matmul.fp32_precision = before

@@ -233,8 +233,15 @@ STICKY_CUDA_ERRORS = ("illegal memory access", "illegal instruction", "unspecifi
                       "hardware stack error", "uncorrectable ecc error")
 
 
+# How allocators say it: CUDA and HIP ("... out of memory"), the CPU's ("DefaultCPUAllocator: can't
+# allocate memory: you tried to allocate ..."), and plain MemoryError.
+OUT_OF_MEMORY_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
+            or any(s in text for s in OUT_OF_MEMORY_TEXT))
 
 
 def is_sticky_cuda_error(exc: BaseException) -> bool:

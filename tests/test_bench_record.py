@@ -143,3 +143,17 @@ def test_reroof_rewrites_every_roof_field_against_the_final_ceilings():
     assert new["roof_fraction"] == pytest.approx(before / 2)  # twice the bandwidth
     assert new["above_roof_tolerance"] == pytest.approx(0.2)
     assert doc["benchmarks"][1]["extra_info"] == {"kernel": "x"}
+
+
+@pytest.mark.parametrize("text", [
+    "DefaultCPUAllocator: can't allocate memory: you tried to allocate 400000000000 bytes. Error code 12 "
+    "(Cannot allocate memory)",
+    "HIP out of memory. Tried to allocate 2.00 GiB (GPU 0; 63.98 GiB total capacity)",
+    "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.10 GiB total capacity)",
+    "CUDA error: out of memory",
+])
+def test_allocation_failures_of_any_spelling_are_out_of_memory(text):
+    assert classify_error(RuntimeError(text), "torch") == "out-of-memory"
+    assert classify_error(RuntimeError(text), "triton") == "out-of-memory"
+    assert classify_error(MemoryError(), "mine") == "out-of-memory"
+    assert classify_error(RuntimeError("a bug: cannot index"), "torch") is None

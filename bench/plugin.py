@@ -592,8 +592,9 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                      '"interrupted": true')
     if has_bench and not config.getoption("--no-report"):
         if run_info["interrupted"]:
-            lines.append(f"report not drawn (interrupted): python -m roofline plot {run_dir}; "
-                         f"python -m roofline claims {run_dir}")
+            lines.append("reports not drawn (interrupted): " + "; ".join([
+                f"python -m roofline plot {run_dir}", f"python -m roofline claims {run_dir}",
+                *step_options.report_commands(config, run_dir)]))
         else:
             lines += _report(run_dir)
             lines += step_options.report(config, run_dir)

@@ -104,6 +104,11 @@ def points(config: pytest.Config) -> list[SweepPoint] | None:
     return None if request is None else step_points(request)
 
 
+def report_commands(config: pytest.Config, run_dir: Path) -> list[str]:
+    """The commands that draw this mode's reports later (what an interrupted run's summary names)."""
+    return [] if config.stash.get(REQUEST, None) is None else [f"python -m roofline step {run_dir}"]
+
+
 def report(config: pytest.Config, run_dir: Path) -> list[str]:
     """Write the step report at session end; lines for the terminal summary."""
     if config.stash.get(REQUEST, None) is None or config.getoption("--no-report"):

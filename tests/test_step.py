@@ -451,3 +451,39 @@ def test_bad_model_option_is_a_usage_error(tmp_path):
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "unknown model preset 'gpt-9'" in proc.stderr
     assert not any(tmp_path.iterdir())  # no run directory left behind
+
+
+@pytest.mark.parametrize("knee,suspect,label", [
+    ("predicted", False, "supported"), (4.0, False, "refuted"), ("predicted", True,
+                                                                "inconclusive (ceilings suspect)"),
+    (4.0, True, "inconclusive (ceilings suspect)")])
+def test_step_md_and_claims_md_give_the_same_verdict(tmp_path, knee, suspect, label):
+    from roofline.claims.report import write_report
+
+    req = StepRequest(GPT2, (1, 16, 64, 256, 1024), 16)
+    predicted = decode_compute_bound_batch(GPT2, MEASURED, BF16, 16)
+    measured = dict(MEASURED_A100)
+    if suspect:  # a wide best/median spread of the memory ceiling: suspect
+        bw = MEASURED_A100["mem_bandwidth"]
+        measured["ceilings"] = {"memory": {"best": bw, "median": bw / 2}}
+    run = synthetic_step_run(tmp_path, req, flat_then_linear(predicted if knee == "predicted" else knee),
+                             measured=measured)
+    write_step_report(run)
+    claims = write_report(run).read_text()
+    row = next(line for line in claims.splitlines() if "`decode-flat-until-ridge-batch`" in line)
+    assert f"| {label} " in row, row
+    step_md = (run / "step.md").read_text()
+    assert f"**{label}**:" in step_md
+    claim = json.loads((run / "step.json").read_text())["claim"]
+    assert claim["label"] == label and (("ceilings suspect (" in claim["summary"]) is suspect)
+
+
+def test_an_interrupted_model_run_names_the_step_report_among_those_not_drawn(tmp_path):
+    from types import SimpleNamespace
+
+    from bench import step_options
+
+    config = SimpleNamespace(stash=pytest.Stash())
+    assert step_options.report_commands(config, tmp_path) == []  # a sweep run: plot and claims only
+    config.stash[step_options.REQUEST] = StepRequest(GPT2, (1,), 64)
+    assert step_options.report_commands(config, tmp_path) == [f"python -m roofline step {tmp_path}"]

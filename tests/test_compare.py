@@ -270,7 +270,7 @@ def test_vanished_benchmarks_fail_unless_allowed_and_new_ones_are_listed(tmp_pat
     assert doc["only_in_a"] == [gone] and doc["only_in_b"] == ["test_new[torch-x]"]
     assert doc["exit_status"] == 1
     assert main(["compare", str(RUN), str(b), "--no-figure", "--allow-missing"]) == 0
-    assert main(["compare", str(b), str(RUN), "--no-figure"]) == 1  # test_new vanished the other way
+    assert main(["compare", str(b), str(RUN), "--no-figure", "--out", str(tmp_path)]) == 1  # test_new gone
 
 
 def test_a_killed_run_is_compared_from_its_records(tmp_path, capsys):

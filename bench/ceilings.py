@@ -8,15 +8,19 @@ probes, measured before the sweep and again after it, the best kept.
   rows) x the class's dtypes. On a CPU the size grows only while the next call fits half the budget.
 - **No native math** (a CPU without bf16/fp16 arithmetic, :func:`roofline.roof.native_math`): those
   probes are fp32 math, so they count towards the fp32 ceiling and their class is floored at it.
-- **Stability**: best and median, per pass, with the load average; :func:`roofline.roof.assess_ceilings`
-  turns them into the above-roof tolerance. Each call is timed by :func:`bench.timing.call_timer`.
+- **Stability**: best and median, per pass, with the load: the 1-minute load average (which lags a
+  minute behind) and, over the pass itself, how busy the usable cores were (``/proc/stat``) against this
+  process's own CPU time, so neighbours are seen while they run (:class:`LoadWindow`);
+  :func:`roofline.roof.assess_ceilings` turns them into the above-roof tolerance and the suspicions.
+  Each call is timed by :func:`bench.timing.call_timer`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -130,6 +134,78 @@ def gemm_probes(device: torch.device, dtype: torch.dtype, *, cls: str, budget_s:
 
 # ------------------------------------------------------------------------------------------ passes
 
+PROC_STAT = Path("/proc/stat")
+
+
+def read_proc_stat() -> str | None:
+    """``/proc/stat``'s text, or None where there is none (not Linux)."""
+    try:
+        return PROC_STAT.read_text()
+    except OSError:
+        return None
+
+
+def usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return list(range(os.cpu_count() or 1))
+
+
+def cpu_jiffies(stat: str | None, cpus: Iterable[int]) -> tuple[int, int, int] | None:
+    """``(busy, total, cpus counted)`` jiffies over the per-CPU lines of ``cpus`` in a ``/proc/stat``
+    text; busy is all but idle and iowait (steal counts as busy: another guest had the core). None
+    when the text has none of those lines."""
+    if not stat:
+        return None
+    per: dict[int, list[int]] = {}
+    for line in stat.splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit():
+            try:
+                per[int(name[3:])] = [int(v) for v in rest.split()]
+            except ValueError:
+                continue
+    chosen = [per[c] for c in cpus if c in per and len(per[c]) >= 4]
+    if not chosen:
+        return None
+    busy = total = 0
+    for v in chosen:
+        t = sum(v[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
+        busy += t - v[3] - (v[4] if len(v) > 4 else 0)
+        total += t
+    return busy, total, len(chosen)
+
+
+class LoadWindow:
+    """How busy the usable cores were over a window (a ceilings pass), from ``/proc/stat``, and how much
+    of that was this process (its CPU time, every thread): ``other_busy_cores`` is the rest, neighbours
+    seen while they run (the load average trails them by a minute). ``read_stat``, ``clock`` and
+    ``own_cpu_s`` are replaceable for tests."""
+
+    def __init__(self, read_stat: Callable[[], str | None] = read_proc_stat,
+                 cpus: Iterable[int] | None = None, clock: Callable[[], float] = time.monotonic,
+                 own_cpu_s: Callable[[], float] = time.process_time) -> None:
+        self.read_stat, self.clock, self.own_cpu_s = read_stat, clock, own_cpu_s
+        self.cpus = list(cpus) if cpus is not None else usable_cpus()
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, tuple[int, int, int] | None]:
+        return self.clock(), self.own_cpu_s(), cpu_jiffies(self.read_stat(), self.cpus)
+
+    def finish(self) -> dict:
+        """``window_s``, ``own_busy_cores`` and, where ``/proc/stat`` was read, ``busy_cores`` and
+        ``other_busy_cores`` (averages over the window, in cores)."""
+        (t0, own0, stat0), (t1, own1, stat1) = self.start, self._sample()
+        wall = max(t1 - t0, 1e-9)
+        out = {"window_s": wall, "own_busy_cores": (own1 - own0) / wall, "usable_cores": len(self.cpus),
+               "source": "/proc/stat and this process's CPU time over the pass"}
+        if stat0 is not None and stat1 is not None and stat1[1] > stat0[1]:
+            busy = (stat1[0] - stat0[0]) / (stat1[1] - stat0[1]) * stat1[2]
+            out.update(busy_cores=busy, other_busy_cores=max(0.0, busy - out["own_busy_cores"]))
+        return out
+
+
 def _load(device: torch.device) -> dict:
     try:
         load = list(os.getloadavg())
@@ -144,9 +220,11 @@ def _load(device: torch.device) -> dict:
 
 
 def measure_pass(device: torch.device, cache_bytes: int | None, *, budget_s: float = 0.5,
-                 when: str = "before") -> dict:
-    """One pass over every probe: ``memory`` (per kind), ``probes`` (every GEMM probe) and ``load``."""
+                 when: str = "before", read_stat: Callable[[], str | None] = read_proc_stat) -> dict:
+    """One pass over every probe: ``memory`` (per kind), ``probes`` (every GEMM probe) and ``load``
+    (``load["during"]``: the cores' use over this pass, :class:`LoadWindow`)."""
     cuda = device.type == "cuda"
+    window = LoadWindow(read_stat)
     load = _load(device)
     load["own_threads"] = 1 if when == "before" or cuda else load["torch_threads"]
     load["device_kind"] = device.type  # a GPU's device-timed ceilings do not share the host's cores
@@ -157,6 +235,7 @@ def measure_pass(device: torch.device, cache_bytes: int | None, *, budget_s: flo
     for cls in ("tensor16", "tf32", "fp32") if cuda else ("tensor16", "fp32"):
         for dtype in CLASS_DTYPES[cls]:
             probes += gemm_probes(device, dtype, cls=cls, budget_s=budget_s)
+    load["during"] = window.finish()
     return {"when": when, "load": load, "memory": memory, "probes": probes, "buffer_bytes": nbytes,
             "cache_bytes": cache}
 

@@ -198,12 +198,19 @@ def check_options(config: pytest.Config) -> None:
     except provider_registry.ProviderError as exc:
         raise pytest.UsageError(str(exc)) from None
     chosen_providers(config, "cpu")  # validates the names; the device matters only for "all"
+    for why in provider_registry.broken_entry_points().values():  # not asked for: a warning, not a stop
+        print(f"ridgebench: warning: {why} (its providers are left out)", file=sys.stderr)
 
 
 def chosen_providers(config: pytest.Config, device_kind: str) -> tuple[str, ...]:
     """``--providers``: the names given (each known), or ``all``: every provider that can run here."""
-    if (config.getoption("--providers") or "").strip() == "all":
+    value = (config.getoption("--providers") or "").strip()
+    if value == "all":
         return provider_registry.runnable_here(device_kind)
+    known = provider_registry.names()
+    unknown = [v.strip() for v in value.split(",") if v.strip() and v.strip() not in known]
+    if unknown:  # names the entry points that failed to load, one of which may define it
+        raise pytest.UsageError(provider_registry.unknown_providers_error("--providers", value, unknown))
     return _csv(config, "--providers", provider_registry.names())
 
 
@@ -606,8 +613,9 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                      '"interrupted": true')
     if has_bench and not config.getoption("--no-report"):
         if run_info["interrupted"]:
-            lines.append(f"report not drawn (interrupted): python -m roofline plot {run_dir}; "
-                         f"python -m roofline claims {run_dir}; python -m roofline report {run_dir}")
+            lines.append("reports not drawn (interrupted): " + "; ".join([
+                f"python -m roofline plot {run_dir}", f"python -m roofline claims {run_dir}",
+                f"python -m roofline report {run_dir}", *step_options.report_commands(config, run_dir)]))
         else:
             lines += _report(run_dir)
             lines += step_options.report(config, run_dir)

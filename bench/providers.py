@@ -2,8 +2,10 @@
 
 A provider is a name and, per kernel, a callable that takes **the same inputs as that kernel's Triton
 launcher** and returns the same outputs (the signatures are listed above the torch baselines below).
-The benchmark checks every provider's first call against the kernel's reference at its tolerance (times
-``tolerance_factor``) before timing it, exactly as it checks ``triton`` and ``torch``; a provider that
+The benchmark checks every provider's first call before timing it, exactly as it checks ``triton`` and
+``torch``: the launcher's contract (outputs' shapes, dtype, device; inputs left unchanged) and one
+accuracy gate for all (:mod:`bench.accuracy`: at most ``ACCURACY_FACTOR`` times the error plain PyTorch
+makes in the same dtype against a float64 reference, plus one ulp of the output); a provider that
 cannot run a case is recorded in ``skipped.json`` (``unavailable``: package not installed, wrong device,
 no C++ compiler; ``unsupported``: the callable raised ``NotImplementedError``), never an error.
 
@@ -31,9 +33,6 @@ from roofline.ops import KERNELS
 ENTRY_POINT_GROUP = "ridgebench.providers"
 OURS = "triton"
 BASELINE = "torch"
-# Torch-derived providers run the unfused sequence in the input dtype, rounding each intermediate as the
-# eager baseline does (bench.runner.BASELINE_TOLERANCE_FACTOR explains the factor).
-TORCH_DERIVED_FACTOR = 4.0
 
 
 class ProviderError(ValueError):
@@ -54,7 +53,6 @@ class Provider:
     doc: str
     requires: tuple[str, ...] = ()
     device_kinds: tuple[str, ...] = ("cpu", "cuda")
-    tolerance_factor: float = 1.0
     per_case: bool = False
     source: str = "built-in"
     variant: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -345,18 +343,18 @@ def _inductor_factory(kernel: str) -> Callable[[], Compiled]:
 
 BUILTIN: dict[str, Provider] = {
     BASELINE: Provider(BASELINE, {k: b.fn for k, b in TORCH_BASELINES.items()}, "eager PyTorch, the baseline "
-                       "every speedup is relative to", tolerance_factor=TORCH_DERIVED_FACTOR,
+                       "every speedup is relative to",
                        variant={k: b.variant for k, b in TORCH_BASELINES.items()}),
     "inductor": Provider(
         "inductor", {k: _inductor_factory(k) for k in KERNELS},
         "torch.compile(the torch baseline, dynamic=False): Triton on a GPU, C++ on a CPU; compiled once "
-        "per case before timing", requires=("torch._inductor",), tolerance_factor=TORCH_DERIVED_FACTOR,
+        "per case before timing", requires=("torch._inductor",),
         per_case=True, variant={k: f"torch.compile({b.variant})" for k, b in TORCH_BASELINES.items()},
         extra_check=inductor_compiler_missing),
     **{name: Provider(name, {"attention": sdpa_backend(backend)},
                       f"SDPA with only its {backend} backend enabled (torch.nn.attention.sdpa_kernel)",
                       device_kinds=("cpu", "cuda") if backend == "MATH" else ("cuda",),
-                      tolerance_factor=TORCH_DERIVED_FACTOR, variant={"attention": f"sdpa[{backend}]"})
+                      variant={"attention": f"sdpa[{backend}]"})
        for name, backend in SDPA_BACKENDS.items()},
     "flash-attn": Provider("flash-attn", {"attention": flash_attn_attention},
                            "flash-attn 2: flash_attn_func (prefill) / flash_attn_with_kvcache (decode)",
@@ -372,6 +370,8 @@ BUILTIN: dict[str, Provider] = {
 }
 RESERVED = (OURS, *BUILTIN)
 _USER: dict[str, Provider] = {}
+# entry points that could not be used: {source: why}; they block only runs that name an unknown provider
+_BROKEN: dict[str, str] = {}
 
 
 def registry() -> dict[str, Provider]:
@@ -389,6 +389,12 @@ def get(name: str) -> Provider:
         return registry()[name]
     except KeyError:
         raise ValueError(f"provider: expected one of {', '.join(names())}, got {name!r}") from None
+
+
+def broken_entry_points() -> dict[str, str]:
+    """The ``ridgebench.providers`` entry points the last :func:`load_user_providers` could not use:
+    ``{source: why}`` (their providers are unknown; a run that asks for one is refused, naming them)."""
+    return dict(_BROKEN)
 
 
 def has_kernel(name: str, kernel: str) -> bool:
@@ -439,32 +445,68 @@ def _entry_points() -> list:
     return list(entry_points(group=ENTRY_POINT_GROUP))
 
 
+def _load(source: str, load: Callable[[], object]) -> dict[str, Provider]:
+    """One module's (or entry point's) providers; ``ProviderError`` in one line otherwise. Any
+    ``BaseException`` at import but ``KeyboardInterrupt`` (a ``sys.exit`` in the module, a
+    ``GeneratorExit``) is the module's failure, not the benchmark's."""
+    try:
+        obj = load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any import failure is the user's to fix: one line
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ProviderError(f"{source}: import failed: {type(exc).__name__}: {first}") from None
+    table = obj if isinstance(obj, dict) else getattr(obj, "PROVIDERS", None)
+    if table is None:
+        raise ProviderError(f"{source}: defines no PROVIDERS = {{provider name: {{kernel: callable}}}}")
+    return providers_from(table, source)
+
+
 def load_user_providers(modules: Iterable[str] = (), *, use_entry_points: bool = True) -> dict[str, Provider]:
     """Import each ``--provider-module`` and every ``ridgebench.providers`` entry point (a module with
     ``PROVIDERS``, or the table itself), validate, and register them (replacing any loaded before).
-    Raises ``ProviderError`` with one line naming the module and what is wrong."""
+
+    A ``--provider-module`` that cannot be used raises ``ProviderError`` with one line naming it and
+    what is wrong (it was asked for). An entry point that cannot be used (it comes with an installed
+    package, whether this run needs it or not) is set aside in :func:`broken_entry_points`: a run that
+    asks for a provider nobody defines is refused naming it (:func:`unknown_providers_error`), any other
+    run goes on with a warning."""
     found: dict[str, Provider] = {}
-    sources: list[tuple[str, Callable[[], object]]] = [
-        (f"--provider-module {m}", lambda m=m: importlib.import_module(m)) for m in modules]
-    if use_entry_points:
-        try:
-            eps = _entry_points()
-        except Exception as exc:  # noqa: BLE001 - broken metadata: say so, in one line
-            raise ProviderError(f"entry points {ENTRY_POINT_GROUP}: {type(exc).__name__}: {exc}") from None
-        sources += [(f"entry point {ep.name} ({ep.value})", ep.load) for ep in eps]
-    for source, load in sources:
-        try:
-            obj = load()
-        except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix: one line
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise ProviderError(f"{source}: import failed: {type(exc).__name__}: {first}") from None
-        table = obj if isinstance(obj, dict) else getattr(obj, "PROVIDERS", None)
-        if table is None:
-            raise ProviderError(f"{source}: defines no PROVIDERS = {{provider name: {{kernel: callable}}}}")
-        for name, provider in providers_from(table, source).items():
+    _BROKEN.clear()
+
+    def add(providers: dict[str, Provider], source: str) -> None:
+        for name, provider in providers.items():
             if name in found:
                 raise ProviderError(f"{source}: provider {name!r} is also defined by {found[name].source}")
             found[name] = provider
+
+    for m in modules:
+        source = f"--provider-module {m}"
+        add(_load(source, lambda m=m: importlib.import_module(m)), source)
+    if use_entry_points:
+        try:
+            eps = _entry_points()
+        except Exception as exc:  # noqa: BLE001 - broken metadata: set aside, in one line
+            eps = []
+            _BROKEN[f"entry points {ENTRY_POINT_GROUP}"] = f"{type(exc).__name__}: {exc}"
+        for ep in eps:
+            source = f"entry point {ep.name} ({ep.value})"
+            try:
+                loaded = _load(source, ep.load)
+            except ProviderError as exc:
+                _BROKEN[source] = str(exc)
+                continue
+            add(loaded, source)
     _USER.clear()
     _USER.update(found)
     return found
+
+
+def unknown_providers_error(option: str, value: str, unknown: list[str]) -> str:
+    """The one line refusing ``unknown`` provider names (of ``option value``), naming the broken entry
+    points that might have defined them."""
+    msg = f"{option} {value}: unknown provider {', '.join(map(repr, unknown))}; expected a comma-separated " \
+          f"subset of {', '.join(names())}"
+    if _BROKEN:
+        msg += "; entry points that failed to load (one may define it): " + "; ".join(_BROKEN.values())
+    return msg

@@ -2,8 +2,9 @@
 time, and record; or, without a GPU, check the Triton kernel under the interpreter and say it was not
 timed. Each ``bench/test_<kernel>.py`` supplies a :class:`KernelBench`; this module does the rest.
 
-A timed case: inputs built on the device (seeded); one call, compared with the kernel's reference at
-its ``TOLERANCES[dtype]`` (a wrong result fails with the error size and no time); then
+A timed case: inputs built on the device (seeded); one call on them, checked by
+:meth:`KernelBench.check`: the provider contract and the accuracy gate of :mod:`bench.accuracy` (one rule
+for every provider and dtype; a wrong result or a broken contract fails with the reason and no time); then
 :mod:`bench.timing` warms up, picks the rounds and times them; ``extra_info`` from
 :func:`bench.record.extra_info`. Providers: ``triton`` (``KernelBench.triton_fn``), ``torch``
 (``KernelBench.torch_fn``) and every other registered provider (its callable on
@@ -24,63 +25,15 @@ from types import ModuleType
 import pytest
 import torch
 
+from bench import accuracy, timing
 from bench import providers as registry
-from bench import timing
+from bench.accuracy import Check, ContractError
 from bench.record import extra_info, skip_record
 from bench.session import BenchSession
 from roofline.ops import MATMUL_KERNELS
 from roofline.sweeps import SweepPoint
 
-# The torch baseline runs the unfused sequence in the input dtype, rounding each intermediate (x + bias,
-# the GEMM output before the transpose copy) where a fused kernel rounds once; it is checked at this
-# multiple of the kernel's tolerance: room for those roundings, still far below the O(1) error of a
-# wrong mask or layout.
-BASELINE_TOLERANCE_FACTOR = 4.0
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """A comparison with the reference: ``max_error`` (max |out - ref|) and ``worst`` (the largest
-    ``|out - ref| / (atol + rtol * |ref|)``; <= 1 passes). ``note`` says what was compared."""
-
-    max_error: float
-    worst: float
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.worst <= 1.0
-
-
-COMPARE_CHUNK = 1 << 24  # elements per fp64 chunk: a 4 GiB output never needs 40 GiB of temporaries
-
-
-def _compare_chunk(o: torch.Tensor, r: torch.Tensor, atol: float, rtol: float) -> tuple[float, float]:
-    od, rd = o.double(), r.double()
-    err = (od - rd).abs()
-    err = torch.where((od == rd) & ~torch.isfinite(rd), 0.0, err)  # matching infinities are exact
-    err = torch.nan_to_num(err, nan=float("inf"))
-    ratio = err / (atol + rtol * rd.abs().nan_to_num(0.0))
-    return float(err.max()), float(ratio.max())
-
-
-def compare(out: object, ref: object, tolerance: tuple[float, float], note: str = "") -> Check:
-    """Compare tensors (or tuples of tensors) elementwise in fp64, in chunks; NaN never passes."""
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    refs = ref if isinstance(ref, (tuple, list)) else (ref,)
-    if len(outs) != len(refs):
-        raise ValueError(f"out: {len(outs)} tensors, reference has {len(refs)}")
-    atol, rtol = tolerance
-    max_error = worst = 0.0
-    for o, r in zip(outs, refs, strict=True):
-        if tuple(o.shape) != tuple(r.shape):
-            return Check(float("inf"), float("inf"), f"shape {tuple(o.shape)} != reference {tuple(r.shape)}")
-        o, r = o.reshape(-1), r.reshape(-1)
-        for i in range(0, o.numel(), COMPARE_CHUNK):
-            e, w = _compare_chunk(o[i:i + COMPARE_CHUNK], r[i:i + COMPARE_CHUNK], atol, rtol)
-            max_error, worst = max(max_error, e), max(worst, w)
-    return Check(max_error, worst, note)
 
 
 class KernelBench:
@@ -118,8 +71,40 @@ class KernelBench:
             return impl(*args, **kwargs)
         return call
 
-    def check(self, kmod: ModuleType, x: dict, out: object, tolerance: tuple[float, float]) -> Check:
-        raise NotImplementedError
+    # The kernel module's float64-capable reference (``compute_dtype=`` keyword), the launcher's signature.
+    reference: str = ""
+    contiguous: bool = False  # outputs must be contiguous: the layout is part of what the kernel computes
+    inplace: tuple[int | str, ...] = ()  # launch arguments (index or keyword) the call may change by contract
+
+    def check(self, kmod: ModuleType, x: dict, out: object, tolerance: object = None, *,
+              pristine: tuple[tuple, dict] | None = None) -> Check:
+        """The provider contract and the accuracy gate (:mod:`bench.accuracy`) of ``out``, one call's
+        result on ``x``'s inputs. ``pristine``: copies of the inputs taken before the call
+        (:func:`bench.accuracy.snapshot`); the inputs must still equal them, and the reference and the
+        plain PyTorch run use them. Without it, the inputs as they are now. Raises
+        :class:`bench.accuracy.ContractError` for a broken contract. ``tolerance`` is ignored (the gate
+        has no per-kernel tolerance; the argument stays for callers of the older signature)."""
+        args, kwargs = self.launch_args(x)
+        if pristine is not None:
+            accuracy.check_inputs_unchanged(args, kwargs, pristine, self.inplace)
+            args, kwargs = pristine
+        dtype, device = args[0].dtype, args[0].device
+        with accuracy.plain_precision(dtype, device):
+            plain = registry.TORCH_BASELINES[self.kernel].fn(*args, **kwargs)
+        accuracy.check_outputs(out, plain, dtype, device, self.contiguous)
+        return self.accuracy(kmod, out, plain, args, kwargs)
+
+    def accuracy(self, kmod: ModuleType, out: object, plain: object, args: tuple, kwargs: dict) -> Check:
+        """The accuracy gate of ``out`` against the float64 reference on ``(args, kwargs)``."""
+        ref, rdtype = self.reference_on(kmod, args, kwargs)
+        return accuracy.gate(out, plain, ref, args[0].dtype, reference=rdtype)
+
+    def reference_on(self, kmod: ModuleType, args: tuple, kwargs: dict) -> tuple[object, torch.dtype]:
+        """``(the reference's output, its dtype)``: float64 (float32 on a device without it)."""
+        rdtype = accuracy.reference_dtype(args[0].device)
+        rargs, rkwargs = accuracy.to_reference(args, kwargs, rdtype)
+        ref_fn = getattr(kmod, self.reference or f"{self.kernel}_ref")
+        return ref_fn(*rargs, **rkwargs, compute_dtype=rdtype), rdtype
 
     def interpreter_shape(self, shape: dict) -> dict:
         """The shape the interpreter checks for a point (small enough to run in seconds on a CPU)."""
@@ -194,8 +179,8 @@ def interpreter_check(bench: KernelBench, kmod: ModuleType, point: SweepPoint, s
     small = dataclasses.replace(point, shape=shape, dtype=dtype)
     key = (point.kernel, point.sweep, json.dumps(shape, sort_keys=True), dtype)
     if key not in session.checks:
-        tolerance = kmod.TOLERANCES[DTYPES[dtype]]
         x = bench.build(small, torch.device("cpu"))
+        pristine = accuracy.snapshot(*bench.launch_args(x))
         try:
             out = bench.triton_fn(kmod, x, first=True)()
         except Exception as exc:
@@ -204,22 +189,24 @@ def interpreter_check(bench: KernelBench, kmod: ModuleType, point: SweepPoint, s
                 raise
             session.checks[key] = (None, category, f"{type(exc).__name__}: {exc}")
         else:
-            check = bench.check(kmod, x, out, tolerance)
-            launch = kmod_last_launch(point.kernel)
-            session.checks[key] = (check, tolerance, launch)
-    first, second, third = session.checks[key]
-    if first is None:
-        _skip(session, request, point, "triton", second, f"under the interpreter: {third}")
-    check, tolerance = first, second
+            try:
+                check = bench.check(kmod, x, out, pristine=pristine)
+            except ContractError as exc:
+                check = exc
+            session.checks[key] = (check, None, kmod_last_launch(point.kernel))
+    check, category, third = session.checks[key]
+    if check is None:
+        _skip(session, request, point, "triton", category, f"under the interpreter: {third}")
+    if isinstance(check, ContractError):
+        pytest.fail(f"triton {point.kernel} under the interpreter at {shape} {dtype}: {check}")
     if not check.ok:
-        pytest.fail(f"triton {point.kernel} is wrong under the interpreter at {shape} {dtype}: max error "
-                    f"{check.max_error:.3g} is {check.worst:.3g}x the tolerance (atol, rtol) = {tolerance}"
-                    f"{' (' + check.note + ')' if check.note else ''}")
+        pytest.fail(f"triton {point.kernel} is wrong under the interpreter at {shape} {dtype}: "
+                    f"{check.describe()}")
     reason = (f"not timed: no GPU. Checked under the Triton interpreter at {shape} {dtype} "
-              f"(max error {check.max_error:.3g}, {check.worst:.2f}x the tolerance)")
+              f"(max error {check.max_error:.3g}, {check.ratio:.2f}x plain PyTorch's)")
     _skip(session, request, point, "triton", "not-timed", reason, checked_shape=shape, checked_dtype=dtype,
-          max_error=check.max_error, tolerance=list(tolerance), check_note=" ".join(filter(None, [
-              note, check.note])), variant=third.variant if third else None,
+          max_error=check.max_error, tolerance=[check.bound, 0.0], accuracy=check.fields(),
+          check_note=" ".join(filter(None, [note, check.note])), variant=third.variant if third else None,
           config=third.config if third else None)
 
 
@@ -260,8 +247,15 @@ STICKY_CUDA_ERRORS = ("illegal memory access", "illegal instruction", "unspecifi
                       "hardware stack error", "uncorrectable ecc error")
 
 
+# How allocators say it: CUDA and HIP ("... out of memory"), the CPU's ("DefaultCPUAllocator: can't
+# allocate memory: you tried to allocate ..."), and plain MemoryError.
+OUT_OF_MEMORY_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
+            or any(s in text for s in OUT_OF_MEMORY_TEXT))
 
 
 def is_sticky_cuda_error(exc: BaseException) -> bool:
@@ -302,10 +296,7 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
     except Exception as exc:  # a missing or broken kernel module fails only its own benchmarks
         _skip(session, request, point, provider, "unavailable",
               f"kernels.{point.kernel} cannot be imported: {type(exc).__name__}: {exc}")
-    tolerance = tuple(kmod.TOLERANCES[DTYPES[point.dtype]])
-    if provider == "torch":
-        tolerance = tuple(BASELINE_TOLERANCE_FACTOR * t for t in tolerance)
-    elif provider != "triton":
+    if provider not in ("torch", "triton"):
         spec = registry.get(provider)
         if point.kernel not in spec.impls:
             _skip(session, request, point, provider, "unsupported",
@@ -313,21 +304,20 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
         reason = spec.unavailable(session.device_kind)
         if reason is not None:
             _skip(session, request, point, provider, "unavailable", reason, provider_source=spec.source)
-        tolerance = tuple(spec.tolerance_factor * t for t in tolerance)
     if provider == "triton" and not session.triton_timed:
         interpreter_check(bench, kmod, point, session, request)
         return
     x: dict = {}  # the case's inputs; cleared whatever happens
     try:
-        _timed_case(bench, kmod, provider, point, tolerance, x, benchmark, session, request)
+        _timed_case(bench, kmod, provider, point, x, benchmark, session, request)
     finally:
         _release(x, session)
 
 
 def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: SweepPoint,
-                tolerance: tuple, x: dict, benchmark, session: BenchSession,
+                x: dict, benchmark, session: BenchSession,
                 request: pytest.FixtureRequest) -> None:
-    failure = None
+    failure = contract = None
     step = "measuring the ceilings"
     impl = None
     try:
@@ -342,13 +332,17 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         else:
             impl = registry.get(provider).bind(point.kernel)  # per-case providers build (compile) here
             first = fn = bench.provider_fn(impl, x)
+        # copies the reference and the plain run use and the inputs are compared with (freed before timing)
+        x["pristine"] = accuracy.snapshot(*bench.launch_args(x))
         t_first = time.perf_counter()
         out = first()
         session.synchronize()
         first_call_s = time.perf_counter() - t_first
         step = "the check against the reference"
-        check = bench.check(kmod, x, out, tolerance)
+        check = bench.check(kmod, x, out, pristine=x.pop("pristine"))
         del out
+    except ContractError as exc:
+        contract = str(exc)
     except Exception as exc:
         _stop_on_sticky_error(exc, session, request)
         category = classify(exc, provider)
@@ -359,10 +353,12 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         fn = first = out = None  # noqa: F841 - the skip keeps this frame alive
         _release(x, session, collect=True)
         _skip(session, request, point, provider, *failure)
+    if contract is not None:
+        pytest.fail(f"{provider} {point.kernel} {point.label} {point.dtype}: breaks the launcher's contract: "
+                    f"{contract}; no time recorded")
     if not check.ok:
-        pytest.fail(f"{provider} {point.kernel} {point.label} {point.dtype}: wrong result, max error "
-                    f"{check.max_error:.3g} is {check.worst:.3g}x the tolerance (atol, rtol) = {tolerance}"
-                    f"{' (' + check.note + ')' if check.note else ''}; no time recorded")
+        pytest.fail(f"{provider} {point.kernel} {point.label} {point.dtype}: wrong result, "
+                    f"{check.describe()}; no time recorded")
     variant, config = bench.torch_variant, None
     if provider not in ("torch", "triton"):
         variant = registry.get(provider).variant.get(point.kernel, provider)
@@ -400,11 +396,12 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
     benchmark.extra_info.update(extra_info(
         point=point, provider=provider, variant=variant, config=config, device_name=session.device_name,
         device_kind=session.device_kind, summary=summary, roofs=roofs, max_error=check.max_error,
-        tolerance=tolerance, timing_method=method, timing=timing_info,
+        tolerance=(check.bound, 0.0), timing_method=method, timing=timing_info,
         audit=audit_line(point.kernel, variant, config, point.dtype, arch) if provider == "triton" else None,
         details={"layout": x.get("layout"), "check": check.note or "full output vs reference",
                  "worst_over_tolerance": check.worst, "first_call_s": first_call_s},
     ))
+    benchmark.extra_info["accuracy"] = check.fields()  # the gate: error, plain PyTorch's, their ratio
     if impl is not None and hasattr(impl, "stats"):
         benchmark.extra_info["compile"] = impl.stats()  # inductor: compile time and graph counts
     session.add_record(benchmark.stats.as_dict(include_data=True))

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from roofline.errors import UsageError
-from roofline.step import StepRequest, check_fits_cpu, make_request, step_points, write_request
+from roofline.step import (
+    DEFAULT_CONTEXT,
+    StepRequest,
+    check_fits_cpu,
+    check_fits_memory,
+    make_request,
+    step_points,
+    write_request,
+)
 from roofline.sweeps import SweepPoint, sweep_dtype
 
 REQUEST = pytest.StashKey[StepRequest]()
@@ -27,8 +35,12 @@ def add_options(group) -> None:
                          "of a --sweep preset; writes step.md/step.json")
     group.addoption("--batch", default="1,8,64,256", metavar="B1,B2",
                     help="with --model: decode batches (default 1,8,64,256)")
-    group.addoption("--context", default="4096", metavar="TOKENS",
-                    help="with --model: cached tokens per sequence, and the prefill length (default 4096)")
+    group.addoption("--context", default=None, metavar="TOKENS",
+                    help=f"with --model: cached tokens per sequence, and the prefill length (default "
+                         f"{DEFAULT_CONTEXT}, or the model's context length if smaller); past the model's "
+                         "context length only with --allow-long-context")
+    group.addoption("--allow-long-context", action="store_true", default=False,
+                    help="with --model: allow --context past the model's context length (its positions)")
     group.addoption("--prefill", action="store_true", default=False,
                     help="with --model: also one prefill of --context tokens")
 
@@ -40,12 +52,37 @@ def configure(config: pytest.Config, cuda: bool) -> None:
     try:
         dtype, _ = sweep_dtype("cuda" if cuda else "cpu", config.getoption("--dtype"))
         request = make_request(config.getoption("--model"), config.getoption("--batch"),
-                               config.getoption("--context"), config.getoption("--prefill"), dtype)
+                               config.getoption("--context"), config.getoption("--prefill"), dtype,
+                               allow_long_context=config.getoption("--allow-long-context"))
         if not cuda:
             check_fits_cpu(request)
+        check_fits_memory(request, *device_memory(cuda))
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[REQUEST] = request
+
+
+def device_memory(cuda: bool) -> tuple[float, str]:
+    """``(bytes, what)``: GPU 0's total memory, or the host's available memory (``MemAvailable``)."""
+    if cuda:
+        import torch
+
+        props = torch.cuda.get_device_properties(0)
+        return float(props.total_memory), f"memory on {props.name}"
+    return float(host_available_bytes()), "host memory available (MemAvailable)"
+
+
+def host_available_bytes(meminfo: str = "/proc/meminfo") -> int:
+    """``MemAvailable`` from ``/proc/meminfo`` (bytes); without it, the physical memory."""
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def save_request(config: pytest.Config, run_dir: Path) -> None:
@@ -65,6 +102,11 @@ def points(config: pytest.Config) -> list[SweepPoint] | None:
     """The model step's points, or None when ``--model`` was not given (use the sweep preset)."""
     request = config.stash.get(REQUEST, None)
     return None if request is None else step_points(request)
+
+
+def report_commands(config: pytest.Config, run_dir: Path) -> list[str]:
+    """The commands that draw this mode's reports later (what an interrupted run's summary names)."""
+    return [] if config.stash.get(REQUEST, None) is None else [f"python -m roofline step {run_dir}"]
 
 
 def report(config: pytest.Config, run_dir: Path) -> list[str]:

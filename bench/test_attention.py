@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from bench.runner import DTYPES, Check, KernelBench, compare, generator, randn, run_case
+from bench import accuracy
+from bench.runner import DTYPES, KernelBench, generator, randn, run_case
 
 KERNEL = "attention"
-REF_BUDGET_BYTES = 1 << 30  # fp32 scores of one sequence the reference may materialise at once
+REF_BUDGET_BYTES = 1 << 30  # float64 scores of one sequence the reference may materialise at once
 
 
 class AttentionBench(KernelBench):
@@ -34,21 +35,23 @@ class AttentionBench(KernelBench):
     def launch_args(self, x):
         return (x["q"], x["k"], x["v"], x["lens"]), {}
 
-    def check(self, kmod, x, out, tolerance):
-        q, past = x["q"], x["past"]
+    def accuracy(self, kmod, out, plain, args, kwargs):
+        q, k_cache, v_cache, lens = args
         _, hq, q_len, _ = q.shape
-        rows = max(1, REF_BUDGET_BYTES // (4 * 3 * hq * (past + q_len)))
+        past = k_cache.shape[2] - q_len
+        rows = max(1, REF_BUDGET_BYTES // (8 * 3 * hq * (past + q_len)))
         if rows >= q_len:
-            return compare(out, kmod.attention_ref(q, x["k"], x["v"], x["lens"]), tolerance)
+            return super().accuracy(kmod, out, plain, args, kwargs)
         # Too big for the reference at once: check the first and the last `rows` queries (shortest and
         # longest causal rows). Queries r0.. sit at positions past + r0.., i.e. cache_len = past + r0.
         checks = []
         for r0 in (0, q_len - rows):
-            ref = kmod.attention_ref(q[:, :, r0:r0 + rows], x["k"], x["v"], x["lens"] + r0)
-            checks.append(compare(out[:, :, r0:r0 + rows], ref, tolerance))
-        return Check(max(c.max_error for c in checks), max(c.worst for c in checks),
-                     f"query rows [0, {rows}) and [{q_len - rows}, {q_len}) of {q_len} checked "
-                     "(the full reference would not fit in memory)")
+            part = (q[:, :, r0:r0 + rows], k_cache, v_cache, lens + r0)
+            ref, rdtype = self.reference_on(kmod, part, {})
+            checks.append(accuracy.gate(out[:, :, r0:r0 + rows], plain[:, :, r0:r0 + rows], ref, q.dtype,
+                                        reference=rdtype))
+        return accuracy.combine(checks, f"query rows [0, {rows}) and [{q_len - rows}, {q_len}) of {q_len} "
+                                "checked (the full reference would not fit in memory)")
 
     def interpreter_shape(self, shape):
         return dict(shape, batch=min(shape["batch"], 2), q_len=min(shape["q_len"], 64),

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bench.runner import DTYPES, KernelBench, compare, generator, randn, run_case
+from bench.runner import DTYPES, KernelBench, generator, randn, run_case
 
 KERNEL = "softmax"
 
@@ -22,9 +22,6 @@ class SoftmaxBench(KernelBench):
 
     def launch_args(self, x):
         return (x["x"],), {}
-
-    def check(self, kmod, x, out, tolerance):
-        return compare(out, kmod.softmax_ref(x["x"]), tolerance)
 
     def interpreter_shape(self, shape):
         return dict(shape, rows=min(shape["rows"], 4))

@@ -104,6 +104,10 @@ class ModelConfig:
             raise UsageError(f"model config {path}: cannot read JSON ({exc})") from None
         if not isinstance(data, dict):
             raise UsageError(f"model config {path}: expected a JSON object")
+        for f in fields(cls):  # "bias": "no" is a non-empty string, true to Python: refuse it
+            if f.type in ("bool", bool) and f.name in data and not isinstance(data[f.name], bool):
+                raise UsageError(f"model config {path}: {f.name} must be a JSON boolean (true or false), "
+                                 f"got {data[f.name]!r}")
         return cls.from_dict(data)
 
 

@@ -30,6 +30,9 @@ from roofline.ops import MATMUL_KERNELS
 TOLERANCE_FLOOR = 0.05  # never flag a point within 5% of its roof, however quiet the ceilings were
 WIDE_SPREAD = 0.30  # a ceiling whose best is >30% above its median, or drifts >30% before/after: suspect
 LOADED_FRACTION = 0.5  # other processes' load above half the usable cores: a loaded machine
+# Measured over the pass: other processes used more than a quarter of the usable cores' time. A share of
+# time, not a count of runnable threads: two busy loops beside a 2-thread pass on 2 cores get ~1 core.
+BUSY_FRACTION = 0.25
 MEMORY = "memory"
 
 # CPU flags (/proc/cpuinfo) that multiply a dtype natively, and torch's report that must agree.
@@ -179,12 +182,22 @@ def other_load(load: Mapping | None) -> float | None:
     return float(load["loadavg"][0]) - float(load.get("own_threads") or 0)
 
 
+def other_busy_cores(load: Mapping | None) -> float | None:
+    """Cores other processes kept busy during the ceilings pass (``load["during"]``, measured over the
+    pass from ``/proc/stat``), or None where it was not measured."""
+    during = load.get("during") if isinstance(load, Mapping) else None
+    value = during.get("other_busy_cores") if isinstance(during, Mapping) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def assess_ceilings(measured: Mapping | None) -> CeilingCheck:
     """The :class:`CeilingCheck` of a ``ceilings.json`` ``measured`` block.
 
     Reads ``ceilings`` (per ceiling: ``best``, ``median``, ``before``, ``after``) and ``load`` (per pass:
-    ``loadavg``, ``own_threads``, ``usable_cores``). An older file without them gets the floor tolerance
-    and a note, not a suspicion.
+    ``loadavg``, ``own_threads``, ``usable_cores`` and ``during``, the cores' use measured over the pass:
+    the load average over half the usable cores, or others busy over a quarter of their time during the
+    pass, makes the ceilings suspect). An older file without them gets
+    the floor tolerance and a note, not a suspicion.
     """
     if not isinstance(measured, Mapping):
         return CeilingCheck({}, notes=("no measured ceilings",), method=TOLERANCE_METHOD)
@@ -214,6 +227,12 @@ def assess_ceilings(measured: Mapping | None) -> CeilingCheck:
             cores = load.get("usable_cores") if isinstance(load, Mapping) else None
             if isinstance(load, Mapping) and load.get("device_kind") == "cuda":
                 continue  # recorded, not judged: CUDA events time the device, not the host's cores
+            busy = other_busy_cores(load)
+            if busy is not None and cores and busy > BUSY_FRACTION * cores:
+                window = load["during"].get("window_s", 0.0)
+                reasons.append(f"loaded machine {when} the sweep: {busy:.2f} of {cores} usable cores busy "
+                               f"with other processes during the ceilings pass ({window:.1f} s, /proc/stat "
+                               f"less this run's CPU time; limit {BUSY_FRACTION * cores:.2f})")
             if extra is not None and cores and extra > LOADED_FRACTION * cores:
                 load1 = load["loadavg"][0]
                 reasons.append(f"loaded machine {when} the sweep: 1-min load average {load1:.2f} on {cores} "

@@ -23,9 +23,11 @@ from pathlib import Path
 from roofline.cost import dtype_bytes
 from roofline.errors import UsageError
 from roofline.model import ModelConfig, get_model
+from roofline.ops import kernel_cost
 from roofline.sweeps import SweepPoint
 
 STEP_DTYPE = "bfloat16"  # what the default sweeps use on both device kinds
+DEFAULT_CONTEXT = 4096  # --context's default, capped at the model's context_length
 REQUEST_FILE = "step-request.json"
 PHASES = ("decode", "prefill")
 # CPU guard: the CPU runs the model's real shapes; beyond these it would take minutes per benchmark.
@@ -79,15 +81,53 @@ def parse_batches(text: str) -> tuple[int, ...]:
     return values
 
 
-def make_request(model: str, batches: str, context: int | str, prefill: bool = False,
-                 dtype: str = STEP_DTYPE) -> StepRequest:
+def make_request(model: str, batches: str, context: int | str | None, prefill: bool = False,
+                 dtype: str = STEP_DTYPE, *, allow_long_context: bool = False) -> StepRequest:
     """The request from the command-line strings (a preset name or a config JSON path); ``dtype`` is the
-    run's sweep dtype (:func:`roofline.sweeps.sweep_dtype`)."""
-    try:
-        ctx = int(context)
-    except (TypeError, ValueError):
-        raise UsageError(f"--context: expected a positive integer, got {context!r}") from None
-    return StepRequest(get_model(model), parse_batches(batches), ctx, prefill, dtype)
+    run's sweep dtype (:func:`roofline.sweeps.sweep_dtype`). ``context`` None: :data:`DEFAULT_CONTEXT`
+    or the model's ``context_length`` if smaller. A context past the model's positions is refused
+    unless ``allow_long_context`` (the shapes run, but no such step exists for that model)."""
+    cfg = get_model(model)
+    if context is None:
+        ctx = min(DEFAULT_CONTEXT, cfg.context_length)
+    else:
+        try:
+            ctx = int(context)
+        except (TypeError, ValueError):
+            raise UsageError(f"--context: expected a positive integer, got {context!r}") from None
+    request = StepRequest(cfg, parse_batches(batches), ctx, prefill, dtype)
+    if ctx > cfg.context_length and not allow_long_context:
+        raise UsageError(f"--context {ctx}: {cfg.name} has {cfg.context_length} positions (context_length); "
+                         f"use --context {cfg.context_length} or less, or --allow-long-context to run the "
+                         "shapes anyway")
+    return request
+
+
+# A case holds its inputs and outputs, and during the check a pristine copy of the inputs, the plain
+# PyTorch output and a float64 reference: at least twice its compulsory bytes.
+CHECK_COPIES = 2
+
+
+def largest_case(request: StepRequest) -> tuple[float, SweepPoint]:
+    """``(bytes, point)``: the step point whose inputs and outputs (compulsory bytes, in the run's
+    dtype) are the largest; one case is built at a time, so this sizes the run's device memory."""
+    costs = [(kernel_cost(p.kernel, p.shape, p.dtype).bytes, p) for p in step_points(request)]
+    return max(costs, key=lambda c: c[0])
+
+
+def check_fits_memory(request: StepRequest, memory_bytes: float, memory: str) -> None:
+    """Refuse (one line, before anything runs) a request whose largest case cannot fit ``memory_bytes``
+    (``memory`` says what that is): estimated as :data:`CHECK_COPIES` x its compulsory bytes, a lower
+    bound on what building and checking it allocates."""
+    nbytes, point = largest_case(request)
+    need = CHECK_COPIES * nbytes
+    if need > memory_bytes:
+        raise UsageError(
+            f"--batch {','.join(map(str, request.batches))} --context {request.context}: the largest case "
+            f"({point.sweep} {point.label}) needs about {need / 1e9:.3g} GB "
+            f"(estimated: {CHECK_COPIES} x its {nbytes / 1e9:.3g} GB of inputs and outputs in "
+            f"{request.dtype}), more than the {memory_bytes / 1e9:.3g} GB of {memory}; use smaller batches "
+            "or a shorter context")
 
 
 def check_fits_cpu(request: StepRequest) -> None:

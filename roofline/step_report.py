@@ -42,6 +42,8 @@ from roofline.verdict import (
     SUPPORTED,
     Verdict,
     combine,
+    status_label,
+    withhold,
 )
 
 
@@ -120,6 +122,12 @@ class StepReport:
     spec: HardwareSpec
     rows: list[StepRow]
     ridge_batch: int | None  # predicted: smallest compute-bound decode batch at this context
+    suspect_reasons: tuple[str, ...] = ()  # why the run's ceilings are suspect (Results.run_roofs)
+
+    def claim(self) -> Verdict:
+        """Seed 004's decode-knee verdict as ``claims.md`` gives it: withheld (inconclusive) on suspect
+        ceilings, by the same rule (:func:`roofline.verdict.withhold`)."""
+        return withhold(decode_knee_from_report(self), bool(self.suspect_reasons), self.suspect_reasons)
 
     def decode_curve(self, provider: str) -> list[tuple[int, float]]:
         """(batch, measured step seconds) of the complete decode steps of ``provider``."""
@@ -186,7 +194,9 @@ def build_report(results: Results, request: StepRequest) -> StepReport:
     if not rows:
         raise UsageError(f"{results.source}: no benchmark of the {request.model.name} step in this run")
     ridge = decode_compute_bound_batch(cfg, analytic_spec, dt, request.context)
-    return StepReport(request, spec, rows, ridge)
+    run = results.run_roofs()
+    suspect = tuple(run.reasons) if run is not None and run.suspect else ()
+    return StepReport(request, spec, rows, ridge, suspect)
 
 
 def _t(seconds: float | None) -> str:
@@ -242,9 +252,9 @@ def markdown(report: StepReport) -> str:
                 "cannot be beaten: the measured ceilings are too low (a busy machine while they were "
                 "measured?) or a count is wrong; the fractions and the predicted ridge batch are not "
                 "trustworthy in this run."]
-    verdict = decode_knee_from_report(report)
+    verdict = report.claim()
     out += ["", "## Claim: decode latency flat up to the ridge batch, then linear (seed 004)", "",
-            f"**{verdict.status}**: {verdict.summary}", *[f"- {d}" for d in verdict.details]]
+            f"**{status_label(verdict)}**: {verdict.summary}", *[f"- {d}" for d in verdict.details]]
     return "\n".join(out) + "\n"
 
 
@@ -330,13 +340,14 @@ def write_step_report(results_dir: str | Path, out_dir: str | Path | None = None
     md, js = out / "step.md", out / "step.json"
     md.write_text(markdown(report))
     doc = report.to_dict()
-    doc["claim"] = _verdict_dict(decode_knee_from_report(report))
+    doc["claim"] = _verdict_dict(report.claim())
     js.write_text(json.dumps(doc, indent=2) + "\n")
     return [md, js, *figure(report, out)]
 
 
 def _verdict_dict(v: Verdict) -> dict:
-    return {"status": v.status, "summary": v.summary, "details": list(v.details), "numbers": v.numbers}
+    return {"status": v.status, "label": status_label(v), "summary": v.summary, "details": list(v.details),
+            "numbers": v.numbers}
 
 
 # ------------------------------------------------------------------------------------------- the claim

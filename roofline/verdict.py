@@ -57,6 +57,26 @@ def overhead_label(device_s: float, host_launch_s: float | None, bandwidth_share
             f"launch ({host_launch_s * 1e6:.3g} us) is shorter than its device time")
 
 
+SUSPECT = "ceilings_suspect"  # key in Verdict.numbers of a verdict withheld because the ceilings are suspect
+
+
+def withhold(verdict: Verdict, suspect: bool, reasons: tuple[str, ...] | list[str]) -> Verdict:
+    """A roof-dependent verdict on suspect ceilings: inconclusive, saying what it would have been and why
+    (the one rule ``claims.md`` and ``step.md`` both apply, so they agree)."""
+    if not suspect or verdict.status == INCONCLUSIVE:
+        return verdict
+    return Verdict(INCONCLUSIVE, f"ceilings suspect ({'; '.join(reasons)}); unjudged reading: "
+                                 f"{verdict.status}: {verdict.summary}", verdict.details,
+                   {**(verdict.numbers or {}), SUSPECT: True, "unjudged_status": verdict.status})
+
+
+def status_label(v: Verdict | None) -> str:
+    """How a report spells a verdict's status: ``inconclusive (ceilings suspect)`` for a withheld one."""
+    if v is None:
+        return "-"
+    return "inconclusive (ceilings suspect)" if (v.numbers or {}).get(SUSPECT) else v.status
+
+
 def combine(statuses: list[str]) -> str:
     """Refuted if any is; supported if all are (and there is one); else inconclusive."""
     if REFUTED in statuses:

@@ -14,7 +14,7 @@ import torch
 from bench import ceilings
 from bench.record import Roofs
 from bench.results import RECORDS, append_record, read_records
-from roofline.roof import MEMORY, point_roof
+from roofline.roof import MEMORY, assess_ceilings, point_roof
 
 CPU = torch.device("cpu")
 NOT_NATIVE = {d: {"native": False, "reason": "faked: no native math"} for d in ("bfloat16", "float16")}
@@ -133,3 +133,61 @@ def test_summary_lines_name_the_ceilings_the_dtype_and_warnings(tmp_path):
     assert any(line.startswith("Above-roof tolerance: ") for line in lines)
     warnings = [line for line in lines if line.startswith("WARNING, CEILINGS SUSPECT: ")]
     assert len(warnings) == 1 and "loaded machine before" in warnings[0]
+
+
+def _stat(cpu0: tuple[int, ...], cpu1: tuple[int, ...], cpu2: tuple[int, ...] = (0,) * 8) -> str:
+    """A /proc/stat text: the aggregate line, then cpu0..cpu2 (user nice system idle iowait irq softirq
+    steal)."""
+    total = [sum(v) for v in zip(cpu0, cpu1, cpu2, strict=True)]
+    lines = ["cpu  " + " ".join(map(str, total))]
+    lines += [f"cpu{i} " + " ".join(map(str, v)) + " 0 0" for i, v in enumerate((cpu0, cpu1, cpu2))]
+    return "\n".join([*lines, "intr 1 2 3", "ctxt 99"]) + "\n"
+
+
+def test_cpu_jiffies_counts_the_usable_cpus_only():
+    text = _stat((100, 0, 50, 800, 50, 0, 0, 0), (300, 0, 100, 600, 0, 0, 0, 0), (1000, 0, 0, 0, 0, 0, 0, 0))
+    assert ceilings.cpu_jiffies(text, [0, 1]) == (150 + 400, 1000 + 1000, 2)  # cpu2 is not ours
+    assert ceilings.cpu_jiffies(text, [7]) is None and ceilings.cpu_jiffies(None, [0]) is None
+
+
+def _window(stats: list[str], own_cpu: list[float], seconds: float = 1.0) -> dict:
+    clock, own, texts = iter([0.0, seconds]), iter(own_cpu), iter(stats)
+    window = ceilings.LoadWindow(lambda: next(texts), cpus=[0, 1], clock=lambda: next(clock),
+                                 own_cpu_s=lambda: next(own))
+    return window.finish()
+
+
+def test_busy_neighbours_are_seen_during_the_pass_and_make_the_ceilings_suspect():
+    """A fake /proc/stat over a 1 s pass on 2 cores (100 jiffies per core-second): this run used 1 core;
+    two busy loops beside it the other core; the load average (a minute behind) still says idle."""
+    start = _stat((0,) * 8, (0,) * 8)
+    loaded = _stat((100, 0, 0, 0, 0, 0, 0, 0), (95, 0, 0, 5, 0, 0, 0, 0))  # both cores ~busy
+    during = _window([start, loaded], own_cpu=[10.0, 11.0])
+    assert during["busy_cores"] == pytest.approx(1.95) and during["own_busy_cores"] == pytest.approx(1.0)
+    assert during["other_busy_cores"] == pytest.approx(0.95)
+    quiet = _window([start, _stat((100, 0, 0, 0, 0, 0, 0, 0), (2, 0, 1, 97, 0, 0, 0, 0))], own_cpu=[0.0, 1.0])
+    assert quiet["other_busy_cores"] == pytest.approx(0.03)
+    no_proc = _window([None, None], own_cpu=[0.0, 0.5])
+    assert "other_busy_cores" not in no_proc and no_proc["own_busy_cores"] == pytest.approx(0.5)
+
+    def check(during: dict) -> list[str]:
+        load = {"loadavg": [0.2, 0.2, 0.2], "own_threads": 1, "usable_cores": 2, "device_kind": "cpu",
+                "during": during}
+        bw = {"best": 1e10, "median": 1e10}
+        return list(assess_ceilings({"ceilings": {"memory": bw}, "load": {"before": load}}).reasons)
+
+    (reason,) = check(during)
+    assert reason.startswith("loaded machine before the sweep: 0.95 of 2 usable cores busy with other "
+                             "processes during the ceilings pass (1.0 s")
+    assert check(quiet) == [] and check(no_proc) == []
+    cuda = {"loadavg": [0.2] * 3, "own_threads": 1, "usable_cores": 2, "device_kind": "cuda",
+            "during": during}
+    bw = {"best": 1e10, "median": 1e10}
+    assert not assess_ceilings({"ceilings": {"memory": bw}, "load": {"before": cuda}}).suspect  # not judged
+
+
+def test_a_real_pass_records_the_load_during_it(one_pass):
+    during = one_pass["load"]["during"]
+    assert during["window_s"] > 0 and during["own_busy_cores"] >= 0 and during["usable_cores"] >= 1
+    if ceilings.read_proc_stat() is not None:  # Linux
+        assert 0 <= during["other_busy_cores"] <= during["busy_cores"] <= during["usable_cores"] + 1e-6

@@ -280,8 +280,22 @@ def picky_gelu(x, bias, *, approximate):
     raise NotImplementedError("picky: erf GELU only")
 
 
+def clobber_softmax(x):
+    x.zero_()  # zeroes its input, then returns the (uniform) softmax of what is left
+    return torch.softmax(x, dim=-1)
+
+
+def wide_softmax(x):
+    return torch.softmax(x.double(), dim=-1)  # more accurate, but not the launcher's dtype
+
+
+def none_softmax(x):
+    torch.softmax(x, dim=-1)
+
+
 PROVIDERS = {"mine": {"softmax": softmax, "gelu": gelu}, "wrong": {"softmax": wrong_softmax},
-             "picky": {"gelu": picky_gelu}}
+             "picky": {"gelu": picky_gelu}, "clobber": {"softmax": clobber_softmax},
+             "wide": {"softmax": wide_softmax}, "none": {"softmax": none_softmax}}
 '''
 
 
@@ -301,20 +315,32 @@ def _bench(tmp_path: Path, *args: str, module_source: str | None = USER_MODULE, 
 
 
 def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
+    # bf16 chosen explicitly (the sweep's dtype on a CPU with native bf16, not on others): the README's
+    # `F.gelu(x + bias)` rounds x + bias to bf16 first and must pass the same gate as every provider
     proc = _bench(tmp_path, "--kernels", "softmax,gelu,attention", "--provider-module", "my_kernels",
-                  "--providers", "torch,inductor,mine,wrong,picky,sdpa-flash,flash-attn,flashinfer,liger")
+                  "--dtype", "bfloat16", "--providers",
+                  "torch,inductor,mine,wrong,picky,clobber,wide,none,sdpa-flash,flash-attn,flashinfer,liger")
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out[-4000:]  # the wrong provider fails its check; nothing else does
-    failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
-    assert len(failed) == 1 and "test_softmax[wrong-" in failed[0], failed
-    assert "wrong softmax C176 float32: wrong result, max error" in proc.stdout
+    assert proc.returncode == 1, out[-4000:]  # the wrong and contract-breaking providers fail; nothing else
+    failed = sorted(line.split("[")[1].split("-")[0] for line in proc.stdout.splitlines()
+                    if line.startswith("FAILED"))
+    assert failed == ["clobber", "none", "wide", "wrong"], proc.stdout[-4000:]
+    assert "wrong softmax C176 bfloat16: wrong result, max error" in proc.stdout
+    assert "x plain PyTorch's" in proc.stdout
+    assert "changed its input (argument 0" in proc.stdout
+    assert "is torch.float64; expected torch.bfloat16" in proc.stdout
+    assert "returned None; expected a tensor (3, 176) torch.bfloat16" in proc.stdout
     (run,) = [p for p in (tmp_path / "r").glob("*/*") if p.is_dir()]
     records = [b["extra_info"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]]
     timed = {(r["provider"], r["kernel"]) for r in records}
     assert timed == {(p, k) for p in ("torch", "inductor") for k in ("softmax", "gelu", "attention")} | {
         ("mine", "softmax"), ("mine", "gelu")}
     for r in records:
-        assert r["max_error"] <= max(r["tolerance"]) * 4 and r["median_s"] > 0
+        acc = r["accuracy"]  # one gate for every provider, recorded
+        assert r["max_error"] == acc["max_error"] <= acc["bound"] == r["tolerance"][0] and r["median_s"] > 0
+        assert acc["ratio"] <= acc["factor"] or acc["max_error"] <= acc["atol"]
+        if r["provider"] in ("torch", "mine"):  # plain PyTorch in bf16: exactly the plain run's error
+            assert acc["ratio"] == 1.0, r
         if r["provider"] == "inductor":
             assert r["compile"]["graphs_compiled_first_call"] >= 1 and r["compile"]["first_call_s"] > 0
             assert r["variant"].startswith("torch.compile(")
@@ -328,7 +354,8 @@ def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
     for name, kernel in (("flash-attn", "attention"), ("flashinfer", "attention"), ("liger", "softmax")):
         category, reason = why[(name, kernel)]
         assert category == "unavailable" and "package not installed" in reason, (name, reason)
-    assert ("wrong", "softmax") not in why and ("wrong", "softmax") not in timed  # failed: no time
+    for name in ("wrong", "clobber", "wide", "none"):  # failed: no time, no skip
+        assert (name, "softmax") not in why and (name, "softmax") not in timed
     assert why[("picky", "gelu")][0] == "unsupported" and "erf GELU only" in why[("picky", "gelu")][1]
     roofline = next(run.glob("roofline-*.svg")).read_text()
     for provider in ("torch", "inductor", "mine"):
@@ -338,7 +365,7 @@ def test_user_module_inductor_and_unavailable_providers_end_to_end(tmp_path):
     assert list(run.glob("speedup-gelu-*.png")) and list(run.glob("speedup-attention-*.png"))
     claims = (run / "claims.md").read_text()
     assert "## Providers vs the torch baseline" in claims
-    assert "| softmax | softmax/cols.r3 | float32 | mine | 1 |" in claims.replace("bfloat16", "float32")
+    assert "| softmax | softmax/cols.r3 | bfloat16 | mine | 1 |" in claims
 
 
 def test_a_module_that_fails_to_import_is_one_line_and_exit_4(tmp_path):
@@ -347,6 +374,12 @@ def test_a_module_that_fails_to_import_is_one_line_and_exit_4(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if "my_kernels" in line]
     assert len(errors) == 1 and "import failed: ModuleNotFoundError" in errors[0], proc.stderr
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*/*"))  # nothing measured
+    for source, error in (("import sys\nsys.exit(3)\n", "import failed: SystemExit: 3"),
+                          ("raise BaseException('odd')\n", "import failed: BaseException: odd")):
+        proc = _bench(tmp_path, "--provider-module", "my_kernels", module_source=source)
+        errors = [line for line in proc.stderr.splitlines() if "my_kernels" in line]
+        assert proc.returncode == 4 and "INTERNALERROR" not in proc.stdout + proc.stderr, proc.stderr
+        assert len(errors) == 1 and error in errors[0], proc.stderr
     proc = _bench(tmp_path, "--provider-module", "my_kernels",
                   module_source="PROVIDERS = {'x': {'nope': len}}\n")
     assert proc.returncode == 4 and "unknown kernel" in proc.stderr
@@ -375,6 +408,48 @@ def test_a_user_module_that_imports_our_kernels_runs_them_under_the_interpreter(
     benchmarks = json.loads((run / "benchmark.json").read_text())["benchmarks"]
     timed = {b["extra_info"]["provider"] for b in benchmarks}
     assert "wrapped" in timed  # checked against the reference, then timed on the CPU
+
+
+def test_a_broken_entry_point_is_set_aside_and_named_when_a_run_asks_for_an_unknown_provider(monkeypatch):
+    class Broken:
+        name, value = "bad", "badpkg.providers"
+
+        @staticmethod
+        def load():
+            raise SystemExit(3)
+
+    class Good:
+        name, value = "good", "goodpkg:TABLE"
+        load = staticmethod(lambda: {"theirs": {"gelu": torch.nn.functional.gelu}})
+
+    monkeypatch.setattr(providers, "_entry_points", lambda: [Broken, Good])
+    assert set(providers.load_user_providers([])) == {"theirs"}  # the good one still registers
+    source = "entry point bad (badpkg.providers)"
+    assert providers.broken_entry_points() == {source: f"{source}: import failed: SystemExit: 3"}
+    msg = providers.unknown_providers_error("--providers", "torch,badprov", ["badprov"])
+    assert "unknown provider 'badprov'" in msg and "import failed: SystemExit: 3" in msg
+    monkeypatch.setattr(providers, "_entry_points", lambda: [Good])
+    providers.load_user_providers([])
+    assert providers.broken_entry_points() == {}  # a reload forgets the broken ones
+
+
+def test_a_broken_installed_entry_point_warns_unless_the_run_asks_for_an_unknown_provider(tmp_path):
+    mods = tmp_path / "mods"
+    dist = mods / "brokenpkg-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenpkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[ridgebench.providers]\nbad = broken_provider_mod\n")
+    (mods / "broken_provider_mod.py").write_text("import no_such_package_y\n")
+    proc = _bench(tmp_path, "--providers", "torch", "--kernels", "softmax", "--collect-only",
+                  module_source=None)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "broken_provider_mod" in line]
+    assert len(warned) == 1 and "warning" in warned[0] and "ModuleNotFoundError" in warned[0], proc.stderr
+    proc = _bench(tmp_path, "--providers", "torch,badprov", "--kernels", "softmax", "--collect-only",
+                  module_source=None)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "unknown provider 'badprov'" in proc.stderr
+    assert "entry point bad (broken_provider_mod)" in proc.stderr
 
 
 def test_providers_all_collects_what_can_run_here(tmp_path):

@@ -26,6 +26,8 @@ from roofline.step import (
     StepRequest,
     all_components,
     check_fits_cpu,
+    check_fits_memory,
+    largest_case,
     make_request,
     parse_batches,
     step_components,
@@ -138,7 +140,7 @@ def test_request_validation():
     with pytest.raises(UsageError, match="too large for a CPU"):
         check_fits_cpu(make_request("llama2-70b", "1", 256))
     with pytest.raises(UsageError, match="too large for a CPU"):
-        check_fits_cpu(make_request("gpt2-small", "1", 1 << 20))
+        check_fits_cpu(make_request("gpt2-small", "1", 1 << 20, allow_long_context=True))
     check_fits_cpu(make_request("gpt2-small", "1,4,16", 256))
 
 
@@ -376,6 +378,71 @@ def test_model_run_end_to_end_on_this_cpu(tmp_path):
     assert main(["compare", str(run), str(run), "--no-figure", "--out", str(tmp_path / "cmp")]) == 0
 
 
+@pytest.mark.parametrize("key", ["bias", "tied_embeddings", "parallel_block"])
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_config_json_booleans_must_be_json_booleans(tmp_path, key, value):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**SMOKE_MODEL.to_dict(), key: value}))
+    with pytest.raises(UsageError, match=f"{key} must be a JSON boolean \\(true or false\\), got {value!r}"):
+        make_request(str(path), "1", "64")
+    path.write_text(json.dumps({**SMOKE_MODEL.to_dict(), key: False}))
+    assert getattr(make_request(str(path), "1", "64").model, key) is False
+
+
+def test_context_past_the_models_positions_needs_allow_long_context():
+    with pytest.raises(UsageError, match=r"--context 4096: gpt2-small has 1024 positions"):
+        make_request("gpt2-small", "1", "4096")
+    assert make_request("gpt2-small", "1", "4096", allow_long_context=True).context == 4096
+    assert make_request("gpt2-small", "1", "1024").context == 1024  # every position, not one past
+    assert make_request("gpt2-small", "1", None).context == 1024  # the default, capped at the model's
+    assert make_request("llama2-7b", "1", None).context == 4096
+
+
+def test_a_batch_that_cannot_fit_the_devices_memory_is_refused_with_the_estimate():
+    request = make_request("gpt2-small", "1,1000000", "64")
+    nbytes, point = largest_case(request)
+    # decode attention at a million sequences: q, the caches and the output, ~200 GB in bf16
+    assert point.kernel == "attention" and point.shape["batch"] == 1_000_000
+    assert nbytes == kernel_cost("attention", point.shape, BF16).bytes > 1e6 * 2 * 12 * 65 * 64 * 2
+    expected = (r"--batch 1,1000000 --context 64: the largest case \(attention/decode\.step\.gpt2-small"
+                r"\.attention B1000000\) needs about 406 GB \(estimated: 2 x its 203 GB .* "
+                r"than the 80 GB of GPU")
+    with pytest.raises(UsageError, match=expected):
+        check_fits_memory(request, 80e9, "GPU")
+    check_fits_memory(make_request("gpt2-small", "1,64", "64"), 80e9, "GPU")  # fits: no error
+
+
+def test_host_memory_is_memavailable(tmp_path):
+    from bench.step_options import host_available_bytes
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   20000000 kB\n")
+    assert host_available_bytes(str(meminfo)) == 20000000 * 1024
+    assert host_available_bytes(str(tmp_path / "none")) > 0  # no /proc: the physical memory
+
+
+@pytest.mark.parametrize("case", ["bool", "context", "batch"])
+def test_bad_model_inputs_are_one_line_exit_4_and_no_directory(tmp_path, case):
+    config = tmp_path / "m.json"
+    config.write_text(json.dumps({**SMOKE_MODEL.to_dict(), "bias": "no"}))
+    args, message = {
+        "bool": ([f"--model={config}", "--batch", "1"], "bias must be a JSON boolean"),
+        "context": (["--model", "gpt2-small", "--batch", "1", "--context", "4096"],
+                    "--context 4096: gpt2-small has 1024 positions"),
+        "batch": (["--model", "gpt2-small", "--batch", "1000000", "--context", "64"],
+                  "--batch 1000000 --context 64: the largest case (attention/decode"),
+    }[case]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--benchmark", *args, f"--results-root={out}",
+                           "-q", "-p", "no:cacheprovider"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert not out.exists() or not any(out.iterdir())  # nothing measured, no directory
+
+
 def test_bad_model_option_is_a_usage_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
     proc = subprocess.run([sys.executable, "-m", "pytest", "--benchmark", "--model", "gpt-9",
@@ -384,3 +451,39 @@ def test_bad_model_option_is_a_usage_error(tmp_path):
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "unknown model preset 'gpt-9'" in proc.stderr
     assert not any(tmp_path.iterdir())  # no run directory left behind
+
+
+@pytest.mark.parametrize("knee,suspect,label", [
+    ("predicted", False, "supported"), (4.0, False, "refuted"), ("predicted", True,
+                                                                "inconclusive (ceilings suspect)"),
+    (4.0, True, "inconclusive (ceilings suspect)")])
+def test_step_md_and_claims_md_give_the_same_verdict(tmp_path, knee, suspect, label):
+    from roofline.claims.report import write_report
+
+    req = StepRequest(GPT2, (1, 16, 64, 256, 1024), 16)
+    predicted = decode_compute_bound_batch(GPT2, MEASURED, BF16, 16)
+    measured = dict(MEASURED_A100)
+    if suspect:  # a wide best/median spread of the memory ceiling: suspect
+        bw = MEASURED_A100["mem_bandwidth"]
+        measured["ceilings"] = {"memory": {"best": bw, "median": bw / 2}}
+    run = synthetic_step_run(tmp_path, req, flat_then_linear(predicted if knee == "predicted" else knee),
+                             measured=measured)
+    write_step_report(run)
+    claims = write_report(run).read_text()
+    row = next(line for line in claims.splitlines() if "`decode-flat-until-ridge-batch`" in line)
+    assert f"| {label} " in row, row
+    step_md = (run / "step.md").read_text()
+    assert f"**{label}**:" in step_md
+    claim = json.loads((run / "step.json").read_text())["claim"]
+    assert claim["label"] == label and (("ceilings suspect (" in claim["summary"]) is suspect)
+
+
+def test_an_interrupted_model_run_names_the_step_report_among_those_not_drawn(tmp_path):
+    from types import SimpleNamespace
+
+    from bench import step_options
+
+    config = SimpleNamespace(stash=pytest.Stash())
+    assert step_options.report_commands(config, tmp_path) == []  # a sweep run: plot and claims only
+    config.stash[step_options.REQUEST] = StepRequest(GPT2, (1,), 64)
+    assert step_options.report_commands(config, tmp_path) == [f"python -m roofline step {tmp_path}"]

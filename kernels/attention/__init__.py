@@ -114,7 +114,11 @@ def attention(
     -------
     ``O [B, Hq, q_len, Dh]`` (contiguous, q's dtype), or ``(O, lse)`` with ``return_lse``. Queries with
     non-finite scores get the float64 reference's answer on every variant and split count: all visible
-    scores ``-inf``: O NaN, LSE ``-inf``; a ``+inf`` or NaN score: O and LSE NaN (why: DESIGN.md).
+    scores ``-inf``: O NaN, LSE ``-inf``; a ``+inf`` or NaN score: O and LSE NaN. Not
+    ``torch.logsumexp``'s ``+inf`` for a ``+inf`` score, on purpose: O is NaN anyway, NaN is what the
+    online softmax's ``m + log2(l)`` gives on every path (prefill, decode, the split-KV combine) without
+    an extra branch, and a NaN LSE poisons a later merge of partial results where ``+inf`` would
+    silently dominate it (DESIGN.md, "Non-finite scores").
 
     Raises ``ValueError`` before launching when ``Hq`` or ``B`` (split-KV: ``B`` x packed-row blocks)
     passes CUDA's 65,535 programs on grid axis y or z, on every device alike
@@ -171,7 +175,7 @@ def attention_ref(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
     """Plain PyTorch over the cache, one sequence at a time with its own length, computed in
     ``compute_dtype`` (fp32, or float64 in tests) and cast back to q's dtype; LSE in ``compute_dtype``.
     Non-finite scores follow the convention of :func:`attention` (torch's softmax; LSE NaN where torch's
-    ``logsumexp`` would say ``+inf``)."""
+    ``logsumexp`` would say ``+inf``, for the reason given there)."""
     batch, n_heads, q_len, head_dim = q.shape
     group = n_heads // k_cache.shape[1]
     scale = 1.0 / math.sqrt(head_dim) if scale is None else scale

@@ -20,7 +20,7 @@ from roofline.errors import UsageError
 from roofline.hardware import DEFAULT_HARDWARE, MIG_NOTE, HardwareSpec, get_preset, is_mig
 from roofline.results import Results, load_results
 from roofline.roof import RunRoofs
-from roofline.verdict import INCONCLUSIVE, MEMORY_EVIDENCE, CannotJudge, Verdict
+from roofline.verdict import INCONCLUSIVE, MEMORY_EVIDENCE, CannotJudge, Verdict, status_label, withhold
 
 DEFAULT_DTYPE = "bfloat16"
 # The dtypes the kernels and the model checks handle (float activations; int8 and float64 are known to
@@ -51,20 +51,14 @@ def default_hardware(results: Results | None) -> HardwareSpec:
     return get_preset(DEFAULT_HARDWARE)
 
 
-SUSPECT = "ceilings_suspect"  # key in Verdict.numbers of a verdict withheld because the ceilings are suspect
-
-
 def _withhold(verdict: Verdict, run: RunRoofs, claim: Claim) -> Verdict:
-    """A roof-dependent verdict on suspect ceilings: inconclusive, saying what it would have been and why.
+    """A roof-dependent verdict on suspect ceilings: inconclusive (:func:`roofline.verdict.withhold`).
     ``no-point-above-roof`` stays refuted when the only suspicion is the ceilings its points beat."""
-    if not claim.roof_dependent or not run.suspect or verdict.status == "inconclusive":
+    if not claim.roof_dependent:
         return verdict
     if claim.id == "no-point-above-roof" and not run.check.suspect:
         return verdict  # beaten ceilings: the verdict itself names them
-    why = "; ".join(run.reasons)
-    return Verdict("inconclusive", f"ceilings suspect ({why}); unjudged reading: {verdict.status}: "
-                                   f"{verdict.summary}", verdict.details,
-                   {**(verdict.numbers or {}), SUSPECT: True, "unjudged_status": verdict.status})
+    return withhold(verdict, run.suspect, run.reasons)
 
 
 def evaluate(results: Results | None = None, hardware: HardwareSpec | None = None,
@@ -90,11 +84,8 @@ def evaluate(results: Results | None = None, hardware: HardwareSpec | None = Non
 
 
 def status_text(v: Verdict | None) -> str:
-    """A verdict as the report's tables show it: its status, ``inconclusive (ceilings suspect)`` when
-    withheld, ``-`` for none."""
-    if v is None:
-        return "-"
-    return "inconclusive (ceilings suspect)" if (v.numbers or {}).get(SUSPECT) else v.status
+    """A verdict as the report's tables (and the page) show it: :func:`roofline.verdict.status_label`."""
+    return status_label(v)
 
 
 def ceiling_lines(results: Results) -> list[str]:

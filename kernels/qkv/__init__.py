@@ -65,7 +65,8 @@ def _autotuned_kernel(variant: str = FUSED_VARIANT) -> triton.runtime.Autotuner:
     if variant not in _AUTOTUNED:
         fn, configs = _KERNELS[variant]
         _AUTOTUNED[variant] = triton.autotune(
-            configs=configs, key=AUTOTUNE_KEYS[variant], prune_configs_by={"early_config_prune": early_config_prune},
+            configs=configs, key=AUTOTUNE_KEYS[variant],
+            prune_configs_by={"early_config_prune": early_config_prune},
         )(fn)
     return _AUTOTUNED[variant]
 

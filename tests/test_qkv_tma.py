@@ -102,8 +102,9 @@ def test_tma_configs_and_compile_cases():
     assert tma_configs() and all(c.kwargs["BLOCK_M"] >= 64 for c in tma_configs())
     cases = compile_cases(90)
     tma = [c for c in cases if c.variant == "tma"]
-    assert [c.dtype for c in tma] == ["fp16", "fp16", "bf16"]
+    # the first audit's three cases come first, unchanged; every other code path follows
+    # (tests/test_qkv.py::test_the_audit_compiles_every_tma_code_path)
+    assert [c.dtype for c in tma[:3]] == ["fp16", "fp16", "bf16"]
     assert tma[0].config == triton_config_id(CONFIGS[0])  # the 128x256x64 tile
-    assert all(c.shape["m"] == 4096 and c.shape["d_model"] == 4096 for c in tma)
+    assert all(c.shape["m"] == 4096 and c.shape["d_model"] == 4096 for c in tma[:3])
     assert not [c for c in compile_cases(80) if c.variant == "tma"]
-    assert len(cases) <= 24

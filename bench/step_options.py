@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from roofline.errors import UsageError
+from roofline.precision import precision_options
 from roofline.step import (
     DEFAULT_CONTEXT,
     StepRequest,
@@ -43,17 +44,31 @@ def add_options(group) -> None:
                     help="with --model: allow --context past the model's context length (its positions)")
     group.addoption("--prefill", action="store_true", default=False,
                     help="with --model: also one prefill of --context tokens")
+    for option, help_text in precision_options("the run's --dtype").items():
+        group.addoption(option, default=None,
+                        help=f"with --model: {help_text}; the kernels run the run's dtype only, so the step "
+                             "report PREDICTS the step in this precision (never measured)")
+
+
+PRECISION_OPTIONS = tuple(precision_options(""))
 
 
 def configure(config: pytest.Config, cuda: bool) -> None:
     """Parse and check the request (a bad one is a usage error) and keep it in the config's stash."""
     if config.getoption("--model") is None:
+        given = [o for o in PRECISION_OPTIONS if config.getoption(o) is not None]
+        if given:
+            raise pytest.UsageError(f"{given[0]}: only with --model (it sets the precision a model step "
+                                    "is predicted in)")
         return
     try:
         dtype, _ = sweep_dtype("cuda" if cuda else "cpu", config.getoption("--dtype"))
         request = make_request(config.getoption("--model"), config.getoption("--batch"),
                                config.getoption("--context"), config.getoption("--prefill"), dtype,
-                               allow_long_context=config.getoption("--allow-long-context"))
+                               allow_long_context=config.getoption("--allow-long-context"),
+                               weights=config.getoption("--weights"),
+                               activations=config.getoption("--activations"), kv=config.getoption("--kv"),
+                               group_size=config.getoption("--group-size"))
         if not cuda:
             check_fits_cpu(request)
         check_fits_memory(request, *device_memory(cuda))

@@ -378,8 +378,9 @@ def test_model_run_end_to_end_on_this_cpu(tmp_path):
     assert (request["precision"]["weights"], request["precision"]["kv"]) == ("int8", "fp8")
     assert request["precision"]["activations"] == request["dtype"]  # the run's dtype, what the kernels ran
     assert doc["precision"]["measured"] is False
-    assert all(s["precision_lower_bound_s"] < s["analytic_lower_bound_s"] for s in doc["steps"]
-               if s["phase"] == "decode")
+    # fewer bytes, the same bf16 math: never slower (equal where the tiny model's step is compute-bound on
+    # the ceilings this busy CPU measured; the exact values are tests/test_step_precision.py's)
+    assert all(s["precision_lower_bound_s"] <= s["analytic_lower_bound_s"] for s in doc["steps"])
     gen = doc["generation"]["rows"]
     assert [g["batch"] for g in gen] == [1, 2, 4]
     prefill = next(s for s in doc["steps"] if s["phase"] == "prefill")["measured_total_s"]

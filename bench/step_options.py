@@ -4,7 +4,9 @@ apart from one call per hook.
 With ``--model`` the suite's kernels run at the shapes of one decode step of that model per batch
 (and one prefill with ``--prefill``) from :func:`roofline.step.step_points` instead of a ``--sweep``
 preset; the request is saved as ``step-request.json`` in the run directory and the step report
-(``step.md``, ``step.json``, figures) is written when the session ends.
+(``step.md``, ``step.json``, figures) is written when the session ends. ``--weights``, ``--activations``,
+``--kv`` and ``--group-size`` (parsed as ``python -m roofline model`` parses them) are recorded in the
+request: the kernels still run the run's dtype, and the report PREDICTS the step in that precision.
 """
 
 from __future__ import annotations

@@ -230,9 +230,16 @@ def parse_precision(dtype: object, weights: object = None, activations: object =
     if acts not in ACTIVATION_FORMATS:
         raise UsageError(f"--activations: unsupported {activations!r}, expected one of "
                          f"{', '.join(ACTIVATION_FORMATS)}")
-    return Precision(weights=format_name(weights if weights is not None else base, "--weights"),
-                     activations=acts, kv=format_name(kv if kv is not None else base, "--kv"),
-                     group_size=parse_group_size(group_size))
+    p = Precision(weights=format_name(weights if weights is not None else base, "--weights"),
+                  activations=acts, kv=format_name(kv if kv is not None else base, "--kv"),
+                  group_size=parse_group_size(group_size))
+    for option, given, fmt in (("--weights", weights, p.weights), ("--activations", activations, acts),
+                               ("--kv", kv, p.kv)):
+        try:
+            math_of(fmt, fmt)  # float64 and such have no roof
+        except ValueError as exc:
+            raise UsageError(f"{option if given is not None else '--dtype'}: {exc}") from None
+    return p
 
 
 def precision_options(default: str) -> dict[str, str]:

@@ -50,6 +50,8 @@ def test_parse_precision_defaults_each_format_to_the_dtype():
     (dict(group_size="0"), "--group-size: expected an integer >= 1, got 0"),
     (dict(group_size="x"), "--group-size: expected an integer, got 'x'"),
     (dict(group_size=True), "--group-size: expected an integer, got True"),
+    (dict(weights="float64"), "--weights: dtype: unsupported 'float64'"),  # no roof for its math
+    (dict(kv="fp64"), "--kv: dtype: unsupported 'float64'"),
 ])
 def test_parse_precision_names_the_option(kwargs, message):
     with pytest.raises(UsageError) as exc:
@@ -61,6 +63,8 @@ def test_a_dtype_that_cannot_be_activations_needs_activations():
     with pytest.raises(UsageError, match="--dtype: dtype: unsupported 'int4' for the activations"):
         parse_precision("int4")
     assert parse_precision("int4", activations=BF16) == Precision("int4", BF16, "int4")
+    with pytest.raises(UsageError, match="--dtype: dtype: unsupported 'float64'"):
+        parse_precision("float64")
 
 
 # --------------------------------------------------------------------------------------- the request

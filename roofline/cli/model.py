@@ -315,10 +315,6 @@ def run(args: argparse.Namespace) -> int:
     seq = cfg.context_length if args.seq is None else _int("seq", args.seq, 1)
     tp = _int("tp", args.tp, 1)
     p = precision_from(args)
-    try:
-        p.matmul_math, p.attention_math  # noqa: B018  (float64 and such have no roof)
-    except ValueError as exc:
-        raise UsageError(f"--dtype: {exc}") from None
     link = None
     if args.link_bandwidth is not None:
         try:

@@ -4,7 +4,9 @@ apart from one call per hook.
 With ``--model`` the suite's kernels run at the shapes of one decode step of that model per batch
 (and one prefill with ``--prefill``) from :func:`roofline.step.step_points` instead of a ``--sweep``
 preset; the request is saved as ``step-request.json`` in the run directory and the step report
-(``step.md``, ``step.json``, figures) is written when the session ends.
+(``step.md``, ``step.json``, figures) is written when the session ends. ``--weights``, ``--activations``,
+``--kv`` and ``--group-size`` (parsed as ``python -m roofline model`` parses them) are recorded in the
+request: the kernels still run the run's dtype, and the report PREDICTS the step in that precision.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from roofline.errors import UsageError
+from roofline.precision import precision_options
 from roofline.step import (
     DEFAULT_CONTEXT,
     StepRequest,
@@ -43,17 +46,31 @@ def add_options(group) -> None:
                     help="with --model: allow --context past the model's context length (its positions)")
     group.addoption("--prefill", action="store_true", default=False,
                     help="with --model: also one prefill of --context tokens")
+    for option, help_text in precision_options("the run's --dtype").items():
+        group.addoption(option, default=None,
+                        help=f"with --model: {help_text}; the kernels run the run's dtype only, so the step "
+                             "report PREDICTS the step in this precision (never measured)")
+
+
+PRECISION_OPTIONS = tuple(precision_options(""))
 
 
 def configure(config: pytest.Config, cuda: bool) -> None:
     """Parse and check the request (a bad one is a usage error) and keep it in the config's stash."""
     if config.getoption("--model") is None:
+        given = [o for o in PRECISION_OPTIONS if config.getoption(o) is not None]
+        if given:
+            raise pytest.UsageError(f"{given[0]}: only with --model (it sets the precision a model step "
+                                    "is predicted in)")
         return
     try:
         dtype, _ = sweep_dtype("cuda" if cuda else "cpu", config.getoption("--dtype"))
         request = make_request(config.getoption("--model"), config.getoption("--batch"),
                                config.getoption("--context"), config.getoption("--prefill"), dtype,
-                               allow_long_context=config.getoption("--allow-long-context"))
+                               allow_long_context=config.getoption("--allow-long-context"),
+                               weights=config.getoption("--weights"),
+                               activations=config.getoption("--activations"), kv=config.getoption("--kv"),
+                               group_size=config.getoption("--group-size"))
         if not cuda:
             check_fits_cpu(request)
         check_fits_memory(request, *device_memory(cuda))

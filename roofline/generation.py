@@ -7,14 +7,19 @@ cached tokens. TPOT (time per output token) is the mean decode step; end-to-end 
 step; tokens/s per GPU is ``batch * output / end-to-end / tp``. The compute/memory/communication split
 gives each step's time to the roof that bounds it (its ``max(compute, memory)``), plus communication.
 No queueing, no scheduling gaps, no kernel launch overhead: a floor, never a measurement.
+
+:func:`anchored` turns a predicted generation into one on MEASURED steps (a ``--model`` step run's): the
+decode steps take the level of a decode step measured at one context and the growth with the context
+from the model (the predicted step at each context over the predicted step at the measured one); TTFT
+is a measured prefill scaled the same way to the generation's batch and prompt (or stays predicted).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from roofline.errors import require_positive
+from roofline.errors import UsageError, require_positive
 from roofline.hardware import HardwareSpec
 from roofline.latency import (
     LatencyBreakdown,
@@ -53,9 +58,10 @@ class Generation:
     tpot_last_s: float | None
     prefill_bound: str
     decode_bound: str  # of the last step
-    split_s: dict
+    split_s: dict | None  # None when anchored on measurements (measured kernels do not split by roof)
     ridge_batch: int | None  # smallest compute-bound decode batch at the mid-generation context
     ridge_batch_weights: int | None  # the same with an empty cache: weights only, ridge x bytes/2
+    measured: tuple[str, ...] = ()  # what is anchored on a measurement: "ttft", "tpot" (:func:`anchored`)
 
     @property
     def e2e_s(self) -> float:
@@ -86,7 +92,7 @@ class Generation:
                 "prefill_bound": self.prefill_bound, "decode_bound": self.decode_bound,
                 "split_s": self.split_s,
                 "ridge_batch": self.ridge_batch, "ridge_batch_weights": self.ridge_batch_weights,
-                "predicted": True}
+                "predicted": not self.measured, "measured_parts": list(self.measured)}
 
 
 def generation(cfg: ModelConfig, spec: HardwareSpec, dtype: object, batch: int, prompt: int, output: int,
@@ -112,3 +118,33 @@ def sweep(cfg: ModelConfig, spec: HardwareSpec, dtype: object, batches: Iterable
           output: int, tp: int = 1, **options) -> list[Generation]:
     """:func:`generation` at each batch size."""
     return [generation(cfg, spec, dtype, b, prompt, output, tp, **options) for b in batches]
+
+
+def anchored(predicted: Generation, cfg: ModelConfig, spec: HardwareSpec, dtype: object, *,
+             decode_s: float, decode_context: int, prefill_s: float | None = None, prefill_batch: int = 1,
+             prefill_prompt: int | None = None, **comm) -> Generation:
+    """``predicted`` (:func:`generation` of ``cfg`` on ``spec`` in ``dtype``, with ``comm``) with its
+    times anchored on measured steps: every decode step x ``decode_s`` (a decode step measured at
+    ``predicted.batch`` sequences of ``decode_context`` cached tokens) / the predicted step there, so the
+    level is measured and the growth with the context predicted; TTFT x ``prefill_s`` (a prefill
+    measured at ``prefill_batch`` prompts of ``prefill_prompt`` tokens, default the generation's prompt)
+    / the predicted prefill there, or predicted when ``prefill_s`` is None. ``split_s`` becomes None."""
+    for name, seconds in (("decode_s", decode_s), ("prefill_s", prefill_s)):
+        if seconds is not None and not seconds > 0:
+            raise UsageError(f"{name}: expected measured seconds > 0, got {seconds!r}")
+    p, tp = as_precision(dtype), predicted.tp
+    options = {"attention": predicted.attention, **comm}
+    k = decode_s / decode_step_latency(cfg, predicted.batch, decode_context, spec, p, tp, **options).seconds
+    ttft, parts = predicted.ttft_s, ("tpot",)
+    if prefill_s is not None:
+        require_positive(prefill_batch=prefill_batch)
+        prompt = predicted.prompt if prefill_prompt is None else prefill_prompt
+        ttft = prefill_s * ttft / prefill_latency(cfg, prefill_batch, prompt, spec, p, tp, **options).seconds
+        parts = ("ttft", "tpot")
+
+    def scaled(seconds: float | None) -> float | None:
+        return None if seconds is None else seconds * k
+
+    return replace(predicted, ttft_s=ttft, decode_s=predicted.decode_s * k, tpot_s=scaled(predicted.tpot_s),
+                   tpot_first_s=scaled(predicted.tpot_first_s), tpot_last_s=scaled(predicted.tpot_last_s),
+                   split_s=None, measured=parts)

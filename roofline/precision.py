@@ -213,3 +213,54 @@ def linear_cost(m: int, n: int, k: int, dtype: object) -> Cost:
         raise UsageError(f"sizes: expected non-negative m, n, k, got {m}, {n}, {k}")
     return Cost(float(2 * m * n * k), p.activation_bytes * (m * k + m * n) + matrix_bytes(k, n, p.weights,
                                                                                           p.group_size))
+
+
+def parse_precision(dtype: object, weights: object = None, activations: object = None, kv: object = None,
+                    group_size: object = None) -> Precision:
+    """The :class:`Precision` of command-line values: ``dtype`` is each format's default, ``weights``,
+    ``activations`` and ``kv`` override it (None: not given), ``group_size`` is an integer or its text
+    (None: :data:`DEFAULT_GROUP_SIZE`). A bad value is a :class:`UsageError` naming its option
+    (``--dtype``, ``--weights``, ``--activations``, ``--kv``, ``--group-size``): the one parser of
+    ``python -m roofline model``, ``python -m roofline step`` and ``pytest --benchmark --model``."""
+    base = format_name(dtype, "--dtype: dtype")
+    if activations is None and base not in ACTIVATION_FORMATS:
+        raise UsageError(f"--dtype: dtype: unsupported {dtype!r} for the activations ({base} is a "
+                         f"weight or KV format: --weights {base}, --kv {base})")
+    acts = format_name(activations if activations is not None else base, "--activations")
+    if acts not in ACTIVATION_FORMATS:
+        raise UsageError(f"--activations: unsupported {activations!r}, expected one of "
+                         f"{', '.join(ACTIVATION_FORMATS)}")
+    p = Precision(weights=format_name(weights if weights is not None else base, "--weights"),
+                  activations=acts, kv=format_name(kv if kv is not None else base, "--kv"),
+                  group_size=parse_group_size(group_size))
+    for option, given, fmt in (("--weights", weights, p.weights), ("--activations", activations, acts),
+                               ("--kv", kv, p.kv)):
+        try:
+            math_of(fmt, fmt)  # float64 and such have no roof
+        except ValueError as exc:
+            raise UsageError(f"{option if given is not None else '--dtype'}: {exc}") from None
+    return p
+
+
+def precision_options(default: str) -> dict[str, str]:
+    """Option -> help of the four precision options (each defaults to None: ``default`` names what a
+    format left out falls back to), for ``argparse`` and pytest's ``addoption`` alike."""
+    return {"--weights": f"weight format ({', '.join(FORMATS)}; fp8 is e4m3; default {default})",
+            "--activations": f"activation format (not int4; default {default})",
+            "--kv": f"KV-cache format (default {default})",
+            "--group-size": f"int4 group: input elements per fp16 scale (default {DEFAULT_GROUP_SIZE})"}
+
+
+def parse_group_size(text: object) -> int:
+    """``--group-size``: a positive integer (or its text); None is :data:`DEFAULT_GROUP_SIZE`."""
+    if text is None:
+        return DEFAULT_GROUP_SIZE
+    try:
+        if isinstance(text, bool) or isinstance(text, float):
+            raise ValueError
+        value = int(str(text).strip())
+    except ValueError:
+        raise UsageError(f"--group-size: expected an integer, got {text!r}") from None
+    if value < 1:
+        raise UsageError(f"--group-size: expected an integer >= 1, got {value}")
+    return value

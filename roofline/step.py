@@ -24,6 +24,7 @@ from roofline.cost import dtype_bytes
 from roofline.errors import UsageError
 from roofline.model import ModelConfig, get_model
 from roofline.ops import kernel_cost
+from roofline.precision import Precision, parse_precision
 from roofline.sweeps import SweepPoint
 
 STEP_DTYPE = "bfloat16"  # what the default sweeps use on both device kinds
@@ -37,13 +38,16 @@ CPU_MAX_CONTEXT = 16384
 
 @dataclass(frozen=True)
 class StepRequest:
-    """What ``--model/--batch/--context/--prefill`` asked for."""
+    """What ``--model/--batch/--context/--prefill`` asked for. ``precision``: what ``--weights``,
+    ``--activations``, ``--kv`` and ``--group-size`` asked for (None: none of them). The kernels run
+    ``dtype`` only, so a precision is never measured: the step report PREDICTS the step in it."""
 
     model: ModelConfig
     batches: tuple[int, ...]
     context: int
     prefill: bool = False
     dtype: str = STEP_DTYPE
+    precision: Precision | None = None
 
     def __post_init__(self) -> None:
         if not self.batches or any(isinstance(b, bool) or not isinstance(b, int) or b <= 0
@@ -56,17 +60,23 @@ class StepRequest:
 
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "batches": list(self.batches), "context": self.context,
-                "prefill": self.prefill, "dtype": self.dtype}
+                "prefill": self.prefill, "dtype": self.dtype,
+                "precision": None if self.precision is None else self.precision.to_dict()}
 
     @classmethod
     def from_dict(cls, data: object, where: str = "step request") -> StepRequest:
         if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
             raise UsageError(f"{where}: not a ridgebench step request (no model object)")
         try:
+            p = data.get("precision")
+            precision = None if p is None else Precision(p["weights"], p["activations"], p["kv"],
+                                                         p["group_size"])
             return cls(ModelConfig.from_dict(data["model"]), tuple(data["batches"]), data["context"],
-                       bool(data.get("prefill", False)), str(data.get("dtype", STEP_DTYPE)))
+                       bool(data.get("prefill", False)), str(data.get("dtype", STEP_DTYPE)), precision)
         except (KeyError, TypeError) as exc:
             raise UsageError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -82,11 +92,18 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 
 def make_request(model: str, batches: str, context: int | str | None, prefill: bool = False,
-                 dtype: str = STEP_DTYPE, *, allow_long_context: bool = False) -> StepRequest:
+                 dtype: str = STEP_DTYPE, *, allow_long_context: bool = False, weights: str | None = None,
+                 activations: str | None = None, kv: str | None = None,
+                 group_size: str | int | None = None) -> StepRequest:
     """The request from the command-line strings (a preset name or a config JSON path); ``dtype`` is the
     run's sweep dtype (:func:`roofline.sweeps.sweep_dtype`). ``context`` None: :data:`DEFAULT_CONTEXT`
     or the model's ``context_length`` if smaller. A context past the model's positions is refused
-    unless ``allow_long_context`` (the shapes run, but no such step exists for that model)."""
+    unless ``allow_long_context`` (the shapes run, but no such step exists for that model).
+    ``weights``/``activations``/``kv``/``group_size``: the precision to predict the step in, each format
+    defaulting to ``dtype`` (:func:`roofline.precision.parse_precision`, as ``python -m roofline model``
+    parses them); all None: no precision asked for."""
+    asked = (weights, activations, kv, group_size)
+    precision = None if all(v is None for v in asked) else parse_precision(dtype, *asked)
     cfg = get_model(model)
     if context is None:
         ctx = min(DEFAULT_CONTEXT, cfg.context_length)
@@ -95,7 +112,7 @@ def make_request(model: str, batches: str, context: int | str | None, prefill: b
             ctx = int(context)
         except (TypeError, ValueError):
             raise UsageError(f"--context: expected a positive integer, got {context!r}") from None
-    request = StepRequest(cfg, parse_batches(batches), ctx, prefill, dtype)
+    request = StepRequest(cfg, parse_batches(batches), ctx, prefill, dtype, precision)
     if ctx > cfg.context_length and not allow_long_context:
         raise UsageError(f"--context {ctx}: {cfg.name} has {cfg.context_length} positions (context_length); "
                          f"use --context {cfg.context_length} or less, or --allow-long-context to run the "

@@ -14,6 +14,17 @@ are listed with their memory floor and are not in the measured total. Beside the
 lower bound of :mod:`roofline.latency` (``python -m roofline model``'s decode/prefill latency), on the
 same measured ceilings.
 
+With ``--weights/--activations/--kv/--group-size`` (recorded in ``step-request.json``, or given to
+``python -m roofline step``): the kernels ran the run's dtype only, so a quantized step is never
+measured; beside each measured step the report PREDICTS the step in that precision (the analytic lower
+bound of :mod:`roofline.latency` on the same measured ceilings), its ratio to the run's dtype, and the
+measured step times that ratio, all labelled predicted.
+
+A whole generation (:mod:`roofline.generation`) of ``context`` prompt + ``output_tokens`` tokens per batch:
+anchored on the measured steps (TTFT from the measured prefill, TPOT from the measured decode step at the
+run's context, its growth with the context predicted; :func:`roofline.generation.anchored`) beside the
+predicted generation on the same ceilings.
+
 :func:`decode_knee_from_report` reads seed 004's "decode latency is flat in batch up to the ridge batch,
 then grows linearly" off the measured step time vs batch (the claim is in :mod:`roofline.claims.decode_step`).
 """
@@ -23,13 +34,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from roofline.errors import UsageError
+from roofline.generation import Generation, anchored, generation
 from roofline.hardware import HardwareSpec
 from roofline.latency import decode_compute_bound_batch, decode_step_latency, prefill_latency
 from roofline.ops import kernel_cost
+from roofline.precision import (
+    LOW_PRECISION_MATH,
+    parse_precision,
+    precision_options,
+    resolve_math,
+)
 from roofline.results import Record, Results, load_results
 from roofline.roof import roof_class, with_matmul_class
 from roofline.step import Component, StepRequest, all_components, read_request
@@ -45,6 +63,8 @@ from roofline.verdict import (
     status_label,
     withhold,
 )
+
+DEFAULT_OUTPUT_TOKENS = 128  # the generation's output tokens per sequence (issue 27's 128 + 128)
 
 
 def floor_seconds(kernel: str, shape: dict, dtype: str, spec: HardwareSpec) -> tuple[float, str]:
@@ -82,6 +102,19 @@ class StepRow:
     components: list[ComponentRow] = field(default_factory=list)
     analytic_s: float = 0.0
     missing: list[str] = field(default_factory=list)  # measured components without a record
+    precision_s: float | None = None  # predicted lower bound in the requested precision (None: none asked)
+
+    @property
+    def precision_ratio(self) -> float | None:
+        """Predicted: the step in the requested precision over the step in the run's dtype."""
+        return None if self.precision_s is None else self.precision_s / self.analytic_s
+
+    @property
+    def precision_projected_s(self) -> float | None:
+        """Predicted: the measured total x :attr:`precision_ratio` (quantized kernels reaching the same
+        fraction of their floor as the measured ones did)."""
+        ratio = self.precision_ratio
+        return None if ratio is None else self.measured_total_s * ratio
 
     @property
     def measured_total_s(self) -> float:
@@ -109,11 +142,30 @@ class StepRow:
                 "measured_total_s": self.measured_total_s, "floor_total_s": self.floor_total_s,
                 "fraction_of_floor": self.fraction, "unmeasured_floor_s": self.unmeasured_floor_s,
                 "analytic_lower_bound_s": self.analytic_s, "analytic_predicted": True,
+                "precision_lower_bound_s": self.precision_s, "precision_ratio": self.precision_ratio,
+                "precision_projected_s": self.precision_projected_s,
                 "complete": self.complete, "missing": self.missing,
                 "components": [{"name": c.name, "count": c.count, "kernel": c.kernel,
                                 "measured_s": c.measured_s, "floor_s": c.floor_s,
                                 "fraction_of_floor": c.fraction, "bound": c.bound, "note": c.note}
                                for c in self.components]}
+
+
+@dataclass(frozen=True)
+class GenerationRow:
+    """One batch's whole generation for one provider: ``anchored`` on its measured steps
+    (:func:`roofline.generation.anchored`), ``predicted`` on the same measured ceilings, and
+    ``in_precision`` predicted in the requested precision (None: none asked for)."""
+
+    provider: str
+    anchored: Generation
+    predicted: Generation
+    in_precision: Generation | None = None
+
+    def to_dict(self) -> dict:
+        return {"provider": self.provider, "batch": self.anchored.batch,
+                "on_measured_steps": self.anchored.to_dict(), "predicted": self.predicted.to_dict(),
+                "predicted_in_precision": None if self.in_precision is None else self.in_precision.to_dict()}
 
 
 @dataclass
@@ -123,6 +175,13 @@ class StepReport:
     rows: list[StepRow]
     ridge_batch: int | None  # predicted: smallest compute-bound decode batch at this context
     suspect_reasons: tuple[str, ...] = ()  # why the run's ceilings are suspect (Results.run_roofs)
+    ridge_batch_precision: int | None = None  # the same in the requested precision
+    output_tokens: int = DEFAULT_OUTPUT_TOKENS
+    generations: list[GenerationRow] = field(default_factory=list)
+
+    @property
+    def analytic_spec(self) -> HardwareSpec:
+        return analytic_spec(self.spec, self.request)
 
     def claim(self) -> Verdict:
         """Seed 004's decode-knee verdict as ``claims.md`` gives it: withheld (inconclusive) on suspect
@@ -139,8 +198,27 @@ class StepReport:
         return sorted({r.provider for r in self.rows})
 
     def to_dict(self) -> dict:
-        return {"request": self.request.to_dict(), "ceilings": self.spec.to_dict(),
-                "predicted_ridge_batch": self.ridge_batch, "steps": [r.to_dict() for r in self.rows]}
+        out = {"request": self.request.to_dict(), "ceilings": self.spec.to_dict(),
+               "predicted_ridge_batch": self.ridge_batch, "steps": [r.to_dict() for r in self.rows],
+               "generation": {"prompt": self.request.context, "output_tokens": self.output_tokens,
+                              "rows": [g.to_dict() for g in self.generations]}}
+        p = self.request.precision
+        if p is not None:
+            out["precision"] = {**p.to_dict(), "label": p.label, "measured": False,
+                                "matmul_math_used": resolve_math(self.analytic_spec, p.matmul_math)[0],
+                                "predicted_ridge_batch": self.ridge_batch_precision}
+        return out
+
+
+def analytic_spec(spec: HardwareSpec, request: StepRequest) -> HardwareSpec:
+    """``spec`` with a peak for every matmul class the analytic models ask for: the run dtype's and, with
+    a requested precision, its float's and ``tensor16`` (where fp8/int8 math falls back when the
+    measured ceilings have no such peak), each from the next class down when not measured."""
+    out = with_matmul_class(spec, request.dtype)
+    if request.precision is not None:
+        for dtype in (request.precision.float_dtype, "bfloat16"):
+            out = with_matmul_class(out, dtype)
+    return out
 
 
 def _spec(results: Results) -> HardwareSpec:
@@ -165,10 +243,15 @@ def _component_row(c: Component, spec: HardwareSpec, rec: Record | None) -> Comp
     return ComponentRow(c.name, c.count, c.point.kernel, measured, c.count * floor, bound, c.note)
 
 
-def build_report(results: Results, request: StepRequest) -> StepReport:
-    """Match the run's records to the request's components and compute every row."""
+def build_report(results: Results, request: StepRequest,
+                 output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> StepReport:
+    """Match the run's records to the request's components and compute every row, and the generation of
+    ``request.context`` prompt + ``output_tokens`` tokens at each measured decode batch."""
+    if isinstance(output_tokens, bool) or not isinstance(output_tokens, int) or output_tokens < 1:
+        raise UsageError(f"--output-tokens: expected a positive integer, got {output_tokens!r}")
     spec = _spec(results)
-    analytic_spec = with_matmul_class(spec, request.dtype)
+    aspec = analytic_spec(spec, request)
+    prec = request.precision
     index = _index(results.records)
     providers = sorted({r.provider for r in results.records})
     steps: dict[tuple[str, int], list[Component]] = {}
@@ -177,10 +260,14 @@ def build_report(results: Results, request: StepRequest) -> StepReport:
     rows = []
     cfg, dt = request.model, request.dtype
     for (phase, batch), comps in steps.items():
-        analytic = (decode_step_latency(cfg, batch, request.context, analytic_spec, dt) if phase == "decode"
-                    else prefill_latency(cfg, 1, request.context, analytic_spec, dt)).seconds
+        def predicted(dtype: object, phase: str = phase, batch: int = batch) -> float:
+            return (decode_step_latency(cfg, batch, request.context, aspec, dtype) if phase == "decode"
+                    else prefill_latency(cfg, 1, request.context, aspec, dtype)).seconds
+
+        analytic = predicted(dt)
+        in_precision = None if prec is None else predicted(prec)
         for provider in providers:
-            row = StepRow(phase, batch, provider, analytic_s=analytic)
+            row = StepRow(phase, batch, provider, analytic_s=analytic, precision_s=in_precision)
             for c in comps:
                 rec = None
                 if c.point is not None:
@@ -193,10 +280,41 @@ def build_report(results: Results, request: StepRequest) -> StepReport:
                 rows.append(row)
     if not rows:
         raise UsageError(f"{results.source}: no benchmark of the {request.model.name} step in this run")
-    ridge = decode_compute_bound_batch(cfg, analytic_spec, dt, request.context)
+    ridge = decode_compute_bound_batch(cfg, aspec, dt, request.context)
+    ridge_p = None if prec is None else decode_compute_bound_batch(cfg, aspec, prec, request.context)
     run = results.run_roofs()
     suspect = tuple(run.reasons) if run is not None and run.suspect else ()
-    return StepReport(request, spec, rows, ridge, suspect)
+    return StepReport(request, spec, rows, ridge, suspect, ridge_p, output_tokens,
+                      generations(rows, request, aspec, output_tokens))
+
+
+def generations(rows: list[StepRow], request: StepRequest, spec: HardwareSpec,
+                output_tokens: int) -> list[GenerationRow]:
+    """Per provider and complete decode step: the generation of ``request.context`` prompt +
+    ``output_tokens`` tokens at its batch on its measured step (and its complete measured prefill, one
+    prompt of ``request.context`` tokens, for TTFT), beside the predicted one on ``spec``."""
+    cfg, ctx, dt = request.model, request.context, request.dtype
+    predicted: dict[tuple[int, object], Generation] = {}
+
+    def predict(batch: int, dtype: object) -> Generation:
+        key = (batch, dtype)
+        if key not in predicted:
+            predicted[key] = generation(cfg, spec, dtype, batch, ctx, output_tokens)
+        return predicted[key]
+
+    out = []
+    for provider in sorted({r.provider for r in rows}):
+        prefill = next((r for r in rows if r.phase == "prefill" and r.provider == provider and r.complete),
+                       None)
+        for r in sorted((r for r in rows if r.phase == "decode" and r.provider == provider and r.complete),
+                        key=lambda r: r.batch):
+            pred = predict(r.batch, dt)
+            on_measured = anchored(pred, cfg, spec, dt, decode_s=r.measured_total_s, decode_context=ctx,
+                                   prefill_s=None if prefill is None else prefill.measured_total_s,
+                                   prefill_batch=1, prefill_prompt=ctx)
+            quant = None if request.precision is None else predict(r.batch, request.precision)
+            out.append(GenerationRow(provider, on_measured, pred, quant))
+    return out
 
 
 def _t(seconds: float | None) -> str:
@@ -230,12 +348,12 @@ def markdown(report: StepReport) -> str:
            "| analytic lower bound (predicted) | complete |",
            "|---|---|---|---|---|---|---|---|"]
     for r in report.rows:
-        step = f"decode B={r.batch}" if r.phase == "decode" else f"prefill {req.context}"
+        step = _step_name(r, req.context)
         out.append(f"| {step} | {r.provider} | {_t(r.measured_total_s)} | {_t(r.floor_total_s)} | "
                    f"{r.fraction:.1%} | {_t(r.unmeasured_floor_s)} | {_t(r.analytic_s)} | "
                    + ("yes" if r.complete else "missing: " + ", ".join(r.missing)) + " |")
     for r in report.rows:
-        step = f"decode B={r.batch}" if r.phase == "decode" else f"prefill {req.context}"
+        step = _step_name(r, req.context)
         out += ["", f"## {step}, {r.provider}", "",
                 "| component | calls | kernel | measured | floor | fraction | bound | note |",
                 "|---|---|---|---|---|---|---|---|"]
@@ -252,10 +370,90 @@ def markdown(report: StepReport) -> str:
                 "cannot be beaten: the measured ceilings are too low (a busy machine while they were "
                 "measured?) or a count is wrong; the fractions and the predicted ridge batch are not "
                 "trustworthy in this run."]
+    out += _precision_markdown(report) + _generation_markdown(report)
     verdict = report.claim()
     out += ["", "## Claim: decode latency flat up to the ridge batch, then linear (seed 004)", "",
             f"**{status_label(verdict)}**: {verdict.summary}", *[f"- {d}" for d in verdict.details]]
     return "\n".join(out) + "\n"
+
+
+def _rate(tokens_per_s: float) -> str:
+    return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.3g}"
+
+
+def _step_name(r: StepRow, context: int) -> str:
+    return f"decode B={r.batch}" if r.phase == "decode" else f"prefill {context}"
+
+
+def _precision_markdown(report: StepReport) -> list[str]:
+    req, p = report.request, report.request.precision
+    if p is None:
+        return []
+    aspec = report.analytic_spec
+    used = resolve_math(aspec, p.matmul_math)[0]
+    math = f"the blocks' matmuls on {used}"
+    if p.matmul_math in LOW_PRECISION_MATH and used != p.matmul_math:
+        math += (f" ({p.matmul_math} math asked for, but no {p.matmul_math} ceiling was measured: predicted "
+                 f"on the measured {used} roof, too slow where the step is compute-bound)")
+    ridge, ridge0 = ("never" if b is None else b for b in (report.ridge_batch_precision, report.ridge_batch))
+    out = ["", f"## Requested precision: {p.label} (PREDICTED: quantized kernels were not measured)", "",
+           f"The kernels ran {req.dtype} only. Predicted on the same measured ceilings with "
+           f"`roofline.precision` and the accounting ({math}): the analytic lower bound of each step in "
+           f"{p.label} and its ratio to the {req.dtype} bound; \"measured x ratio\" assumes quantized "
+           "kernels reach the fraction of their floor the measured ones did. Predicted ridge batch in "
+           f"{p.label}: {ridge} ({req.dtype}: {ridge0}).", "",
+           f"| step | provider | measured ({req.dtype}) | lower bound {req.dtype} (predicted) | lower bound "
+           f"{p.label} (predicted) | ratio (predicted) | measured x ratio (predicted) |",
+           "|---|---|---|---|---|---|---|"]
+    for r in report.rows:
+        out.append(f"| {_step_name(r, req.context)} | {r.provider} | {_t(r.measured_total_s)} | "
+                   f"{_t(r.analytic_s)} | {_t(r.precision_s)} | {r.precision_ratio:.3f} | "
+                   f"{_t(r.precision_projected_s)} |")
+    return out
+
+
+def _generation_markdown(report: StepReport) -> list[str]:
+    req, n = report.request, report.output_tokens
+    if not report.generations:
+        return ["", "## A whole generation", "", "No complete decode step in this run: no generation."]
+    ctx, m = req.context, req.model
+    measured_ttft = any("ttft" in g.anchored.measured for g in report.generations)
+    ttft = (f"TTFT: the measured prefill of one {ctx}-token prompt (its measured kernels), scaled to each "
+            "batch by the predicted prefill's batch dependence (measured at batch 1 only)" if measured_ttft
+            else "TTFT: PREDICTED (this run has no --prefill)")
+    past = (f" {ctx + n - 1} tokens is past {m.name}'s {m.context_length} positions: the shapes are "
+            "predicted anyway." if ctx + n - 1 > m.context_length else "")
+    out = ["", f"## A whole generation: {ctx} prompt + {n} output tokens per sequence", "",
+           f"{ttft}. TPOT: the decode step measured at context {ctx} at that batch (its measured "
+           f"kernels) x the mean predicted step over contexts {ctx}..{ctx + n - 2} / the predicted step at "
+           f"{ctx}: measured at one context, the growth with the context taken from the model "
+           "(predicted). Ops without a kernel are in neither (as in the step totals). End-to-end = TTFT + "
+           f"{n - 1} x TPOT; tokens/s per device = batch x {n} / end-to-end. Beside it: the generation "
+           "PREDICTED on the same measured ceilings (`python -m roofline model --output-tokens`'s "
+           f"lower bounds).{past}", "",
+           "| provider | batch | TTFT | TPOT | end-to-end | tokens/s | predicted TTFT | predicted TPOT | "
+           "predicted end-to-end | predicted tokens/s | predicted / measured end-to-end |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for g in report.generations:
+        a, p = g.anchored, g.predicted
+        first = _t(a.ttft_s) + ("" if "ttft" in a.measured else " (predicted)")
+        out.append(f"| {g.provider} | {a.batch} | {first} | {_t(a.tpot_s)} | {_t(a.e2e_s)} | "
+                   f"{_rate(a.tokens_per_s_per_gpu)} | {_t(p.ttft_s)} | {_t(p.tpot_s)} | {_t(p.e2e_s)} | "
+                   f"{_rate(p.tokens_per_s_per_gpu)} | {p.e2e_s / a.e2e_s:.1%} |")
+    if req.precision is not None:
+        label = req.precision.label
+        out += ["", f"PREDICTED in {label} on the same ceilings (not measured):", "",
+                "| batch | TTFT | TPOT | end-to-end | tokens/s | end-to-end vs predicted "
+                f"{req.dtype} |", "|---|---|---|---|---|---|"]
+        seen = set()
+        for g in report.generations:
+            q = g.in_precision
+            if q is None or q.batch in seen:
+                continue
+            seen.add(q.batch)
+            out.append(f"| {q.batch} | {_t(q.ttft_s)} | {_t(q.tpot_s)} | {_t(q.e2e_s)} | "
+                       f"{_rate(q.tokens_per_s_per_gpu)} | {q.e2e_s / g.predicted.e2e_s:.3f} |")
+    return out
 
 
 def figure(report: StepReport, out_dir: Path) -> list[Path]:
@@ -328,13 +526,20 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
     return save(fig, out_dir / "step")
 
 
-def write_step_report(results_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Write ``step.md``, ``step.json`` and the figure; returns the paths."""
+def write_step_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
+                      output_tokens: int = DEFAULT_OUTPUT_TOKENS, formats: dict | None = None
+                      ) -> list[Path]:
+    """Write ``step.md``, ``step.json`` and the figure; returns the paths. ``output_tokens``: the
+    generation's. ``formats``: ``weights``/``activations``/``kv``/``group_size`` option values, each
+    format defaulting to the run's dtype (:func:`roofline.precision.parse_precision`): the precision the
+    step is predicted in, instead of the one the run recorded."""
     results = load_results(results_dir)
     request = read_request(results.directory)
     if request is None:
         raise UsageError(f"{results.directory}: no step-request.json; this run was not made with --model")
-    report = build_report(results, request)
+    if formats and any(v is not None for v in formats.values()):
+        request = replace(request, precision=parse_precision(request.dtype, **formats))
+    report = build_report(results, request, output_tokens)
     out = Path(out_dir) if out_dir else results.directory
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "step.md", out / "step.json"
@@ -414,10 +619,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="a results directory made with pytest --benchmark --model ...")
     parser.add_argument("--out", default=None, help="where step.md, step.json and the figure go "
                                                      "(default: the results directory)")
+    parser.add_argument("--output-tokens", default=str(DEFAULT_OUTPUT_TOKENS),
+                        help="output tokens per sequence of the generation table (prompt: the run's "
+                             f"--context; default {DEFAULT_OUTPUT_TOKENS})")
+    for option, help_text in precision_options("the run's dtype").items():
+        parser.add_argument(option, default=None,
+                            help=f"{help_text}; predict the step in this precision instead of the one the "
+                                 "run recorded (never measured)")
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = write_step_report(args.results, args.out)
+    try:
+        output_tokens = int(args.output_tokens)
+    except ValueError:
+        raise UsageError(f"--output-tokens: expected a positive integer, got {args.output_tokens!r}") \
+            from None
+    formats = dict(weights=args.weights, activations=args.activations, kv=args.kv, group_size=args.group_size)
+    paths = write_step_report(args.results, args.out, output_tokens=output_tokens, formats=formats)
     print(paths[0].read_text())
     for p in paths:
         print(f"wrote {p}")

@@ -337,7 +337,8 @@ def test_cli_step(tmp_path, capsys):
 def test_model_run_end_to_end_on_this_cpu(tmp_path):
     """A tiny model (the smoke model, 2 layers) through the whole pipeline with the torch provider (the
     interpreter checks of the Triton kernels are the sweeps' end-to-end test's); step.md/json and the
-    figure written; components sum to the total."""
+    figure written; components sum to the total; ``--weights int8 --kv fp8`` recorded and predicted, and
+    the generation on the measured steps."""
     cfg = ModelConfig(**{**SMOKE_MODEL.to_dict(), "n_layers": 2, "name": "smoke-step"})
     config = tmp_path / "smoke.json"
     config.write_text(json.dumps(cfg.to_dict()))
@@ -345,7 +346,8 @@ def test_model_run_end_to_end_on_this_cpu(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT")) and k != "TRITON_INTERPRET"}
     cmd = [sys.executable, "-m", "pytest", "--benchmark", f"--model={config}", "--batch", "1,2,4",
-           "--context", "64", "--prefill", "--providers=torch", f"--results-root={out}",
+           "--context", "64", "--prefill", "--weights", "int8", "--kv", "fp8", "--providers=torch",
+           f"--results-root={out}",
            "--benchmark-max-time=0.01", "--benchmark-min-rounds=3", "--ceilings-budget=0.05", "-q", "-p",
            "no:cacheprovider"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -372,6 +374,19 @@ def test_model_run_end_to_end_on_this_cpu(tmp_path):
                 assert c["measured_s"] == pytest.approx(c["count"] * medians[(point.sweep, point.label)])
     assert "decode-flat-until-ridge-batch" in (run / "claims.md").read_text()
     assert json.loads((run / "provenance.json").read_text())["sweep"] == "model:smoke-step"
+    request = json.loads((run / "step-request.json").read_text())
+    assert (request["precision"]["weights"], request["precision"]["kv"]) == ("int8", "fp8")
+    assert request["precision"]["activations"] == request["dtype"]  # the run's dtype, what the kernels ran
+    assert doc["precision"]["measured"] is False
+    # fewer bytes, the same bf16 math: never slower (equal where the tiny model's step is compute-bound on
+    # the ceilings this busy CPU measured; the exact values are tests/test_step_precision.py's)
+    assert all(s["precision_lower_bound_s"] <= s["analytic_lower_bound_s"] for s in doc["steps"])
+    gen = doc["generation"]["rows"]
+    assert [g["batch"] for g in gen] == [1, 2, 4]
+    prefill = next(s for s in doc["steps"] if s["phase"] == "prefill")["measured_total_s"]
+    assert gen[0]["on_measured_steps"]["ttft_s"] == pytest.approx(prefill)  # batch 1: the measured prefill
+    step_md = (run / "step.md").read_text()
+    assert "quantized kernels were not measured" in step_md and "## A whole generation: 64 prompt" in step_md
     # per-round times stay in benchmark.json (what `python -m roofline compare` reads)
     for b in bench:
         assert len(b["stats"]["data"]) == b["extra_info"]["rounds"] >= 3

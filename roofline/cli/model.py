@@ -34,12 +34,10 @@ from roofline.hardware import (
 from roofline.hf_config import is_hf_config, read_hf_config
 from roofline.model import PRESETS, ModelConfig, get_model
 from roofline.precision import (
-    ACTIVATION_FORMATS,
-    DEFAULT_GROUP_SIZE,
-    FORMATS,
     PRECISION_CONVENTIONS,
     Precision,
-    format_name,
+    parse_precision,
+    precision_options,
     resolve_math,
 )
 
@@ -54,13 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq", default=None, help="tokens per sequence (default: the model's context)")
     parser.add_argument("--dtype", default="bfloat16",
                         help="weights, activations and KV cache (default bfloat16)")
-    formats = ", ".join(FORMATS)
-    parser.add_argument("--weights", default=None, help=f"weight format ({formats}; default --dtype)")
-    parser.add_argument("--activations", default=None,
-                        help="activation format (not int4; default --dtype)")
-    parser.add_argument("--kv", default=None, help="KV-cache format (default --dtype)")
-    parser.add_argument("--group-size", default=str(DEFAULT_GROUP_SIZE),
-                        help=f"int4 group: input elements per fp16 scale (default {DEFAULT_GROUP_SIZE})")
+    for option, help_text in precision_options("--dtype").items():
+        parser.add_argument(option, default=None, help=help_text)
     parser.add_argument("--attention", default="fused", choices=accounting.ATTENTION_IMPLEMENTATIONS,
                         help="fused (FlashAttention, default) or unfused (HF eager: scores in memory)")
     parser.add_argument("--capacity", action="store_true",
@@ -140,15 +133,9 @@ def _hardware(name: str) -> HardwareSpec:
 
 
 def precision_from(args: argparse.Namespace) -> Precision:
-    """The :class:`Precision` of ``--dtype`` and the per-tensor overrides."""
-    base = format_name(args.dtype, "--dtype: dtype")
-    if args.activations is None and base not in ACTIVATION_FORMATS:
-        raise UsageError(f"--dtype: dtype: unsupported {args.dtype!r} for the activations ({base} is a "
-                         f"weight or KV format: --weights {base}, --kv {base})")
-    return Precision(weights=format_name(args.weights or base, "--weights"),
-                     activations=format_name(args.activations or base, "--activations"),
-                     kv=format_name(args.kv or base, "--kv"),
-                     group_size=_int("group-size", args.group_size, 1))
+    """The :class:`Precision` of ``--dtype`` and the per-tensor overrides
+    (:func:`roofline.precision.parse_precision`)."""
+    return parse_precision(args.dtype, args.weights, args.activations, args.kv, args.group_size)
 
 
 def report(cfg: ModelConfig, batch: int, seq: int, dtype: object, spec: HardwareSpec, tp: int,
@@ -328,10 +315,6 @@ def run(args: argparse.Namespace) -> int:
     seq = cfg.context_length if args.seq is None else _int("seq", args.seq, 1)
     tp = _int("tp", args.tp, 1)
     p = precision_from(args)
-    try:
-        p.matmul_math, p.attention_math  # noqa: B018  (float64 and such have no roof)
-    except ValueError as exc:
-        raise UsageError(f"--dtype: {exc}") from None
     link = None
     if args.link_bandwidth is not None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import triton
 
+from kernels._lib import device
 from kernels._lib.aot import CompileCase, jit_specialisation
 from kernels._lib.launch import config_id, triton_config_id
 from kernels.attention.configs import (
@@ -86,13 +87,15 @@ def compile_cases(arch: int) -> list[CompileCase]:
         elem_bytes = dtype_bytes(dtype)
         for dh in (64, 96, 128, 256):
             q, k, lens, shape = _case_tensors("llama2-7b", 1, 2048, dh, dtype)
-            # an sm_90 launch with aligned caches loads K/V by TMA (kernels.attention.prefill.launch_prefill)
-            args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1, tma=arch >= 90)
+            # a launch with aligned caches on a TMA arch loads K/V by TMA (kernels.attention.prefill)
+            args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1,
+                                      tma=device.has_tma(arch))
             survivors = prune_configs(PREFILL_CONFIGS[block_d(dh)], block_d(dh), elem_bytes, arch)
-            # sm_90 bf16 compiles the default config only (its code differs from fp16 in the dot's
-            # operand type alone; same registers and loop in the audit), which keeps attention within
-            # the case budget per arch (MAX_CASES_PER_KERNEL_ARCH in tests/test_audit.py)
-            one = dh == 96 or (dtype == torch.bfloat16 and arch >= 90)
+            # bf16 compiles the default config only where the wide-MMA configs add cases (sm_90, sm_100:
+            # its code differs from fp16 in the dot's operand type alone; same registers and loop in the
+            # audit), which keeps attention within the case budget per arch (MAX_CASES_PER_KERNEL_ARCH
+            # in tests/test_audit.py)
+            one = dh == 96 or (dtype == torch.bfloat16 and device.mma_reads_smem(arch))
             for cfg in survivors[:1] if one else survivors:
                 cases.append(_case(_attn_prefill_kernel, "prefill", args, meta, cfg, shape, tc,
                                    triton_config_id(cfg)))

@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from kernels._lib.device import MMA_OPCODES
 from roofline.cost import dtype_bytes
 
 # "/*2e30*/   @!P3 BRA 0x1530 ;" or "... BRA `(.L_x_3) ;" (labels are resolved by the caller's text)
@@ -36,7 +37,6 @@ _INSTR_RE = re.compile(
     r"^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)(.*)$"
 )
 _BRA_TARGET_RE = re.compile(r"^\s*(0x[0-9a-f]+)")
-MMA_OPCODES = ("HMMA", "HGMMA")
 LOAD_OPCODES = ("LDG", "LDGSTS", "UTMALDG")
 
 

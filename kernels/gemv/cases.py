@@ -1,4 +1,4 @@
-"""Ahead-of-time compile cases of :mod:`kernels.gemv` for the sm_80/sm_90 audit, and the gates its
+"""Ahead-of-time compile cases of :mod:`kernels.gemv` for the static audit, and the gates its
 variants must carry.
 
 Each case is exactly what an aligned launch at a model-preset shape would compile: the split count and
@@ -12,7 +12,7 @@ import torch
 import triton
 
 from kernels._lib.aot import TRITON_TYPE, CompileCase, Pointer, jit_specialisation
-from kernels._lib.device import DEFAULT_NUM_SMS
+from kernels._lib.device import DEFAULT_NUM_SMS, get_arch
 from kernels._lib.launch import config_id, triton_config_id
 from kernels.gemv.configs import (
     BLOCK_ROWS,
@@ -87,11 +87,11 @@ def compile_cases(arch: int) -> list[CompileCase]:
     fp32 for each variant's first config, and the split-K reduction once per dtype (the list:
     ``python -m kernels.audit --kernel gemv``).
 
-    ``arch`` (80 or 90) does not change the set: the same configs ship for both, so each must fit
-    sm_80's smaller shared memory per block (the audit checks it).
+    ``arch`` (any the architecture table knows; ``ValueError`` otherwise) does not change the set: the
+    same configs ship for every architecture, so each must fit the smallest per-block shared memory of
+    those audited (the audit checks it).
     """
-    if arch not in (80, 90):
-        raise ValueError(f"arch: expected 80 or 90, got {arch!r}")
+    get_arch(arch)
     cases: list[CompileCase] = []
     reduce_done: set[str] = set()
     for variant, shapes in _shapes().items():

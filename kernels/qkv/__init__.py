@@ -194,8 +194,9 @@ def qkv_projection(
             m, n_out, d_model, tokens, n_heads, n_kv_heads, capacity,
             *x.stride(), *weight.stride(), *q.stride(), *k_out.stride(), *v_out.stride())
     meta = {"HEAD_DIM": head_dim, "HAS_BIAS": bias is not None, "HAS_CACHE": use_cache}
+    arch = device.arch(x.device)
     if variant is None:
-        variant = select_variant(m, device.arch(x.device), tma_layout_ok(x, weight))
+        variant = select_variant(m, arch, tma_layout_ok(x, weight))
     programs = None  # the pointer kernel runs one program per tile
     if variant == TMA_VARIANT:
         if not tma_layout_ok(x, weight):
@@ -217,7 +218,7 @@ def qkv_projection(
     else:
         fn, configs = _KERNELS[variant]
         if config is None:
-            config = prune_configs(configs, m, x.element_size())[0]
+            config = prune_configs(configs, m, x.element_size(), arch)[0]
         fn[grid](*args, **meta, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
     launch.record_launch(KERNEL, variant, launch.triton_config_id(config))
     return q, k_out, v_out

@@ -1,4 +1,4 @@
-"""The fused QKV projection's ahead-of-time compile cases for the sm_80/sm_90 audit
+"""The fused QKV projection's ahead-of-time compile cases for the static audit
 (``python -m kernels.audit --kernel qkv``), the gates its variants must carry and the waivers it needs.
 
 Shapes come from model presets: a llama2-70b decode step appending to a GQA KV cache and a gpt2-xl
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from kernels._lib.aot import TRITON_TYPE, CompileCase, Pointer, jit_specialisation
-from kernels._lib.device import DEFAULT_NUM_SMS
+from kernels._lib.device import DEFAULT_NUM_SMS, get_arch, has_tma
 from kernels._lib.launch import triton_config_id
 from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, KERNEL, TMA_VARIANT, prune_configs, tma_configs
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
@@ -96,27 +96,27 @@ def _case(variant: str, fn: object, model: ModelConfig, shape: dict, dtype: torc
 
 
 def compile_cases(arch: int) -> list[CompileCase]:
-    """The pointer kernel: every config surviving pruning x fp16/bf16/fp32 (tf32 on a GPU) at
+    """The pointer kernel: every config surviving ``arch``'s pruning x fp16/bf16/fp32 (tf32 on a GPU) at
     :data:`COMPILE_SHAPES`, plus the column-major weight path once (fp16, prefill, its first config).
-    On sm_90 also the TMA kernel at :data:`TMA_COMPILE_SHAPE`: the first two surviving configs in fp16
-    and the first in bf16 (row-major W, as ``nn.Linear`` stores it), launched on an H100's SMs."""
-    if arch not in (80, 90):
-        raise ValueError(f"arch: expected 80 or 90, got {arch!r}")
+    On an architecture with TMA also the TMA kernel at :data:`TMA_COMPILE_SHAPE`: the first two
+    surviving configs in fp16 and the first in bf16 (row-major W, as ``nn.Linear`` stores it), launched
+    on an H100's SMs. ``ValueError`` for an architecture the table does not know."""
+    get_arch(arch)
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
     plan = [(shape, dtype, False) for shape in COMPILE_SHAPES for dtype in dtypes]
     plan.append((COMPILE_SHAPES[1], torch.float16, True))
     cases = []
     for shape, dtype, column_major in plan:
         model = get_model(shape["model"])
-        survivors = prune_configs(CONFIGS, shape["batch"] * shape["tokens"], dtype_bytes(dtype))
+        survivors = prune_configs(CONFIGS, shape["batch"] * shape["tokens"], dtype_bytes(dtype), arch)
         for cfg in survivors[:1] if column_major else survivors:
             cases.append(_case(FUSED_VARIANT, _qkv_kernel, model, shape, dtype, cfg, column_major))
-    if arch >= 90:
+    if has_tma(arch):
         shape = TMA_COMPILE_SHAPE
         model = get_model(shape["model"])
         m = shape["batch"] * shape["tokens"]
         for dtype, n_configs in ((torch.float16, 2), (torch.bfloat16, 1)):
-            for cfg in prune_configs(tma_configs(), m, dtype_bytes(dtype))[:n_configs]:
+            for cfg in prune_configs(tma_configs(), m, dtype_bytes(dtype), arch)[:n_configs]:
                 cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg,
                                    NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=True))
     return cases

@@ -17,8 +17,14 @@ KERNEL = "qkv"  # the name in launch records and audit lines
 FUSED_VARIANT = "fused"
 TMA_VARIANT = "tma"
 
-# One config list for sm_80 and sm_90, so it must fit the smaller per-block limit (sm_80's).
-SMEM_LIMIT_BYTES = device.smem_per_block(80)
+# One config list for every architecture, chosen to fit sm_80's per-block limit
+# (device.SHARED_CONFIG_SMEM_PER_BLOCK); an architecture with less (sm_120: 99 KiB) prunes to its own.
+SMEM_LIMIT_BYTES = device.SHARED_CONFIG_SMEM_PER_BLOCK
+
+
+def smem_limit(arch: int) -> int:
+    """Shared memory per block a config may plan for on ``arch`` (0 off a GPU: the shared limit)."""
+    return min(SMEM_LIMIT_BYTES, device.smem_per_block(arch)) if arch else SMEM_LIMIT_BYTES
 
 
 def _cfg(bm: int, bn: int, bk: int, warps: int, stages: int, group_m: int = 8) -> triton.Config:
@@ -64,18 +70,21 @@ def _fits_registers(cfg: triton.Config, elem_bytes: int) -> bool:
     return elem_bytes < 4 or kw["BLOCK_M"] * kw["BLOCK_N"] <= 64 * 32 * cfg.num_warps
 
 
-def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int) -> list[triton.Config]:
-    """The configs worth trying for ``m`` rows of ``elem_bytes``-byte operands (never empty)."""
+def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int,
+                  arch: int = 0) -> list[triton.Config]:
+    """The configs worth trying for ``m`` rows of ``elem_bytes``-byte operands on ``arch`` (compute
+    capability; 0, off a GPU, plans for the shared limit :data:`SMEM_LIMIT_BYTES`). Never empty."""
     by_m = [c for c in configs if _fits_m(c.kwargs["BLOCK_M"], m)] or list(configs)
-    fitting = [c for c in by_m if smem_bytes(c, elem_bytes) <= SMEM_LIMIT_BYTES
-               and _fits_registers(c, elem_bytes)]
+    limit = smem_limit(arch)
+    fitting = [c for c in by_m if smem_bytes(c, elem_bytes) <= limit and _fits_registers(c, elem_bytes)]
     return fitting or [min(by_m, key=lambda c: smem_bytes(c, elem_bytes))]
 
 
 def early_config_prune(configs: list[triton.Config], named_args: dict,
                        **kwargs: object) -> list[triton.Config]:
-    """``@triton.autotune`` hook: prune by the launch's M and operand element size."""
-    return prune_configs(list(configs), int(named_args["M"]), named_args["x_ptr"].element_size())
+    """``@triton.autotune`` hook: prune by the launch's M, operand element size and device."""
+    x = named_args["x_ptr"]
+    return prune_configs(list(configs), int(named_args["M"]), x.element_size(), device.arch(x.device))
 
 
 def tma_configs() -> list[triton.Config]:
@@ -104,10 +113,11 @@ def tma_layout_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def select_variant(m: int, arch: int, tma_layout: bool) -> str:
-    """The variant the launcher runs when none is asked for: ``"tma"`` on sm_90+ (``arch``, 0 off a GPU)
-    from :data:`TMA_MIN_M` rows when the layout allows it (``tma_layout``: :func:`tma_layout_ok`), else
-    ``"fused"``. The tile config changes with M too; :func:`kernels._lib.launch.last_launch` records it."""
-    if m >= TMA_MIN_M and arch >= 90 and tma_layout:
+    """The variant the launcher runs when none is asked for: ``"tma"`` on an architecture with TMA
+    (``arch``, 0 off a GPU; :func:`kernels._lib.device.has_tma`) from :data:`TMA_MIN_M` rows when the
+    layout allows it (``tma_layout``: :func:`tma_layout_ok`), else ``"fused"``. The tile config changes
+    with M too; :func:`kernels._lib.launch.last_launch` records it."""
+    if m >= TMA_MIN_M and device.has_tma(arch) and tma_layout:
         return TMA_VARIANT
     return FUSED_VARIANT
 

@@ -118,6 +118,10 @@ ARCHS: dict[int | str, ArchSpec] = {
         ArchSpec(arch=100, name="sm_100 (B200/GB200/B300)", smem_per_sm=228 * KiB, smem_per_block=227 * KiB,
                  mma_class="tcgen05", mma_opcodes=_TCGEN05, mma_gate="tcgen05", native_mma_min_rows=64,
                  mma_reads_smem=True, tma=True, tmem_columns=512, audited=True),
+        # sm_103 (Blackwell Ultra): sm_100's limits and MMA (CCCL derives its traits from sm_100's)
+        ArchSpec(arch=103, name="sm_103 (B300/GB300)", smem_per_sm=228 * KiB, smem_per_block=227 * KiB,
+                 mma_class="tcgen05", mma_opcodes=_TCGEN05, mma_gate="tcgen05", native_mma_min_rows=64,
+                 mma_reads_smem=True, tma=True, tmem_columns=512),
         ArchSpec(arch=120, name="sm_120 (RTX PRO 6000/RTX 50)", **_SMALL_SM, max_blocks_per_sm=24,
                  smem_per_sm=100 * KiB, smem_per_block=99 * KiB, tma=True, audited=True),
     )

@@ -133,9 +133,8 @@ MMA_OPCODES: tuple[str, ...] = tuple(dict.fromkeys(
     op for spec in reversed(ARCHS.values()) for op in spec.mma_opcodes if op not in _MMA_SYNC)) + _MMA_SYNC
 # The audit gates that require an architecture's MMA class (wgmma, tcgen05), in table order.
 MMA_GATES: tuple[str, ...] = tuple(dict.fromkeys(s.mma_gate for s in ARCHS.values() if s.mma_gate))
-# The architectures the static audit compiles for, and the ones it audits when none is named (and CI).
+# The architectures the static audit compiles for (all of them unless --arch names some; CI audits all).
 AUDITED_ARCHS: tuple[int | str, ...] = tuple(a for a, s in ARCHS.items() if s.audited)
-DEFAULT_AUDIT_ARCHS: tuple[int | str, ...] = (80, 90)
 # Configs shared by every architecture (the QKV and GEMV tile lists) fit the sm_80 per-block limit they
 # were chosen for; an architecture with less (sm_86/89/120: 99 KiB) prunes to its own.
 SHARED_CONFIG_SMEM_PER_BLOCK: int = ARCHS[80].smem_per_block

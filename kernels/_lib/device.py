@@ -11,7 +11,6 @@ import torch
 from roofline.arch import (  # noqa: F401  (re-exported: the kernels' one view of the table)
     ARCHS,
     AUDITED_ARCHS,
-    DEFAULT_AUDIT_ARCHS,
     MMA_GATES,
     MMA_OPCODES,
     SHARED_CONFIG_SMEM_PER_BLOCK,

@@ -5,7 +5,7 @@ seam, config ids and the record of what the last launch ran.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +67,19 @@ class LaunchRecord:
 
 
 _LAST_LAUNCH: dict[str, LaunchRecord] = {}
+
+
+def fit_stages(cfg: object, smem_bytes: Callable[[object], int], limit: int, min_stages: int = 2) -> object:
+    """``cfg`` (a ``triton.Config``) with the most pipeline stages, at most its own and at least
+    ``min_stages``, whose ``smem_bytes(config)`` fits ``limit`` bytes; ``None`` when none does. What a
+    tile list chosen for 163-227 KiB of shared memory per block runs on a 99 KiB one (sm_86/89/120)."""
+    import triton
+
+    for stages in range(cfg.num_stages, min_stages - 1, -1):  # type: ignore[attr-defined]
+        c = triton.Config(dict(cfg.kwargs), num_warps=cfg.num_warps, num_stages=stages)  # type: ignore[attr-defined]
+        if smem_bytes(c) <= limit:
+            return cfg if stages == cfg.num_stages else c  # type: ignore[attr-defined]
+    return None
 
 
 def record_launch(kernel: str, variant: str, config: str) -> None:

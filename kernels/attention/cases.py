@@ -33,14 +33,18 @@ REQUIRED_GATES: dict[str, frozenset[str]] = {
     "splitkv": frozenset({"tensor_cores", "vec128_loads"}),  # the decode KV stream
 }
 
-# (variant, gate, arch, condition) -> reason; ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a
-# part of the config id (the rules are in kernels/audit/gates.py). Triton lowers a tl.dot to wgmma
-# (HGMMA) only for tiles of at least 64 rows; the split-KV query tile is one GQA group's rows padded to
-# 16-64, chosen on purpose: decode is bound by the KV stream, not the tensor-core rate.
-GATE_EXCEPTIONS: dict[tuple[str, str, int, str], str] = {
-    ("splitkv", "wgmma", 90, "BLOCK_M<64"):
+# (variant, gate, arch, condition) -> reason; ``arch`` "*" = every architecture the gate applies to;
+# ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a part of the config id (the rules are in
+# kernels/audit/gates.py). Triton lowers a tl.dot to wgmma (sm_90) or tcgen05 (sm_100) only for tiles of
+# at least 64 rows; the split-KV query tile is one GQA group's rows padded to 16-64, chosen on purpose:
+# decode is bound by the KV stream, not the tensor-core rate.
+GATE_EXCEPTIONS: dict[tuple[str, str, int | str, str], str] = {
+    ("splitkv", "wgmma", "*", "BLOCK_M<64"):
         "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
         ">= 64 rows for wgmma, so the QK^T and PV dots run HMMA on H100",
+    ("splitkv", "tcgen05", "*", "BLOCK_M<64"):
+        "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
+        ">= 64 rows for tcgen05, so the QK^T and PV dots run HMMA (mma.sync) on B200",
 }
 
 

@@ -277,8 +277,12 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     line.stg_bits = sass.stg_bits
     line.ldgsts_bits = sass.ldgsts_bits
     line.mma_versions = mma_versions(compiled.asm.get("ttgir", ""))
+    # K iterations per output tile of a GEMM (a warp-specialized epilogue is spread over them)
+    k, block_k = case.shape.get("k", case.shape.get("d_model")), case.constexprs.get("BLOCK_K")
+    k_steps = -(-k // block_k) if isinstance(k, int) and isinstance(block_k, int) else None
     line.efficiency = efficiency(dump, kernel=case.kernel, variant=case.variant, dtype=line.dtype,
-                                 constexprs=case.constexprs, num_warps=case.num_warps).to_dict()
+                                 constexprs=case.constexprs, num_warps=case.num_warps,
+                                 ttgir=compiled.asm.get("ttgir", ""), k_steps=k_steps).to_dict()
     line.occupancy = occupancy(
         arch, registers=res.registers, num_warps=case.num_warps, shared_bytes=line.shared_bytes,
         tmem_columns=line.tmem_columns,

@@ -74,7 +74,9 @@ def exceptions() -> dict[tuple[str, str, str, int, str], str]:
     """``(kernel, variant, gate, arch, condition) -> reason``: every waiver, collected from each op's
     ``kernels/<op>/cases.py`` (``GATE_EXCEPTIONS``, keyed ``(variant, gate, arch, condition)``).
 
-    ``variant`` may be ``"*"`` (every variant); ``condition`` is ``"*"`` (every config), ``"NAME=VALUE"`` or
+    ``variant`` may be ``"*"`` (every variant), ``arch`` ``"*"`` (every architecture the gate applies to:
+    a waiver of an MMA-class gate is a fact about the class, so it covers each architecture of that
+    class); ``condition`` is ``"*"`` (every config), ``"NAME=VALUE"`` or
     ``"NAME<VALUE"`` on a part of the config id. The waivers in use are for the MMA-class gates
     (``wgmma``, ``tcgen05``): Triton lowers a ``tl.dot`` to those only for tiles of at least 64 rows per
     warpgroup of 4 warps; smaller tiles get mma.sync, as ``tests/audit_fixtures.py`` (``bad_wgmma``)
@@ -170,8 +172,8 @@ def exception_for(line: AuditLine, gate: str,
         return None
     table = exceptions() if waivers is None else waivers
     for (kernel, variant, g, arch, condition), reason in table.items():
-        if (kernel == line.kernel and variant in (line.variant, "*") and g == gate and arch == line.arch
-                and config_matches(line.config, condition)):
+        if (kernel == line.kernel and variant in (line.variant, "*") and g == gate
+                and arch in (line.arch, "*") and config_matches(line.config, condition)):
             return reason
     return None
 

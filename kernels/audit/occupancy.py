@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from kernels._lib.device import ARCHS, AUDITED_ARCHS, DEFAULT_AUDIT_ARCHS, ArchLimits
+from kernels._lib.device import ARCHS, AUDITED_ARCHS, ArchLimits
 
-# The architectures the audit compiles for (the table's ``audited`` rows), and the default set.
+# The architectures the audit compiles for (the table's ``audited`` rows); all of them by default.
 SUPPORTED_ARCHS: tuple[int | str, ...] = AUDITED_ARCHS
-DEFAULT_ARCHS: tuple[int | str, ...] = DEFAULT_AUDIT_ARCHS
+DEFAULT_ARCHS: tuple[int | str, ...] = SUPPORTED_ARCHS
 LIMITS: dict[int | str, ArchLimits] = {arch: ARCHS[arch] for arch in SUPPORTED_ARCHS}
 
 

@@ -24,12 +24,16 @@ REQUIRED_GATES: dict[str, frozenset[str]] = {
     FUSED_VARIANT: frozenset({"tensor_cores"}),
 }
 
-# (variant, gate, arch, condition) -> reason; ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a
-# part of the config id. Triton lowers a tl.dot to wgmma (HGMMA) only for tiles of >= 64 rows.
-GATE_EXCEPTIONS: dict[tuple[str, str, int, str], str] = {
-    (FUSED_VARIANT, "wgmma", 90, "BLOCK_M<64"):
+# (variant, gate, arch, condition) -> reason; ``arch`` "*" = every architecture the gate applies to;
+# ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a part of the config id. Triton lowers a tl.dot
+# to wgmma (sm_90) or tcgen05 (sm_100) only for tiles of >= 64 rows.
+GATE_EXCEPTIONS: dict[tuple[str, str, int | str, str], str] = {
+    (FUSED_VARIANT, "wgmma", "*", "BLOCK_M<64"):
         "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
         "for wgmma, so these run HMMA on H100",
+    (FUSED_VARIANT, "tcgen05", "*", "BLOCK_M<64"):
+        "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
+        "for tcgen05, so these run HMMA (mma.sync) on B200",
 }
 
 COMPILE_SHAPES = (

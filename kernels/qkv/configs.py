@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import triton
 
-from kernels._lib import device
+from kernels._lib import device, launch
 
 KERNEL = "qkv"  # the name in launch records and audit lines
 FUSED_VARIANT = "fused"
@@ -77,7 +77,12 @@ def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int,
     by_m = [c for c in configs if _fits_m(c.kwargs["BLOCK_M"], m)] or list(configs)
     limit = smem_limit(arch)
     fitting = [c for c in by_m if smem_bytes(c, elem_bytes) <= limit and _fits_registers(c, elem_bytes)]
-    return fitting or [min(by_m, key=lambda c: smem_bytes(c, elem_bytes))]
+    if fitting:
+        return fitting
+    # Nothing fits as shipped (fp32 on a 99 KiB architecture): the same tiles with fewer stages.
+    staged = [launch.fit_stages(c, lambda x: smem_bytes(x, elem_bytes), limit) for c in by_m
+              if _fits_registers(c, elem_bytes)]
+    return [c for c in staged if c is not None] or [min(by_m, key=lambda c: smem_bytes(c, elem_bytes))]
 
 
 def early_config_prune(configs: list[triton.Config], named_args: dict,

@@ -174,3 +174,67 @@ def test_presets_name_an_arch_whose_limits_they_carry():
         if spec.arch in ARCHS and spec.source != "measured":
             row = ARCHS[spec.arch]
             assert (spec.smem_per_sm, spec.smem_per_block) == (row.smem_per_sm, row.smem_per_block), name
+
+
+# ---------------------------------------------------------------------------------------------------
+# The launchers' pruning reads the rows: per architecture, not per literal
+# ---------------------------------------------------------------------------------------------------
+
+def test_fit_stages_lowers_stages_until_the_estimate_fits():
+    import triton
+
+    from kernels._lib.launch import fit_stages
+
+    cfg = triton.Config({"BLOCK": 64}, num_warps=4, num_stages=4)
+    per_stage = {"bytes": 30_000}
+
+    def smem(c):
+        return c.num_stages * per_stage["bytes"]
+
+    assert fit_stages(cfg, smem, 200_000) is cfg  # fits as shipped: the same object
+    fitted = fit_stages(cfg, smem, 99 * 1024)
+    assert fitted.num_stages == 3 and fitted.kwargs == cfg.kwargs and fitted.num_warps == 4
+    assert fit_stages(cfg, smem, 50_000) is None  # not even 2 stages
+
+
+def test_attention_pruning_follows_the_mma_class():
+    from kernels.attention.configs import PREFILL_CONFIGS, SM90_CONFIGS, prune_configs
+
+    for bd in (64, 128):
+        wide = SM90_CONFIGS[bd][0]
+        assert wide in prune_configs(PREFILL_CONFIGS[bd], bd, 2, 90)
+        assert wide in prune_configs(PREFILL_CONFIGS[bd], bd, 2, 100)  # tcgen05 reads smem too
+        assert wide not in prune_configs(PREFILL_CONFIGS[bd], bd, 2, 120)  # mma.sync, 99 KiB
+        assert wide not in prune_configs(PREFILL_CONFIGS[bd], bd, 2, 80)
+    # sm_120's 99 KiB per block: every survivor's estimate fits it
+    from kernels.attention.configs import smem_estimate
+
+    for bd, configs in PREFILL_CONFIGS.items():
+        kept = prune_configs(configs, bd, 2, 120)
+        assert kept and (len(kept) == 1 or all(smem_estimate(c, bd, 2) <= 99 * 1024 for c in kept)), bd
+
+
+def test_qkv_pruning_on_a_99_kib_arch_lowers_stages():
+    from kernels.qkv.configs import CONFIGS, prune_configs, select_variant, smem_bytes
+
+    for cc in (80, 90, 100):  # the shipped list, as before, wherever it was compiled to fit
+        assert prune_configs(CONFIGS, 4096, 2, cc) == prune_configs(CONFIGS, 4096, 2)
+    kept = prune_configs(CONFIGS, 32, 4, 120)  # fp32 decode: nothing fits 99 KiB at 4 stages
+    assert kept and all(smem_bytes(c, 4) <= 99 * 1024 and c.num_stages < 4 for c in kept)
+    assert all(smem_bytes(c, 2) <= 99 * 1024 for c in prune_configs(CONFIGS, 4096, 2, 120))
+    assert [select_variant(4096, a, True) for a in (0, 80, 90, 100, 120)] == [
+        "fused", "fused", "tma", "tma", "tma"]
+
+
+def test_gemv_tiled_stages_per_arch():
+    from kernels.gemv.configs import TILED_CONFIGS, fit_tiled_stages, plan, tiled_smem_bytes
+
+    big = TILED_CONFIGS[2]  # 64x128x64, 4 stages: 96 KiB in fp16, 192 KiB in fp32
+    for cc in (0, 80, 90, 100):
+        assert fit_tiled_stages(big, 4, cc) is big  # as shipped (and audited) there
+    fp32 = fit_tiled_stages(big, 4, 120)
+    assert fp32.num_stages == 2 and tiled_smem_bytes(fp32, 4) <= 99 * 1024
+    assert fit_tiled_stages(big, 2, 120) is big
+    cfg, _, _ = plan("tiled", 64, 4096, 4096, 4, 132, None, False, 120)
+    assert tiled_smem_bytes(cfg, 4) <= 99 * 1024
+    assert plan("tiled", 64, 4096, 4096, 4, 132, None, False, 80)[0] is big

@@ -48,7 +48,10 @@ class ArchSpec:
     warpgroup of 4 warps) Triton lowers to that class; ``mma_reads_smem``: the class takes its
     operands from shared memory (wgmma, tcgen05), which frees the registers ``mma.sync`` spends on
     operand fragments. ``tma``: the Tensor Memory Accelerator (tensor descriptors). ``tmem_columns``:
-    tensor-memory columns per SM (0 without tensor memory). ``audited``: the static audit compiles for it.
+    tensor-memory columns per SM (0 without tensor memory). ``warp_specialize``: kernels use Triton's
+    automatic warp specialization here (``tl.range(..., warp_specialize=True)``: a TMA load partition,
+    an MMA partition and the epilogue; Triton's own tutorials 06 and 09 enable it from capability 10).
+    ``audited``: the static audit compiles for it.
     """
 
     arch: int | str
@@ -75,6 +78,7 @@ class ArchSpec:
     mma_reads_smem: bool = False
     tma: bool = False
     tmem_columns: int = 0
+    warp_specialize: bool = False
     audited: bool = False
 
     @property
@@ -117,11 +121,11 @@ ARCHS: dict[int | str, ArchSpec] = {
                  mma_reads_smem=True, tma=True, audited=True),
         ArchSpec(arch=100, name="sm_100 (B200/GB200/B300)", smem_per_sm=228 * KiB, smem_per_block=227 * KiB,
                  mma_class="tcgen05", mma_opcodes=_TCGEN05, mma_gate="tcgen05", native_mma_min_rows=64,
-                 mma_reads_smem=True, tma=True, tmem_columns=512, audited=True),
+                 mma_reads_smem=True, tma=True, tmem_columns=512, warp_specialize=True, audited=True),
         # sm_103 (Blackwell Ultra): sm_100's limits and MMA (CCCL derives its traits from sm_100's)
         ArchSpec(arch=103, name="sm_103 (B300/GB300)", smem_per_sm=228 * KiB, smem_per_block=227 * KiB,
                  mma_class="tcgen05", mma_opcodes=_TCGEN05, mma_gate="tcgen05", native_mma_min_rows=64,
-                 mma_reads_smem=True, tma=True, tmem_columns=512),
+                 mma_reads_smem=True, tma=True, tmem_columns=512, warp_specialize=True),
         ArchSpec(arch=120, name="sm_120 (RTX PRO 6000/RTX 50)", **_SMALL_SM, max_blocks_per_sm=24,
                  smem_per_sm=100 * KiB, smem_per_block=99 * KiB, tma=True, audited=True),
     )
@@ -163,6 +167,12 @@ def has_tma(arch: int | str) -> bool:
     """Whether ``arch`` has TMA (False for an unknown arch, e.g. 0 off a GPU)."""
     spec = ARCHS.get(arch)
     return bool(spec and spec.tma)
+
+
+def warp_specializes(arch: int | str) -> bool:
+    """Whether kernels use Triton's automatic warp specialization on ``arch`` (False when unknown)."""
+    spec = ARCHS.get(arch)
+    return bool(spec and spec.warp_specialize)
 
 
 def mma_reads_smem(arch: int | str) -> bool:

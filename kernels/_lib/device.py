@@ -20,6 +20,7 @@ from roofline.arch import (  # noqa: F401  (re-exported: the kernels' one view o
     has_tma,
     mma_reads_smem,
     smem_per_block,
+    warp_specializes,
 )
 
 DEFAULT_NUM_SMS = 132  # H100 SXM; what a launch plans for when torch.cuda cannot tell (CPU, interpreter, AOT)

@@ -283,8 +283,10 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     line.efficiency = efficiency(dump, kernel=case.kernel, variant=case.variant, dtype=line.dtype,
                                  constexprs=case.constexprs, num_warps=case.num_warps,
                                  ttgir=compiled.asm.get("ttgir", ""), k_steps=k_steps).to_dict()
+    # every warp of the block: a warp-specialized kernel adds its partitions' warps to num_warps
+    block_warps = int(getattr(compiled.metadata, "num_warps", case.num_warps) or case.num_warps)
     line.occupancy = occupancy(
-        arch, registers=res.registers, num_warps=case.num_warps, shared_bytes=line.shared_bytes,
-        tmem_columns=line.tmem_columns,
+        arch, registers=res.registers, num_warps=max(block_warps, case.num_warps),
+        shared_bytes=line.shared_bytes, tmem_columns=line.tmem_columns,
     ).to_dict()
     return line

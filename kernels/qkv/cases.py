@@ -84,8 +84,8 @@ def _case(variant: str, fn: object, model: ModelConfig, shape: dict, dtype: torc
     kv_cache = shape["capacity"] is not None
     args = _runtime_args(model, shape["batch"], shape["tokens"], shape["capacity"], TRITON_TYPE[dtype],
                          column_major)
-    meta = {"HEAD_DIM": model.head_dim, "HAS_BIAS": model.bias, "HAS_CACHE": kv_cache, **cfg.kwargs,
-            **extra_meta}
+    meta = {"HEAD_DIM": model.head_dim, "HAS_BIAS": model.bias, "HAS_CACHE": kv_cache, **extra_meta,
+            **cfg.kwargs}
     signature, constexprs, divisible = jit_specialisation(fn, args, meta)
     case_shape = {"m": m, "d_model": model.d_model, "n_heads": model.n_heads,
                   "n_kv_heads": model.n_kv_heads, "head_dim": model.head_dim, "bias": model.bias,
@@ -104,7 +104,8 @@ def compile_cases(arch: int) -> list[CompileCase]:
     :data:`COMPILE_SHAPES`, plus the column-major weight path once (fp16, prefill, its first config).
     On an architecture with TMA also the TMA kernel at :data:`TMA_COMPILE_SHAPE`: the first two
     surviving configs in fp16 and the first in bf16 (row-major W, as ``nn.Linear`` stores it), launched
-    on an H100's SMs. ``ValueError`` for an architecture the table does not know."""
+    on an H100's SMs; on sm_100 these are the warp-specialized tiles (``WARP_SPECIALIZE=False`` is the
+    kernel's default elsewhere). ``ValueError`` for an architecture the table does not know."""
     get_arch(arch)
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
     plan = [(shape, dtype, False) for shape in COMPILE_SHAPES for dtype in dtypes]
@@ -122,5 +123,5 @@ def compile_cases(arch: int) -> list[CompileCase]:
         for dtype, n_configs in ((torch.float16, 2), (torch.bfloat16, 1)):
             for cfg in prune_configs(tma_configs(), m, dtype_bytes(dtype), arch)[:n_configs]:
                 cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg,
-                                   NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=True))
+                                   NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=True, WARP_SPECIALIZE=False))
     return cases

@@ -74,9 +74,14 @@ def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int,
                   arch: int = 0) -> list[triton.Config]:
     """The configs worth trying for ``m`` rows of ``elem_bytes``-byte operands on ``arch`` (compute
     capability; 0, off a GPU, plans for the shared limit :data:`SMEM_LIMIT_BYTES`). Never empty."""
+    # warp-specialized tiles only where the architecture warp-specializes, within its own limit
+    ws = [c for c in configs if c.kwargs.get("WARP_SPECIALIZE")]
+    configs = [c for c in configs if not c.kwargs.get("WARP_SPECIALIZE")]
+    ws = [c for c in ws if device.warp_specializes(arch) and _fits_m(c.kwargs["BLOCK_M"], m)
+          and smem_bytes(c, elem_bytes) <= device.smem_per_block(arch) and _fits_registers(c, elem_bytes)]
     by_m = [c for c in configs if _fits_m(c.kwargs["BLOCK_M"], m)] or list(configs)
     limit = smem_limit(arch)
-    fitting = [c for c in by_m if smem_bytes(c, elem_bytes) <= limit and _fits_registers(c, elem_bytes)]
+    fitting = ws + [c for c in by_m if smem_bytes(c, elem_bytes) <= limit and _fits_registers(c, elem_bytes)]
     if fitting:
         return fitting
     # Nothing fits as shipped (fp32 on a 99 KiB architecture): the same tiles with fewer stages.
@@ -92,10 +97,25 @@ def early_config_prune(configs: list[triton.Config], named_args: dict,
     return prune_configs(list(configs), int(named_args["M"]), x.element_size(), device.arch(x.device))
 
 
+# Warp-specialized TMA tiles, for architectures whose row says Triton's warp specialization is the way
+# (sm_100: device.warp_specializes), chosen from the sm_100 compile (fp16, M=K=4096, N=12288; warp-
+# weighted loop instructions per KiB of operands, the audit's metric, epilogue spread over the K steps):
+# 128x256x128 on 8 warps, 2 stages: 7.1/KiB, 168 registers, no spills, 213 KB of shared memory (sm_100's
+# own limit, not the shared list's); 128x128x128 on 4 warps: 7.4/KiB in 139 KB. The plain persistent
+# kernel's best tile was 11.0-15.0/KiB there; 4 warps at 128x256 spill (255 registers, 592 B of stack).
+WS_TMA_CONFIGS: list[triton.Config] = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 128, "GROUP_M": 8, "WARP_SPECIALIZE": True},
+                  num_warps=8, num_stages=2),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "WARP_SPECIALIZE": True},
+                  num_warps=4, num_stages=2),
+]
+
+
 def tma_configs() -> list[triton.Config]:
-    """The configs of the sm_90 TMA kernel: the 64- and 128-row tiles of :data:`CONFIGS` (wgmma needs
-    64 rows per warpgroup; the TMA kernel runs from :data:`TMA_MIN_M` rows)."""
-    return [c for c in CONFIGS if c.kwargs["BLOCK_M"] >= 64]
+    """The configs of the TMA kernel: :data:`WS_TMA_CONFIGS` (kept by :func:`prune_configs` only where
+    the architecture warp-specializes), then the 64- and 128-row tiles of :data:`CONFIGS` (wgmma and
+    tcgen05 need 64 rows per warpgroup; the TMA kernel runs from :data:`TMA_MIN_M` rows)."""
+    return WS_TMA_CONFIGS + [c for c in CONFIGS if c.kwargs["BLOCK_M"] >= 64]
 
 
 # ----------------------------------------------------------------------------------------------

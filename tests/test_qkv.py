@@ -32,6 +32,7 @@ from kernels.qkv.configs import (
     tma_layout_ok,
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
+from roofline.arch import ARCHS
 
 F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
 
@@ -415,7 +416,7 @@ def test_autotuner_wiring():
     assert list(tma.configs) == tma_configs() and tma.early_config_prune is early_config_prune
 
 
-@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize("arch", [80, 90, 100, 120])
 def test_required_gates_and_exceptions_match_the_cases(arch):
     """Each variant's required gates are declared on its cases, and each gate exception's condition
     names configs that exist among that variant's cases on its arch (the audit shows it is needed)."""
@@ -423,8 +424,9 @@ def test_required_gates_and_exceptions_match_the_cases(arch):
     for variant, gates in REQUIRED_GATES.items():
         assert any(gates <= c.gates for c in cases if c.variant == variant), variant
     for (variant, gate, exc_arch, condition), reason in GATE_EXCEPTIONS.items():
-        assert reason and gate in ("tensor_cores", "wgmma", "vec128_loads", "no_spills", "shared_memory")
-        if exc_arch == arch:
+        assert reason and gate in ("tensor_cores", "wgmma", "tcgen05", "vec128_loads", "no_spills",
+                                   "shared_memory")
+        if exc_arch in (arch, "*") and gate in (ARCHS[arch].mma_gate, "no_spills", "shared_memory"):
             assert any(config_matches(c.config, condition) for c in cases if c.variant == variant)
 
 

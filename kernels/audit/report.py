@@ -53,7 +53,16 @@ COLUMNS = ("kernel", "variant", "dtype", "shape", "config", "sm", "gated", "regs
            "comp_s", "gates")
 
 
-_GATE_MARK = {"tensor_cores": "T", **{g: g[0].upper() for g in MMA_GATES}, "vec128_loads": "V"}
+def _gate_marks() -> dict[str, str]:
+    """One letter per opt-in gate: T, V, and for each MMA-class gate its first letter not yet taken
+    (wgmma W, tcgen05 C)."""
+    marks = {"tensor_cores": "T", "vec128_loads": "V"}
+    for gate in MMA_GATES:
+        marks[gate] = next(c for c in gate.upper() if c.isalpha() and c not in marks.values())
+    return marks
+
+
+_GATE_MARK = _gate_marks()
 
 
 def _gated(line: AuditLine) -> str:

@@ -143,6 +143,9 @@ AUDITED_ARCHS: tuple[int | str, ...] = tuple(a for a, s in ARCHS.items() if s.au
 # were chosen for; an architecture with less (sm_86/89/120: 99 KiB) prunes to its own.
 SHARED_CONFIG_SMEM_PER_BLOCK: int = ARCHS[80].smem_per_block
 SMALLEST_SMEM_PER_BLOCK: int = min(s.smem_per_block for s in ARCHS.values())
+# What a launch off a GPU (the CPU interpreter) plans its configs for where it must name an architecture:
+# the one the shared config lists were chosen on.
+INTERPRETER_ARCH: int = 80
 
 
 def get_arch(arch: int | str) -> ArchSpec:

@@ -26,7 +26,7 @@ SCANNED = ("kernels", "roofline", "bench")
 _OPCODE_RE = re.compile(r"\b(?:%s|UTC[A-Z]*MMA|H[A-Z]*MMA)\b" % "|".join(MMA_OPCODES))
 _SMEM_SIZES = {v for s in ARCHS.values() for v in (s.smem_per_sm, s.smem_per_block)}
 _CAPABILITIES = {a for a in ARCHS if isinstance(a, int)}
-_LOOKUPS = {"smem_per_block", "get_arch", "has_tma", "mma_reads_smem", "arch_spec"}
+_LOOKUPS = {"smem_per_block", "get_arch", "has_tma", "mma_reads_smem", "warp_specializes", "arch"}
 _TABLES = {"ARCHS", "LIMITS", "DEVICE_LIMITS"}
 
 
@@ -80,7 +80,8 @@ def arch_literals(source: str) -> list[str]:
                     found.append(f"line {line}: capability {caps} compared in {ast.unparse(node)!r}")
         # a fact looked up by a literal capability (a preset naming its arch is data, not a lookup)
         if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in _LOOKUPS:
-            caps = [v for a in node.args for v in _int_constants(a) if v in _CAPABILITIES]
+            args = [*node.args, *(k.value for k in node.keywords)]
+            caps = [v for a in args for v in _int_constants(a) if v in _CAPABILITIES]
             if caps:
                 found.append(f"line {line}: capability {caps} passed to {ast.unparse(node.func)}")
         if isinstance(node, ast.Subscript) and ast.unparse(node.value).split(".")[-1] in _TABLES:
@@ -109,6 +110,7 @@ def test_no_arch_literal_outside_the_table(path):
     ("ok = arch not in (80, 90)", "capability [80, 90] compared"),
     ("limit = device.smem_per_block(80)", "capability [80] passed"),
     ("n = LIMITS[90].smem_per_sm", "capability [90] looked up"),
+    ("a = device.arch(dev, default=80)", "capability [80] passed"),
     ("BUDGET = {80: 96, 90: 128}", "dict keyed by capabilities"),
     ("LIMIT = 163 * 1024", "shared-memory size 163 * 1024"),
     ("LIMIT = 232448", "shared-memory size 232448"),

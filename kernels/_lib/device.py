@@ -11,6 +11,7 @@ import torch
 from roofline.arch import (  # noqa: F401  (re-exported: the kernels' one view of the table)
     ARCHS,
     AUDITED_ARCHS,
+    INTERPRETER_ARCH,
     MMA_GATES,
     MMA_OPCODES,
     SHARED_CONFIG_SMEM_PER_BLOCK,

@@ -26,9 +26,9 @@ def select_variant(q_len: int) -> str:
 
 
 def device_arch(dev: torch.device) -> int:
-    """The compute capability configs are chosen for: the device's, or 80 (what an A100 would pick) for
-    CPU and interpreter runs."""
-    return device.arch(dev, default=80)
+    """The compute capability configs are chosen for: the device's, or the table's ``INTERPRETER_ARCH``
+    (sm_80: what an A100 would pick) for CPU and interpreter runs."""
+    return device.arch(dev, default=device.INTERPRETER_ARCH)
 
 
 def block_d(head_dim: int) -> int:

@@ -119,7 +119,7 @@ ARCHS: dict[int | str, ArchSpec] = {
         ArchSpec(arch=90, name="sm_90 (H100/H200)", smem_per_sm=228 * KiB, smem_per_block=227 * KiB,
                  mma_class="wgmma", mma_opcodes=_WGMMA, mma_gate="wgmma", native_mma_min_rows=64,
                  mma_reads_smem=True, tma=True, audited=True),
-        ArchSpec(arch=100, name="sm_100 (B200/GB200/B300)", smem_per_sm=228 * KiB, smem_per_block=227 * KiB,
+        ArchSpec(arch=100, name="sm_100 (B200/GB200)", smem_per_sm=228 * KiB, smem_per_block=227 * KiB,
                  mma_class="tcgen05", mma_opcodes=_TCGEN05, mma_gate="tcgen05", native_mma_min_rows=64,
                  mma_reads_smem=True, tma=True, tmem_columns=512, warp_specialize=True, audited=True),
         # sm_103 (Blackwell Ultra): sm_100's limits and MMA (CCCL derives its traits from sm_100's)

@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from roofline.arch import ARCHS
+
 DTYPE_CLASSES: tuple[str, ...] = ("tensor16", "tf32", "fp32")
 
 KiB = 1024
@@ -117,18 +119,87 @@ PRESETS: dict[str, HardwareSpec] = {
     )
 }
 
+
+def _arch_gpu(name: str, desc: str, arch: int, tensor16: float, tf32: float | None, fp32: float,
+              hbm_gbs: float, l2_mib: int | None, sms: int | None, datasheet: str,
+              unverified: tuple[str, ...] = ()) -> HardwareSpec:
+    """A preset whose shared-memory limits come from its architecture's row (:mod:`roofline.arch`), with
+    the datasheet named in its notes and each figure that could not be confirmed listed as unverified."""
+    row = ARCHS[arch]
+    peaks = {"tensor16": tensor16 * 1e12, "fp32": fp32 * 1e12}
+    if tf32 is not None:
+        peaks["tf32"] = tf32 * 1e12
+    notes = (f"source: {datasheet}",) + tuple(f"unverified: {u}" for u in unverified)
+    return HardwareSpec(name=name, description=desc, peak_flops=peaks, mem_bandwidth=hbm_gbs * 1e9,
+                        l2_bytes=None if l2_mib is None else l2_mib * MiB, sm_count=sms,
+                        smem_per_sm=row.smem_per_sm, smem_per_block=row.smem_per_block, arch=arch,
+                        notes=notes)
+
+
+# Blackwell (sm_100/sm_103 datacenter, sm_120 workstation/consumer) and Ada (sm_89) parts. Dense peaks per
+# GPU: NVIDIA's HGX/NVL72 pages print 8-GPU (72-GPU) totals with 2:4 sparsity, so a per-GPU dense figure
+# is total / GPUs / 2. L2 None where spec pages disagree (the device reports it; bench/ceilings.py uses
+# the device's figure). GeForce parts run fp16/bf16 MMAs with fp32 accumulation (what every ridgebench
+# kernel does) at half their fp16-accumulate rate; the RTX PRO parts at the full rate.
+PRESETS.update({
+    s.name: s
+    for s in (
+        _arch_gpu("B200", "NVIDIA B200 (HGX, 1000 W) 180GB", 100, 2250, 1125, 75, 8000, None, 148,
+                  "NVIDIA HGX B200 datasheet (8-GPU: 36 PF fp16/bf16 and 18 PF tf32 sparse, 600 TF fp32, "
+                  "64 TB/s HBM3e); per GPU dense = / 8 / 2",
+                  unverified=("tf32 1125 TF (some spec pages list 1100)",
+                              "fp32 75 TF (some list 80 at 1000 W)",
+                              "SM count 148 (spec sites; not in the datasheet)",
+                              "HBM 8000 GB/s (some list 7700)")),
+        _arch_gpu("GB200", "NVIDIA GB200 (NVL72, per GPU, 1200 W) 186GB", 100, 2500, 1250, 90, 8000, None,
+                  148,
+                  "NVIDIA GB200 NVL72 datasheet (per superchip of 2 GPUs: 10 PF fp16/bf16 and 5 PF tf32 "
+                  "sparse, 180 TF fp32, 16 TB/s HBM3e); per GPU dense = / 2 / 2",
+                  unverified=("SM count 148 (assumed the B200's)",)),
+        _arch_gpu("B300", "NVIDIA B300 / Blackwell Ultra (HGX, per GPU) 288GB", 103, 2250, 1125, 75, 8000,
+                  None, 160,
+                  "NVIDIA HGX B300 spec table (8-GPU: 36 PF fp16/bf16 and 18 PF tf32 sparse, 600 TF fp32, "
+                  "8 TB/s per GPU); per GPU dense = / 8 / 2",
+                  unverified=("fp16/bf16 2250 TF: one review lists ~3500 dense",
+                              "SM count 160 (spec sites)")),
+        _arch_gpu("RTX-PRO-6000-BLACKWELL", "NVIDIA RTX PRO 6000 Blackwell (Workstation/Server, 600 W) 96GB",
+                  120, 503.8, 251.9, 125.9, 1792, 128, 188,
+                  "NVIDIA RTX PRO 6000 Blackwell datasheet (125 TF fp32, 4000 AI TOPS = fp4 sparse, "
+                  "1792 GB/s GDDR7, 188 SMs)",
+                  unverified=("fp16/bf16 503.8 TF dense with fp32 accumulate (4000 fp4-sparse TOPS / 8; "
+                              "the RTX Blackwell whitepaper's figure not confirmed here)",
+                              "tf32 251.9 TF dense (half of fp16, as on Ada)", "L2 128 MB")),
+        _arch_gpu("RTX-5090", "NVIDIA GeForce RTX 5090 32GB", 120, 209.5, 104.8, 104.8, 1792, 96, 170,
+                  "NVIDIA GeForce RTX 5090 specifications (104.8 TF fp32, 838 TF fp16 tensor sparse with "
+                  "fp16 accumulate, 1792 GB/s GDDR7, 170 SMs, 96 MB L2)",
+                  unverified=("fp16/bf16 209.5 TF dense with fp32 accumulate (GeForce: half the "
+                              "fp16-accumulate rate of 419 TF)", "tf32 104.8 TF dense")),
+        _arch_gpu("L40S", "NVIDIA L40S 48GB", 89, 362.05, 183, 91.6, 864, 96, 142,
+                  "NVIDIA L40S datasheet (fp16/bf16 362.05 TF, tf32 183 TF dense; 91.6 TF fp32; 864 GB/s "
+                  "GDDR6; 96 MB L2; 142 SMs)"),
+    )
+})
+
 # Dense fp8 (e4m3) and int8 tensor-core peaks (TFLOP/s, TOPS) and memory capacity (GB, decimal as the
 # datasheets print it), added to the presets above. Sources: NVIDIA A100 datasheet (INT8 Tensor Core
 # 624 TOPS dense, 1,248 with sparsity; no fp8 tensor cores on sm_80; 40GB/80GB); NVIDIA H100 datasheet
 # (SXM: FP8 and INT8 3,958 with sparsity, 1,979 dense; PCIe: 3,026 with sparsity, 1,513 dense; 80GB);
 # NVIDIA H200 datasheet (FP8 and INT8 3,958 with sparsity, 1,979 dense; 141GB). V100 tensor cores do
 # fp16 only, and the V100 SXM2 preset does not say 16 or 32 GB. The seed A100s keep the A100's int8 and
-# no capacity (the seeds name 40GB and 80GB parts: use those presets).
+# no capacity (the seeds name 40GB and 80GB parts: use those presets). The newer parts (presets above):
+# NVIDIA HGX B200 datasheet (8-GPU: FP8 72 PF and INT8 72 POPS with sparsity, 1,440 GB: per GPU dense
+# 4,500 and 180 GB); GB200 NVL72 datasheet (72-GPU: FP8 720 PF, INT8 720 POPS sparse, per GPU 186 GB:
+# per GPU dense 5,000); HGX B300 (8-GPU: FP8 72 PF sparse, 2.3 TB: per GPU dense 4,500 and 288 GB;
+# Blackwell Ultra's int8 is not a published dense figure here: none); NVIDIA L40S datasheet (FP8 and INT8
+# 733 dense, 1,466 sparse; 48 GB); RTX PRO 6000 Blackwell (96 GB) and RTX 5090 (32 GB): capacity only,
+# their fp8 figures are fp4-derived marketing numbers not confirmed here.
 _LOW_PRECISION: dict[str, tuple[float | None, float | None, float | None]] = {
     "A100-SXM4-40GB": (None, 624, 40), "A100-PCIE-40GB": (None, 624, 40),
     "A100-SXM4-80GB": (None, 624, 80), "A100-PCIE-80GB": (None, 624, 80),
     "H100-SXM5": (1979, 1979, 80), "H100-PCIE": (1513, 1513, 80), "H200": (1979, 1979, 141),
     "A100-SEED-1.5TB": (None, 624, None), "A100-SEED-2.0TB": (None, 624, None),
+    "B200": (4500, 4500, 180), "GB200": (5000, 5000, 186), "B300": (4500, None, 288),
+    "L40S": (733, 733, 48), "RTX-PRO-6000-BLACKWELL": (None, None, 96), "RTX-5090": (None, None, 32),
 }
 for _name, (_fp8, _int8, _gb) in _LOW_PRECISION.items():
     PRESETS[_name] = replace(PRESETS[_name], fp8_peak_flops=None if _fp8 is None else _fp8 * 1e12,
@@ -158,6 +229,12 @@ _DEVICE_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"H100.*(SXM|HBM3)", "H100-SXM5"),
     (r"(?<![A-Z])H200(?!.*NVL)", "H200"),  # not a GH200 superchip, not an H200 NVL
     (r"V100.*SXM2", "V100-SXM2"),
+    (r"(?<![A-Z])GB200", "GB200"),
+    (r"(?<![A-Z])B200", "B200"),
+    (r"(?<![A-Z])B300", "B300"),  # a GB300 superchip GPU runs at a different power: not matched
+    (r"RTX PRO 6000 BLACKWELL(?!.*MAX-Q)", "RTX-PRO-6000-BLACKWELL"),
+    (r"RTX 5090(?!.*(LAPTOP|D\b))", "RTX-5090"),
+    (r"(?<![A-Z0-9])L40S", "L40S"),
 )
 
 

@@ -25,9 +25,9 @@ from kernels.audit.gates import config_matches
 from roofline.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parents[1]
-# The case budget per op and architecture: CI compiles every case on 2 cores. 32 since every code path a
-# launcher can pick is compiled (qkv on sm_90: 32 cases, its 9 TMA paths ~2 s each to compile here).
-MAX_CASES_PER_KERNEL_ARCH = 32
+# The case budget per op and architecture: CI compiles every case on 2 cores. 36 since every code path a
+# launcher can pick is compiled (qkv: 32 cases on sm_90, 34 on sm_100; a TMA path ~2-3 s to compile here).
+MAX_CASES_PER_KERNEL_ARCH = 36
 
 
 def _enumerate() -> tuple[list, dict[str, str]]:
@@ -105,6 +105,6 @@ def test_every_exception_is_needed(audit_data, key):
     """An exception must waive a gate that fails on some line; a stale or shadowed one fails here."""
     kernel, variant, gate, arch, condition = key
     used = [line for line in audit_data["index"].values()
-            if line.kernel == kernel and variant in (line.variant, "*") and line.arch == arch
+            if line.kernel == kernel and variant in (line.variant, "*") and arch in (line.arch, "*")
             and config_matches(line.config, condition) and line.waived.get(gate) == exceptions()[key]]
     assert used, f"exception {key} waives nothing: remove it"

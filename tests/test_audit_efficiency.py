@@ -10,6 +10,8 @@ from kernels.audit.efficiency import (
     efficiency,
     find_loops,
     parse_instructions,
+    partition_regions,
+    partition_warps,
     steady_state_loop,
     stream_per_iteration,
 )
@@ -134,3 +136,124 @@ def test_per_kib_counts_warp_instructions_over_kv_bytes():
 ])
 def test_stream_rules(kernel, variant, dtype, meta, looped, expected):
     assert stream_per_iteration(kernel, variant, dtype, meta, looped) == expected
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every MMA class (issue 23): tcgen05 (UTCHMMA), branches on uniform predicates, spin loops, and the
+# three kernel shapes: plain, persistent, warp-specialized.
+# ---------------------------------------------------------------------------------------------------
+
+GEMM = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64}  # 48 KiB of fp16 operand tiles per K step
+
+
+def test_a_uniform_predicate_branch_closes_a_loop_and_utchmma_counts():
+    # sm_100's K loop: TMA loads, a tcgen05 MMA, a barrier wait; closed by "BRA.U UP0, <target>"
+    text = sass("MOV R1, RZ", "UTMALDG.2D [UR8], [UR4]", "SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [UR6], R3",
+                "UTCHMMA gdesc[UR12], gdesc[UR14], tmem[UR30], tmem[UR10], idesc[UR11], UPT",
+                "UTCBAR [UR29], URZ", "UIADD3 UR5, UPT, UPT, UR5, 0x1, URZ", f"BRA.U UP0, {at(1)}",
+                "NOP", "USETMAXREG.TRY_ALLOC.CTAPOOL UP0, 0x100", f"BRA.U !UP0, {at(7)}", "EXIT")
+    instrs = parse_instructions(text)
+    assert instrs[6].target == 0x10 and instrs[9].target == 0x70
+    loops = find_loops(text)
+    assert [(lp.start, lp.end, lp.mma, lp.loads, lp.spin) for lp in loops] == [
+        (0x10, 0x60, 1, 1, False), (0x70, 0x90, 0, 0, True)]
+    eff = efficiency(text, kernel="qkv", variant="tma", dtype="fp16", constexprs=GEMM, num_warps=4)
+    assert (eff.start, eff.instructions, eff.mma) == (0x10, 6, 1)
+    assert eff.per_unit == pytest.approx(6 * 4 / 48)
+
+
+def test_a_spin_loop_is_never_the_steady_state():
+    # a loop that neither multiplies nor loads (a softmax row loop) beats a barrier spin of 2 instructions
+    text = sass("FMUL R0, R0, R1", "MUFU.EX2 R0, R0", "FADD R2, R2, R0", f"@P0 BRA {at(0)}",
+                "SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [UR6], R3", f"@!P1 BRA {at(4)}", "EXIT")
+    loop = steady_state_loop(find_loops(text))
+    assert (loop.start, loop.instructions, loop.spin) == (0, 4, False)
+
+
+def test_persistent_loop_picks_the_k_loop_inside_the_tile_loop():
+    # for tile in range(pid, tiles, NUM_SMS): (for k: load, load, MMA); epilogue; next tile
+    text = sass("S2R R0, SR_CTAID.X", "MOV R4, RZ",
+                "UTMALDG.2D [UR8], [UR4]", "UTMALDG.2D [UR16], [UR4]",
+                "HGMMA.64x256x16.F32 R24, gdesc[UR8], R24",
+                "IADD3 R4, R4, 0x1, RZ", f"@P0 BRA {at(2)}",
+                "F2FP.F16.F32.PACK_AB R6, R25, R24", "STS.128 [R1], R4", "UTMASTG.2D [UR4], [UR20]",
+                "IADD3 R0, R0, 0x84, RZ", f"@P1 BRA {at(1)}", "EXIT")
+    loops = find_loops(text)
+    assert {(lp.start, lp.end) for lp in loops} == {(0x20, 0x60), (0x10, 0xb0)}
+    eff = efficiency(text, kernel="qkv", variant="tma", dtype="fp16", constexprs=GEMM, num_warps=8)
+    assert (eff.scope, eff.start, eff.end) == ("loop", 0x20, 0x60)
+    assert (eff.instructions, eff.mma, eff.loads) == (5, 1, 2)
+    assert eff.per_unit == pytest.approx(5 * 8 / 48) and not eff.partitions
+
+
+# A warp-specialized persistent GEMM as Triton 3.9 lays it out for sm_100: the default partition (4
+# warps: the epilogue, one loop per tile) up to EXIT; the worker dispatch (a barrier wait loop, then BRX
+# through a jump table); partition 0 (1 warp: the MMA loop), an idle region (the padding warp), partition
+# 1 (2 warps: the TMA load loop); each region branches back to the dispatch; out-of-line retry blocks last.
+WS_TTGIR = """
+module attributes {"ttg.num-warps" = 4 : i32, ttg.target = "cuda:100"} {
+      ttg.warp_specialize(%a, %b) attributes {requestedRegisters = array<i32: 24, 24>}
+      partition0(%arg0: !ttg.memdesc<3x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(1) {
+      partition1(%arg0: !ttg.memdesc<3x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(2) {
+"""
+WS_SASS = sass(
+    # default partition: set-up loop (3), epilogue tile loop (rows 4-9), EXIT at row 10
+    "S2R R0, SR_TID.X", "SYNCS.EXCH.64 URZ, [UR4], UR6", "IADD3 R1, R1, 0x1, RZ", f"@P0 BRA {at(1)}",
+    "SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [UR6], R3", "LDTM.x64 R8, tmem[UR4]",
+    "F2FP.F16.F32.PACK_AB R6, R9, R8",
+    "STS.128 [R1], R4", "UTMASTG.2D [UR4], [UR20]", f"@P1 BRA {at(4)}", "EXIT",
+    # dispatch (rows 11-14)
+    "NOP", "BAR.SYNC.DEFER_BLOCKING 0x1", f"@P0 BRA {at(11)}", "BRX R2 -0xf0",
+    # partition 0 (rows 15-21): MMA loop rows 16-19
+    "USETMAXREG.DEALLOC.CTAPOOL 0x18",
+    "SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [UR6], R3",
+    "UTCHMMA gdesc[UR12], gdesc[UR14], tmem[UR30], tmem[UR10], idesc[UR11], UPT",
+    "UTCBAR [UR29], URZ", f"BRA.U UP0, {at(16)}", "NOP", f"BRA {at(11)}",
+    # idle region (rows 22-24)
+    "USETMAXREG.DEALLOC.CTAPOOL 0x18", "BAR.SYNC.DEFER_BLOCKING 0x1", f"BRA {at(11)}",
+    # partition 1 (rows 25-31): load loop rows 26-29
+    "USETMAXREG.DEALLOC.CTAPOOL 0x18",
+    "SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [UR6], R3", "UTMALDG.2D [UR8], [UR4]", "UTMALDG.2D [UR16], [UR4]",
+    f"BRA.U UP0, {at(26)}", "NOP", f"BRA {at(11)}",
+    # out-of-line retry block and the trap
+    "SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [UR6], R3", f"@!P0 BRA {at(32)}", f"BRA {at(26)}", f"BRA {at(35)}",
+)
+
+
+def test_partition_warps_from_the_ttgir():
+    assert partition_warps(WS_TTGIR) == (1, 2)
+    assert partition_warps("module { tt.func @k() { tt.return } }") == ()
+
+
+def test_partition_regions_split_at_the_branches_back_to_the_dispatch():
+    regions = partition_regions(parse_instructions(WS_SASS))
+    assert [(r.index, r.start, r.end) for r in regions] == [
+        (-1, 0x0, 0xa0), (0, at_int(15), at_int(21)), (1, at_int(22), at_int(24)),
+        (2, at_int(25), at_int(31))]
+    assert partition_regions(parse_instructions(TWO_LOOPS)) is None  # no dispatch: a plain kernel
+
+
+def at_int(i: int) -> int:
+    return 16 * i
+
+
+def test_warp_specialized_loop_metric_weights_each_partition_by_its_warps():
+    eff = efficiency(WS_SASS, kernel="qkv", variant="tma", dtype="fp16", constexprs=GEMM, num_warps=4,
+                     ttgir=WS_TTGIR, k_steps=64)
+    parts = [(p["index"], p["warps"], p["instructions"], p["mma"], p["loads"], p["per_tile"])
+             for p in eff.partitions]
+    # default: the epilogue loop (6 instructions, per tile: spread over 64 K steps), not the set-up loop;
+    # partition 0 the MMA loop (4), partition 1 the load loop (4); the idle region has no loop
+    assert parts == [(-1, 4, 6, 0, 0, True), (0, 1, 4, 1, 0, False), (1, 2, 4, 0, 2, False)]
+    assert eff.scope == "partitions" and (eff.instructions, eff.mma, eff.loads) == (14, 1, 2)
+    assert eff.per_unit == pytest.approx((6 * 4 / 64 + 4 * 1 + 4 * 2) / 48)
+    assert eff.cell() == f"ws:4x6i+1x4i+2x4i 1mma {eff.per_unit:.3f}/KiB"
+    d = eff.to_dict()
+    assert len(d["partitions"]) == 3 and Efficiency(**{**d, "partitions": tuple(d["partitions"])}) == eff
+    # attention's partitions all loop per K/V tile: nothing is spread
+    att = efficiency(WS_SASS, kernel="attention", variant="prefill", dtype="fp16",
+                     constexprs={"BLOCK_N": 128, "HEAD_DIM": 128}, num_warps=4, ttgir=WS_TTGIR, k_steps=64)
+    assert att.per_unit == pytest.approx((6 * 4 + 4 * 1 + 4 * 2) / 64)
+    # without the TTGIR's partitions the same SASS is costed as one plain loop
+    plain = efficiency(WS_SASS, kernel="qkv", variant="tma", dtype="fp16", constexprs=GEMM, num_warps=4)
+    assert plain.scope == "loop" and not plain.partitions and "partitions" not in plain.to_dict()

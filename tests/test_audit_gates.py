@@ -42,7 +42,8 @@ def fixture_audit(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("audit") / "fixtures.json"
     # TRITON_INTERPRET=1 on purpose: the audit's workers must force the interpreter off themselves.
     proc = subprocess.run(
-        [sys.executable, "-m", "kernels.audit", "--cases", FIXTURES, "--json", str(out), "--quiet"],
+        [sys.executable, "-m", "kernels.audit", "--cases", FIXTURES, "--json", str(out), "--quiet",
+         "--arch", *map(str, ARCHS)],
         cwd=ROOT, env=audit_env("1"), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 1, f"bad fixtures must fail the audit (exit 1):\n{proc.stdout}\n{proc.stderr}"
@@ -61,20 +62,30 @@ def _failed_gates(line: AuditLine) -> set[str]:
     return {f.split(":", 1)[0] for f in line.failures}
 
 
+# Every audited architecture: each MMA class (mma.sync on sm_80/sm_120, wgmma on sm_90, tcgen05 on sm_100).
+ARCHS = (80, 90, 100, 120)
+
+
+def _each(gates: set[str]) -> dict[int, set[str]]:
+    return {arch: set(gates) for arch in ARCHS}
+
+
 # variant -> {arch: gates that must fail (exactly)}
 EXPECTED = {
-    "good_copy": {80: set(), 90: set()},
-    "good_dot": {80: set(), 90: set()},
-    "bad_no_spills": {80: {"no_spills"}, 90: {"no_spills"}},
-    "bad_shared_memory": {80: {"shared_memory"}, 90: {"shared_memory"}},
-    "bad_tensor_cores": {80: {"tensor_cores"}, 90: {"tensor_cores", "wgmma"}},
-    "bad_wgmma": {80: set(), 90: {"wgmma"}},
-    "bad_vec128_loads": {80: {"vec128_loads"}, 90: {"vec128_loads"}},
-    "bad_compiles": {80: {"compiles"}, 90: {"compiles"}},
+    "good_copy": _each(set()),
+    "good_dot": _each(set()),
+    "bad_no_spills": _each({"no_spills"}),
+    "bad_shared_memory": _each({"shared_memory"}),
+    "bad_tensor_cores": {80: {"tensor_cores"}, 90: {"tensor_cores", "wgmma"},
+                         100: {"tensor_cores", "tcgen05"}, 120: {"tensor_cores"}},
+    # a 16-row tile: mma.sync, which passes where mma.sync is the architecture's class
+    "bad_wgmma": {80: set(), 90: {"wgmma"}, 100: {"tcgen05"}, 120: set()},
+    "bad_vec128_loads": _each({"vec128_loads"}),
+    "bad_compiles": _each({"compiles"}),
 }
 
 
-@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("variant", list(EXPECTED))
 def test_fixture_fails_exactly_its_gate(fixture_audit, variant, arch):
     line = _line(fixture_audit, variant, arch)
@@ -90,7 +101,11 @@ def test_fixture_evidence(fixture_audit):
     assert dot80.count("HMMA") > 0 and dot80.count("HGMMA") == 0 and dot80.mma_versions == [2]
     assert dot90.count("HGMMA") > 0 and dot90.mma_versions == [3] and dot90.target == "sm_90a"
     assert dot80.target == "sm_80" and dot80.count("LDGSTS") > 0  # cp.async pipeline on sm_80
-    for arch in (80, 90):
+    dot100, dot120 = _line(d, "good_dot", 100), _line(d, "good_dot", 120)
+    assert dot100.count("UTCHMMA") > 0 and dot100.count("HMMA") == 0 and dot100.target == "sm_100a"
+    assert dot100.tmem_columns > 0 and "tensor_memory" in dot100.occupancy["blocks_by"]
+    assert dot120.count("HMMA") > 0 and dot120.count("UTCHMMA") == 0 and dot120.tmem_columns == 0
+    for arch in ARCHS:
         good, bad = _line(d, "good_copy", arch), _line(d, "bad_vec128_loads", arch)
         assert good.ldg_bits["128"] == 1 and good.stg_bits["128"] == 1 and good.wide_load_fraction == 1.0
         assert bad.ldg_bits["128"] == 0 and bad.ldg_bits["16"] > 0 and bad.wide_load_fraction == 0.0
@@ -99,8 +114,10 @@ def test_fixture_evidence(fixture_audit):
         smem = _line(d, "bad_shared_memory", arch)
         assert smem.shared_bytes > LIMITS[arch].smem_per_block and smem.occupancy["blocks_per_sm"] == 0
         assert "K >= 16" in _line(d, "bad_compiles", arch).error
-        assert _line(d, "good_copy", arch).occupancy["warps_per_sm"] == 64
-    assert _line(d, "bad_wgmma", 90).count("HMMA") > 0  # tensor cores, but not the warpgroup kind
+        assert _line(d, "good_copy", arch).occupancy["warps_per_sm"] == LIMITS[arch].max_warps_per_sm
+    assert _line(d, "good_copy", 120).occupancy["warps_per_sm"] == 48  # sm_120: 1536 threads per SM
+    for arch in (90, 100):  # tensor cores, but not the warpgroup / tensor-memory kind
+        assert _line(d, "bad_wgmma", arch).count("HMMA") > 0
 
 
 def test_fixture_json_and_table(fixture_audit):
@@ -108,9 +125,9 @@ def test_fixture_json_and_table(fixture_audit):
     import triton
 
     assert d["triton_version"] == triton.__version__
-    assert [t["arch"] for t in d["targets"]] == [80, 90]
-    assert d["summary"]["lines"] == 2 * len(EXPECTED) == len(d["lines"])
-    assert d["summary"]["failed"] == sum(bool(v[80]) + bool(v[90]) for v in EXPECTED.values())
+    assert [t["arch"] for t in d["targets"]] == list(ARCHS)
+    assert d["summary"]["lines"] == len(ARCHS) * len(EXPECTED) == len(d["lines"])
+    assert d["summary"]["failed"] == sum(bool(g) for v in EXPECTED.values() for g in v.values())
     assert "FAIL fixture/bad_no_spills" in d["stdout"] and "good_copy" not in d["stdout"]
     table = format_table([AuditLine.from_dict(x) for x in d["lines"]])
     assert len(table.splitlines()) == 2 + len(d["lines"]) + 5  # header, rule, rows, blank + 4 legend lines
@@ -127,6 +144,10 @@ def test_exceptions_waive_only_what_they_name(fixture_audit):
                 ("fixture", "bad_wgmma", "wgmma", 90, "BLOCK_M<16"),
                 ("fixture", "bad_wgmma", "tensor_cores", 90, "*")]:
         assert check_gates(line, waivers={key: reason}), key
+    # sm_100's class gate is tcgen05: a wgmma waiver does not cover it, a tcgen05 one does.
+    line100 = _line(fixture_audit, "bad_wgmma", 100)
+    assert check_gates(line100, waivers={("fixture", "*", "wgmma", 100, "*"): reason})
+    assert check_gates(line100, waivers={("fixture", "*", "tcgen05", 100, "BLOCK_M<64"): reason}) == []
     # `compiles` cannot be waived.
     broken = _line(fixture_audit, "bad_compiles", 80)
     assert check_gates(broken, waivers={("fixture", "*", "compiles", 80, "*"): reason})
@@ -143,7 +164,8 @@ def test_find_line_and_lookup(fixture_audit, tmp_path):
     assert find_line(lines, "fixture", "good_dot", "bf16", cfg) is None
     assert latest_json(tmp_path) == path and latest_json(tmp_path / "none") is None
     rec = lookup("fixture", "good_dot", "torch.float16", cfg, 80, path=path)
-    assert rec["passed"] and rec["hmma"] > 0 and rec["hgmma"] == 0 and rec["audit_json"] == str(path)
+    assert rec["passed"] and rec["mma"]["HMMA"] > 0 and "HGMMA" not in rec["mma"]
+    assert rec["audit_json"] == str(path)
     assert rec["spill_instructions"] == 0 and rec["target"] == "sm_80"
     spill = lookup("fixture", "bad_no_spills", "fp32", "BLOCK=8192,num_warps=1,num_stages=1", 90, path=path)
     assert not spill["passed"] and spill["spill_instructions"] > 0 and spill["failures"]

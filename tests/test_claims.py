@@ -85,7 +85,8 @@ EXPECTED_ON_GPUS = {
 }
 
 
-@pytest.mark.parametrize("preset", ["A100-SXM4-80GB", "A100-SEED-1.5TB", "H100-SXM5", "H100-PCIE"])
+@pytest.mark.parametrize("preset", ["A100-SXM4-80GB", "A100-SEED-1.5TB", "H100-SXM5", "H100-PCIE", "B200",
+                                    "RTX-PRO-6000-BLACKWELL"])
 def test_model_verdicts_on_gpu_presets(preset):
     rows = {r.claim.id: r for r in evaluate(hardware=PRESETS[preset])}
     assert {k: rows[k].model.status for k in EXPECTED_ON_GPUS} == EXPECTED_ON_GPUS
@@ -361,3 +362,15 @@ def test_the_rule_is_ridge_times_bytes_over_two():
     assert bf16 == pytest.approx(spec.ridge("tensor16"))
     assert fp32 == pytest.approx(spec.ridge("tf32") * 4 / 2)
     assert "ridge x bytes/2" in gemv_crossover_model(spec, BF16).summary
+
+
+def test_claims_on_b200_show_its_ridge_beside_the_seeds(capsys):
+    """`claims --hardware B200`: the seed's "208 tokens" (its A100 ridge) becomes B200's ~281, and the
+    verdict quotes both (issue 23)."""
+    kv = kv_projection_model(PRESETS["B200"], BF16)
+    assert kv.numbers["rule"] == pytest.approx(281.25) and kv.numbers["seed_rule"] == 208.0
+    assert "on B200" in kv.summary and "= 281 tokens" in kv.summary and "seed: 208" in kv.summary
+    gemv = gemv_crossover_model(PRESETS["B200"], BF16).numbers
+    assert gemv["rule"] == pytest.approx(281.25)
+    assert main(["claims", "--hardware", "B200"]) == 0
+    assert "model on B200" in capsys.readouterr().out

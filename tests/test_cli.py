@@ -129,14 +129,14 @@ TINY = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_ff": 128, "vocab_size": 1
         (["model", "gpt2-small", "--tp", "2", "--link-bandwidth", "-3"], "--link-bandwidth: expected GB/s"),
         (["model", "gpt2-small", "--dtype", "int4"], "--dtype: dtype: unsupported 'int4'"),
         (["model", "gpt2-small", "--dtype", "float64"], "--dtype: dtype: unsupported"),
-        (["model", "gpt2-small", "--hardware", "B200"], "unknown hardware 'B200'"),
+        (["model", "gpt2-small", "--hardware", "B100"], "unknown hardware 'B100'"),
         (["model", "gpt2-small", "--set", "n_heads"], "--set: expected KEY=VALUE"),
         (["model", "gpt2-small", "--set", "heads=4"], r"unknown keys \['heads'\]"),
         (["model", "@syntax"], "cannot read JSON"),
         (["model", "@array"], "expected a JSON object"),
         (["model", "@missing"], "model config: .*missing"),
         (["model", "/nonexistent/model.json"], "cannot read JSON"),
-        (["hardware", "B200"], "unknown hardware preset 'B200'"),
+        (["hardware", "B100"], "unknown hardware preset 'B100'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, match):

@@ -270,7 +270,7 @@ def _run_shipped(s: Shipped, dtype: torch.dtype, dev: torch.device, monkeypatch)
     elif s.kernel == "gemv":
         monkeypatch.setenv("RIDGEBENCH_AUTOTUNE", "0")  # the launcher then runs the first config: ours
         monkeypatch.setitem(gemv_configs.CONFIGS, s.variant, [cfg])
-        monkeypatch.setitem(gemv_configs.PRUNE, s.variant, lambda configs, batch: list(configs))
+        monkeypatch.setitem(gemv_configs.PRUNE, s.variant, lambda configs, batch, *_: list(configs))
         gemv_configs.plan.cache_clear()
         try:
             rows = cfg.kwargs.get("BLOCK_B", cfg.kwargs.get("BLOCK_M"))

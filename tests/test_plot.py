@@ -203,8 +203,10 @@ def test_cli(tmp_path, capsys):
     capsys.readouterr()
     assert main(["plot"]) == 2
     assert "exactly one" in capsys.readouterr().err
-    assert main(["plot", "--predict", "B200"]) == 2
+    assert main(["plot", "--predict", "B100"]) == 2
     assert "unknown hardware preset" in capsys.readouterr().err
+    assert main(["plot", "--predict", "B200", "--sweep", "smoke", "--out", str(tmp_path)]) == 0  # issue 23
+    assert (tmp_path / "predicted-roofline-b200-float16.png").is_file()
     assert main(["plot", "--predict", "H100-SXM5", "--sweep", "huge", "--out", str(tmp_path)]) == 2
     seed = tmp_path / "seed"
     assert main(["plot", "--predict", "A100-SEED-1.5TB", "--sweep", "smoke", "--out", str(seed)]) == 0

@@ -28,8 +28,9 @@ pytestmark = pytest.mark.skipif(
     reason="the TMA kernel needs an sm_90+ GPU when compiled")
 
 
-def small(bm: int, bn: int, bk: int) -> triton.Config:
-    return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 2}, num_warps=4,
+def small(bm: int, bn: int, bk: int, ws: bool = False) -> triton.Config:
+    extra = {"WARP_SPECIALIZE": True} if ws else {}
+    return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 2, **extra}, num_warps=4,
                          num_stages=3)
 
 
@@ -38,6 +39,8 @@ SHAPES = [
     pytest.param(2, 37, 72, 4, 2, 16, True, small(32, 32, 32), id="gqa-M74-K72-bias"),
     pytest.param(1, 70, 40, 3, 1, 8, False, small(64, 16, 16), id="mqa-M70-N40"),
     pytest.param(3, 20, 64, 2, 2, 24, True, small(16, 64, 64), id="mha-M60-N144-onek"),
+    # the sm_100 warp-specialized form (flattened tile x K loop): same numbers
+    pytest.param(2, 37, 72, 4, 2, 16, True, small(32, 32, 32, ws=True), id="ws-gqa-M74-K72-bias"),
 ]
 
 
@@ -90,7 +93,9 @@ def test_tma_layout_requirements():
     assert not tma_layout_ok(torch.zeros(1, 8, 65, dtype=F16)[:, :, 1:], w)  # base off by 2 bytes
     with pytest.raises(ValueError, match="variant: 'tma' needs"):
         qkv.qkv_projection(padded, w, n_heads=2, n_kv_heads=2, variant="tma")
-    # without a GPU, the default stays on the pointer kernel
+    # without a GPU, the default stays on the pointer kernel; the warp-specialized tiles only on sm_100
+    assert [c for c in prune_configs(tma_configs(), 4096, 2, 90) if c.kwargs.get("WARP_SPECIALIZE")] == []
+    assert prune_configs(tma_configs(), 4096, 2, 100)[0].kwargs["WARP_SPECIALIZE"]
     assert select_variant(TMA_MIN_M, 90, True) == "tma"
     assert select_variant(TMA_MIN_M - 1, 90, True) == select_variant(TMA_MIN_M, 80, True) == "fused"
     assert select_variant(TMA_MIN_M, 90, False) == select_variant(TMA_MIN_M, 0, True) == "fused"

@@ -1,20 +1,29 @@
-"""Device limits, one copy for the launchers' config pruning and the static audit alike: SM counts and
-per-architecture shared-memory, register and thread limits.
-
-Sources: NVIDIA CUDA C++ Programming Guide, "Technical Specifications per Compute Capability" (8.0,
-8.6, 8.7, 8.9, 9.0 columns) and its "Shared Memory" sections (1 KB reserved per block);
-``cuda_occupancy.h`` for the allocation units. ``smem_per_block`` is the opt-in maximum Triton raises a
-launch to (``cudaDevAttrMaxSharedMemoryPerBlockOptin``: 166,912 B on A100, 232,448 B on H100). KB here
-is KiB, as in NVIDIA's tables.
+"""Device facts for the launchers and the static audit alike: SM counts, the compute capability of a
+device, TMA's layout rule, and the architecture table (:mod:`roofline.arch`, re-exported here: per
+architecture the shared-memory, register and thread limits, the MMA class and its opcodes, TMA, with
+their sources).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 
 from roofline import machine
+from roofline.arch import (  # noqa: F401  (re-exported: the kernels' one view of the table)
+    ARCHS,
+    AUDITED_ARCHS,
+    INTERPRETER_ARCH,
+    MMA_GATES,
+    MMA_OPCODES,
+    SHARED_CONFIG_SMEM_PER_BLOCK,
+    SMALLEST_SMEM_PER_BLOCK,
+    ArchSpec,
+    get_arch,
+    has_tma,
+    mma_reads_smem,
+    smem_per_block,
+    warp_specializes,
+)
 
 DEFAULT_NUM_SMS = 132  # H100 SXM; what a launch plans for when torch.cuda cannot tell (CPU, interpreter, AOT)
 
@@ -51,45 +60,7 @@ def tma_strides_ok(t: torch.Tensor, inner_dim: int, outer_dims: tuple[int, ...])
             and all((t.stride(d) * elem_bytes) % TMA_ALIGN_BYTES == 0 for d in outer_dims))
 
 
-@dataclass(frozen=True)
-class ArchLimits:
-    """Per-SM and per-block limits of one CUDA compute capability (see the module docstring)."""
-
-    arch: int
-    name: str
-    regs_per_sm: int = 65536
-    max_regs_per_thread: int = 255
-    reg_alloc_unit: int = 256          # registers, allocated per warp
-    sub_partitions: int = 4            # SMSPs; a warp's registers come from one of them
-    max_warps_per_sm: int = 64
-    max_threads_per_sm: int = 2048
-    max_blocks_per_sm: int = 32
-    max_threads_per_block: int = 1024
-    warp_size: int = 32
-    smem_per_sm: int = 0               # bytes, largest carve-out
-    smem_per_block: int = 0            # bytes, opt-in maximum for one block
-    smem_reserved_per_block: int = 1024
-    smem_alloc_unit: int = 128
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-LIMITS: dict[int, ArchLimits] = {
-    80: ArchLimits(arch=80, name="sm_80 (A100)", smem_per_sm=164 * 1024, smem_per_block=163 * 1024),
-    86: ArchLimits(arch=86, name="sm_86 (A10/RTX 30)", max_warps_per_sm=48, max_threads_per_sm=1536,
-                   max_blocks_per_sm=16, smem_per_sm=100 * 1024, smem_per_block=99 * 1024),
-    87: ArchLimits(arch=87, name="sm_87 (Orin)", max_warps_per_sm=48, max_threads_per_sm=1536,
-                   max_blocks_per_sm=16, smem_per_sm=164 * 1024, smem_per_block=163 * 1024),
-    89: ArchLimits(arch=89, name="sm_89 (L4/L40/RTX 40)", max_warps_per_sm=48, max_threads_per_sm=1536,
-                   max_blocks_per_sm=24, smem_per_sm=100 * 1024, smem_per_block=99 * 1024),
-    90: ArchLimits(arch=90, name="sm_90 (H100/H200)", smem_per_sm=228 * 1024, smem_per_block=227 * 1024),
-}
-
-SMALLEST_SMEM_PER_BLOCK = min(lim.smem_per_block for lim in LIMITS.values())
-
-
-def smem_per_block(arch: int) -> int:
-    """Opt-in shared memory one block may use on ``arch``; the smallest known figure for an unknown one."""
-    lim = LIMITS.get(arch)
-    return lim.smem_per_block if lim else SMALLEST_SMEM_PER_BLOCK
+# The architecture table lives in roofline.arch (the presets read it too, and roofline never imports
+# kernels); these names are the launchers' and the audit's view of it.
+ArchLimits = ArchSpec  # the name the audit used before the table held more than limits
+LIMITS: dict[int | str, ArchSpec] = ARCHS

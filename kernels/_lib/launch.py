@@ -108,6 +108,19 @@ class LaunchRecord:
 _LAST_LAUNCH: dict[str, LaunchRecord] = {}
 
 
+def fit_stages(cfg: object, smem_bytes: Callable[[object], int], limit: int, min_stages: int = 2) -> object:
+    """``cfg`` (a ``triton.Config``) with the most pipeline stages, at most its own and at least
+    ``min_stages``, whose ``smem_bytes(config)`` fits ``limit`` bytes; ``None`` when none does. What a
+    tile list chosen for 163-227 KiB of shared memory per block runs on a 99 KiB one (sm_86/89/120)."""
+    import triton
+
+    for stages in range(cfg.num_stages, min_stages - 1, -1):  # type: ignore[attr-defined]
+        c = triton.Config(dict(cfg.kwargs), num_warps=cfg.num_warps, num_stages=stages)  # type: ignore[attr-defined]
+        if smem_bytes(c) <= limit:
+            return cfg if stages == cfg.num_stages else c  # type: ignore[attr-defined]
+    return None
+
+
 def record_launch(kernel: str, variant: str, config: str) -> None:
     """Remember what a launcher just ran (its variant and config id) for the benchmark's records."""
     _LAST_LAUNCH[kernel] = LaunchRecord(kernel, variant, config)

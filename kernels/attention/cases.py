@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import triton
 
+from kernels._lib import device
 from kernels._lib.aot import CompileCase, jit_specialisation
 from kernels._lib.launch import config_id, triton_config_id
 from kernels.attention.configs import (
@@ -32,14 +33,18 @@ REQUIRED_GATES: dict[str, frozenset[str]] = {
     "splitkv": frozenset({"tensor_cores", "vec128_loads"}),  # the decode KV stream
 }
 
-# (variant, gate, arch, condition) -> reason; ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a
-# part of the config id (the rules are in kernels/audit/gates.py). Triton lowers a tl.dot to wgmma
-# (HGMMA) only for tiles of at least 64 rows; the split-KV query tile is one GQA group's rows padded to
-# 16-64, chosen on purpose: decode is bound by the KV stream, not the tensor-core rate.
-GATE_EXCEPTIONS: dict[tuple[str, str, int, str], str] = {
-    ("splitkv", "wgmma", 90, "BLOCK_M<64"):
+# (variant, gate, arch, condition) -> reason; ``arch`` "*" = every architecture the gate applies to;
+# ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a part of the config id (the rules are in
+# kernels/audit/gates.py). Triton lowers a tl.dot to wgmma (sm_90) or tcgen05 (sm_100) only for tiles of
+# at least 64 rows; the split-KV query tile is one GQA group's rows padded to 16-64, chosen on purpose:
+# decode is bound by the KV stream, not the tensor-core rate.
+GATE_EXCEPTIONS: dict[tuple[str, str, int | str, str], str] = {
+    ("splitkv", "wgmma", "*", "BLOCK_M<64"):
         "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
         ">= 64 rows for wgmma, so the QK^T and PV dots run HMMA on H100",
+    ("splitkv", "tcgen05", "*", "BLOCK_M<64"):
+        "decode query tile = one GQA group's query rows padded to 16: KV-stream bound; Triton needs "
+        ">= 64 rows for tcgen05, so the QK^T and PV dots run HMMA (mma.sync) on B200",
 }
 
 
@@ -86,13 +91,15 @@ def compile_cases(arch: int) -> list[CompileCase]:
         elem_bytes = dtype_bytes(dtype)
         for dh in (64, 96, 128, 256):
             q, k, lens, shape = _case_tensors("llama2-7b", 1, 2048, dh, dtype)
-            # an sm_90 launch with aligned caches loads K/V by TMA (kernels.attention.prefill.launch_prefill)
-            args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1, tma=arch >= 90)
+            # a launch with aligned caches on a TMA arch loads K/V by TMA (kernels.attention.prefill)
+            args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1,
+                                      tma=device.has_tma(arch))
             survivors = prune_configs(PREFILL_CONFIGS[block_d(dh)], block_d(dh), elem_bytes, arch)
-            # sm_90 bf16 compiles the default config only (its code differs from fp16 in the dot's
-            # operand type alone; same registers and loop in the audit), which keeps attention within
-            # the case budget per arch (MAX_CASES_PER_KERNEL_ARCH in tests/test_audit.py)
-            one = dh == 96 or (dtype == torch.bfloat16 and arch >= 90)
+            # bf16 compiles the default config only where the wide-MMA configs add cases (sm_90, sm_100:
+            # its code differs from fp16 in the dot's operand type alone; same registers and loop in the
+            # audit), which keeps attention within the case budget per arch (MAX_CASES_PER_KERNEL_ARCH
+            # in tests/test_audit.py)
+            one = dh == 96 or (dtype == torch.bfloat16 and device.mma_reads_smem(arch))
             for cfg in survivors[:1] if one else survivors:
                 cases.append(_case(_attn_prefill_kernel, "prefill", args, meta, cfg, shape, tc,
                                    triton_config_id(cfg)))

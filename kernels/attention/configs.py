@@ -31,9 +31,9 @@ def select_variant(q_len: int) -> str:
 
 
 def device_arch(dev: torch.device) -> int:
-    """The compute capability configs are chosen for: the device's, or 80 (what an A100 would pick) for
-    CPU and interpreter runs."""
-    return device.arch(dev, default=80)
+    """The compute capability configs are chosen for: the device's, or the table's ``INTERPRETER_ARCH``
+    (sm_80: what an A100 would pick) for CPU and interpreter runs."""
+    return device.arch(dev, default=device.INTERPRETER_ARCH)
 
 
 def block_d(head_dim: int) -> int:
@@ -57,15 +57,17 @@ def _cfg(block_m: int, block_n: int, warps: int, stages: int) -> triton.Config:
     return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages)
 
 
-# fp32 score-tile + accumulator registers per thread a config may need, by compute capability:
-# sm_80 (mma.sync keeps operand fragments in registers too): 96, since 128x64 tiles at Dh=64 on 4
-# warps (128 of them) spilled at 255 registers; sm_90 (wgmma reads the K/V operands from shared
-# memory): 128, the 128x128 tile at Dh=128 on 8 warps, which compiles near the register limit without
-# spilling (python -m kernels.audit --kernel attention prints its registers).
-FP32_REGISTER_BUDGET = {80: 96, 90: 128}
+# fp32 score-tile + accumulator registers per thread a config may need, by whether the architecture's
+# MMA reads its operands from shared memory (kernels._lib.device.mma_reads_smem): with mma.sync (sm_80,
+# sm_120) operand fragments live in registers too: 96, since 128x64 tiles at Dh=64 on 4 warps (128 of
+# them) spilled at 255 registers on sm_80; with wgmma/tcgen05 (sm_90, sm_100) the K/V operands come from
+# shared memory: 128, the 128x128 tile at Dh=128 on 8 warps, which compiles near the register limit
+# without spilling (python -m kernels.audit --kernel attention prints its registers).
+FP32_REGISTER_BUDGET = {False: 96, True: 128}
 
-# The 128x128 tile on 8 warps, 2 stages: sm_90 only (sm_80 keeps the configs it shipped before; at
-# Dh=128 it is past sm_80's budget). Its steady-state loop streams 64 KiB of K/V per iteration.
+# The 128x128 tile on 8 warps, 2 stages: only where the MMA reads shared memory (the sm_90 tile, also
+# on sm_100); mma.sync architectures keep the configs sm_80 shipped before (at Dh=128 it is past their
+# budget). Its steady-state loop streams 64 KiB of K/V per iteration.
 SM90_CONFIGS: dict[int, list[triton.Config]] = {
     64: [_cfg(128, 128, 8, 2)],
     128: [_cfg(128, 128, 8, 2)],
@@ -92,16 +94,18 @@ def _sm90_only(cfg: triton.Config, bd: int) -> bool:
 
 def prune_configs(configs: list[triton.Config], bd: int, elem_bytes: int, arch: int,
                   block_m: int | None = None) -> list[triton.Config]:
-    """Configs for ``arch`` (compute capability, ``major * 10 + minor``): the :data:`SM90_CONFIGS` only on
-    sm_90 and later, estimated shared memory within ``arch``'s per-block limit
-    (:func:`kernels._lib.device.smem_per_block`), and fp32 score tile + accumulator within ``arch``'s
-    register budget (:data:`FP32_REGISTER_BUDGET`; sm_80's 96 for anything before sm_90). The cheapest
-    one if none would fit (never empty). ``elem_bytes``: bytes per element of q and the caches."""
+    """Configs for ``arch`` (compute capability, ``major * 10 + minor``): the :data:`SM90_CONFIGS` only
+    where the MMA reads shared memory (sm_90, sm_100: :func:`kernels._lib.device.mma_reads_smem`),
+    estimated shared memory within ``arch``'s per-block limit (:func:`kernels._lib.device.smem_per_block`),
+    and fp32 score tile + accumulator within ``arch``'s register budget (:data:`FP32_REGISTER_BUDGET`).
+    The cheapest one if none would fit (never empty). ``elem_bytes``: bytes per element of q and the
+    caches."""
     limit = device.smem_per_block(arch)
-    budget = FP32_REGISTER_BUDGET[90 if arch >= 90 else 80]
+    wide_mma = device.mma_reads_smem(arch)
+    budget = FP32_REGISTER_BUDGET[wide_mma]
 
     def fits(c: triton.Config) -> bool:
-        if arch < 90 and _sm90_only(c, bd):
+        if not wide_mma and _sm90_only(c, bd):
             return False
         bm = block_m if block_m is not None else c.kwargs["BLOCK_M"]
         fp32_regs = bm * (c.kwargs["BLOCK_N"] + bd) // (32 * c.num_warps)

@@ -159,7 +159,7 @@ def launch_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
     a GPU, else ``config`` or :func:`~kernels.attention.configs.prefill_config`. K/V by TMA on sm_90
     when :func:`prefill_tma_ok`. Records the launch as ``("attention", "prefill", config id)``."""
     batch, n_heads, q_len, head_dim = q.shape
-    tma = device_arch(q.device) >= 90 and prefill_tma_ok(k_cache, v_cache)
+    tma = device.has_tma(device_arch(q.device)) and prefill_tma_ok(k_cache, v_cache)
     if tma:
         launch.set_descriptor_allocator(q.device)
     args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale, tma=tma)

@@ -1,7 +1,8 @@
-"""The static sm_80/sm_90 compile audit: GPU readiness without a GPU.
+"""The static compile audit: GPU readiness without a GPU.
 
 Every op's ``compile_cases(arch)`` (``kernels/<op>/cases.py``) lists the configs it ships; the audit
-compiles each one ahead of time for A100 (sm_80) and H100 (sm_90) on this CPU-only machine, reads the
+compiles each one ahead of time for every audited architecture of the table in :mod:`roofline.arch`
+(A100 sm_80, H100 sm_90, B200 sm_100, RTX PRO 6000 / RTX 50 sm_120) on this CPU-only machine, reads the
 cubin with the ``cuobjdump`` that ships in the triton wheel, and reports registers, spills and local
 memory, shared memory, theoretical occupancy, tensor-core / async-copy / TMA instructions and global
 load-store widths, then checks the gates in :mod:`kernels.audit.gates`. It predicts readiness; it
@@ -12,7 +13,7 @@ Command line: ``python -m kernels.audit [--kernel NAME ...] [--arch 80 90] [--jo
 
 API (importing this package imports no kernel module):
 
-- :func:`run_audit` ``(kernels=None, archs=(80, 90), jobs=None) -> list[AuditLine]``: compile in worker
+- :func:`run_audit` ``(kernels=None, archs=SUPPORTED_ARCHS, jobs=None) -> list[AuditLine]``: compile in worker
   processes with the interpreter off and check the gates;
 - :func:`audit_case` ``(case, arch) -> AuditLine``: one case in this process (needs
   ``TRITON_INTERPRET=0`` when the kernel module was imported);
@@ -21,8 +22,8 @@ API (importing this package imports no kernel module):
   compact audit record (:meth:`AuditLine.summary`) of the config that ran, from the newest
   ``results/audit/audit-*.json``; :func:`find_line`, :func:`load_lines` and :func:`latest_json` are the
   pieces underneath;
-- :func:`occupancy` and :data:`LIMITS`: the per-SM limits of sm_80/sm_90 (from :mod:`kernels._lib.device`,
-  with their sources).
+- :func:`occupancy` and :data:`LIMITS`: the audited rows of the architecture table (:mod:`roofline.arch`,
+  re-exported by :mod:`kernels._lib.device`, with their sources).
 """
 
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case

@@ -1,4 +1,5 @@
-"""``python -m kernels.audit``: compile every shipped kernel config for sm_80 and sm_90 and check the gates.
+"""``python -m kernels.audit``: compile every shipped kernel config for each audited GPU architecture
+(``--help`` lists them) and check the gates.
 
 Exit status: 0 when every gate passes, 1 when a gate fails (or the audit cannot run), 2 for bad usage
 (an unknown kernel or architecture: one line on stderr).
@@ -11,7 +12,7 @@ import sys
 import time
 
 from kernels.audit.compile import AuditEnvironmentError, AuditLine
-from kernels.audit.occupancy import SUPPORTED_ARCHS
+from kernels.audit.occupancy import DEFAULT_ARCHS, LIMITS, SUPPORTED_ARCHS
 from kernels.audit.report import default_json_path, format_table, summary, to_json, write_json
 from kernels.audit.runner import default_jobs, run_audit, validate
 from roofline.ops import KERNELS
@@ -25,11 +26,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    p = _Parser(prog=PROG, description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--kernel", nargs="+", action="extend", metavar="NAME",
                    help=f"kernels to audit (default: all of {', '.join(KERNELS)})")
     p.add_argument("--arch", nargs="+", action="extend", metavar="ARCH",
-                   help="compute capabilities: 80 (A100), 90 (H100); default both")
+                   help="compute capabilities: " + ", ".join(f"{a} {LIMITS[a].name.partition(' ')[2]}"
+                                                              for a in SUPPORTED_ARCHS)
+                        + "; default all")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help=f"worker processes (default: the usable CPUs, here {default_jobs()})")
     p.add_argument("--json", default=None, metavar="PATH",
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        kernels, archs = validate(args.kernel, args.arch or SUPPORTED_ARCHS)
+        kernels, archs = validate(args.kernel, args.arch or DEFAULT_ARCHS)
         if args.jobs is not None and args.jobs < 1:
             raise ValueError(f"--jobs: expected a positive integer, got {args.jobs}")
     except ValueError as exc:

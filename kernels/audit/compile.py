@@ -1,6 +1,7 @@
 """Compile one :class:`~kernels._lib.aot.CompileCase` for one architecture and read back the evidence.
 
-:func:`audit_case` runs ``triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))`` on this
+:func:`audit_case` runs ``triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))`` (the
+target the architecture table names) on this
 CPU-only machine, then reads the cubin with ``cuobjdump`` and returns an :class:`AuditLine`. It needs
 real ``JITFunction`` kernels: with ``TRITON_INTERPRET=1`` set when a kernel module was imported,
 ``@triton.jit`` produced interpreter functions that cannot be compiled, and :func:`audit_case` refuses
@@ -20,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from kernels._lib.aot import CompileCase
+from kernels._lib.device import MMA_OPCODES
 from kernels.audit.efficiency import efficiency
 from kernels.audit.occupancy import LIMITS, occupancy
 from kernels.audit.sass import dump_cubin, mma_versions, parse_resource_usage, parse_sass
@@ -36,7 +38,8 @@ class AuditLine:
     Sizes are bytes; ``registers`` is per thread; ``local_loads``/``local_stores`` count ``LDL``/``STL``
     instructions (spills or stack arrays); ``ldg_bits``/``stg_bits``/``ldgsts_bits`` map an access
     width in bits (``"128"``, ``"64"``, ``"32"``, ``"16"``, ``"8"``) to a count of SASS instructions
-    (static counts, not executions). ``efficiency`` is :meth:`kernels.audit.efficiency.Efficiency.to_dict`
+    (static counts, not executions). ``tmem_columns``: tensor-memory columns a block allocates (sm_100;
+    0 elsewhere). ``efficiency`` is :meth:`kernels.audit.efficiency.Efficiency.to_dict`
     (the steady-state loop and its warp instructions per KiB or element streamed; reported, not gated).
     ``compile_s`` is the wall time of ``triton.compile`` (small when Triton's cache already held the
     kernel; ``--fresh`` forces a real compile); ``compile_cpu_s`` is the CPU time it took, this process
@@ -69,6 +72,7 @@ class AuditLine:
     local_stores: int | None = None
     shared_bytes: int | None = None
     global_scratch_bytes: int | None = None
+    tmem_columns: int = 0
     occupancy: dict | None = None
     opcodes: dict = field(default_factory=dict)
     ldg_bits: dict = field(default_factory=dict)
@@ -120,7 +124,8 @@ class AuditLine:
             "spill_instructions": (self.local_loads or 0) + (self.local_stores or 0),
             "stack_bytes": self.stack_bytes, "shared_bytes": self.shared_bytes,
             "occupancy_warps_per_sm": occ.get("warps_per_sm"), "occupancy_limiter": occ.get("limiter"),
-            "hmma": self.count("HMMA"), "hgmma": self.count("HGMMA"), "ldgsts": self.count("LDGSTS"),
+            "mma": {op: self.count(op) for op in MMA_OPCODES if self.count(op)},
+            "ldgsts": self.count("LDGSTS"),
             "tma": self.tma, "ld128_fraction": round(self.wide_load_fraction, 3),
             "efficiency": self.efficiency,
         }
@@ -206,7 +211,7 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     from triton.runtime.jit import JITFunction
 
     if arch not in LIMITS:
-        raise ValueError(f"arch: expected one of {sorted(LIMITS)}, got {arch!r}")
+        raise ValueError(f"arch: expected one of {list(LIMITS)}, got {arch!r}")
     from triton.language import standard
 
     if not isinstance(standard.cdiv, JITFunction):
@@ -234,7 +239,7 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         compiled = triton.compile(
-            src, target=GPUTarget("cuda", arch, 32),
+            src, target=GPUTarget(*LIMITS[arch].gpu_target),
             options={"num_warps": case.num_warps, "num_stages": case.num_stages},
         )
     except Exception as exc:  # any compiler failure is a finding, not a crash
@@ -249,6 +254,7 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     line.target = target.group(1) if target else f"sm_{arch}"
     line.shared_bytes = int(compiled.metadata.shared)
     line.global_scratch_bytes = int(getattr(compiled.metadata, "global_scratch_size", 0) or 0)
+    line.tmem_columns = int(getattr(compiled.metadata, "tmem_size", 0) or 0)
 
     dump = dump_cubin(compiled.asm["cubin"])
     usage = parse_resource_usage(dump)
@@ -271,9 +277,16 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     line.stg_bits = sass.stg_bits
     line.ldgsts_bits = sass.ldgsts_bits
     line.mma_versions = mma_versions(compiled.asm.get("ttgir", ""))
+    # K iterations per output tile of a GEMM (a warp-specialized epilogue is spread over them)
+    k, block_k = case.shape.get("k", case.shape.get("d_model")), case.constexprs.get("BLOCK_K")
+    k_steps = -(-k // block_k) if isinstance(k, int) and isinstance(block_k, int) else None
     line.efficiency = efficiency(dump, kernel=case.kernel, variant=case.variant, dtype=line.dtype,
-                                 constexprs=case.constexprs, num_warps=case.num_warps).to_dict()
+                                 constexprs=case.constexprs, num_warps=case.num_warps,
+                                 ttgir=compiled.asm.get("ttgir", ""), k_steps=k_steps).to_dict()
+    # every warp of the block: a warp-specialized kernel adds its partitions' warps to num_warps
+    block_warps = int(getattr(compiled.metadata, "num_warps", case.num_warps) or case.num_warps)
     line.occupancy = occupancy(
-        arch, registers=res.registers, num_warps=case.num_warps, shared_bytes=line.shared_bytes
+        arch, registers=res.registers, num_warps=max(block_warps, case.num_warps),
+        shared_bytes=line.shared_bytes, tmem_columns=line.tmem_columns,
     ).to_dict()
     return line

@@ -14,6 +14,24 @@ instructions (``HMMA``/``HGMMA``) and global loads (``LDG``, ``LDGSTS``, ``UTMAL
    the unmasked one, which is where a long sequence spends its iterations.
 
 A kernel with no loop (one tile per program: GELU, single-block softmax) is costed over its whole body.
+Tensor-core instructions are every MMA class of the architecture table (``HMMA``, ``HGMMA``, ``UTC*MMA``);
+a loop made of barrier waits only (``SYNCS`` try-wait, ``USETMAXREG`` retries, ``NOP``) is a spin loop and
+never the steady state. A branch may carry a uniform predicate operand (``BRA.U !UP0, 0x37d0``).
+
+A warp-specialized kernel (``tl.range(..., warp_specialize=True)``; Triton 3.9 on sm_100) runs one loop
+per partition: the default partition's warps execute the code up to the worker dispatch, and each worker
+partition's warps jump (``BRX``, a jump table) to their own region, which ends with a branch back to the
+dispatch. :func:`partition_regions` finds the regions in the SASS, :func:`partition_warps` reads each
+partition's warps from the TTGIR (``partitionN(...) num_warps(W)``, in order; the default partition has
+the kernel's ``num_warps``). Worker regions with a loop map onto the TTGIR's partitions in address order
+(regions without one are the idle warps that pad the block to a warpgroup multiple). Each partition's
+steady-state loop is picked inside its region as above (in a partition that neither multiplies nor loads:
+its largest innermost loop), and the figure of merit is their warp-weighted
+sum, ``sum(instructions_p * warps_p) / stream``: the issue slots the whole CTA spends per KiB, on the
+same scale as a plain kernel's ``instructions * num_warps / stream``. A partition whose loop has no MMA
+and no global load runs once per output tile in a GEMM (the epilogue); its cost is spread over the
+tile's ``k_steps`` K iterations when the case gives them (in attention every partition loops per K/V
+tile).
 
 What one iteration streams comes from the case (:func:`stream_per_iteration`, one rule per kernel and
 variant, reading the tile sizes from the case's constexprs): bytes of K and V for attention, bytes of
@@ -29,15 +47,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from kernels._lib.device import MMA_OPCODES
 from roofline.cost import dtype_bytes
 
 # "/*2e30*/   @!P3 BRA 0x1530 ;" or "... BRA `(.L_x_3) ;" (labels are resolved by the caller's text)
 _INSTR_RE = re.compile(
     r"^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)(.*)$"
 )
-_BRA_TARGET_RE = re.compile(r"^\s*(0x[0-9a-f]+)")
-MMA_OPCODES = ("HMMA", "HGMMA")
+_BRA_TARGET_RE = re.compile(r"^\s*(?:!?U?P[T0-9]+\s*,\s*)?(0x[0-9a-f]+)")
 LOAD_OPCODES = ("LDG", "LDGSTS", "UTMALDG")
+# What a barrier spin loop is made of (a loop of these only waits; it is never the steady state).
+SPIN_OPCODES = ("NOP", "BRA", "SYNCS", "NANOSLEEP", "USETMAXREG", "YIELD", "WARPSYNC")
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,7 @@ class Loop:
     instructions: int
     mma: int
     loads: int
+    spin: bool = False  # barrier waits only
 
     def contains(self, other: Loop) -> bool:
         return self != other and self.start <= other.start and other.end <= self.end
@@ -97,17 +118,84 @@ def find_loops(sass: str) -> list[Loop]:
             start=br.target, end=br.address, instructions=len(body),
             mma=sum(i.base in MMA_OPCODES for i in body),
             loads=sum(i.base in LOAD_OPCODES for i in body),
+            spin=all(i.base in SPIN_OPCODES for i in body),
         ))
     return loops
 
 
 def steady_state_loop(loops: list[Loop]) -> Loop | None:
     """The innermost loop with the most MMAs, then the most global loads, then the fewest instructions
-    (the module docstring says why); ``None`` when there is no loop."""
-    inner = [lp for lp in loops if not any(lp.contains(o) for o in loops)]
+    (the module docstring says why), spin loops excluded; ``None`` when there is no such loop."""
+    real = [lp for lp in loops if not lp.spin]
+    inner = [lp for lp in real if not any(lp.contains(o) for o in real)]
     if not inner:
         return None
     return min(inner, key=lambda lp: (-lp.mma, -lp.loads, lp.instructions, lp.start))
+
+
+# ----------------------------------------------------------------------------------------------
+# Warp-specialized kernels: one region and one loop per partition
+# ----------------------------------------------------------------------------------------------
+
+_PARTITION_RE = re.compile(r"^\s*partition(\d+)\(.*\bnum_warps\((\d+)\)", re.MULTILINE)
+
+
+def partition_warps(ttgir: str) -> tuple[int, ...]:
+    """Warps of each worker partition of a warp-specialized kernel, in partition order, from the TTGIR
+    (``partition0(...) num_warps(1) {``); ``()`` for a kernel without warp specialization."""
+    found = sorted((int(i), int(w)) for i, w in _PARTITION_RE.findall(ttgir))
+    return tuple(w for _, w in found)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A partition's code ``[start, end]`` (addresses); ``index`` -1 is the default partition."""
+
+    index: int
+    start: int
+    end: int
+
+
+def partition_regions(instrs: list[Instruction]) -> list[Region] | None:
+    """The default partition's region and every worker region (module docstring), in address order, or
+    ``None`` when the SASS has no worker dispatch (a ``BRX`` after an ``EXIT`` whose targets branch back
+    to a common dispatch address)."""
+    exits = [i for i, ins in enumerate(instrs) if ins.base == "EXIT" and not ins.predicated]
+    if not exits:
+        return None
+    brx = next((i for i in range(exits[0], len(instrs)) if instrs[i].base == "BRX"), None)
+    if brx is None:
+        return None
+    backs = [ins.target for ins in instrs[brx + 1:] if ins.base == "BRA" and not ins.predicated
+             and ins.target is not None and ins.target < instrs[brx].address]
+    if not backs:
+        return None
+    dispatch = max(set(backs), key=backs.count)
+    regions = [Region(-1, instrs[0].address, max(ins.address for ins in instrs if ins.address < dispatch))]
+    start = None
+    for ins in instrs[brx + 1:]:
+        if start is None:
+            start = ins.address
+        if ins.base == "BRA" and not ins.predicated and ins.target == dispatch:
+            regions.append(Region(len(regions) - 1, start, ins.address))
+            start = None
+    return regions
+
+
+def _in(loop: Loop, region: Region) -> bool:
+    return region.start <= loop.start and loop.end <= region.end
+
+
+def _partition_loop(loops: list[Loop]) -> Loop | None:
+    """A partition's steady-state loop: :func:`steady_state_loop`, except that in a partition that
+    neither multiplies nor loads (an epilogue, a softmax) the largest innermost loop is its work and the
+    small ones are set-up (a tensor-memory allocation retry, a barrier initialisation)."""
+    loop = steady_state_loop(loops)
+    if loop is None or loop.mma or loop.loads:
+        return loop
+    real = [lp for lp in loops if not lp.spin]
+    return max((lp for lp in real if not any(lp.contains(o) for o in real)),
+               key=lambda lp: (lp.instructions, -lp.start))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,6 +259,12 @@ class Efficiency:
     ``stream``/``unit``: KiB or elements one pass moves (:func:`stream_per_iteration`);
     ``per_unit``: ``instructions * num_warps / stream``, warp instructions per KiB (element), or
     ``None`` when the kernel has no streaming rule.
+
+    A warp-specialized kernel has ``scope`` ``"partitions"``: ``partitions`` lists each partition's
+    loop (``index`` -1 = default, ``warps``, ``start``/``end``, ``instructions``, ``mma``, ``loads``,
+    ``per_tile``: a GEMM epilogue loop spread over ``k_steps``), ``instructions``/``mma``/``loads`` are
+    their sums, and ``per_unit`` is the warp-weighted sum per KiB (module docstring). ``partitions`` is
+    left out of :meth:`to_dict` for a plain kernel.
     """
 
     scope: str
@@ -183,13 +277,23 @@ class Efficiency:
     stream: float | None
     unit: str | None
     per_unit: float | None
+    partitions: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.partitions:
+            del d["partitions"]
+        else:
+            d["partitions"] = [dict(p) for p in self.partitions]
+        return d
 
     def cell(self) -> str:
-        """The table cell: ``401i 12mma 100.3/KiB`` (``body:`` prefix when there is no loop)."""
-        head = f"{'' if self.scope == 'loop' else 'body:'}{self.instructions}i"
+        """The table cell: ``401i 12mma 100.3/KiB`` (``body:`` prefix when there is no loop; ``ws:`` and
+        warps x instructions per partition for a warp-specialized kernel)."""
+        if self.partitions:
+            head = "ws:" + "+".join(f"{p['warps']}x{p['instructions']}i" for p in self.partitions)
+        else:
+            head = f"{'' if self.scope == 'loop' else 'body:'}{self.instructions}i"
         if self.mma:
             head += f" {self.mma}mma"
         if self.per_unit is None:
@@ -199,9 +303,15 @@ class Efficiency:
 
 
 def efficiency(sass: str, *, kernel: str, variant: str, dtype: str, constexprs: Mapping,
-               num_warps: int) -> Efficiency:
-    """The :class:`Efficiency` of one compiled case from its SASS text."""
+               num_warps: int, ttgir: str = "", k_steps: int | None = None) -> Efficiency:
+    """The :class:`Efficiency` of one compiled case from its SASS text (and its TTGIR, which names the
+    partitions of a warp-specialized kernel; ``k_steps``: K iterations per output tile of a GEMM)."""
     loops = find_loops(sass)
+    workers = partition_warps(ttgir)
+    regions = partition_regions(parse_instructions(sass)) if workers else None
+    if regions is not None:
+        return _partitioned(loops, regions, workers, kernel=kernel, variant=variant, dtype=dtype,
+                            constexprs=constexprs, num_warps=num_warps, k_steps=k_steps)
     loop = steady_state_loop(loops)
     if loop is not None:
         scope, start, end = "loop", loop.start, loop.end
@@ -218,3 +328,30 @@ def efficiency(sass: str, *, kernel: str, variant: str, dtype: str, constexprs: 
     return Efficiency(scope=scope, start=start, end=end, loops=len(loops), instructions=n, mma=mma,
                       loads=loads, stream=amount, unit=unit,
                       per_unit=per)
+
+
+def _partitioned(loops: list[Loop], regions: list[Region], workers: tuple[int, ...], *, kernel: str,
+                 variant: str, dtype: str, constexprs: Mapping, num_warps: int,
+                 k_steps: int | None) -> Efficiency:
+    """A warp-specialized kernel's :class:`Efficiency`: each partition's loop, warp-weighted."""
+    stream = stream_per_iteration(kernel, variant, dtype, constexprs, looped=True)
+    amount, unit = stream if stream else (None, None)
+    gemm = not (kernel == "attention" or "HEAD_DIM" in constexprs and "BLOCK_K" not in constexprs)
+    found = [(r, _partition_loop([lp for lp in loops if _in(lp, r)])) for r in regions]
+    default = [(r, lp) for r, lp in found if r.index < 0]
+    busy = [(r, lp) for r, lp in found if r.index >= 0 and lp is not None]
+    parts, weighted = [], 0.0
+    for (_, loop), warps, index in zip(default + busy, (num_warps, *workers), (-1, *range(len(busy))),
+                                            strict=False):
+        if loop is None:
+            continue
+        per_tile = gemm and not loop.mma and not loop.loads and bool(k_steps)
+        weight = warps / k_steps if per_tile else warps
+        weighted += loop.instructions * weight
+        parts.append({"index": index, "warps": warps, "start": loop.start, "end": loop.end,
+                      "instructions": loop.instructions, "mma": loop.mma, "loads": loop.loads,
+                      "per_tile": per_tile})
+    return Efficiency(scope="partitions", start=None, end=None, loops=len(loops),
+                      instructions=sum(p["instructions"] for p in parts), mma=sum(p["mma"] for p in parts),
+                      loads=sum(p["loads"] for p in parts), stream=amount, unit=unit,
+                      per_unit=weighted / amount if amount else None, partitions=tuple(parts))

@@ -8,19 +8,22 @@ Universal gates (every case, every architecture):
 - ``no_spills``: no register spills and no local memory: no ``STL``/``LDL`` in the SASS, a stack frame
   of 0 bytes and 0 bytes of local memory (``cuobjdump -res-usage``).
 - ``shared_memory``: shared memory per block within the architecture's per-block maximum (166,912 B on
-  sm_80, 232,448 B on sm_90; see :mod:`kernels.audit.occupancy`), so the launch cannot fail with
-  Triton's ``OutOfResources``.
+  sm_80, 232,448 B on sm_90 and sm_100, 101,376 B on sm_120; :mod:`roofline.arch`), so the launch cannot
+  fail with Triton's ``OutOfResources``.
 
 Gates a case opts into through ``CompileCase.gates``:
 
-- ``tensor_cores``: the SASS has tensor-core MMAs, ``HMMA`` or ``HGMMA``, on every architecture.
-- ``wgmma`` (implied by ``tensor_cores`` on sm_90): the sm_90 SASS has ``HGMMA`` (warpgroup MMA, the
-  instruction that reaches H100's tensor peak). Triton lowers a ``tl.dot`` to ``wgmma`` only when the
-  tile allows it (a warpgroup of 4 warps with at least 64 rows of the tile per warpgroup, operands it
-  can stage in shared memory); otherwise it emits ``mma.sync`` (``HMMA``), which H100 runs well below
-  its tensor peak. Where a small tile is the principled choice (decode: a handful of rows, bound by
-  memory anyway) :func:`exceptions` waives ``wgmma`` for exactly those configs, with the reason;
-  ``tensor_cores`` still requires ``HMMA`` there.
+- ``tensor_cores``: the SASS has tensor-core MMAs of any class the architecture table names
+  (``HMMA``, ``HGMMA``, ``UTC*MMA``), on every architecture.
+- the architecture's MMA-class gate (``ArchSpec.mma_gate``, implied by ``tensor_cores``): ``wgmma`` on
+  sm_90 (the SASS has ``HGMMA``, the warpgroup MMA that reaches H100's tensor peak) and ``tcgen05`` on
+  sm_100 (``UTCHMMA`` and its fp8/int8/fp4 siblings: the tensor-memory MMA of B200); none on sm_80 and
+  sm_120, whose widest class is ``mma.sync`` (``HMMA``, required by ``tensor_cores``). Triton lowers a
+  ``tl.dot`` to wgmma/tcgen05 only when the tile allows it (``ArchSpec.native_mma_min_rows``: at least
+  64 rows per warpgroup of 4 warps, operands it can stage in shared memory); otherwise it emits
+  ``mma.sync`` (``HMMA``), which those GPUs run well below their tensor peak. Where a small tile is the
+  principled choice (decode: a handful of rows, bound by memory anyway) :func:`exceptions` waives the
+  class gate for exactly those configs, with the reason; ``tensor_cores`` still requires ``HMMA`` there.
 - ``vec128_loads``: the stream uses 128-bit global loads: at least :data:`VEC128_MIN_FRACTION` of the
   global-load bits in the SASS (static count x width over ``LDG`` and ``LDGSTS``; Triton pipelines loop
   loads through ``LDGSTS`` async copies) come from 128-bit instructions. A scalar side load (a bias
@@ -41,12 +44,13 @@ import re
 from collections.abc import Mapping
 from types import ModuleType
 
+from kernels._lib.device import MMA_GATES, MMA_OPCODES
 from kernels.audit.compile import AuditLine
 from kernels.audit.occupancy import LIMITS
 from roofline.ops import KERNELS
 
 UNIVERSAL_GATES: tuple[str, ...] = ("compiles", "no_spills", "shared_memory")
-OPT_IN_GATES: tuple[str, ...] = ("tensor_cores", "wgmma", "vec128_loads")
+OPT_IN_GATES: tuple[str, ...] = ("tensor_cores", *MMA_GATES, "vec128_loads")
 ALL_GATES: tuple[str, ...] = UNIVERSAL_GATES + OPT_IN_GATES
 
 VEC128_MIN_FRACTION = 0.75
@@ -70,12 +74,15 @@ def exceptions() -> dict[tuple[str, str, str, int, str], str]:
     """``(kernel, variant, gate, arch, condition) -> reason``: every waiver, collected from each op's
     ``kernels/<op>/cases.py`` (``GATE_EXCEPTIONS``, keyed ``(variant, gate, arch, condition)``).
 
-    ``variant`` may be ``"*"`` (every variant); ``condition`` is ``"*"`` (every config), ``"NAME=VALUE"`` or
-    ``"NAME<VALUE"`` on a part of the config id. The waivers in use are for ``wgmma``: Triton lowers a
-    ``tl.dot`` to wgmma (HGMMA) only for tiles of at least 64 rows per warpgroup of 4 warps; smaller tiles
-    get mma.sync (HMMA), as ``tests/audit_fixtures.py`` (``bad_wgmma``) shows. Decode paths choose small
-    tiles on purpose (their rows are the new tokens, or a GQA group's query heads, and they are bound by
-    the weight or KV stream), and ``tensor_cores`` still requires HMMA on them.
+    ``variant`` may be ``"*"`` (every variant), ``arch`` ``"*"`` (every architecture the gate applies to:
+    a waiver of an MMA-class gate is a fact about the class, so it covers each architecture of that
+    class); ``condition`` is ``"*"`` (every config), ``"NAME=VALUE"`` or
+    ``"NAME<VALUE"`` on a part of the config id. The waivers in use are for the MMA-class gates
+    (``wgmma``, ``tcgen05``): Triton lowers a ``tl.dot`` to those only for tiles of at least 64 rows per
+    warpgroup of 4 warps; smaller tiles get mma.sync, as ``tests/audit_fixtures.py`` (``bad_wgmma``)
+    shows. Decode paths choose small tiles on purpose (their rows are the new tokens, or a GQA group's
+    query heads, and they are bound by the weight or KV stream), and ``tensor_cores`` still requires
+    mma.sync on them.
     """
     return {(kernel, *key): reason for kernel, module in _cases_modules().items()
             for key, reason in module.GATE_EXCEPTIONS.items()}
@@ -104,14 +111,15 @@ def config_matches(config: str, condition: str) -> bool:
 
 
 def applicable_gates(line: AuditLine) -> list[str]:
-    """The gates that apply to ``line``: the universal ones, the case's own, and ``wgmma`` for a
-    ``tensor_cores`` case on sm_90."""
+    """The gates that apply to ``line``: the universal ones, the case's own, and the architecture's
+    MMA-class gate (``wgmma`` on sm_90, ``tcgen05`` on sm_100) for a ``tensor_cores`` case."""
     gates = list(UNIVERSAL_GATES)
     opted = set(line.gates)
     if "tensor_cores" in opted:
         gates.append("tensor_cores")
-    if ("tensor_cores" in opted or "wgmma" in opted) and line.arch >= 90:
-        gates.append("wgmma")
+    class_gate = LIMITS[line.arch].mma_gate
+    if class_gate and ("tensor_cores" in opted or class_gate in opted):
+        gates.append(class_gate)
     if "vec128_loads" in opted:
         gates.append("vec128_loads")
     return gates
@@ -135,12 +143,15 @@ def gate_failure(gate: str, line: AuditLine) -> str | None:
         used = line.shared_bytes or 0
         return None if used <= limit else f"shared memory {used} B > sm_{line.arch} per-block limit {limit} B"
     if gate == "tensor_cores":
-        n = line.count("HMMA") + line.count("HGMMA")
-        return None if n else "no tensor-core instruction (HMMA/HGMMA) in the SASS"
-    if gate == "wgmma":
-        if line.count("HGMMA"):
+        n = sum(line.count(op) for op in MMA_OPCODES)
+        return None if n else f"no tensor-core instruction ({'/'.join(MMA_OPCODES)}) in the SASS"
+    if gate in MMA_GATES:
+        spec = LIMITS[line.arch]
+        if spec.mma_gate == gate and any(line.count(op) for op in spec.mma_opcodes):
             return None
-        return f"no HGMMA (wgmma) in the sm_{line.arch} SASS (HMMA: {line.count('HMMA')})"
+        found = ", ".join(f"{op}: {line.count(op)}" for op in MMA_OPCODES if line.count(op)) or "none"
+        wanted = "/".join(spec.mma_opcodes) if spec.mma_gate == gate else f"the {gate} class"
+        return f"no {wanted} ({gate}) in the sm_{line.arch} SASS (tensor-core instructions: {found})"
     if gate == "vec128_loads":
         if line.count("UTMALDG"):
             return None  # the stream comes by TMA: whole tiles per copy, no per-thread width
@@ -161,8 +172,8 @@ def exception_for(line: AuditLine, gate: str,
         return None
     table = exceptions() if waivers is None else waivers
     for (kernel, variant, g, arch, condition), reason in table.items():
-        if (kernel == line.kernel and variant in (line.variant, "*") and g == gate and arch == line.arch
-                and config_matches(line.config, condition)):
+        if (kernel == line.kernel and variant in (line.variant, "*") and g == gate
+                and arch in (line.arch, "*") and config_matches(line.config, condition)):
             return reason
     return None
 

@@ -1,26 +1,29 @@
-"""Per-SM limits of sm_80 (A100) and sm_90 (H100) and the theoretical occupancy of one kernel config.
+"""The theoretical occupancy of one kernel config on one audited architecture.
 
 Theoretical occupancy is the number of warps resident on one SM when every SM is full of blocks of
 this kernel, as limited by registers, shared memory, threads and the block-slot count. It predicts
 latency hiding; it does not measure speed (a kernel at 12% occupancy can be at the roof, and one at
 100% can be far from it).
 
-The limits (with their sources) are :mod:`kernels._lib.device`'s: one copy for the launchers' config
-pruning and this audit. Occupancy follows ``cuda_occupancy.h``: registers allocated per warp in units
-of 256 over 4 sub-partitions, shared memory in 128 B units plus 1 KB reserved per block; the
-shared-memory carve-out is assumed to be the largest the SM offers (a smaller one only lowers it).
+The limits (with their sources) are the architecture table's (:mod:`roofline.arch`, re-exported by
+:mod:`kernels._lib.device`): one copy for the launchers' config pruning and this audit. Occupancy follows
+``cuda_occupancy.h``: registers allocated per warp in units of 256 over 4 sub-partitions, shared memory
+in 128 B units plus 1 KB reserved per block; the shared-memory carve-out is assumed to be the largest
+the SM offers (a smaller one only lowers it). On an architecture with tensor memory (sm_100) the
+columns a block allocates (Triton's ``metadata.tmem_size``) limit resident blocks too
+(``tensor_memory``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from kernels._lib.device import LIMITS as DEVICE_LIMITS
-from kernels._lib.device import ArchLimits
+from kernels._lib.device import ARCHS, AUDITED_ARCHS, ArchLimits
 
-# The architectures the audit compiles for; their limits are kernels._lib.device's, one copy.
-SUPPORTED_ARCHS: tuple[int, ...] = (80, 90)
-LIMITS: dict[int, ArchLimits] = {arch: DEVICE_LIMITS[arch] for arch in SUPPORTED_ARCHS}
+# The architectures the audit compiles for (the table's ``audited`` rows); all of them by default.
+SUPPORTED_ARCHS: tuple[int | str, ...] = AUDITED_ARCHS
+DEFAULT_ARCHS: tuple[int | str, ...] = SUPPORTED_ARCHS
+LIMITS: dict[int | str, ArchLimits] = {arch: ARCHS[arch] for arch in SUPPORTED_ARCHS}
 
 
 def _round_up(value: int, unit: int) -> int:
@@ -33,7 +36,8 @@ class Occupancy:
 
     ``blocks_by`` gives the resident-block limit each resource sets (``registers``, ``shared_memory``,
     ``warps`` (threads), ``blocks``); ``limiter`` names the smallest (ties list every one, joined by
-    ``+``). ``fraction`` = ``warps_per_sm / max_warps_per_sm``.
+    ``+``), plus ``tensor_memory`` on an architecture that has it. ``fraction`` =
+    ``warps_per_sm / max_warps_per_sm``.
     """
 
     blocks_per_sm: int
@@ -47,9 +51,11 @@ class Occupancy:
         return asdict(self)
 
 
-def occupancy(arch: int, *, registers: int, num_warps: int, shared_bytes: int) -> Occupancy:
+def occupancy(arch: int | str, *, registers: int, num_warps: int, shared_bytes: int,
+              tmem_columns: int = 0) -> Occupancy:
     """Resident blocks and warps per SM for a kernel using ``registers`` per thread, ``num_warps`` warps
-    per block and ``shared_bytes`` of shared memory per block (static + dynamic), on ``arch``.
+    per block, ``shared_bytes`` of shared memory per block (static + dynamic) and ``tmem_columns`` of
+    tensor memory per block, on ``arch``.
 
     Follows ``cudaOccMaxActiveBlocksPerMultiprocessor`` (partitioned global caching off). A block that
     cannot launch at all (too many threads, registers or shared memory) gets 0 blocks.
@@ -58,8 +64,9 @@ def occupancy(arch: int, *, registers: int, num_warps: int, shared_bytes: int) -
         raise ValueError(f"arch: expected one of {list(LIMITS)}, got {arch!r}")
     if num_warps <= 0:
         raise ValueError(f"num_warps: expected a positive integer, got {num_warps!r}")
-    if registers < 0 or shared_bytes < 0:
-        raise ValueError(f"registers, shared_bytes: expected values >= 0, got {registers}, {shared_bytes}")
+    if registers < 0 or shared_bytes < 0 or tmem_columns < 0:
+        raise ValueError(f"registers, shared_bytes, tmem_columns: expected values >= 0, got {registers}, "
+                         f"{shared_bytes}, {tmem_columns}")
     lim = LIMITS[arch]
     threads = num_warps * lim.warp_size
 
@@ -88,6 +95,10 @@ def occupancy(arch: int, *, registers: int, num_warps: int, shared_bytes: int) -
         by_smem = lim.smem_per_sm // smem
 
     blocks_by = {"registers": by_regs, "shared_memory": by_smem, "warps": by_warps, "blocks": by_blocks}
+    if lim.tmem_columns:  # tensor memory: whole allocations of the block's columns
+        blocks_by["tensor_memory"] = lim.tmem_columns // tmem_columns if tmem_columns else by_blocks
+    elif tmem_columns:
+        raise ValueError(f"tmem_columns: sm_{arch} has no tensor memory, got {tmem_columns}")
     blocks = min(blocks_by.values())
     limiter = "+".join(k for k, v in blocks_by.items() if v == blocks)
     warps = blocks * num_warps

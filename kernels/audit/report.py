@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from kernels._lib.device import MMA_GATES, MMA_OPCODES
 from kernels.audit.compile import AuditLine, canonical_dtype
 from kernels.audit.efficiency import Efficiency
 from kernels.audit.gates import exceptions
@@ -52,7 +53,16 @@ COLUMNS = ("kernel", "variant", "dtype", "shape", "config", "sm", "gated", "regs
            "comp_s", "gates")
 
 
-_GATE_MARK = {"tensor_cores": "T", "wgmma": "W", "vec128_loads": "V"}
+def _gate_marks() -> dict[str, str]:
+    """One letter per opt-in gate: T, V, and for each MMA-class gate its first letter not yet taken
+    (wgmma W, tcgen05 C)."""
+    marks = {"tensor_cores": "T", "vec128_loads": "V"}
+    for gate in MMA_GATES:
+        marks[gate] = next(c for c in gate.upper() if c.isalpha() and c not in marks.values())
+    return marks
+
+
+_GATE_MARK = _gate_marks()
 
 
 def _gated(line: AuditLine) -> str:
@@ -73,11 +83,7 @@ def table_row(line: AuditLine) -> tuple[str, ...]:
                 str(line.arch), _gated(line))
         return head + ("-",) * (len(COLUMNS) - len(head) - 2) + (f"{line.compile_s:.1f}", status)
     occ = line.occupancy or {}
-    mma = []
-    if line.count("HGMMA"):
-        mma.append(f"HGMMA:{line.count('HGMMA')}")
-    if line.count("HMMA"):
-        mma.append(f"HMMA:{line.count('HMMA')}")
+    mma = [f"{op}:{line.count(op)}" for op in MMA_OPCODES if line.count(op)]
     asyn = []
     if line.count("LDGSTS"):
         asyn.append(f"LDGSTS:{line.count('LDGSTS')}")
@@ -104,8 +110,8 @@ def format_table(lines: Sequence[AuditLine]) -> str:
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
     out.append("")
-    out.append("gated: T tensor_cores (+ wgmma on sm_90), V vec128_loads (every line: compiles, "
-               "no_spills, shared_memory);")
+    out.append("gated: T tensor_cores (+ the arch's MMA class: wgmma on sm_90, tcgen05 on sm_100), "
+               "V vec128_loads (every line: compiles, no_spills, shared_memory);")
     out.append("regs: registers/thread; L/S: LDL/STL (local-memory) instructions; stack, smem: bytes/block; "
                "occ: resident warps/SM (theoretical) and its limiter;")
     out.append("loop: the steady-state loop (innermost backward branch; the unmasked copy where there are "
@@ -136,8 +142,9 @@ def to_json(lines: Sequence[AuditLine], *, archs: Iterable[int], wall_s: float |
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "triton_version": triton.__version__,
         "torch_version": torch.__version__,
-        "targets": [{"backend": "cuda", "arch": a, "warp_size": 32} for a in archs],
-        "limits": {str(a): LIMITS[a].to_dict() for a in archs},
+        "targets": [dict(zip(("backend", "arch", "warp_size"), LIMITS[a].gpu_target, strict=True))
+                    for a in archs],
+        "limits": {str(a): LIMITS[a].limits_dict() for a in archs},
         "exceptions": [
             {"kernel": k, "variant": v, "gate": g, "arch": a, "condition": c, "reason": r}
             for (k, v, g, a, c), r in exceptions().items()

@@ -26,9 +26,10 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from kernels._lib.device import get_arch
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
 from kernels.audit.gates import check_gates
-from kernels.audit.occupancy import SUPPORTED_ARCHS
+from kernels.audit.occupancy import DEFAULT_ARCHS, SUPPORTED_ARCHS
 from roofline.ops import KERNELS
 
 _CASES: dict[tuple[str, int], list] = {}
@@ -119,7 +120,7 @@ def validate(kernels: Iterable[str] | None, archs: Iterable[int]) -> tuple[list[
     arch_list = []
     for a in archs:
         try:
-            value = int(str(a).removeprefix("sm_").removeprefix("sm"))
+            value = get_arch(a).arch
         except ValueError:
             value = None
         if value not in SUPPORTED_ARCHS:
@@ -138,7 +139,7 @@ def default_jobs() -> int:
 
 def run_audit(
     kernels: Sequence[str] | None = None,
-    archs: Sequence[int] = SUPPORTED_ARCHS,
+    archs: Sequence[int] = DEFAULT_ARCHS,
     jobs: int | None = None,
     *,
     extra: Sequence[str] = (),

@@ -3,8 +3,9 @@
 ``cuobjdump -res-usage -sass <cubin>`` prints, per function, a resource line
 (``REG:40 STACK:0 SHARED:0 LOCAL:0 ...``) and the SASS. From the SASS the audit counts:
 
-- tensor-core instructions: ``HMMA`` (``mma.sync``, sm_80 and later) and ``HGMMA`` (``wgmma``, sm_90);
-- asynchronous copies: ``LDGSTS`` (``cp.async``, sm_80+) and the TMA/bulk-copy unit on sm_90
+- tensor-core instructions: every MMA class the architecture table names (:data:`MMA_OPCODES`:
+  ``mma.sync``, ``wgmma``, ``tcgen05``; :mod:`roofline.arch` lists their SASS opcodes);
+- asynchronous copies: ``LDGSTS`` (``cp.async``, sm_80+) and the TMA/bulk-copy unit (sm_90 and later)
   (``UTMALDG``/``UTMASTG``/``UTMAPF``/``UBLKCP``);
 - local-memory traffic: ``STL``/``LDL`` (register spills and stack arrays);
 - the width of every global load/store (``LDG``/``STG``, and ``LDGSTS`` for async copies), from the
@@ -23,11 +24,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kernels._lib.device import MMA_OPCODES
+
 WIDTHS: tuple[int, ...] = (128, 64, 32, 16, 8)
 
 # Opcodes (the part before the first '.') the audit counts.
-COUNTED_OPCODES: tuple[str, ...] = (
-    "HMMA", "HGMMA", "LDGSTS", "LDGDEPBAR", "UTMALDG", "UTMASTG", "UTMAPF", "UBLKCP",
+COUNTED_OPCODES: tuple[str, ...] = MMA_OPCODES + (
+    "LDGSTS", "LDGDEPBAR", "UTMALDG", "UTMASTG", "UTMAPF", "UBLKCP",
     "LDSM", "STL", "LDL", "LDG", "STG", "RED", "ATOM", "ATOMG", "REDG", "BAR", "SHFL",
 )
 TMA_OPCODES: tuple[str, ...] = ("UTMALDG", "UTMASTG", "UTMAPF", "UBLKCP")
@@ -143,7 +146,8 @@ _MMA_VERSION_RE = re.compile(r"nvidia_mma<\{versionMajor\s*=\s*(\d+)")
 
 
 def mma_versions(ttgir: str) -> list[int]:
-    """The MMA generations Triton chose in the TTGIR (2 = ``mma.sync``/HMMA, 3 = ``wgmma``/HGMMA)."""
+    """The MMA generations Triton chose in the TTGIR (``nvidia_mma`` layouts: 2 = ``mma.sync``, 3 =
+    ``wgmma``; tcgen05 (sm_100) uses tensor-memory layouts instead and adds no number here)."""
     return sorted({int(v) for v in _MMA_VERSION_RE.findall(ttgir)})
 
 

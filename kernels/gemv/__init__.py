@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import triton
 
 from kernels._lib import launch
-from kernels._lib.device import num_sms
+from kernels._lib.device import arch, num_sms
 from kernels._lib.validation import (
     SUPPORTED_DTYPES,
     check_device,
@@ -78,7 +78,8 @@ def _run(variant: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     if k == 0:  # an empty sum: zeros (+ bias), nothing to launch
         return y.copy_(bias.expand(batch, n)) if bias is not None else y.zero_()
     tune = launch.autotuning()
-    cfg, splits, k_per_split = plan(variant, batch, n, k, x.element_size(), num_sms(x.device), split_k, tune)
+    cfg, splits, k_per_split = plan(variant, batch, n, k, x.element_size(), num_sms(x.device), split_k, tune,
+                                    arch(x.device))
     direct = splits == 1
     ws = y if direct else launch.empty((splits, batch, n), torch.float32, x.device)
     args = (y, ws, x, weight, bias if bias is not None else y, batch, n, k, k_per_split,

@@ -8,6 +8,7 @@ import functools
 
 import triton
 
+from kernels._lib import device, launch
 from kernels._lib.validation import CUDA_GRID_LIMITS
 from kernels.gemv.kernels import _gemv_splitk_kernel, _gemv_tiled_kernel
 
@@ -42,17 +43,35 @@ TILED_CONFIGS = [
 REDUCE_CONFIG = triton.Config({"BLOCK_N": 256}, num_warps=2, num_stages=1)
 
 
-def prune_splitk_configs(configs: list, batch: int) -> list:
+def prune_splitk_configs(configs: list, batch: int, elem_bytes: int = 2, arch: int = 0) -> list:
     """Keep the configs whose batch block fits ``batch`` (1, 2, or 4 rows per weight tile)."""
     block_b = min(triton.next_power_of_2(max(batch, 1)), 4)
     return [c for c in configs if c.kwargs["BLOCK_B"] == block_b]
 
 
-def prune_tiled_configs(configs: list, batch: int) -> list:
-    """Keep the configs with ``BLOCK_M <= max(16, next_pow2(batch))``, largest ``BLOCK_M`` first."""
+def tiled_smem_bytes(cfg: triton.Config, elem_bytes: int) -> int:
+    """Upper bound on the tiled kernel's pipelined shared memory: ``num_stages`` x and W tiles, bytes."""
+    kw = cfg.kwargs
+    return cfg.num_stages * (kw["BLOCK_M"] + kw["BLOCK_N"]) * kw["BLOCK_K"] * elem_bytes
+
+
+def fit_tiled_stages(cfg: triton.Config, elem_bytes: int, arch: int) -> triton.Config | None:
+    """``cfg`` as it runs on ``arch`` (0 off a GPU): as shipped where the list was compiled to fit
+    (:data:`kernels._lib.device.SHARED_CONFIG_SMEM_PER_BLOCK` or more per block), else with the stages
+    its estimate (:func:`tiled_smem_bytes`) fits (sm_86/89/120: 99 KiB), ``None`` if 2 stages do not."""
+    limit = device.smem_per_block(arch) if arch else device.SHARED_CONFIG_SMEM_PER_BLOCK
+    if limit >= device.SHARED_CONFIG_SMEM_PER_BLOCK:
+        return cfg
+    return launch.fit_stages(cfg, lambda c: tiled_smem_bytes(c, elem_bytes), limit)
+
+
+def prune_tiled_configs(configs: list, batch: int, elem_bytes: int = 2, arch: int = 0) -> list:
+    """Keep the configs with ``BLOCK_M <= max(16, next_pow2(batch))``, largest ``BLOCK_M`` first, each as
+    it runs on ``arch`` (:func:`fit_tiled_stages`; one that cannot fit is dropped)."""
     cap = min(max(16, triton.next_power_of_2(max(batch, 1))), 128)
     kept = [c for c in configs if c.kwargs["BLOCK_M"] <= cap]
-    return sorted(kept, key=lambda c: -c.kwargs["BLOCK_M"])  # stable: list order among equals
+    fitted = [f for f in (fit_tiled_stages(c, elem_bytes, arch) for c in kept) if f is not None]
+    return sorted(fitted or kept[-1:], key=lambda c: -c.kwargs["BLOCK_M"])  # stable: list order among equals
 
 
 # Per variant: the kernel, its shipped configs, its pruning predicate, and the config key that counts
@@ -69,7 +88,8 @@ def autotuned(variant: str):
     return triton.autotune(
         configs=CONFIGS[variant], key=["B", "N", "K", "K_PER_SPLIT", "DIRECT"],
         prune_configs_by={"early_config_prune": lambda configs, named_args, **_: PRUNE[variant](
-            configs, named_args["B"])},
+            configs, named_args["B"], named_args["x_ptr"].element_size(),
+            device.arch(named_args["x_ptr"].device))},
     )(JIT_BY_VARIANT[variant])
 
 
@@ -103,9 +123,10 @@ def splits_of(splits: int, k: int, grain: int) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=4096)
 def plan(variant: str, batch: int, n: int, k: int, elem_bytes: int, n_sm: int, split_k: int | None,
-         tune: bool) -> tuple[triton.Config, int, int]:
-    """``(config, splits, k_per_split)`` of one launch; cached, so a decode step pays for it once."""
-    configs = PRUNE[variant](CONFIGS[variant], batch)
+         tune: bool, arch: int = 0) -> tuple[triton.Config, int, int]:
+    """``(config, splits, k_per_split)`` of one launch on ``arch`` (0 off a GPU); cached, so a decode
+    step pays for it once."""
+    configs = PRUNE[variant](CONFIGS[variant], batch, elem_bytes, arch)
     cfg = configs[0]
     grain = max(c.kwargs["BLOCK_K"] for c in configs) if tune else cfg.kwargs["BLOCK_K"]
     if split_k is not None:

@@ -198,8 +198,9 @@ def qkv_projection(
             m, n_out, d_model, tokens, n_heads, n_kv_heads, capacity,
             *x.stride(), *weight.stride(), *q.stride(), *k_out.stride(), *v_out.stride())
     meta = {"HEAD_DIM": head_dim, "HAS_BIAS": bias is not None, "HAS_CACHE": use_cache}
+    arch = device.arch(x.device)
     if variant is None:
-        variant = select_variant(m, device.arch(x.device), tma_layout_ok(x, weight))
+        variant = select_variant(m, arch, tma_layout_ok(x, weight))
     programs = None  # the pointer kernel runs one program per tile
     if variant == TMA_VARIANT:
         if not tma_layout_ok(x, weight):
@@ -220,7 +221,7 @@ def qkv_projection(
         config = kernel.best_config
     else:
         if config is None:
-            config = default_config(variant, m, x.element_size())
+            config = default_config(variant, m, x.element_size(), arch)
         launch.run(_KERNELS[variant][0], grid, *args, **meta, **config.kwargs, num_warps=config.num_warps,
                    num_stages=config.num_stages)
     launch.record_launch(KERNEL, variant, launch.triton_config_id(config))

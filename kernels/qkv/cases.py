@@ -1,4 +1,4 @@
-"""The fused QKV projection's ahead-of-time compile cases for the sm_80/sm_90 audit
+"""The fused QKV projection's ahead-of-time compile cases for the static audit
 (``python -m kernels.audit --kernel qkv``), the gates its variants must carry and the waivers it needs.
 
 Shapes come from model presets: a llama2-70b decode step appending to a GQA KV cache and a gpt2-xl
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from kernels._lib.aot import TRITON_TYPE, CompileCase, Pointer, jit_specialisation
-from kernels._lib.device import DEFAULT_NUM_SMS
+from kernels._lib.device import DEFAULT_NUM_SMS, get_arch, has_tma
 from kernels._lib.launch import triton_config_id
 from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, KERNEL, TMA_VARIANT, prune_configs, tma_configs
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
@@ -24,12 +24,16 @@ REQUIRED_GATES: dict[str, frozenset[str]] = {
     FUSED_VARIANT: frozenset({"tensor_cores"}),
 }
 
-# (variant, gate, arch, condition) -> reason; ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a
-# part of the config id. Triton lowers a tl.dot to wgmma (HGMMA) only for tiles of >= 64 rows.
-GATE_EXCEPTIONS: dict[tuple[str, str, int, str], str] = {
-    (FUSED_VARIANT, "wgmma", 90, "BLOCK_M<64"):
+# (variant, gate, arch, condition) -> reason; ``arch`` "*" = every architecture the gate applies to;
+# ``condition`` is "*", "NAME=VALUE" or "NAME<VALUE" on a part of the config id. Triton lowers a tl.dot
+# to wgmma (sm_90) or tcgen05 (sm_100) only for tiles of >= 64 rows.
+GATE_EXCEPTIONS: dict[tuple[str, str, int | str, str], str] = {
+    (FUSED_VARIANT, "wgmma", "*", "BLOCK_M<64"):
         "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
         "for wgmma, so these run HMMA on H100",
+    (FUSED_VARIANT, "tcgen05", "*", "BLOCK_M<64"):
+        "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
+        "for tcgen05, so these run HMMA (mma.sync) on B200",
 }
 
 COMPILE_SHAPES = (
@@ -81,8 +85,8 @@ def _case(variant: str, fn: object, model: ModelConfig, shape: dict, dtype: torc
     kv_cache = shape["capacity"] is not None
     args = _runtime_args(model, shape["batch"], shape["tokens"], shape["capacity"], TRITON_TYPE[dtype],
                          column_major)
-    meta = {"HEAD_DIM": model.head_dim, "HAS_BIAS": model.bias, "HAS_CACHE": kv_cache, **cfg.kwargs,
-            **extra_meta}
+    meta = {"HEAD_DIM": model.head_dim, "HAS_BIAS": model.bias, "HAS_CACHE": kv_cache, **extra_meta,
+            **cfg.kwargs}
     signature, constexprs, divisible = jit_specialisation(fn, args, meta)
     case_shape = {"m": m, "d_model": model.d_model, "n_heads": model.n_heads,
                   "n_kv_heads": model.n_kv_heads, "head_dim": model.head_dim, "bias": model.bias,
@@ -97,40 +101,41 @@ def _case(variant: str, fn: object, model: ModelConfig, shape: dict, dtype: torc
 
 
 def compile_cases(arch: int) -> list[CompileCase]:
-    """The pointer kernel: every config surviving pruning x fp16/bf16/fp32 (tf32 on a GPU) at
+    """The pointer kernel: every config surviving ``arch``'s pruning x fp16/bf16/fp32 (tf32 on a GPU) at
     :data:`COMPILE_SHAPES`, plus the column-major weight path once (fp16, prefill, its first config).
-    On sm_90 also the TMA kernel in every code path it has (:func:`_tma_cases`), launched on an H100's
-    SMs."""
-    if arch not in (80, 90):
-        raise ValueError(f"arch: expected 80 or 90, got {arch!r}")
+    On an architecture with TMA also the TMA kernel in every code path it has (:func:`_tma_cases`),
+    launched on an H100's SMs; on sm_100 its configs start with the warp-specialized tiles
+    (``WARP_SPECIALIZE=False`` is the kernel's default elsewhere). ``ValueError`` for an architecture the
+    table does not know."""
+    get_arch(arch)
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
     plan = [(shape, dtype, False) for shape in COMPILE_SHAPES for dtype in dtypes]
     plan.append((COMPILE_SHAPES[1], torch.float16, True))
     cases = []
     for shape, dtype, column_major in plan:
         model = get_model(shape["model"])
-        survivors = prune_configs(CONFIGS, shape["batch"] * shape["tokens"], dtype_bytes(dtype))
+        survivors = prune_configs(CONFIGS, shape["batch"] * shape["tokens"], dtype_bytes(dtype), arch)
         for cfg in survivors[:1] if column_major else survivors:
             cases.append(_case(FUSED_VARIANT, _qkv_kernel, model, shape, dtype, cfg, column_major))
-    if arch >= 90:
-        cases += _tma_cases()
+    if has_tma(arch):
+        cases += _tma_cases(arch)
     return cases
 
 
-def _tma_cases() -> list[CompileCase]:
-    """Every code path the sm_90 TMA kernel can take: each config the autotuner may pick in fp16 (the
-    64-row tiles included), the first in bf16 and fp32 (tf32; one config survives), the column-major
-    weight (``W_K_CONTIGUOUS=False``: the first and the smallest tile) and the KV-cache append
-    (``HAS_CACHE``, a chunked prefill into a GQA cache)."""
+def _tma_cases(arch: int) -> list[CompileCase]:
+    """Every code path the TMA kernel can take on ``arch``: each config the autotuner may pick in fp16
+    (the 64-row tiles included, and on sm_100 the warp-specialized ones first), the first in bf16 and
+    fp32 (tf32), the column-major weight (``W_K_CONTIGUOUS=False``: the first and the smallest tile) and
+    the KV-cache append (``HAS_CACHE``, a chunked prefill into a GQA cache)."""
     cases = []
 
     def add(shape: dict, dtype: torch.dtype, configs: slice, column_major: bool = False) -> None:
         model = get_model(shape["model"])
-        survivors = prune_configs(tma_configs(), shape["batch"] * shape["tokens"], dtype_bytes(dtype))
-        chosen = survivors[configs]
-        for cfg in chosen if isinstance(chosen, list) else [chosen]:
+        survivors = prune_configs(tma_configs(), shape["batch"] * shape["tokens"], dtype_bytes(dtype), arch)
+        for cfg in survivors[configs]:
             cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg, column_major,
-                               NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=not column_major))
+                               NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=not column_major,
+                               WARP_SPECIALIZE=False))
 
     add(TMA_COMPILE_SHAPE, torch.float16, slice(0, 2))  # the two cases of the first audit, first
     add(TMA_COMPILE_SHAPE, torch.bfloat16, slice(0, 1))

@@ -13,14 +13,20 @@ import functools
 import torch
 import triton
 
-from kernels._lib import device
+from kernels._lib import device, launch
 
 KERNEL = "qkv"  # the name in launch records and audit lines
 FUSED_VARIANT = "fused"
 TMA_VARIANT = "tma"
 
-# One config list for sm_80 and sm_90, so it must fit the smaller per-block limit (sm_80's).
-SMEM_LIMIT_BYTES = device.smem_per_block(80)
+# One config list for every architecture, chosen to fit sm_80's per-block limit
+# (device.SHARED_CONFIG_SMEM_PER_BLOCK); an architecture with less (sm_120: 99 KiB) prunes to its own.
+SMEM_LIMIT_BYTES = device.SHARED_CONFIG_SMEM_PER_BLOCK
+
+
+def smem_limit(arch: int) -> int:
+    """Shared memory per block a config may plan for on ``arch`` (0 off a GPU: the shared limit)."""
+    return min(SMEM_LIMIT_BYTES, device.smem_per_block(arch)) if arch else SMEM_LIMIT_BYTES
 
 
 def _cfg(bm: int, bn: int, bk: int, warps: int, stages: int, group_m: int = 8) -> triton.Config:
@@ -66,24 +72,52 @@ def _fits_registers(cfg: triton.Config, elem_bytes: int) -> bool:
     return elem_bytes < 4 or kw["BLOCK_M"] * kw["BLOCK_N"] <= 64 * 32 * cfg.num_warps
 
 
-def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int) -> list[triton.Config]:
-    """The configs worth trying for ``m`` rows of ``elem_bytes``-byte operands (never empty)."""
+def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int,
+                  arch: int = 0) -> list[triton.Config]:
+    """The configs worth trying for ``m`` rows of ``elem_bytes``-byte operands on ``arch`` (compute
+    capability; 0, off a GPU, plans for the shared limit :data:`SMEM_LIMIT_BYTES`). Never empty."""
+    # warp-specialized tiles only where the architecture warp-specializes, within its own limit
+    ws = [c for c in configs if c.kwargs.get("WARP_SPECIALIZE")]
+    configs = [c for c in configs if not c.kwargs.get("WARP_SPECIALIZE")]
+    ws = [c for c in ws if device.warp_specializes(arch) and _fits_m(c.kwargs["BLOCK_M"], m)
+          and smem_bytes(c, elem_bytes) <= device.smem_per_block(arch) and _fits_registers(c, elem_bytes)]
     by_m = [c for c in configs if _fits_m(c.kwargs["BLOCK_M"], m)] or list(configs)
-    fitting = [c for c in by_m if smem_bytes(c, elem_bytes) <= SMEM_LIMIT_BYTES
-               and _fits_registers(c, elem_bytes)]
-    return fitting or [min(by_m, key=lambda c: smem_bytes(c, elem_bytes))]
+    limit = smem_limit(arch)
+    fitting = ws + [c for c in by_m if smem_bytes(c, elem_bytes) <= limit and _fits_registers(c, elem_bytes)]
+    if fitting:
+        return fitting
+    # Nothing fits as shipped (fp32 on a 99 KiB architecture): the same tiles with fewer stages.
+    staged = [launch.fit_stages(c, lambda x: smem_bytes(x, elem_bytes), limit) for c in by_m
+              if _fits_registers(c, elem_bytes)]
+    return [c for c in staged if c is not None] or [min(by_m, key=lambda c: smem_bytes(c, elem_bytes))]
 
 
 def early_config_prune(configs: list[triton.Config], named_args: dict,
                        **kwargs: object) -> list[triton.Config]:
-    """``@triton.autotune`` hook: prune by the launch's M and operand element size."""
-    return prune_configs(list(configs), int(named_args["M"]), named_args["x_ptr"].element_size())
+    """``@triton.autotune`` hook: prune by the launch's M, operand element size and device."""
+    x = named_args["x_ptr"]
+    return prune_configs(list(configs), int(named_args["M"]), x.element_size(), device.arch(x.device))
+
+
+# Warp-specialized TMA tiles, for architectures whose row says Triton's warp specialization is the way
+# (sm_100: device.warp_specializes), chosen from the sm_100 compile (fp16, M=K=4096, N=12288; warp-
+# weighted loop instructions per KiB of operands, the audit's metric, epilogue spread over the K steps):
+# 128x256x128 on 8 warps, 2 stages: 7.1/KiB, 168 registers, no spills, 213 KB of shared memory (sm_100's
+# own limit, not the shared list's); 128x128x128 on 4 warps: 7.4/KiB in 139 KB. The plain persistent
+# kernel's best tile was 11.0-15.0/KiB there; 4 warps at 128x256 spill (255 registers, 592 B of stack).
+WS_TMA_CONFIGS: list[triton.Config] = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 128, "GROUP_M": 8, "WARP_SPECIALIZE": True},
+                  num_warps=8, num_stages=2),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "WARP_SPECIALIZE": True},
+                  num_warps=4, num_stages=2),
+]
 
 
 def tma_configs() -> list[triton.Config]:
-    """The configs of the sm_90 TMA kernel: the 64- and 128-row tiles of :data:`CONFIGS` (wgmma needs
-    64 rows per warpgroup; the TMA kernel runs from :data:`TMA_MIN_M` rows)."""
-    return [c for c in CONFIGS if c.kwargs["BLOCK_M"] >= 64]
+    """The configs of the TMA kernel: :data:`WS_TMA_CONFIGS` (kept by :func:`prune_configs` only where
+    the architecture warp-specializes), then the 64- and 128-row tiles of :data:`CONFIGS` (wgmma and
+    tcgen05 need 64 rows per warpgroup; the TMA kernel runs from :data:`TMA_MIN_M` rows)."""
+    return WS_TMA_CONFIGS + [c for c in CONFIGS if c.kwargs["BLOCK_M"] >= 64]
 
 
 def variant_configs(variant: str) -> list[triton.Config]:
@@ -92,10 +126,10 @@ def variant_configs(variant: str) -> list[triton.Config]:
 
 
 @functools.lru_cache(maxsize=1024)
-def default_config(variant: str, m: int, elem_bytes: int) -> triton.Config:
+def default_config(variant: str, m: int, elem_bytes: int, arch: int = 0) -> triton.Config:
     """The config launched without autotuning: the first of ``variant``'s configs surviving
-    :func:`prune_configs` for ``m`` rows of ``elem_bytes``-byte operands (cached per key)."""
-    return prune_configs(variant_configs(variant), m, elem_bytes)[0]
+    :func:`prune_configs` for ``m`` rows of ``elem_bytes``-byte operands on ``arch`` (cached per key)."""
+    return prune_configs(variant_configs(variant), m, elem_bytes, arch)[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -118,10 +152,11 @@ def tma_layout_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def select_variant(m: int, arch: int, tma_layout: bool) -> str:
-    """The variant the launcher runs when none is asked for: ``"tma"`` on sm_90+ (``arch``, 0 off a GPU)
-    from :data:`TMA_MIN_M` rows when the layout allows it (``tma_layout``: :func:`tma_layout_ok`), else
-    ``"fused"``. The tile config changes with M too; :func:`kernels._lib.launch.last_launch` records it."""
-    if m >= TMA_MIN_M and arch >= 90 and tma_layout:
+    """The variant the launcher runs when none is asked for: ``"tma"`` on an architecture with TMA
+    (``arch``, 0 off a GPU; :func:`kernels._lib.device.has_tma`) from :data:`TMA_MIN_M` rows when the
+    layout allows it (``tma_layout``: :func:`tma_layout_ok`), else ``"fused"``. The tile config changes
+    with M too; :func:`kernels._lib.launch.last_launch` records it."""
+    if m >= TMA_MIN_M and device.has_tma(arch) and tma_layout:
         return TMA_VARIANT
     return FUSED_VARIANT
 

@@ -134,15 +134,17 @@ def _qkv_tma_kernel(
     stride_vb, stride_vh, stride_vt, stride_vd,
     HEAD_DIM: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_CACHE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    NUM_SMS: tl.constexpr, W_K_CONTIGUOUS: tl.constexpr,
+    NUM_SMS: tl.constexpr, W_K_CONTIGUOUS: tl.constexpr, WARP_SPECIALIZE: tl.constexpr = False,
 ):
-    """The sm_90 (TMA) kernel: same arguments and results as ``_qkv_kernel``, plus the programs launched
-    (``NUM_SMS``) and W's memory order. x is read as one ``[M, K]`` matrix (row stride ``stride_xt``:
-    the launcher only sends x whose batch rows follow each other) and W as ``[N, K]`` (row-major,
-    ``W_K_CONTIGUOUS``) or ``[K, N]`` (column-major) through tensor descriptors: TMA copies whole tiles
-    into shared memory and zero-fills past M, N and K, so no load is masked and nothing wraps. Each
-    program loops over output tiles ``program_id, program_id + NUM_SMS, ...`` (persistent), one
-    K loop and one fused epilogue per tile."""
+    """The TMA kernel (sm_90 and later): same arguments and results as ``_qkv_kernel``, plus the programs
+    launched (``NUM_SMS``) and W's memory order. x is read as one ``[M, K]`` matrix (row stride
+    ``stride_xt``: the launcher only sends x whose batch rows follow each other) and W as ``[N, K]``
+    (row-major, ``W_K_CONTIGUOUS``) or ``[K, N]`` (column-major) through tensor descriptors: TMA copies whole
+    tiles into shared memory and zero-fills past M, N and K, so no load is masked and nothing wraps. Each
+    program loops over output tiles ``program_id, program_id + NUM_SMS, ...`` (persistent), one K loop and
+    one fused epilogue per tile. ``WARP_SPECIALIZE`` (sm_100: the ``WS_TMA_CONFIGS``) flattens the tile
+    and K loops and lets Triton split them into a TMA-load partition, a tcgen05 partition and the
+    epilogue, as tutorial 09's persistent matmul does; off, the loops compile as plain ``range``."""
     x_desc = tl.make_tensor_descriptor(x_ptr, shape=[M, K], strides=[stride_xt, 1],
                                        block_shape=[BLOCK_M, BLOCK_K])
     if W_K_CONTIGUOUS:
@@ -153,7 +155,8 @@ def _qkv_tma_kernel(
                                            block_shape=[BLOCK_K, BLOCK_N])
     num_tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
     k_tiles = tl.cdiv(K, BLOCK_K)
-    for tile_id in range(tl.program_id(0), num_tiles, NUM_SMS):
+    for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_SMS, flatten=WARP_SPECIALIZE,
+                            warp_specialize=WARP_SPECIALIZE):
         pid_m, pid_n = _grouped_tile(tile_id, M, N, BLOCK_M, BLOCK_N, GROUP_M)
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for kk in range(0, k_tiles):

@@ -432,7 +432,8 @@ def test_the_audit_compiles_every_tma_code_path():
     tma = [c for c in compile_cases(90) if c.variant == "tma"]
     fp16 = [c for c in tma if c.dtype == "fp16" and not c.constexprs["HAS_CACHE"]
             and c.constexprs["W_K_CONTIGUOUS"]]
-    assert {c.config for c in fp16} == {triton_config_id(c) for c in prune_configs(tma_configs(), 4096, 2, 90)}
+    picks = prune_configs(tma_configs(), 4096, 2, 90)  # what the autotuner may pick on sm_90
+    assert {c.config for c in fp16} == {triton_config_id(c) for c in picks}
     assert {c.dtype for c in tma} == {"fp16", "bf16", "fp32"}
     column_major = [c for c in tma if not c.constexprs["W_K_CONTIGUOUS"]]
     assert column_major and all(c.shape["weight"] == "column-major" for c in column_major)

@@ -78,6 +78,7 @@ HOW: dict[str, tuple[str, str]] = {
 # Flags the docs name that belong to other tools (the venv, pip, pytest-benchmark extras), with where.
 FOREIGN_FLAGS = {
     "--system-site-packages": "python -m venv",
+    "--target": "pip install (docs/machines.md: where to put the PyPI kernels for the collision test)",
     "--min-speed": "pyperf compare_to (docs/compare.md contrasts it)",
     "--factor": "asv compare (docs/compare.md contrasts it)",
 }

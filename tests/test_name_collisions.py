@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_docs import script_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = '''
@@ -44,12 +46,8 @@ def foreign(request, tmp_path) -> Path:
 
 
 def run(args, foreign: Path, cwd: Path = ROOT, extra_path: tuple[Path, ...] = (), **env):
-    environ = dict(os.environ, TRITON_INTERPRET="1", **env)
+    environ = dict(script_env(), **env)
     environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in (foreign, *extra_path))
-    environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + environ.get("PATH", "")
-    if sys.prefix != sys.base_prefix:
-        environ["RIDGEBENCH_VENV"] = sys.prefix  # the scripts reuse this environment
-    environ.pop("PYTEST_ADDOPTS", None)
     return subprocess.run(args, cwd=cwd, env=environ, capture_output=True, text=True, timeout=300)
 
 

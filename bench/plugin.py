@@ -124,7 +124,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--timing", default="auto", choices=timing.METHODS,
                     help="how a GPU point's device time is measured (default auto: torch.profiler's kernel "
                          "records, else CUDA-graph replay, else a spin sized to the host time; events: "
-                         "the old fixed-spin event clock); README 'How timing is done'")
+                         "the old fixed-spin event clock); docs/timing.md")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
     step_options.add_options(group)

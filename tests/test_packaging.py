@@ -5,6 +5,7 @@ with pytest's ``pythonpath`` putting the checkout first."""
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -106,10 +107,13 @@ def test_data_flows_one_way_roofline_imports_neither_bench_nor_kernels():
 
 
 def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
-    """Standalone roofline (no CPU detector registered) must not guess native bf16."""
+    """Standalone roofline (no CPU detector registered) must not guess native bf16 (no machine forced:
+    RIDGEBENCH_MACHINE would decide instead)."""
     code = ("import sys, roofline.sweeps as s; assert 'bench' not in sys.modules; "
             "print(s.sweep_dtype('cpu')[0], s.sweep_points('smoke', 'cpu')[0].dtype)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "RIDGEBENCH_MACHINE"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=env)
     assert out.stdout.split() == ["float32", "float32"]
 
 

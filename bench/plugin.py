@@ -617,14 +617,15 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                 f"python -m roofline plot {run_dir}", f"python -m roofline claims {run_dir}",
                 f"python -m roofline report {run_dir}", *step_options.report_commands(config, run_dir)]))
         else:
-            lines += _report(run_dir)
+            lines += draw_reports(run_dir)
             lines += step_options.report(config, run_dir)
     return lines
 
 
-def _report(run_dir: Path) -> list[str]:
+def draw_reports(run_dir: Path) -> list[str]:
     """Draw the roofline plots, write the claims report and the HTML page (report.html), when those
-    modules exist; tally the verdicts."""
+    modules exist; tally the verdicts. One line per output, or per failure (``... FAILED: ...``); also
+    scripts/gpu-check.sh's report step, for a run made with --no-report (or cut short)."""
     lines = []
     for module_name, func_name, kwargs in (("roofline.plot", "plot_results", {}),
                                            ("roofline.claims", "write_report", {"hardware": None}),

@@ -15,7 +15,7 @@
 #   3. the timing-method cross-check and 1 GiB read/write/copy bandwidth (crosscheck/)
 #   4. the quick sweep: ONE `pytest --benchmark` run, each kernel family in its own subprocess
 #      (--isolate=on), the ceilings measured once; no autotuning (first surviving config) to fit the box
-#   5. its roofline plots and claims (drawn from the run directory, also when step 4 was cut short)
+#   5. its roofline plots, claims and report.html (also from a run that step 4 cut short)
 #   6. nvidia-smi -q after; summary.txt, with each step's measured time, printed last
 # --dry-run: the same plumbing on a CPU (the GPU hidden): the same single run in the same per-family
 # layout, tests under the interpreter, the smoke sweep, tiny sizes, no nvidia-smi. CI runs it.

@@ -485,6 +485,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     if session.config.getoption("--benchmark"):
         timing.drop_benchmarks(session.config, keep=finished)
     yield
+    if SIGNALS.received is not None:  # a signal after the last case (in the end-of-run steps) is still
+        session.exitstatus = pytest.ExitCode.INTERRUPTED  # a stop: the caller sees 2, not a clean 0
 
 
 @pytest.hookimpl(specname="pytest_sessionfinish")
@@ -497,6 +499,8 @@ def _interrupted(exitstatus: int) -> bool:
 
 
 def _end_state(exitstatus: int) -> dict:
+    if SIGNALS.received is not None:
+        exitstatus = int(pytest.ExitCode.INTERRUPTED)  # what pytest_sessionfinish makes pytest exit with
     return {"exit_status": exitstatus, "interrupted": _interrupted(exitstatus),
             "signal": SIGNALS.received, "finished_utc": dt.datetime.now(dt.timezone.utc).strftime(
                 "%Y-%m-%dT%H:%M:%SZ")}
@@ -609,7 +613,8 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                             else ""))
     if run_info["interrupted"]:
         lines.append(f"INTERRUPTED ({run_info['signal'] or 'KeyboardInterrupt'}): the {len(records)} "
-                     "finished benchmarks are kept, the rest did not run; provenance.json says "
+                     "finished benchmarks are kept (a case stopped part-way is dropped; cases not reached did not "
+                     "run); provenance.json says "
                      '"interrupted": true')
     if has_bench and not config.getoption("--no-report"):
         if run_info["interrupted"]:

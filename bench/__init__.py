@@ -1,5 +1,5 @@
 """ridgebench's benchmark suite: ``pytest --benchmark`` runs ``bench/test_<kernel>.py`` over the sweeps of
-:mod:`roofline.sweeps` and writes ``results/<device-slug>/<UTC timestamp>/``.
+:mod:`roofline.model.sweeps` and writes ``results/<device-slug>/<UTC timestamp>/``.
 
 Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root conftest),
 :mod:`bench.timing` (device-time timer, cache flush, statistics), :mod:`bench.ceilings`
@@ -14,7 +14,7 @@ import importlib.util as _importlib_util
 import sys as _sys
 from pathlib import Path as _Path
 
-from roofline import sweeps as _sweeps
+from roofline.model import sweeps as _sweeps
 
 
 def _check_kernels_is_ours() -> None:

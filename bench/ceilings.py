@@ -6,12 +6,12 @@ probes, measured before the sweep and again after it, the best kept.
 - **Compute**, per dtype class (``tensor16``: bf16 and fp16; ``tf32``, GPU only; ``fp32``): sizes x
   layouts (``square`` ``A @ B``, ``linear`` ``A @ B^T``, ``skinny`` ``F.linear`` of ``SKINNY_ROWS``
   rows) x the class's dtypes. On a CPU the size grows only while the next call fits half the budget.
-- **No native math** (a CPU without bf16/fp16 arithmetic, :func:`roofline.roof.native_math`): those
+- **No native math** (a CPU without bf16/fp16 arithmetic, :func:`roofline.model.roof.native_math`): those
   probes are fp32 math, so they count towards the fp32 ceiling and their class is floored at it.
 - **Stability**: best and median, per pass, with the load: the 1-minute load average (which lags a
   minute behind) and, over the pass itself, how busy the usable cores were (``/proc/stat``) against this
   process's own CPU time, so neighbours are seen while they run (:class:`LoadWindow`);
-  :func:`roofline.roof.assess_ceilings` turns them into the above-roof tolerance and the suspicions.
+  :func:`roofline.model.roof.assess_ceilings` turns them into the above-roof tolerance and the suspicions.
   Each call is timed by :func:`bench.timing.call_timer`.
 """
 
@@ -29,7 +29,7 @@ from torch.nn import functional
 from bench.record import Roofs, reroof_benchmark_doc
 from bench.results import RECORDS, read_records
 from bench.timing import MiB, call_timer, percentile, tf32_matmul
-from roofline.hardware import (
+from roofline.model.hardware import (
     MIG_NOTE,
     HardwareSpec,
     UnknownHardwareError,
@@ -37,7 +37,7 @@ from roofline.hardware import (
     is_mig,
     lookup_device,
 )
-from roofline.roof import MEMORY, assess_ceilings
+from roofline.model.roof import MEMORY, assess_ceilings
 
 GiB = 1024 * MiB
 CLASS_DTYPES: dict[str, tuple[torch.dtype, ...]] = {
@@ -248,7 +248,8 @@ def combine(passes: list[dict], native: dict | None, device_kind: str) -> dict:
     """The ``measured`` block of ``ceilings.json`` from one or two passes (before, after): every ceiling
     is the best over probes and passes; the median and per-pass bests sit beside it.
 
-    ``native`` (:func:`roofline.roof.native_math`, CPU only): a dtype without native math is converted and
+    ``native`` (:func:`roofline.model.roof.native_math`, CPU only): a dtype without native math is converted
+    and
     multiplied in fp32, so (1) the class holding it is floored at the fp32 ceiling and (2) its probes are
     fp32 math too, so they count towards the fp32 ceiling.
     """
@@ -446,9 +447,9 @@ def _write(path: Path, doc: object) -> None:
 def summary_lines(run_dir: Path) -> list[str]:
     """The terminal summary's lines about the roof: the ceilings, the sweep dtype and why, the above-roof
     tolerance, and a warning when the ceilings are suspect or a point beats one."""
-    from roofline.claims import ceiling_lines
     from roofline.errors import UsageError
-    from roofline.results import load_results
+    from roofline.report.claims import ceiling_lines
+    from roofline.report.results import load_results
 
     try:
         results = load_results(run_dir)

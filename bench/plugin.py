@@ -7,13 +7,13 @@ run in every process whatever the arguments; each hook does nothing without ``--
   sets it to 1); create ``results/<device-slug>/<UTC timestamp>/``; pin this process to its GPU (the
   xdist controller assigns each worker a free one); turn SIGTERM into an orderly stop like Ctrl-C;
 - collection: parametrize each ``bench/test_<kernel>.py`` over plain values, ``provider`` and ``case``
-  (the ``roofline.sweeps`` point id), so pytest-benchmark's ``--benchmark-group-by=param:...`` works;
+  (the ``roofline.model.sweeps`` point id), so pytest-benchmark's ``--benchmark-group-by=param:...`` works;
 - the run: each finished benchmark is appended to this process's ``parts/<part>/records.jsonl`` at
   once (:meth:`bench.session.BenchSession.add_record`). On CUDA, without ``-n``, each kernel family
   runs in its own pytest subprocess (``--isolate``), so a sticky CUDA error loses only that family;
 - session finish: drop half-timed records, note the exit status and whether the run was interrupted in
   ``provenance.json``, merge the parts into the run's four files, draw the roofline and write the claims
-  (when ``roofline.plot`` / ``roofline.claims`` are importable), and print the summary last.
+  (when ``roofline.report.plot`` / ``roofline.report.claims`` are importable), and print the summary last.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from bench import providers as provider_registry
 from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
 from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
-from roofline import machine
-from roofline.ops import KERNELS, OPS
-from roofline.sweeps import SweepPoint, sweep_dtype, sweep_points
+from roofline.model import machine
+from roofline.model.ops import KERNELS, OPS
+from roofline.model.sweeps import SweepPoint, sweep_dtype, sweep_points
 
 SESSION = pytest.StashKey[BenchSession]()
 RUN_DIR = pytest.StashKey[Path]()
@@ -98,7 +98,7 @@ SIGNALS = _Signals()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ridgebench", "ridgebench benchmark suite (with --benchmark)")
     group.addoption("--sweep", default="quick", choices=("smoke", "quick", "full"),
-                    help="sweep preset from roofline/sweeps.py (default: quick)")
+                    help="sweep preset from roofline/model/sweeps.py (default: quick)")
     group.addoption("--kernels", default=None, metavar="K1,K2",
                     help="only these kernels, comma-separated: "
                          + "; ".join(f"{name}: {OPS[name].summary}" for name in KERNELS))
@@ -613,8 +613,8 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                             else ""))
     if run_info["interrupted"]:
         lines.append(f"INTERRUPTED ({run_info['signal'] or 'KeyboardInterrupt'}): the {len(records)} "
-                     "finished benchmarks are kept (a case stopped part-way is dropped; cases not reached did not "
-                     "run); provenance.json says "
+                     "finished benchmarks are kept (a case stopped part-way is dropped; cases not reached "
+                     "did not run); provenance.json says "
                      '"interrupted": true')
     if has_bench and not config.getoption("--no-report"):
         if run_info["interrupted"]:
@@ -632,9 +632,9 @@ def draw_reports(run_dir: Path) -> list[str]:
     modules exist; tally the verdicts. One line per output, or per failure (``... FAILED: ...``); also
     scripts/gpu-check.sh's report step, for a run made with --no-report (or cut short)."""
     lines = []
-    for module_name, func_name, kwargs in (("roofline.plot", "plot_results", {}),
-                                           ("roofline.claims", "write_report", {"hardware": None}),
-                                           ("roofline.page", "write_page", {})):
+    for module_name, func_name, kwargs in (("roofline.report.plot", "plot_results", {}),
+                                           ("roofline.report.claims", "write_report", {"hardware": None}),
+                                           ("roofline.report.page", "write_page", {})):
         try:
             module = __import__(module_name, fromlist=[func_name])
             func = getattr(module, func_name)
@@ -657,8 +657,8 @@ def draw_reports(run_dir: Path) -> list[str]:
 
 def verdict_tally(run_dir: Path) -> str:
     """``"measured: 3 supported, 1 inconclusive; model: ..."`` for the run's claims."""
-    from roofline.claims import evaluate
-    from roofline.results import load_results
+    from roofline.report.claims import evaluate
+    from roofline.report.results import load_results
 
     rows = evaluate(load_results(run_dir))
     parts = []

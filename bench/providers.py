@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 ENTRY_POINT_GROUP = "ridgebench.providers"
 OURS = "triton"

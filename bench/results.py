@@ -7,7 +7,7 @@ interrupted or killed run keeps every finished one), ``benchmark-header.json`` (
 machine and commit info, written at the end), ``skipped.json``, ``ceilings.json``, ``provenance.json``.
 :func:`merge_parts` then writes the run's top-level files from all parts (one part: copied; several:
 benchmarks and skips concatenated, each part's device kept) and removes ``parts/``. A run whose end
-never came (SIGKILL, power loss) keeps ``parts/``; ``roofline.results.load_results`` reads it as is.
+never came (SIGKILL, power loss) keeps ``parts/``; ``roofline.report.results.load_results`` reads it as is.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from bench import providers as registry
 from bench.accuracy import Check, ContractError
 from bench.record import extra_info, skip_record
 from bench.session import BenchSession
-from roofline.ops import MATMUL_KERNELS
-from roofline.sweeps import SweepPoint
+from roofline.model.ops import MATMUL_KERNELS
+from roofline.model.sweeps import SweepPoint
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 

@@ -10,7 +10,7 @@
   ``GATE_EXCEPTIONS`` (each waiver with its reason);
 - ``DESIGN.md``: design targets, risks, and how to read the audit's evidence.
 
-``kernels/_lib`` holds the one copy of what they share. The list of ops is :data:`roofline.ops.KERNELS`;
+``kernels/_lib`` holds the one copy of what they share. The list of ops is :data:`roofline.model.ops.KERNELS`;
 docs/adding-a-kernel.md is the recipe.
 """
 

@@ -1,6 +1,6 @@
 """Each Triton launcher's own host work per repeated call, on the CPU, with the kernel launch stubbed out.
 
-A benchmark, not a test: for every point of the quick sweep (``roofline.sweeps``, the GPU's or the
+A benchmark, not a test: for every point of the quick sweep (``roofline.model.sweeps``, the GPU's or the
 CPU's list) the launcher is called the way the suite times it (``bench/test_<kernel>.py``'s
 ``triton_fn(..., first=False)``) on inputs of the point's full shape, with Triton's launch replaced by a
 no-op (``InterpretedFunction.run``, under ``TRITON_INTERPRET=1``), so what is timed is the launcher's
@@ -87,7 +87,7 @@ def measure(device_sweep: str, calls: int, kernels: tuple[str, ...] | None) -> l
     import torch
 
     from bench.runner import bench_class
-    from roofline.sweeps import sweep_points
+    from roofline.model.sweeps import sweep_points
 
     _stub_triton_launch()
     _cached_outputs()

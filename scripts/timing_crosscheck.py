@@ -19,7 +19,8 @@ A case whose ``events``, ``no-spin`` or ``do_bench`` time exceeds the host-free 
 :data:`NOISE_FLOOR`) is flagged: host time inside a device clock. Nothing here is predicted: every number
 is measured on this machine.
 
-The ops are the table's Triton ops (``roofline.ops.KERNELS``), each timed through the one ``KernelBench``
+The ops are the table's Triton ops (``roofline.model.ops.KERNELS``), each timed through the one
+``KernelBench``
 subclass of its ``bench/test_<op>.py``. The GPU cases are data (:data:`GPU_CASES`); an op without one,
 or a case the quick sweep no longer has, is reported as NOT COVERED rather than dropped in silence.
 ``--budget SECONDS`` stops starting cases once the next one (estimated at the longest so far) would pass
@@ -73,8 +74,8 @@ def bench_class(kernel: str) -> type:
 
 
 def _benches() -> dict[str, type]:
-    """Each Triton op of the table (roofline.ops.KERNELS) with its benchmark class."""
-    from roofline.ops import KERNELS
+    """Each Triton op of the table (roofline.model.ops.KERNELS) with its benchmark class."""
+    from roofline.model.ops import KERNELS
 
     return {kernel: bench_class(kernel) for kernel in KERNELS}
 
@@ -83,7 +84,7 @@ def gpu_points(quick: list) -> tuple[list, list[str]]:
     """The quick-sweep points named in :data:`GPU_CASES`, and a note per Triton op without one (or per
     case that is no longer a point of the quick sweep), so a new op or a renamed sweep is said, not
     silently left out."""
-    from roofline.ops import KERNELS
+    from roofline.model.ops import KERNELS
 
     by_key = {(p.kernel, p.sweep, p.label): p for p in quick}
     notes = [f"{kernel}: no example case (add its quick-sweep points to GPU_CASES in "
@@ -212,7 +213,7 @@ def run(out_dir: Path, dry_run: bool, budget_s: float | None = None) -> dict:
 
     from bench.runner import import_kernel
     from bench.session import open_session
-    from roofline.sweeps import sweep_points
+    from roofline.model.sweeps import sweep_points
 
     cuda = torch.cuda.is_available() and not dry_run
     session = open_session(run_dir=out_dir / "session", worker_id=None,

@@ -22,7 +22,7 @@ from bench.test_qkv import QkvBench
 from bench.test_softmax import SoftmaxBench
 from kernels.attention import attention_ref
 from kernels.qkv import qkv_projection_ref, qkv_projection_unfused
-from roofline.sweeps import SWEEP_DTYPES, SweepPoint, sweep_points
+from roofline.model.sweeps import SWEEP_DTYPES, SweepPoint, sweep_points
 
 BENCHES = {"qkv": QkvBench, "gemv": GemvBench, "attention": AttentionBench, "softmax": SoftmaxBench,
            "gelu": GeluBench}

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bench.session import BenchSession, open_session
-from roofline.sweeps import sweep_points
+from roofline.model.sweeps import sweep_points
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ from bench.results import RECORDS
 from bench.session import BenchSession, GpuAllocator, check_worker_count
 from bench.test_gelu import GeluBench
 from bench.timing import tf32_matmul
-from roofline.sweeps import SweepPoint
+from roofline.model.sweeps import SweepPoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")
 POINT = SweepPoint("gelu", "gelu/mlp.t", {"n": 2 * 176, "approximate": "tanh", "bias_len": 176}, "float32",

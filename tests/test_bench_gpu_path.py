@@ -23,8 +23,8 @@ from bench.record import EXTRA_INFO_FIELDS, Roofs
 from bench.session import BenchSession
 from bench.test_softmax import SoftmaxBench
 from bench.timing import DeviceClock, TimingError, use_device_clock
-from roofline.hardware import PRESETS, from_measured
-from roofline.sweeps import SweepPoint
+from roofline.model.hardware import PRESETS, from_measured
+from roofline.model.sweeps import SweepPoint
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -122,7 +122,7 @@ def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, hos
         assert how["host_over_bare"] == pytest.approx(how["host_launch_s"] / how["bare_launch_s"])
     else:
         assert how["kernel_launches"] == 0 and how["bare_launch_s"] is None
-    # measured roof first (roofline.roof), the datasheet's fraction beside it
+    # measured roof first (roofline.model.roof), the datasheet's fraction beside it
     assert info["roof_source"] == "measured" and info["hardware"] == H100
     assert info["roofs"]["datasheet"]["hardware"] == "H100-SXM5" and info["datasheet_roof_fraction"] > 0
     assert info["max_error"] <= 1e-3 and session.timed == 1

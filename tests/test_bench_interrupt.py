@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from bench.results import HEADER, RECORDS, append_record, merge_parts, part_dir, read_records
-from roofline.cli import main as roofline_main
 from roofline.errors import UsageError
-from roofline.results import ResultsWarning, load_results
+from roofline.report.cli import main as roofline_main
+from roofline.report.results import ResultsWarning, load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_RUN = ROOT / "tests" / "data" / "cpu-quick" / "benchmark.json"
@@ -75,7 +75,7 @@ def test_a_part_with_no_finished_record_writes_no_benchmark_json(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# Loaders: roofline.results and the roofline CLI
+# Loaders: roofline.report.results and the roofline CLI
 # ------------------------------------------------------------------------------------------------
 
 def test_a_half_timed_record_is_skipped_with_a_warning_not_the_whole_run(tmp_path):

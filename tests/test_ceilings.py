@@ -14,7 +14,7 @@ import torch
 from bench import ceilings
 from bench.record import Roofs
 from bench.results import RECORDS, append_record, read_records
-from roofline.roof import MEMORY, assess_ceilings, point_roof
+from roofline.model.roof import MEMORY, assess_ceilings, point_roof
 
 CPU = torch.device("cpu")
 NOT_NATIVE = {d: {"native": False, "reason": "faked: no native math"} for d in ("bfloat16", "float16")}

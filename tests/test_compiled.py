@@ -43,7 +43,7 @@ from kernels.qkv.configs import CONFIGS as QKV_CONFIGS
 from kernels.softmax import TOLERANCES as SOFTMAX_TOL
 from kernels.softmax import configs as softmax_configs
 from kernels.softmax import softmax, softmax_ref
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 F16, BF16 = torch.float16, torch.bfloat16

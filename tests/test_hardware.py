@@ -1,10 +1,10 @@
-"""Hardware presets, device-name lookup and measured specs (roofline/hardware.py)."""
+"""Hardware presets, device-name lookup and measured specs (roofline/model/hardware.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from roofline.hardware import (
+from roofline.model.hardware import (
     DTYPE_CLASSES,
     PRESETS,
     HardwareSpec,
@@ -191,7 +191,7 @@ def test_h200_l2_is_what_the_device_reports():
 @pytest.mark.parametrize("name", ["B200", "GB200", "B300", "RTX-PRO-6000-BLACKWELL", "RTX-5090", "L40S"])
 def test_new_presets_name_their_datasheet_and_arch(name):
     """Each names the datasheet it came from; its shared memory is its architecture row's."""
-    from roofline.arch import ARCHS
+    from roofline.model.arch import ARCHS
 
     spec = PRESETS[name]
     assert spec.source == "datasheet" and spec.notes[0].startswith("source: ") and len(spec.notes[0]) > 30

@@ -29,13 +29,19 @@ def project_modules() -> dict[str, Path]:
     return {module_name(p): p for p in files}
 
 
+_BY_NAME = {"import_module", "__import__"}
+
+
 def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
     """The project modules ``path`` imports: ``import a.b``, ``from a import b`` (``a.b`` when ``b`` is
-    a module, else ``a``) and relative imports, wherever they appear in the file."""
+    a module, else ``a``) and relative imports, wherever they appear in the file; and an import by
+    name, ``importlib.import_module("a.b")`` or ``__import__("a.b")``."""
     is_package = path.name == "__init__.py"
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and _BY_NAME & {ast.unparse(node.func).split(".")[-1]}:
+            out |= {a.value for a in node.args[:1] if isinstance(a, ast.Constant) and a.value in known}
+        elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -96,6 +102,41 @@ def test_project_modules_import_without_a_cycle():
 ])
 def test_find_cycle(graph, cycle):
     assert find_cycle(graph) == cycle
+
+
+# Who may import whom, by prefix: the first matching rule of a module decides. ``roofline.model`` is the
+# pure model, ``roofline.report`` reads results directories and draws; the model never reaches up.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "roofline.errors": (),
+    "roofline.model": ("roofline.errors", "roofline.model"),
+    "kernels": ("kernels", "roofline.errors", "roofline.model"),
+}
+
+
+def _allowed(module: str, target: str) -> bool:
+    for prefix, ok in LAYERS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return any(target == o or target.startswith(o + ".") for o in ok)
+    return True
+
+
+def test_the_layers_hold():
+    """roofline.model imports nothing of the report (lazy, importlib and by-name imports included), and
+    kernels reach roofline only for the model."""
+    bad = sorted(f"{m} -> {t}" for m, targets in import_graph().items() for t in targets
+                 if t.split(".")[0] in PACKAGES and not _allowed(m, t))
+    assert not bad, "imports across the layers: " + "; ".join(bad)
+
+
+def test_an_import_by_name_is_an_edge(tmp_path):
+    (tmp_path / "m.py").write_text('import importlib\n'
+                                   'def f():\n    return importlib.import_module("roofline.report.compare")\n'
+                                   'X = __import__("roofline.report.plot")\n')
+    known = {"roofline.report.compare", "roofline.report.plot", "roofline.model.cost"}
+    assert imported_modules("roofline.model.m", tmp_path / "m.py", known) == {
+        "roofline.report.compare", "roofline.report.plot"}
+    assert not _allowed("roofline.model.m", "roofline.report.plot")
+    assert _allowed("roofline.report.plot", "roofline.model.cost")
 
 
 def test_lazy_and_relative_imports_count(tmp_path):

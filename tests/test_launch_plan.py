@@ -15,8 +15,8 @@ import kernels.attention.configs as attn_configs
 from bench.runner import bench_class
 from kernels._lib import launch
 from kernels.attention import attention
-from roofline.ops import KERNELS
-from roofline.sweeps import sweep_points
+from roofline.model.ops import KERNELS
+from roofline.model.sweeps import sweep_points
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,7 +109,7 @@ def test_data_flows_one_way_roofline_imports_neither_bench_nor_kernels():
 def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
     """Standalone roofline (no CPU detector registered) must not guess native bf16 (no machine forced:
     RIDGEBENCH_MACHINE would decide instead)."""
-    code = ("import sys, roofline.sweeps as s; assert 'bench' not in sys.modules; "
+    code = ("import sys, roofline.model.sweeps as s; assert 'bench' not in sys.modules; "
             "print(s.sweep_dtype('cpu')[0], s.sweep_points('smoke', 'cpu')[0].dtype)")
     env = {k: v for k, v in os.environ.items() if k != "RIDGEBENCH_MACHINE"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
@@ -120,7 +120,8 @@ def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
 RECIPE = ROOT / "docs" / "adding-a-kernel.md"  # the "Adding a kernel" recipe (was in the README)
 SLOTS = ("__init__.py", "kernels.py", "configs.py", "cases.py", "DESIGN.md")
 RECIPE_NAMES = (*(f"`{s}`" for s in SLOTS), "`bench/test_rmsnorm.py`", "`tests/test_rmsnorm.py`",
-                'KERNEL = "rmsnorm"', "`TORCH_BASELINES`", "`roofline/sweeps.py`", "`roofline/ops.py`",
+                'KERNEL = "rmsnorm"', "`TORCH_BASELINES`", "`roofline/model/sweeps.py`",
+                "`roofline/model/ops.py`",
                 "`rmsnorm_ref`", "`VARIANTS`", "`TOLERANCES`", "`compile_cases(arch)`", "`REQUIRED_GATES`",
                 "`GATE_EXCEPTIONS`")
 
@@ -147,7 +148,7 @@ def test_every_op_has_the_files_the_readme_recipe_names(op):
     assert callable(cases.compile_cases) and isinstance(cases.REQUIRED_GATES, dict)
     assert isinstance(cases.GATE_EXCEPTIONS, dict)
     from bench.providers import TORCH_BASELINES
-    from roofline.sweeps import sweep_points
+    from roofline.model.sweeps import sweep_points
 
     assert op in TORCH_BASELINES
     assert any(p.kernel == op for p in sweep_points("smoke", "cpu"))

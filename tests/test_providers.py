@@ -18,7 +18,7 @@ import torch
 
 from bench import providers
 from kernels.attention import attention_ref
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -468,7 +468,7 @@ def test_providers_all_collects_what_can_run_here(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 def _record(provider, rows, median_s, sweep="softmax/cols"):
-    from roofline.results import Record
+    from roofline.report.results import Record
 
     shape = {"rows": rows, "cols": 128}
     return Record(f"test_softmax[{provider}-{rows}]", "softmax", None, provider, sweep, shape, "float32",
@@ -477,7 +477,7 @@ def _record(provider, rows, median_s, sweep="softmax/cols"):
 
 
 def test_speedup_is_torch_time_over_provider_time_at_the_same_point():
-    from roofline.speedup import speedups, table_lines
+    from roofline.report.speedup import speedups, table_lines
 
     records = [_record("torch", 4, 2e-3), _record("torch", 8, 4e-3), _record("mine", 4, 1e-3),
                _record("mine", 8, 8e-3), _record("mine", 16, 1e-3),  # no torch at rows=16: left out
@@ -492,7 +492,7 @@ def test_speedup_is_torch_time_over_provider_time_at_the_same_point():
 
 
 def test_ours_against_each_provider_at_the_same_points():
-    from roofline.speedup import versus_lines
+    from roofline.report.speedup import versus_lines
 
     records = [_record("triton", 4, 1e-3), _record("triton", 8, 2e-3), _record("sdpa-flash", 4, 0.9e-3),
                _record("sdpa-flash", 8, 2.2e-3), _record("torch", 4, 3e-3)]
@@ -503,7 +503,7 @@ def test_ours_against_each_provider_at_the_same_points():
 
 
 def test_every_builtin_provider_and_a_few_user_ones_get_their_own_marker():
-    from roofline.plot.layout import provider_marker
+    from roofline.report.plot.layout import provider_marker
 
     known = [*providers.names(), "mine", "theirs", "yours"]
     markers = [provider_marker(p, known) for p in known]

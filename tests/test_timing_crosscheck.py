@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from roofline.ops import KERNELS
-from roofline.sweeps import sweep_points
+from roofline.model.ops import KERNELS
+from roofline.model.sweeps import sweep_points
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "timing_crosscheck.py"
 

@@ -17,8 +17,8 @@ from bench import timing
 from bench.runner import bench_class
 from bench.timing import LAUNCH_COVER_CYCLES, DeviceRecord, TimingError
 from kernels._lib import launch
-from roofline.ops import KERNELS
-from roofline.sweeps import sweep_points
+from roofline.model.ops import KERNELS
+from roofline.model.sweeps import sweep_points
 
 US = 1e-6
 CYCLES_PER_S = 2e9  # the simulated spin clock: LAUNCH_COVER_CYCLES is 100 us

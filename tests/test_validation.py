@@ -24,7 +24,7 @@ from kernels.gelu import gelu, gelu_ref
 from kernels.gemv import gemv, gemv_ref
 from kernels.qkv import qkv_projection, qkv_projection_ref
 from kernels.softmax import softmax, softmax_ref
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 # ----------------------------------------------------------------------------------------------
 # Inputs for each launcher: (call, arguments) with one tensor argument to move between devices

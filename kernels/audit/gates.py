@@ -8,7 +8,7 @@ Universal gates (every case, every architecture):
 - ``no_spills``: no register spills and no local memory: no ``STL``/``LDL`` in the SASS, a stack frame
   of 0 bytes and 0 bytes of local memory (``cuobjdump -res-usage``).
 - ``shared_memory``: shared memory per block within the architecture's per-block maximum (166,912 B on
-  sm_80, 232,448 B on sm_90 and sm_100, 101,376 B on sm_120; :mod:`roofline.arch`), so the launch cannot
+  sm_80, 232,448 B on sm_90 and sm_100, 101,376 B on sm_120; :mod:`roofline.model.arch`), so the launch cannot
   fail with Triton's ``OutOfResources``.
 
 Gates a case opts into through ``CompileCase.gates``:
@@ -47,7 +47,7 @@ from types import ModuleType
 from kernels._lib.device import MMA_GATES, MMA_OPCODES
 from kernels.audit.compile import AuditLine
 from kernels.audit.occupancy import LIMITS
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 UNIVERSAL_GATES: tuple[str, ...] = ("compiles", "no_spills", "shared_memory")
 OPT_IN_GATES: tuple[str, ...] = ("tensor_cores", *MMA_GATES, "vec128_loads")

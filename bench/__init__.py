@@ -4,7 +4,7 @@
 Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root conftest),
 :mod:`bench.timing` (device-time timer, cache flush, statistics), :mod:`bench.ceilings`
 (measured bandwidth and matmul peaks), :mod:`bench.provenance` (what ran where),
-:mod:`bench.results` (results directories, per-worker parts and their merge), :mod:`bench.record`
+:mod:`roofline.rundir` (results directories, per-worker parts and their merge), :mod:`bench.record`
 (the ``extra_info`` of one benchmark), :mod:`bench.session` (per-process state and device pinning),
 :mod:`bench.runner` (one benchmark: check, time, record). No module here imports a kernel at import
 time: Triton decides interpreter-or-compiler when a kernel module is imported.

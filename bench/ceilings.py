@@ -27,17 +27,16 @@ import torch
 from torch.nn import functional
 
 from bench.record import Roofs, reroof_benchmark_doc
-from bench.results import RECORDS, read_records
 from bench.timing import MiB, call_timer, percentile, tf32_matmul
 from roofline.model.hardware import (
     MIG_NOTE,
     HardwareSpec,
     UnknownHardwareError,
-    from_measured,
     is_mig,
     lookup_device,
 )
 from roofline.model.roof import MEMORY, assess_ceilings
+from roofline.rundir import CEILINGS, RECORDS, measured_spec, read_records
 
 GiB = 1024 * MiB
 CLASS_DTYPES: dict[str, tuple[torch.dtype, ...]] = {
@@ -369,19 +368,6 @@ def datasheet_for(device_name: str, device_kind: str, l2_bytes: int | None = Non
     return spec
 
 
-def measured_spec(device_name: str, measured: dict, datasheet: HardwareSpec | None,
-                  l2_bytes: int | None = None) -> HardwareSpec:
-    """The spec built from measured ceilings (caches and SMs from the datasheet preset, if any; the
-    device-reported L2 wins)."""
-    spec = from_measured(device_name, measured["mem_bandwidth"], measured["peak_flops"], base=datasheet,
-                         notes=(measured["method"],))
-    if l2_bytes:
-        from dataclasses import replace
-
-        spec = replace(spec, l2_bytes=int(l2_bytes))
-    return spec
-
-
 def ceilings_document(device_name: str, measured: dict, datasheet: HardwareSpec | None) -> dict:
     """``ceilings.json``: ``{"device", "measured", "datasheet"}`` (the results contract), plus
     ``datasheet_note`` when a GPU has no datasheet preset (a MIG slice, an unknown part)."""
@@ -404,7 +390,7 @@ def before_sweep(device: torch.device, device_name: str, cache_bytes: int | None
 def roofs_and_document(device, device_name, cache_bytes, measured) -> tuple[Roofs, dict]:
     l2 = cache_bytes if device.type == "cuda" else None
     datasheet = datasheet_for(device_name, device.type, l2)
-    roofs = Roofs(measured_spec(device_name, measured, datasheet, l2), datasheet)
+    roofs = Roofs(measured_spec(device_name, measured, datasheet), datasheet)
     return roofs, ceilings_document(device_name, measured, datasheet)
 
 
@@ -419,7 +405,7 @@ def after_sweep(session, *, budget_s: float = 0.5) -> None:
     final = combine([before, after], measured.get("native"), session.device.type)
     session.roofs, session.ceilings = roofs_and_document(session.device, session.device_name,
                                                          session.cache_bytes, final)
-    _write(session.part_dir / "ceilings.json", session.ceilings)
+    _write(session.part_dir / CEILINGS, session.ceilings)
     records_path = session.part_dir / RECORDS  # this process's finished benchmarks, one per line
     if records_path.is_file():
         records, _ = read_records(records_path)
@@ -439,7 +425,7 @@ def _before_pass(measured: dict) -> dict:
 
 
 def _write(path: Path, doc: object) -> None:
-    from bench.results import write_json
+    from roofline.rundir import write_json
 
     write_json(path, doc)
 

@@ -34,12 +34,23 @@ import pytest
 from bench import ceilings as ceilings_mod
 from bench import provenance, step_options, timing
 from bench import providers as provider_registry
-from bench.results import HEADER, merge_parts, new_run_dir, write_json
 from bench.runner import finished
 from bench.session import BenchSession, GpuAllocator, check_worker_count, cpu_device_name, open_session
 from roofline.model import machine
 from roofline.model.ops import KERNELS, OPS
 from roofline.model.sweeps import SweepPoint, sweep_dtype, sweep_points
+from roofline.rundir import (
+    BENCHMARK,
+    CEILINGS,
+    HEADER,
+    PARTS,
+    PROVENANCE,
+    SKIPPED,
+    EndState,
+    merge_parts,
+    new_run_dir,
+    write_json,
+)
 
 SESSION = pytest.StashKey[BenchSession]()
 RUN_DIR = pytest.StashKey[Path]()
@@ -310,7 +321,7 @@ def pytest_configure(config: pytest.Config) -> None:
     doc = provenance.collect(root=ROOT, device=session.device, device_name=session.device_name,
                              command_line=list(argv), sweep=session.sweep, started=started,
                              sweep_dtype={"dtype": dtype, "reason": why})
-    write_json(session.part_dir / "provenance.json", doc)
+    write_json(session.part_dir / PROVENANCE, doc)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -454,14 +465,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         env = _child_env(run_dir, started.isoformat(), family, ceilings_from)
         results[family] = {"exit_status": None}
         rc = _run_child(cmd, env, results[family], cwd=config.invocation_params.dir)
-        part = run_dir / "parts" / family
-        doc = _load_json(part / "provenance.json")
+        part = run_dir / PARTS / family
+        doc = _load_json(part / PROVENANCE)
         if isinstance(doc, dict) and doc.get("fatal"):
             results[family]["fatal"] = doc["fatal"]
         if rc not in (0, 5):  # 5: nothing collected (every case of the family deselected)
             session.testsfailed += 1
-        if ceilings_from is None and (part / "ceilings.json").is_file():
-            ceilings_from = part / "ceilings.json"
+        if ceilings_from is None and (part / CEILINGS).is_file():
+            ceilings_from = part / CEILINGS
     return True
 
 
@@ -498,12 +509,12 @@ def _interrupted(exitstatus: int) -> bool:
     return exitstatus == pytest.ExitCode.INTERRUPTED or SIGNALS.received is not None
 
 
-def _end_state(exitstatus: int) -> dict:
+def _end_state(exitstatus: int, families: dict | None = None) -> dict:
     if SIGNALS.received is not None:
         exitstatus = int(pytest.ExitCode.INTERRUPTED)  # what pytest_sessionfinish makes pytest exit with
-    return {"exit_status": exitstatus, "interrupted": _interrupted(exitstatus),
-            "signal": SIGNALS.received, "finished_utc": dt.datetime.now(dt.timezone.utc).strftime(
-                "%Y-%m-%dT%H:%M:%SZ")}
+    return EndState(exit_status=exitstatus, interrupted=_interrupted(exitstatus), signal=SIGNALS.received,
+                    finished_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    families=families).to_dict()
 
 
 def _close_part(config: pytest.Config, bsession: BenchSession, exitstatus: int) -> None:
@@ -528,7 +539,7 @@ def _close_part(config: pytest.Config, bsession: BenchSession, exitstatus: int) 
         header = {"machine_info": {"error": f"{type(exc).__name__}: {exc}"}, "commit_info": {}}
     header.pop("benchmarks", None)
     write_json(bsession.part_dir / HEADER, header)
-    doc_path = bsession.part_dir / "provenance.json"
+    doc_path = bsession.part_dir / PROVENANCE
     doc = _load_json(doc_path)
     if isinstance(doc, dict):
         if bsession.device_kind == "cuda":
@@ -553,17 +564,15 @@ def _finish(session: pytest.Session, exitstatus: int) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
         return
     families = config.stash.get(FAMILIES, {})
-    run_info = _end_state(exitstatus)
-    if families:
-        run_info["families"] = families
+    run_info = _end_state(exitstatus, families)
     written = merge_parts(run_dir, run_info) if run_dir.is_dir() else {}
     config.stash[REPORT] = summary_lines(config, run_dir, written, run_info)
 
 
 def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info: dict) -> list[str]:
     """What the ridgebench section at the very end of the output says (and removes an empty run)."""
-    has_bench = "benchmark.json" in written
-    skipped = _load_json(run_dir / "skipped.json")
+    has_bench = BENCHMARK in written
+    skipped = _load_json(run_dir / SKIPPED)
     skipped = skipped if isinstance(skipped, list) else []
     disabled = bool(config.getoption("benchmark_disable")) and not config.getoption("benchmark_enable")
     if disabled or (not has_bench and not skipped):
@@ -578,15 +587,15 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
     lines: list[str] = []
     user_json = config.stash[USER_JSON]
     if has_bench and user_json:
-        shutil.copyfile(written["benchmark.json"], user_json)
-    records = _load_json(written["benchmark.json"])["benchmarks"] if has_bench else []
+        shutil.copyfile(written[BENCHMARK], user_json)
+    records = _load_json(written[BENCHMARK])["benchmarks"] if has_bench else []
     by_cat: dict[str, int] = {}
     for s in skipped:
         category = s.get("category", "?") if isinstance(s, dict) else "?"
         by_cat[category] = by_cat.get(category, 0) + 1
     lines.append(f"results: {run_dir}")
     if has_bench:
-        lines.append(f"benchmark data: {written['benchmark.json']}"
+        lines.append(f"benchmark data: {written[BENCHMARK]}"
                      + (f" (copied to {user_json})" if user_json else ""))
     lines.append(f"timed benchmarks: {len(records)}; skipped: "
                  + (", ".join(f"{n} {c}" for c, n in sorted(by_cat.items())) or "none") + " (skipped.json)")

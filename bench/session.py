@@ -21,8 +21,8 @@ import torch
 from bench import ceilings as ceilings_mod
 from bench.provenance import cpu_info
 from bench.record import Roofs
-from bench.results import append_record, part_dir, write_json
 from bench.timing import CudaBackend, cpu_llc_bytes, flush_bytes
+from roofline.rundir import CEILINGS, SKIPPED, append_record, part_dir, write_json
 
 
 def worker_index(worker_id: str | None) -> int:
@@ -178,12 +178,12 @@ class BenchSession:
                 budget = self.ceilings_budget_s if budget_s is None else budget_s
                 self.roofs, self.ceilings = ceilings_mod.before_sweep(self.device, self.device_name,
                                                                      self.cache_bytes, budget_s=budget)
-            write_json(self.part_dir / "ceilings.json", self.ceilings)
+            write_json(self.part_dir / CEILINGS, self.ceilings)
         return self.roofs
 
     def add_skip(self, record: dict) -> None:
         self.skipped.append(record)
-        write_json(self.part_dir / "skipped.json", self.skipped)
+        write_json(self.part_dir / SKIPPED, self.skipped)
 
     def add_record(self, record: dict) -> None:
         """Keep one finished benchmark (its full pytest-benchmark record) on disk now."""

@@ -19,6 +19,8 @@ import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
 
+from roofline.rundir import BENCHMARK, PROVENANCE, SKIPPED
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -95,7 +97,7 @@ def details(out: Path, dry: bool) -> None:
         print(*[line for line in txt.read_text().splitlines() if line.startswith(keep)], sep="\n")
     run = find_run(out / "bench")
     if run is not None:
-        prov = _load(run / "provenance.json")
+        prov = _load(run / PROVENANCE)
         if isinstance(prov, dict):
             families = prov.get("families") or {}
             if families:
@@ -104,10 +106,10 @@ def details(out: Path, dry: bool) -> None:
                     f"{f} ok" if rc in (0, 5) else f"{f} FAILED (exit {rc})" for f, rc in states.items()))
             if prov.get("interrupted"):
                 print("sweep: INTERRUPTED (its time box); the finished benchmarks are kept")
-        bench = _load(run / "benchmark.json")
+        bench = _load(run / BENCHMARK)
         if isinstance(bench, dict):
             print(f"timed benchmarks: {len(bench.get('benchmarks', []))}")
-        skipped = _load(run / "skipped.json")
+        skipped = _load(run / SKIPPED)
         if isinstance(skipped, list):
             cats: dict[str, int] = {}
             for s in skipped:

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 import bench.runner as runner
-from bench.results import RECORDS
 from bench.session import BenchSession, GpuAllocator, check_worker_count
 from bench.test_gelu import GeluBench
 from bench.timing import tf32_matmul
 from roofline.model.sweeps import SweepPoint
+from roofline.rundir import RECORDS
 
 pytestmark = pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")
 POINT = SweepPoint("gelu", "gelu/mlp.t", {"n": 2 * 176, "approximate": "tanh", "bias_len": 176}, "float32",

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import HEADER, RECORDS, append_record, merge_parts, part_dir, read_records
 from roofline.errors import UsageError
 from roofline.report.cli import main as roofline_main
 from roofline.report.results import ResultsWarning, load_results
+from roofline.rundir import HEADER, RECORDS, append_record, merge_parts, part_dir, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_RUN = ROOT / "tests" / "data" / "cpu-quick" / "benchmark.json"
@@ -35,7 +35,7 @@ def _half_timed(name: str = "test_gelu[torch-half]") -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# Writer: bench.results
+# Writer: roofline.rundir
 # ------------------------------------------------------------------------------------------------
 
 def test_records_are_appended_one_per_line_and_a_cut_line_is_reported(tmp_path):

@@ -13,8 +13,8 @@ import torch
 
 from bench import ceilings
 from bench.record import Roofs
-from bench.results import RECORDS, append_record, read_records
 from roofline.model.roof import MEMORY, assess_ceilings, point_roof
+from roofline.rundir import RECORDS, append_record, read_records
 
 CPU = torch.device("cpu")
 NOT_NATIVE = {d: {"native": False, "reason": "faked: no native math"} for d in ("bfloat16", "float16")}

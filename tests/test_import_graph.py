@@ -109,6 +109,7 @@ def test_find_cycle(graph, cycle):
 LAYERS: dict[str, tuple[str, ...]] = {
     "roofline.errors": (),
     "roofline.model": ("roofline.errors", "roofline.model"),
+    "roofline.rundir": ("roofline.errors", "roofline.model", "roofline.rundir"),
     "kernels": ("kernels", "roofline.errors", "roofline.model"),
 }
 

@@ -1,4 +1,4 @@
-"""Model configs and parameter counts (roofline/model/transformer.py, roofline/accounting.param_counts)."""
+"""Model configs and parameter counts (roofline/model/transformer.py, accounting.param_counts)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from bench.ceilings import ceilings_document, combine, datasheet_for, measured_spec
+from bench.ceilings import ceilings_document, combine, datasheet_for
 from bench.provenance import cpu_features, parse_cpuinfo
 from bench.record import Roofs, extra_info
 from bench.timing import Summary
@@ -25,6 +25,7 @@ from roofline.model.transformer import PRESETS as MODELS
 from roofline.report.claims import evaluate, markdown_report, write_report
 from roofline.report.plot import measured_points
 from roofline.report.results import load_results
+from roofline.rundir import measured_spec
 from tests.data.synth import benchmark, write_run
 
 MiB = 2**20
@@ -268,8 +269,8 @@ def test_a_mig_slice_gets_no_datasheet(tmp_path):
     measured = combine(gpu_passes(read=0.25e12, copy=0.2e12), None, "cuda")
     doc = ceilings_document(name, measured, None)
     assert doc["datasheet"] is None and doc["datasheet_note"] == MIG_NOTE
-    spec = measured_spec(name, measured, None, l2_bytes=5 * MiB)
-    assert spec.source == "measured" and spec.l2_bytes == 5 * MiB
+    spec = measured_spec(name, measured, None)
+    assert spec.source == "measured" and spec.mem_bandwidth == measured["mem_bandwidth"]
     records = [at_bandwidth("softmax", dict(rows=4096, cols=4096), "bfloat16", 0.2e12, device=name)]
     path = write_run(tmp_path, records, measured=measured, datasheet=None, device=name)
     res = load_results(path)

@@ -41,7 +41,8 @@ import numpy as np
 
 from roofline.errors import UsageError
 from roofline.model.roof import MEMORY, assess_ceilings
-from roofline.report.results import Results, _unfinished_run, load_results
+from roofline.report.results import Results, load_results
+from roofline.rundir import PARTS, unfinished_benchmarks
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20261201
@@ -127,8 +128,8 @@ def load_run(path: str | Path) -> tuple[dict[str, Timings], Results]:
 def results_timings(results: Results) -> dict[str, Timings]:
     """The timings of a loaded run by name: from its ``benchmark.json``, or from the
     ``parts/*/records.jsonl`` of a run that never finished."""
-    if results.source.name == "parts":
-        raw = _unfinished_run(results.directory, []) or {"benchmarks": []}
+    if results.source.name == PARTS:
+        raw = unfinished_benchmarks(results.directory, []) or {"benchmarks": []}
     else:
         raw = json.loads(results.source.read_text(encoding="utf-8"))
     by_name: dict[str, dict] = {}

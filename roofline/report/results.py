@@ -16,7 +16,6 @@ corrupt ``skipped.json`` or ``provenance.json`` is read as empty; a run that nev
 from __future__ import annotations
 
 import json
-import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -24,17 +23,21 @@ from pathlib import Path
 
 from roofline.errors import UsageError
 from roofline.model.cost import Cost, dtype_name
-from roofline.model.hardware import (
-    DTYPE_CLASSES,
-    MIG_NOTE,
-    PRESETS,
-    HardwareSpec,
-    dtype_class,
-    from_measured,
-    is_mig,
-)
+from roofline.model.hardware import MIG_NOTE, PRESETS, HardwareSpec, dtype_class, is_mig
 from roofline.model.ops import MATMUL_KERNELS, kernel_cost
 from roofline.model.roof import RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for
+from roofline.rundir import (
+    BENCHMARK,
+    CEILINGS,
+    PARTS,
+    PROVENANCE,
+    SKIPPED,
+    Ceilings,
+    parse_ceilings,
+    part_dirs,
+    positive_number,
+    unfinished_benchmarks,
+)
 
 __all__ = ["Record", "Ceilings", "Results", "load_results", "attainable_flops_per_s", "peak_for", "ridge_for",
            "size_label", "slug"]
@@ -136,22 +139,6 @@ def _short(value: object) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
-class Ceilings:
-    """The roofs of the device a run measured: measured (solid on plots) and datasheet (dashed)."""
-
-    device: str
-    measured: HardwareSpec | None
-    datasheet: HardwareSpec | None
-    method: str = ""
-    raw: dict | None = field(default=None, repr=False, compare=False)  # the file's ``measured`` block
-
-    @property
-    def roof(self) -> HardwareSpec | None:
-        """What measured points are judged against: the measured ceilings, else the datasheet's."""
-        return self.measured or self.datasheet
-
-
 @dataclass
 class Results:
     """A loaded run. ``directory`` is where figures and ``claims.md`` go."""
@@ -224,15 +211,6 @@ def _read_json(path: Path, what: str) -> object:
         raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
-def _number(value: object, where: str) -> float:
-    """A finite positive number, or a one-line UsageError naming the field."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"{where}: expected a finite number, got {value!r}")
-    if value <= 0:
-        raise UsageError(f"{where}: expected a positive number, got {value!r}")
-    return float(value)
-
-
 def _record(bench: object, index: int, path: Path) -> Record:
     if not isinstance(bench, dict):
         raise UsageError(f"{path}: benchmarks[{index}] is not an object; not a pytest-benchmark JSON")
@@ -253,9 +231,9 @@ def _record(bench: object, index: int, path: Path) -> Record:
     except ValueError as exc:
         raise UsageError(f"{where}: extra_info.{exc}") from None
     median = extra.get("median_s", stats.get("median"))
-    median_s = _number(median, f"{where}: median_s")
-    p20_s = _number(extra.get("p20_s") or median_s, f"{where}: p20_s")
-    p80_s = _number(extra.get("p80_s") or median_s, f"{where}: p80_s")
+    median_s = positive_number(median, f"{where}: median_s")
+    p20_s = positive_number(extra.get("p20_s") or median_s, f"{where}: p20_s")
+    p80_s = positive_number(extra.get("p80_s") or median_s, f"{where}: p80_s")
     flops, nbytes = extra.get("flops"), extra.get("bytes")
     if flops is None or nbytes is None:
         try:
@@ -263,8 +241,8 @@ def _record(bench: object, index: int, path: Path) -> Record:
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{where}: no flops/bytes recorded and no cost model for it ({exc})") from None
         flops, nbytes = cost.flops, cost.bytes
-    flops = _number(flops, f"{where}: flops")
-    nbytes = _number(nbytes, f"{where}: bytes")
+    flops = positive_number(flops, f"{where}: flops")
+    nbytes = positive_number(nbytes, f"{where}: bytes")
     cls = extra.get("dtype_class") or dtype_class(dtype, matmul=kernel in MATMUL_KERNELS)
     return Record(
         name=name, kernel=kernel, variant=extra.get("variant"), provider=str(extra["provider"]),
@@ -317,70 +295,6 @@ def _optional_json(path: Path, what: str, expected: type, notes: list[str]) -> o
     return doc
 
 
-def _unfinished_run(directory: Path, notes: list[str]) -> dict | None:
-    """A pytest-benchmark document assembled from ``parts/*/records.jsonl``: the records each process
-    of a run wrote as its benchmarks finished, when the run never reached its end (no benchmark.json)."""
-    files = sorted((directory / "parts").glob("*/records.jsonl"), key=lambda p: (len(p.parent.name), p))
-    if not files:
-        return None
-    benchmarks: list = []
-    for path in files:
-        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                benchmarks.append(json.loads(line))
-            except ValueError:
-                notes.append(f"{path}:{n}: not a complete record (cut short when the run was killed?); "
-                             "skipped")
-    notes.append(f"{directory}: no benchmark.json (the run did not finish); {len(benchmarks)} records "
-                 f"read from {len(files)} parts/*/records.jsonl")
-    return {"benchmarks": benchmarks}
-
-
-def _spec_from_dict(data: dict, where: str) -> HardwareSpec:
-    try:
-        name = str(data["name"])
-        if name in PRESETS and data.get("source", "datasheet") != "measured":
-            return PRESETS[name]
-        return HardwareSpec(
-            name=name, peak_flops={str(k): float(v) for k, v in data["peak_flops"].items()},
-            mem_bandwidth=float(data["mem_bandwidth"]), source=str(data.get("source", "datasheet")),
-            l2_bytes=data.get("l2_bytes"), sm_count=data.get("sm_count"), arch=data.get("arch"),
-            description=str(data.get("description", "")), notes=tuple(data.get("notes") or ()),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{where}: malformed hardware spec ({type(exc).__name__}: {exc})") from None
-
-
-def parse_ceilings(data: object, path: Path) -> Ceilings:
-    """:class:`Ceilings` from a parsed ``ceilings.json``."""
-    if not isinstance(data, dict) or "measured" not in data or "datasheet" not in data:
-        raise UsageError(f"{path}: not a ridgebench ceilings.json (no measured/datasheet keys)")
-    device = str(data.get("device") or "unknown")
-    measured = None
-    m = data["measured"]
-    if m is not None:
-        if not isinstance(m, dict) or not isinstance(m.get("peak_flops"), dict):
-            raise UsageError(f"{path}: 'measured' must hold mem_bandwidth and a peak_flops object")
-        bw = _number(m.get("mem_bandwidth"), f"{path}: measured.mem_bandwidth")
-        peaks = {str(k): _number(v, f"{path}: measured.peak_flops.{k}") for k, v in m["peak_flops"].items()
-                 if v is not None}
-        unknown = [k for k in peaks if k not in DTYPE_CLASSES]
-        if unknown or not peaks:
-            raise UsageError(f"{path}: measured.peak_flops needs dtype classes from {DTYPE_CLASSES}, "
-                             f"got {sorted(m['peak_flops'])}")
-        measured = from_measured(device, bw, peaks)
-    datasheet = None
-    if data["datasheet"] is not None:
-        if not isinstance(data["datasheet"], dict):
-            raise UsageError(f"{path}: 'datasheet' must be a hardware spec object or null")
-        datasheet = _spec_from_dict(data["datasheet"], f"{path}: datasheet")
-    method = str(m.get("method", "")) if isinstance(m, dict) else ""
-    return Ceilings(device=device, measured=measured, datasheet=datasheet, method=method,
-                    raw=m if isinstance(m, dict) else None)
-
-
 def load_results(path: str | Path) -> Results:
     """Load a results directory (with ``benchmark.json``, or only the ``parts/`` of a run that never
     finished) or a pytest-benchmark JSON file.
@@ -394,13 +308,13 @@ def load_results(path: str | Path) -> Results:
     notes: list[str] = []
     data = None
     if path.is_dir():
-        source = path / "benchmark.json"
+        source = path / BENCHMARK
         if not source.is_file():
-            data = _unfinished_run(path, notes)
+            data = unfinished_benchmarks(path, notes)
             if data is None:
                 raise UsageError(f"{path}: no benchmark.json in this directory; expected a ridgebench "
                                  "results directory or a pytest-benchmark JSON file")
-            source = path / "parts"
+            source = path / PARTS
     elif path.is_file():
         source = path
     else:
@@ -410,25 +324,25 @@ def load_results(path: str | Path) -> Results:
     records = parse_benchmark_json(data, source, skipped=notes)
     if not records:
         raise UsageError(f"{source}: no benchmarks in this run (see skipped.json beside it)")
-    directory = path if source.name == "parts" else source.parent
+    directory = path if source.name == PARTS else source.parent
     # A run read from its parts has its optional files in the first part that has each.
-    parts = sorted((p for p in (directory / "parts").glob("*") if p.is_dir()), key=lambda p: (len(p.name), p))
-    homes = [directory] if source.name != "parts" else parts
+    parts = part_dirs(directory)
+    homes = [directory] if source.name != PARTS else parts
 
     def find(name: str) -> Path:
         return next((d / name for d in homes if (d / name).is_file()), directory / name)
 
     ceilings = None
-    if find("ceilings.json").is_file():
-        where = find("ceilings.json")
+    if find(CEILINGS).is_file():
+        where = find(CEILINGS)
         ceilings = parse_ceilings(_read_json(where, "ceilings"), where)
-    provenance = _optional_json(find("provenance.json"), "provenance", dict, notes) or {}
+    provenance = _optional_json(find(PROVENANCE), "provenance", dict, notes) or {}
     skipped: list = []
-    if source.name == "parts":
+    if source.name == PARTS:
         for part in parts:
-            skipped += _optional_json(part / "skipped.json", "skipped list", list, notes) or []
+            skipped += _optional_json(part / SKIPPED, "skipped list", list, notes) or []
     else:
-        skipped = _optional_json(directory / "skipped.json", "skipped list", list, notes) or []
+        skipped = _optional_json(directory / SKIPPED, "skipped list", list, notes) or []
     for note in notes:
         warnings.warn(note, ResultsWarning, stacklevel=2)
     return Results(source=source, directory=directory, records=records, ceilings=ceilings,

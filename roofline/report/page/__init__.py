@@ -41,6 +41,7 @@ from roofline.report.page.build import (
     step_section,
 )
 from roofline.report.results import ResultsWarning, load_results
+from roofline.rundir import BENCHMARK, PARTS
 
 __all__ = ["add_arguments", "build_page", "expand_runs", "load_runs", "make_page", "run", "write_page"]
 
@@ -49,7 +50,7 @@ PAGE_NAME = "report.html"
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "benchmark.json").is_file() or (path / "parts").is_dir())
+    return path.is_dir() and ((path / BENCHMARK).is_file() or (path / PARTS).is_dir())
 
 
 def device_runs(directory: Path) -> list[Path]:

@@ -48,7 +48,7 @@ from roofline.precision import (
     precision_options,
     resolve_math,
 )
-from roofline.results import Record, Results, load_results
+from roofline.results import Record, Results, as_results
 from roofline.roof import roof_class, with_matmul_class
 from roofline.step import Component, StepRequest, all_components, read_request
 from roofline.verdict import (
@@ -526,14 +526,14 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
     return save(fig, out_dir / "step")
 
 
-def write_step_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
+def write_step_report(results_dir: str | Path | Results, out_dir: str | Path | None = None, *,
                       output_tokens: int = DEFAULT_OUTPUT_TOKENS, formats: dict | None = None
                       ) -> list[Path]:
     """Write ``step.md``, ``step.json`` and the figure; returns the paths. ``output_tokens``: the
     generation's. ``formats``: ``weights``/``activations``/``kv``/``group_size`` option values, each
     format defaulting to the run's dtype (:func:`roofline.precision.parse_precision`): the precision the
     step is predicted in, instead of the one the run recorded."""
-    results = load_results(results_dir)
+    results = as_results(results_dir)
     request = read_request(results.directory)
     if request is None:
         raise UsageError(f"{results.directory}: no step-request.json; this run was not made with --model")

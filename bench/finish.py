@@ -149,13 +149,13 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
     if has_bench:
         lines.append(f"benchmark data: {written['benchmark.json']}"
                      + (f" (copied to {user_json})" if user_json else ""))
-    timed = len(records) if run is None or run.results is not None else "? (the run could not be loaded)"
-    lines.append(f"timed benchmarks: {timed}; skipped: "
+    unknown = "? (the run could not be loaded)" if run is not None and run.results is None else None
+    lines.append(f"timed benchmarks: {unknown or len(records)}; skipped: "
                  + (", ".join(f"{n} {c}" for c, n in sorted(by_cat.items())) or "none") + " (skipped.json)")
     above = [r for r in records if (r.get("extra_info") or {}).get("above_roof")]
     if run is not None:
         lines.append(f"above the roof (past the ceilings' noise tolerance; a counting error or a ceiling "
-                     f"measured wrong): {len(above)}"
+                     f"measured wrong): {unknown or len(above)}"
                      + (": " + ", ".join(r.get("name", "?") for r in above[:5]) if above else ""))
         lines += run.roof
         lines += timing.launch_summary(records)

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 from roofline.finish import finish
@@ -95,6 +96,35 @@ def test_a_run_that_cannot_be_loaded_fails_each_report_with_the_reason(tmp_path)
                             f"roofline.page.write_page FAILED: {reason}",
                             f"claims tally unavailable: {reason}",
                             f"roofline.step_report FAILED: {reason}"]
+
+
+def _summary(run: Path, **options) -> list[str]:
+    from bench.finish import summary_lines
+
+    opts = {"benchmark_disable": False, "benchmark_enable": False, "--no-report": False, **options}
+    config = types.SimpleNamespace(getoption=lambda name, default=None: opts.get(name, default), stash={})
+    return summary_lines(config, run, {"benchmark.json": run / "benchmark.json"},
+                         {"exit_status": 0, "interrupted": False, "signal": None})
+
+
+def test_the_summary_counts_from_the_loaded_run_and_says_when_it_could_not_load_it(tmp_path):
+    from tests.data.synth import A100, benchmark, write_run
+
+    t = 2 * 4096 * 4096 * 2 / A100.mem_bandwidth
+    above = benchmark("gemv", {"batch": 1, "n": 4096, "k": 4096, "bias": False}, "float16", t / 2)
+    above["extra_info"]["above_roof"] = True
+    run = write_run(tmp_path / "run", [above, benchmark("gemv", {"batch": 2, "n": 4096, "k": 4096,
+                                                                 "bias": False}, "float16", t)])
+    lines = _summary(run, **{"--no-report": True})
+    assert "timed benchmarks: 2; skipped: none (skipped.json)" in lines
+    assert any(line.endswith(f"measured wrong): 1: {above['name']}") for line in lines)
+    assert not any(".write_report" in line for line in lines)  # --no-report: nothing drawn
+    (run / "ceilings.json").write_text('{"measured": 1, "datasheet": null}')
+    lines = _summary(run)
+    assert "timed benchmarks: ? (the run could not be loaded); skipped: none (skipped.json)" in lines
+    assert any(line.startswith("ceilings: not judged (") for line in lines)
+    assert sum("FAILED: UsageError: " in line for line in lines) == 3 and lines[-1].startswith(
+        "claims tally unavailable: UsageError: ")
 
 
 # A real run of one benchmark, in a subprocess whose loader and file reads are counted: every load of a

@@ -31,6 +31,7 @@ REPORTS = (("roofline.plot.plot_results", "roofline.plot", "plot_results"),
            ("roofline.claims.write_report", "roofline.claims.report", "write_rows"),
            ("roofline.page.write_page", "roofline.page", "write_page"))
 
+
 @dataclass
 class Finished:
     """What :func:`finish` hands back: the run as loaded (or why it could not be) and the summary's lines."""

@@ -428,25 +428,3 @@ def _write(path: Path, doc: object) -> None:
     from roofline.rundir import write_json
 
     write_json(path, doc)
-
-
-def summary_lines(run_dir: Path) -> list[str]:
-    """The terminal summary's lines about the roof: the ceilings, the sweep dtype and why, the above-roof
-    tolerance, and a warning when the ceilings are suspect or a point beats one."""
-    from roofline.errors import UsageError
-    from roofline.report.claims import ceiling_lines
-    from roofline.report.results import load_results
-
-    try:
-        results = load_results(run_dir)
-    except UsageError as exc:
-        return [f"ceilings: not judged ({exc})"]
-    lines = []
-    raw = results.ceilings.raw if results.ceilings is not None else None
-    if isinstance(raw, dict) and isinstance(raw.get("ceilings"), dict):
-        parts = []
-        for name, c in raw["ceilings"].items():
-            unit, scale = ("GB/s", 1e9) if name == MEMORY else ("GFLOP/s", 1e9)
-            parts.append(f"{name} {c['best'] / scale:,.1f} {unit} [{c.get('probe', '')}]")
-        lines.append("ceilings (best of before/after the sweep): " + "; ".join(parts))
-    return lines + ceiling_lines(results)

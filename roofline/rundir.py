@@ -83,8 +83,9 @@ def write_json(path: Path, doc: object) -> None:
     tmp.replace(path)
 
 
-def _read(path: Path) -> object | None:
-    """A part's JSON file, or None when it is missing or unreadable (a process killed mid-write)."""
+def read_json(path: Path) -> object | None:
+    """A JSON file of a run or of one of its parts, or None when it is missing or unreadable (a process
+    killed mid-write)."""
     try:
         return json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
@@ -153,11 +154,11 @@ def _part_benchmarks(part: Path) -> dict | None:
     written whole, its ``benchmark.json``)."""
     if (part / RECORDS).is_file():
         records, _ = read_records(part / RECORDS)
-        header = _read(part / HEADER)
+        header = read_json(part / HEADER)
         doc = dict(header) if isinstance(header, dict) else {"machine_info": {}, "commit_info": {}}
         doc["benchmarks"] = records
         return doc
-    doc = _read(part / BENCHMARK)
+    doc = read_json(part / BENCHMARK)
     return doc if isinstance(doc, dict) else None
 
 
@@ -187,7 +188,7 @@ def merge_parts(run_dir: Path, run_info: dict | None = None) -> dict[str, Path]:
     parts = part_dirs(run_dir)
     if not parts:
         return {}
-    loaded = {name: [(p.name, _read(p / name)) for p in parts] for name in RUN_FILES}
+    loaded = {name: [(p.name, read_json(p / name)) for p in parts] for name in RUN_FILES}
     loaded[BENCHMARK] = [(p.name, _part_benchmarks(p)) for p in parts]
     written: dict[str, Path] = {}
 

@@ -61,15 +61,15 @@ def find_run(root: Path) -> Path | None:
 
 def report(root: Path) -> int:
     """The run's plots, claims and report.html, by the suite's own end-of-run step
-    (:func:`bench.plugin.draw_reports`); exit 1 when any of them failed."""
-    from bench.plugin import draw_reports
+    (:func:`roofline.report.finish.finish`); exit 1 when any of them failed."""
+    from roofline.report.finish import finish
 
     run = find_run(root)
     if run is None:
         print(f"gpu-check: no run directory under {root}: the sweep timed nothing")
         return 1
     print(f"run: {run}")
-    lines = draw_reports(run)
+    lines = finish(run).reports
     print(*lines, sep="\n")
     return 1 if any("FAILED" in line or "not available" in line for line in lines) else 0
 

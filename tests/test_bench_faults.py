@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import bench.runner as runner
-from bench.session import BenchSession, GpuAllocator, check_worker_count
+from bench.isolation import GpuAllocator, check_worker_count
+from bench.session import BenchSession
 from bench.test_gelu import GeluBench
 from bench.timing import tf32_matmul
 from roofline.model.sweeps import SweepPoint
@@ -171,9 +172,9 @@ def test_a_restarted_worker_takes_the_gpu_its_dead_predecessor_held():
 
 
 def test_the_controller_hands_each_xdist_worker_a_free_gpu(tmp_path):
-    from bench.plugin import _XdistHooks
+    from bench.isolation import XdistHooks
 
-    hooks = _XdistHooks(tmp_path, dt.datetime.now(dt.timezone.utc), GpuAllocator(2))
+    hooks = XdistHooks(tmp_path, dt.datetime.now(dt.timezone.utc), GpuAllocator(2))
 
     def node(worker_id):
         return types.SimpleNamespace(gateway=types.SimpleNamespace(id=worker_id), workerinput={})
@@ -193,7 +194,7 @@ def test_worker_count_messages_name_what_the_user_typed(monkeypatch):
     assert check_worker_count(16, 8, True, "auto").startswith("-n auto (16 workers): only 8 CUDA")
     assert check_worker_count(2, 0, False, "2").startswith("-n 2: parallel")
     assert check_worker_count(None, 0, False, None) is None
-    from bench.plugin import spelled_numprocesses
+    from bench.isolation import spelled_numprocesses
 
     assert [spelled_numprocesses(a) for a in (["-n", "auto"], ["-nauto"], ["--numprocesses=logical"],
                                               ["-n4", "-x"], ["--benchmark"])] == ["auto", "auto", "logical",

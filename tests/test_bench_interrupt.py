@@ -207,10 +207,10 @@ def test_a_signal_after_the_last_case_still_exits_interrupted(monkeypatch):
     """A signal that lands in the end-of-run steps (the ceilings' second pass), after every case has
     finished: the run is still a stop, so pytest exits 2 and provenance says so, not a clean 0 beside
     "interrupted": true (what a fast CPU showed when its three cases finished before the signal)."""
-    from bench import plugin
+    from bench import finish, plugin
 
     monkeypatch.setattr(plugin.SIGNALS, "received", "SIGTERM")
-    state = plugin._end_state(0)
+    state = finish.end_state(0)
     assert state["exit_status"] == 2 and state["interrupted"] is True and state["signal"] == "SIGTERM"
 
     class _Config:
@@ -234,4 +234,4 @@ def test_a_signal_after_the_last_case_still_exits_interrupted(monkeypatch):
     next(wrapper)
     with pytest.raises(StopIteration):
         wrapper.send(None)
-    assert session.exitstatus == pytest.ExitCode.OK and plugin._end_state(0)["exit_status"] == 0
+    assert session.exitstatus == pytest.ExitCode.OK and finish.end_state(0)["exit_status"] == 0

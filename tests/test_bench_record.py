@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.isolation import check_worker_count
 from bench.record import (
     EXTRA_INFO_FIELDS,
     SKIP_CATEGORIES,
@@ -17,7 +18,7 @@ from bench.record import (
     skip_record,
 )
 from bench.runner import classify as classify_error
-from bench.session import check_worker_count, pinned_device_index, worker_index
+from bench.session import pinned_device_index, worker_index
 from bench.timing import Summary
 from roofline.model.cost import CONVENTIONS
 from roofline.model.hardware import PRESETS, dtype_class, from_measured

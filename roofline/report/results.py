@@ -39,8 +39,8 @@ from roofline.rundir import (
     unfinished_benchmarks,
 )
 
-__all__ = ["Record", "Ceilings", "Results", "load_results", "attainable_flops_per_s", "peak_for", "ridge_for",
-           "size_label", "slug"]
+__all__ = ["Record", "Ceilings", "Results", "load_results", "as_results", "attainable_flops_per_s",
+           "peak_for", "ridge_for", "size_label", "slug"]
 
 REQUIRED_EXTRA = ("kernel", "provider", "shape", "dtype")
 
@@ -347,3 +347,9 @@ def load_results(path: str | Path) -> Results:
         warnings.warn(note, ResultsWarning, stacklevel=2)
     return Results(source=source, directory=directory, records=records, ceilings=ceilings,
                    provenance=provenance, skipped=skipped, warnings=notes)
+
+
+def as_results(run: str | Path | Results) -> Results:
+    """``run`` itself when it is already loaded (the end of a benchmark run loads its directory once and
+    hands the :class:`Results` to every report), else :func:`load_results` of it."""
+    return run if isinstance(run, Results) else load_results(run)

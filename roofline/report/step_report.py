@@ -64,7 +64,7 @@ from roofline.model.verdict import (
     status_label,
     withhold,
 )
-from roofline.report.results import Record, Results, load_results
+from roofline.report.results import Record, Results, as_results
 
 DEFAULT_OUTPUT_TOKENS = 128  # the generation's output tokens per sequence (issue 27's 128 + 128)
 
@@ -529,14 +529,14 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
     return save(fig, out_dir / "step")
 
 
-def write_step_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
+def write_step_report(results_dir: str | Path | Results, out_dir: str | Path | None = None, *,
                       output_tokens: int = DEFAULT_OUTPUT_TOKENS, formats: dict | None = None
                       ) -> list[Path]:
     """Write ``step.md``, ``step.json`` and the figure; returns the paths. ``output_tokens``: the
     generation's. ``formats``: ``weights``/``activations``/``kv``/``group_size`` option values, each
     format defaulting to the run's dtype (:func:`roofline.model.precision.parse_precision`): the precision the
     step is predicted in, instead of the one the run recorded."""
-    results = load_results(results_dir)
+    results = as_results(results_dir)
     request = read_request(results.directory)
     if request is None:
         raise UsageError(f"{results.directory}: no step-request.json; this run was not made with --model")

@@ -21,7 +21,7 @@ from roofline.model.hardware import DEFAULT_HARDWARE, MIG_NOTE, HardwareSpec, ge
 from roofline.model.roof import RunRoofs
 from roofline.model.verdict import INCONCLUSIVE, MEMORY_EVIDENCE, CannotJudge, Verdict, status_label, withhold
 from roofline.report.claims.registry import DECLARED, Claim
-from roofline.report.results import Results, load_results
+from roofline.report.results import Results, as_results, load_results
 
 DEFAULT_DTYPE = "bfloat16"
 # The dtypes the kernels and the model checks handle (float activations; int8 and float64 are known to
@@ -210,12 +210,19 @@ def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Result
     return "\n".join(out)
 
 
-def write_report(results_dir: str | Path, hardware: str | HardwareSpec | None = None,
+def write_report(results_dir: str | Path | Results, hardware: str | HardwareSpec | None = None,
                  dtype: str = DEFAULT_DTYPE, out: str | Path | None = None) -> Path:
-    """Evaluate the claims on a run and write ``claims.md`` beside it (or to ``out``); returns the path."""
-    results = load_results(results_dir)
+    """Evaluate the claims on a run (a results directory, a benchmark JSON, or a run already loaded) and
+    write ``claims.md`` beside it (or to ``out``); returns the path."""
+    results = as_results(results_dir)
     spec = get_preset(hardware) if isinstance(hardware, str) else hardware or default_hardware(results)
-    rows = evaluate(results, spec, dtype)
+    return write_rows(evaluate(results, spec, dtype), spec, results, dtype, out)
+
+
+def write_rows(rows: list[ClaimResult], spec: HardwareSpec, results: Results, dtype: str = DEFAULT_DTYPE,
+               out: str | Path | None = None) -> Path:
+    """Write claims already evaluated (:func:`evaluate` on ``results`` and ``spec``) as ``claims.md``
+    beside the run (or to ``out``); returns the path."""
     path = Path(out) if out is not None else results.directory / "claims.md"
     path.write_text(markdown_report(rows, spec, results, dtype_name(dtype)))
     return path

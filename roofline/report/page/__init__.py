@@ -40,7 +40,7 @@ from roofline.report.page.build import (
     speedup_section,
     step_section,
 )
-from roofline.report.results import ResultsWarning, load_results
+from roofline.report.results import Results, ResultsWarning, load_results
 from roofline.rundir import BENCHMARK, PARTS
 
 __all__ = ["add_arguments", "build_page", "expand_runs", "load_runs", "make_page", "run", "write_page"]
@@ -89,11 +89,21 @@ def expand_runs(paths: list[str | Path], history: bool) -> tuple[list[Path], lis
     return shown, (shown if history else None)
 
 
-def load_runs(paths: list[Path], prefix: str = "run", dropped: list[str] | None = None) -> list[Run]:
+def loaded_path(results: Results) -> Path:
+    """The path a loaded run was loaded from: its directory, or the benchmark JSON file given alone."""
+    return results.directory if results.source.name in (BENCHMARK, PARTS) else results.source
+
+
+def load_runs(paths: list[Path], prefix: str = "run", dropped: list[str] | None = None,
+              loaded: Results | None = None) -> list[Run]:
     """Load every run (``run0``, ``run1``... in the given order). A run that cannot be read raises, or,
-    given a ``dropped`` list (runs found beside the one asked for), is left out with a line there."""
+    given a ``dropped`` list (runs found beside the one asked for), is left out with a line there.
+    ``loaded``: a run already loaded, taken as it is for its path (its directory) instead of loaded again."""
     runs: list[Run] = []
     for path in paths:
+        if loaded is not None and Path(path) == loaded_path(loaded):
+            runs.append(Run(f"{prefix}{len(runs)}", str(path), loaded, list(loaded.warnings)))
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResultsWarning)
             try:
@@ -185,10 +195,12 @@ def build_page(runs: list[Run], history: list[Run] | None = None, notes: list[st
             f"<script>{(ASSETS / 'page.js').read_text()}</script></body></html>\n")
 
 
-def make_page(paths: list[str | Path], history: bool = False) -> tuple[str, list[Run]]:
-    """The page for command-line ``paths`` (see :func:`expand_runs`) and the runs it shows."""
+def make_page(paths: list[str | Path], history: bool = False, loaded: Results | None = None
+              ) -> tuple[str, list[Run]]:
+    """The page for command-line ``paths`` (see :func:`expand_runs`) and the runs it shows; ``loaded``:
+    one of them already loaded (:func:`load_runs`)."""
     shown, past = expand_runs(paths, history)
-    runs = load_runs(shown)
+    runs = load_runs(shown, loaded=loaded)
     by_path = {run.path: run for run in runs}
     old, dropped = None, []
     if past is not None:
@@ -209,10 +221,12 @@ def make_page(paths: list[str | Path], history: bool = False) -> tuple[str, list
     return build_page(runs, old, dropped), runs
 
 
-def write_page(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` into a run directory (what ``pytest --benchmark`` calls), with the history
-    of the runs beside it when ``results/<device>/`` holds several; returns its path."""
-    page, runs = make_page([run_dir])
+def write_page(run_dir: str | Path | Results, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` into a run directory (what ``pytest --benchmark`` calls, with the run already
+    loaded), with the history of the runs beside it when ``results/<device>/`` holds several; returns its
+    path."""
+    loaded = run_dir if isinstance(run_dir, Results) else None
+    page, runs = make_page([loaded_path(loaded) if loaded is not None else run_dir], loaded=loaded)
     path = Path(out) if out is not None else runs[0].results.directory / PAGE_NAME
     path.write_text(page, encoding="utf-8")
     return path

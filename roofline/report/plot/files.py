@@ -18,7 +18,7 @@ from roofline.report.plot.figures import (
     roofline_figure,
 )
 from roofline.report.plot.layout import plt
-from roofline.report.results import load_results, slug
+from roofline.report.results import Results, as_results, slug
 
 
 def save(fig, base: Path) -> list[Path]:
@@ -31,12 +31,13 @@ def save(fig, base: Path) -> list[Path]:
     return paths
 
 
-def plot_results(results_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Draw every (device, dtype) of a run into ``out_dir`` (default: the results directory).
+def plot_results(results_dir: str | Path | Results, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw every (device, dtype) of a run (a results directory or benchmark JSON, or the run already
+    loaded) into ``out_dir`` (default: the results directory).
 
     Returns the written paths (PNG and SVG of a roofline and a roof-fraction chart per device and dtype).
     """
-    results = load_results(results_dir)
+    results = as_results(results_dir)
     roof = results.roof_spec()
     if roof is None:
         raise UsageError(f"{results.source}: no ceilings.json beside it and no known hardware preset in the "

@@ -241,6 +241,11 @@ SDPA_BACKENDS = {"sdpa-flash": "FLASH_ATTENTION", "sdpa-efficient": "EFFICIENT_A
                  "sdpa-cudnn": "CUDNN_ATTENTION", "sdpa-math": "MATH"}
 
 
+def torch_attention_int(q, k_cache, v_cache, past: int):
+    """The attention baseline (:func:`kernels.attention.attention_sdpa`) with the cache length as an int."""
+    return _kmod("attention").attention_sdpa(q, k_cache, v_cache, past)
+
+
 def sdpa_backend(backend: str) -> Callable:
     """The attention baseline (:func:`kernels.attention.attention_sdpa`: the cheapest mask for the case)
     with SDPA restricted to ``backend``; a shape the backend refuses is ``unsupported``."""
@@ -254,7 +259,7 @@ def sdpa_backend(backend: str) -> Callable:
         past = uniform_length(cache_len)
         with sdpa_kernel(chosen):
             try:
-                return _kmod("attention").attention_sdpa(q, k_cache, v_cache, past)
+                return torch_attention_int(q, k_cache, v_cache, past)
             except RuntimeError as exc:
                 if "no available kernel" in str(exc).lower():
                     raise NotImplementedError(f"SDPA's {backend} backend cannot run this case: "

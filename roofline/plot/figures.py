@@ -22,6 +22,7 @@ from roofline.plot.layout import (  # pyplot on the Agg backend
 )
 from roofline.results import Record, size_label
 from roofline.roof import TOLERANCE_FLOOR, RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for
+from roofline.speedup import BASELINE
 
 SEED_REFERENCES = {"A100-SEED-1.5TB": "seed 004", "A100-SEED-2.0TB": "seed 003"}
 ROOF_STYLES = {"measured": "-", "datasheet": "--", "seed": ":"}
@@ -242,7 +243,7 @@ def _draw_points(ax, placer, points: list[Point], kernels: list[str], providers:
         color = kernel_color(kernel, kernels)
         marker = provider_marker(provider, providers)
         measured = [p for p in traj if p.y is not None]
-        line_style = ":" if provider == "torch" else "-"
+        line_style = ":" if provider == BASELINE else "-"
         if len(measured) > 1:
             ax.plot([p.intensity for p in measured], [p.y for p in measured], line_style, color=color,
                     lw=1.1, alpha=0.55, zorder=3, gid=f"sweep:{kernel}:{provider}:{sweep}")

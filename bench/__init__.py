@@ -1,5 +1,6 @@
 """ridgebench's benchmark suite: ``pytest --benchmark`` runs ``bench/test_ops.py`` (one ``test_<kernel>``
-per op of the table, each driven by ``kernels/<kernel>/spec.py``) over the sweeps of :mod:`roofline.sweeps` and writes ``results/<device-slug>/<UTC timestamp>/``.
+per op of the table, each driven by ``kernels/<kernel>/spec.py``) over the sweeps of :mod:`roofline.sweeps`
+and writes ``results/<device-slug>/<UTC timestamp>/``.
 
 Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root conftest),
 :mod:`bench.timing` (device-time timer, cache flush, statistics), :mod:`bench.ceilings`

@@ -152,6 +152,9 @@ class FromSpecs(Mapping):
             raise KeyError(kernel)
         return self._pick(op_spec(kernel))
 
+    def __contains__(self, kernel: object) -> bool:  # without importing the spec
+        return kernel in KERNELS
+
     def __iter__(self):
         return iter(KERNELS)
 

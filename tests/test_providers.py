@@ -562,3 +562,14 @@ def test_no_provider_name_is_compared_as_a_string_outside_the_registry():
             if found:
                 offenders[str(path.relative_to(ROOT))] = found
     assert offenders == {}
+
+
+def test_the_registry_imports_no_kernel_before_a_case_runs():
+    """The plugin asks for provider names and kernels at start-up, before the interpreter decision: the
+    registry answers them without importing ``kernels`` (Triton reads TRITON_INTERPRET at import)."""
+    code = ("import sys, bench.plugin, bench.providers as p; p.names(); "
+            "assert all(p.has_kernel(n, k) for n in ('triton', 'torch') for k in p.KERNELS); "
+            "assert 'gelu' in p.get('triton').impls and 'nope' not in p.get('torch').impls; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kernels', 'triton')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,5 +1,7 @@
-"""ridgebench's benchmark suite: ``pytest --benchmark`` runs ``bench/test_<kernel>.py`` over the sweeps of
-:mod:`roofline.model.sweeps` and writes ``results/<device-slug>/<UTC timestamp>/``.
+"""ridgebench's benchmark suite: ``pytest --benchmark`` runs ``bench/test_ops.py`` (one ``test_<kernel>``
+per op of the table, each driven by ``kernels/<kernel>/spec.py``) over the sweeps of
+:mod:`roofline.model.sweeps`
+and writes ``results/<device-slug>/<UTC timestamp>/``.
 
 Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root conftest),
 :mod:`bench.isolation` (which process runs what: one xdist worker per GPU, one subprocess per kernel

@@ -164,7 +164,7 @@ def families_of(items: list[pytest.Item]) -> list[str]:
     """Kernel families in collection order."""
     seen: list[str] = []
     for item in items:
-        kernel = getattr(getattr(item, "module", None), "KERNEL", None)
+        kernel = getattr(getattr(item, "function", None), "KERNEL", None)
         if kernel is not None and kernel not in seen:
             seen.append(kernel)
     return seen

@@ -6,7 +6,8 @@ each hook does nothing without ``--benchmark``. The hooks stay short; the work i
   kernel module is imported (Triton reads ``TRITON_INTERPRET`` when ``@triton.jit`` decorates): without
   CUDA set it to 1; with CUDA restore the value the user started with (``tests/conftest.py``, also loaded
   at start-up, sets it to 1); create ``results/<device-slug>/<UTC timestamp>/``; open this process's
-  :class:`~bench.session.BenchSession`; parametrize each ``bench/test_<kernel>.py`` over plain values,
+  :class:`~bench.session.BenchSession`; parametrize each ``test_<kernel>`` of ``bench/test_ops.py`` over
+  plain values,
   ``provider`` and ``case`` (the ``roofline.model.sweeps`` point id), so pytest-benchmark's
   ``--benchmark-group-by=param:...`` works. Each finished benchmark is appended to this process's
   ``parts/<part>/records.jsonl`` at once (:meth:`bench.session.BenchSession.add_record`);
@@ -229,13 +230,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # Only the suite's own modules (they declare KERNEL); a test elsewhere may have a `case` fixture too.
-    if "case" not in metafunc.fixturenames or not hasattr(metafunc.module, "KERNEL"):
+    # Only the suite's own benchmarks (they declare KERNEL); a test elsewhere may have a `case` fixture too.
+    if "case" not in metafunc.fixturenames or not hasattr(metafunc.function, "KERNEL"):
         return
     import torch
 
     config = metafunc.config
-    kernel = metafunc.module.KERNEL
+    kernel = metafunc.function.KERNEL
     device_kind = "cuda" if torch.cuda.is_available() else "cpu"
     # a provider without this kernel is not a case of it (an unavailable one is: a recorded skip)
     providers = [p for p in chosen_providers(config, device_kind) if provider_registry.has_kernel(p, kernel)]
@@ -252,7 +253,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def point(case: str, request: pytest.FixtureRequest) -> SweepPoint:
     """The sweep point a benchmark's ``case`` (its id, a plain string parameter) names."""
-    return request.config.stash[POINTS][(request.module.KERNEL, case)]
+    return request.config.stash[POINTS][(request.function.KERNEL, case)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -264,7 +265,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session = config.stash.get(SESSION, None)
     if session is not None and session.device_kind == "cuda":
         for item in items:  # pytest-benchmark records device time (bench.timing.DeviceClock)
-            if getattr(getattr(item, "module", None), "KERNEL", None) is not None:
+            if getattr(getattr(item, "function", None), "KERNEL", None) is not None:
                 timing.use_device_clock(item)
     kernels = _csv(config, "--kernels", KERNELS)
     if isolation.child_part() is not None:
@@ -273,8 +274,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     keep, drop = [], []
     for item in items:
-        module = getattr(item, "module", None)
-        (drop if getattr(module, "KERNEL", None) not in (None, *kernels) else keep).append(item)
+        kernel = getattr(getattr(item, "function", None), "KERNEL", None)
+        (drop if kernel not in (None, *kernels) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -16,8 +16,8 @@ import torch
 
 import bench.runner as runner
 from bench.isolation import GpuAllocator, check_worker_count
+from bench.runner import KernelBench
 from bench.session import BenchSession
-from bench.test_gelu import GeluBench
 from bench.timing import tf32_matmul
 from roofline.model.sweeps import SweepPoint
 from roofline.rundir import RECORDS
@@ -45,24 +45,25 @@ def _request(request: pytest.FixtureRequest) -> types.SimpleNamespace:
                                  session=types.SimpleNamespace(shouldfail=False))
 
 
-class FaultyGelu(GeluBench):
-    """GELU whose torch call raises ``fault`` on call number ``fail_at`` (1 = the checked call), and
+class FaultyGelu(KernelBench):
+    """GELU whose provider call raises ``fault`` on call number ``fail_at`` (1 = the checked call), and
     which keeps weak references to every input it builds."""
 
     def __init__(self, fail_at: int | None = None, fault: BaseException | None = None) -> None:
-        self.fail_at, self.fault, self.calls, self.refs = fail_at, fault, 0, []
+        super().__init__("gelu")
+        self.fail_at, self.fault, self.made, self.refs = fail_at, fault, 0, []
 
     def build(self, point, device):
         x = super().build(point, device)
         self.refs += [weakref.ref(t) for t in x.values() if isinstance(t, torch.Tensor)]
         return x
 
-    def torch_fn(self, kmod, x):
-        inner = super().torch_fn(kmod, x)
+    def provider_fn(self, impl, x):
+        inner = super().provider_fn(impl, x)
 
         def call():
-            self.calls += 1
-            if self.calls == self.fail_at:
+            self.made += 1
+            if self.made == self.fail_at:
                 raise self.fault
             return inner()
         return call

@@ -281,8 +281,8 @@ def speedup_figure(points: list, legend: dict) -> str:
     for provider in provider_order(s.provider for s in points):
         mine = sorted((s for s in points if s.provider == provider), key=lambda s: labels.index(s.label))
         xy = [(left + labels.index(s.label) * step, y(s.speedup), s) for s in mine]
-        color = "#555" if provider == "torch" else legend["kernels"].get(mine[0].kernel, "#1f77b4")
-        dash = ' stroke-dasharray="2 2"' if provider == "torch" else ""
+        color = "#555" if provider == BASELINE else legend["kernels"].get(mine[0].kernel, "#1f77b4")
+        dash = ' stroke-dasharray="2 2"' if provider == BASELINE else ""
         out.append(f'<g data-provider="{esc(provider)}" data-kernel="{esc(mine[0].kernel)}">'
                    f'<polyline fill="none" stroke="{color}"{dash} points="'
                    + " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in xy) + '"/>'

@@ -29,6 +29,7 @@ from roofline.report.plot.layout import (  # pyplot on the Agg backend
     si,
 )
 from roofline.report.results import Record, size_label
+from roofline.report.speedup import BASELINE
 
 SEED_REFERENCES = {"A100-SEED-1.5TB": "seed 004", "A100-SEED-2.0TB": "seed 003"}
 ROOF_STYLES = {"measured": "-", "datasheet": "--", "seed": ":"}
@@ -251,7 +252,7 @@ def _draw_points(ax, placer, points: list[Point], kernels: list[str], providers:
         color = kernel_color(kernel, kernels)
         marker = provider_marker(provider, providers)
         measured = [p for p in traj if p.y is not None]
-        line_style = ":" if provider == "torch" else "-"
+        line_style = ":" if provider == BASELINE else "-"
         if len(measured) > 1:
             ax.plot([p.intensity for p in measured], [p.y for p in measured], line_style, color=color,
                     lw=1.1, alpha=0.55, zorder=3, gid=f"sweep:{kernel}:{provider}:{sweep}")

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 
 from roofline.model.ops import KERNELS
+from roofline.rundir import BASELINE  # the eager PyTorch baseline every speedup is relative to
 
 ENTRY_POINT_GROUP = "ridgebench.providers"
 OURS = "triton"  # the Triton launchers: the kernels this project benchmarks
-BASELINE = "torch"  # the eager PyTorch baseline every speedup is relative to
 
 
 class ProviderError(ValueError):

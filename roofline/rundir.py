@@ -38,6 +38,8 @@ RUN_FILES = (BENCHMARK, CEILINGS, PROVENANCE, SKIPPED)
 RECORDS = "records.jsonl"
 HEADER = "benchmark-header.json"
 PARTS = "parts"
+# the provider every speedup is relative to (eager PyTorch); records name it in their "provider" field
+BASELINE = "torch"
 
 
 def device_slug(device_name: str) -> str:

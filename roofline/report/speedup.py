@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from roofline.report.results import Record
-
-BASELINE = "torch"
+from roofline.rundir import BASELINE
 
 
 @dataclass(frozen=True)

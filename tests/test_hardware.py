@@ -206,3 +206,15 @@ def test_blackwell_arches_and_what_is_unverified():
     assert any(n.startswith("unverified: fp16/bf16") for n in PRESETS["RTX-5090"].notes)
     assert not any(n.startswith("unverified") for n in PRESETS["L40S"].notes)
     assert PRESETS["B200"].ridge() == pytest.approx(281.25)
+
+
+def test_a_measured_spec_keeps_the_datasheets_caches_but_not_its_unmeasured_peaks():
+    """The suite measures bandwidth and the fp32/tf32/16-bit peaks only: a measured spec built on a
+    datasheet keeps its caches and architecture, never its fp8/int8 peaks."""
+    from roofline.model.hardware import PRESETS, from_measured
+
+    base = PRESETS["H100-SXM5"]
+    assert base.int8_peak_ops and base.fp8_peak_flops
+    spec = from_measured("NVIDIA H100 80GB HBM3", 3e12, {"tensor16": 7e14, "fp32": 5e13}, base=base)
+    assert spec.int8_peak_ops is None and spec.fp8_peak_flops is None
+    assert spec.l2_bytes == base.l2_bytes and spec.arch == base.arch and spec.source == "measured"

@@ -289,7 +289,10 @@ def from_measured(
     if base is None:
         return HardwareSpec(name=name, peak_flops=dict(peak_flops), mem_bandwidth=mem_bandwidth,
                             source="measured", description=f"{name} (measured)", notes=tuple(notes))
+    # the low-precision peaks are the datasheet's, not measured: a measured spec has none (a step asking
+    # for int8/fp8 math then says it is predicted on the measured 16-bit roof)
     return replace(base, name=name, peak_flops=dict(peak_flops), mem_bandwidth=mem_bandwidth,
+                   fp8_peak_flops=None, int8_peak_ops=None,
                    source="measured", description=f"{base.description} (measured)", notes=tuple(notes))
 
 

@@ -105,6 +105,17 @@ _TCGEN05 = ("UTCHMMA", "UTCQMMA", "UTCIMMA", "UTCOMMA")
 # 48 warps / 1536 threads per SM on the consumer and embedded parts
 _SMALL_SM = {"max_warps_per_sm": 48, "max_threads_per_sm": 1536}
 
+# AMD CDNA3/CDNA4 compute units (AMD "CDNA 3 Instruction Set Architecture" reference guide, sections 1 and
+# 3; LLVM AMDGPUUsage "Memory Spaces"/"Processors"): 4 SIMDs per CU ("sub_partitions"), wavefronts of 64,
+# up to 8 waves per SIMD (32 per CU), 512 32-bit registers per lane per SIMD shared by a wave's VGPRs and
+# AGPRs (a wave may hold 512: 256 VGPRs + 256 AGPRs), allocated in granules of 8 per lane (512 per
+# wave); workgroups of up to 1024 work-items; LDS is the shared memory (no reservation per workgroup).
+# The matrix class is MFMA (``v_mfma_*``); there is no TMA, tensor memory or Triton warp specialization.
+_CDNA = {"backend": "hip", "warp_size": 64, "regs_per_sm": 4 * 512 * 64, "max_regs_per_thread": 512,
+         "reg_alloc_unit": 8 * 64, "sub_partitions": 4, "max_warps_per_sm": 32, "max_threads_per_sm": 2048,
+         "max_blocks_per_sm": 32, "smem_reserved_per_block": 0, "smem_alloc_unit": 512,
+         "mma_class": "mfma", "mma_opcodes": ("MFMA",), "mma_gate": "mfma", "native_mma_min_rows": 16}
+
 ARCHS: dict[int | str, ArchSpec] = {
     s.arch: s
     for s in (
@@ -128,6 +139,11 @@ ARCHS: dict[int | str, ArchSpec] = {
                  mma_reads_smem=True, tma=True, tmem_columns=512, warp_specialize=True),
         ArchSpec(arch=120, name="sm_120 (RTX PRO 6000/RTX 50)", **_SMALL_SM, max_blocks_per_sm=24,
                  smem_per_sm=100 * KiB, smem_per_block=99 * KiB, tma=True, audited=True),
+        # AMD CDNA3 (MI300X/MI325X) and CDNA4 (MI355X): per CU and per workgroup (see _CDNA)
+        ArchSpec(arch="gfx942", name="gfx942 (MI300X/MI325X)", **_CDNA, smem_per_sm=64 * KiB,
+                 smem_per_block=64 * KiB, audited=True),
+        ArchSpec(arch="gfx950", name="gfx950 (MI355X)", **_CDNA, smem_per_sm=160 * KiB,
+                 smem_per_block=160 * KiB, audited=True),
     )
 }
 
@@ -142,7 +158,7 @@ AUDITED_ARCHS: tuple[int | str, ...] = tuple(a for a, s in ARCHS.items() if s.au
 # Configs shared by every architecture (the QKV and GEMV tile lists) fit the sm_80 per-block limit they
 # were chosen for; an architecture with less (sm_86/89/120: 99 KiB) prunes to its own.
 SHARED_CONFIG_SMEM_PER_BLOCK: int = ARCHS[80].smem_per_block
-SMALLEST_SMEM_PER_BLOCK: int = min(s.smem_per_block for s in ARCHS.values())
+SMALLEST_SMEM_PER_BLOCK: int = min(s.smem_per_block for s in ARCHS.values() if s.backend == "cuda")
 # What a launch off a GPU (the CPU interpreter) plans its configs for where it must name an architecture:
 # the one the shared config lists were chosen on.
 INTERPRETER_ARCH: int = 80

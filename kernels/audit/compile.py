@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from kernels._lib.aot import CompileCase
 from kernels._lib.device import MMA_OPCODES
 from kernels.audit.efficiency import efficiency
-from kernels.audit.occupancy import LIMITS, occupancy
+from kernels.audit.occupancy import LIMITS, amd_occupancy, occupancy
 from kernels.audit.sass import dump_cubin, mma_versions, parse_resource_usage, parse_sass
 
 
@@ -66,6 +66,9 @@ class AuditLine:
     compile_s: float = 0.0
     compile_cpu_s: float = 0.0
     registers: int | None = None
+    agprs: int | None = None            # AMD: accumulation registers per lane (VGPRs are ``registers``)
+    sgprs: int | None = None            # AMD: scalar registers per wave
+    spilled_registers: int | None = None  # AMD: VGPRs + SGPRs spilled (.vgpr/.sgpr_spill_count)
     stack_bytes: int | None = None
     local_bytes: int | None = None
     local_loads: int | None = None
@@ -250,6 +253,8 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     line.compile_s = time.perf_counter() - start
     line.compile_cpu_s = _cpu_seconds() - cpu_start
     line.compiled = True
+    if LIMITS[arch].backend == "hip":
+        return _read_amdgcn(line, case, compiled, arch)
     target = _PTX_TARGET_RE.search(compiled.asm.get("ptx", ""))
     line.target = target.group(1) if target else f"sm_{arch}"
     line.shared_bytes = int(compiled.metadata.shared)
@@ -289,4 +294,37 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
         arch, registers=res.registers, num_warps=max(block_warps, case.num_warps),
         shared_bytes=line.shared_bytes, tmem_columns=line.tmem_columns,
     ).to_dict()
+    return line
+
+
+def _read_amdgcn(line: AuditLine, case: CompileCase, compiled: object, arch: int | str) -> AuditLine:
+    """Fill ``line`` from an AMD compile's AMDGCN text (:mod:`kernels.audit.amdgcn`)."""
+    from kernels.audit import amdgcn
+
+    text = compiled.asm.get("amdgcn", "")
+    line.target = str(arch)
+    line.shared_bytes = int(compiled.metadata.shared)
+    line.global_scratch_bytes = int(getattr(compiled.metadata, "global_scratch_size", 0) or 0)
+    try:
+        res = amdgcn.parse_resources(text)
+    except ValueError as exc:
+        line.compiled = False
+        line.error = str(exc)
+        return line
+    instrs = amdgcn.parse_instructions(text)
+    summary = amdgcn.summarize(instrs)
+    line.registers, line.agprs, line.sgprs = res.vgprs, res.agprs, res.sgprs
+    line.stack_bytes = res.scratch_bytes
+    line.local_bytes = 0
+    line.spilled_registers = res.vgpr_spills + res.sgpr_spills
+    line.local_loads, line.local_stores = summary.count("LDL"), summary.count("STL")
+    line.opcodes = summary.opcodes
+    line.ldg_bits, line.stg_bits, line.ldgsts_bits = summary.ldg_bits, summary.stg_bits, summary.ldgsts_bits
+    k, block_k = case.shape.get("k", case.shape.get("d_model")), case.constexprs.get("BLOCK_K")
+    k_steps = -(-k // block_k) if isinstance(k, int) and isinstance(block_k, int) else None
+    line.efficiency = efficiency(instrs, kernel=case.kernel, variant=case.variant, dtype=line.dtype,
+                                 constexprs=case.constexprs, num_warps=case.num_warps,
+                                 ttgir=compiled.asm.get("ttgir", ""), k_steps=k_steps).to_dict()
+    line.occupancy = amd_occupancy(arch, compiler_waves_per_simd=res.waves_per_simd, num_warps=case.num_warps,
+                                   shared_bytes=line.shared_bytes).to_dict()
     return line

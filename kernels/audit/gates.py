@@ -135,6 +135,7 @@ def gate_failure(gate: str, line: AuditLine) -> str | None:
         found = {
             "STL (spill stores)": line.local_stores, "LDL (spill loads)": line.local_loads,
             "stack bytes": line.stack_bytes, "local bytes": line.local_bytes,
+            "spilled registers": line.spilled_registers,
         }
         bad = [f"{k}={v}" for k, v in found.items() if v]
         return None if not bad else "uses local memory: " + ", ".join(bad)

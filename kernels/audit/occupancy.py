@@ -46,6 +46,7 @@ class Occupancy:
     fraction: float
     limiter: str
     blocks_by: dict[str, int]
+    waves_per_simd: int | None = None  # AMD: resident waves on each of the CU's 4 SIMDs
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,3 +111,38 @@ def occupancy(arch: int | str, *, registers: int, num_warps: int, shared_bytes: 
         limiter=limiter,
         blocks_by=blocks_by,
     )
+
+
+def amd_occupancy(arch: int | str, *, compiler_waves_per_simd: int, num_warps: int,
+                  shared_bytes: int) -> Occupancy:
+    """Resident workgroups and waves per CU on an AMD architecture (``backend == "hip"`` in the table).
+
+    The registers' limit is the compiler's (``; Occupancy:`` in the AMDGCN: waves per SIMD its VGPRs,
+    AGPRs and SGPRs allow); LDS is Triton's launch-time allocation, which the compiler does not see, so
+    it limits workgroups here (``smem_per_sm // shared_bytes``). A workgroup's waves spread over the
+    CU's SIMDs (``sub_partitions``); ``warps_per_sm`` counts waves per CU.
+    """
+    if arch not in LIMITS or LIMITS[arch].backend != "hip":
+        raise ValueError(f"arch: expected an AMD architecture of {list(LIMITS)}, got {arch!r}")
+    if num_warps <= 0:
+        raise ValueError(f"num_warps: expected a positive integer, got {num_warps!r}")
+    if compiler_waves_per_simd < 0 or shared_bytes < 0:
+        raise ValueError(f"compiler_waves_per_simd, shared_bytes: expected values >= 0, got "
+                         f"{compiler_waves_per_simd}, {shared_bytes}")
+    lim = LIMITS[arch]
+    by_regs = compiler_waves_per_simd * lim.sub_partitions // num_warps
+    if shared_bytes > lim.smem_per_block:
+        by_smem = 0
+    else:
+        by_smem = lim.smem_per_sm // _round_up(shared_bytes, lim.smem_alloc_unit) if shared_bytes else \
+            lim.max_blocks_per_sm
+    by_warps = lim.max_warps_per_sm // num_warps if num_warps * lim.warp_size <= lim.max_threads_per_block \
+        else 0
+    blocks_by = {"registers": by_regs, "shared_memory": by_smem, "warps": by_warps,
+                 "blocks": lim.max_blocks_per_sm}
+    blocks = min(blocks_by.values())
+    limiter = "+".join(k for k, v in blocks_by.items() if v == blocks)
+    waves = blocks * num_warps
+    return Occupancy(blocks_per_sm=blocks, warps_per_sm=waves, max_warps_per_sm=lim.max_warps_per_sm,
+                     fraction=waves / lim.max_warps_per_sm, limiter=limiter, blocks_by=blocks_by,
+                     waves_per_simd=waves // lim.sub_partitions)

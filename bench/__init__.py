@@ -10,7 +10,38 @@ Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root c
 time: Triton decides interpreter-or-compiler when a kernel module is imported.
 """
 
+import importlib.util as _importlib_util
+import sys as _sys
+from pathlib import Path as _Path
+
 from roofline import sweeps as _sweeps
+
+
+def _check_kernels_is_ours() -> None:
+    """The bench runs ridgebench's ``kernels``; another package of that name (Hugging Face's kernel hub,
+    ``pip install kernels``) imported first, or earlier on ``sys.path``, would be picked up instead and
+    fail later with a puzzling ``No module named 'kernels.qkv'``. Found without importing anything."""
+    ours = _Path(__file__).resolve().parent.parent / "kernels"
+    try:
+        spec = _importlib_util.find_spec("kernels")
+    except (ImportError, ValueError):  # an imported module without a spec: judged by its file below
+        spec = None
+    module = _sys.modules.get("kernels")
+    if spec is None and module is None:
+        return  # nothing else named kernels either: ours gets imported (or fails) normally
+    locations = list(spec.submodule_search_locations or []) if spec else list(getattr(module, "__path__", []))
+    if any(_Path(p).resolve() == ours for p in locations):
+        return
+    where = (spec.origin if spec else getattr(module, "__file__", None)) or locations or "?"
+    raise ImportError(
+        f"ridgebench: the package `kernels` is {where}, not ridgebench's {ours}: another package named "
+        f"kernels (Hugging Face's kernel hub is one: pip install kernels) was imported first or comes first "
+        f"on sys.path. Run ridgebench from its checkout (pytest, python -m ..., ./scripts/*.sh), or put "
+        f"{ours.parent} first on PYTHONPATH (or sys.path) before importing kernels."
+    )
+
+
+_check_kernels_is_ours()
 
 
 def _this_cpu_features() -> dict:

@@ -124,7 +124,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--timing", default="auto", choices=timing.METHODS,
                     help="how a GPU point's device time is measured (default auto: torch.profiler's kernel "
                          "records, else CUDA-graph replay, else a spin sized to the host time; events: "
-                         "the old fixed-spin event clock); README 'How timing is done'")
+                         "the old fixed-spin event clock); docs/timing.md")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not draw the roofline plots and claims report at the end of the run")
     step_options.add_options(group)
@@ -485,6 +485,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     if session.config.getoption("--benchmark"):
         timing.drop_benchmarks(session.config, keep=finished)
     yield
+    if SIGNALS.received is not None:  # a signal after the last case (in the end-of-run steps) is still
+        session.exitstatus = pytest.ExitCode.INTERRUPTED  # a stop: the caller sees 2, not a clean 0
 
 
 @pytest.hookimpl(specname="pytest_sessionfinish")
@@ -497,6 +499,8 @@ def _interrupted(exitstatus: int) -> bool:
 
 
 def _end_state(exitstatus: int) -> dict:
+    if SIGNALS.received is not None:
+        exitstatus = int(pytest.ExitCode.INTERRUPTED)  # what pytest_sessionfinish makes pytest exit with
     return {"exit_status": exitstatus, "interrupted": _interrupted(exitstatus),
             "signal": SIGNALS.received, "finished_utc": dt.datetime.now(dt.timezone.utc).strftime(
                 "%Y-%m-%dT%H:%M:%SZ")}
@@ -609,7 +613,8 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                             else ""))
     if run_info["interrupted"]:
         lines.append(f"INTERRUPTED ({run_info['signal'] or 'KeyboardInterrupt'}): the {len(records)} "
-                     "finished benchmarks are kept, the rest did not run; provenance.json says "
+                     "finished benchmarks are kept (a case stopped part-way is dropped; cases not reached did not "
+                     "run); provenance.json says "
                      '"interrupted": true')
     if has_bench and not config.getoption("--no-report"):
         if run_info["interrupted"]:
@@ -617,14 +622,15 @@ def summary_lines(config: pytest.Config, run_dir: Path, written: dict, run_info:
                 f"python -m roofline plot {run_dir}", f"python -m roofline claims {run_dir}",
                 f"python -m roofline report {run_dir}", *step_options.report_commands(config, run_dir)]))
         else:
-            lines += _report(run_dir)
+            lines += draw_reports(run_dir)
             lines += step_options.report(config, run_dir)
     return lines
 
 
-def _report(run_dir: Path) -> list[str]:
+def draw_reports(run_dir: Path) -> list[str]:
     """Draw the roofline plots, write the claims report and the HTML page (report.html), when those
-    modules exist; tally the verdicts."""
+    modules exist; tally the verdicts. One line per output, or per failure (``... FAILED: ...``); also
+    scripts/gpu-check.sh's report step, for a run made with --no-report (or cut short)."""
     lines = []
     for module_name, func_name, kwargs in (("roofline.plot", "plot_results", {}),
                                            ("roofline.claims", "write_report", {"hardware": None}),

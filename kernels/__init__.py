@@ -11,7 +11,7 @@
 - ``DESIGN.md``: design targets, risks, and how to read the audit's evidence.
 
 ``kernels/_lib`` holds the one copy of what they share. The list of ops is :data:`roofline.ops.KERNELS`;
-the README's "Adding a kernel" is the recipe.
+docs/adding-a-kernel.md is the recipe.
 """
 
 # triton < 3.7's interpreter fails with numpy >= 2.4; installs the upstream fix there (no-op otherwise).

@@ -4,7 +4,7 @@ Per op: its name, a one-line summary (help texts), its cost function (:mod:`roof
 its compute roof is the tensor-core one, its plot colour (figures list ops in table order) and the
 sweep trajectories :mod:`roofline.sweeps` runs it along. :data:`KERNELS` (the Triton kernels, one
 package ``kernels/<name>`` each), :data:`MATMUL_KERNELS` and :func:`kernel_cost`
-derive from it. Adding a kernel adds one row here (the README's "Adding a kernel" lists the rest).
+derive from it. Adding a kernel adds one row here (docs/adding-a-kernel.md lists the rest).
 """
 
 from __future__ import annotations

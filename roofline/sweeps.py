@@ -6,7 +6,7 @@ trajectory (``sweep``, named ``kernel/trajectory.where``; the trajectories per k
 :data:`roofline.ops.OPS`) differ along one token axis and form one line on a roofline plot; every width
 comes from a model preset (:mod:`roofline.model`). Presets: ``quick`` (default), ``full`` and ``smoke``
 (one tiny point per kernel on :data:`SMOKE_MODEL`), each for ``cuda`` and ``cpu`` (GPT-2-small widths,
-token axes spaced x4, so a default CPU run takes about a minute); the README's "The main job" section
+token axes spaced x4, so a default CPU run takes about a minute); docs/main-job.md
 lists what each covers. A CPU sweeps in bf16 only where it multiplies bf16 natively
 (:func:`sweep_dtype`), else fp32.
 """

@@ -15,7 +15,7 @@
 #   3. the timing-method cross-check and 1 GiB read/write/copy bandwidth (crosscheck/)
 #   4. the quick sweep: ONE `pytest --benchmark` run, each kernel family in its own subprocess
 #      (--isolate=on), the ceilings measured once; no autotuning (first surviving config) to fit the box
-#   5. its roofline plots and claims (drawn from the run directory, also when step 4 was cut short)
+#   5. its roofline plots, claims and report.html (also from a run that step 4 cut short)
 #   6. nvidia-smi -q after; summary.txt, with each step's measured time, printed last
 # --dry-run: the same plumbing on a CPU (the GPU hidden): the same single run in the same per-family
 # layout, tests under the interpreter, the smoke sweep, tiny sizes, no nvidia-smi. CI runs it.
@@ -48,7 +48,7 @@ if [ $DRY = 1 ]; then
     BOXES=(240 60 10 300 240 420 150 10)
 else
     BUDGET=480; RESERVE=20; GRACE=10  # the 8 minutes, all steps together
-    BOXES=(15 15 10 110 60 200 25 15)
+    BOXES=(40 10 10 100 55 195 25 15)  # set-up: a venv and a few installs on a networked box
 fi
 box_total=0
 for b in "${BOXES[@]}"; do box_total=$((box_total + b)); done
@@ -118,9 +118,11 @@ summary() {  # the summary, last; its details come from the files the steps left
 t0=$SECONDS
 PY=$(timeout -s INT "$(box setup)" bash -c 'source "$1/scripts/env.sh" >&2 && echo "$PY"' _ "$ROOT" \
      2> >(tee "$OUT/setup.log" >&2) | tail -n 1)
+setup_rc=$?
 sleep 0.2  # let tee finish setup.log
 if [ -z "$PY" ] || [ ! -x "$PY" ]; then
     why=$(grep -E '^ridgebench: set-up stopped' "$OUT/setup.log" | head -n 3)
+    [ $setup_rc = 124 ] && why="set-up ran past its $(box setup)s box (installing?): run ./scripts/test.sh once, then this"
     STATUS+=("$(printf '%-22s %-26s %4ss' setup "FAILED" $((SECONDS - t0)))")
     [ -n "$why" ] && STATUS+=("  $why")
     failed=1; PY=

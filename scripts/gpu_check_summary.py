@@ -58,18 +58,18 @@ def find_run(root: Path) -> Path | None:
 
 
 def report(root: Path) -> int:
-    from roofline.claims import write_report
-    from roofline.plot import plot_results
+    """The run's plots, claims and report.html, by the suite's own end-of-run step
+    (:func:`bench.plugin.draw_reports`); exit 1 when any of them failed."""
+    from bench.plugin import draw_reports
 
     run = find_run(root)
     if run is None:
         print(f"gpu-check: no run directory under {root}: the sweep timed nothing")
         return 1
     print(f"run: {run}")
-    for p in plot_results(run):
-        print(f"plot: {p}")
-    print(f"claims: {write_report(run, hardware=None)}")
-    return 0
+    lines = draw_reports(run)
+    print(*lines, sep="\n")
+    return 1 if any("FAILED" in line or "not available" in line for line in lines) else 0
 
 
 def details(out: Path, dry: bool) -> None:

@@ -8,6 +8,7 @@ import pytest
 from roofline.errors import UsageError
 from roofline.hardware import PRESETS as HW
 from roofline.hardware import dtype_class
+from roofline.machine import CPU_MACHINES, ENV, MACHINES
 from roofline.model import PRESETS as MODELS
 from roofline.ops import KERNELS, kernel_cost
 from roofline.sweeps import SMOKE_MODEL, SWEEP_PRESETS, sweep_dtype, sweep_points
@@ -96,13 +97,20 @@ def test_cpu_points_are_cpu_sized():
     assert max(p.shape.get("batch", 0) for p in _by(quick, "gemv")) == 64
 
 
-def test_the_cpu_sweep_dtype_follows_native_math_and_dtype_overrides():
-    """bf16 where the CPU multiplies it natively, fp32 otherwise (roofline.roof.cpu_sweep_dtype), on this
-    machine as detected; --dtype overrides on any device."""
+@pytest.mark.parametrize("forced", [None, *CPU_MACHINES])
+def test_the_cpu_sweep_dtype_follows_native_math_and_dtype_overrides(forced, monkeypatch):
+    """bf16 where the CPU multiplies it natively, fp32 otherwise (roofline.roof.cpu_sweep_dtype): on this
+    machine as detected, and on each CPU machine forced (RIDGEBENCH_MACHINE); --dtype overrides on any
+    device."""
     from bench.provenance import this_cpu_features
 
-    native = this_cpu_features()["native"]["bfloat16"]["native"]
-    expected = "bfloat16" if native else "float32"
+    if forced is None:
+        monkeypatch.delenv(ENV, raising=False)
+        expected = "bfloat16" if this_cpu_features()["native"]["bfloat16"]["native"] else "float32"
+    else:
+        monkeypatch.setenv(ENV, forced)
+        expected = MACHINES[forced].sweep_dtype
+        assert forced in sweep_dtype("cpu")[1]  # the reason names the forced machine
     assert {p.dtype for p in sweep_points("quick", "cpu")} == {expected}
     assert sweep_dtype("cpu")[0] == expected and sweep_dtype("cpu")[1]
     assert {p.dtype for p in sweep_points("quick", "cpu", "bf16")} == {"bfloat16"}

@@ -5,6 +5,7 @@ with pytest's ``pythonpath`` putting the checkout first."""
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -106,19 +107,35 @@ def test_data_flows_one_way_roofline_imports_neither_bench_nor_kernels():
 
 
 def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
-    """Standalone roofline (no CPU detector registered) must not guess native bf16."""
+    """Standalone roofline (no CPU detector registered) must not guess native bf16 (no machine forced:
+    RIDGEBENCH_MACHINE would decide instead)."""
     code = ("import sys, roofline.sweeps as s; assert 'bench' not in sys.modules; "
             "print(s.sweep_dtype('cpu')[0], s.sweep_points('smoke', 'cpu')[0].dtype)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "RIDGEBENCH_MACHINE"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=env)
     assert out.stdout.split() == ["float32", "float32"]
+
+
+RECIPE = ROOT / "docs" / "adding-a-kernel.md"  # the "Adding a kernel" recipe (was in the README)
+SLOTS = ("__init__.py", "kernels.py", "configs.py", "cases.py", "DESIGN.md")
+RECIPE_NAMES = (*(f"`{s}`" for s in SLOTS), "`bench/test_rmsnorm.py`", "`tests/test_rmsnorm.py`",
+                'KERNEL = "rmsnorm"', "`TORCH_BASELINES`", "`roofline/sweeps.py`", "`roofline/ops.py`",
+                "`rmsnorm_ref`", "`VARIANTS`", "`TOLERANCES`", "`compile_cases(arch)`", "`REQUIRED_GATES`",
+                "`GATE_EXCEPTIONS`")
+
+
+def test_the_recipe_names_what_the_test_below_checks():
+    text = RECIPE.read_text()
+    assert [name for name in RECIPE_NAMES if name not in text] == []
 
 
 @pytest.mark.parametrize("op", KERNELS)
 def test_every_op_has_the_files_the_readme_recipe_names(op):
-    """README "Adding a kernel": the package's slots, a bench file declaring the op, a test module, a
+    """docs/adding-a-kernel.md: the package's slots, a bench file declaring the op, a test module, a
     torch baseline and sweep points; so the recipe stays true for every op in the table."""
     package = ROOT / "kernels" / op
-    for slot in ("__init__.py", "kernels.py", "configs.py", "cases.py", "DESIGN.md"):
+    for slot in SLOTS:
         assert (package / slot).is_file(), f"kernels/{op}/{slot}"
     assert f'KERNEL = "{op}"' in (ROOT / "bench" / f"test_{op}.py").read_text()
     assert (ROOT / "tests" / f"test_{op}.py").is_file()

@@ -3,7 +3,7 @@
 ``python -m roofline plot RESULTS [--out DIR]`` draws, per device and dtype of a run, a log-log roofline
 and a roof-fraction chart, and per kernel a speedup figure; ``python -m roofline plot --predict PRESET``
 draws a sweep's predicted positions on a preset's datasheet roofs. PNG and SVG; what the figures show is
-in the README ("Roofline plots and the claims report"). Every point's place comes from
+in docs/roofline-and-claims.md. Every point's place comes from
 :mod:`roofline.roof`. Modules: :mod:`.files` (loading, roofs, files, the command), :mod:`.figures` (the
 charts), :mod:`.speedup` (the speedup figure), :mod:`.layout` (colours, markers, units, label placer).
 """

@@ -51,6 +51,9 @@ class ArchSpec:
     tensor-memory columns per SM (0 without tensor memory). ``warp_specialize``: kernels use Triton's
     automatic warp specialization here (``tl.range(..., warp_specialize=True)``: a TMA load partition,
     an MMA partition and the epilogue; Triton's own tutorials 06 and 09 enable it from capability 10).
+    ``min_waves_per_simd``: the audit's ``occupancy`` gate, resident waves per SIMD a case must reach
+    (AMD rows: 2, what Triton's own AMD attention and matmul configs ask for with ``waves_per_eu=2``:
+    one wave's memory latency hidden behind another's MFMAs; 0 where the gate does not apply).
     ``audited``: the static audit compiles for it.
     """
 
@@ -79,6 +82,7 @@ class ArchSpec:
     tma: bool = False
     tmem_columns: int = 0
     warp_specialize: bool = False
+    min_waves_per_simd: int = 0        # the audit's occupancy floor (0: not gated)
     audited: bool = False
 
     @property
@@ -114,7 +118,8 @@ _SMALL_SM = {"max_warps_per_sm": 48, "max_threads_per_sm": 1536}
 _CDNA = {"backend": "hip", "warp_size": 64, "regs_per_sm": 4 * 512 * 64, "max_regs_per_thread": 512,
          "reg_alloc_unit": 8 * 64, "sub_partitions": 4, "max_warps_per_sm": 32, "max_threads_per_sm": 2048,
          "max_blocks_per_sm": 32, "smem_reserved_per_block": 0, "smem_alloc_unit": 512,
-         "mma_class": "mfma", "mma_opcodes": ("MFMA",), "mma_gate": "mfma", "native_mma_min_rows": 16}
+         "mma_class": "mfma", "mma_opcodes": ("MFMA",), "mma_gate": "mfma", "native_mma_min_rows": 16,
+         "min_waves_per_simd": 2}
 
 ARCHS: dict[int | str, ArchSpec] = {
     s.arch: s
@@ -175,9 +180,21 @@ def get_arch(arch: int | str) -> ArchSpec:
     return ARCHS[key]
 
 
+def arch_label(arch: int | str) -> str:
+    """How reports name ``arch``: ``sm_90`` for a compute capability, the target itself (``gfx942``)
+    for an AMD row."""
+    return f"sm_{arch}" if isinstance(arch, int) else str(arch)
+
+
+def is_hip(arch: int | str) -> bool:
+    """Whether ``arch`` is an AMD (HIP backend) row of the table."""
+    spec = ARCHS.get(arch)
+    return bool(spec and spec.backend == "hip")
+
+
 def smem_per_block(arch: int | str) -> int:
-    """Opt-in shared memory one block may use on ``arch``; the smallest known figure for an unknown
-    one (a CPU run passes 0)."""
+    """Opt-in shared memory one block may use on ``arch``; the smallest NVIDIA figure for an unknown
+    one (a CPU run passes 0; an unknown capability is an older or newer NVIDIA part)."""
     spec = ARCHS.get(arch)
     return spec.smem_per_block if spec else SMALLEST_SMEM_PER_BLOCK
 

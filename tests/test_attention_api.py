@@ -188,7 +188,7 @@ def test_gpu_autotuner_prunes_per_dtype(name, monkeypatch):
     we target (the machine forced: sm_90 keeps its sm_90-only configs, sm_80 does not)."""
     monkeypatch.setenv(ENV, name)
     arch = MACHINES[name].arch
-    tuner = prefill_tuner(128)
+    tuner = prefill_tuner(128, 80)
     assert tuner.keys == PREFILL_AUTOTUNE_KEY and tuner.configs == PREFILL_CONFIGS[128]
     assert {"USE_TMA", "STORE_LSE"} <= set(tuner.keys)  # one tuned config per code path
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float16)}

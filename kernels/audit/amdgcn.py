@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from kernels._lib.device import ARCHS
 from kernels.audit.efficiency import Instruction
 from kernels.audit.sass import COUNTED_OPCODES, WIDTHS, SassSummary, access_width
 
@@ -35,6 +36,8 @@ _FIELDS = {
     "vgpr_spills": re.compile(r"^\s*\.vgpr_spill_count:\s*(\d+)", re.MULTILINE),
     "sgpr_spills": re.compile(r"^\s*\.sgpr_spill_count:\s*(\d+)", re.MULTILINE),
 }
+# the audit's name for a matrix instruction on AMD: the table's opcode for its MFMA class
+_MATRIX_OPCODE = next(s.mma_opcodes[0] for s in ARCHS.values() if s.backend == "hip")
 _LABEL_RE = re.compile(r"^([.\w$]+):")
 _WIDTH_SUFFIX = {"dwordx4": 128, "b128": 128, "dwordx3": 96, "b96": 96, "dwordx2": 64, "b64": 64,
                  "dword": 32, "b32": 32, "ushort": 16, "sshort": 16, "short": 16, "b16": 16,
@@ -83,7 +86,7 @@ def _width_mod(bits: int) -> str:
 def canonical(opcode: str, operands: str) -> tuple[str, bool]:
     """``(audit opcode, is a conditional branch)`` for one AMDGCN mnemonic and its operand text."""
     if opcode.startswith(("v_mfma", "v_smfmac")):
-        return "MFMA", False
+        return _MATRIX_OPCODE, False
     if opcode.startswith(("global_load_lds", "buffer_load")) and (
             "lds" in opcode or re.search(r"\blds\b", operands)):
         return "LDGSTS" + _width_mod(_bits(opcode.replace("_lds", ""))), False

@@ -20,8 +20,8 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
-from kernels._lib.aot import CompileCase
-from kernels._lib.device import MMA_OPCODES
+from kernels._lib.aot import HIP_OPTIONS, CompileCase
+from kernels._lib.device import MMA_OPCODES, arch_label
 from kernels.audit.efficiency import efficiency
 from kernels.audit.occupancy import LIMITS, amd_occupancy, occupancy
 from kernels.audit.sass import dump_cubin, mma_versions, parse_resource_usage, parse_sass
@@ -68,7 +68,8 @@ class AuditLine:
     registers: int | None = None
     agprs: int | None = None            # AMD: accumulation registers per lane (VGPRs are ``registers``)
     sgprs: int | None = None            # AMD: scalar registers per wave
-    spilled_registers: int | None = None  # AMD: VGPRs + SGPRs spilled (.vgpr/.sgpr_spill_count)
+    spilled_registers: int | None = None  # AMD: VGPRs spilled (.vgpr_spill_count), gated by no_spills
+    sgpr_spills: int | None = None      # AMD: SGPRs spilled into VGPR lanes (v_writelane), reported
     stack_bytes: int | None = None
     local_bytes: int | None = None
     local_loads: int | None = None
@@ -238,12 +239,15 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
 
     names = list(case.fn.arg_names)
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in case.divisible_by_16}
-    src = ASTSource(fn=case.fn, signature=dict(case.signature), constexprs=dict(case.constexprs), attrs=attrs)
+    # AMD compile options a HIP config carries among its meta-parameters go to the compiler
+    constexprs = {k: v for k, v in case.constexprs.items() if k not in HIP_OPTIONS}
+    backend_options = {k: v for k, v in case.constexprs.items() if k in HIP_OPTIONS}
+    src = ASTSource(fn=case.fn, signature=dict(case.signature), constexprs=constexprs, attrs=attrs)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         compiled = triton.compile(
             src, target=GPUTarget(*LIMITS[arch].gpu_target),
-            options={"num_warps": case.num_warps, "num_stages": case.num_stages},
+            options={"num_warps": case.num_warps, "num_stages": case.num_stages, **backend_options},
         )
     except Exception as exc:  # any compiler failure is a finding, not a crash
         line.compile_s = time.perf_counter() - start
@@ -256,7 +260,7 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     if LIMITS[arch].backend == "hip":
         return _read_amdgcn(line, case, compiled, arch)
     target = _PTX_TARGET_RE.search(compiled.asm.get("ptx", ""))
-    line.target = target.group(1) if target else f"sm_{arch}"
+    line.target = target.group(1) if target else arch_label(arch)
     line.shared_bytes = int(compiled.metadata.shared)
     line.global_scratch_bytes = int(getattr(compiled.metadata, "global_scratch_size", 0) or 0)
     line.tmem_columns = int(getattr(compiled.metadata, "tmem_size", 0) or 0)
@@ -316,7 +320,7 @@ def _read_amdgcn(line: AuditLine, case: CompileCase, compiled: object, arch: int
     line.registers, line.agprs, line.sgprs = res.vgprs, res.agprs, res.sgprs
     line.stack_bytes = res.scratch_bytes
     line.local_bytes = 0
-    line.spilled_registers = res.vgpr_spills + res.sgpr_spills
+    line.spilled_registers, line.sgpr_spills = res.vgpr_spills, res.sgpr_spills
     line.local_loads, line.local_stores = summary.count("LDL"), summary.count("STL")
     line.opcodes = summary.opcodes
     line.ldg_bits, line.stg_bits, line.ldgsts_bits = summary.ldg_bits, summary.stg_bits, summary.ldgsts_bits

@@ -149,6 +149,9 @@ ARCHS: dict[int | str, ArchSpec] = {
                  smem_per_block=64 * KiB, audited=True),
         ArchSpec(arch="gfx950", name="gfx950 (MI355X)", **_CDNA, smem_per_sm=160 * KiB,
                  smem_per_block=160 * KiB, audited=True),
+        # CDNA2 (MI250X), for its preset: the same CU, 64 KiB of LDS; not audited
+        ArchSpec(arch="gfx90a", name="gfx90a (MI250X)", **_CDNA, smem_per_sm=64 * KiB,
+                 smem_per_block=64 * KiB),
     )
 }
 

@@ -229,7 +229,8 @@ def test_amd_instinct_presets():
     assert mi300x.infinity_cache_bytes == 256 * MiB and mi250x.infinity_cache_bytes is None
     assert mi300x.to_dict()["infinity_cache_bytes"] == 256 * MiB
     assert lookup_device("AMD Instinct MI300X") is mi300x
-    assert lookup_device("AMD Instinct MI300X VF") is mi300x and lookup_device("AMD Instinct MI355X") is mi355x
+    assert lookup_device("AMD Instinct MI300X VF") is mi300x
+    assert lookup_device("AMD Instinct MI355X") is mi355x
     with pytest.raises(UnknownHardwareError):
         lookup_device("AMD Instinct MI300A")  # the APU: a different part, no guess
 

@@ -195,6 +195,12 @@ def is_hip(arch: int | str) -> bool:
     return bool(spec and spec.backend == "hip")
 
 
+def hip_target(gcn_arch_name: str | None) -> str | None:
+    """The AMD target in a ROCm device's ``gcnArchName`` (``"gfx942:sramecc+:xnack-"`` -> ``"gfx942"``);
+    None for None or an empty name (an NVIDIA device has none)."""
+    return gcn_arch_name.split(":", 1)[0].strip().lower() or None if gcn_arch_name else None
+
+
 def smem_per_block(arch: int | str) -> int:
     """Opt-in shared memory one block may use on ``arch``; the smallest NVIDIA figure for an unknown
     one (a CPU run passes 0; an unknown capability is an older or newer NVIDIA part)."""

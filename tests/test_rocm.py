@@ -165,3 +165,14 @@ def test_gpu_check_plan_picks_the_gpu_tool(tmp_path, tools, chosen):
     if chosen == "none":
         assert "snapshots and clocks skipped" in line
     assert "step smi-before" in proc.stdout and "step smi-after" in proc.stdout
+
+
+def test_ceilings_keep_the_presets_l2_on_rocm(on_rocm):
+    """The memory probes size from the Infinity Cache (16x it), and the datasheet keeps its own L2 (the
+    session's cache figure on ROCm is the Infinity Cache, not an L2 the device reported)."""
+    from bench.ceilings import roofs_and_document
+
+    measured = {"mem_bandwidth": 4.0e12, "peak_flops": {"tensor16": 9.0e14}, "method": "simulated"}
+    roofs, doc = roofs_and_document(torch.device("cuda", 0), "AMD Instinct MI300X", 256 * MiB, measured)
+    assert doc["datasheet"]["name"] == "MI300X" and doc["datasheet"]["l2_bytes"] == 4 * MiB
+    assert doc["datasheet"]["infinity_cache_bytes"] == 256 * MiB

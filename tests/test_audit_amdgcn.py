@@ -183,3 +183,18 @@ def test_amd_fixture_evidence(amd_fixture_audit):
         assert spill.local_stores > 0 and spill.local_loads > 0  # scratch_store / scratch_load
         assert amd_fixture_audit[("good_copy", arch)].ldg_bits["128"] == 1
         assert amd_fixture_audit[("bad_occupancy", arch)].occupancy["blocks_per_sm"] == 1
+
+
+def test_nvidia_json_has_no_amd_fields():
+    """An NVIDIA line's JSON is what it was before the AMD rows: the AMD-only fields appear only when set."""
+    from kernels.audit.occupancy import occupancy
+
+    nvidia = AuditLine(kernel="k", variant="v", dtype="fp16", shape={}, config="c", arch=90, gates=[],
+                       num_warps=4, num_stages=1)
+    nvidia.occupancy = occupancy(90, registers=128, num_warps=4, shared_bytes=0).to_dict()
+    d = nvidia.to_dict()
+    assert not {"agprs", "sgprs", "spilled_registers", "sgpr_spills"} & set(d)
+    assert "waves_per_simd" not in d["occupancy"]
+    amd = _line()
+    assert amd.to_dict()["sgpr_spills"] == 3 and AuditLine.from_dict(amd.to_dict()) == amd
+    assert AuditLine.from_dict(d) == nvidia

@@ -117,7 +117,9 @@ class AuditLine:
         return self.compiled and not self.failures
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field; the AMD-only ones (``agprs``, ``sgprs``, ``spilled_registers``, ``sgpr_spills``)
+        only when set, so an NVIDIA line's JSON is what it was before the AMD rows."""
+        return {k: v for k, v in asdict(self).items() if not (k in _AMD_FIELDS and v is None)}
 
     def summary(self) -> dict:
         """The compact record a benchmark stores next to its timing (``extra_info["audit"]``)."""
@@ -138,6 +140,9 @@ class AuditLine:
     def from_dict(cls, data: dict) -> AuditLine:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_AMD_FIELDS = ("agprs", "sgprs", "spilled_registers", "sgpr_spills")
 
 
 def _check_case(case: CompileCase) -> list[str]:

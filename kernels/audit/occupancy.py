@@ -50,7 +50,11 @@ class Occupancy:
     waves_per_simd: int | None = None  # AMD: resident waves on each of the CU's 4 SIMDs
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields; ``waves_per_simd`` only on AMD (an NVIDIA line's JSON is unchanged)."""
+        d = asdict(self)
+        if d["waves_per_simd"] is None:
+            del d["waves_per_simd"]
+        return d
 
 
 def occupancy(arch: int | str, *, registers: int, num_warps: int, shared_bytes: int,

@@ -176,3 +176,18 @@ def test_ceilings_keep_the_presets_l2_on_rocm(on_rocm):
     roofs, doc = roofs_and_document(torch.device("cuda", 0), "AMD Instinct MI300X", 256 * MiB, measured)
     assert doc["datasheet"]["name"] == "MI300X" and doc["datasheet"]["l2_bytes"] == 4 * MiB
     assert doc["datasheet"]["infinity_cache_bytes"] == 256 * MiB
+
+
+def test_gpu_check_versions_name_the_amd_target(on_rocm, tmp_path, capsys):
+    """gpu-check's step 1 (versions.json) records the HIP runtime and the device's gfx target."""
+    import importlib.util
+    import json
+
+    path = ROOT / "scripts" / "gpu_check_summary.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_summary", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.versions(tmp_path / "versions.json") == 0
+    doc = json.loads((tmp_path / "versions.json").read_text())
+    assert doc["hip_runtime"] == HIP and doc["devices"][0]["gcn_arch"] == "gfx942"
+    assert doc["devices"][0]["name"] == "AMD Instinct MI300X" and doc["devices"][0]["sm_count"] == 304

@@ -1,20 +1,25 @@
-"""ridgebench's benchmark suite: ``pytest --benchmark`` runs ``bench/test_<kernel>.py`` over the sweeps of
-:mod:`roofline.sweeps` and writes ``results/<device-slug>/<UTC timestamp>/``.
+"""ridgebench's benchmark suite: ``pytest --benchmark`` runs ``bench/test_ops.py`` (one ``test_<kernel>``
+per op of the table, each driven by ``kernels/<kernel>/spec.py``) over the sweeps of
+:mod:`roofline.model.sweeps`
+and writes ``results/<device-slug>/<UTC timestamp>/``.
 
 Modules: :mod:`bench.plugin` (the pytest hooks and options, loaded by the root conftest),
-:mod:`bench.timing` (device-time timer, cache flush, statistics), :mod:`bench.ceilings`
-(measured bandwidth and matmul peaks), :mod:`bench.provenance` (what ran where),
-:mod:`bench.results` (results directories, per-worker parts and their merge), :mod:`bench.record`
-(the ``extra_info`` of one benchmark), :mod:`bench.session` (per-process state and device pinning),
-:mod:`bench.runner` (one benchmark: check, time, record). No module here imports a kernel at import
-time: Triton decides interpreter-or-compiler when a kernel module is imported.
+:mod:`bench.isolation` (which process runs what: one xdist worker per GPU, one subprocess per kernel
+family), :mod:`bench.finish` (the session's end: signals, parts closed and merged, the run handed to
+:func:`roofline.report.finish.finish` for the reports, the summary), :mod:`bench.timing` (device-time timer,
+cache flush, statistics), :mod:`bench.ceilings` (measured bandwidth and matmul peaks),
+:mod:`bench.provenance` (what ran where), :mod:`roofline.rundir` (results directories, per-worker parts and
+their merge), :mod:`bench.record` (the ``extra_info`` of one benchmark), :mod:`bench.session`
+(per-process state and device pinning), :mod:`bench.runner` (one benchmark: check, time, record). No
+module here imports a kernel at import time: Triton decides interpreter-or-compiler when a kernel module
+is imported.
 """
 
 import importlib.util as _importlib_util
 import sys as _sys
 from pathlib import Path as _Path
 
-from roofline import sweeps as _sweeps
+from roofline.model import sweeps as _sweeps
 
 
 def _check_kernels_is_ours() -> None:

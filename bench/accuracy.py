@@ -3,8 +3,8 @@
 
 **The gate** (the form FlashAttention's tests use): the reference runs in float64 (float32 on a device
 without float64) on pristine copies of the inputs; a *plain* PyTorch implementation of the same op (the
-eager baseline of :data:`bench.providers.TORCH_BASELINES`) runs in the case's own dtype on the same
-copies. A provider passes when::
+eager baseline each op declares, ``kernels/<op>/spec.py``'s ``baseline``) runs in the case's own dtype on
+the same copies. A provider passes when::
 
     max|out - ref| <= ACCURACY_FACTOR * max|plain - ref| + atol,   atol = eps(dtype) * max|ref|
 
@@ -17,9 +17,9 @@ output's scale, tens to hundreds of times the plain error. NaN never passes; an 
 reference's is exact. fp32 on a GPU: the plain run may use TF32 for its matmuls, as Triton's ``tl.dot``
 does by default, so the kernels are held to the precision they are documented to run at.
 
-**The contract**: the provider's outputs have the plain implementation's count, shapes, dtype (the
-case's) and device, are contiguous where the kernel's layout is the point (``KernelBench.contiguous``),
-and the call leaves its inputs bit-for-bit unchanged (unless ``KernelBench.inplace`` names them).
+**The contract**: the provider's outputs have the plain implementation's count, shapes, dtype (the case's)
+and device, are contiguous where the kernel's layout is the point (the op's ``OpSpec.contiguous``), and the
+call leaves its inputs bit-for-bit unchanged (unless the op's ``OpSpec.inplace`` names them).
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ probes, measured before the sweep and again after it, the best kept.
 - **Compute**, per dtype class (``tensor16``: bf16 and fp16; ``tf32``, GPU only; ``fp32``): sizes x
   layouts (``square`` ``A @ B``, ``linear`` ``A @ B^T``, ``skinny`` ``F.linear`` of ``SKINNY_ROWS``
   rows) x the class's dtypes. On a CPU the size grows only while the next call fits half the budget.
-- **No native math** (a CPU without bf16/fp16 arithmetic, :func:`roofline.roof.native_math`): those
+- **No native math** (a CPU without bf16/fp16 arithmetic, :func:`roofline.model.roof.native_math`): those
   probes are fp32 math, so they count towards the fp32 ceiling and their class is floored at it.
 - **Stability**: best and median, per pass, with the load: the 1-minute load average (which lags a
   minute behind) and, over the pass itself, how busy the usable cores were (``/proc/stat``) against this
   process's own CPU time, so neighbours are seen while they run (:class:`LoadWindow`);
-  :func:`roofline.roof.assess_ceilings` turns them into the above-roof tolerance and the suspicions.
+  :func:`roofline.model.roof.assess_ceilings` turns them into the above-roof tolerance and the suspicions.
   Each call is timed by :func:`bench.timing.call_timer`.
 """
 
@@ -29,17 +29,16 @@ from torch.nn import functional
 
 from bench import rocm
 from bench.record import Roofs, reroof_benchmark_doc
-from bench.results import RECORDS, read_records
 from bench.timing import MiB, call_timer, percentile, tf32_matmul
-from roofline.hardware import (
+from roofline.model.hardware import (
     MIG_NOTE,
     HardwareSpec,
     UnknownHardwareError,
-    from_measured,
     is_mig,
     lookup_device,
 )
-from roofline.roof import MEMORY, assess_ceilings
+from roofline.model.roof import MEMORY, assess_ceilings
+from roofline.rundir import CEILINGS, RECORDS, measured_spec, read_records
 
 GiB = 1024 * MiB
 CLASS_DTYPES: dict[str, tuple[torch.dtype, ...]] = {
@@ -250,7 +249,8 @@ def combine(passes: list[dict], native: dict | None, device_kind: str) -> dict:
     """The ``measured`` block of ``ceilings.json`` from one or two passes (before, after): every ceiling
     is the best over probes and passes; the median and per-pass bests sit beside it.
 
-    ``native`` (:func:`roofline.roof.native_math`, CPU only): a dtype without native math is converted and
+    ``native`` (:func:`roofline.model.roof.native_math`, CPU only): a dtype without native math is converted
+    and
     multiplied in fp32, so (1) the class holding it is floored at the fp32 ceiling and (2) its probes are
     fp32 math too, so they count towards the fp32 ceiling.
     """
@@ -370,19 +370,6 @@ def datasheet_for(device_name: str, device_kind: str, l2_bytes: int | None = Non
     return spec
 
 
-def measured_spec(device_name: str, measured: dict, datasheet: HardwareSpec | None,
-                  l2_bytes: int | None = None) -> HardwareSpec:
-    """The spec built from measured ceilings (caches and SMs from the datasheet preset, if any; the
-    device-reported L2 wins)."""
-    spec = from_measured(device_name, measured["mem_bandwidth"], measured["peak_flops"], base=datasheet,
-                         notes=(measured["method"],))
-    if l2_bytes:
-        from dataclasses import replace
-
-        spec = replace(spec, l2_bytes=int(l2_bytes))
-    return spec
-
-
 def ceilings_document(device_name: str, measured: dict, datasheet: HardwareSpec | None) -> dict:
     """``ceilings.json``: ``{"device", "measured", "datasheet"}`` (the results contract), plus
     ``datasheet_note`` when a GPU has no datasheet preset (a MIG slice, an unknown part)."""
@@ -406,7 +393,7 @@ def roofs_and_document(device, device_name, cache_bytes, measured) -> tuple[Roof
     # on ROCm the session's cache is the Infinity Cache the flush covers (bench.rocm), not the L2
     l2 = cache_bytes if device.type == "cuda" and not rocm.is_rocm() else None
     datasheet = datasheet_for(device_name, device.type, l2)
-    roofs = Roofs(measured_spec(device_name, measured, datasheet, l2), datasheet)
+    roofs = Roofs(measured_spec(device_name, measured, datasheet), datasheet)
     return roofs, ceilings_document(device_name, measured, datasheet)
 
 
@@ -421,7 +408,7 @@ def after_sweep(session, *, budget_s: float = 0.5) -> None:
     final = combine([before, after], measured.get("native"), session.device.type)
     session.roofs, session.ceilings = roofs_and_document(session.device, session.device_name,
                                                          session.cache_bytes, final)
-    _write(session.part_dir / "ceilings.json", session.ceilings)
+    _write(session.part_dir / CEILINGS, session.ceilings)
     records_path = session.part_dir / RECORDS  # this process's finished benchmarks, one per line
     if records_path.is_file():
         records, _ = read_records(records_path)
@@ -441,28 +428,6 @@ def _before_pass(measured: dict) -> dict:
 
 
 def _write(path: Path, doc: object) -> None:
-    from bench.results import write_json
+    from roofline.rundir import write_json
 
     write_json(path, doc)
-
-
-def summary_lines(run_dir: Path) -> list[str]:
-    """The terminal summary's lines about the roof: the ceilings, the sweep dtype and why, the above-roof
-    tolerance, and a warning when the ceilings are suspect or a point beats one."""
-    from roofline.claims import ceiling_lines
-    from roofline.errors import UsageError
-    from roofline.results import load_results
-
-    try:
-        results = load_results(run_dir)
-    except UsageError as exc:
-        return [f"ceilings: not judged ({exc})"]
-    lines = []
-    raw = results.ceilings.raw if results.ceilings is not None else None
-    if isinstance(raw, dict) and isinstance(raw.get("ceilings"), dict):
-        parts = []
-        for name, c in raw["ceilings"].items():
-            unit, scale = ("GB/s", 1e9) if name == MEMORY else ("GFLOP/s", 1e9)
-            parts.append(f"{name} {c['best'] / scale:,.1f} {unit} [{c.get('probe', '')}]")
-        lines.append("ceilings (best of before/after the sweep): " + "; ".join(parts))
-    return lines + ceiling_lines(results)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from bench import rocm
-from roofline import machine
+from roofline.model import machine
 
 # NVML's clock-event ("throttle") reason bits, nvml.h.
 THROTTLE_REASONS: dict[int, str] = {
@@ -112,8 +112,9 @@ def torch_cpu_report() -> dict:
 def cpu_features(cpuinfo: str | None = None, torch_report: dict | None = None) -> dict:
     """The CPU features that decide its roofs and sweep dtype: ``flags`` (those of :data:`CPU_FLAGS` it
     has), ``family``/``model``/``vendor``, ``torch`` (:func:`torch_cpu_report`) and ``native``
-    (:func:`roofline.roof.native_math`). Both inputs are injectable so that tests can fake other CPUs."""
-    from roofline.roof import native_math
+    (:func:`roofline.model.roof.native_math`). Both inputs are injectable so that tests can fake other
+    CPUs."""
+    from roofline.model.roof import native_math
 
     if cpuinfo is None:
         try:

@@ -9,7 +9,8 @@ makes in the same dtype against a float64 reference, plus one ulp of the output)
 cannot run a case is recorded in ``skipped.json`` (``unavailable``: package not installed, wrong device,
 no C++ compiler; ``unsupported``: the callable raised ``NotImplementedError``), never an error.
 
-Built in: ``triton``, ``torch`` (the eager baseline), ``inductor`` (``torch.compile`` of it), one
+Built in: ``triton`` (the launchers), ``torch`` (the eager baseline), both declared per op in
+``kernels/<op>/spec.py``; ``inductor`` (``torch.compile`` of it), one
 ``sdpa-*`` per forced SDPA backend and, when installed (never a dependency), ``flash-attn``,
 ``flashinfer`` (decode) and ``liger`` (softmax). Users add their own with ``--provider-module MODULE``
 (``PROVIDERS = {name: {kernel: callable}}``) or the entry point group ``ridgebench.providers``.
@@ -23,16 +24,15 @@ import importlib
 import importlib.util
 import sys
 import time
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
+from roofline.rundir import BASELINE  # the eager PyTorch baseline every speedup is relative to
 
 ENTRY_POINT_GROUP = "ridgebench.providers"
-OURS = "triton"
-BASELINE = "torch"
+OURS = "triton"  # the Triton launchers: the kernels this project benchmarks
 
 
 class ProviderError(ValueError):
@@ -46,17 +46,30 @@ class Provider:
     fresh ``torch.compile``, so its compile is timed apart and its caches stay bounded).
 
     ``requires``: modules that must be importable; ``device_kinds``: where it can run at all;
-    ``variant``: what it runs, per kernel (recorded as the benchmark's ``variant``)."""
+    ``variant``: what it runs, per kernel (recorded as the benchmark's ``variant``). ``later``: per
+    kernel, the callable for the calls after the first (checked) one, where it differs (the launcher
+    without its host-side checks).
+
+    How the benchmark treats it: ``interpreted``: without a GPU it runs under the Triton interpreter,
+    checked at a small shape and not timed; ``launch_records``: its variant and config come from the
+    launch records of :mod:`kernels._lib.launch` (and the static audit's line for that config);
+    ``value_error_unsupported``: a ``ValueError`` is the callable refusing a shape (an ``unsupported``
+    skip, not a failure); ``compile_modules``: exceptions raised from these modules are compile failures."""
 
     name: str
-    impls: dict[str, Callable]
+    impls: Mapping[str, Callable]
     doc: str
     requires: tuple[str, ...] = ()
     device_kinds: tuple[str, ...] = ("cpu", "cuda")
     per_case: bool = False
     source: str = "built-in"
-    variant: dict[str, str] = dataclasses.field(default_factory=dict)
+    variant: Mapping[str, str] = dataclasses.field(default_factory=dict)
     extra_check: Callable[[], str | None] | None = None
+    later: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
+    interpreted: bool = False
+    launch_records: bool = False
+    value_error_unsupported: bool = False
+    compile_modules: tuple[str, ...] = ()
 
     def unavailable(self, device_kind: str) -> str | None:
         """Why this provider cannot run on ``device_kind`` here (``None``: it can)."""
@@ -75,6 +88,11 @@ class Provider:
         impl = self.impls[kernel]
         return impl() if self.per_case else impl
 
+    def calls(self, kernel: str) -> tuple[Callable, Callable]:
+        """``(first, later)``: the callables of one case's first (checked) call and of the calls after it."""
+        first = self.bind(kernel)
+        return first, (self.later[kernel] if kernel in self.later else first)
+
 
 def module_present(name: str) -> bool:
     """Whether ``name`` can be imported (a stand-in placed in ``sys.modules`` counts)."""
@@ -87,41 +105,7 @@ def module_present(name: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
-# Host copies of the attention lengths
-# ------------------------------------------------------------------------------------------------
-
-_PER_TENSOR: dict[tuple[int, str], tuple[weakref.ref, object]] = {}
-
-
-def per_tensor(t: torch.Tensor, tag: str, make: Callable[[], object]) -> object:
-    """``make()`` computed once per (tensor, tag) while ``t`` lives: what a provider derives from its
-    inputs (a host copy, a derived tensor) is not recomputed, nor timed, in every call. The benchmark
-    never changes an input after building it."""
-    key = (id(t), tag)
-    hit = _PER_TENSOR.get(key)
-    if hit is not None and hit[0]() is t:
-        return hit[1]
-    value = make()
-    _PER_TENSOR[key] = (weakref.ref(t, lambda _r, k=key: _PER_TENSOR.pop(k, None)), value)
-    return value
-
-
-def host_lengths(cache_len: torch.Tensor) -> tuple[int, ...]:
-    """``cache_len.tolist()``, read once per tensor (one device-to-host sync, in the checked first call),
-    so a provider that needs Python ints does not sync in every timed call."""
-    return per_tensor(cache_len, "host", lambda: tuple(int(v) for v in cache_len.tolist()))
-
-
-def uniform_length(cache_len: torch.Tensor) -> int:
-    """The one length every sequence has; ``NotImplementedError`` (an ``unsupported`` skip) otherwise."""
-    lens = host_lengths(cache_len)
-    if len(set(lens)) > 1:
-        raise NotImplementedError(f"cache_len: unequal lengths {lens[:8]}; this provider needs equal ones")
-    return lens[0] if lens else 0
-
-
-# ------------------------------------------------------------------------------------------------
-# The torch baseline per kernel, in the launcher's signature (inductor compiles these)
+# ``triton`` and ``torch``: each op's launcher and eager baseline, from its spec (kernels/<op>/spec.py)
 # ------------------------------------------------------------------------------------------------
 # Every provider's signature, per kernel (tensors on the run's device, in the sweep's dtype):
 # qkv         ``fn(x, weight, bias, *, n_heads, n_kv_heads) -> (q, k, v)``; x ``[B, T, D]``, weight
@@ -131,8 +115,8 @@ def uniform_length(cache_len: torch.Tensor) -> int:
 #             y ``[B, N]``
 # attention   ``fn(q, k_cache, v_cache, cache_len) -> o``; q ``[B, Hq, q_len, Dh]``, caches
 #             ``[B, Hkv, cache_len + q_len, Dh]`` already holding the new tokens, cache_len int32 ``[B]``
-#             (tokens before this step; the host copy is :func:`host_lengths`); o ``[B, Hq, q_len, Dh]``,
-#             causal (query i sees keys ``0 .. cache_len + i``)
+#             (tokens before this step; the host copy is :func:`kernels._lib.host.host_lengths`);
+#             o ``[B, Hq, q_len, Dh]``, causal (query i sees keys ``0 .. cache_len + i``)
 # softmax     ``fn(x) -> y``; softmax over the last dimension of x ``[rows, cols]``
 # gelu        ``fn(x, bias, *, approximate) -> y``; ``gelu(x + bias)``, x ``[..., n]``, bias ``[n]`` or
 #             None, approximate ``"none"`` (erf) or ``"tanh"``
@@ -143,45 +127,44 @@ def _kmod(kernel: str):
     return importlib.import_module(f"kernels.{kernel}")
 
 
-def torch_qkv(x, weight, bias, *, n_heads, n_kv_heads):
-    return _kmod("qkv").qkv_projection_unfused(x, weight, bias, n_heads=n_heads, n_kv_heads=n_kv_heads)
+def op_spec(kernel: str):
+    """``kernels/<kernel>/spec.py``'s declaration (imported on first use: after the interpreter switch)."""
+    from kernels._lib.spec import op_spec as spec
+
+    return spec(kernel)
 
 
-def torch_gemv(x, weight, bias):
-    return torch.nn.functional.linear(x, weight, bias)
+def torch_baseline(kernel: str):
+    """The eager-PyTorch baseline of ``kernel`` (:class:`kernels._lib.spec.Baseline`: the function, in the
+    launcher's signature, and what it runs, in words), which every speedup is relative to."""
+    return op_spec(kernel).baseline
 
 
-def torch_attention_int(q, k_cache, v_cache, past: int):
-    return _kmod("attention").attention_sdpa(q, k_cache, v_cache, past)
+class FromSpecs(Mapping):
+    """``{kernel: pick(its spec)}`` for every Triton op of the table, each spec imported when first read
+    (so the registry can be built before the interpreter decision)."""
+
+    def __init__(self, pick: Callable) -> None:
+        self._pick = pick
+
+    def __getitem__(self, kernel: str):
+        if kernel not in KERNELS:
+            raise KeyError(kernel)
+        return self._pick(op_spec(kernel))
+
+    def __contains__(self, kernel: object) -> bool:  # without importing the spec
+        return kernel in KERNELS
+
+    def __iter__(self):
+        return iter(KERNELS)
+
+    def __len__(self) -> int:
+        return len(KERNELS)
 
 
-def torch_attention(q, k_cache, v_cache, cache_len):
-    return torch_attention_int(q, k_cache, v_cache, uniform_length(cache_len))
-
-
-def torch_softmax(x):
-    return torch.softmax(x, dim=-1)
-
-
-def torch_gelu(x, bias, *, approximate):
-    return torch.nn.functional.gelu(x if bias is None else x + bias, approximate=approximate)
-
-
-@dataclasses.dataclass(frozen=True)
-class Baseline:
-    """The eager-PyTorch baseline of one op: the function and what it runs, in words."""
-
-    fn: Callable
-    variant: str
-
-
-TORCH_BASELINES: dict[str, Baseline] = {
-    "qkv": Baseline(torch_qkv, "unfused: F.linear + split + transpose + contiguous"),
-    "gemv": Baseline(torch_gemv, "F.linear"),
-    "attention": Baseline(torch_attention, "sdpa"),
-    "softmax": Baseline(torch_softmax, "torch.softmax"),
-    "gelu": Baseline(torch_gelu, "F.gelu"),
-}
+def _later(spec) -> Callable:
+    """The launcher as called after the first, checked, call (``spec.later_kwargs`` bound)."""
+    return functools.partial(spec.launcher, **spec.later_kwargs) if spec.later_kwargs else spec.launcher
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,8 +183,9 @@ class Compiled:
 
         torch._dynamo.reset()
         self.kernel = kernel
-        base = torch_attention_int if kernel == "attention" else TORCH_BASELINES[kernel].fn
-        self.compiled = torch.compile(base, dynamic=False)
+        baseline = torch_baseline(kernel)
+        self.to_compilable = baseline.to_compilable
+        self.compiled = torch.compile(baseline.compilable or baseline.fn, dynamic=False)
         self.calls = 0
         self.first_call_s: float | None = None
         self.graphs_first = self.graphs_later = 0
@@ -213,8 +197,8 @@ class Compiled:
         return int(counters["stats"]["unique_graphs"])
 
     def __call__(self, *args, **kwargs):
-        if self.kernel == "attention":
-            args = (*args[:3], uniform_length(args[3]))
+        if self.to_compilable is not None:
+            args = self.to_compilable(args)
         if self.calls:
             before = self._graphs()
             out = self.compiled(*args, **kwargs)
@@ -267,6 +251,11 @@ def _rocm_cudnn_missing() -> str | None:
     return rocm.cudnn_missing()
 
 
+def torch_attention_int(q, k_cache, v_cache, past: int):
+    """The attention baseline (:func:`kernels.attention.attention_sdpa`) with the cache length as an int."""
+    return _kmod("attention").attention_sdpa(q, k_cache, v_cache, past)
+
+
 def sdpa_backend(backend: str) -> Callable:
     """The attention baseline (:func:`kernels.attention.attention_sdpa`: the cheapest mask for the case)
     with SDPA restricted to ``backend``; a shape the backend refuses is ``unsupported``."""
@@ -275,6 +264,8 @@ def sdpa_backend(backend: str) -> Callable:
     chosen = getattr(SDPBackend, backend)
 
     def run(q, k_cache, v_cache, cache_len):
+        from kernels._lib.host import uniform_length
+
         past = uniform_length(cache_len)
         with sdpa_kernel(chosen):
             try:
@@ -304,6 +295,8 @@ def flash_attn_attention(q, k_cache, v_cache, cache_len):
     takes ``[B, S, H, Dh]``; the transposes are views (last dimension stays contiguous)."""
     import flash_attn
 
+    from kernels._lib.host import host_lengths, per_tensor
+
     _half_only("flash-attn", q)
     q_len = q.shape[2]
     qt = q.transpose(1, 2)
@@ -323,6 +316,8 @@ def flashinfer_decode(q, k_cache, v_cache, cache_len):
     batch wrapper needs a page table this benchmark does not build), so its time is an upper bound on
     FlashInfer's batched decode."""
     import flashinfer
+
+    from kernels._lib.host import host_lengths
 
     _half_only("FlashInfer", q)
     if q.shape[2] != 1:
@@ -349,15 +344,17 @@ def _inductor_factory(kernel: str) -> Callable[[], Compiled]:
 
 
 BUILTIN: dict[str, Provider] = {
-    BASELINE: Provider(BASELINE, {k: b.fn for k, b in TORCH_BASELINES.items()}, "eager PyTorch, the baseline "
-                       "every speedup is relative to",
-                       variant={k: b.variant for k, b in TORCH_BASELINES.items()}),
+    OURS: Provider(OURS, FromSpecs(lambda spec: spec.launcher),
+                   "this project's Triton launchers (kernels/)", later=FromSpecs(_later), interpreted=True,
+                   launch_records=True, value_error_unsupported=True),
+    BASELINE: Provider(BASELINE, FromSpecs(lambda spec: spec.baseline.fn), "eager PyTorch, the baseline "
+                       "every speedup is relative to", variant=FromSpecs(lambda spec: spec.baseline.variant)),
     "inductor": Provider(
         "inductor", {k: _inductor_factory(k) for k in KERNELS},
         "torch.compile(the torch baseline, dynamic=False): Triton on a GPU, C++ on a CPU; compiled once "
         "per case before timing", requires=("torch._inductor",),
-        per_case=True, variant={k: f"torch.compile({b.variant})" for k, b in TORCH_BASELINES.items()},
-        extra_check=inductor_compiler_missing),
+        per_case=True, variant=FromSpecs(lambda spec: f"torch.compile({spec.baseline.variant})"),
+        extra_check=inductor_compiler_missing, compile_modules=("torch._dynamo", "torch._inductor")),
     **{name: Provider(name, {"attention": sdpa_backend(backend)},
                       f"SDPA with only its {backend} backend enabled (torch.nn.attention.sdpa_kernel)",
                       device_kinds=("cpu", "cuda") if backend == "MATH" else ("cuda",),
@@ -376,20 +373,20 @@ BUILTIN: dict[str, Provider] = {
                       requires=("liger_kernel",), device_kinds=("cuda",),
                       variant={"softmax": "LigerSoftmaxFunction"}),
 }
-RESERVED = (OURS, *BUILTIN)
+RESERVED = tuple(BUILTIN)
 _USER: dict[str, Provider] = {}
 # entry points that could not be used: {source: why}; they block only runs that name an unknown provider
 _BROKEN: dict[str, str] = {}
 
 
 def registry() -> dict[str, Provider]:
-    """Every provider but ``triton`` (ours, dispatched by the benchmark itself): built-in, then the user's."""
+    """Every provider: built-in (``triton`` first, then ``torch``), then the user's."""
     return {**BUILTIN, **_USER}
 
 
 def names() -> tuple[str, ...]:
     """Every provider name ``--providers`` accepts (besides ``all``)."""
-    return (OURS, *registry())
+    return tuple(registry())
 
 
 def get(name: str) -> Provider:
@@ -406,12 +403,12 @@ def broken_entry_points() -> dict[str, str]:
 
 
 def has_kernel(name: str, kernel: str) -> bool:
-    return name == OURS or kernel in get(name).impls
+    return kernel in get(name).impls
 
 
 def runnable_here(device_kind: str) -> tuple[str, ...]:
     """``--providers all``: ours and every registered provider that can run on ``device_kind`` here."""
-    return (OURS, *(n for n, p in registry().items() if p.unavailable(device_kind) is None))
+    return tuple(n for n, p in registry().items() if p.unavailable(device_kind) is None)
 
 
 # ------------------------------------------------------------------------------------------------

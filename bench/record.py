@@ -1,11 +1,12 @@
 """The ``extra_info`` of one benchmark (the results contract) and the record of one skipped case.
 
-Every roof field comes from :mod:`roofline.roof` (the one module that decides a point's roof), the same
+Every roof field comes from :mod:`roofline.model.roof` (the one module that decides a point's roof), the same
 code the plots and the claims use. ``attainable_s`` and ``roof_fraction = attainable_s / median_s`` are
 against the **measured** ceilings (``roof_source: "measured"``); on a GPU with a datasheet preset the
 datasheet's version sits beside it as ``datasheet_roof_fraction`` and under ``roofs.datasheet``.
 A point is ``above_roof`` only past ``above_roof_tolerance``, derived from the ceilings' measured noise
-(:func:`roofline.roof.assess_ceilings`); one that is means a ceiling was measured wrong or the cost model
+(:func:`roofline.model.roof.assess_ceilings`); one that is means a ceiling was measured wrong or the cost
+model
 or the timing is (a warm cache, a miscounted byte), never that the roof was beaten.
 """
 
@@ -14,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.timing import Summary
-from roofline.cost import CONVENTIONS
-from roofline.hardware import HardwareSpec
-from roofline.ops import kernel_cost
-from roofline.roof import CeilingCheck, is_above_roof, point_roof
-from roofline.roof import roof_class as roof_class  # re-exported: one decision, in roofline.roof
-from roofline.sweeps import SweepPoint
+from roofline.model.cost import CONVENTIONS
+from roofline.model.hardware import HardwareSpec
+from roofline.model.ops import kernel_cost
+from roofline.model.roof import CeilingCheck, is_above_roof, point_roof
+from roofline.model.roof import roof_class as roof_class  # re-exported: one decision, in roofline.model.roof
+from roofline.model.sweeps import SweepPoint
 
 # Every key the results contract requires in a benchmark's extra_info.
 EXTRA_INFO_FIELDS: tuple[str, ...] = (

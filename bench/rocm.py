@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import torch
 
-from roofline.arch import hip_target
-from roofline.hardware import MiB, UnknownHardwareError, lookup_device
+from roofline.model.arch import hip_target
+from roofline.model.hardware import MiB, UnknownHardwareError, lookup_device
 
 # What a flush must cover on an AMD part with no preset: the Infinity Cache of every CDNA3/CDNA4 part
 # (MI300X, MI325X, MI355X: 256 MB), larger than any L2 a device reports.
@@ -51,7 +51,7 @@ def gcn_arch(props: object) -> str | None:
 
 def flush_cache_bytes(device_name: str, reported_l2: int | None) -> tuple[int, str]:
     """``(bytes, why)``: the cache a timed call's flush must cover on an AMD device: the preset's
-    Infinity Cache when the name matches one (:func:`roofline.hardware.lookup_device`), else
+    Infinity Cache when the name matches one (:func:`roofline.model.hardware.lookup_device`), else
     :data:`DEFAULT_INFINITY_CACHE_BYTES`; never less than the L2 the device reports."""
     try:
         spec = lookup_device(device_name)

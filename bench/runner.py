@@ -1,26 +1,27 @@
 """One benchmark, start to finish: build inputs on the device, run once, check against the reference,
 time, and record; or, without a GPU, check the Triton kernel under the interpreter and say it was not
-timed. Each ``bench/test_<kernel>.py`` supplies a :class:`KernelBench`; this module does the rest.
+timed. ``bench/test_ops.py`` makes one :class:`KernelBench` per op of the table, driven by the op's
+declaration (``kernels/<op>/spec.py``); this module does the rest.
 
 A timed case: inputs built on the device (seeded); one call on them, checked by
 :meth:`KernelBench.check`: the provider contract and the accuracy gate of :mod:`bench.accuracy` (one rule
 for every provider and dtype; a wrong result or a broken contract fails with the reason and no time); then
 :mod:`bench.timing` warms up, picks the rounds and times them; ``extra_info`` from
-:func:`bench.record.extra_info`. Providers: ``triton`` (``KernelBench.triton_fn``), ``torch``
-(``KernelBench.torch_fn``) and every other registered provider (its callable on
-``KernelBench.launch_args``) go through the same steps. A provider that cannot run here (not installed,
-wrong device, no compiler) or refuses a case (``NotImplementedError``) is a recorded skip.
+:func:`bench.record.extra_info`. Every provider (``triton`` and ``torch`` included: :mod:`bench.providers`)
+goes through the same steps, its callable on :meth:`KernelBench.launch_args`; what differs between
+providers is declared on the :class:`bench.providers.Provider`. A provider that cannot run here (not
+installed, wrong device, no compiler) or refuses a case (``NotImplementedError``) is a recorded skip.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import importlib
 import json
 import time
 from collections.abc import Callable
-from types import ModuleType
 
 import pytest
 import torch
@@ -30,114 +31,90 @@ from bench import providers as registry
 from bench.accuracy import Check, ContractError
 from bench.record import extra_info, skip_record
 from bench.session import BenchSession
-from roofline.ops import MATMUL_KERNELS
-from roofline.sweeps import SweepPoint
-
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+from roofline.model.ops import MATMUL_KERNELS
+from roofline.model.sweeps import SweepPoint
 
 
 class KernelBench:
-    """What one kernel's benchmark file provides. ``build`` returns a dict of device tensors and sizes."""
+    """One op's benchmark, driven by its declaration (:class:`kernels._lib.spec.OpSpec`, imported on first
+    use: after the interpreter switch). ``build`` returns a dict of device tensors and sizes."""
 
-    kernel: str = ""
+    def __init__(self, kernel: str) -> None:
+        self.kernel = kernel
+
+    @functools.cached_property
+    def spec(self):
+        from kernels._lib.spec import op_spec
+
+        return op_spec(self.kernel)
 
     def build(self, point: SweepPoint, device: torch.device) -> dict:
-        raise NotImplementedError
-
-    @property
-    def torch_variant(self) -> str:
-        """What the torch baseline runs (:data:`bench.providers.TORCH_BASELINES`)."""
-        return registry.TORCH_BASELINES[self.kernel].variant
-
-    def torch_fn(self, kmod: ModuleType, x: dict) -> Callable[[], object]:
-        """The eager baseline, defined once in :data:`bench.providers.TORCH_BASELINES` (which
-        ``inductor`` compiles), on the launcher's inputs."""
-        return self.provider_fn(registry.TORCH_BASELINES[self.kernel].fn, x)
-
-    def triton_fn(self, kmod: ModuleType, x: dict, *, first: bool) -> Callable[[], object]:
-        """The launch; ``first`` is the checked call (launchers may skip host-side checks afterwards)."""
-        raise NotImplementedError
+        return self.spec.build(point, device)
 
     def launch_args(self, x: dict) -> tuple[tuple, dict]:
-        """The Triton launcher's inputs, ``(args, kwargs)``: what every registered provider's callable
-        takes (:mod:`bench.providers` documents the signature per kernel)."""
-        raise NotImplementedError
+        """The launcher's inputs, ``(args, kwargs)``: what every provider's callable takes
+        (:mod:`bench.providers` documents the signature per kernel)."""
+        return self.spec.launch_args(x)
+
+    def interpreter_shape(self, shape: dict) -> dict:
+        """The shape the interpreter checks for a point (small enough to run in seconds on a CPU)."""
+        return self.spec.interpreter_shape(shape)
+
+    def calls(self, provider: str, x: dict) -> tuple[Callable[[], object], Callable[[], object], Callable]:
+        """``(first, fn, impl)``: the provider's first (checked) call on the case's inputs, the call that is
+        timed, and the callable behind the first (a per-case provider builds, compiles, here)."""
+        first_impl, later_impl = registry.get(provider).calls(self.kernel)
+        return self.provider_fn(first_impl, x), self.provider_fn(later_impl, x), first_impl
+
+    def triton_fn(self, x: dict, *, first: bool) -> Callable[[], object]:
+        """Our launcher's call on ``x``; ``first`` is the checked call (launchers may skip host-side checks
+        afterwards)."""
+        first_impl, later_impl = registry.get(registry.OURS).calls(self.kernel)
+        return self.provider_fn(first_impl if first else later_impl, x)
 
     def provider_fn(self, impl: Callable, x: dict) -> Callable[[], object]:
-        """One call of a registered provider on the case's inputs (the closure holds ``x``, not its
+        """One call of a provider's callable on the case's inputs (the closure holds ``x``, not its
         tensors, so :func:`_release` frees them)."""
         def call() -> object:
             args, kwargs = self.launch_args(x)
             return impl(*args, **kwargs)
         return call
 
-    # The kernel module's float64-capable reference (``compute_dtype=`` keyword), the launcher's signature.
-    reference: str = ""
-    contiguous: bool = False  # outputs must be contiguous: the layout is part of what the kernel computes
-    inplace: tuple[int | str, ...] = ()  # launch arguments (index or keyword) the call may change by contract
-
-    def check(self, kmod: ModuleType, x: dict, out: object, tolerance: object = None, *,
-              pristine: tuple[tuple, dict] | None = None) -> Check:
+    def check(self, x: dict, out: object, *, pristine: tuple[tuple, dict] | None = None) -> Check:
         """The provider contract and the accuracy gate (:mod:`bench.accuracy`) of ``out``, one call's
         result on ``x``'s inputs. ``pristine``: copies of the inputs taken before the call
         (:func:`bench.accuracy.snapshot`); the inputs must still equal them, and the reference and the
         plain PyTorch run use them. Without it, the inputs as they are now. Raises
-        :class:`bench.accuracy.ContractError` for a broken contract. ``tolerance`` is ignored (the gate
-        has no per-kernel tolerance; the argument stays for callers of the older signature)."""
+        :class:`bench.accuracy.ContractError` for a broken contract."""
+        spec = self.spec
         args, kwargs = self.launch_args(x)
         if pristine is not None:
-            accuracy.check_inputs_unchanged(args, kwargs, pristine, self.inplace)
+            accuracy.check_inputs_unchanged(args, kwargs, pristine, spec.inplace)
             args, kwargs = pristine
         dtype, device = args[0].dtype, args[0].device
         with accuracy.plain_precision(dtype, device):
-            plain = registry.TORCH_BASELINES[self.kernel].fn(*args, **kwargs)
-        accuracy.check_outputs(out, plain, dtype, device, self.contiguous)
-        return self.accuracy(kmod, out, plain, args, kwargs)
+            plain = spec.baseline.fn(*args, **kwargs)
+        accuracy.check_outputs(out, plain, dtype, device, spec.contiguous)
+        return self.accuracy(out, plain, args, kwargs)
 
-    def accuracy(self, kmod: ModuleType, out: object, plain: object, args: tuple, kwargs: dict) -> Check:
-        """The accuracy gate of ``out`` against the float64 reference on ``(args, kwargs)``."""
-        ref, rdtype = self.reference_on(kmod, args, kwargs)
-        return accuracy.gate(out, plain, ref, args[0].dtype, reference=rdtype)
+    def accuracy(self, out: object, plain: object, args: tuple, kwargs: dict) -> Check:
+        """The accuracy gate of ``out`` against the float64 reference on ``(args, kwargs)``: the whole
+        output, or the parts the op's ``reference_parts`` names when the whole would not fit."""
+        parts = self.spec.reference_parts(args, kwargs) if self.spec.reference_parts else None
+        if parts is None:
+            ref, rdtype = self.reference_on(args, kwargs)
+            return accuracy.gate(out, plain, ref, args[0].dtype, reference=rdtype)
+        checks = []
+        for part_args, part_kwargs, select in parts[0]:
+            ref, rdtype = self.reference_on(part_args, part_kwargs)
+            checks.append(accuracy.gate(select(out), select(plain), ref, args[0].dtype, reference=rdtype))
+        return accuracy.combine(checks, parts[1])
 
-    def reference_on(self, kmod: ModuleType, args: tuple, kwargs: dict) -> tuple[object, torch.dtype]:
+    def reference_on(self, args: tuple, kwargs: dict) -> tuple[object, torch.dtype]:
         """``(the reference's output, its dtype)``: float64 (float32 on a device without it)."""
         rdtype = accuracy.reference_dtype(args[0].device)
         rargs, rkwargs = accuracy.to_reference(args, kwargs, rdtype)
-        ref_fn = getattr(kmod, self.reference or f"{self.kernel}_ref")
-        return ref_fn(*rargs, **rkwargs, compute_dtype=rdtype), rdtype
-
-    def interpreter_shape(self, shape: dict) -> dict:
-        """The shape the interpreter checks for a point (small enough to run in seconds on a CPU)."""
-        return dict(shape)
-
-
-def randn(gen: torch.Generator, *shape: int, dtype: torch.dtype, device: torch.device,
-          scale: float = 1.0) -> torch.Tensor:
-    """Seeded normal values made on ``device`` in ``dtype``, times ``scale``."""
-    t = torch.randn(shape, generator=gen, dtype=dtype, device=device)
-    return t.mul_(scale) if scale != 1.0 else t
-
-
-def generator(device: torch.device, seed: int = 0) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def import_kernel(kernel: str) -> ModuleType:
-    return importlib.import_module(f"kernels.{kernel}")
-
-
-def bench_class(kernel: str) -> type[KernelBench]:
-    """The one ``KernelBench`` subclass defined by ``bench/test_<kernel>.py`` (which declares ``KERNEL``)."""
-    module = importlib.import_module(f"bench.test_{kernel}")
-    if getattr(module, "KERNEL", None) != kernel:
-        raise ValueError(f"bench/test_{kernel}.py: expected KERNEL = {kernel!r}, "
-                         f"got {getattr(module, 'KERNEL', None)!r}")
-    found = [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, KernelBench)
-             and obj is not KernelBench and obj.__module__ == module.__name__]
-    if len(found) != 1:
-        raise ValueError(f"bench/test_{kernel}.py: expected one KernelBench subclass, "
-                         f"found {[c.__name__ for c in found]}")
-    return found[0]
+        return self.spec.reference(*rargs, **rkwargs, compute_dtype=rdtype), rdtype
 
 
 def _skip(session: BenchSession, request: pytest.FixtureRequest, point: SweepPoint, provider: str,
@@ -153,21 +130,22 @@ def classify(exc: BaseException, provider: str) -> str | None:
         return "out-of-memory"
     if is_sticky_cuda_error(exc):
         return None  # a real failure, and the end of this process's benchmarks
+    spec = registry.get(provider)
     module = type(exc).__module__ or ""
     if module.startswith("triton") or type(exc).__name__ in ("OutOfResources", "CompilationError"):
         return "compile-failure"
-    if provider == "inductor" and module.startswith(("torch._dynamo", "torch._inductor")):
+    if spec.compile_modules and module.startswith(spec.compile_modules):
         return "compile-failure"
     # A launcher rejects a shape it does not support with ValueError (naming the argument); a TypeError
     # would be this suite passing something wrong, a real failure.
-    if isinstance(exc, NotImplementedError) or (provider == "triton" and isinstance(exc, ValueError)):
+    if isinstance(exc, NotImplementedError) or (spec.value_error_unsupported and isinstance(exc, ValueError)):
         return "unsupported"
     return None
 
 
-def interpreter_check(bench: KernelBench, kmod: ModuleType, point: SweepPoint, session: BenchSession,
+def interpreter_check(bench: KernelBench, provider: str, point: SweepPoint, session: BenchSession,
                       request: pytest.FixtureRequest) -> None:
-    """Without a GPU: run the Triton kernel under the interpreter on the CPU at
+    """Without a GPU: run an ``interpreted`` provider's kernel (ours) under the interpreter on the CPU at
     ``bench.interpreter_shape`` and compare; fail if wrong, else record it as checked, not timed, and
     skip. bf16 matmul kernels are checked in fp16: the interpreter's bf16 ``tl.dot`` is unsupported."""
     shape = bench.interpreter_shape(point.shape)
@@ -182,29 +160,29 @@ def interpreter_check(bench: KernelBench, kmod: ModuleType, point: SweepPoint, s
         x = bench.build(small, torch.device("cpu"))
         pristine = accuracy.snapshot(*bench.launch_args(x))
         try:
-            out = bench.triton_fn(kmod, x, first=True)()
+            out = bench.calls(provider, x)[0]()
         except Exception as exc:
-            category = classify(exc, "triton")
+            category = classify(exc, provider)
             if category is None:
                 raise
             session.checks[key] = (None, category, f"{type(exc).__name__}: {exc}")
         else:
             try:
-                check = bench.check(kmod, x, out, pristine=pristine)
+                check = bench.check(x, out, pristine=pristine)
             except ContractError as exc:
                 check = exc
             session.checks[key] = (check, None, kmod_last_launch(point.kernel))
     check, category, third = session.checks[key]
     if check is None:
-        _skip(session, request, point, "triton", category, f"under the interpreter: {third}")
+        _skip(session, request, point, provider, category, f"under the interpreter: {third}")
     if isinstance(check, ContractError):
-        pytest.fail(f"triton {point.kernel} under the interpreter at {shape} {dtype}: {check}")
+        pytest.fail(f"{provider} {point.kernel} under the interpreter at {shape} {dtype}: {check}")
     if not check.ok:
-        pytest.fail(f"triton {point.kernel} is wrong under the interpreter at {shape} {dtype}: "
+        pytest.fail(f"{provider} {point.kernel} is wrong under the interpreter at {shape} {dtype}: "
                     f"{check.describe()}")
     reason = (f"not timed: no GPU. Checked under the Triton interpreter at {shape} {dtype} "
               f"(max error {check.max_error:.3g}, {check.ratio:.2f}x plain PyTorch's)")
-    _skip(session, request, point, "triton", "not-timed", reason, checked_shape=shape, checked_dtype=dtype,
+    _skip(session, request, point, provider, "not-timed", reason, checked_shape=shape, checked_dtype=dtype,
           max_error=check.max_error, tolerance=[check.bound, 0.0], accuracy=check.fields(),
           check_note=" ".join(filter(None, [note, check.note])), variant=third.variant if third else None,
           config=third.config if third else None)
@@ -292,31 +270,29 @@ def run_case(bench: KernelBench, case: tuple[str, SweepPoint], benchmark, sessio
     ``out-of-memory`` skip and the run goes on."""
     provider, point = case
     try:
-        kmod = import_kernel(point.kernel)
+        bench.spec  # noqa: B018 - imports the op's package and its declaration
     except Exception as exc:  # a missing or broken kernel module fails only its own benchmarks
         _skip(session, request, point, provider, "unavailable",
               f"kernels.{point.kernel} cannot be imported: {type(exc).__name__}: {exc}")
-    if provider not in ("torch", "triton"):
-        spec = registry.get(provider)
-        if point.kernel not in spec.impls:
-            _skip(session, request, point, provider, "unsupported",
-                  f"{provider} has no {point.kernel} implementation")
-        reason = spec.unavailable(session.device_kind)
-        if reason is not None:
-            _skip(session, request, point, provider, "unavailable", reason, provider_source=spec.source)
-    if provider == "triton" and not session.triton_timed:
-        interpreter_check(bench, kmod, point, session, request)
+    spec = registry.get(provider)
+    if point.kernel not in spec.impls:
+        _skip(session, request, point, provider, "unsupported",
+              f"{provider} has no {point.kernel} implementation")
+    reason = spec.unavailable(session.device_kind)
+    if reason is not None:
+        _skip(session, request, point, provider, "unavailable", reason, provider_source=spec.source)
+    if spec.interpreted and not session.triton_timed:
+        interpreter_check(bench, provider, point, session, request)
         return
     x: dict = {}  # the case's inputs; cleared whatever happens
     try:
-        _timed_case(bench, kmod, provider, point, x, benchmark, session, request)
+        _timed_case(bench, provider, point, x, benchmark, session, request)
     finally:
         _release(x, session)
 
 
-def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: SweepPoint,
-                x: dict, benchmark, session: BenchSession,
-                request: pytest.FixtureRequest) -> None:
+def _timed_case(bench: KernelBench, provider: str, point: SweepPoint, x: dict, benchmark,
+                session: BenchSession, request: pytest.FixtureRequest) -> None:
     failure = contract = None
     step = "measuring the ceilings"
     impl = None
@@ -325,13 +301,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         step = "building the inputs"
         x.update(bench.build(point, session.device))
         step = "the first (checked) call"
-        if provider == "torch":
-            first = fn = bench.torch_fn(kmod, x)
-        elif provider == "triton":
-            first, fn = bench.triton_fn(kmod, x, first=True), bench.triton_fn(kmod, x, first=False)
-        else:
-            impl = registry.get(provider).bind(point.kernel)  # per-case providers build (compile) here
-            first = fn = bench.provider_fn(impl, x)
+        first, fn, impl = bench.calls(provider, x)  # per-case providers build (compile) here
         # copies the reference and the plain run use and the inputs are compared with (freed before timing)
         x["pristine"] = accuracy.snapshot(*bench.launch_args(x))
         t_first = time.perf_counter()
@@ -339,7 +309,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         session.synchronize()
         first_call_s = time.perf_counter() - t_first
         step = "the check against the reference"
-        check = bench.check(kmod, x, out, pristine=x.pop("pristine"))
+        check = bench.check(x, out, pristine=x.pop("pristine"))
         del out
     except ContractError as exc:
         contract = str(exc)
@@ -359,10 +329,9 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
     if not check.ok:
         pytest.fail(f"{provider} {point.kernel} {point.label} {point.dtype}: wrong result, "
                     f"{check.describe()}; no time recorded")
-    variant, config = bench.torch_variant, None
-    if provider not in ("torch", "triton"):
-        variant = registry.get(provider).variant.get(point.kernel, provider)
-    if provider == "triton":
+    spec = registry.get(provider)
+    variant, config = spec.variant.get(point.kernel, provider), None
+    if spec.launch_records:
         launch = kmod_last_launch(point.kernel)
         variant, config = (launch.variant, launch.config) if launch else (None, None)
     try:
@@ -397,7 +366,7 @@ def _timed_case(bench: KernelBench, kmod: ModuleType, provider: str, point: Swee
         point=point, provider=provider, variant=variant, config=config, device_name=session.device_name,
         device_kind=session.device_kind, summary=summary, roofs=roofs, max_error=check.max_error,
         tolerance=(check.bound, 0.0), timing_method=method, timing=timing_info,
-        audit=audit_line(point.kernel, variant, config, point.dtype, arch) if provider == "triton" else None,
+        audit=audit_line(point.kernel, variant, config, point.dtype, arch) if spec.launch_records else None,
         details={"layout": x.get("layout"), "check": check.note or "full output vs reference",
                  "worst_over_tolerance": check.worst, "first_call_s": first_call_s},
     ))

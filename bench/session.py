@@ -1,17 +1,13 @@
 """One benchmarking process: its device (pinned per xdist worker), flush buffer, ceilings and records.
 
-Scale-out: ``pytest --benchmark -n <gpus>`` starts one xdist worker per GPU. The controller hands each
-worker a GPU no live worker holds (:class:`GpuAllocator`), so ``gwN`` starts on ``cuda:N`` and a worker
-xdist restarts after a crash (``gw2`` on a 2-GPU box) takes over the GPU its dead predecessor held; no
-two benchmarks ever share a GPU. Asking for more workers than GPUs is an error, not a silent
-doubling-up.
+Scale-out: ``pytest --benchmark -n <gpus>`` starts one xdist worker per GPU; the controller hands each
+worker its GPU (:mod:`bench.isolation`), and :func:`open_session` pins the worker to it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +18,8 @@ from bench import ceilings as ceilings_mod
 from bench import rocm
 from bench.provenance import cpu_info
 from bench.record import Roofs
-from bench.results import append_record, part_dir, write_json
 from bench.timing import CudaBackend, cpu_llc_bytes, flush_bytes
+from roofline.rundir import CEILINGS, SKIPPED, append_record, part_dir, write_json
 
 
 def worker_index(worker_id: str | None) -> int:
@@ -47,58 +43,6 @@ def pinned_device_index(worker_id: str | None, device_count: int) -> int:
                            f"{device_count} are visible: run pytest --benchmark -n {device_count} or fewer "
                            "(one worker per GPU)")
     return index
-
-
-class GpuAllocator:
-    """The controller's map of xdist workers to GPUs: a new worker gets the lowest-numbered GPU no live
-    worker holds, and a worker that goes down frees its GPU. xdist names a replacement for a crashed
-    worker with a fresh id (``gw2`` on a 2-worker run), so a GPU cannot be derived from the id alone."""
-
-    def __init__(self, device_count: int) -> None:
-        if device_count < 1:
-            raise ValueError(f"device_count: expected at least one GPU, got {device_count}")
-        self.device_count = device_count
-        self.held: dict[str, int] = {}
-
-    def assign(self, worker_id: str) -> int:
-        if worker_id in self.held:
-            return self.held[worker_id]
-        free = [i for i in range(self.device_count) if i not in self.held.values()]
-        if not free:
-            raise RuntimeError(f"xdist worker {worker_id}: all {self.device_count} GPUs are held by "
-                               f"{', '.join(sorted(self.held))}; one worker per GPU")
-        self.held[worker_id] = free[0]
-        return free[0]
-
-    def release(self, worker_id: str) -> None:
-        self.held.pop(worker_id, None)
-
-
-def check_worker_count(numprocesses: object, device_count: int, cuda: bool,
-                       spelled: str | None = None) -> str | None:
-    """Why ``-n numprocesses`` cannot run here (None if it can): one worker per GPU, none on a CPU.
-
-    ``spelled`` is what the user typed (``auto``, ``logical``) when xdist has already turned it into a
-    number, so the message names both. ``RIDGEBENCH_CPU_WORKERS=1`` lets workers run on a CPU anyway:
-    for testing the scale-out plumbing only, since CPU workers time each other."""
-    if numprocesses in (None, 0, "0"):
-        return None
-    try:
-        n = int(numprocesses)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return f"-n {numprocesses}: give the number of GPUs explicitly (one worker per GPU)"
-    if n <= 0:
-        return None
-    asked = f"-n {spelled} ({n} workers)" if spelled not in (None, str(n)) else f"-n {n}"
-    if not cuda:
-        if os.environ.get("RIDGEBENCH_CPU_WORKERS") == "1":
-            return None
-        return (f"{asked}: parallel benchmark workers need one GPU each; on the CPU they would time each "
-                "other. Run without -n.")
-    if n > device_count:
-        return (f"{asked}: only {device_count} CUDA device(s) visible; one worker per GPU means "
-                f"-n {device_count}")
-    return None
 
 
 def cpu_device_name() -> str:
@@ -181,12 +125,12 @@ class BenchSession:
                 budget = self.ceilings_budget_s if budget_s is None else budget_s
                 self.roofs, self.ceilings = ceilings_mod.before_sweep(self.device, self.device_name,
                                                                      self.cache_bytes, budget_s=budget)
-            write_json(self.part_dir / "ceilings.json", self.ceilings)
+            write_json(self.part_dir / CEILINGS, self.ceilings)
         return self.roofs
 
     def add_skip(self, record: dict) -> None:
         self.skipped.append(record)
-        write_json(self.part_dir / "skipped.json", self.skipped)
+        write_json(self.part_dir / SKIPPED, self.skipped)
 
     def add_record(self, record: dict) -> None:
         """Keep one finished benchmark (its full pytest-benchmark record) on disk now."""
@@ -220,8 +164,8 @@ def open_session(*, run_dir: Path, worker_id: str | None, sweep: str, started: d
                  ) -> BenchSession:
     """The session for this process: the pinned GPU when CUDA is available, the CPU otherwise.
 
-    ``gpu_index``: the GPU the xdist controller assigned (:class:`GpuAllocator`); without it, worker
-    ``gwN`` takes ``cuda:N``. ``part``: the name of this process's part (default: the worker id, or
+    ``gpu_index``: the GPU the xdist controller assigned (:class:`bench.isolation.GpuAllocator`); without
+    it, worker ``gwN`` takes ``cuda:N``. ``part``: the name of this process's part (default: the worker id, or
     ``main``)."""
     if torch.cuda.is_available():
         count = torch.cuda.device_count()

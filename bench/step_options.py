@@ -2,11 +2,12 @@
 apart from one call per hook.
 
 With ``--model`` the suite's kernels run at the shapes of one decode step of that model per batch
-(and one prefill with ``--prefill``) from :func:`roofline.step.step_points` instead of a ``--sweep``
+(and one prefill with ``--prefill``) from :func:`roofline.model.step.step_points` instead of a ``--sweep``
 preset; the request is saved as ``step-request.json`` in the run directory and the step report
-(``step.md``, ``step.json``, figures) is written when the session ends. ``--weights``, ``--activations``,
-``--kv`` and ``--group-size`` (parsed as ``python -m roofline model`` parses them) are recorded in the
-request: the kernels still run the run's dtype, and the report PREDICTS the step in that precision.
+(``step.md``, ``step.json``, figures) is written when the session ends (:mod:`bench.finish`).
+``--weights``, ``--activations``, ``--kv`` and ``--group-size`` (parsed as ``python -m roofline model``
+parses them) are recorded in the request: the kernels still run the run's dtype, and the report PREDICTS
+the step in that precision.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from roofline.errors import UsageError
-from roofline.precision import precision_options
-from roofline.step import (
+from roofline.model.precision import precision_options
+from roofline.model.step import (
     DEFAULT_CONTEXT,
     StepRequest,
     check_fits_cpu,
@@ -26,14 +27,15 @@ from roofline.step import (
     step_points,
     write_request,
 )
-from roofline.sweeps import SweepPoint, sweep_dtype
+from roofline.model.sweeps import SweepPoint, sweep_dtype
 
 REQUEST = pytest.StashKey[StepRequest]()
 
 
 def add_options(group) -> None:
     group.addoption("--model", default=None, metavar="PRESET|CONFIG.json",
-                    help="benchmark one decode step of this model (a roofline.model preset or a config "
+                    help="benchmark one decode step of this model (a roofline.model.transformer preset or a "
+                         "config "
                          "JSON: write --model=PATH so pytest does not take PATH for a test path) instead "
                          "of a --sweep preset; writes step.md/step.json")
     group.addoption("--batch", default="1,8,64,256", metavar="B1,B2",
@@ -126,14 +128,6 @@ def report_commands(config: pytest.Config, run_dir: Path) -> list[str]:
     return [] if config.stash.get(REQUEST, None) is None else [f"python -m roofline step {run_dir}"]
 
 
-def report(config: pytest.Config, run_dir: Path) -> list[str]:
-    """Write the step report at session end; lines for the terminal summary."""
-    if config.stash.get(REQUEST, None) is None or config.getoption("--no-report"):
-        return []
-    try:
-        from roofline.step_report import write_step_report
-
-        paths = write_step_report(run_dir)
-    except Exception as exc:  # noqa: BLE001 - the measurements are saved; say what failed
-        return [f"roofline.step_report FAILED: {type(exc).__name__}: {exc}"]
-    return [f"roofline.step_report: {p}" for p in paths]
+def requested(config: pytest.Config) -> bool:
+    """Whether this is a model-step run: its step report is written at session end (:mod:`bench.finish`)."""
+    return config.stash.get(REQUEST, None) is not None

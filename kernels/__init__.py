@@ -8,9 +8,11 @@
   and the launch plan;
 - ``cases.py``: ``compile_cases(arch)`` for the sm_80/sm_90 audit, ``REQUIRED_GATES`` and
   ``GATE_EXCEPTIONS`` (each waiver with its reason);
+- ``spec.py``: ``SPEC`` (:class:`kernels._lib.spec.OpSpec`), what the benchmark, the providers, the
+  validation and compiled tests and the timing cross-check need to know about the op;
 - ``DESIGN.md``: design targets, risks, and how to read the audit's evidence.
 
-``kernels/_lib`` holds the one copy of what they share. The list of ops is :data:`roofline.ops.KERNELS`;
+``kernels/_lib`` holds the one copy of what they share. The list of ops is :data:`roofline.model.ops.KERNELS`;
 docs/adding-a-kernel.md is the recipe.
 """
 

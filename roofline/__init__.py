@@ -1,2 +1,6 @@
-"""ridgebench's roofline: hardware specs, the analytic cost model, transformer accounting, plots and
-claims. Pure Python (no GPU, no Triton); it reads results and never imports ``kernels`` or ``bench``."""
+"""ridgebench's roofline, in two layers: :mod:`roofline.model.transformer` is the pure model (hardware specs,
+the
+architecture table, the analytic cost model, transformer accounting, roofs and verdicts) and
+:mod:`roofline.report` reads a results directory and draws from it (plots, claims, compare, the model
+step's report, the HTML page, the ``python -m roofline`` commands). The model never imports the report.
+Pure Python (no GPU, no Triton); neither layer imports ``kernels`` or ``bench``."""

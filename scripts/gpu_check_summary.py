@@ -19,6 +19,8 @@ import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
 
+from roofline.rundir import BENCHMARK, PROVENANCE, SKIPPED
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -62,15 +64,15 @@ def find_run(root: Path) -> Path | None:
 
 def report(root: Path) -> int:
     """The run's plots, claims and report.html, by the suite's own end-of-run step
-    (:func:`bench.plugin.draw_reports`); exit 1 when any of them failed."""
-    from bench.plugin import draw_reports
+    (:func:`roofline.report.finish.finish`); exit 1 when any of them failed."""
+    from roofline.report.finish import finish
 
     run = find_run(root)
     if run is None:
         print(f"gpu-check: no run directory under {root}: the sweep timed nothing")
         return 1
     print(f"run: {run}")
-    lines = draw_reports(run)
+    lines = finish(run).reports
     print(*lines, sep="\n")
     return 1 if any("FAILED" in line or "not available" in line for line in lines) else 0
 
@@ -98,7 +100,7 @@ def details(out: Path, dry: bool) -> None:
         print(*[line for line in txt.read_text().splitlines() if line.startswith(keep)], sep="\n")
     run = find_run(out / "bench")
     if run is not None:
-        prov = _load(run / "provenance.json")
+        prov = _load(run / PROVENANCE)
         if isinstance(prov, dict):
             families = prov.get("families") or {}
             if families:
@@ -107,10 +109,10 @@ def details(out: Path, dry: bool) -> None:
                     f"{f} ok" if rc in (0, 5) else f"{f} FAILED (exit {rc})" for f, rc in states.items()))
             if prov.get("interrupted"):
                 print("sweep: INTERRUPTED (its time box); the finished benchmarks are kept")
-        bench = _load(run / "benchmark.json")
+        bench = _load(run / BENCHMARK)
         if isinstance(bench, dict):
             print(f"timed benchmarks: {len(bench.get('benchmarks', []))}")
-        skipped = _load(run / "skipped.json")
+        skipped = _load(run / SKIPPED)
         if isinstance(skipped, list):
             cats: dict[str, int] = {}
             for s in skipped:

@@ -1,14 +1,15 @@
 """Each Triton launcher's own host work per repeated call, on the CPU, with the kernel launch stubbed out.
 
-A benchmark, not a test: for every point of the quick sweep (``roofline.sweeps``, the GPU's or the
-CPU's list) the launcher is called the way the suite times it (``bench/test_<kernel>.py``'s
-``triton_fn(..., first=False)``) on inputs of the point's full shape, with Triton's launch replaced by a
-no-op (``InterpretedFunction.run``, under ``TRITON_INTERPRET=1``), so what is timed is the launcher's
-Python: validation, the launch plan, output allocation and the call into Triton, nothing else. Inputs
-are ``torch.empty`` (never touched, so a 4 GiB cache costs address space, not memory); outputs come
-from a per-shape cache standing in for the GPU's caching allocator. Printed per point:
-the median host microseconds per call over ``--calls`` calls, and per launcher the ratio of its largest
-to its smallest point (a launch plan that grows with the shape shows here).
+A benchmark, not a test: for every point of the quick sweep (``roofline.model.sweeps``, the GPU's or the
+CPU's list)
+the launcher is called the way the suite times it (``bench.runner.KernelBench``'s ``triton_fn(...,
+first=False)``) on the inputs ``kernels/<kernel>/spec.py`` builds at the point's full shape, with Triton's
+launch replaced by a no-op (``InterpretedFunction.run``, under ``TRITON_INTERPRET=1``), so what is timed is
+the launcher's Python: validation, the launch plan, output allocation and the call into Triton, nothing else.
+Inputs are ``torch.empty`` (never touched, so a 4 GiB cache costs address space, not memory); outputs come
+from a per-shape cache standing in for the GPU's caching allocator. Printed per point: the median host
+microseconds per call over ``--calls`` calls, and per launcher the ratio of its largest to its smallest point
+(a launch plan that grows with the shape shows here).
 
     python scripts/launch_cost.py [--device-sweep cuda|cpu] [--calls N] [--kernels K1,K2] [--json FILE]
 
@@ -86,8 +87,8 @@ def measure(device_sweep: str, calls: int, kernels: tuple[str, ...] | None) -> l
 
     import torch
 
-    from bench.runner import bench_class
-    from roofline.sweeps import sweep_points
+    from bench.runner import KernelBench
+    from roofline.model.sweeps import sweep_points
 
     _stub_triton_launch()
     _cached_outputs()
@@ -95,11 +96,10 @@ def measure(device_sweep: str, calls: int, kernels: tuple[str, ...] | None) -> l
     for point in sweep_points("quick", device_sweep):
         if kernels and point.kernel not in kernels:
             continue
-        importlib.import_module(f"bench.test_{point.kernel}").randn = _empty_randn  # untouched memory
-        bench = bench_class(point.kernel)()
+        importlib.import_module(f"kernels.{point.kernel}.spec").randn = _empty_randn  # untouched memory
+        bench = KernelBench(point.kernel)
         x = bench.build(point, torch.device("cpu"))
-        kmod = importlib.import_module(f"kernels.{point.kernel}")
-        fn = bench.triton_fn(kmod, x, first=False)
+        fn = bench.triton_fn(x, first=False)
         rows.append({"kernel": point.kernel, "sweep": point.sweep, "label": point.label,
                      "shape": point.shape, "dtype": point.dtype, "host_us": host_us_per_call(fn, calls)})
         del x, fn

@@ -2,7 +2,7 @@
 against the two clocks that cannot count host time, and the device's read / write / copy bandwidth on 1 GiB.
 
 For ~7 representative benchmark cases (points of the quick sweep, built by the suite's own builders in
-bench/test_<kernel>.py), the median per call by:
+kernels/<kernel>/spec.py), the median per call by:
 - ``suite``: what the suite records for the point (``--timing auto``, bench.timing.measure; the method
   it chose is listed per case);
 - ``events``: CUDA events around the Python call after the flush and a fixed ~100 us spin (the suite's
@@ -19,9 +19,10 @@ A case whose ``events``, ``no-spin`` or ``do_bench`` time exceeds the host-free 
 :data:`NOISE_FLOOR`) is flagged: host time inside a device clock. Nothing here is predicted: every number
 is measured on this machine.
 
-The ops are the table's Triton ops (``roofline.ops.KERNELS``), each timed through the one ``KernelBench``
-subclass of its ``bench/test_<op>.py``. The GPU cases are data (:data:`GPU_CASES`); an op without one,
-or a case the quick sweep no longer has, is reported as NOT COVERED rather than dropped in silence.
+The ops are the table's Triton ops (``roofline.model.ops.KERNELS``), each timed through its
+``bench.runner.KernelBench``. The GPU cases are each op's ``gpu_cases`` (``kernels/<op>/spec.py``); an op
+without one, or a case the quick sweep no longer has, is reported as NOT COVERED rather than dropped in
+silence.
 ``--budget SECONDS`` stops starting cases once the next one (estimated at the longest so far) would pass
 it; the output is written either way and says which cases the budget left out.
 
@@ -45,16 +46,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# (kernel, sweep, label) of the quick sweep on a GPU: memory- and compute-bound, each kernel family
-GPU_CASES = [
-    ("gemv", "gemv/decode.llama2-7b.mlp_up", "B1"),
-    ("gemv", "gemv/decode.llama2-7b.mlp_up", "B256"),
-    ("qkv", "qkv/decode.llama2-7b", "M16"),
-    ("attention", "attention/prefill.llama2-7b", "S2k"),
-    ("attention", "attention/decode.llama2-70b.b8", "L16k"),
-    ("softmax", "softmax/cols.r4k", "C4k"),
-    ("gelu", "gelu/mlp.gpt2-xl.tanh", "T4k"),
-]
 METHODS = ("suite", "events", "no-spin", "no-flush", "sized-spin", "graph", "profiler", "do_bench", "host",
            "bare")
 HOST_FREE = ("graph", "profiler")  # the references: neither can count host time
@@ -65,32 +56,34 @@ NOISE_FLOOR = 0.10  # an event clock is flagged only past max(10%, the two metho
 BANDWIDTH_RESERVE_S = 30.0  # --budget keeps this for the bandwidth step
 
 
-def bench_class(kernel: str) -> type:
-    """The one ``KernelBench`` subclass of ``bench/test_<kernel>.py`` (:func:`bench.runner.bench_class`)."""
-    from bench.runner import bench_class as find
+def _benches() -> dict[str, object]:
+    """Each Triton op of the table (roofline.model.ops.KERNELS) with its :class:`bench.runner.KernelBench`."""
+    from bench.runner import KernelBench
+    from roofline.model.ops import KERNELS
 
-    return find(kernel)
-
-
-def _benches() -> dict[str, type]:
-    """Each Triton op of the table (roofline.ops.KERNELS) with its benchmark class."""
-    from roofline.ops import KERNELS
-
-    return {kernel: bench_class(kernel) for kernel in KERNELS}
+    return {kernel: KernelBench(kernel) for kernel in KERNELS}
 
 
-def gpu_points(quick: list) -> tuple[list, list[str]]:
-    """The quick-sweep points named in :data:`GPU_CASES`, and a note per Triton op without one (or per
-    case that is no longer a point of the quick sweep), so a new op or a renamed sweep is said, not
+def gpu_cases() -> list[tuple[str, str, str]]:
+    """``(kernel, sweep, label)`` of the quick sweep on a GPU, memory- and compute-bound, each kernel family:
+    each op's ``gpu_cases`` (``kernels/<op>/spec.py``)."""
+    return [(kernel, sweep, label) for kernel, bench in _benches().items()
+            for sweep, label in bench.spec.gpu_cases]
+
+
+def gpu_points(quick: list, cases: list[tuple[str, str, str]] | None = None) -> tuple[list, list[str]]:
+    """The quick-sweep points named by :func:`gpu_cases` (or ``cases``), and a note per Triton op without one
+    (or per case that is no longer a point of the quick sweep), so a new op or a renamed sweep is said, not
     silently left out."""
-    from roofline.ops import KERNELS
+    from roofline.model.ops import KERNELS
 
+    cases = gpu_cases() if cases is None else cases
     by_key = {(p.kernel, p.sweep, p.label): p for p in quick}
-    notes = [f"{kernel}: no example case (add its quick-sweep points to GPU_CASES in "
-             f"scripts/timing_crosscheck.py)" for kernel in KERNELS if all(c[0] != kernel for c in GPU_CASES)]
+    notes = [f"{kernel}: no example case (add its quick-sweep points to gpu_cases in "
+             f"kernels/{kernel}/spec.py)" for kernel in KERNELS if all(c[0] != kernel for c in cases)]
     notes += [f"{kernel} {sweep} {label}: not a point of the quick sweep (skipped)"
-              for kernel, sweep, label in GPU_CASES if (kernel, sweep, label) not in by_key]
-    return [by_key[c] for c in GPU_CASES if c in by_key], notes
+              for kernel, sweep, label in cases if (kernel, sweep, label) not in by_key]
+    return [by_key[c] for c in cases if c in by_key], notes
 
 
 def _median(samples: list[float]) -> float:
@@ -210,9 +203,8 @@ def run(out_dir: Path, dry_run: bool, budget_s: float | None = None) -> dict:
 
     import torch
 
-    from bench.runner import import_kernel
     from bench.session import open_session
-    from roofline.sweeps import sweep_points
+    from roofline.model.sweeps import sweep_points
 
     cuda = torch.cuda.is_available() and not dry_run
     session = open_session(run_dir=out_dir / "session", worker_id=None,
@@ -235,16 +227,15 @@ def run(out_dir: Path, dry_run: bool, budget_s: float | None = None) -> dict:
             notes += [f"{p.kernel} {p.sweep} {p.label}: {why}" for p in points[i:]]
             break
         t_case = time.monotonic()
-        bench = benches[point.kernel]()
-        kmod = import_kernel(point.kernel)
+        bench = benches[point.kernel]
         if dry_run:
             point = type(point)(point.kernel, point.sweep, bench.interpreter_shape(point.shape), "float16",
                                 point.label)
         x = bench.build(point, session.device)
-        fn = bench.triton_fn(kmod, x, first=True)
+        fn = bench.triton_fn(x, first=True)
         fn()  # compile, autotune, check once
-        chk = bench.check(kmod, x, fn(), kmod.TOLERANCES[_dtype(point.dtype)])
-        fn = bench.triton_fn(kmod, x, first=False)
+        chk = bench.check(x, fn())
+        fn = bench.triton_fn(x, first=False)
         timed = time_methods(fn, session, reps=reps, cuda=cuda)
         cases.append({"kernel": point.kernel, "sweep": point.sweep, "label": point.label,
                       "dtype": point.dtype, "shape": point.shape, "check_ok": chk.ok,
@@ -259,12 +250,6 @@ def run(out_dir: Path, dry_run: bool, budget_s: float | None = None) -> dict:
             "budget_s": budget_s, "elapsed_s": time.monotonic() - started,
             "note": "measured on this machine"
                     + ("; dry run: interpreter, host wall time" if dry_run else "")}
-
-
-def _dtype(name: str):
-    import torch
-
-    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[name]
 
 
 def _cell(value: float | None) -> str:

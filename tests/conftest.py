@@ -28,8 +28,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from roofline import machine
-from roofline.ops import KERNELS
+from roofline.model import machine
+from roofline.model.ops import KERNELS
 
 DEVICE = pytest.StashKey[str]()
 

@@ -1,4 +1,5 @@
-"""Transformer FLOPs, KV cache and training compute (roofline/accounting.py), checked three ways: against
+"""Transformer FLOPs, KV cache and training compute (roofline/model/accounting.py), checked three ways:
+against
 a PyTorch model under FlopCounterMode, against internal identities, and against the seed documents'
 worked numbers (where a seed's arithmetic is wrong, the test pins the right value and says why)."""
 
@@ -15,9 +16,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from roofline import accounting
 from roofline.errors import UsageError
-from roofline.model import PRESETS, ModelConfig
+from roofline.model import accounting
+from roofline.model.transformer import PRESETS, ModelConfig
 
 XL = PRESETS["gpt2-xl-swiglu"]
 

@@ -14,18 +14,11 @@ import torch.nn.functional as F
 
 from bench import accuracy
 from bench.accuracy import Check, ContractError
-from bench.runner import KernelBench, import_kernel
-from bench.test_attention import AttentionBench
-from bench.test_gelu import GeluBench
-from bench.test_gemv import GemvBench
-from bench.test_qkv import QkvBench
-from bench.test_softmax import SoftmaxBench
+from bench.runner import KernelBench
 from kernels.attention import attention_ref
 from kernels.qkv import qkv_projection_ref, qkv_projection_unfused
-from roofline.sweeps import SWEEP_DTYPES, SweepPoint, sweep_points
+from roofline.model.sweeps import SWEEP_DTYPES, SweepPoint, sweep_points
 
-BENCHES = {"qkv": QkvBench, "gemv": GemvBench, "attention": AttentionBench, "softmax": SoftmaxBench,
-           "gelu": GeluBench}
 CPU = torch.device("cpu")
 
 
@@ -40,11 +33,11 @@ def _run(bench: KernelBench, x: dict, provider) -> Check:
     pristine = accuracy.snapshot(*bench.launch_args(x))
     args, kwargs = bench.launch_args(x)
     out = provider(*args, **kwargs)
-    return bench.check(import_kernel(bench.kernel), x, out, pristine=pristine)
+    return bench.check(x, out, pristine=pristine)
 
 
 def _case(kernel: str, dtype: str, **shape: object) -> tuple[KernelBench, dict]:
-    bench = BENCHES[kernel]()
+    bench = KernelBench(kernel)
     return bench, bench.build(_point(kernel, dtype, **shape), CPU)
 
 
@@ -152,7 +145,7 @@ FAIR = {"gelu": [_gelu_readme, _gelu_once, _gelu_formula], "softmax": [_softmax_
                          ids=lambda v: getattr(v, "__name__", v))
 def test_plain_torch_providers_that_round_differently_pass_on_the_smoke_points(kernel, provider, dtype):
     for point in (p for p in sweep_points("smoke", "cpu", dtype) if p.kernel == kernel):
-        bench = BENCHES[kernel]()
+        bench = KernelBench(kernel)
         check = _run(bench, bench.build(point, CPU), provider)
         assert check.ok and check.reference == "float64", (point.label, check.describe())
 
@@ -190,7 +183,7 @@ def _gelu_tail(dtype: str) -> tuple[KernelBench, dict]:
     far beyond a bf16 rounding (on N(0, 4) inputs they differ by less than one bf16 ulp of the largest
     output, and no gate on the max error can tell them apart there)."""
     x = torch.linspace(-5.0, -3.0, 512, dtype=torch.float64).to(getattr(torch, dtype))
-    return GeluBench(), {"x": x, "b": None, "approximate": "none"}
+    return KernelBench("gelu"), {"x": x, "b": None, "approximate": "none"}
 
 
 WRONG = {
@@ -241,14 +234,12 @@ def test_a_provider_that_clobbers_its_input_fails_even_with_a_matching_output():
         _run(bench, x, clobber)
     bench, x = _case("softmax", "bfloat16")
 
-    class InPlace(SoftmaxBench):
-        inplace = (0,)
-
-    ok = InPlace()
+    ok = KernelBench("softmax")
+    ok.spec = dataclasses.replace(ok.spec, inplace=(0,))
     pristine = accuracy.snapshot(*ok.launch_args(x))
     out = torch.softmax(x["x"], -1)
     x["x"].copy_(out)  # allowed by contract: the reference still comes from the pristine copy
-    assert ok.check(import_kernel("softmax"), x, out, pristine=pristine).ok
+    assert ok.check(x, out, pristine=pristine).ok
 
 
 @pytest.mark.parametrize("result,message", [

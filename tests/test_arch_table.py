@@ -1,4 +1,4 @@
-"""The architecture table (roofline/arch.py, issue 23): one copy of every architecture fact.
+"""The architecture table (roofline/model/arch.py, issue 23): one copy of every architecture fact.
 
 Its rows carry what the audit, the occupancy, the config pruning and the presets branch on; a scan of
 the source fails when an arch-specific literal (an MMA opcode name, a shared-memory size, a compute
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from kernels._lib import device
-from roofline import arch
-from roofline.arch import ARCHS, MMA_GATES, MMA_OPCODES, ArchSpec, arch_label, get_arch
-from roofline.hardware import PRESETS
+from roofline.model import arch
+from roofline.model.arch import ARCHS, MMA_GATES, MMA_OPCODES, ArchSpec, arch_label, get_arch
+from roofline.model.hardware import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT / "roofline" / "arch.py"
+TABLE = ROOT / "roofline" / "model" / "arch.py"
 SCANNED = ("kernels", "roofline", "bench")
 
 _OPCODE_RE = re.compile(r"\b(?:%s|UTC[A-Z]*MMA|H[A-Z]*MMA)\b" % "|".join(MMA_OPCODES))
@@ -103,7 +103,8 @@ def _sources() -> list[Path]:
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_arch_literal_outside_the_table(path):
     found = arch_literals(path.read_text())
-    assert not found, f"{path.relative_to(ROOT)}: architecture facts belong in roofline/arch.py: {found}"
+    assert not found, (f"{path.relative_to(ROOT)}: architecture facts belong in roofline/model/arch.py: "
+                       f"{found}")
 
 
 @pytest.mark.parametrize("snippet, what", [

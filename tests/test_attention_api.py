@@ -27,7 +27,7 @@ from kernels.attention.configs import (
 from kernels.attention.prefill import PREFILL_AUTOTUNE_KEY, prefill_tuner
 from kernels.audit import SUPPORTED_ARCHS
 from kernels.audit.gates import ALL_GATES, config_matches
-from roofline.machine import ENV, GPU_MACHINES, MACHINES
+from roofline.model.machine import ENV, GPU_MACHINES, MACHINES
 
 F16 = torch.float16
 

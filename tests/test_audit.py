@@ -22,7 +22,7 @@ import pytest
 
 from kernels.audit import SUPPORTED_ARCHS, AuditLine, exceptions, required_gates
 from kernels.audit.gates import config_matches, waiver_key
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 # The case budget per op and architecture: CI compiles every case on 2 cores. 36 since every code path a

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bench.session import BenchSession, open_session
-from roofline.sweeps import sweep_points
+from roofline.model.sweeps import sweep_points
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,7 +142,7 @@ def test_an_interrupted_controller_asks_its_family_process_to_stop_and_waits(tmp
     as SIGTERM, which that process turns into an orderly stop; the controller waits for it."""
     import signal
 
-    from bench.plugin import _run_child
+    from bench.isolation import run_child
 
     marker = tmp_path / "stopped"
     script = ("import signal, sys, time, pathlib\n"
@@ -161,7 +161,7 @@ def test_an_interrupted_controller_asks_its_family_process_to_stop_and_waits(tmp
     state: dict = {}
     try:
         with pytest.raises(KeyboardInterrupt):
-            _run_child([sys.executable, "-c", script], dict(os.environ), state)
+            run_child([sys.executable, "-c", script], dict(os.environ), state)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

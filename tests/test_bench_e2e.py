@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench.record import EXTRA_INFO_FIELDS
-from roofline.cost import CONVENTIONS
-from roofline.ops import KERNELS, kernel_cost
-from roofline.sweeps import sweep_points
+from roofline.model.cost import CONVENTIONS
+from roofline.model.ops import KERNELS, kernel_cost
+from roofline.model.sweeps import sweep_points
 
 ROOT = Path(__file__).resolve().parent.parent
 NULLABLE = {"config", "audit"}  # null for the torch provider (no Triton config, nothing audited)
@@ -58,7 +58,7 @@ def test_results_directory_layout(smoke_run):
 def test_the_run_directory_has_its_report_page(smoke_run):
     run, stdout, _ = smoke_run
     page = run / "report.html"
-    assert page.is_file() and f"roofline.page.write_page: {page}" in stdout
+    assert page.is_file() and f"roofline.report.page.write_page: {page}" in stdout
     html = page.read_text()
     assert all(b["name"] in html for b in _load(run, "benchmark.json")["benchmarks"])
 

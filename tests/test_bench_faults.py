@@ -15,11 +15,12 @@ import pytest
 import torch
 
 import bench.runner as runner
-from bench.results import RECORDS
-from bench.session import BenchSession, GpuAllocator, check_worker_count
-from bench.test_gelu import GeluBench
+from bench.isolation import GpuAllocator, check_worker_count
+from bench.runner import KernelBench
+from bench.session import BenchSession
 from bench.timing import tf32_matmul
-from roofline.sweeps import SweepPoint
+from roofline.model.sweeps import SweepPoint
+from roofline.rundir import RECORDS
 
 pytestmark = pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")
 POINT = SweepPoint("gelu", "gelu/mlp.t", {"n": 2 * 176, "approximate": "tanh", "bias_len": 176}, "float32",
@@ -44,24 +45,25 @@ def _request(request: pytest.FixtureRequest) -> types.SimpleNamespace:
                                  session=types.SimpleNamespace(shouldfail=False))
 
 
-class FaultyGelu(GeluBench):
-    """GELU whose torch call raises ``fault`` on call number ``fail_at`` (1 = the checked call), and
+class FaultyGelu(KernelBench):
+    """GELU whose provider call raises ``fault`` on call number ``fail_at`` (1 = the checked call), and
     which keeps weak references to every input it builds."""
 
     def __init__(self, fail_at: int | None = None, fault: BaseException | None = None) -> None:
-        self.fail_at, self.fault, self.calls, self.refs = fail_at, fault, 0, []
+        super().__init__("gelu")
+        self.fail_at, self.fault, self.made, self.refs = fail_at, fault, 0, []
 
     def build(self, point, device):
         x = super().build(point, device)
         self.refs += [weakref.ref(t) for t in x.values() if isinstance(t, torch.Tensor)]
         return x
 
-    def torch_fn(self, kmod, x):
-        inner = super().torch_fn(kmod, x)
+    def provider_fn(self, impl, x):
+        inner = super().provider_fn(impl, x)
 
         def call():
-            self.calls += 1
-            if self.calls == self.fail_at:
+            self.made += 1
+            if self.made == self.fail_at:
                 raise self.fault
             return inner()
         return call
@@ -171,9 +173,9 @@ def test_a_restarted_worker_takes_the_gpu_its_dead_predecessor_held():
 
 
 def test_the_controller_hands_each_xdist_worker_a_free_gpu(tmp_path):
-    from bench.plugin import _XdistHooks
+    from bench.isolation import XdistHooks
 
-    hooks = _XdistHooks(tmp_path, dt.datetime.now(dt.timezone.utc), GpuAllocator(2))
+    hooks = XdistHooks(tmp_path, dt.datetime.now(dt.timezone.utc), GpuAllocator(2))
 
     def node(worker_id):
         return types.SimpleNamespace(gateway=types.SimpleNamespace(id=worker_id), workerinput={})
@@ -193,7 +195,7 @@ def test_worker_count_messages_name_what_the_user_typed(monkeypatch):
     assert check_worker_count(16, 8, True, "auto").startswith("-n auto (16 workers): only 8 CUDA")
     assert check_worker_count(2, 0, False, "2").startswith("-n 2: parallel")
     assert check_worker_count(None, 0, False, None) is None
-    from bench.plugin import spelled_numprocesses
+    from bench.isolation import spelled_numprocesses
 
     assert [spelled_numprocesses(a) for a in (["-n", "auto"], ["-nauto"], ["--numprocesses=logical"],
                                               ["-n4", "-x"], ["--benchmark"])] == ["auto", "auto", "logical",

@@ -21,10 +21,9 @@ import bench.runner as runner
 from bench import plugin
 from bench.record import EXTRA_INFO_FIELDS, Roofs
 from bench.session import BenchSession
-from bench.test_softmax import SoftmaxBench
 from bench.timing import DeviceClock, TimingError, use_device_clock
-from roofline.hardware import PRESETS, from_measured
-from roofline.sweeps import SweepPoint
+from roofline.model.hardware import PRESETS, from_measured
+from roofline.model.sweeps import SweepPoint
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -102,7 +101,7 @@ def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, hos
     session.roofs = Roofs(measured, PRESETS["H100-SXM5"])
     point = SweepPoint("softmax", "softmax/cols.r3", {"rows": 3, "cols": 176}, "float16", "C176")
 
-    runner.run_case(SoftmaxBench(), (provider, point), benchmark, session, request)
+    runner.run_case(runner.KernelBench("softmax"), (provider, point), benchmark, session, request)
 
     info = benchmark.extra_info
     assert set(EXTRA_INFO_FIELDS) <= set(info)
@@ -122,7 +121,7 @@ def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, hos
         assert how["host_over_bare"] == pytest.approx(how["host_launch_s"] / how["bare_launch_s"])
     else:
         assert how["kernel_launches"] == 0 and how["bare_launch_s"] is None
-    # measured roof first (roofline.roof), the datasheet's fraction beside it
+    # measured roof first (roofline.model.roof), the datasheet's fraction beside it
     assert info["roof_source"] == "measured" and info["hardware"] == H100
     assert info["roofs"]["datasheet"]["hardware"] == "H100-SXM5" and info["datasheet_roof_fraction"] > 0
     assert info["max_error"] <= 1e-3 and session.timed == 1
@@ -138,10 +137,10 @@ def test_gpu_branch_records_device_clock_datasheet_roof_and_launch(provider, hos
 
 
 class CollectedItem:
-    """What the plugin's collection hook uses of a pytest item: its module and its markers."""
+    """What the plugin's collection hook uses of a pytest item: its function and its markers."""
 
     def __init__(self, kernel: str | None) -> None:
-        self.module = types.SimpleNamespace(KERNEL=kernel) if kernel else types.SimpleNamespace()
+        self.function = types.SimpleNamespace(KERNEL=kernel) if kernel else types.SimpleNamespace()
         self.own_markers: list[pytest.Mark] = []
 
     def get_closest_marker(self, name: str) -> pytest.Mark | None:

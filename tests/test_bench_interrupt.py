@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import HEADER, RECORDS, append_record, merge_parts, part_dir, read_records
-from roofline.cli import main as roofline_main
 from roofline.errors import UsageError
-from roofline.results import ResultsWarning, load_results
+from roofline.report.cli import main as roofline_main
+from roofline.report.results import ResultsWarning, load_results
+from roofline.rundir import HEADER, RECORDS, append_record, merge_parts, part_dir, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_RUN = ROOT / "tests" / "data" / "cpu-quick" / "benchmark.json"
@@ -35,7 +35,7 @@ def _half_timed(name: str = "test_gelu[torch-half]") -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# Writer: bench.results
+# Writer: roofline.rundir
 # ------------------------------------------------------------------------------------------------
 
 def test_records_are_appended_one_per_line_and_a_cut_line_is_reported(tmp_path):
@@ -75,7 +75,7 @@ def test_a_part_with_no_finished_record_writes_no_benchmark_json(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# Loaders: roofline.results and the roofline CLI
+# Loaders: roofline.report.results and the roofline CLI
 # ------------------------------------------------------------------------------------------------
 
 def test_a_half_timed_record_is_skipped_with_a_warning_not_the_whole_run(tmp_path):
@@ -207,10 +207,10 @@ def test_a_signal_after_the_last_case_still_exits_interrupted(monkeypatch):
     """A signal that lands in the end-of-run steps (the ceilings' second pass), after every case has
     finished: the run is still a stop, so pytest exits 2 and provenance says so, not a clean 0 beside
     "interrupted": true (what a fast CPU showed when its three cases finished before the signal)."""
-    from bench import plugin
+    from bench import finish, plugin
 
     monkeypatch.setattr(plugin.SIGNALS, "received", "SIGTERM")
-    state = plugin._end_state(0)
+    state = finish.end_state(0)
     assert state["exit_status"] == 2 and state["interrupted"] is True and state["signal"] == "SIGTERM"
 
     class _Config:
@@ -234,4 +234,4 @@ def test_a_signal_after_the_last_case_still_exits_interrupted(monkeypatch):
     next(wrapper)
     with pytest.raises(StopIteration):
         wrapper.send(None)
-    assert session.exitstatus == pytest.ExitCode.OK and plugin._end_state(0)["exit_status"] == 0
+    assert session.exitstatus == pytest.ExitCode.OK and finish.end_state(0)["exit_status"] == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.isolation import check_worker_count
 from bench.record import (
     EXTRA_INFO_FIELDS,
     SKIP_CATEGORIES,
@@ -17,13 +18,13 @@ from bench.record import (
     skip_record,
 )
 from bench.runner import classify as classify_error
-from bench.session import check_worker_count, pinned_device_index, worker_index
+from bench.session import pinned_device_index, worker_index
 from bench.timing import Summary
-from roofline.cost import CONVENTIONS
-from roofline.hardware import PRESETS, dtype_class, from_measured
-from roofline.ops import kernel_cost
-from roofline.roof import CeilingCheck
-from roofline.sweeps import SweepPoint
+from roofline.model.cost import CONVENTIONS
+from roofline.model.hardware import PRESETS, dtype_class, from_measured
+from roofline.model.ops import kernel_cost
+from roofline.model.roof import CeilingCheck
+from roofline.model.sweeps import SweepPoint
 
 POINT = SweepPoint("gemv", "gemv/decode.llama2-7b.mlp_up", dict(batch=16, n=11008, k=4096, bias=False),
                    "bfloat16", "B16")
@@ -67,7 +68,8 @@ def test_extra_info_holds_every_contract_field_with_consistent_arithmetic():
     assert (info["flops"], info["bytes"], info["intensity"]) == (cost.flops, cost.bytes, cost.intensity)
     assert info["achieved_bytes_per_s"] == pytest.approx(cost.bytes / 2e-4)
     assert info["achieved_flops_per_s"] == pytest.approx(cost.flops / 2e-4)
-    # attainable_s and roof_fraction use the measured roof (roofline.roof); the datasheet's fraction sits
+    # attainable_s and roof_fraction use the measured roof (roofline.model.roof); the datasheet's fraction
+    # sits
     # beside it under its own name
     assert info["roof_source"] == "measured" and info["hardware"] == "NVIDIA H100 80GB HBM3"
     assert info["attainable_s"] == pytest.approx(cost.bytes / 3.0e12)  # B=16: far below the ridge

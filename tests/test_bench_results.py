@@ -1,4 +1,4 @@
-"""bench.results: run-directory naming, never overwriting a run, per-worker parts and their merge."""
+"""roofline.rundir: run-directory naming, never overwriting a run, per-worker parts and their merge."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench.results import device_slug, merge_benchmark_json, merge_parts, new_run_dir, part_dir, utc_stamp
+from roofline.rundir import device_slug, merge_benchmark_json, merge_parts, new_run_dir, part_dir, utc_stamp
 
 WHEN = dt.datetime(2026, 11, 22, 5, 10, 7, tzinfo=dt.timezone.utc)
 
@@ -101,3 +101,25 @@ def test_merge_without_benchmarks_still_writes_the_skips(tmp_path):
     written = merge_parts(run)
     assert "benchmark.json" not in written and json.loads((run / "skipped.json").read_text())
     assert merge_benchmark_json([]) is None
+
+
+def test_the_run_directory_format_is_spelled_once():
+    """The names of a run's files and the parts layout live in roofline/rundir.py only: the writer
+    (bench), the readers (roofline.report) and the scripts use its constants, so a renamed file cannot
+    leave one side reading the old name."""
+    import ast
+    from pathlib import Path
+
+    from roofline import rundir
+
+    names = {rundir.BENCHMARK, rundir.CEILINGS, rundir.PROVENANCE, rundir.SKIPPED, rundir.RECORDS,
+             rundir.HEADER, rundir.PARTS}
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in [p for d in ("bench", "roofline", "kernels", "scripts") for p in (root / d).rglob("*.py")]:
+        if path == root / "roofline" / "rundir.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
+    assert not found, "spell these with roofline.rundir's constants: " + "; ".join(found)

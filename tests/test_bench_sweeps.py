@@ -1,4 +1,4 @@
-"""roofline.sweeps: the default sweeps cover what the issue asks for (crossing the ridge, prefill and
+"""roofline.model.sweeps: the default sweeps cover what the issue asks for (crossing the ridge, prefill and
 decode lengths, long rows, working sets on both sides of L2), from model presets, as valid cost points."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from roofline.errors import UsageError
-from roofline.hardware import PRESETS as HW
-from roofline.hardware import dtype_class
-from roofline.machine import CPU_MACHINES, ENV, MACHINES
-from roofline.model import PRESETS as MODELS
-from roofline.ops import KERNELS, kernel_cost
-from roofline.sweeps import SMOKE_MODEL, SWEEP_PRESETS, sweep_dtype, sweep_points
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.hardware import dtype_class
+from roofline.model.machine import CPU_MACHINES, ENV, MACHINES
+from roofline.model.ops import KERNELS, kernel_cost
+from roofline.model.sweeps import SMOKE_MODEL, SWEEP_PRESETS, sweep_dtype, sweep_points
+from roofline.model.transformer import PRESETS as MODELS
 
 ALL = [(p, d) for p in SWEEP_PRESETS for d in ("cuda", "cpu")]
 
@@ -99,7 +99,8 @@ def test_cpu_points_are_cpu_sized():
 
 @pytest.mark.parametrize("forced", [None, *CPU_MACHINES])
 def test_the_cpu_sweep_dtype_follows_native_math_and_dtype_overrides(forced, monkeypatch):
-    """bf16 where the CPU multiplies it natively, fp32 otherwise (roofline.roof.cpu_sweep_dtype): on this
+    """bf16 where the CPU multiplies it natively, fp32 otherwise (roofline.model.roof.cpu_sweep_dtype): on
+    this
     machine as detected, and on each CPU machine forced (RIDGEBENCH_MACHINE); --dtype overrides on any
     device."""
     from bench.provenance import this_cpu_features

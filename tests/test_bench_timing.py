@@ -36,7 +36,7 @@ from bench.timing import (
     use_device_clock,
     warm_up,
 )
-from roofline.hardware import PRESETS
+from roofline.model.hardware import PRESETS
 
 
 @pytest.mark.parametrize("name", ["A100-SXM4-80GB", "H100-SXM5", "V100-SXM2"])

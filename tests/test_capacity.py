@@ -1,4 +1,4 @@
-"""Memory capacity (roofline/capacity.py): weights, KV cache and activations per GPU under tensor
+"""Memory capacity (roofline/model/capacity.py): weights, KV cache and activations per GPU under tensor
 parallelism, what fits, and seed 004's 52B figures."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from roofline import accounting
-from roofline.capacity import LOGIT_BYTES, activation_bytes, capacity
 from roofline.errors import UsageError
-from roofline.hardware import PRESETS as HW
-from roofline.model import PRESETS
-from roofline.precision import Precision
+from roofline.model import accounting
+from roofline.model.capacity import LOGIT_BYTES, activation_bytes, capacity
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.precision import Precision
+from roofline.model.transformer import PRESETS
 
 M52, LLAMA7, LLAMA70 = PRESETS["anthropic-52b"], PRESETS["llama2-7b"], PRESETS["llama2-70b"]
 A40, A80, H200 = HW["A100-SXM4-40GB"], HW["A100-SXM4-80GB"], HW["H200"]

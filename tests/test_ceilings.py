@@ -13,8 +13,8 @@ import torch
 
 from bench import ceilings
 from bench.record import Roofs
-from bench.results import RECORDS, append_record, read_records
-from roofline.roof import MEMORY, assess_ceilings, point_roof
+from roofline.model.roof import MEMORY, assess_ceilings, point_roof
+from roofline.rundir import RECORDS, append_record, read_records
 
 CPU = torch.device("cpu")
 NOT_NATIVE = {d: {"native": False, "reason": "faked: no native math"} for d in ("bfloat16", "float16")}
@@ -127,7 +127,10 @@ def test_summary_lines_name_the_ceilings_the_dtype_and_warnings(tmp_path):
                     measured=measured, datasheet=None, device="cpu: test")
     prov = {"sweep_dtype": {"dtype": "float32", "reason": "no native bf16 math"}}
     (run / "provenance.json").write_text(json.dumps(prov))
-    lines = ceilings.summary_lines(run)
+    from roofline.report.finish import roof_lines
+    from roofline.report.results import load_results
+
+    lines = roof_lines(load_results(run))
     assert lines[0].startswith("ceilings (best of before/after the sweep): memory")
     assert any(line.startswith("Sweep dtype float32: no native bf16 math") for line in lines)
     assert any(line.startswith("Above-roof tolerance: ") for line in lines)

@@ -1,4 +1,5 @@
-"""roofline.claims: each claim's verdict on the model for real presets and on crafted hardware and crafted
+"""roofline.report.claims: each claim's verdict on the model for real presets and on crafted hardware and
+crafted
 measurements built to support it and to refute it; the report and the CLI."""
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from roofline.claims import BY_ID, CLAIMS, evaluate, markdown_report, terminal_table, write_report
-from roofline.claims.accounting import (
+from roofline.model.cost import gemv_cost, qkv_cost
+from roofline.model.hardware import PRESETS, HardwareSpec
+from roofline.model.verdict import CannotJudge, overhead_label
+from roofline.report.claims import BY_ID, CLAIMS, evaluate, markdown_report, terminal_table, write_report
+from roofline.report.claims.accounting import (
     attention_share_model,
     kv_bs_d_model,
     kv_decode_compute_bound_model,
@@ -17,7 +21,7 @@ from roofline.claims.accounting import (
     two_n_linear_model,
     two_n_s_model,
 )
-from roofline.claims.kernels import (
+from roofline.report.claims.kernels import (
     crossover,
     decode_attention_measured,
     decode_attention_model,
@@ -33,13 +37,10 @@ from roofline.claims.kernels import (
     prefill_model,
     qkv_crossover_measured,
 )
-from roofline.claims.registry import Claim
-from roofline.claims.roof import above_roof_measured
-from roofline.cli import main
-from roofline.cost import gemv_cost, qkv_cost
-from roofline.hardware import PRESETS, HardwareSpec
-from roofline.results import load_results
-from roofline.verdict import CannotJudge, overhead_label
+from roofline.report.claims.registry import Claim
+from roofline.report.claims.roof import above_roof_measured
+from roofline.report.cli import main
+from roofline.report.results import load_results
 from tests.data.synth import MEASURED_A100, a100_run, benchmark, roofline_time, write_run
 
 A100 = PRESETS["A100-SXM4-80GB"]

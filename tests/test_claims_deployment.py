@@ -1,19 +1,20 @@
-"""The deployment claims (roofline/claims/deployment.py): the decode crossover per weight width, and seed
+"""The deployment claims (roofline/report/claims/deployment.py): the decode crossover per weight width, and
+seed
 004's capacity arithmetic for the 52B model, recomputed."""
 
 from __future__ import annotations
 
 import pytest
 
-from roofline.claims import BY_ID, evaluate
-from roofline.claims.deployment import (
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.hardware import HardwareSpec
+from roofline.report.claims import BY_ID, evaluate
+from roofline.report.claims.deployment import (
     capacity_four_model,
     capacity_table,
     capacity_three_model,
     ridge_per_width_model,
 )
-from roofline.hardware import PRESETS as HW
-from roofline.hardware import HardwareSpec
 
 CLAIM_IDS = ("decode-crossover-per-weight-width", "seed004-52b-three-40gb-gpus", "seed004-52b-four-40gb-gpus")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from roofline import accounting, latency
-from roofline.cli import main
-from roofline.hardware import PRESETS as HW
-from roofline.model import PRESETS
+from roofline.model import accounting, latency
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.transformer import PRESETS
+from roofline.report.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

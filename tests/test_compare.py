@@ -1,4 +1,5 @@
-"""roofline.compare: the bootstrap interval, the verdicts and exit codes of ``python -m roofline compare`` on
+"""roofline.report.compare: the bootstrap interval, the verdicts and exit codes of ``python -m roofline
+compare`` on
 a real CPU run (tests/data/cpu-quick) against itself, a copy with one benchmark slowed by 30%, corrupt
 input and a run on another device."""
 
@@ -11,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roofline.cli import main
-from roofline.compare import (
+from roofline.errors import UsageError
+from roofline.report.cli import main
+from roofline.report.compare import (
     MIN_ROUNDS,
     Timings,
     bootstrap_ratio,
@@ -22,7 +24,6 @@ from roofline.compare import (
     parse_threshold,
     verdict,
 )
-from roofline.errors import UsageError
 
 RUN = Path(__file__).parent / "data" / "cpu-quick"
 SLOWED = "test_gemv[torch-decode.gpt2-small.mlp_up-B16-bfloat16]"

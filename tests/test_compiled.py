@@ -18,19 +18,16 @@ import math
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-import triton
 
-from kernels._lib.launch import config_id, last_launch, triton_config_id
+from kernels._lib.launch import last_launch
+from kernels._lib.spec import Shipped, assert_close, distinct, op_spec, seeded
 from kernels.attention import TOLERANCES as ATTENTION_TOL
 from kernels.attention import attention, attention_ref
-from kernels.attention.configs import DECODE_CONFIGS, PREFILL_CONFIGS, decode_block_m, prune_configs
-from kernels.attention.decode import launch_splitkv
-from kernels.attention.prefill import launch_prefill
+from kernels.attention.configs import PREFILL_CONFIGS
 from kernels.gelu import TOLERANCES as GELU_TOL
 from kernels.gelu import configs as gelu_configs
 from kernels.gelu import gelu, gelu_ref
@@ -41,9 +38,8 @@ from kernels.qkv import TOLERANCES as QKV_TOL
 from kernels.qkv import qkv_projection, qkv_projection_ref
 from kernels.qkv.configs import CONFIGS as QKV_CONFIGS
 from kernels.softmax import TOLERANCES as SOFTMAX_TOL
-from kernels.softmax import configs as softmax_configs
 from kernels.softmax import softmax, softmax_ref
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 F16, BF16 = torch.float16, torch.bfloat16
@@ -54,55 +50,10 @@ GIB = 2**30
 # Every shipped config, enumerated (CPU-checkable)
 # ----------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Shipped:
-    """One config a kernel can launch on ``arch``: ``config`` is a ``triton.Config`` (autotuned kernels)
-    or ``(meta, num_warps, num_stages)`` from a heuristic; ``shape`` is a shape that launches it."""
-
-    kernel: str
-    variant: str
-    config: object
-    shape: tuple
-
-    @property
-    def id(self) -> str:
-        cfg = self.config
-        cid = triton_config_id(cfg) if isinstance(cfg, triton.Config) else config_id(*cfg)
-        return f"{self.kernel}-{self.variant}-{cid}-{'x'.join(map(str, self.shape))}"
-
-
-def _distinct(items: list[Shipped]) -> list[Shipped]:
-    seen, out = set(), []
-    for s in items:
-        key = (s.kernel, s.variant, repr(s.config))
-        if key not in seen:
-            seen.add(key)
-            out.append(s)
-    return out
-
-
 def shipped_configs(arch: int) -> list[Shipped]:
-    """Every config each kernel can launch on compute capability ``arch`` (fp16/bf16 operands)."""
-    out = [Shipped("qkv", "fused", c, ()) for c in QKV_CONFIGS]
-    gemv_lists = (("splitk", gemv_configs.SPLITK_CONFIGS), ("tiled", gemv_configs.TILED_CONFIGS))
-    out += [Shipped("gemv", v, c, ()) for v, cs in gemv_lists for c in cs]
-    for bd, cs in PREFILL_CONFIGS.items():
-        out += [Shipped("attention", "prefill", c, (bd,)) for c in prune_configs(cs, bd, 2, arch)]
-    for bd, cs in DECODE_CONFIGS.items():
-        for group, q_len in ((1, 1), (4, 1), (8, 4)):  # block_m 16, 16, 32
-            bm = decode_block_m(group, q_len)
-            kept = prune_configs(cs, bd, 2, arch, block_m=bm)
-            out += [Shipped("attention", "splitkv", c, (bd, group, q_len)) for c in kept]
-    # heuristic kernels: every config their heuristic gives over the row lengths it can see
-    for p in range(0, 16):
-        n = 2**p
-        out.append(Shipped("softmax", "single", softmax_configs.single_config(n, 4096), (4096, n)))
-    for n in (32769, 50257, 256000):
-        out.append(Shipped("softmax", "online", softmax_configs.online_config(n), (3, n)))
-    gelu_shapes = [(1, 2**p) for p in range(0, 13)] + [(r, 2**p) for r in (3, 64, 4096) for p in range(11)]
-    for rows, cols in gelu_shapes:
-        out.append(Shipped("gelu", "elementwise", gelu_configs.tile_config(rows, cols), (rows, cols)))
-    return _distinct(out)
+    """Every config each kernel can launch on compute capability ``arch`` (fp16/bf16 operands): each op's
+    declaration (``kernels/<op>/spec.py``), without repeats."""
+    return distinct([s for op in KERNELS for s in op_spec(op).shipped_configs(arch)])
 
 
 def test_shipped_configs_cover_every_config_list():
@@ -137,23 +88,13 @@ def cuda(device) -> torch.device:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def _randn(*shape, dtype=F16, **kwargs) -> torch.Tensor:
+    """:func:`kernels._lib.spec.seeded`, fp16 unless told (``offset``: a misaligned base pointer;
+    ``pad_last``: odd strides)."""
+    return seeded(*shape, dtype=dtype, **kwargs)
 
 
-def _randn(*shape, dtype=F16, seed=0, scale=1.0, device="cuda", offset=0, pad_last=0) -> torch.Tensor:
-    """Seeded on the CPU, then on ``device``. ``offset`` elements of storage before the tensor (1 makes
-    its base pointer misaligned); ``pad_last`` extra elements per row of the last dim (odd strides)."""
-    full = list(shape)
-    full[-1] += pad_last
-    n = math.prod(full)
-    flat = (torch.randn(n + offset, generator=_gen(seed)) * scale).to(dtype).to(device)
-    t = flat[offset:].view(full)
-    return t[..., : shape[-1]] if pad_last else t
-
-
-def _close(got: torch.Tensor, ref: torch.Tensor, tol: tuple[float, float]) -> None:
-    torch.testing.assert_close(got.double(), ref.double(), atol=tol[0], rtol=tol[1])
+_close = assert_close
 
 
 def _arch(dev: torch.device) -> int:
@@ -251,75 +192,6 @@ def test_softmax_and_gelu_misaligned_and_odd_strides(cuda, dtype, layout):
 # Every shipped config, run explicitly
 # ----------------------------------------------------------------------------------------------
 
-def _run_shipped(s: Shipped, dtype: torch.dtype, dev: torch.device, monkeypatch) -> None:
-    cfg = s.config
-    if s.kernel == "qkv":
-        bm, bn, bk = cfg.kwargs["BLOCK_M"], cfg.kwargs["BLOCK_N"], cfg.kwargs["BLOCK_K"]
-        hkv, dh = 2, 64
-        hq = 2 * hkv
-        t = 2 * bm + 3  # 3 row tiles (a tail), several column tiles, a K tail
-        d = 2 * bk + 5
-        x = _randn(1, t, d, dtype=dtype, seed=1, device=dev)
-        w = _randn((hq + 2 * hkv) * dh, d, dtype=dtype, seed=2, scale=d**-0.5, device=dev)
-        want = qkv_projection_ref(x, w, n_heads=hq, n_kv_heads=hkv, compute_dtype=torch.float64)
-        got = qkv_projection(x, w, n_heads=hq, n_kv_heads=hkv, config=cfg)
-        for gt, wt in zip(got, want, strict=True):
-            _close(gt, wt, QKV_TOL[dtype])
-        assert last_launch("qkv").config == triton_config_id(cfg)
-        assert bn  # every config's BLOCK_N is exercised by the 512-wide output above
-    elif s.kernel == "gemv":
-        monkeypatch.setenv("RIDGEBENCH_AUTOTUNE", "0")  # the launcher then runs the first config: ours
-        monkeypatch.setitem(gemv_configs.CONFIGS, s.variant, [cfg])
-        monkeypatch.setitem(gemv_configs.PRUNE, s.variant, lambda configs, batch, *_: list(configs))
-        gemv_configs.plan.cache_clear()
-        try:
-            rows = cfg.kwargs.get("BLOCK_B", cfg.kwargs.get("BLOCK_M"))
-            for b in sorted({1, rows, rows + 1}):
-                x = _randn(b, 3000, dtype=dtype, seed=1, device=dev)
-                w = _randn(333, 3000, dtype=dtype, seed=2, scale=3000**-0.5, device=dev)
-                for split_k in (1, 3):
-                    y = gemv(x, w, variant=s.variant, split_k=split_k)
-                    _close(y, gemv_ref(x, w, compute_dtype=torch.float64), GEMV_TOL[dtype])
-                    assert last_launch("gemv").config == triton_config_id(cfg)
-        finally:
-            gemv_configs.plan.cache_clear()
-    elif s.kernel == "attention":
-        bd = s.shape[0]
-        dh = 96 if bd == 128 else bd  # a non-power-of-two head dim where the tile is padded
-        group, q_len = (1, 77) if s.variant == "prefill" else s.shape[1:]
-        hkv, b = 2, 2
-        q = _randn(b, hkv * group, q_len, dh, dtype=dtype, seed=1, device=dev)
-        k = _randn(b, hkv, 400, dh, dtype=dtype, seed=2, device=dev)
-        v = _randn(b, hkv, 400, dh, dtype=dtype, seed=3, device=dev)
-        lens = torch.tensor([400 - q_len, 33], dtype=torch.int32, device=dev)
-        o = torch.empty_like(q)
-        lse = torch.empty(q.shape[:3], dtype=torch.float32, device=dev)
-        scale = dh**-0.5
-        if s.variant == "prefill":
-            launch_prefill(q, k, v, lens, o, lse, scale, config=cfg)
-            assert last_launch("attention").config == triton_config_id(cfg)
-        else:
-            launch_splitkv(q, k, v, lens, o, lse, scale, 3, config=cfg)
-        want, want_lse = attention_ref(q, k, v, lens, return_lse=True, compute_dtype=torch.float64)
-        _close(o, want, ATTENTION_TOL[dtype])
-        _close(lse, want_lse, (1e-3, 1e-3))
-    elif s.kernel == "softmax":
-        rows, cols = s.shape
-        x = _randn(rows, cols, dtype=dtype, seed=1, device=dev) * 3
-        _close(softmax(x, variant=s.variant), softmax_ref(x, compute_dtype=torch.float64),
-               SOFTMAX_TOL[dtype])
-        assert last_launch("softmax").config == config_id(*cfg)
-    elif s.kernel == "gelu":
-        rows, cols = s.shape
-        x = _randn(rows, cols, dtype=dtype, seed=1, device=dev)
-        # a bias keeps the row tiling (without one, contiguous input runs flat)
-        bias = _randn(cols, dtype=dtype, seed=2, device=dev) if rows > 1 else None
-        _close(gelu(x, bias), gelu_ref(x, bias, compute_dtype=torch.float64), GELU_TOL[dtype])
-        assert last_launch("gelu").config == config_id(*cfg)
-    else:
-        pytest.fail(f"{s.kernel}: no runner for its shipped configs here (add a branch to _run_shipped)")
-
-
 def _shipped_params() -> list:
     # ids from both architectures' lists; each test runs those the GPU it is on actually launches
     seen = {}
@@ -330,7 +202,7 @@ def _shipped_params() -> list:
 
 
 @pytest.mark.slow
-def test_run_shipped_under_the_interpreter(device, monkeypatch):
+def test_run_shipped_under_the_interpreter(device):
     """The explicit-config runner itself, on the CPU: one small config of each kernel (fp16)."""
     if device.type != "cpu":
         pytest.skip("the interpreter check of the runner; on a GPU test_every_shipped_config runs it all")
@@ -344,16 +216,16 @@ def test_run_shipped_under_the_interpreter(device, monkeypatch):
     assert {("qkv", "fused"), ("gemv", "splitk"), ("gemv", "tiled"), ("attention", "prefill"),
             ("attention", "splitkv"), ("softmax", "single"), ("gelu", "elementwise")} <= set(picks)
     for s in picks.values():
-        _run_shipped(s, F16, torch.device("cpu"), monkeypatch)
+        op_spec(s.kernel).run_shipped(s, F16, torch.device("cpu"))
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [F16, BF16], ids=str)
 @pytest.mark.parametrize("shipped", _shipped_params())
-def test_every_shipped_config(cuda, shipped, dtype, monkeypatch):
+def test_every_shipped_config(cuda, shipped, dtype):
     if shipped.id not in {s.id for s in shipped_configs(_arch(cuda))}:
         pytest.skip(f"not launched on sm_{_arch(cuda)} (pruned for its shared memory)")
-    _run_shipped(shipped, dtype, cuda, monkeypatch)
+    op_spec(shipped.kernel).run_shipped(shipped, dtype, cuda)
 
 
 # ----------------------------------------------------------------------------------------------

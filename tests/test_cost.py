@@ -1,4 +1,5 @@
-"""The per-kernel cost model (roofline/cost.py): FlopCounterMode cross-checks and roofline properties."""
+"""The per-kernel cost model (roofline/model/cost.py): FlopCounterMode cross-checks and roofline
+properties."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from roofline.cost import (
+from roofline.model.cost import (
     CONVENTIONS,
     Cost,
     attention_cost,
@@ -26,8 +27,8 @@ from roofline.cost import (
     qkv_cost,
     softmax_cost,
 )
-from roofline.hardware import PRESETS
-from roofline.ops import MATMUL_KERNELS, OPS, kernel_cost
+from roofline.model.hardware import PRESETS
+from roofline.model.ops import MATMUL_KERNELS, OPS, kernel_cost
 
 A100 = PRESETS["A100-SXM4-80GB"]
 
@@ -234,9 +235,9 @@ def test_bound_flips_at_the_ridge():
 
 
 def test_every_list_of_kernels_derives_from_the_ops_table():
-    from roofline import sweeps
-    from roofline.ops import KERNELS, OPS
-    from roofline.plot import layout
+    from roofline.model import sweeps
+    from roofline.model.ops import KERNELS, OPS
+    from roofline.report.plot import layout
 
     # The Triton ops are the table's rows with a kernels/<op> package, in table order; every package
     # under kernels/ but the shared ones is a row (a package missing from the table would never run).

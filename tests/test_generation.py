@@ -1,4 +1,4 @@
-"""A whole predicted generation (roofline/generation.py), its figure, and the ``roofline model`` options
+"""A whole predicted generation (roofline/model/generation.py), its figure, and the ``roofline model`` options
 of issue 27 (bit-widths, capacity, generation, attention)."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from roofline import latency
-from roofline.cli import main
 from roofline.errors import UsageError
-from roofline.generation import generation, sweep
-from roofline.hardware import PRESETS as HW
-from roofline.model import PRESETS
-from roofline.precision import Precision
+from roofline.model import latency
+from roofline.model.generation import generation, sweep
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.precision import Precision
+from roofline.model.transformer import PRESETS
+from roofline.report.cli import main
 
 LLAMA7, M52 = PRESETS["llama2-7b"], PRESETS["anthropic-52b"]
 PRESETS_27 = ("A100-SXM4-80GB", "H100-SXM5", "H200")
@@ -137,8 +137,8 @@ def test_model_cli_errors(capsys, argv, match):
 
 
 def test_model_json_exports_the_precision_conventions(capsys):
-    from roofline.cost import CONVENTIONS, MODEL_CONVENTIONS
-    from roofline.precision import PRECISION_CONVENTIONS
+    from roofline.model.cost import CONVENTIONS, MODEL_CONVENTIONS
+    from roofline.model.precision import PRECISION_CONVENTIONS
 
     rc, out, _ = run_cli(capsys, "model", "gpt2-small", "--seq", "64", "--json")
     conv = json.loads(out)["conventions"]

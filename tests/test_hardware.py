@@ -1,10 +1,10 @@
-"""Hardware presets, device-name lookup and measured specs (roofline/hardware.py)."""
+"""Hardware presets, device-name lookup and measured specs (roofline/model/hardware.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from roofline.hardware import (
+from roofline.model.hardware import (
     DTYPE_CLASSES,
     PRESETS,
     HardwareSpec,
@@ -194,7 +194,7 @@ def test_h200_l2_is_what_the_device_reports():
 @pytest.mark.parametrize("name", ["B200", "GB200", "B300", "RTX-PRO-6000-BLACKWELL", "RTX-5090", "L40S"])
 def test_new_presets_name_their_datasheet_and_arch(name):
     """Each names the datasheet it came from; its shared memory is its architecture row's."""
-    from roofline.arch import ARCHS
+    from roofline.model.arch import ARCHS
 
     spec = PRESETS[name]
     assert spec.source == "datasheet" and spec.notes[0].startswith("source: ") and len(spec.notes[0]) > 30
@@ -214,8 +214,8 @@ def test_blackwell_arches_and_what_is_unverified():
 def test_amd_instinct_presets():
     """Issue 24: MI300X, MI325X, MI355X, MI250X with their sources, the architecture's LDS, tf32 (xf32)
     only where the part has it, and the Infinity Cache a flush must cover."""
-    from roofline.arch import ARCHS
-    from roofline.hardware import MiB, get_preset, lookup_device
+    from roofline.model.arch import ARCHS
+    from roofline.model.hardware import MiB, get_preset, lookup_device
 
     mi300x, mi325x, mi355x, mi250x = (get_preset(n) for n in ("MI300X", "MI325X", "MI355X", "MI250X"))
     for spec in (mi300x, mi325x, mi355x, mi250x):
@@ -237,7 +237,7 @@ def test_amd_instinct_presets():
 
 def test_claims_predict_on_mi300x(tmp_path, capsys):
     """``python -m roofline claims --predict MI300X``: the model verdicts on the MI300X preset."""
-    from roofline.cli import main
+    from roofline.report.cli import main
 
     assert main(["claims", "--predict", "MI300X", "--out", str(tmp_path / "claims.md")]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Hugging Face ``config.json`` read offline (roofline/hf_config.py): the five families of issue 27 from
+"""Hugging Face ``config.json`` read offline (roofline/model/hf_config.py): the five families of issue 27 from
 files in tests/data/hf (the real field names of each family's published config), every field accounted
 for, known parameter counts reproduced."""
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from roofline import accounting
-from roofline.cli import main
 from roofline.errors import UsageError
-from roofline.hf_config import from_hf_dict, read_hf_config
-from roofline.model import PRESETS
+from roofline.model import accounting
+from roofline.model.hf_config import from_hf_dict, read_hf_config
+from roofline.model.transformer import PRESETS
+from roofline.report.cli import main
 
 DATA = Path(__file__).resolve().parent / "data" / "hf"
 

@@ -29,13 +29,30 @@ def project_modules() -> dict[str, Path]:
     return {module_name(p): p for p in files}
 
 
+_BY_NAME = {"import_module", "__import__"}
+# an f-string import_module/__import__ whose literal start names no project module (a name held in a
+# variable is a third-party module chosen at run time, e.g. a provider's, and is not counted)
+DYNAMIC = "<a module named at run time>"
+
+
 def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
     """The project modules ``path`` imports: ``import a.b``, ``from a import b`` (``a.b`` when ``b`` is
-    a module, else ``a``) and relative imports, wherever they appear in the file."""
+    a module, else ``a``) and relative imports, wherever they appear in the file; and an import by
+    name, ``importlib.import_module("a.b")`` or ``__import__("a.b")``."""
     is_package = path.name == "__init__.py"
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and _BY_NAME & {ast.unparse(node.func).split(".")[-1]} and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                out |= {arg.value} & known
+            elif isinstance(arg, ast.JoinedStr):  # f"kernels.{name}": the literal start's deepest module
+                start = arg.values[0].value if isinstance(arg.values[0], ast.Constant) else ""
+                parts = str(start).split(".")[:-1]
+                prefix = next((".".join(parts[:n]) for n in range(len(parts), 0, -1)
+                               if ".".join(parts[:n]) in known), None)
+                out.add(prefix or DYNAMIC)
+        elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -96,6 +113,54 @@ def test_project_modules_import_without_a_cycle():
 ])
 def test_find_cycle(graph, cycle):
     assert find_cycle(graph) == cycle
+
+
+# Who may import whom, by prefix: the first matching rule of a module decides. ``roofline.model`` is the
+# pure model, ``roofline.report`` reads results directories and draws; the model never reaches up.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "roofline.errors": (),
+    "roofline.model": ("roofline.errors", "roofline.model"),
+    "roofline.rundir": ("roofline.errors", "roofline.model", "roofline.rundir"),
+    "kernels": ("kernels", "roofline.errors", "roofline.model"),
+    # bench writes the run (roofline.rundir) and reaches the report side through one entry point
+    "bench": ("bench", "kernels", "roofline.errors", "roofline.model", "roofline.rundir",
+              "roofline.report.finish"),
+}
+
+
+def _allowed(module: str, target: str) -> bool:
+    for prefix, ok in LAYERS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return any(target == o or target.startswith(o + ".") for o in ok)
+    return True
+
+
+def test_the_layers_hold():
+    """roofline.model imports nothing of the report (lazy, importlib and by-name imports included),
+    kernels reach roofline only for the model, and bench reaches the report side only through
+    ``roofline.report.finish``, from ``bench.finish`` alone."""
+    graph = import_graph()
+    bad = sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                 if (t == DYNAMIC or t.split(".")[0] in PACKAGES) and not _allowed(m, t))
+    assert not bad, "imports across the layers: " + "; ".join(bad)
+    entry = {m for m, targets in graph.items()
+             if m.startswith("bench") and "roofline.report.finish" in targets}
+    assert entry == {"bench.finish"}
+
+
+def test_an_import_by_name_is_an_edge(tmp_path):
+    (tmp_path / "m.py").write_text('import importlib\n'
+                                   'def f():\n    return importlib.import_module("roofline.report.compare")\n'
+                                   'X = __import__("roofline.report.plot")\n')
+    known = {"roofline.report.compare", "roofline.report.plot", "roofline.model.cost"}
+    assert imported_modules("roofline.model.m", tmp_path / "m.py", known) == {
+        "roofline.report.compare", "roofline.report.plot"}
+    assert not _allowed("roofline.model.m", "roofline.report.plot")
+    assert _allowed("roofline.report.plot", "roofline.model.cost")
+    (tmp_path / "b.py").write_text('import importlib\nX = importlib.import_module(f"roofline.report.{1}")\n')
+    assert imported_modules("bench.b", tmp_path / "b.py", known) == {DYNAMIC}
+    assert not _allowed("bench.b", DYNAMIC) and not _allowed("bench.b", "roofline.report.plot")
+    assert _allowed("bench.b", "roofline.report.finish") and _allowed("bench.b", "roofline.rundir")
 
 
 def test_lazy_and_relative_imports_count(tmp_path):

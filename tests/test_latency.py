@@ -1,4 +1,4 @@
-"""Predicted latency bounds (roofline/latency.py) and seed 004's ("transformer inference arithmetic")
+"""Predicted latency bounds (roofline/model/latency.py) and seed 004's ("transformer inference arithmetic")
 worked numbers. Where the seed's arithmetic is wrong, the test pins the right value and says why."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from roofline import accounting, latency
 from roofline.errors import UsageError
-from roofline.hardware import PRESETS as HW
-from roofline.model import PRESETS
+from roofline.model import accounting, latency
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.transformer import PRESETS
 
 M52, GOPHER = PRESETS["anthropic-52b"], PRESETS["gopher-280b"]
 SEED_A100 = HW["A100-SEED-1.5TB"]  # 312 TFLOP/s, 1.5 TB/s, NVLink 300 GB/s one way

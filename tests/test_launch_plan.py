@@ -6,17 +6,16 @@ can record to time Triton's bare launch of the same kernel. Host-time targets ar
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import pytest
 import torch
 
 import kernels.attention.configs as attn_configs
-from bench.runner import bench_class
+from bench.runner import KernelBench
 from kernels._lib import launch
 from kernels.attention import attention
-from roofline.ops import KERNELS
-from roofline.sweeps import sweep_points
+from roofline.model.ops import KERNELS
+from roofline.model.sweeps import sweep_points
 
 
 @pytest.fixture
@@ -93,13 +92,12 @@ def test_recording_keeps_each_launch_and_nests():
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_every_launcher_launches_through_the_seam(kernel, monkeypatch):
-    """Each family's suite call (bench/test_<kernel>.py) at a smoke point: every kernel it starts goes
-    through ``launch.run``, with the grid and arguments Triton gets."""
-    bench = bench_class(kernel)()
+    """Each family's suite call (bench/test_ops.py, kernels/<kernel>/spec.py) at a smoke point: every
+    kernel it starts goes through ``launch.run``, with the grid and arguments Triton gets."""
+    bench = KernelBench(kernel)
     point = next(p for p in sweep_points("smoke", "cpu") if p.kernel == kernel)
     point = dataclasses.replace(point, shape=bench.interpreter_shape(point.shape), dtype="float32")
     x = bench.build(point, torch.device("cpu"))
-    kmod = importlib.import_module(f"kernels.{kernel}")
     with launch.recording() as launches:
-        bench.triton_fn(kmod, x, first=False)()
+        bench.triton_fn(x, first=False)()
     assert launches and all(hasattr(r.kernel, "__getitem__") and r.args for r in launches)

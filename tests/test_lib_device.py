@@ -1,5 +1,5 @@
 """kernels/_lib/device.py: the one copy of device limits the launchers and the audit read. Its figures
-must agree with the hardware presets' (roofline/hardware.py), which carry the same datasheet numbers
+must agree with the hardware presets' (roofline/model/hardware.py), which carry the same datasheet numbers
 for the roofline."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kernels._lib import device
-from roofline.hardware import PRESETS
+from roofline.model.hardware import PRESETS
 
 
 @pytest.mark.parametrize("name", [n for n, spec in PRESETS.items() if spec.arch in device.LIMITS])

@@ -1,4 +1,4 @@
-"""Model configs and parameter counts (roofline/model.py, roofline/accounting.param_counts)."""
+"""Model configs and parameter counts (roofline/model/transformer.py, accounting.param_counts)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from roofline.accounting import param_counts, streamed_weight_bytes, weight_bytes
 from roofline.errors import UsageError
-from roofline.model import PRESETS, ModelConfig, get_model
+from roofline.model.accounting import param_counts, streamed_weight_bytes, weight_bytes
+from roofline.model.transformer import PRESETS, ModelConfig, get_model
 
 # Published parameter counts of real checkpoints (HF model cards / `sum(p.numel())`).
 PUBLISHED = {

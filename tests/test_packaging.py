@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,7 +109,7 @@ def test_data_flows_one_way_roofline_imports_neither_bench_nor_kernels():
 def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
     """Standalone roofline (no CPU detector registered) must not guess native bf16 (no machine forced:
     RIDGEBENCH_MACHINE would decide instead)."""
-    code = ("import sys, roofline.sweeps as s; assert 'bench' not in sys.modules; "
+    code = ("import sys, roofline.model.sweeps as s; assert 'bench' not in sys.modules; "
             "print(s.sweep_dtype('cpu')[0], s.sweep_points('smoke', 'cpu')[0].dtype)")
     env = {k: v for k, v in os.environ.items() if k != "RIDGEBENCH_MACHINE"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
@@ -118,36 +118,52 @@ def test_cpu_sweep_dtype_without_the_bench_is_the_conservative_fp32():
 
 
 RECIPE = ROOT / "docs" / "adding-a-kernel.md"  # the "Adding a kernel" recipe (was in the README)
-SLOTS = ("__init__.py", "kernels.py", "configs.py", "cases.py", "DESIGN.md")
-RECIPE_NAMES = (*(f"`{s}`" for s in SLOTS), "`bench/test_rmsnorm.py`", "`tests/test_rmsnorm.py`",
-                'KERNEL = "rmsnorm"', "`TORCH_BASELINES`", "`roofline/sweeps.py`", "`roofline/ops.py`",
-                "`rmsnorm_ref`", "`VARIANTS`", "`TOLERANCES`", "`compile_cases(arch)`", "`REQUIRED_GATES`",
-                "`GATE_EXCEPTIONS`")
+# Every file adding an op touches: the recipe names exactly these, and every op of the table has each.
+RECIPE_FILES = ("kernels/{op}/__init__.py", "kernels/{op}/kernels.py", "kernels/{op}/configs.py",
+                "kernels/{op}/cases.py", "kernels/{op}/spec.py", "kernels/{op}/DESIGN.md",
+                "roofline/model/cost.py", "roofline/model/ops.py", "roofline/model/sweeps.py",
+                "tests/test_{op}.py")
+RECIPE_NAMES = ('KERNEL = "rmsnorm"', "`rmsnorm_ref`", "`VARIANTS`", "`TOLERANCES`", "`compile_cases(arch)`",
+                "`REQUIRED_GATES`", "`GATE_EXCEPTIONS`", "`SPEC = OpSpec(...)`",
+                "`rmsnorm_cost(**shape, dtype)`", '`Op("rmsnorm", ...)`')
 
 
-def test_the_recipe_names_what_the_test_below_checks():
+def _recipe_steps() -> str:
+    """The numbered steps of the recipe: from its first step to the optional extras."""
     text = RECIPE.read_text()
-    assert [name for name in RECIPE_NAMES if name not in text] == []
+    return text[text.index("\n1. "):text.index("\nOptional:")]
+
+
+def test_the_recipe_names_exactly_the_files_the_test_below_checks():
+    import re
+
+    steps = _recipe_steps()
+    named = re.findall(r"^\s*\d+\. `([^`]+)`", steps, flags=re.M)  # each step starts with its file
+    assert named == [f.format(op="rmsnorm") for f in RECIPE_FILES]
+    assert f"these {len(RECIPE_FILES)} files and no others" in " ".join(RECIPE.read_text().split())
+    assert [name for name in RECIPE_NAMES if name not in steps] == []
 
 
 @pytest.mark.parametrize("op", KERNELS)
 def test_every_op_has_the_files_the_readme_recipe_names(op):
-    """docs/adding-a-kernel.md: the package's slots, a bench file declaring the op, a test module, a
-    torch baseline and sweep points; so the recipe stays true for every op in the table."""
-    package = ROOT / "kernels" / op
-    for slot in SLOTS:
-        assert (package / slot).is_file(), f"kernels/{op}/{slot}"
-    assert f'KERNEL = "{op}"' in (ROOT / "bench" / f"test_{op}.py").read_text()
-    assert (ROOT / "tests" / f"test_{op}.py").is_file()
+    """docs/adding-a-kernel.md: every file it names, with what it says each holds; so the recipe stays
+    true for every op in the table."""
+    from kernels._lib.spec import OpSpec, op_spec
+    from roofline.model.ops import OPS
+    from roofline.model.sweeps import sweep_points
+
+    for path in RECIPE_FILES:
+        assert (ROOT / path.format(op=op)).is_file(), path.format(op=op)
     module = importlib.import_module(f"kernels.{op}")
     assert isinstance(module.VARIANTS, dict) and module.VARIANTS
     assert isinstance(module.TOLERANCES, dict) and module.TOLERANCES
     assert any(name.endswith("_ref") and callable(getattr(module, name)) for name in dir(module))
+    assert importlib.import_module(f"kernels.{op}.configs").KERNEL == op
     cases = importlib.import_module(f"kernels.{op}.cases")
     assert callable(cases.compile_cases) and isinstance(cases.REQUIRED_GATES, dict)
     assert isinstance(cases.GATE_EXCEPTIONS, dict)
-    from bench.providers import TORCH_BASELINES
-    from roofline.sweeps import sweep_points
-
-    assert op in TORCH_BASELINES
-    assert any(p.kernel == op for p in sweep_points("smoke", "cpu"))
+    spec = op_spec(op)
+    assert isinstance(spec, OpSpec) and spec.kernel == op and spec.gpu_cases and spec.baseline.variant
+    assert OPS[op].cost.__module__ == "roofline.model.cost"
+    for preset in ("smoke", "quick", "full"):
+        assert any(p.kernel == op for p in sweep_points(preset, "cpu")), preset

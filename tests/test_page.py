@@ -1,4 +1,4 @@
-"""roofline.page: the self-contained HTML report of one run or several (``python -m roofline report``).
+"""roofline.report.page: the self-contained HTML report of one run or several (``python -m roofline report``).
 
 Without a browser: what the page holds (every benchmark, the claims' verdicts as claims.md has them, the
 step report, the compare table, history in time order), that it is one file with no network reference,
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from roofline.claims import write_report
-from roofline.cli import main
-from roofline.page import build_page, load_runs, write_page
-from roofline.page.build import fraction_text, markdown_html
-from roofline.results import ResultsWarning, load_results
-from roofline.step import StepRequest
+from roofline.model.step import StepRequest
+from roofline.report.claims import write_report
+from roofline.report.cli import main
+from roofline.report.page import build_page, load_runs, write_page
+from roofline.report.page.build import fraction_text, markdown_html
+from roofline.report.results import ResultsWarning, load_results
 from tests.browser import Browser, find_chromium
 from tests.data.synth import a100_run
 
@@ -194,13 +194,13 @@ def test_step_report_shows_when_the_run_has_one(tmp_path):
 
 
 def load_gpt2():
-    from roofline.model import PRESETS
+    from roofline.model.transformer import PRESETS
 
     return PRESETS["gpt2-small"]
 
 
 def test_speedup_figures_draw_every_point_with_its_value(tmp_path):
-    from roofline.speedup import speedups
+    from roofline.report.speedup import speedups
 
     run = a100_run(tmp_path / "a100")
     html = build_page(load_runs([run]))

@@ -1,4 +1,4 @@
-"""roofline.plot: log-log axes, roofs and ridges at the right values, every benchmark drawn with its
+"""roofline.report.plot: log-log axes, roofs and ridges at the right values, every benchmark drawn with its
 predicted position beside it, above-roof points flagged, labels that do not overlap, files written."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.text import Text
 
-from roofline.cli import main
-from roofline.hardware import PRESETS, HardwareSpec, from_measured
-from roofline.plot import measured_points, plot_predicted, plot_results, roofline_figure
-from roofline.results import attainable_flops_per_s, load_results
-from roofline.sweeps import sweep_points
+from roofline.model.hardware import PRESETS, HardwareSpec, from_measured
+from roofline.model.sweeps import sweep_points
+from roofline.report.cli import main
+from roofline.report.plot import measured_points, plot_predicted, plot_results, roofline_figure
+from roofline.report.results import attainable_flops_per_s, load_results
 from tests.data.synth import A100, MEASURED_A100, a100_run, benchmark, roofline_time, write_run
 
 DATA = Path(__file__).parent / "data"
@@ -153,7 +153,7 @@ def test_plot_results_writes_png_and_svg_per_device_and_dtype(tmp_path):
 
 
 def test_fraction_chart_bars_are_achieved_over_attainable(tmp_path):
-    from roofline.plot import fraction_figure
+    from roofline.report.plot import fraction_figure
 
     res = load_results(a100_run(tmp_path / "run", efficiency=0.4))
     pts = measured_points(res.records, res.roof_spec())
@@ -183,7 +183,7 @@ def test_predicted_a100_picture_of_the_default_sweep(tmp_path):
 
 
 def test_predicted_points_lie_on_the_roof():
-    from roofline.plot import predicted_points
+    from roofline.report.plot import predicted_points
 
     spec = PRESETS["H100-SXM5"]
     pts = sweep_points("quick", "cuda")

@@ -1,15 +1,16 @@
-"""Bit-widths (roofline/precision.py) through the accounting and the latency bounds: weights, activations
+"""Bit-widths (roofline/model/precision.py) through the accounting and the latency bounds: weights,
+activations
 and KV cache in their own formats, scales counted, each op's FLOPs on the roof of the math it runs."""
 
 from __future__ import annotations
 
 import pytest
 
-from roofline import accounting, latency
 from roofline.errors import UsageError
-from roofline.hardware import PRESETS as HW
-from roofline.model import PRESETS
-from roofline.precision import Precision, math_of, matrix_bytes, resolve_math
+from roofline.model import accounting, latency
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.precision import Precision, math_of, matrix_bytes, resolve_math
+from roofline.model.transformer import PRESETS
 
 LLAMA7, LLAMA70, GPT2 = PRESETS["llama2-7b"], PRESETS["llama2-70b"], PRESETS["gpt2-small"]
 A100, H100, H200 = HW["A100-SXM4-80GB"], HW["H100-SXM5"], HW["H200"]

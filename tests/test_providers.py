@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from bench import providers
+from kernels._lib.host import host_lengths, uniform_length
 from kernels.attention import attention_ref
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,12 +98,12 @@ def test_inductor_without_a_compiler_is_unavailable_with_that_reason(monkeypatch
 
 def test_host_lengths_are_read_once_per_tensor():
     lens = torch.tensor([3, 3], dtype=torch.int32)
-    assert providers.host_lengths(lens) == (3, 3) and providers.uniform_length(lens) == 3
+    assert host_lengths(lens) == (3, 3) and uniform_length(lens) == 3
     lens.fill_(9)  # the benchmark never does this; it shows the second call did not read the tensor
-    assert providers.host_lengths(lens) == (3, 3)
-    assert providers.host_lengths(torch.tensor([1, 2], dtype=torch.int32)) == (1, 2)
+    assert host_lengths(lens) == (3, 3)
+    assert host_lengths(torch.tensor([1, 2], dtype=torch.int32)) == (1, 2)
     with pytest.raises(NotImplementedError, match="unequal lengths"):
-        providers.uniform_length(torch.tensor([1, 2], dtype=torch.int32))
+        uniform_length(torch.tensor([1, 2], dtype=torch.int32))
 
 
 def test_sdpa_math_matches_the_reference_and_a_refusing_backend_is_unsupported(monkeypatch):
@@ -468,7 +469,7 @@ def test_providers_all_collects_what_can_run_here(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 def _record(provider, rows, median_s, sweep="softmax/cols"):
-    from roofline.results import Record
+    from roofline.report.results import Record
 
     shape = {"rows": rows, "cols": 128}
     return Record(f"test_softmax[{provider}-{rows}]", "softmax", None, provider, sweep, shape, "float32",
@@ -477,7 +478,7 @@ def _record(provider, rows, median_s, sweep="softmax/cols"):
 
 
 def test_speedup_is_torch_time_over_provider_time_at_the_same_point():
-    from roofline.speedup import speedups, table_lines
+    from roofline.report.speedup import speedups, table_lines
 
     records = [_record("torch", 4, 2e-3), _record("torch", 8, 4e-3), _record("mine", 4, 1e-3),
                _record("mine", 8, 8e-3), _record("mine", 16, 1e-3),  # no torch at rows=16: left out
@@ -492,7 +493,7 @@ def test_speedup_is_torch_time_over_provider_time_at_the_same_point():
 
 
 def test_ours_against_each_provider_at_the_same_points():
-    from roofline.speedup import versus_lines
+    from roofline.report.speedup import versus_lines
 
     records = [_record("triton", 4, 1e-3), _record("triton", 8, 2e-3), _record("sdpa-flash", 4, 0.9e-3),
                _record("sdpa-flash", 8, 2.2e-3), _record("torch", 4, 3e-3)]
@@ -503,8 +504,72 @@ def test_ours_against_each_provider_at_the_same_points():
 
 
 def test_every_builtin_provider_and_a_few_user_ones_get_their_own_marker():
-    from roofline.plot.layout import provider_marker
+    from roofline.report.plot.layout import provider_marker
 
     known = [*providers.names(), "mine", "theirs", "yours"]
     markers = [provider_marker(p, known) for p in known]
     assert len(set(markers)) == len(markers) and not {"D", "*"} & set(markers)  # those mark ridges
+
+
+# ------------------------------------------------------------------------------------------------
+# One path for every provider: no provider name compared as a string outside the registry
+# ------------------------------------------------------------------------------------------------
+
+def provider_name_comparisons(source: str, names: set[str]) -> list[int]:
+    """Lines of ``source`` that compare with a provider name written as a string literal (``==``, ``!=``,
+    ``in``, ``not in``, against the literal or a tuple/list/set of literals holding one)."""
+    import ast
+
+    def literal_names(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(isinstance(e, ast.Constant) and e.value in names for e in node.elts)
+        return False
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(
+                isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn, ast.Is, ast.IsNot)) for op in node.ops):
+            if any(literal_names(side) for side in (node.left, *node.comparators)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_check_finds_every_form_of_comparison():
+    names = {"triton", "torch"}
+    code = textwrap.dedent("""\
+        if provider == "triton": pass
+        if "torch" != p: pass
+        if p in ("torch", "triton"): pass
+        if p not in ["x", "torch"]: pass
+        if "triton" in chosen: pass
+        ok = p == OURS or p in names() or "torch" + "x" == y or label == "tritonx" or f(p="torch")
+        """)
+    assert provider_name_comparisons(code, names) == [1, 2, 3, 4, 5]
+
+
+def test_no_provider_name_is_compared_as_a_string_outside_the_registry():
+    """bench/providers.py is the one place a provider's name means something: every other module of the
+    project asks the Provider (its flags, its callables), so a new provider needs no branch anywhere."""
+    names = set(providers.names())
+    offenders = {}
+    for package in ("bench", "kernels", "roofline", "scripts"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == ROOT / "bench" / "providers.py":
+                continue
+            found = provider_name_comparisons(path.read_text(), names)
+            if found:
+                offenders[str(path.relative_to(ROOT))] = found
+    assert offenders == {}
+
+
+def test_the_registry_imports_no_kernel_before_a_case_runs():
+    """The plugin asks for provider names and kernels at start-up, before the interpreter decision: the
+    registry answers them without importing ``kernels`` (Triton reads TRITON_INTERPRET at import)."""
+    code = ("import sys, bench.plugin, bench.providers as p; p.names(); "
+            "assert all(p.has_kernel(n, k) for n in ('triton', 'torch') for k in p.KERNELS); "
+            "assert 'gelu' in p.get('triton').impls and 'nope' not in p.get('torch').impls; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kernels', 'triton')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -34,8 +34,8 @@ from kernels.qkv.configs import (
     tma_layout_ok,
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
-from roofline.arch import ARCHS
-from roofline.machine import ENV, MACHINES
+from roofline.model.arch import ARCHS
+from roofline.model.machine import ENV, MACHINES
 from tests.test_audit import MAX_CASES_PER_KERNEL_ARCH
 
 F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32

@@ -1,4 +1,5 @@
-"""roofline.results: loading a run directory or a bare pytest-benchmark JSON, and rejecting everything else
+"""roofline.report.results: loading a run directory or a bare pytest-benchmark JSON, and rejecting everything
+else
 with a one-line UsageError (exit code 2 from the CLI)."""
 
 from __future__ import annotations
@@ -7,10 +8,17 @@ import json
 
 import pytest
 
-from roofline.cli import main
 from roofline.errors import UsageError
-from roofline.hardware import PRESETS, HardwareSpec
-from roofline.results import attainable_flops_per_s, load_results, peak_for, ridge_for, size_label, slug
+from roofline.model.hardware import PRESETS, HardwareSpec
+from roofline.report.cli import main
+from roofline.report.results import (
+    attainable_flops_per_s,
+    load_results,
+    peak_for,
+    ridge_for,
+    size_label,
+    slug,
+)
 from tests.data.synth import A100, MEASURED_A100, a100_run, benchmark, write_run
 
 

@@ -18,11 +18,11 @@ import torch
 
 from bench import provenance, rocm, session
 from bench.providers import BUILTIN
-from bench.results import device_slug
 from bench.timing import flush_bytes
 from kernels._lib import device
 from kernels.attention.configs import HIP_PREFILL_CONFIGS, PREFILL_CONFIGS, prefill_config
-from roofline.hardware import MiB
+from roofline.model.hardware import MiB
+from roofline.rundir import device_slug
 
 ROOT = Path(__file__).resolve().parents[1]
 HIP = "6.2.41133-dd7f95766"

@@ -1,10 +1,10 @@
-"""roofline.roof: one roof decision, tested as other machines would see it.
+"""roofline.model.roof: one roof decision, tested as other machines would see it.
 
 Each machine is faked at the measurement boundary: its CPU flags and torch report
 (:func:`bench.provenance.cpu_features`) and its probe results (one pass of
 :func:`bench.ceilings.measure_pass`'s shape). Everything after that is the real pipeline:
-:func:`bench.ceilings.combine` -> ``ceilings.json`` -> :func:`roofline.results.load_results` ->
-:func:`roofline.roof.judge_run` -> claims and plots.
+:func:`bench.ceilings.combine` -> ``ceilings.json`` -> :func:`roofline.report.results.load_results` ->
+:func:`roofline.model.roof.judge_run` -> claims and plots.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import json
 
 import pytest
 
-from bench.ceilings import ceilings_document, combine, datasheet_for, measured_spec
+from bench.ceilings import ceilings_document, combine, datasheet_for
 from bench.provenance import cpu_features, parse_cpuinfo
 from bench.record import Roofs, extra_info
 from bench.timing import Summary
-from roofline.claims import evaluate, markdown_report, write_report
-from roofline.hardware import MIG_NOTE, PRESETS, UnknownHardwareError, from_measured, lookup_device
-from roofline.model import PRESETS as MODELS
-from roofline.ops import kernel_cost
-from roofline.plot import measured_points
-from roofline.results import load_results
-from roofline.roof import TOLERANCE_FLOOR, assess_ceilings, point_roof
-from roofline.sweeps import SweepPoint, sweep_dtype
+from roofline.model.hardware import MIG_NOTE, PRESETS, UnknownHardwareError, from_measured, lookup_device
+from roofline.model.ops import kernel_cost
+from roofline.model.roof import TOLERANCE_FLOOR, assess_ceilings, point_roof
+from roofline.model.sweeps import SweepPoint, sweep_dtype
+from roofline.model.transformer import PRESETS as MODELS
+from roofline.report.claims import evaluate, markdown_report, write_report
+from roofline.report.plot import measured_points
+from roofline.report.results import load_results
+from roofline.rundir import measured_spec
 from tests.data.synth import benchmark, write_run
 
 MiB = 2**20
@@ -268,8 +269,8 @@ def test_a_mig_slice_gets_no_datasheet(tmp_path):
     measured = combine(gpu_passes(read=0.25e12, copy=0.2e12), None, "cuda")
     doc = ceilings_document(name, measured, None)
     assert doc["datasheet"] is None and doc["datasheet_note"] == MIG_NOTE
-    spec = measured_spec(name, measured, None, l2_bytes=5 * MiB)
-    assert spec.source == "measured" and spec.l2_bytes == 5 * MiB
+    spec = measured_spec(name, measured, None)
+    assert spec.source == "measured" and spec.mem_bandwidth == measured["mem_bandwidth"]
     records = [at_bandwidth("softmax", dict(rows=4096, cols=4096), "bfloat16", 0.2e12, device=name)]
     path = write_run(tmp_path, records, measured=measured, datasheet=None, device=name)
     res = load_results(path)
@@ -351,7 +352,7 @@ def test_host_load_is_recorded_but_not_judged_for_a_gpu():
 
 
 def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path, monkeypatch):
-    from roofline.plot import files as plot_files
+    from roofline.report.plot import files as plot_files
 
     titles = []
     real = plot_files.roofline_figure

@@ -1,4 +1,5 @@
-"""roofline.step and roofline.step_report: a model step's benchmark points at the model's real shapes, the
+"""roofline.model.step and roofline.report.step_report: a model step's benchmark points at the model's real
+shapes, the
 report's sums and floors on synthetic runs (times chosen by the test), the flat-then-linear claim, bad
 input, and one tiny end-to-end ``pytest --benchmark --model`` run on this CPU."""
 
@@ -12,17 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from roofline.claims import BY_ID
-from roofline.claims.decode_step import decode_knee_model
-from roofline.cli import main
 from roofline.errors import UsageError
-from roofline.hardware import PRESETS as HW
-from roofline.hardware import HardwareSpec, dtype_class
-from roofline.latency import decode_compute_bound_batch, decode_step_latency
-from roofline.model import PRESETS, ModelConfig
-from roofline.ops import MATMUL_KERNELS, kernel_cost
-from roofline.results import load_results
-from roofline.step import (
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.hardware import HardwareSpec, dtype_class
+from roofline.model.latency import decode_compute_bound_batch, decode_step_latency
+from roofline.model.ops import MATMUL_KERNELS, kernel_cost
+from roofline.model.step import (
     StepRequest,
     all_components,
     check_fits_cpu,
@@ -34,14 +30,19 @@ from roofline.step import (
     step_points,
     write_request,
 )
-from roofline.step_report import (
+from roofline.model.sweeps import SMOKE_MODEL
+from roofline.model.transformer import PRESETS, ModelConfig
+from roofline.report.claims import BY_ID
+from roofline.report.claims.decode_step import decode_knee_model
+from roofline.report.cli import main
+from roofline.report.results import load_results
+from roofline.report.step_report import (
     build_report,
     decode_knee_from_report,
     floor_seconds,
     measured_knee,
     write_step_report,
 )
-from roofline.sweeps import SMOKE_MODEL
 from tests.data.synth import MEASURED_A100, benchmark, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_decode_points_are_the_models_real_shapes():
 def test_the_decode_step_flops_match_the_accounting():
     """The measured components cover every FLOP the accounting counts for a decode step (plus GELU and
     the softmax, which it does not count)."""
-    from roofline.accounting import decode_flops_breakdown
+    from roofline.model.accounting import decode_flops_breakdown
 
     req = StepRequest(GPT2, (4,), 300)
     comps = step_components(req, "decode", 4)
@@ -237,7 +238,7 @@ def test_missing_component_is_reported_not_summed_silently(tmp_path):
 
 def test_fp32_step_on_a_device_without_a_tf32_peak(tmp_path):
     """A CPU measures no tf32 peak: the floors and the analytic bound fall back to fp32, as
-    roofline.results.peak_for does, and the report shows only what was measured."""
+    roofline.report.results.peak_for does, and the report shows only what was measured."""
     cpu = {"mem_bandwidth": 20e9, "peak_flops": {"fp32": 100e9}, "method": "synthetic CPU"}
     spec = HardwareSpec("cpu", cpu["peak_flops"], cpu["mem_bandwidth"], source="measured")
     req = StepRequest(GPT2, (1, 4), 64, dtype="float32")
@@ -355,7 +356,7 @@ def test_model_run_end_to_end_on_this_cpu(tmp_path):
     (run,) = [p for p in out.glob("*/*") if p.is_dir()]
     for name in ("step.md", "step.json", "step.png", "step-request.json", "claims.md"):
         assert (run / name).is_file(), name
-    assert "roofline.step_report:" in proc.stdout
+    assert "roofline.report.step_report:" in proc.stdout
     doc = json.loads((run / "step.json").read_text())
     assert {(s["phase"], s["batch"]) for s in doc["steps"]} == {("decode", 1), ("decode", 2), ("decode", 4),
                                                                ("prefill", 1)}
@@ -473,7 +474,7 @@ def test_bad_model_option_is_a_usage_error(tmp_path):
                                                                 "inconclusive (ceilings suspect)"),
     (4.0, True, "inconclusive (ceilings suspect)")])
 def test_step_md_and_claims_md_give_the_same_verdict(tmp_path, knee, suspect, label):
-    from roofline.claims.report import write_report
+    from roofline.report.claims.report import write_report
 
     req = StepRequest(GPT2, (1, 16, 64, 256, 1024), 16)
     predicted = decode_compute_bound_batch(GPT2, MEASURED, BF16, 16)

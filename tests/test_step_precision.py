@@ -1,7 +1,7 @@
 """The model step beyond its measured dtype (issue 27): ``--weights/--activations/--kv/--group-size`` on
 ``pytest --benchmark --model`` and ``python -m roofline step`` (recorded, validated with the parser of
 ``python -m roofline model``, and PREDICTED in the step report, never measured), and a whole generation
-anchored on a run's measured steps (:func:`roofline.generation.anchored`) beside the predicted one.
+anchored on a run's measured steps (:func:`roofline.model.generation.anchored`) beside the predicted one.
 Synthetic step runs (times chosen by the test) as in tests/test_step.py, plus the usage errors of a real
 ``pytest --benchmark`` (exit 4, one line, no directory)."""
 
@@ -15,16 +15,16 @@ from dataclasses import replace
 
 import pytest
 
-from roofline.cli import main
 from roofline.errors import UsageError
-from roofline.generation import anchored, generation
-from roofline.hardware import PRESETS as HW
-from roofline.latency import decode_compute_bound_batch, decode_step_latency, prefill_latency
-from roofline.model import PRESETS
-from roofline.precision import Precision, parse_precision
-from roofline.results import load_results
-from roofline.step import StepRequest, make_request, read_request, write_request
-from roofline.step_report import build_report, write_step_report
+from roofline.model.generation import anchored, generation
+from roofline.model.hardware import PRESETS as HW
+from roofline.model.latency import decode_compute_bound_batch, decode_step_latency, prefill_latency
+from roofline.model.precision import Precision, parse_precision
+from roofline.model.step import StepRequest, make_request, read_request, write_request
+from roofline.model.transformer import PRESETS
+from roofline.report.cli import main
+from roofline.report.results import load_results
+from roofline.report.step_report import build_report, write_step_report
 from tests.test_step import MEASURED, ROOT, on_roof, synthetic_step_run
 
 GPT2 = PRESETS["gpt2-small"]

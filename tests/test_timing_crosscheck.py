@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from roofline.ops import KERNELS
-from roofline.sweeps import sweep_points
+from roofline.model.ops import KERNELS
+from roofline.model.sweeps import sweep_points
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "timing_crosscheck.py"
 
@@ -24,11 +24,9 @@ def crosscheck():
 
 
 @pytest.mark.parametrize("op", KERNELS)
-def test_each_op_has_its_benchmark_class(crosscheck, op):
-    from bench.runner import KernelBench
-
-    cls = crosscheck.bench_class(op)
-    assert issubclass(cls, KernelBench) and cls.kernel == op
+def test_each_op_has_its_benchmark(crosscheck, op):
+    bench = crosscheck._benches()[op]
+    assert bench.kernel == op and bench.spec.kernel == op and bench.spec.gpu_cases
 
 
 def test_every_op_has_an_example_point_of_the_quick_gpu_sweep(crosscheck):
@@ -37,11 +35,10 @@ def test_every_op_has_an_example_point_of_the_quick_gpu_sweep(crosscheck):
     assert {p.kernel for p in points} == set(KERNELS)
 
 
-def test_a_missing_op_or_stale_case_is_said(crosscheck, monkeypatch):
+def test_a_missing_op_or_stale_case_is_said(crosscheck):
     quick = sweep_points("quick", "cuda")
-    monkeypatch.setattr(crosscheck, "GPU_CASES", [c for c in crosscheck.GPU_CASES if c[0] != "gelu"]
-                        + [("softmax", "softmax/cols.r4k", "C999")])
-    points, notes = crosscheck.gpu_points(quick)
+    cases = [c for c in crosscheck.gpu_cases() if c[0] != "gelu"] + [("softmax", "softmax/cols.r4k", "C999")]
+    points, notes = crosscheck.gpu_points(quick, cases)
     assert all(p.kernel != "gelu" for p in points)
     assert any(n.startswith("gelu: no example case") for n in notes)
     assert any("C999" in n and "not a point of the quick sweep" in n for n in notes)

@@ -1,9 +1,9 @@
 """The device-time methods of bench.timing on a simulated GPU: one stream whose kernels cannot start before
 the host has queued them, events that timestamp when the stream reaches them, a profiler that reports each
 kernel's device interval, and CUDA-graph capture. Each kernel family's real launcher (its suite call,
-``bench/test_<kernel>.py``) runs with every Triton launch turned into a simulated kernel, with host work
-longer than the ~100 us spin before each launch and a host tail longer than the kernel after the call.
-The old method (a fixed spin, events around the Python call) times that host work; every method the
+``bench.runner.KernelBench.triton_fn``) runs with every Triton launch turned into a simulated kernel, with
+host work longer than the ~100 us spin before each launch and a host tail longer than the kernel after the
+call. The old method (a fixed spin, events around the Python call) times that host work; every method the
 suite now uses reports the kernels' device time alone."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from bench import timing
-from bench.runner import bench_class
+from bench.runner import KernelBench
 from bench.timing import LAUNCH_COVER_CYCLES, DeviceRecord, TimingError
 from kernels._lib import launch
-from roofline.ops import KERNELS
-from roofline.sweeps import sweep_points
+from roofline.model.ops import KERNELS
+from roofline.model.sweeps import sweep_points
 
 US = 1e-6
 CYCLES_PER_S = 2e9  # the simulated spin clock: LAUNCH_COVER_CYCLES is 100 us
@@ -123,11 +123,11 @@ def family_call(kernel: str, gpu: SimGpu, monkeypatch) -> tuple[object, int]:
         launches.append(kernel_fn)
 
     monkeypatch.setattr(launch, "run", simulated_launch)
-    bench = bench_class(kernel)()
+    bench = KernelBench(kernel)
     point = next(p for p in sweep_points("smoke", "cpu") if p.kernel == kernel)
     point = dataclasses.replace(point, shape=bench.interpreter_shape(point.shape), dtype="float32")
     x = bench.build(point, torch.device("cpu"))
-    call = bench.triton_fn(__import__(f"kernels.{kernel}", fromlist=["_"]), x, first=False)
+    call = bench.triton_fn(x, first=False)
 
     def fn() -> None:
         launches.clear()

@@ -4,12 +4,15 @@ tested on its helper and through every launcher it applies to; shapes are tiny (
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernels._lib.spec import op_spec
 from kernels._lib.validation import (
     CUDA_GRID_LIMITS,
     check_grid,
@@ -24,52 +27,51 @@ from kernels.gelu import gelu, gelu_ref
 from kernels.gemv import gemv, gemv_ref
 from kernels.qkv import qkv_projection, qkv_projection_ref
 from kernels.softmax import softmax, softmax_ref
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 # ----------------------------------------------------------------------------------------------
-# Inputs for each launcher: (call, arguments) with one tensor argument to move between devices
+# Inputs for each launcher: each op's validation sample (kernels/<op>/spec.py), tiny launch arguments
 # ----------------------------------------------------------------------------------------------
+
+SPECS = {op: op_spec(op) for op in KERNELS}
 
 
 def _attention_args(device="cpu"):
-    q = torch.randn(1, 2, 1, 64, device=device)
-    k = torch.randn(1, 1, 4, 64, device=device)
-    return q, k, k.clone(), torch.tensor([2], dtype=torch.int32, device=device)
+    return SPECS["attention"].sample_args(device)[0]
 
 
 def _qkv_args(device="cpu"):
-    return torch.randn(1, 2, 8, device=device), torch.randn(3 * 4, 8, device=device)
+    return SPECS["qkv"].sample_args(device)[0]
 
 
-LAUNCHERS = {
-    "gelu": lambda dev: gelu(torch.randn(2, 8, device=dev)),
-    "softmax": lambda dev: softmax(torch.randn(2, 8, device=dev)),
-    "gemv": lambda dev: gemv(torch.randn(1, 8, device=dev), torch.randn(4, 8, device=dev)),
-    "qkv": lambda dev: qkv_projection(*_qkv_args(dev), n_heads=1, n_kv_heads=1),
-    "attention": lambda dev: attention(*_attention_args(dev)),
-}
-FIRST_ARG = {"gelu": "x", "softmax": "x", "gemv": "x", "qkv": "x", "attention": "q"}
+def _launch_sample(op: str, device: str):
+    args, kwargs = SPECS[op].sample_args(device)
+    return SPECS[op].launcher(*args, **kwargs)
 
 
-def test_every_launcher_in_the_ops_table_is_here():
-    """The device rules below run over LAUNCHERS: a new op (README "Adding a kernel") adds its call and
-    the name of its first tensor argument here, or its launcher's device check goes untested."""
-    assert set(LAUNCHERS) == set(KERNELS)  # pytest names the op that is missing
-    assert set(FIRST_ARG) == set(KERNELS)
+@pytest.mark.parametrize("op", KERNELS)
+def test_every_op_declares_a_sample_its_launcher_takes(op):
+    """The device rules below run over every op's sample: it must launch here (interpreter) and name the
+    launcher's first tensor argument, or the refusals below would test nothing."""
+    spec = SPECS[op]
+    assert next(iter(inspect.signature(spec.launcher).parameters)) == spec.first_arg
+    out = _launch_sample(op, "cpu")
+    assert all(torch.isfinite(t).all() for t in (out if isinstance(out, tuple) else (out,)))
 
 
-@pytest.mark.parametrize("name", sorted(LAUNCHERS))
+@pytest.mark.parametrize("name", KERNELS)
 def test_cpu_tensors_without_the_interpreter_are_refused_alike(name, monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    with pytest.raises(ValueError, match=rf"^{FIRST_ARG[name]}: expected a CUDA tensor \(CPU tensors need "
-                                         r"TRITON_INTERPRET=1\), got cpu"):
-        LAUNCHERS[name]("cpu")
+    with pytest.raises(ValueError, match=rf"^{SPECS[name].first_arg}: expected a CUDA tensor \(CPU tensors "
+                                         r"need TRITON_INTERPRET=1\), got cpu"):
+        _launch_sample(name, "cpu")
 
 
-@pytest.mark.parametrize("name", sorted(LAUNCHERS))
+@pytest.mark.parametrize("name", KERNELS)
 def test_meta_tensors_are_refused_alike(name):
-    with pytest.raises(ValueError, match=rf"^{FIRST_ARG[name]}: expected a CUDA tensor .* got one on meta"):
-        LAUNCHERS[name]("meta")
+    first = SPECS[name].first_arg
+    with pytest.raises(ValueError, match=rf"^{first}: expected a CUDA tensor .* got one on meta"):
+        _launch_sample(name, "meta")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Device facts for the launchers and the static audit alike: SM counts, the compute capability of a
-device, TMA's layout rule, and the architecture table (:mod:`roofline.arch`, re-exported here: per
+device, TMA's layout rule, and the architecture table (:mod:`roofline.model.arch`, re-exported here: per
 architecture the shared-memory, register and thread limits, the MMA class and its opcodes, TMA, with
 their sources).
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from roofline import machine
-from roofline.arch import (  # noqa: F401  (re-exported: the kernels' one view of the table)
+from roofline.model import machine
+from roofline.model.arch import (  # noqa: F401  (re-exported: the kernels' one view of the table)
     ARCHS,
     AUDITED_ARCHS,
     INTERPRETER_ARCH,
@@ -42,8 +42,8 @@ def arch(dev: torch.device, default: int = 0) -> int | str:
     """Compute capability ``10 * major + minor`` of a CUDA device (80 for an A100), the AMD target of a
     ROCm one (``"gfx942"`` for an MI300X: ROCm's torch calls its devices ``"cuda"`` too, and names the
     target in ``gcnArchName``); ``default`` for any other device (the CPU, the interpreter). A forced GPU
-    machine (``RIDGEBENCH_MACHINE=sm90`` or ``mi300x``, :mod:`roofline.machine`) wins on every device, so
-    its launch plans can be tested on a CPU."""
+    machine (``RIDGEBENCH_MACHINE=sm90`` or ``mi300x``, :mod:`roofline.model.machine`) wins on every device,
+    so its launch plans can be tested on a CPU."""
     forced = machine.forced_arch()
     if forced is not None:
         return forced
@@ -68,7 +68,7 @@ def tma_strides_ok(t: torch.Tensor, inner_dim: int, outer_dims: tuple[int, ...])
             and all((t.stride(d) * elem_bytes) % TMA_ALIGN_BYTES == 0 for d in outer_dims))
 
 
-# The architecture table lives in roofline.arch (the presets read it too, and roofline never imports
+# The architecture table lives in roofline.model.arch (the presets read it too, and roofline never imports
 # kernels); these names are the launchers' and the audit's view of it.
 ArchLimits = ArchSpec  # the name the audit used before the table held more than limits
 LIMITS: dict[int | str, ArchSpec] = ARCHS

@@ -122,7 +122,7 @@ def fit_stages(cfg: object, smem_bytes: Callable[[object], int], limit: int, min
 
 
 HIP_MAX_STAGES = 2  # AMD: what Triton's tutorial 03 HIP configs use for tl.dot tiles
-HIP_WAVES_PER_EU = 2  # AMD: the occupancy the audit's floor asks for (roofline.arch min_waves_per_simd)
+HIP_WAVES_PER_EU = 2  # AMD: the occupancy the audit's floor asks for (roofline.model.arch min_waves_per_simd)
 
 
 def hip_config(cfg: object, elem_bytes: int = 2) -> object:

@@ -10,7 +10,7 @@ before this step); ``G = Hq // Hkv``; Dh in 64, 80, 96, 128, 256. Output ``O`` l
 (natural log, fp32 ``[B, Hq, q_len]``). Variants: ``"prefill"`` (:mod:`.prefill`) and ``"splitkv"``
 (:mod:`.decode`, ``q_len <= 16``), sharing one KV-tile loop (:mod:`.kernels`). FLOPs ``4 * Dh * Hq *
 pairs`` (unmasked query-key pairs); compulsory bytes: Q and O once per query head, ``cache_len + q_len``
-keys and values once per KV head (``roofline.cost.attention_cost``). Design, non-finite scores and the
+keys and values once per KV head (``roofline.model.cost.attention_cost``). Design, non-finite scores and the
 audit evidence: ``kernels/attention/DESIGN.md``.
 """
 

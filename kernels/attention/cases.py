@@ -24,8 +24,8 @@ from kernels.attention.configs import (
 )
 from kernels.attention.decode import _attn_combine_kernel, _attn_splitkv_kernel, combine_args, splitkv_args
 from kernels.attention.prefill import _attn_prefill_kernel, prefill_args
-from roofline.cost import dtype_bytes
-from roofline.model import get_model
+from roofline.model.cost import dtype_bytes
+from roofline.model.transformer import get_model
 
 # variant -> the gates its cases must declare (on at least one case per architecture)
 REQUIRED_GATES: dict[str, frozenset[str]] = {

@@ -1,7 +1,7 @@
 """The static compile audit: GPU readiness without a GPU.
 
 Every op's ``compile_cases(arch)`` (``kernels/<op>/cases.py``) lists the configs it ships; the audit
-compiles each one ahead of time for every audited architecture of the table in :mod:`roofline.arch`
+compiles each one ahead of time for every audited architecture of the table in :mod:`roofline.model.arch`
 (A100 sm_80, H100 sm_90, B200 sm_100, RTX PRO 6000 / RTX 50 sm_120; AMD MI300X gfx942 and MI355X gfx950 by
 name) on this CPU-only machine, reads the cubin with the ``cuobjdump`` that ships in the triton wheel (the
 AMDGCN text on AMD: :mod:`kernels.audit.amdgcn`), and reports registers, spills and local
@@ -23,7 +23,8 @@ API (importing this package imports no kernel module):
   compact audit record (:meth:`AuditLine.summary`) of the config that ran, from the newest
   ``results/audit/audit-*.json``; :func:`find_line`, :func:`load_lines` and :func:`latest_json` are the
   pieces underneath;
-- :func:`occupancy` and :data:`LIMITS`: the audited rows of the architecture table (:mod:`roofline.arch`,
+- :func:`occupancy` and :data:`LIMITS`: the audited rows of the architecture table
+(:mod:`roofline.model.arch`,
   re-exported by :mod:`kernels._lib.device`, with their sources).
 """
 

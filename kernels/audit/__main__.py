@@ -16,7 +16,7 @@ from kernels.audit.compile import AuditEnvironmentError, AuditLine
 from kernels.audit.occupancy import DEFAULT_ARCHS, LIMITS, SUPPORTED_ARCHS
 from kernels.audit.report import default_json_path, format_table, summary, to_json, write_json
 from kernels.audit.runner import default_jobs, run_audit, validate
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 PROG = "python -m kernels.audit"
 

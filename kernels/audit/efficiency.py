@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from kernels._lib.device import MMA_OPCODES
-from roofline.cost import dtype_bytes
+from roofline.model.cost import dtype_bytes
 
 # "/*2e30*/   @!P3 BRA 0x1530 ;" or "... BRA `(.L_x_3) ;" (labels are resolved by the caller's text)
 _INSTR_RE = re.compile(

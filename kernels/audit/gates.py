@@ -9,7 +9,7 @@ Universal gates (every case, every architecture):
   of 0 bytes and 0 bytes of local memory (``cuobjdump -res-usage``).
 - ``shared_memory``: shared memory per block within the architecture's per-block maximum (166,912 B on
   sm_80, 232,448 B on sm_90 and sm_100, 101,376 B on sm_120, 64 KiB of LDS on gfx942, 160 KiB on gfx950;
-  :mod:`roofline.arch`), so the launch cannot fail with Triton's ``OutOfResources``.
+  :mod:`roofline.model.arch`), so the launch cannot fail with Triton's ``OutOfResources``.
 
 On AMD (gfx942, gfx950) ``no_spills`` reads the AMDGCN's ``.vgpr_spill_count``, ``ScratchSize`` and
 ``scratch_*`` instructions. SGPRs spilled into VGPR lanes (``v_writelane``/``v_readlane``, counted as
@@ -55,7 +55,7 @@ from types import ModuleType
 from kernels._lib.device import MMA_GATES, MMA_OPCODES, arch_label
 from kernels.audit.compile import AuditLine
 from kernels.audit.occupancy import LIMITS
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 UNIVERSAL_GATES: tuple[str, ...] = ("compiles", "no_spills", "shared_memory")
 OPT_IN_GATES: tuple[str, ...] = ("tensor_cores", *MMA_GATES, "vec128_loads")

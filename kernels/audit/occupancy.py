@@ -5,7 +5,7 @@ this kernel, as limited by registers, shared memory, threads and the block-slot 
 latency hiding; it does not measure speed (a kernel at 12% occupancy can be at the roof, and one at
 100% can be far from it).
 
-The limits (with their sources) are the architecture table's (:mod:`roofline.arch`, re-exported by
+The limits (with their sources) are the architecture table's (:mod:`roofline.model.arch`, re-exported by
 :mod:`kernels._lib.device`): one copy for the launchers' config pruning and this audit. Occupancy follows
 ``cuda_occupancy.h``: registers allocated per warp in units of 256 over 4 sub-partitions, shared memory
 in 128 B units plus 1 KB reserved per block; the shared-memory carve-out is assumed to be the largest

@@ -8,7 +8,8 @@ Each worker imports the kernel modules once and compiles cases by index; Triton'
 
 Case sources:
 
-- a kernel name from :data:`roofline.ops.KERNELS`: ``kernels.<name>.cases.compile_cases(arch)``. A module
+- a kernel name from :data:`roofline.model.ops.KERNELS`: ``kernels.<name>.cases.compile_cases(arch)``. A
+module
   that is missing, has no ``compile_cases``, raises, or returns no case becomes an error line (the
   ``compiles`` gate fails): never a silent skip;
 - an extra source ``"package.module:function"`` or ``"path/to/file.py:function"``: ``function(arch)``
@@ -30,7 +31,7 @@ from kernels._lib.device import arch_label, get_arch
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
 from kernels.audit.gates import check_gates
 from kernels.audit.occupancy import DEFAULT_ARCHS, SUPPORTED_ARCHS
-from roofline.ops import KERNELS
+from roofline.model.ops import KERNELS
 
 _CASES: dict[tuple[str, int], list] = {}
 
@@ -146,7 +147,7 @@ def run_audit(
     fresh: bool = False,
     progress: Callable[[int, int, AuditLine], None] | None = None,
 ) -> list[AuditLine]:
-    """Compile every case of ``kernels`` (default: all of :data:`roofline.ops.KERNELS`, or none when
+    """Compile every case of ``kernels`` (default: all of :data:`roofline.model.ops.KERNELS`, or none when
     only ``extra`` sources are given) for each of ``archs`` in ``jobs`` worker processes, check the
     gates, and return the lines ordered by source, case and architecture.
 

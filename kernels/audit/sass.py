@@ -4,7 +4,7 @@
 (``REG:40 STACK:0 SHARED:0 LOCAL:0 ...``) and the SASS. From the SASS the audit counts:
 
 - tensor-core instructions: every MMA class the architecture table names (:data:`MMA_OPCODES`:
-  ``mma.sync``, ``wgmma``, ``tcgen05``; :mod:`roofline.arch` lists their SASS opcodes);
+  ``mma.sync``, ``wgmma``, ``tcgen05``; :mod:`roofline.model.arch` lists their SASS opcodes);
 - asynchronous copies: ``LDGSTS`` (``cp.async``, sm_80+) and the TMA/bulk-copy unit (sm_90 and later)
   (``UTMALDG``/``UTMASTG``/``UTMAPF``/``UBLKCP``);
 - local-memory traffic: ``STL``/``LDL`` (register spills and stack arrays);

@@ -2,7 +2,7 @@
 stores it (``[N, K]``, K contiguous), for B from 1 upward; fp16, bf16 or fp32 in, fp32 accumulation,
 output in the input dtype.
 
-Cost (``roofline.cost.gemv_cost``): ``2*B*N*K (+ B*N)`` FLOPs; compulsory bytes
+Cost (``roofline.model.cost.gemv_cost``): ``2*B*N*K (+ B*N)`` FLOPs; compulsory bytes
 ``elem_bytes*(N*K + B*K + B*N (+ N))``. At small B the weight stream is everything: about ``B`` FLOP/byte
 at 2-byte dtypes, far under the ridge; sweeping B from 1 to 512 walks across it.
 

@@ -26,8 +26,8 @@ from kernels.gemv.configs import (
     split_count,
 )
 from kernels.gemv.kernels import _gemv_splitk_reduce_kernel
-from roofline.cost import dtype_bytes
-from roofline.model import get_model
+from roofline.model.cost import dtype_bytes
+from roofline.model.transformer import get_model
 
 # variant -> gates its cases must declare (on at least one case per architecture): the weight stream
 REQUIRED_GATES: dict[str, frozenset[str]] = {

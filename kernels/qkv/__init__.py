@@ -12,7 +12,7 @@ q ``[B, Hq, T, Dh]``; k, v ``[B, Hkv, T, Dh]``, or appended into caches ``[B, Hk
 ``cache_len[b] ..``; GQA/MQA: ``Hkv`` divides ``Hq``. Variants: ``"fused"`` (pointer loads, every GPU)
 and ``"tma"`` (tensor descriptors + persistent tiles, sm_90). Cost: ``2*M*N*D`` FLOP (+ ``M*N`` with a
 bias); compulsory bytes ``elem_bytes*(M*D + N*D + M*N (+ N))`` at ``elem_bytes`` bytes per element
-(``roofline.cost.qkv_cost``). Design and audit evidence: ``kernels/qkv/DESIGN.md``.
+(``roofline.model.cost.qkv_cost``). Design and audit evidence: ``kernels/qkv/DESIGN.md``.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from kernels._lib.device import DEFAULT_NUM_SMS, get_arch, has_tma
 from kernels._lib.launch import triton_config_id
 from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, KERNEL, TMA_VARIANT, prune_configs, tma_configs
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
-from roofline.cost import dtype_bytes
-from roofline.model import ModelConfig, get_model
+from roofline.model.cost import dtype_bytes
+from roofline.model.transformer import ModelConfig, get_model
 
 # variant -> gates its cases must declare (kernels/audit/gates.py describes each gate).
 REQUIRED_GATES: dict[str, frozenset[str]] = {

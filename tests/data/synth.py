@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from roofline.cost import CONVENTIONS
-from roofline.hardware import PRESETS, HardwareSpec, dtype_class
-from roofline.ops import MATMUL_KERNELS, kernel_cost
+from roofline.model.cost import CONVENTIONS
+from roofline.model.hardware import PRESETS, HardwareSpec, dtype_class
+from roofline.model.ops import MATMUL_KERNELS, kernel_cost
 
 A100 = PRESETS["A100-SXM4-80GB"]
 # "measured" ceilings of the synthetic A100: 88% of the datasheet bandwidth, 85% of the peaks

@@ -1,7 +1,8 @@
 """This device's ceilings, measured the way the Empirical Roofline Toolkit does it: the best over a set of
 probes, measured before the sweep and again after it, the best kept.
 
-- **Memory** (GPU: 16x L2, at least 1 GiB; CPU: 8x the LLC, at least 64 MiB): ``copy`` (read + write
+- **Memory** (GPU: 16x L2, or on ROCm 16x the Infinity Cache, at least 1 GiB; CPU: 8x the LLC, at least
+  64 MiB): ``copy`` (read + write
   counted), ``read`` (``torch.sum``) and ``write`` (``fill_``); the memory roof is the best of the three.
 - **Compute**, per dtype class (``tensor16``: bf16 and fp16; ``tf32``, GPU only; ``fp32``): sizes x
   layouts (``square`` ``A @ B``, ``linear`` ``A @ B^T``, ``skinny`` ``F.linear`` of ``SKINNY_ROWS``
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional
 
+from bench import rocm
 from bench.record import Roofs, reroof_benchmark_doc
 from bench.timing import MiB, call_timer, percentile, tf32_matmul
 from roofline.model.hardware import (
@@ -388,7 +390,8 @@ def before_sweep(device: torch.device, device_name: str, cache_bytes: int | None
 
 
 def roofs_and_document(device, device_name, cache_bytes, measured) -> tuple[Roofs, dict]:
-    l2 = cache_bytes if device.type == "cuda" else None
+    # on ROCm the session's cache is the Infinity Cache the flush covers (bench.rocm), not the L2
+    l2 = cache_bytes if device.type == "cuda" and not rocm.is_rocm() else None
     datasheet = datasheet_for(device_name, device.type, l2)
     roofs = Roofs(measured_spec(device_name, measured, datasheet), datasheet)
     return roofs, ceilings_document(device_name, measured, datasheet)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from bench import rocm
 from roofline.model import machine
 
 # NVML's clock-event ("throttle") reason bits, nvml.h.
@@ -160,8 +161,11 @@ def cpu_info() -> dict:
             "torch_threads": torch.get_num_threads(), "machine": platform.machine()}
 
 
-def cuda_device_info(index: int) -> dict:
-    props = torch.cuda.get_device_properties(index)
+def cuda_device_info(index: int, props: object | None = None) -> dict:
+    """The device's properties (``props``: ``torch.cuda.get_device_properties(index)`` by default). On
+    ROCm (:mod:`bench.rocm`) ``sm_count`` counts compute units, ``gcn_arch`` names the target
+    (``gfx942``) and ``flush_cache_bytes`` the Infinity Cache the flush covers."""
+    props = torch.cuda.get_device_properties(index) if props is None else props
     info = {
         "index": index,
         "name": props.name,
@@ -171,6 +175,10 @@ def cuda_device_info(index: int) -> dict:
         "total_memory_bytes": props.total_memory,
         "uuid": str(getattr(props, "uuid", "")) or None,
     }
+    if rocm.is_rocm():
+        info["gcn_arch"] = rocm.gcn_arch(props)
+        info["flush_cache_bytes"], info["flush_cache_reason"] = rocm.flush_cache_bytes(props.name,
+                                                                                      info["l2_bytes"])
     return info
 
 
@@ -247,6 +255,7 @@ def collect(*, root: Path, device: torch.device, device_name: str, command_line:
             "pytest-benchmark": _version("pytest-benchmark"),
             "numpy": _version("numpy"),
             "cuda_runtime": torch.version.cuda,
+            "hip_runtime": rocm.hip_version(),
             "cudnn": torch.backends.cudnn.version() if cuda else None,
         },
         "platform": platform.platform(),
@@ -260,7 +269,10 @@ def collect(*, root: Path, device: torch.device, device_name: str, command_line:
                                                "RIDGEBENCH_SOFT_FLOORS")},
         "executable": sys.executable,
     }
-    if cuda:
+    if cuda and rocm.is_rocm():  # an AMD GPU: amd-smi or rocm-smi instead of NVML, or the reason
+        doc["device"] = cuda_device_info(device.index or 0)
+        doc["smi_start"] = rocm.smi_info()
+    elif cuda:
         doc["device"] = cuda_device_info(device.index or 0)
         doc["nvml_start"] = nvml_info(doc["device"]["uuid"])
         doc["versions"]["driver"] = doc["nvml_start"].get("driver_version")

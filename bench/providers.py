@@ -244,6 +244,13 @@ SDPA_BACKENDS = {"sdpa-flash": "FLASH_ATTENTION", "sdpa-efficient": "EFFICIENT_A
                  "sdpa-cudnn": "CUDNN_ATTENTION", "sdpa-math": "MATH"}
 
 
+def _rocm_cudnn_missing() -> str | None:
+    """On ROCm SDPA has flash (AOTriton/CK), memory-efficient and math backends, and no cuDNN."""
+    from bench import rocm
+
+    return rocm.cudnn_missing()
+
+
 def torch_attention_int(q, k_cache, v_cache, past: int):
     """The attention baseline (:func:`kernels.attention.attention_sdpa`) with the cache length as an int."""
     return _kmod("attention").attention_sdpa(q, k_cache, v_cache, past)
@@ -351,7 +358,8 @@ BUILTIN: dict[str, Provider] = {
     **{name: Provider(name, {"attention": sdpa_backend(backend)},
                       f"SDPA with only its {backend} backend enabled (torch.nn.attention.sdpa_kernel)",
                       device_kinds=("cpu", "cuda") if backend == "MATH" else ("cuda",),
-                      variant={"attention": f"sdpa[{backend}]"})
+                      variant={"attention": f"sdpa[{backend}]"},
+                      extra_check=_rocm_cudnn_missing if backend == "CUDNN_ATTENTION" else None)
        for name, backend in SDPA_BACKENDS.items()},
     "flash-attn": Provider("flash-attn", {"attention": flash_attn_attention},
                            "flash-attn 2: flash_attn_func (prefill) / flash_attn_with_kvcache (decode)",

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from bench import ceilings as ceilings_mod
+from bench import rocm
 from bench.provenance import cpu_info
 from bench.record import Roofs
 from bench.timing import CudaBackend, cpu_llc_bytes, flush_bytes
@@ -79,7 +80,9 @@ class BenchSession:
 
     @property
     def cache_name(self) -> str:
-        return "L2" if self.device_kind == "cuda" else "last-level cache"
+        if self.device_kind != "cuda":
+            return "last-level cache"
+        return "Infinity Cache" if rocm.is_rocm() else "L2"
 
     @property
     def part_dir(self) -> Path:
@@ -174,6 +177,8 @@ def open_session(*, run_dir: Path, worker_id: str | None, sweep: str, started: d
         device = torch.device("cuda", index)
         props = torch.cuda.get_device_properties(index)
         name, cache = props.name, getattr(props, "L2_cache_size", None)
+        if rocm.is_rocm():  # the flush must cover the Infinity Cache behind the L2 the device reports
+            cache, _ = rocm.flush_cache_bytes(name, cache)
         triton_timed = not force_interpreter
     else:
         device, name, cache, triton_timed = torch.device("cpu"), cpu_device_name(), cpu_llc_bytes(), False

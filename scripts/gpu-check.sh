@@ -8,7 +8,8 @@
 # Steps, each time-boxed (`timeout -s INT`, then KILL: pytest still writes its reports), the next one
 # running whatever the last one did:
 #   0. set-up (scripts/env.sh): a hard floor pip cannot meet stops here, named in the summary
-#   1. versions and device properties (versions.json), nvidia-smi -q before (nvidia-smi-before.txt);
+#   1. versions and device properties (versions.json), the GPU tool's snapshot before (smi-before.txt:
+#      nvidia-smi -q; on ROCm amd-smi static or rocm-smi --showallinfo);
 #      clocks, temperature, power and throttle reasons sampled every second meanwhile (clocks.csv)
 #   2. the compiled tests, a fixed subset, each launcher on its first shipped config (no autotuning;
 #      compiled-tests.log, .xml)
@@ -16,7 +17,7 @@
 #   4. the quick sweep: ONE `pytest --benchmark` run, each kernel family in its own subprocess
 #      (--isolate=on), the ceilings measured once; no autotuning (first surviving config) to fit the box
 #   5. its roofline plots, claims and report.html (also from a run that step 4 cut short)
-#   6. nvidia-smi -q after; summary.txt, with each step's measured time, printed last
+#   6. the snapshot after (smi-after.txt); summary.txt, with each step's measured time, printed last
 # --dry-run: the same plumbing on a CPU (the GPU hidden): the same single run in the same per-family
 # layout, tests under the interpreter, the smoke sweep, tiny sizes, no nvidia-smi. CI runs it.
 # --plan: print the budget and every step's time box, check they fit, and exit (nothing runs).
@@ -42,7 +43,7 @@ done
 # The time boxes, in seconds: one table per mode, in step order. RESERVE is kept for the summary, GRACE
 # for the KILL after a step's INT. By construction sum(boxes) + GRACE + RESERVE <= BUDGET (--plan checks
 # it, and so does tests/test_gpu_check.py); at run time each box is also cut to what is left.
-STEPS=(setup versions nvidia-smi-before compiled-tests timing-crosscheck sweep report nvidia-smi-after)
+STEPS=(setup versions smi-before compiled-tests timing-crosscheck sweep report smi-after)
 if [ $DRY = 1 ]; then
     BUDGET=1500; RESERVE=20; GRACE=10
     BOXES=(240 60 10 300 240 420 150 10)
@@ -52,12 +53,24 @@ else
 fi
 box_total=0
 for b in "${BOXES[@]}"; do box_total=$((box_total + b)); done
+# The GPU's own tool for the before/after snapshots and the clocks: nvidia-smi; on ROCm amd-smi (ROCm 6+)
+# or rocm-smi (older), as bench/rocm.py picks it; none: those steps are skipped, with the reason.
+SMI=
+for tool in nvidia-smi amd-smi rocm-smi; do command -v "$tool" >/dev/null && { SMI=$tool; break; }; done
+smi_why=${SMI:+"$SMI found on PATH"}
+smi_why=${smi_why:-"none of nvidia-smi, amd-smi, rocm-smi on PATH: snapshots and clocks skipped"}
+case $SMI in  # the device snapshot before and after, and what samples the clocks every second on ROCm
+    nvidia-smi) snapshot=(nvidia-smi -q) ;;
+    amd-smi) snapshot=(amd-smi static); clocks=(amd-smi metric) ;;
+    rocm-smi) snapshot=(rocm-smi --showallinfo); clocks=(rocm-smi --showclocks --showtemp --showpower) ;;
+esac
 fits=$([ $((box_total + GRACE + RESERVE)) -le $BUDGET ] && echo yes || echo no)
 if [ $PLAN = 1 ]; then
     echo "mode: $([ $DRY = 1 ] && echo dry-run || echo gpu)"
     echo "budget: ${BUDGET}s (reserve ${RESERVE}s for the summary, grace ${GRACE}s for a KILL)"
     for i in "${!STEPS[@]}"; do printf 'step %-20s %4ss\n' "${STEPS[$i]}" "${BOXES[$i]}"; done
     echo "boxes: ${box_total}s; fits: $fits"
+    echo "smi: ${SMI:-none} ($smi_why)"
     [ "$fits" = yes ] && exit 0 || exit 1
 fi
 [ "$fits" = yes ] || { echo "gpu-check: the time boxes (${box_total}s) do not fit the budget" >&2; exit 1; }
@@ -147,11 +160,11 @@ else
 fi
 export RIDGEBENCH_AUTOTUNE=0  # each launcher's first surviving config: no autotuning inside a box
 
-# 1. versions, device properties, nvidia-smi before, clocks during
+# 1. versions, device properties, the GPU tool's snapshot before, clocks during
 step versions "$PY" scripts/gpu_check_summary.py --versions "$OUT/versions.json"
 SMI_PID=
-if [ $DRY = 0 ] && command -v nvidia-smi >/dev/null; then
-    step nvidia-smi-before bash -c "nvidia-smi -q > '$OUT/nvidia-smi-before.txt'"
+if [ $DRY = 0 ] && [ "$SMI" = nvidia-smi ]; then
+    step smi-before bash -c "$(printf '%q ' "${snapshot[@]}")> '$OUT/smi-before.txt'"
     fields=timestamp,index,clocks.sm,clocks.mem,temperature.gpu,power.draw,utilization.gpu
     for reasons in clocks_event_reasons.active clocks_throttle_reasons.active; do  # new name, then old
         if nvidia-smi --query-gpu="$reasons" --format=csv,noheader -i 0 >/dev/null 2>&1; then
@@ -160,10 +173,14 @@ if [ $DRY = 0 ] && command -v nvidia-smi >/dev/null; then
     done
     nvidia-smi --query-gpu="$fields" --format=csv -lms 1000 > "$OUT/clocks.csv" 2>&1 &
     SMI_PID=$!
-    trap 'kill "$SMI_PID" 2>/dev/null' EXIT  # also when this script is interrupted
+elif [ $DRY = 0 ] && [ -n "$SMI" ]; then  # ROCm (never run on one yet: simulated by tests/test_rocm.py)
+    step smi-before bash -c "$(printf '%q ' "${snapshot[@]}")> '$OUT/smi-before.txt'"
+    ( while :; do date -u +%FT%TZ; "${clocks[@]}"; sleep 1; done ) > "$OUT/clocks.txt" 2>&1 &
+    SMI_PID=$!
 elif [ $DRY = 0 ]; then
-    STATUS+=("$(printf '%-22s %-26s' nvidia-smi 'FAILED (not found)')"); failed=1
+    STATUS+=("$(printf '%-22s %-26s' smi "SKIPPED ($smi_why)")")
 fi
+[ -n "$SMI_PID" ] && trap 'kill "$SMI_PID" 2>/dev/null' EXIT  # also when this script is interrupted
 
 # 2. the compiled tests: the GPU-only tests and the --device plumbing; --device cpu in the dry run
 step compiled-tests "$PY" -m pytest --device "$DEVICE" -p no:cacheprovider -q -rs \
@@ -182,10 +199,10 @@ step sweep "$PY" -m pytest --benchmark --sweep "$SWEEP" --isolate=on --results-r
 # 5. its roofline and claims, from the run directory (a run cut short is read from its parts)
 step report "$PY" scripts/gpu_check_summary.py --report "$OUT/bench"
 
-# 6. nvidia-smi after, the summary
+# 6. the GPU tool's snapshot after, the summary
 if [ -n "$SMI_PID" ]; then
     kill "$SMI_PID" 2>/dev/null; wait "$SMI_PID" 2>/dev/null
-    step nvidia-smi-after bash -c "nvidia-smi -q > '$OUT/nvidia-smi-after.txt'"
+    step smi-after bash -c "$(printf '%q ' "${snapshot[@]}")> '$OUT/smi-after.txt'"
 fi
 summary
 exit $failed

@@ -42,10 +42,13 @@ def versions(path: Path) -> int:
                                            cwd=ROOT).stdout.strip()
     except OSError:
         doc["git_commit"] = None
+    from bench.rocm import gcn_arch
+
     doc["devices"] = []
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
         doc["devices"].append({"index": i, "name": p.name, "capability": f"{p.major}.{p.minor}",
+                               "gcn_arch": gcn_arch(p),  # ROCm: "gfx942"; None on NVIDIA
                                "sm_count": p.multi_processor_count, "memory_bytes": p.total_memory,
                                "l2_bytes": getattr(p, "L2_cache_size", None)})
     path.write_text(json.dumps(doc, indent=2))

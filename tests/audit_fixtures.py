@@ -119,3 +119,28 @@ def good_cases(arch: int) -> list[CompileCase]:
 def no_cases(arch: int) -> list[CompileCase]:
     """A source that lists nothing: the audit must report it, not skip it."""
     return []
+
+
+def amd_cases(arch: str) -> list[CompileCase]:
+    """The AMD gates on gfx942/gfx950 (tests/test_audit_amdgcn.py): good controls, then one bad case per
+    gate that reads the AMDGCN: spills, the occupancy floor, 128-bit loads."""
+    from dataclasses import replace
+
+    # 8 fp16 per lane: a 2048-element block over 4 waves of 64 (1024 gives 64-bit loads there)
+    copy = replace(_copy_case("good_copy", hinted=True, gates=frozenset({"vec128_loads"})),
+                   constexprs={"BLOCK": 2048}, config=config_id({"BLOCK": 2048}, 4, 1))
+    spill = _matmul_case("bad_no_spills", block=(128, 128, 64), use_dot=True, num_warps=4, num_stages=2,
+                         gates=frozenset({"tensor_cores"}))
+    return [
+        copy,
+        _matmul_case("good_dot", block=(128, 64, 32), use_dot=True, num_warps=4, num_stages=3,
+                     gates=frozenset({"tensor_cores"})),
+        # no_spills: the 128x128 tile held to 128 VGPRs (waves_per_eu=4)
+        replace(spill, constexprs={**spill.constexprs, "waves_per_eu": 4},
+                config=spill.config.replace("num_warps", "waves_per_eu=4,num_warps")),
+        # occupancy: 3 stages of 128x64 + 64x128 fp16 tiles: 64 KiB of LDS on gfx942 (its whole LDS),
+        # ~100 KiB on gfx950 (direct-to-LDS buffers): one workgroup of 4 waves per CU, 1 wave per SIMD
+        _matmul_case("bad_occupancy", block=(128, 128, 64), use_dot=True, num_warps=4, num_stages=3,
+                     gates=frozenset({"tensor_cores"})),
+        replace(copy, variant="bad_vec128_loads", divisible_by_16=(), shape={"n": 4095}),
+    ]

@@ -9,15 +9,18 @@ import pytest
 import torch
 import triton
 
+from kernels._lib import device
 from kernels._lib.launch import triton_config_id
 from kernels.attention import VARIANTS, attention, select_variant
 from kernels.attention.cases import GATE_EXCEPTIONS, REQUIRED_GATES, compile_cases
 from kernels.attention.configs import (
+    HIP_PREFILL_CONFIGS,
     MAX_SPLITS,
     PREFILL_CONFIGS,
     SM90_CONFIGS,
     SPLITKV_MAX_Q_LEN,
     decode_block_m,
+    prefill_configs,
     prune_configs,
     select_num_splits,
 )
@@ -185,23 +188,28 @@ def test_public_signatures_follow_the_contract():
 @pytest.mark.parametrize("name", GPU_MACHINES)
 def test_gpu_autotuner_prunes_per_dtype(name, monkeypatch):
     """The @triton.autotune path only runs on a GPU; its construction and pruning run here, for each GPU
-    we target (the machine forced: sm_90 keeps its sm_90-only configs, sm_80 does not)."""
+    we target (the machine forced: sm_90 keeps its sm_90-only configs, sm_80 does not; an AMD machine
+    tunes over the HIP configs)."""
     monkeypatch.setenv(ENV, name)
     arch = MACHINES[name].arch
-    tuner = prefill_tuner(128)
-    assert tuner.keys == PREFILL_AUTOTUNE_KEY and tuner.configs == PREFILL_CONFIGS[128]
+    tuner = prefill_tuner(128, arch)
+    shipped = prefill_configs(128, arch)
+    assert shipped == (HIP_PREFILL_CONFIGS if device.is_hip(arch) else PREFILL_CONFIGS)[128]
+    assert tuner.keys == PREFILL_AUTOTUNE_KEY and tuner.configs == shipped
     assert {"USE_TMA", "STORE_LSE"} <= set(tuner.keys)  # one tuned config per code path
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float16)}
     kept = tuner.prune_configs({})
-    assert kept == prune_configs(PREFILL_CONFIGS[128], 128, 2, arch)
+    assert kept == prune_configs(shipped, 128, 2, arch)
     sm90_only = PREFILL_CONFIGS[128][:len(SM90_CONFIGS[128])]
-    if arch >= 90:
+    if device.is_hip(arch):  # waves_per_eu=2, one stage: what the gfx942 audit chose
+        assert all(c.kwargs["waves_per_eu"] == 2 and c.num_stages == 1 for c in kept)
+    elif arch >= 90:
         assert kept[:len(sm90_only)] == sm90_only
     else:  # an A100 in fp16 keeps all but the sm_90-only configs
         assert kept == PREFILL_CONFIGS[128][len(SM90_CONFIGS[128]):]
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float32)}
     kept32 = tuner.prune_configs({})
-    assert kept32 == prune_configs(PREFILL_CONFIGS[128], 128, 4, arch)
-    if arch < 90:
+    assert kept32 == prune_configs(shipped, 128, 4, arch)
+    if not device.is_hip(arch) and arch < 90:
         assert kept32 == [PREFILL_CONFIGS[128][-1]]  # fp32 doubles shared memory
     tuner.nargs = None

@@ -87,7 +87,7 @@ EXPECTED_ON_GPUS = {
 
 
 @pytest.mark.parametrize("preset", ["A100-SXM4-80GB", "A100-SEED-1.5TB", "H100-SXM5", "H100-PCIE", "B200",
-                                    "RTX-PRO-6000-BLACKWELL"])
+                                    "MI300X", "MI355X", "RTX-PRO-6000-BLACKWELL"])
 def test_model_verdicts_on_gpu_presets(preset):
     rows = {r.claim.id: r for r in evaluate(hardware=PRESETS[preset])}
     assert {k: rows[k].model.status for k in EXPECTED_ON_GPUS} == EXPECTED_ON_GPUS

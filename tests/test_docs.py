@@ -45,6 +45,7 @@ HOW: dict[str, tuple[str, str]] = {
     "RIDGEBENCH_MACHINE=cpu-fp32 ./scripts/test.sh": (
         "run", "RIDGEBENCH_MACHINE=cpu-fp32 ./scripts/test.sh --collect-only -q tests/test_qkv.py"),
     "RIDGEBENCH_MACHINE=sm90 pytest tests/test_qkv.py tests/test_attention_api.py": COLLECT,
+    "RIDGEBENCH_MACHINE=mi300x pytest tests/test_qkv.py tests/test_attention_api.py": COLLECT,
     "./scripts/bench.sh --model gpt2-small --batch 1,4,16 --context 256": COLLECT,
     "./scripts/bench.sh --model=my-config.json --batch 1,8 --context 2048": (
         "run", "./scripts/bench.sh --model={tmp}/my-config.json --batch 1,8 --context 2048 "
@@ -60,6 +61,11 @@ HOW: dict[str, tuple[str, str]] = {
     "python -m kernels.audit --json audit.json --quiet": (
         "run", "python -m kernels.audit --kernel softmax --arch 120 --json {tmp}/audit.json --quiet"),
     "python -m kernels.audit --fresh": ("flags", "an empty Triton cache: minutes of compiles"),
+    "python -m kernels.audit --arch gfx942 gfx950": (
+        "run", "python -m kernels.audit --kernel gelu --arch gfx942 gfx950 --jobs 1 --quiet "
+               "--json {tmp}/audit.json"),
+    "python -m roofline claims --predict MI300X": (
+        "run", "python -m roofline claims --predict MI300X --out {tmp}/claims.md"),
     "python -m roofline compare RUN_A RUN_B [--threshold 5%] [--out DIR] [--no-figure] [--allow-missing] "
     "[--strict]": ("run", "python -m roofline compare {run} {run2} --threshold 5% --out {tmp}/c --no-figure "
                           "--allow-missing --strict"),

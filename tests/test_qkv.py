@@ -19,7 +19,9 @@ from kernels import qkv
 from kernels._lib import device, launch
 from kernels._lib.aot import jit_specialisation
 from kernels._lib.launch import last_launch, record_launch, triton_config_id
-from kernels.audit.gates import config_matches
+from kernels.audit import SUPPORTED_ARCHS
+from kernels.audit.compile import canonical_dtype
+from kernels.audit.gates import ALL_GATES, config_matches
 from kernels.qkv.cases import GATE_EXCEPTIONS, REQUIRED_GATES, compile_cases
 from kernels.qkv.configs import (
     CONFIGS,
@@ -92,10 +94,11 @@ def test_matches_reference(batch, tokens, d, hq, hkv, dh, bias, dtype):
         assert got.dtype == dtype and got.is_contiguous()
         assert_close(got, want, dtype)
     record = last_launch("qkv")
-    # the plan of the machine this runs as (RIDGEBENCH_MACHINE may force sm_80/sm_90 on a CPU)
-    variant = select_variant(batch * tokens, device.arch(x.device), tma_layout_ok(x, w))
+    # the plan of the machine this runs as (RIDGEBENCH_MACHINE may force sm_80/sm_90/gfx942 on a CPU)
+    arch = device.arch(x.device)
+    variant = select_variant(batch * tokens, arch, tma_layout_ok(x, w))
     configs = tma_configs() if variant == "tma" else CONFIGS
-    expected = prune_configs(configs, batch * tokens, x.element_size())[0]
+    expected = prune_configs(configs, batch * tokens, x.element_size(), arch)[0]
     assert record.variant == variant
     if not launch.autotuning():
         assert record.config == triton_config_id(expected)
@@ -106,7 +109,7 @@ def test_variant_of_each_machine(name, monkeypatch):
     """The launcher's default variant is the one of the machine it runs on: TMA from M = 256 on sm_90
     when x's layout allows, the pointer kernel elsewhere (sm_80, a CPU), and on sm_90 below M = 256."""
     monkeypatch.setenv(ENV, name)
-    tma_machine = MACHINES[name].arch is not None and MACHINES[name].arch >= 90
+    tma_machine = device.has_tma(MACHINES[name].arch or 0)  # sm_90; not sm_80, AMD or a CPU
     for m, want_tma in ((255, False), (256, tma_machine), (300, tma_machine)):
         x, w, _ = make(1, m, 32, 2, 1, 8, F16, bias=False)
         assert select_variant(m, device.arch(x.device), tma_layout_ok(x, w)) == (
@@ -381,7 +384,9 @@ def test_pruning_by_shared_memory_never_empty():
     huge = triton.Config({"BLOCK_M": 256, "BLOCK_N": 256, "BLOCK_K": 256, "GROUP_M": 8}, num_stages=5)
     assert prune_configs([huge], 4096, 4) == [huge]
     nargs = {"M": 8, "x_ptr": torch.empty(1, dtype=F16)}
-    assert early_config_prune(CONFIGS, nargs) == prune_configs(CONFIGS, 8, 2)
+    expected = prune_configs(CONFIGS, 8, 2, device.arch(nargs["x_ptr"].device))  # the machine's (forced) arch
+    assert [triton_config_id(c) for c in early_config_prune(CONFIGS, nargs)] == [
+        triton_config_id(c) for c in expected]
 
 
 def test_jit_specialisation_matches_triton():
@@ -456,7 +461,7 @@ def test_autotuner_wiring():
     assert {"HAS_BIAS", "HAS_CACHE", "W_K_CONTIGUOUS"} <= set(tma.keys)
 
 
-@pytest.mark.parametrize("arch", [80, 90, 100, 120])
+@pytest.mark.parametrize("arch", SUPPORTED_ARCHS)
 def test_required_gates_and_exceptions_match_the_cases(arch):
     """Each variant's required gates are declared on its cases, and each gate exception's condition
     names configs that exist among that variant's cases on its arch (the audit shows it is needed)."""
@@ -464,10 +469,10 @@ def test_required_gates_and_exceptions_match_the_cases(arch):
     for variant, gates in REQUIRED_GATES.items():
         assert any(gates <= c.gates for c in cases if c.variant == variant), variant
     for (variant, gate, exc_arch, condition), reason in GATE_EXCEPTIONS.items():
-        assert reason and gate in ("tensor_cores", "wgmma", "tcgen05", "vec128_loads", "no_spills",
-                                   "shared_memory")
+        assert reason and gate in ALL_GATES
         if exc_arch in (arch, "*") and gate in (ARCHS[arch].mma_gate, "no_spills", "shared_memory"):
-            assert any(config_matches(c.config, condition) for c in cases if c.variant == variant)
+            assert any(config_matches(f"{c.config},dtype={canonical_dtype(c.dtype)}", condition)
+                       for c in cases if c.variant == variant)
 
 
 def test_outputs_start_as_nan_in_this_module():

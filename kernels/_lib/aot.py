@@ -18,6 +18,12 @@ TRITON_TYPE: dict[torch.dtype, str] = {
 }
 
 
+# Compile options of Triton's AMD backend a config may carry beside its meta-parameters, as Triton's own
+# HIP configs do (``triton.Config({"BLOCK_M": 128, "waves_per_eu": 2}, ...)``): a launch on a HIP device
+# hands them to the compiler, the interpreter drops them, and the audit compiles with them as options.
+HIP_OPTIONS: tuple[str, ...] = ("waves_per_eu", "matrix_instr_nonkdim", "kpack")
+
+
 @dataclass(frozen=True)
 class Pointer:
     """A 16-byte-aligned pointer argument of Triton element type ``ty`` (``"fp16"``): what a case passes

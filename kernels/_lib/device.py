@@ -18,8 +18,11 @@ from roofline.model.arch import (  # noqa: F401  (re-exported: the kernels' one 
     SHARED_CONFIG_SMEM_PER_BLOCK,
     SMALLEST_SMEM_PER_BLOCK,
     ArchSpec,
+    arch_label,
     get_arch,
     has_tma,
+    hip_target,
+    is_hip,
     mma_reads_smem,
     smem_per_block,
     warp_specializes,
@@ -35,15 +38,20 @@ def num_sms(device: torch.device | None = None) -> int:
     return DEFAULT_NUM_SMS
 
 
-def arch(dev: torch.device, default: int = 0) -> int:
-    """Compute capability ``10 * major + minor`` of a CUDA device (80 for an A100); ``default`` for any
-    other device (the CPU, the interpreter). A forced GPU machine (``RIDGEBENCH_MACHINE=sm90``,
-    :mod:`roofline.model.machine`) wins on every device, so its launch plans can be tested on a CPU."""
+def arch(dev: torch.device, default: int = 0) -> int | str:
+    """Compute capability ``10 * major + minor`` of a CUDA device (80 for an A100), the AMD target of a
+    ROCm one (``"gfx942"`` for an MI300X: ROCm's torch calls its devices ``"cuda"`` too, and names the
+    target in ``gcnArchName``); ``default`` for any other device (the CPU, the interpreter). A forced GPU
+    machine (``RIDGEBENCH_MACHINE=sm90`` or ``mi300x``, :mod:`roofline.model.machine`) wins on every device,
+    so its launch plans can be tested on a CPU."""
     forced = machine.forced_arch()
     if forced is not None:
         return forced
     if dev.type != "cuda":
         return default
+    target = hip_target(getattr(torch.cuda.get_device_properties(dev), "gcnArchName", None))
+    if target is not None:
+        return target
     major, minor = torch.cuda.get_device_capability(dev)
     return 10 * major + minor
 

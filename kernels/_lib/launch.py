@@ -121,6 +121,28 @@ def fit_stages(cfg: object, smem_bytes: Callable[[object], int], limit: int, min
     return None
 
 
+HIP_MAX_STAGES = 2  # AMD: what Triton's tutorial 03 HIP configs use for tl.dot tiles
+HIP_WAVES_PER_EU = 2  # AMD: the occupancy the audit's floor asks for (roofline.model.arch min_waves_per_simd)
+
+
+def hip_config(cfg: object, elem_bytes: int = 2) -> object:
+    """A ``tl.dot`` tile chosen on NVIDIA as it runs on AMD (gfx942, gfx950): at most
+    :data:`HIP_MAX_STAGES` stages, as Triton's own HIP matmul configs (AMD's stream pipeliner prefetches
+    through registers, and every further stage is a tile of LDS: 64 KiB per CU on gfx942, so 3-4 stages
+    leave one workgroup per CU), and ``waves_per_eu`` = :data:`HIP_WAVES_PER_EU` for 16-bit operands
+    (``elem_bytes``; fp32 tiles hold twice the operand registers and spill when held to 256 VGPRs, so
+    the compiler picks their occupancy). The audit on gfx942 and gfx950 checks the result (registers,
+    spills, occupancy)."""
+    import triton
+
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k != "waves_per_eu"}  # type: ignore[attr-defined]
+    if elem_bytes < 4:
+        kwargs["waves_per_eu"] = HIP_WAVES_PER_EU
+    return triton.Config(kwargs,
+                         num_warps=cfg.num_warps,  # type: ignore[attr-defined]
+                         num_stages=min(cfg.num_stages, HIP_MAX_STAGES))  # type: ignore[attr-defined]
+
+
 def record_launch(kernel: str, variant: str, config: str) -> None:
     """Remember what a launcher just ran (its variant and config id) for the benchmark's records."""
     _LAST_LAUNCH[kernel] = LaunchRecord(kernel, variant, config)

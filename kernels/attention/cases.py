@@ -14,10 +14,10 @@ from kernels._lib.launch import config_id, triton_config_id
 from kernels.attention.configs import (
     COMBINE_WARPS,
     KERNEL,
-    PREFILL_CONFIGS,
     block_d,
     decode_block_m,
     decode_config,
+    prefill_configs,
     prune_configs,
     select_num_splits,
     splitkv_config_id,
@@ -94,7 +94,7 @@ def compile_cases(arch: int) -> list[CompileCase]:
             # a launch with aligned caches on a TMA arch loads K/V by TMA (kernels.attention.prefill)
             args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1,
                                       tma=device.has_tma(arch))
-            survivors = prune_configs(PREFILL_CONFIGS[block_d(dh)], block_d(dh), elem_bytes, arch)
+            survivors = prune_configs(prefill_configs(block_d(dh), arch), block_d(dh), elem_bytes, arch)
             # bf16 compiles the default config only where the wide-MMA configs add cases (sm_90, sm_100:
             # its code differs from fp16 in the dot's operand type alone; same registers and loop in the
             # audit), which keeps attention within the case budget per arch (MAX_CASES_PER_KERNEL_ARCH

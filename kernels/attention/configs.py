@@ -82,6 +82,32 @@ PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
 }
 
 
+# AMD (gfx942, gfx950: kernels._lib.device.is_hip), chosen from the AOT compile for gfx942 (AMDGCN
+# registers, spills and the loop column of python -m kernels.audit --arch gfx942; triton 3.9, fp16,
+# S = 2048), as Triton's tutorial 06 does on HIP: num_stages=1 (AMD's stream pipeliner prefetches through
+# registers; each extra stage costs a K/V tile of LDS, and LDS is 64 KiB per CU on gfx942) and
+# waves_per_eu=2, the occupancy the audit's floor asks for. At Dh=128 the 64x64 tile on 4 waves holds
+# 244 VGPRs, occupancy 2, no spills, 52 wave instructions per KiB of K/V; the 128x64 tile on 4 waves is
+# leaner (48/KiB) but needs 256 VGPRs + 25 AGPRs (occupancy 1), and at waves_per_eu=2 spills 24 VGPRs.
+# Dh=64: 128x64, 193 VGPRs, 70/KiB. Dh=256: 64x32 on 8 waves, 240 VGPRs (on 4 waves it spills 11).
+def _hip_cfg(block_m: int, block_n: int, warps: int) -> triton.Config:
+    return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n, "waves_per_eu": 2}, num_warps=warps,
+                         num_stages=1)
+
+
+HIP_PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
+    64: [_hip_cfg(128, 64, 4)],
+    128: [_hip_cfg(64, 64, 4)],
+    256: [_hip_cfg(64, 32, 8)],
+}
+
+
+def prefill_configs(bd: int, arch: int | str) -> list[triton.Config]:
+    """The prefill configs ``arch`` chooses from: :data:`HIP_PREFILL_CONFIGS` on AMD, else
+    :data:`PREFILL_CONFIGS` (then pruned per architecture by :func:`prune_configs`)."""
+    return (HIP_PREFILL_CONFIGS if device.is_hip(arch) else PREFILL_CONFIGS)[bd]
+
+
 def smem_estimate(cfg: triton.Config, bd: int, elem_bytes: int, block_m: int | None = None) -> int:
     """Q tile + pipelined K and V tiles, bytes (an estimate; the audit reads the compiled figure)."""
     bm = block_m if block_m is not None else cfg.kwargs["BLOCK_M"]
@@ -102,7 +128,8 @@ def prune_configs(configs: list[triton.Config], bd: int, elem_bytes: int, arch: 
     caches."""
     limit = device.smem_per_block(arch)
     wide_mma = device.mma_reads_smem(arch)
-    budget = FP32_REGISTER_BUDGET[wide_mma]
+    # the HIP configs were chosen from their own compile (registers and spills read there)
+    budget = float("inf") if device.is_hip(arch) else FP32_REGISTER_BUDGET[wide_mma]
 
     def fits(c: triton.Config) -> bool:
         if not wide_mma and _sm90_only(c, bd):
@@ -120,7 +147,7 @@ def prefill_config(head_dim: int, q_len: int, elem_bytes: int, arch: int) -> tri
     """The prefill config launched without autotuning: the first survivor of :func:`prune_configs`,
     a 64-row tile when ``q_len <= 64``."""
     bd = block_d(head_dim)
-    kept = prune_configs(PREFILL_CONFIGS[bd], bd, elem_bytes, arch)
+    kept = prune_configs(prefill_configs(bd, arch), bd, elem_bytes, arch)
     short = [c for c in kept if c.kwargs["BLOCK_M"] <= 64]
     return short[0] if q_len <= 64 and short else kept[0]
 
@@ -138,6 +165,15 @@ DECODE_CONFIGS: dict[int, list[triton.Config]] = {
     128: [triton.Config({"BLOCK_N": 64}, num_warps=4, num_stages=3)],  # 100 KB
     256: [triton.Config({"BLOCK_N": 32}, num_warps=4, num_stages=3)],  # 104 KB
 }
+# AMD: the KV stream's tile, as the audit compiled it for gfx942 (16-row query tile, fp16, 4k cache):
+# BLOCK_N=64 with 2 stages on 4 waves holds 198 VGPRs at occupancy 2 (32 KiB of LDS: two workgroups per
+# CU), 30 wave instructions per KiB; the shipped 3-stage tile needs 64 KiB of LDS (one workgroup per CU,
+# occupancy 1). Dh=256: BLOCK_N=32, 1 stage (BLOCK_N=64 spills 2 VGPRs).
+HIP_DECODE_CONFIGS: dict[int, list[triton.Config]] = {
+    64: [triton.Config({"BLOCK_N": 64, "waves_per_eu": 2}, num_warps=4, num_stages=2)],
+    128: [triton.Config({"BLOCK_N": 64, "waves_per_eu": 2}, num_warps=4, num_stages=2)],
+    256: [triton.Config({"BLOCK_N": 32, "waves_per_eu": 2}, num_warps=4, num_stages=1)],
+}
 COMBINE_WARPS = 4
 COMBINE_SPLIT_TILE = 16  # splits merged per step: 16 x BLOCK_D fp32 = 32 registers per thread at Dh=256
 MAX_SPLITS = 128
@@ -152,7 +188,8 @@ def decode_block_m(group: int, q_len: int) -> int:
 def decode_config(head_dim: int, elem_bytes: int, arch: int, block_m: int) -> triton.Config:
     """The split-KV config for a head dim: the first survivor of :func:`prune_configs`."""
     bd = block_d(head_dim)
-    return prune_configs(DECODE_CONFIGS[bd], bd, elem_bytes, arch, block_m=block_m)[0]
+    configs = (HIP_DECODE_CONFIGS if device.is_hip(arch) else DECODE_CONFIGS)[bd]
+    return prune_configs(configs, bd, elem_bytes, arch, block_m=block_m)[0]
 
 
 def select_num_splits(batch: int, n_kv_heads: int, kv_len: int, *, m_blocks: int = 1,

@@ -19,10 +19,10 @@ import triton.language as tl
 from kernels._lib import device, launch
 from kernels.attention.configs import (
     KERNEL,
-    PREFILL_CONFIGS,
     block_d,
     device_arch,
     prefill_config,
+    prefill_configs,
     prune_configs,
 )
 from kernels.attention.kernels import LN2, LOG2E, _attn_kv_loop
@@ -130,26 +130,27 @@ def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float,
     return args, dict(HEAD_DIM=head_dim, BLOCK_D=block_d(head_dim), STORE_LSE=lse is not None, USE_TMA=tma)
 
 
-_PREFILL_TUNERS: dict[int, object] = {}
+_PREFILL_TUNERS: dict[tuple[int, bool], object] = {}
 
 
 # The shape and the constexprs that select a code path (TMA loads, the LSE store): one tuned config each.
 PREFILL_AUTOTUNE_KEY = ["q_len", "HEAD_DIM", "USE_TMA", "STORE_LSE"]
 
 
-def prefill_tuner(bd: int):
-    """``@triton.autotune`` over the padded head dim ``bd``'s prefill configs, pruned per dtype and
-    architecture; built on first use (only a GPU launch autotunes)."""
-    if bd not in _PREFILL_TUNERS:
+def prefill_tuner(bd: int, arch: int | str):
+    """``@triton.autotune`` over the padded head dim ``bd``'s prefill configs for ``arch``'s vendor (the
+    HIP list on AMD), pruned per dtype and architecture; built on first use (only a GPU launch autotunes)."""
+    key = (bd, device.is_hip(arch))
+    if key not in _PREFILL_TUNERS:
         def early_prune(configs, named_args, **kwargs):
             q = named_args["q_ptr"]
             return prune_configs(configs, bd, q.element_size(), device_arch(q.device))
 
-        _PREFILL_TUNERS[bd] = triton.autotune(
-            configs=PREFILL_CONFIGS[bd], key=PREFILL_AUTOTUNE_KEY,
+        _PREFILL_TUNERS[key] = triton.autotune(
+            configs=prefill_configs(bd, arch), key=PREFILL_AUTOTUNE_KEY,
             prune_configs_by={"early_config_prune": early_prune},
         )(_attn_prefill_kernel)
-    return _PREFILL_TUNERS[bd]
+    return _PREFILL_TUNERS[key]
 
 
 def launch_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_len: torch.Tensor,
@@ -164,7 +165,7 @@ def launch_prefill(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor
         launch.set_descriptor_allocator(q.device)
     args, meta = prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale, tma=tma)
     if config is None and launch.autotuning():
-        tuner = prefill_tuner(meta["BLOCK_D"])
+        tuner = prefill_tuner(meta["BLOCK_D"], device_arch(q.device))
         launch.run(tuner, lambda m: (triton.cdiv(q_len, m["BLOCK_M"]), n_heads, batch), *args, **meta)
         launch.record_launch(KERNEL, "prefill", launch.triton_config_id(tuner.best_config))
         return

@@ -2,8 +2,9 @@
 
 Every op's ``compile_cases(arch)`` (``kernels/<op>/cases.py``) lists the configs it ships; the audit
 compiles each one ahead of time for every audited architecture of the table in :mod:`roofline.model.arch`
-(A100 sm_80, H100 sm_90, B200 sm_100, RTX PRO 6000 / RTX 50 sm_120) on this CPU-only machine, reads the
-cubin with the ``cuobjdump`` that ships in the triton wheel, and reports registers, spills and local
+(A100 sm_80, H100 sm_90, B200 sm_100, RTX PRO 6000 / RTX 50 sm_120; AMD MI300X gfx942 and MI355X gfx950 by
+name) on this CPU-only machine, reads the cubin with the ``cuobjdump`` that ships in the triton wheel (the
+AMDGCN text on AMD: :mod:`kernels.audit.amdgcn`), and reports registers, spills and local
 memory, shared memory, theoretical occupancy, tensor-core / async-copy / TMA instructions and global
 load-store widths, then checks the gates in :mod:`kernels.audit.gates`. It predicts readiness; it
 measures no speed.

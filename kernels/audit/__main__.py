@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 
+from kernels._lib.device import arch_label
 from kernels.audit.compile import AuditEnvironmentError, AuditLine
 from kernels.audit.occupancy import DEFAULT_ARCHS, LIMITS, SUPPORTED_ARCHS
 from kernels.audit.report import default_json_path, format_table, summary, to_json, write_json
@@ -48,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _progress(done: int, total: int, line: AuditLine) -> None:
     if sys.stderr.isatty():
-        print(f"\r[{done}/{total}] {line.kernel}/{line.variant}/{line.dtype} sm_{line.arch}".ljust(70),
-              end="", file=sys.stderr, flush=True)
+        where = f"{line.kernel}/{line.variant}/{line.dtype} {arch_label(line.arch)}"
+        print(f"\r[{done}/{total}] {where}".ljust(70), end="", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [line for line in lines if not line.passed]
     for line in failed:
         for failure in line.failures:
-            print(f"FAIL {line.case_id} sm_{line.arch}: {failure}")
+            print(f"FAIL {line.case_id} {arch_label(line.arch)}: {failure}")
     s = summary(lines)
     print(f"audit: {s['lines']} case/arch lines, {s['passed']} passed, {s['failed']} failed; "
           f"{wall:.1f} s with {jobs} jobs; JSON: {path}")

@@ -20,10 +20,10 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
-from kernels._lib.aot import CompileCase
-from kernels._lib.device import MMA_OPCODES
+from kernels._lib.aot import HIP_OPTIONS, CompileCase
+from kernels._lib.device import MMA_OPCODES, arch_label
 from kernels.audit.efficiency import efficiency
-from kernels.audit.occupancy import LIMITS, occupancy
+from kernels.audit.occupancy import LIMITS, amd_occupancy, occupancy
 from kernels.audit.sass import dump_cubin, mma_versions, parse_resource_usage, parse_sass
 
 
@@ -66,6 +66,10 @@ class AuditLine:
     compile_s: float = 0.0
     compile_cpu_s: float = 0.0
     registers: int | None = None
+    agprs: int | None = None            # AMD: accumulation registers per lane (VGPRs are ``registers``)
+    sgprs: int | None = None            # AMD: scalar registers per wave
+    spilled_registers: int | None = None  # AMD: VGPRs spilled (.vgpr_spill_count), gated by no_spills
+    sgpr_spills: int | None = None      # AMD: SGPRs spilled into VGPR lanes (v_writelane), reported
     stack_bytes: int | None = None
     local_bytes: int | None = None
     local_loads: int | None = None
@@ -113,7 +117,9 @@ class AuditLine:
         return self.compiled and not self.failures
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field; the AMD-only ones (``agprs``, ``sgprs``, ``spilled_registers``, ``sgpr_spills``)
+        only when set, so an NVIDIA line's JSON is what it was before the AMD rows."""
+        return {k: v for k, v in asdict(self).items() if not (k in _AMD_FIELDS and v is None)}
 
     def summary(self) -> dict:
         """The compact record a benchmark stores next to its timing (``extra_info["audit"]``)."""
@@ -134,6 +140,9 @@ class AuditLine:
     def from_dict(cls, data: dict) -> AuditLine:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_AMD_FIELDS = ("agprs", "sgprs", "spilled_registers", "sgpr_spills")
 
 
 def _check_case(case: CompileCase) -> list[str]:
@@ -235,12 +244,15 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
 
     names = list(case.fn.arg_names)
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in case.divisible_by_16}
-    src = ASTSource(fn=case.fn, signature=dict(case.signature), constexprs=dict(case.constexprs), attrs=attrs)
+    # AMD compile options a HIP config carries among its meta-parameters go to the compiler
+    constexprs = {k: v for k, v in case.constexprs.items() if k not in HIP_OPTIONS}
+    backend_options = {k: v for k, v in case.constexprs.items() if k in HIP_OPTIONS}
+    src = ASTSource(fn=case.fn, signature=dict(case.signature), constexprs=constexprs, attrs=attrs)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         compiled = triton.compile(
             src, target=GPUTarget(*LIMITS[arch].gpu_target),
-            options={"num_warps": case.num_warps, "num_stages": case.num_stages},
+            options={"num_warps": case.num_warps, "num_stages": case.num_stages, **backend_options},
         )
     except Exception as exc:  # any compiler failure is a finding, not a crash
         line.compile_s = time.perf_counter() - start
@@ -250,8 +262,10 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
     line.compile_s = time.perf_counter() - start
     line.compile_cpu_s = _cpu_seconds() - cpu_start
     line.compiled = True
+    if LIMITS[arch].backend == "hip":
+        return _read_amdgcn(line, case, compiled, arch)
     target = _PTX_TARGET_RE.search(compiled.asm.get("ptx", ""))
-    line.target = target.group(1) if target else f"sm_{arch}"
+    line.target = target.group(1) if target else arch_label(arch)
     line.shared_bytes = int(compiled.metadata.shared)
     line.global_scratch_bytes = int(getattr(compiled.metadata, "global_scratch_size", 0) or 0)
     line.tmem_columns = int(getattr(compiled.metadata, "tmem_size", 0) or 0)
@@ -289,4 +303,37 @@ def audit_case(case: CompileCase, arch: int) -> AuditLine:
         arch, registers=res.registers, num_warps=max(block_warps, case.num_warps),
         shared_bytes=line.shared_bytes, tmem_columns=line.tmem_columns,
     ).to_dict()
+    return line
+
+
+def _read_amdgcn(line: AuditLine, case: CompileCase, compiled: object, arch: int | str) -> AuditLine:
+    """Fill ``line`` from an AMD compile's AMDGCN text (:mod:`kernels.audit.amdgcn`)."""
+    from kernels.audit import amdgcn
+
+    text = compiled.asm.get("amdgcn", "")
+    line.target = str(arch)
+    line.shared_bytes = int(compiled.metadata.shared)
+    line.global_scratch_bytes = int(getattr(compiled.metadata, "global_scratch_size", 0) or 0)
+    try:
+        res = amdgcn.parse_resources(text)
+    except ValueError as exc:
+        line.compiled = False
+        line.error = str(exc)
+        return line
+    instrs = amdgcn.parse_instructions(text)
+    summary = amdgcn.summarize(instrs)
+    line.registers, line.agprs, line.sgprs = res.vgprs, res.agprs, res.sgprs
+    line.stack_bytes = res.scratch_bytes
+    line.local_bytes = 0
+    line.spilled_registers, line.sgpr_spills = res.vgpr_spills, res.sgpr_spills
+    line.local_loads, line.local_stores = summary.count("LDL"), summary.count("STL")
+    line.opcodes = summary.opcodes
+    line.ldg_bits, line.stg_bits, line.ldgsts_bits = summary.ldg_bits, summary.stg_bits, summary.ldgsts_bits
+    k, block_k = case.shape.get("k", case.shape.get("d_model")), case.constexprs.get("BLOCK_K")
+    k_steps = -(-k // block_k) if isinstance(k, int) and isinstance(block_k, int) else None
+    line.efficiency = efficiency(instrs, kernel=case.kernel, variant=case.variant, dtype=line.dtype,
+                                 constexprs=case.constexprs, num_warps=case.num_warps,
+                                 ttgir=compiled.asm.get("ttgir", ""), k_steps=k_steps).to_dict()
+    line.occupancy = amd_occupancy(arch, compiler_waves_per_simd=res.waves_per_simd, num_warps=case.num_warps,
+                                   shared_bytes=line.shared_bytes).to_dict()
     return line

@@ -104,9 +104,10 @@ class Loop:
         return self != other and self.start <= other.start and other.end <= self.end
 
 
-def find_loops(sass: str) -> list[Loop]:
-    """Every loop (backward branch) in ``sass``, in address order of the branch."""
-    instrs = parse_instructions(sass)
+def find_loops(sass: str | list[Instruction]) -> list[Loop]:
+    """Every loop (backward branch) in ``sass`` (text, or instructions already parsed, e.g. from AMDGCN by
+    :mod:`kernels.audit.amdgcn`), in address order of the branch."""
+    instrs = parse_instructions(sass) if isinstance(sass, str) else sass
     loops = []
     for br in instrs:
         if br.target is None or br.target > br.address:
@@ -302,13 +303,15 @@ class Efficiency:
         return f"{head} {per}/{self.unit}"
 
 
-def efficiency(sass: str, *, kernel: str, variant: str, dtype: str, constexprs: Mapping,
+def efficiency(sass: str | list[Instruction], *, kernel: str, variant: str, dtype: str, constexprs: Mapping,
                num_warps: int, ttgir: str = "", k_steps: int | None = None) -> Efficiency:
-    """The :class:`Efficiency` of one compiled case from its SASS text (and its TTGIR, which names the
-    partitions of a warp-specialized kernel; ``k_steps``: K iterations per output tile of a GEMM)."""
-    loops = find_loops(sass)
+    """The :class:`Efficiency` of one compiled case from its SASS text or parsed instructions (AMDGCN
+    comes parsed; warps are wavefronts there), and its TTGIR, which names the partitions of a
+    warp-specialized kernel; ``k_steps``: K iterations per output tile of a GEMM."""
+    instrs = parse_instructions(sass) if isinstance(sass, str) else sass
+    loops = find_loops(instrs)
     workers = partition_warps(ttgir)
-    regions = partition_regions(parse_instructions(sass)) if workers else None
+    regions = partition_regions(instrs) if workers else None
     if regions is not None:
         return _partitioned(loops, regions, workers, kernel=kernel, variant=variant, dtype=dtype,
                             constexprs=constexprs, num_warps=num_warps, k_steps=k_steps)
@@ -317,7 +320,6 @@ def efficiency(sass: str, *, kernel: str, variant: str, dtype: str, constexprs: 
         scope, start, end = "loop", loop.start, loop.end
         n, mma, loads = loop.instructions, loop.mma, loop.loads
     else:
-        instrs = parse_instructions(sass)
         scope, start, end = "body", None, None
         n = len(instrs)
         mma = sum(i.base in MMA_OPCODES for i in instrs)

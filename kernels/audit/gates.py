@@ -8,8 +8,16 @@ Universal gates (every case, every architecture):
 - ``no_spills``: no register spills and no local memory: no ``STL``/``LDL`` in the SASS, a stack frame
   of 0 bytes and 0 bytes of local memory (``cuobjdump -res-usage``).
 - ``shared_memory``: shared memory per block within the architecture's per-block maximum (166,912 B on
-  sm_80, 232,448 B on sm_90 and sm_100, 101,376 B on sm_120; :mod:`roofline.model.arch`), so the launch cannot
-  fail with Triton's ``OutOfResources``.
+  sm_80, 232,448 B on sm_90 and sm_100, 101,376 B on sm_120, 64 KiB of LDS on gfx942, 160 KiB on gfx950;
+  :mod:`roofline.model.arch`), so the launch cannot fail with Triton's ``OutOfResources``.
+
+On AMD (gfx942, gfx950) ``no_spills`` reads the AMDGCN's ``.vgpr_spill_count``, ``ScratchSize`` and
+``scratch_*`` instructions. SGPRs spilled into VGPR lanes (``v_writelane``/``v_readlane``, counted as
+``sgpr_spills``) are reported, not gated: they move no memory, and an SGPR spill that needs memory shows
+as scratch. The architecture's row may add gates every case carries there (:data:`ARCH_GATES`):
+
+- ``occupancy``: at least ``ArchSpec.min_waves_per_simd`` resident waves per SIMD (AMD rows: 2), from the
+  compiler's register occupancy and the LDS per CU (:func:`kernels.audit.occupancy.amd_occupancy`).
 
 Gates a case opts into through ``CompileCase.gates``:
 
@@ -44,14 +52,16 @@ import re
 from collections.abc import Mapping
 from types import ModuleType
 
-from kernels._lib.device import MMA_GATES, MMA_OPCODES
+from kernels._lib.device import MMA_GATES, MMA_OPCODES, arch_label
 from kernels.audit.compile import AuditLine
 from kernels.audit.occupancy import LIMITS
 from roofline.model.ops import KERNELS
 
 UNIVERSAL_GATES: tuple[str, ...] = ("compiles", "no_spills", "shared_memory")
 OPT_IN_GATES: tuple[str, ...] = ("tensor_cores", *MMA_GATES, "vec128_loads")
-ALL_GATES: tuple[str, ...] = UNIVERSAL_GATES + OPT_IN_GATES
+# Gates every case carries on an architecture whose row asks for them (AMD: the occupancy floor).
+ARCH_GATES: tuple[str, ...] = ("occupancy",)
+ALL_GATES: tuple[str, ...] = UNIVERSAL_GATES + OPT_IN_GATES + ARCH_GATES
 
 VEC128_MIN_FRACTION = 0.75
 
@@ -92,7 +102,8 @@ _CONDITION_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)([=<])(-?\d+|\w+)$")
 
 
 def config_matches(config: str, condition: str) -> bool:
-    """Whether a config id (``BLOCK_M=16,...,num_stages=4``) satisfies an exception's condition."""
+    """Whether a config id (``BLOCK_M=16,...,num_stages=4``, plus ``,dtype=fp16`` as
+    :func:`waiver_key` adds it) satisfies an exception's condition."""
     if condition == "*":
         return True
     m = _CONDITION_RE.match(condition)
@@ -122,6 +133,8 @@ def applicable_gates(line: AuditLine) -> list[str]:
         gates.append(class_gate)
     if "vec128_loads" in opted:
         gates.append("vec128_loads")
+    if LIMITS[line.arch].min_waves_per_simd:
+        gates.append("occupancy")
     return gates
 
 
@@ -135,13 +148,15 @@ def gate_failure(gate: str, line: AuditLine) -> str | None:
         found = {
             "STL (spill stores)": line.local_stores, "LDL (spill loads)": line.local_loads,
             "stack bytes": line.stack_bytes, "local bytes": line.local_bytes,
+            "spilled registers": line.spilled_registers,
         }
         bad = [f"{k}={v}" for k, v in found.items() if v]
         return None if not bad else "uses local memory: " + ", ".join(bad)
     if gate == "shared_memory":
         limit = LIMITS[line.arch].smem_per_block
         used = line.shared_bytes or 0
-        return None if used <= limit else f"shared memory {used} B > sm_{line.arch} per-block limit {limit} B"
+        return None if used <= limit else \
+            f"shared memory {used} B > {arch_label(line.arch)} per-block limit {limit} B"
     if gate == "tensor_cores":
         n = sum(line.count(op) for op in MMA_OPCODES)
         return None if n else f"no tensor-core instruction ({'/'.join(MMA_OPCODES)}) in the SASS"
@@ -151,7 +166,7 @@ def gate_failure(gate: str, line: AuditLine) -> str | None:
             return None
         found = ", ".join(f"{op}: {line.count(op)}" for op in MMA_OPCODES if line.count(op)) or "none"
         wanted = "/".join(spec.mma_opcodes) if spec.mma_gate == gate else f"the {gate} class"
-        return f"no {wanted} ({gate}) in the sm_{line.arch} SASS (tensor-core instructions: {found})"
+        return f"no {wanted} ({gate}) in the {arch_label(line.arch)} SASS (tensor-core instructions: {found})"
     if gate == "vec128_loads":
         if line.count("UTMALDG"):
             return None  # the stream comes by TMA: whole tiles per copy, no per-thread width
@@ -161,7 +176,20 @@ def gate_failure(gate: str, line: AuditLine) -> str | None:
         ldg = "/".join(str(line.ldg_bits.get(w, 0)) for w in ("128", "64", "32", "16", "8"))
         return (f"{frac:.0%} of global-load bits in 128-bit loads (< {VEC128_MIN_FRACTION:.0%}); "
                 f"LDG 128/64/32/16/8 = {ldg}, LDGSTS.128 = {line.ldgsts_bits.get('128', 0)}")
+    if gate == "occupancy":
+        floor = LIMITS[line.arch].min_waves_per_simd
+        occ = line.occupancy or {}
+        waves = occ.get("waves_per_simd") or 0
+        return None if waves >= floor else (
+            f"{waves} resident waves per SIMD < floor {floor} on {arch_label(line.arch)} "
+            f"(limited by {occ.get('limiter', '?')}: {occ.get('blocks_by')} workgroups per CU)")
     raise ValueError(f"gate: unknown gate {gate!r}, expected one of {list(ALL_GATES)}")
+
+
+def waiver_key(line: AuditLine) -> str:
+    """What an exception's condition is matched against: the config id and the dtype
+    (``...,num_stages=2,dtype=fp32``), so a waiver can name a dtype (``"dtype=fp32"``)."""
+    return f"{line.config},dtype={line.dtype}"
 
 
 def exception_for(line: AuditLine, gate: str,
@@ -173,7 +201,7 @@ def exception_for(line: AuditLine, gate: str,
     table = exceptions() if waivers is None else waivers
     for (kernel, variant, g, arch, condition), reason in table.items():
         if (kernel == line.kernel and variant in (line.variant, "*") and g == gate
-                and arch in (line.arch, "*") and config_matches(line.config, condition)):
+                and arch in (line.arch, "*") and config_matches(waiver_key(line), condition)):
             return reason
     return None
 

@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass
 
 from kernels._lib.device import ARCHS, AUDITED_ARCHS, ArchLimits
 
-# The architectures the audit compiles for (the table's ``audited`` rows); all of them by default.
+# The architectures the audit compiles for (the table's ``audited`` rows). With no --arch: the NVIDIA
+# ones; AMD (gfx942, gfx950) by name (``--arch gfx942 gfx950``), and CI audits every supported row.
 SUPPORTED_ARCHS: tuple[int | str, ...] = AUDITED_ARCHS
-DEFAULT_ARCHS: tuple[int | str, ...] = SUPPORTED_ARCHS
+DEFAULT_ARCHS: tuple[int | str, ...] = tuple(a for a in SUPPORTED_ARCHS if ARCHS[a].backend == "cuda")
 LIMITS: dict[int | str, ArchLimits] = {arch: ARCHS[arch] for arch in SUPPORTED_ARCHS}
 
 
@@ -46,9 +47,14 @@ class Occupancy:
     fraction: float
     limiter: str
     blocks_by: dict[str, int]
+    waves_per_simd: int | None = None  # AMD: resident waves on each of the CU's 4 SIMDs
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields; ``waves_per_simd`` only on AMD (an NVIDIA line's JSON is unchanged)."""
+        d = asdict(self)
+        if d["waves_per_simd"] is None:
+            del d["waves_per_simd"]
+        return d
 
 
 def occupancy(arch: int | str, *, registers: int, num_warps: int, shared_bytes: int,
@@ -110,3 +116,38 @@ def occupancy(arch: int | str, *, registers: int, num_warps: int, shared_bytes: 
         limiter=limiter,
         blocks_by=blocks_by,
     )
+
+
+def amd_occupancy(arch: int | str, *, compiler_waves_per_simd: int, num_warps: int,
+                  shared_bytes: int) -> Occupancy:
+    """Resident workgroups and waves per CU on an AMD architecture (``backend == "hip"`` in the table).
+
+    The registers' limit is the compiler's (``; Occupancy:`` in the AMDGCN: waves per SIMD its VGPRs,
+    AGPRs and SGPRs allow); LDS is Triton's launch-time allocation, which the compiler does not see, so
+    it limits workgroups here (``smem_per_sm // shared_bytes``). A workgroup's waves spread over the
+    CU's SIMDs (``sub_partitions``); ``warps_per_sm`` counts waves per CU.
+    """
+    if arch not in LIMITS or LIMITS[arch].backend != "hip":
+        raise ValueError(f"arch: expected an AMD architecture of {list(LIMITS)}, got {arch!r}")
+    if num_warps <= 0:
+        raise ValueError(f"num_warps: expected a positive integer, got {num_warps!r}")
+    if compiler_waves_per_simd < 0 or shared_bytes < 0:
+        raise ValueError(f"compiler_waves_per_simd, shared_bytes: expected values >= 0, got "
+                         f"{compiler_waves_per_simd}, {shared_bytes}")
+    lim = LIMITS[arch]
+    by_regs = compiler_waves_per_simd * lim.sub_partitions // num_warps
+    if shared_bytes > lim.smem_per_block:
+        by_smem = 0
+    else:
+        by_smem = lim.smem_per_sm // _round_up(shared_bytes, lim.smem_alloc_unit) if shared_bytes else \
+            lim.max_blocks_per_sm
+    by_warps = lim.max_warps_per_sm // num_warps if num_warps * lim.warp_size <= lim.max_threads_per_block \
+        else 0
+    blocks_by = {"registers": by_regs, "shared_memory": by_smem, "warps": by_warps,
+                 "blocks": lim.max_blocks_per_sm}
+    blocks = min(blocks_by.values())
+    limiter = "+".join(k for k, v in blocks_by.items() if v == blocks)
+    waves = blocks * num_warps
+    return Occupancy(blocks_per_sm=blocks, warps_per_sm=waves, max_warps_per_sm=lim.max_warps_per_sm,
+                     fraction=waves / lim.max_warps_per_sm, limiter=limiter, blocks_by=blocks_by,
+                     waves_per_simd=waves // lim.sub_partitions)

@@ -110,10 +110,12 @@ def format_table(lines: Sequence[AuditLine]) -> str:
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
     out.append("")
-    out.append("gated: T tensor_cores (+ the arch's MMA class: wgmma on sm_90, tcgen05 on sm_100), "
-               "V vec128_loads (every line: compiles, no_spills, shared_memory);")
-    out.append("regs: registers/thread; L/S: LDL/STL (local-memory) instructions; stack, smem: bytes/block; "
-               "occ: resident warps/SM (theoretical) and its limiter;")
+    out.append("gated: T tensor_cores (+ the arch's MMA class: wgmma on sm_90, tcgen05 on sm_100, mfma on "
+               "gfx942/gfx950), V vec128_loads (every line: compiles, no_spills, shared_memory; on AMD also "
+               "occupancy >= 2 waves/SIMD);")
+    out.append("regs: registers/thread (AMD: VGPRs); L/S: LDL/STL (local-memory; AMD: scratch) instructions; "
+               "stack, smem: bytes/block; occ: resident warps (AMD: waves) per SM (CU), theoretical, and its "
+               "limiter;")
     out.append("loop: the steady-state loop (innermost backward branch; the unmasked copy where there are "
                "two; body: = no loop, the whole function): SASS instructions per warp, tensor-core "
                "instructions in it, and warp instructions (x num_warps) per KiB (GEMM, attention: operand "

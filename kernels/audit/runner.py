@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from kernels._lib.device import get_arch
+from kernels._lib.device import arch_label, get_arch
 from kernels.audit.compile import AuditEnvironmentError, AuditLine, audit_case
 from kernels.audit.gates import check_gates
 from kernels.audit.occupancy import DEFAULT_ARCHS, SUPPORTED_ARCHS
@@ -108,7 +108,7 @@ def _compile_task(task: tuple[str, int, int]) -> dict:
 def _error_line(source: str, arch: int, error: str) -> AuditLine:
     kernel = source if ":" not in source else source.rpartition(":")[2]
     line = AuditLine(kernel=kernel, variant="-", dtype="-", shape={}, config="-", arch=arch, gates=[],
-                     num_warps=0, num_stages=0, case_id=f"{source}/sm_{arch}", error=error)
+                     num_warps=0, num_stages=0, case_id=f"{source}/{arch_label(arch)}", error=error)
     return line
 
 
@@ -164,6 +164,7 @@ def run_audit(
     if jobs < 1:
         raise ValueError(f"jobs: expected a positive integer, got {jobs}")
     ctx = multiprocessing.get_context("spawn")
+    # keyed by (source, case, architecture) positions: archs mix ints (sm_90) and strings (gfx942)
     keyed: dict[tuple[int, int, int], AuditLine] = {}
     # Workers inherit the environment when they start, and they import triton (through this package)
     # before their initializer runs: the interpreter must be off in the environment they start with, or
@@ -182,7 +183,7 @@ def run_audit(
         tasks: list[tuple[str, int, int]] = []
         for source, arch, n, error in pool.map(_count_task, count_tasks, chunksize=1):
             if error is not None:
-                keyed[(sources.index(source), -1, arch)] = _error_line(source, arch, error)
+                keyed[(sources.index(source), -1, arch_list.index(arch))] = _error_line(source, arch, error)
             tasks += [(source, arch, i) for i in range(n)]
         total = len(tasks) + len(keyed)
         done = 0
@@ -196,7 +197,7 @@ def run_audit(
                 key, line_dict = data
                 line = AuditLine.from_dict(line_dict)
                 check_gates(line)
-                keyed[(sources.index(key[0]), key[2], key[1])] = line
+                keyed[(sources.index(key[0]), key[2], arch_list.index(key[1]))] = line
                 done += 1
                 if progress:
                     progress(done, total, line)

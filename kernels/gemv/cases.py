@@ -40,6 +40,9 @@ GATE_EXCEPTIONS: dict[tuple[str, str, int | str, str], str] = {
         "ptxas for sm_120 holds this 4-warp kernel to 64 registers (72 on sm_80): one register is stored "
         "before the K loop and reloaded after it (1 STL, 1 LDL, 8 B of stack); no local-memory traffic in "
         "the loop",
+    ("tiled", "occupancy", "*", "dtype=fp32"):
+        "AMD, fp32 (the CPU's dtype; GPU sweeps run bf16): the 64x128x64 fp32 tile takes 48 KiB of LDS and "
+        "222 VGPRs on gfx942, one workgroup per CU (1 wave per SIMD); at 2 waves per SIMD it spills",
 }
 
 

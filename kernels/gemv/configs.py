@@ -58,7 +58,10 @@ def tiled_smem_bytes(cfg: triton.Config, elem_bytes: int) -> int:
 def fit_tiled_stages(cfg: triton.Config, elem_bytes: int, arch: int) -> triton.Config | None:
     """``cfg`` as it runs on ``arch`` (0 off a GPU): as shipped where the list was compiled to fit
     (:data:`kernels._lib.device.SHARED_CONFIG_SMEM_PER_BLOCK` or more per block), else with the stages
-    its estimate (:func:`tiled_smem_bytes`) fits (sm_86/89/120: 99 KiB), ``None`` if 2 stages do not."""
+    its estimate (:func:`tiled_smem_bytes`) fits (sm_86/89/120: 99 KiB), ``None`` if 2 stages do not;
+    on AMD as :func:`kernels._lib.launch.hip_config` makes it."""
+    if device.is_hip(arch):
+        return launch.hip_config(cfg, elem_bytes)
     limit = device.smem_per_block(arch) if arch else device.SHARED_CONFIG_SMEM_PER_BLOCK
     if limit >= device.SHARED_CONFIG_SMEM_PER_BLOCK:
         return cfg

@@ -34,6 +34,16 @@ GATE_EXCEPTIONS: dict[tuple[str, str, int | str, str], str] = {
     (FUSED_VARIANT, "tcgen05", "*", "BLOCK_M<64"):
         "decode tiles (M = batch x new tokens <= 32 rows): weight-stream bound; Triton needs >= 64 rows "
         "for tcgen05, so these run HMMA (mma.sync) on B200",
+    # AMD (gfx942, gfx950). The GPU sweeps run bf16; fp32 is the CPU's dtype and the accuracy reference.
+    (FUSED_VARIANT, "occupancy", "*", "dtype=fp32"):
+        "fp32 operand tiles take twice the LDS and operand registers of 16-bit ones: one workgroup per "
+        "CU (1 wave per SIMD) at these tiles; held to 2 waves per SIMD they spill (98 VGPRs on gfx950)",
+    (FUSED_VARIANT, "vec128_loads", "gfx950", "dtype=fp32"):
+        "gfx950: Triton's AMD backend streams fp32 operand tiles into LDS with 32-bit direct-to-LDS "
+        "loads, and only the few direct global loads are 128-bit",
+    (FUSED_VARIANT, "vec128_loads", "gfx950", "BLOCK_K=32"):
+        "gfx950, the 128x128x32 prefill tile: the 32-wide K slab of x comes in 64-bit loads beside the "
+        "W tile's 128-bit direct-to-LDS loads (67% of load bits in 128-bit loads); the wider-K tiles pass",
 }
 
 COMPILE_SHAPES = (

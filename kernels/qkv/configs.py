@@ -75,7 +75,10 @@ def _fits_registers(cfg: triton.Config, elem_bytes: int) -> bool:
 def prune_configs(configs: list[triton.Config], m: int, elem_bytes: int,
                   arch: int = 0) -> list[triton.Config]:
     """The configs worth trying for ``m`` rows of ``elem_bytes``-byte operands on ``arch`` (compute
-    capability; 0, off a GPU, plans for the shared limit :data:`SMEM_LIMIT_BYTES`). Never empty."""
+    capability; 0, off a GPU, plans for the shared limit :data:`SMEM_LIMIT_BYTES`; on AMD each tile as
+    :func:`kernels._lib.launch.hip_config` makes it). Never empty."""
+    if device.is_hip(arch):
+        configs = [launch.hip_config(c, elem_bytes) for c in configs if not c.kwargs.get("WARP_SPECIALIZE")]
     # warp-specialized tiles only where the architecture warp-specializes, within its own limit
     ws = [c for c in configs if c.kwargs.get("WARP_SPECIALIZE")]
     configs = [c for c in configs if not c.kwargs.get("WARP_SPECIALIZE")]

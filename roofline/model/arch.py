@@ -51,6 +51,9 @@ class ArchSpec:
     tensor-memory columns per SM (0 without tensor memory). ``warp_specialize``: kernels use Triton's
     automatic warp specialization here (``tl.range(..., warp_specialize=True)``: a TMA load partition,
     an MMA partition and the epilogue; Triton's own tutorials 06 and 09 enable it from capability 10).
+    ``min_waves_per_simd``: the audit's ``occupancy`` gate, resident waves per SIMD a case must reach
+    (AMD rows: 2, what Triton's own AMD attention and matmul configs ask for with ``waves_per_eu=2``:
+    one wave's memory latency hidden behind another's MFMAs; 0 where the gate does not apply).
     ``audited``: the static audit compiles for it.
     """
 
@@ -79,6 +82,7 @@ class ArchSpec:
     tma: bool = False
     tmem_columns: int = 0
     warp_specialize: bool = False
+    min_waves_per_simd: int = 0        # the audit's occupancy floor (0: not gated)
     audited: bool = False
 
     @property
@@ -105,6 +109,18 @@ _TCGEN05 = ("UTCHMMA", "UTCQMMA", "UTCIMMA", "UTCOMMA")
 # 48 warps / 1536 threads per SM on the consumer and embedded parts
 _SMALL_SM = {"max_warps_per_sm": 48, "max_threads_per_sm": 1536}
 
+# AMD CDNA3/CDNA4 compute units (AMD "CDNA 3 Instruction Set Architecture" reference guide, sections 1 and
+# 3; LLVM AMDGPUUsage "Memory Spaces"/"Processors"): 4 SIMDs per CU ("sub_partitions"), wavefronts of 64,
+# up to 8 waves per SIMD (32 per CU), 512 32-bit registers per lane per SIMD shared by a wave's VGPRs and
+# AGPRs (a wave may hold 512: 256 VGPRs + 256 AGPRs), allocated in granules of 8 per lane (512 per
+# wave); workgroups of up to 1024 work-items; LDS is the shared memory (no reservation per workgroup).
+# The matrix class is MFMA (``v_mfma_*``); there is no TMA, tensor memory or Triton warp specialization.
+_CDNA = {"backend": "hip", "warp_size": 64, "regs_per_sm": 4 * 512 * 64, "max_regs_per_thread": 512,
+         "reg_alloc_unit": 8 * 64, "sub_partitions": 4, "max_warps_per_sm": 32, "max_threads_per_sm": 2048,
+         "max_blocks_per_sm": 32, "smem_reserved_per_block": 0, "smem_alloc_unit": 512,
+         "mma_class": "mfma", "mma_opcodes": ("MFMA",), "mma_gate": "mfma", "native_mma_min_rows": 16,
+         "min_waves_per_simd": 2}
+
 ARCHS: dict[int | str, ArchSpec] = {
     s.arch: s
     for s in (
@@ -128,6 +144,14 @@ ARCHS: dict[int | str, ArchSpec] = {
                  mma_reads_smem=True, tma=True, tmem_columns=512, warp_specialize=True),
         ArchSpec(arch=120, name="sm_120 (RTX PRO 6000/RTX 50)", **_SMALL_SM, max_blocks_per_sm=24,
                  smem_per_sm=100 * KiB, smem_per_block=99 * KiB, tma=True, audited=True),
+        # AMD CDNA3 (MI300X/MI325X) and CDNA4 (MI355X): per CU and per workgroup (see _CDNA)
+        ArchSpec(arch="gfx942", name="gfx942 (MI300X/MI325X)", **_CDNA, smem_per_sm=64 * KiB,
+                 smem_per_block=64 * KiB, audited=True),
+        ArchSpec(arch="gfx950", name="gfx950 (MI355X)", **_CDNA, smem_per_sm=160 * KiB,
+                 smem_per_block=160 * KiB, audited=True),
+        # CDNA2 (MI250X), for its preset: the same CU, 64 KiB of LDS; not audited
+        ArchSpec(arch="gfx90a", name="gfx90a (MI250X)", **_CDNA, smem_per_sm=64 * KiB,
+                 smem_per_block=64 * KiB),
     )
 }
 
@@ -142,7 +166,7 @@ AUDITED_ARCHS: tuple[int | str, ...] = tuple(a for a, s in ARCHS.items() if s.au
 # Configs shared by every architecture (the QKV and GEMV tile lists) fit the sm_80 per-block limit they
 # were chosen for; an architecture with less (sm_86/89/120: 99 KiB) prunes to its own.
 SHARED_CONFIG_SMEM_PER_BLOCK: int = ARCHS[80].smem_per_block
-SMALLEST_SMEM_PER_BLOCK: int = min(s.smem_per_block for s in ARCHS.values())
+SMALLEST_SMEM_PER_BLOCK: int = min(s.smem_per_block for s in ARCHS.values() if s.backend == "cuda")
 # What a launch off a GPU (the CPU interpreter) plans its configs for where it must name an architecture:
 # the one the shared config lists were chosen on.
 INTERPRETER_ARCH: int = 80
@@ -159,9 +183,27 @@ def get_arch(arch: int | str) -> ArchSpec:
     return ARCHS[key]
 
 
+def arch_label(arch: int | str) -> str:
+    """How reports name ``arch``: ``sm_90`` for a compute capability, the target itself (``gfx942``)
+    for an AMD row."""
+    return f"sm_{arch}" if isinstance(arch, int) else str(arch)
+
+
+def is_hip(arch: int | str) -> bool:
+    """Whether ``arch`` is an AMD (HIP backend) row of the table."""
+    spec = ARCHS.get(arch)
+    return bool(spec and spec.backend == "hip")
+
+
+def hip_target(gcn_arch_name: str | None) -> str | None:
+    """The AMD target in a ROCm device's ``gcnArchName`` (``"gfx942:sramecc+:xnack-"`` -> ``"gfx942"``);
+    None for None or an empty name (an NVIDIA device has none)."""
+    return gcn_arch_name.split(":", 1)[0].strip().lower() or None if gcn_arch_name else None
+
+
 def smem_per_block(arch: int | str) -> int:
-    """Opt-in shared memory one block may use on ``arch``; the smallest known figure for an unknown
-    one (a CPU run passes 0)."""
+    """Opt-in shared memory one block may use on ``arch``; the smallest NVIDIA figure for an unknown
+    one (a CPU run passes 0; an unknown capability is an older or newer NVIDIA part)."""
     spec = ARCHS.get(arch)
     return spec.smem_per_block if spec else SMALLEST_SMEM_PER_BLOCK
 

@@ -49,7 +49,7 @@ class HardwareSpec:
     sm_count: int | None = None
     smem_per_sm: int | None = None
     smem_per_block: int | None = None
-    arch: int | None = None  # CUDA compute capability x10: 70, 80, 90
+    arch: int | str | None = None  # CUDA compute capability x10 (70, 80, 90), or an AMD target ("gfx942")
     description: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Low-precision tensor-core peaks (dense, FLOP/s or OP/s) and memory capacity; None: the part has no
@@ -57,6 +57,9 @@ class HardwareSpec:
     fp8_peak_flops: float | None = None
     int8_peak_ops: float | None = None
     memory_bytes: int | None = None  # datasheet capacity, decimal as printed ("40GB" -> 40e9)
+    # AMD's Infinity Cache (the memory-side last-level cache past L2, 256 MB on MI300X): what a cache flush
+    # must cover there; the device reports only its L2. None on NVIDIA parts.
+    infinity_cache_bytes: int | None = None
 
     def peak(self, dtype_class: str) -> float:
         """Dense peak FLOP/s for ``dtype_class``; ``KeyError`` naming what exists if absent."""
@@ -86,6 +89,7 @@ class HardwareSpec:
             "fp8_peak_flops": self.fp8_peak_flops,
             "int8_peak_ops": self.int8_peak_ops,
             "memory_bytes": self.memory_bytes,
+            "infinity_cache_bytes": self.infinity_cache_bytes,
         }
 
 
@@ -120,9 +124,9 @@ PRESETS: dict[str, HardwareSpec] = {
 }
 
 
-def _arch_gpu(name: str, desc: str, arch: int, tensor16: float, tf32: float | None, fp32: float,
+def _arch_gpu(name: str, desc: str, arch: int | str, tensor16: float, tf32: float | None, fp32: float,
               hbm_gbs: float, l2_mib: int | None, sms: int | None, datasheet: str,
-              unverified: tuple[str, ...] = ()) -> HardwareSpec:
+              unverified: tuple[str, ...] = (), **kw) -> HardwareSpec:
     """A preset whose shared-memory limits come from its architecture's row (:mod:`roofline.model.arch`), with
     the datasheet named in its notes and each figure that could not be confirmed listed as unverified."""
     row = ARCHS[arch]
@@ -133,7 +137,7 @@ def _arch_gpu(name: str, desc: str, arch: int, tensor16: float, tf32: float | No
     return HardwareSpec(name=name, description=desc, peak_flops=peaks, mem_bandwidth=hbm_gbs * 1e9,
                         l2_bytes=None if l2_mib is None else l2_mib * MiB, sm_count=sms,
                         smem_per_sm=row.smem_per_sm, smem_per_block=row.smem_per_block, arch=arch,
-                        notes=notes)
+                        notes=notes, **kw)
 
 
 # Blackwell (sm_100/sm_103 datacenter, sm_120 workstation/consumer) and Ada (sm_89) parts. Dense peaks per
@@ -180,6 +184,39 @@ PRESETS.update({
     )
 })
 
+# AMD Instinct (gfx942: MI300X, MI325X; gfx950: MI355X; gfx90a: MI250X). Dense peaks (AMD prints sparse
+# figures beside them: twice these); "tensor16" is the Matrix Core fp16/bf16 rate, "tf32" AMD's xf32 (CDNA3
+# only: CDNA2 has no xf32, and CDNA4 dropped it), "fp32" the vector rate. sm_count is compute units;
+# l2_bytes the L2 of one XCD (what the device reports), infinity_cache_bytes the 256 MB Infinity Cache
+# (MI250X has none). Sources: AMD's product pages and datasheets, as each note says.
+PRESETS.update({
+    s.name: s
+    for s in (
+        _arch_gpu("MI300X", "AMD Instinct MI300X 192GB", "gfx942", 1307.4, 653.7, 163.4, 5300, 4, 304,
+                  "AMD Instinct MI300X datasheet (fp16/bf16 1307.4 TF dense, 2614.9 sparse; tf32 653.7 TF; "
+                  "fp32 vector 163.4 TF; 192 GB HBM3 at 5.3 TB/s; 304 CUs; 256 MB Infinity Cache; 4 MB L2 "
+                  "per XCD)", infinity_cache_bytes=256 * MiB),
+        _arch_gpu("MI325X", "AMD Instinct MI325X 256GB", "gfx942", 1307.4, 653.7, 163.4, 6000, 4, 304,
+                  "AMD Instinct MI325X datasheet (the MI300X's compute: fp16/bf16 1307.4 TF dense, tf32 "
+                  "653.7 TF, fp32 vector 163.4 TF; 256 GB HBM3E at 6 TB/s; 304 CUs; 256 MB Infinity Cache)",
+                  infinity_cache_bytes=256 * MiB),
+        _arch_gpu("MI355X", "AMD Instinct MI355X 288GB", "gfx950", 2500, None, 157.3, 8000, 4, 256,
+                  "AMD Instinct MI355X product page (fp16/bf16 2.5 PF dense, fp8 5 PF dense; fp32 vector "
+                  "157.3 TF; 288 GB HBM3E at 8 TB/s; 256 CUs: 8 XCDs x 32; 256 MB Infinity Cache)",
+                  unverified=("fp16/bf16 2500 TF (AMD prints 2.5 PF, half its 5 PF fp8 figure; a more "
+                              "precise figure not confirmed here)",
+                              "Infinity Cache 256 MB (one reseller page says 64 MB)",
+                              "L2 4 MB per XCD (assumed the MI300X's)"),
+                  infinity_cache_bytes=256 * MiB),
+        _arch_gpu("MI250X", "AMD Instinct MI250X 128GB (OAM, both GCDs)", "gfx90a", 383, None, 47.9, 3276.8,
+                  16, 220,
+                  "AMD Instinct MI250X datasheet (fp16/bf16 383 TF, no sparsity; fp32 vector 47.9 TF, "
+                  "fp32 matrix 95.7 TF; 128 GB HBM2e at 3.2768 TB/s; 220 CUs; 8 MB L2 per GCD, 2 GCDs)",
+                  unverified=("the two GCDs appear as two devices of 110 CUs and 64 GB each: one device is "
+                              "half of this preset",)),
+    )
+})
+
 # Dense fp8 (e4m3) and int8 tensor-core peaks (TFLOP/s, TOPS) and memory capacity (GB, decimal as the
 # datasheets print it), added to the presets above. Sources: NVIDIA A100 datasheet (INT8 Tensor Core
 # 624 TOPS dense, 1,248 with sparsity; no fp8 tensor cores on sm_80; 40GB/80GB); NVIDIA H100 datasheet
@@ -200,6 +237,10 @@ _LOW_PRECISION: dict[str, tuple[float | None, float | None, float | None]] = {
     "A100-SEED-1.5TB": (None, 624, None), "A100-SEED-2.0TB": (None, 624, None),
     "B200": (4500, 4500, 180), "GB200": (5000, 5000, 186), "B300": (4500, None, 288),
     "L40S": (733, 733, 48), "RTX-PRO-6000-BLACKWELL": (None, None, 96), "RTX-5090": (None, None, 32),
+    # AMD datasheets: MI300X/MI325X fp8 and int8 2614.9 dense; MI355X fp8 5 PF dense (int8 not confirmed
+    # here); MI250X int8 383 TOPS, no fp8
+    "MI300X": (2614.9, 2614.9, 192), "MI325X": (2614.9, 2614.9, 256), "MI355X": (5000, None, 288),
+    "MI250X": (None, 383, 128),
 }
 for _name, (_fp8, _int8, _gb) in _LOW_PRECISION.items():
     PRESETS[_name] = replace(PRESETS[_name], fp8_peak_flops=None if _fp8 is None else _fp8 * 1e12,
@@ -235,6 +276,11 @@ _DEVICE_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"RTX PRO 6000 BLACKWELL(?!.*MAX-Q)", "RTX-PRO-6000-BLACKWELL"),
     (r"RTX 5090(?!.*(LAPTOP|D\b))", "RTX-5090"),
     (r"(?<![A-Z0-9])L40S", "L40S"),
+    # ROCm's torch names AMD parts "AMD Instinct MI300X" (an "... MI300X VF" virtual function is one too)
+    (r"INSTINCT MI300X", "MI300X"),
+    (r"INSTINCT MI325X", "MI325X"),
+    (r"INSTINCT MI355X", "MI355X"),
+    (r"INSTINCT MI250X", "MI250X"),
 )
 
 

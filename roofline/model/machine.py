@@ -8,6 +8,7 @@ whether CUDA is there (per-family isolation of a benchmark run). Each of those r
     RIDGEBENCH_MACHINE=cpu-fp32 ./scripts/test.sh    # as on a CPU without native bf16
     RIDGEBENCH_MACHINE=cpu-bf16 ./scripts/test.sh    # as on a CPU with native bf16 (the GPU's sweep dtype)
     RIDGEBENCH_MACHINE=sm90 pytest tests/test_qkv.py # launch plans as on an H100 (kernels interpreted)
+    RIDGEBENCH_MACHINE=mi300x pytest tests/test_attention_api.py  # as on an MI300X (gfx942, HIP configs)
 
 What is forced is the *decision*, never a measurement: a forced ``cpu-bf16`` sweeps in bf16 on any CPU,
 but the CPU's roofs still come from its real flags (bf16 is then judged against the fp32 roof, as on
@@ -26,11 +27,12 @@ ENV = "RIDGEBENCH_MACHINE"
 
 @dataclass(frozen=True)
 class Machine:
-    """The facts ridgebench branches on. ``arch``: the CUDA compute capability ``10*major + minor``
-    (None: a CPU); ``native_bf16``: a CPU multiplies bf16 natively (None: a GPU, where it always does)."""
+    """The facts ridgebench branches on. ``arch``: the CUDA compute capability ``10*major + minor``, or an
+    AMD target (``"gfx942"``: its launch plans pick the HIP configs) (None: a CPU); ``native_bf16``: a CPU
+    multiplies bf16 natively (None: a GPU, where it always does)."""
 
     name: str
-    arch: int | None = None
+    arch: int | str | None = None
     native_bf16: bool | None = None
 
     @property
@@ -49,6 +51,9 @@ MACHINES: dict[str, Machine] = {
     "cpu-bf16": Machine("cpu-bf16", native_bf16=True),
     "sm80": Machine("sm80", arch=80),
     "sm90": Machine("sm90", arch=90),
+    # AMD Instinct (issue 24): launch plans as on an MI300X/MI325X (gfx942) and an MI355X (gfx950)
+    "mi300x": Machine("mi300x", arch="gfx942"),
+    "mi355x": Machine("mi355x", arch="gfx950"),
 }
 CPU_MACHINES = tuple(n for n, m in MACHINES.items() if not m.is_gpu)
 GPU_MACHINES = tuple(n for n, m in MACHINES.items() if m.is_gpu)
@@ -72,7 +77,7 @@ def forced(environ: dict | None = None) -> Machine | None:
                            "(or unset for this machine)") from None
 
 
-def forced_arch(environ: dict | None = None) -> int | None:
+def forced_arch(environ: dict | None = None) -> int | str | None:
     """The GPU architecture a forced GPU machine plans for; None when none is forced (or a CPU is)."""
     machine = forced(environ)
     return machine.arch if machine is not None else None

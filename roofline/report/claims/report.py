@@ -231,9 +231,9 @@ def write_rows(rows: list[ClaimResult], spec: HardwareSpec, results: Results, dt
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="?", help="a results directory or pytest-benchmark JSON (optional: "
                                                    "without it only the model verdicts are printed)")
-    parser.add_argument("--hardware", metavar="PRESET", help="hardware preset for the model verdicts "
-                                                             "(default: the run's datasheet, else "
-                                                             f"{DEFAULT_HARDWARE})")
+    parser.add_argument("--hardware", "--predict", metavar="PRESET", dest="hardware",
+                        help="hardware preset for the model verdicts, predicted (default: the run's "
+                             f"datasheet, else {DEFAULT_HARDWARE}); --predict MI300X is the same")
     parser.add_argument("--dtype", default=DEFAULT_DTYPE, help="dtype of the model checks: "
                         f"{', '.join(CLAIM_DTYPES)} or an alias (default {DEFAULT_DTYPE})")
     parser.add_argument("--out", help="where to write the Markdown report (default: claims.md beside the "

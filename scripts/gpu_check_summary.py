@@ -19,10 +19,10 @@ import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
 
-from roofline.rundir import BENCHMARK, PROVENANCE, SKIPPED
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a file (python scripts/...), so the project is not on the path
+
+from roofline.rundir import BENCHMARK, PROVENANCE, SKIPPED  # noqa: E402
 
 
 def versions(path: Path) -> int:

@@ -167,3 +167,15 @@ def test_every_op_has_the_files_the_readme_recipe_names(op):
     assert OPS[op].cost.__module__ == "roofline.model.cost"
     for preset in ("smoke", "quick", "full"):
         assert any(p.kernel == op for p in sweep_points(preset, "cpu")), preset
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "scripts").glob("*.py")))
+def test_each_script_runs_as_a_file_from_anywhere(tmp_path, script):
+    """The scripts are run as files (``python scripts/x.py``, as gpu-check.sh and the docs do), so the
+    project is not on ``sys.path`` unless the script puts it there before its first project import: a
+    module-level ``from roofline...`` above that line broke gpu-check's every Python step."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and proc.returncode in (0, 2), proc.stderr[-2000:]
+    assert (proc.stdout + proc.stderr).strip()  # its usage, whatever its form

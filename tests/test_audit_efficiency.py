@@ -14,6 +14,7 @@ from kernels.audit.efficiency import (
     partition_warps,
     steady_state_loop,
     stream_per_iteration,
+    ws_partitions,
 )
 
 
@@ -257,3 +258,67 @@ def test_warp_specialized_loop_metric_weights_each_partition_by_its_warps():
     # without the TTGIR's partitions the same SASS is costed as one plain loop
     plain = efficiency(WS_SASS, kernel="qkv", variant="tma", dtype="fp16", constexprs=GEMM, num_warps=4)
     assert plain.scope == "loop" and not plain.partitions and "partitions" not in plain.to_dict()
+
+
+# Attention with two warp-specialized KV sweeps (the unmasked one, then the masked one), as Triton 3.9
+# lays out tutorial 06 for sm_100: each sweep is its own ttg.warp_specialize with three worker
+# partitions (0: 4 warps, 88 registers, the correction; 1: 1 warp, the MMAs; 2: 2 warps, the TMA loads).
+# In the SASS several partitions share one span between branches back to the dispatch; each starts by
+# setting its registers (USETMAXREG.DEALLOC), in an order that is not the TTGIR's.
+WS2_TTGIR = """
+    %a:3 = ttg.warp_specialize(%x, %y) attributes {requestedRegisters = array<i32: 88, 24, 24>}
+    default {
+    partition0(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(4) {
+      %t = ttng.tmem_load %acc
+    partition1(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(1) {
+      ttng.tc_gen5_mma %q, %k, %qk
+    partition2(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(2) {
+      ttng.async_tma_copy_global_to_local %desc_k[%o, %c0] %k
+    %b:3 = ttg.warp_specialize(%x, %y) attributes {requestedRegisters = array<i32: 88, 24, 24>}
+    default {
+    partition0(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(4) {
+      %t = ttng.tmem_load %acc
+    partition1(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(1) {
+      ttng.tc_gen5_mma %q, %k, %qk
+    partition2(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(2) {
+      ttng.async_tma_copy_global_to_local %desc_k[%o, %c0] %k
+"""
+WS2_SASS = sass(
+    # default partition (rows 0-6): its softmax loop rows 1-4, EXIT at row 6
+    "S2R R0, SR_TID.X", "MUFU.EX2 R9, R9", "FMUL R9, R9, R3", "FADD R1, R1, R9", f"@P0 BRA {at(1)}",
+    "NOP", "EXIT",
+    # dispatch (rows 7-9)
+    "BAR.SYNC.DEFER_BLOCKING 0x1", f"@P0 BRA {at(7)}", "BRX R2 -0xa0",
+    # first sweep: load (rows 10-13, loop 11-12), correction (rows 14-18, loop 15-17), MMA (rows 19-22,
+    # loop 20-21), then back to the dispatch (row 23)
+    "USETMAXREG.DEALLOC.CTAPOOL 0x18", "UTMALDG.2D [UR8], [UR4]", f"@P0 BRA {at(11)}", "NOP",
+    "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FMUL R8, R8, R3", f"@P0 BRA {at(15)}",
+    "NOP",
+    "USETMAXREG.DEALLOC.CTAPOOL 0x18",
+    "UTCHMMA gdesc[UR12], gdesc[UR14], tmem[UR30], tmem[UR10], idesc[UR11], UPT",
+    f"@P0 BRA {at(20)}", "NOP", f"BRA {at(7)}",
+    # second (masked) sweep: longer loops (rows 24-34)
+    "USETMAXREG.DEALLOC.CTAPOOL 0x18", "UTMALDG.2D [UR8], [UR4]", "ISETP.GE.AND P1, PT, R5, R6, PT",
+    f"@P0 BRA {at(25)}",
+    "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FSEL R9, R9, -INF, P1", "FMUL R8, R8, R3",
+    f"@P0 BRA {at(29)}", "NOP", f"BRA {at(7)}",
+)
+
+
+def test_ws_partitions_read_every_warp_specialize_op_with_roles_and_registers():
+    ops = ws_partitions(WS2_TTGIR)
+    assert [[(p.index, p.warps, p.registers, p.role) for p in op] for op in ops] == [
+        [(0, 4, 88, "other"), (1, 1, 24, "mma"), (2, 2, 24, "load")]] * 2
+    assert ws_partitions(WS_TTGIR)[0][0].role == "other"  # no body in that excerpt
+    assert ws_partitions("module { tt.func @k() { tt.return } }") == []
+
+
+def test_two_warp_specialized_sweeps_match_partitions_by_role_and_keep_the_cheaper_copy():
+    eff = efficiency(WS2_SASS, kernel="attention", variant="prefill", dtype="fp16",
+                     constexprs={"BLOCK_N": 128, "HEAD_DIM": 128}, num_warps=4, ttgir=WS2_TTGIR)
+    parts = [(p["index"], p["warps"], p["instructions"], p["mma"], p["loads"]) for p in eff.partitions]
+    # default 4 x 4; correction (88 registers) 4 x 3 from the first sweep, not the masked 4-instruction
+    # copy; MMA 1 x 2; load 2 x 2 (the masked sweep's 3-instruction load loop is the dearer copy)
+    assert parts == [(-1, 4, 4, 0, 0), (0, 4, 3, 0, 0), (1, 1, 2, 1, 0), (2, 2, 2, 0, 1)]
+    assert eff.per_unit == pytest.approx((4 * 4 + 4 * 3 + 1 * 2 + 2 * 2) / 64)
+    assert eff.cell() == f"ws:4x4i+4x3i+1x2i+2x2i 1mma {eff.per_unit:.3f}/KiB"

@@ -183,6 +183,70 @@ def partition_regions(instrs: list[Instruction]) -> list[Region] | None:
     return regions
 
 
+# ---- kernels with more than one warp-specialized loop (one ``ttg.warp_specialize`` op per loop) ----
+
+_WS_OP_RE = re.compile(r"ttg\.warp_specialize\(")
+_REQUESTED_RE = re.compile(r"requestedRegisters\s*=\s*array<i32:\s*([0-9,\s]+)>")
+_DEALLOC_RE = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+USETMAXREG\.DEALLOC\S*\s+(0x[0-9a-f]+|\d+)",
+                         re.MULTILINE)
+_MMA_OPS = ("tc_gen5_mma", "warp_group_dot")
+_LOAD_OPS = ("async_tma_copy_global_to_local", "descriptor_load", "async_copy_global_to_local")
+
+
+@dataclass(frozen=True)
+class WorkerPartition:
+    """One worker partition of one ``ttg.warp_specialize`` op in the TTGIR: its ``warps``, the
+    ``registers`` it asks for (``requestedRegisters``; ``None`` when not given) and its ``role``:
+    ``"mma"`` (issues the tensor-core MMAs), ``"load"`` (issues the global/TMA loads) or ``"other"``."""
+
+    op: int
+    index: int
+    warps: int
+    registers: int | None
+    role: str
+
+
+def ws_partitions(ttgir: str) -> list[list[WorkerPartition]]:
+    """The worker partitions of every ``ttg.warp_specialize`` op of ``ttgir``, op by op, in order."""
+    starts = [m.start() for m in _WS_OP_RE.finditer(ttgir)]
+    ops = []
+    for n, start in enumerate(starts):
+        text = ttgir[start:starts[n + 1] if n + 1 < len(starts) else len(ttgir)]
+        req = _REQUESTED_RE.search(text.split("\n", 1)[0])
+        regs = [int(r) for r in req.group(1).split(",")] if req else []
+        heads = list(_PARTITION_RE.finditer(text))
+        parts = []
+        for i, h in enumerate(heads):
+            body = text[h.end():heads[i + 1].start() if i + 1 < len(heads) else len(text)]
+            role = ("mma" if any(o in body for o in _MMA_OPS) else
+                    "load" if any(o in body for o in _LOAD_OPS) else "other")
+            index = int(h.group(1))
+            parts.append(WorkerPartition(n, index, int(h.group(2)),
+                                         regs[index] if index < len(regs) else None, role))
+        ops.append(parts)
+    return ops
+
+
+def _split_at_dealloc(sass: str, regions: list[Region]) -> list[tuple[Region, int | None]]:
+    """Worker regions cut where a partition's entry sets its register count
+    (``USETMAXREG.DEALLOC.CTAPOOL 0x58``): with several warp-specialized loops, several partitions'
+    code can share one span between branches back to the dispatch. Each piece with its register count
+    (``None`` before the first marker)."""
+    marks = [(int(a, 16), int(v, 0)) for a, v in _DEALLOC_RE.findall(sass)]
+    out = []
+    for r in regions:
+        inside = [(a, v) for a, v in marks if r.start <= a <= r.end]
+        if not inside:
+            out.append((r, None))
+            continue
+        if inside[0][0] > r.start:
+            out.append((Region(r.index, r.start, inside[0][0] - 1), None))
+        for k, (a, v) in enumerate(inside):
+            end = inside[k + 1][0] - 1 if k + 1 < len(inside) else r.end
+            out.append((Region(r.index, a, end), v))
+    return out
+
+
 def _in(loop: Loop, region: Region) -> bool:
     return region.start <= loop.start and loop.end <= region.end
 
@@ -312,6 +376,10 @@ def efficiency(sass: str | list[Instruction], *, kernel: str, variant: str, dtyp
     loops = find_loops(instrs)
     workers = partition_warps(ttgir)
     regions = partition_regions(instrs) if workers else None
+    ops = ws_partitions(ttgir) if regions is not None and isinstance(sass, str) else []  # SASS only
+    if len(ops) > 1:
+        return _multi_partitioned(sass, loops, regions, ops, kernel=kernel, variant=variant, dtype=dtype,
+                                  constexprs=constexprs, num_warps=num_warps, k_steps=k_steps)
     if regions is not None:
         return _partitioned(loops, regions, workers, kernel=kernel, variant=variant, dtype=dtype,
                             constexprs=constexprs, num_warps=num_warps, k_steps=k_steps)
@@ -351,6 +419,53 @@ def _partitioned(loops: list[Loop], regions: list[Region], workers: tuple[int, .
         weight = warps / k_steps if per_tile else warps
         weighted += loop.instructions * weight
         parts.append({"index": index, "warps": warps, "start": loop.start, "end": loop.end,
+                      "instructions": loop.instructions, "mma": loop.mma, "loads": loop.loads,
+                      "per_tile": per_tile})
+    return Efficiency(scope="partitions", start=None, end=None, loops=len(loops),
+                      instructions=sum(p["instructions"] for p in parts), mma=sum(p["mma"] for p in parts),
+                      loads=sum(p["loads"] for p in parts), stream=amount, unit=unit,
+                      per_unit=weighted / amount if amount else None, partitions=tuple(parts))
+
+
+def _multi_partitioned(sass: str, loops: list[Loop], regions: list[Region], ops: list[list[WorkerPartition]],
+                       *, kernel: str, variant: str, dtype: str, constexprs: Mapping, num_warps: int,
+                       k_steps: int | None) -> Efficiency:
+    """A kernel with several warp-specialized loops (attention's unmasked and masked KV sweeps, each
+    its own ``ttg.warp_specialize``): every partition's steady-state loop, warp-weighted as in
+    :func:`_partitioned`. The worker regions (cut at the partitions' register set-up,
+    :func:`_split_at_dealloc`) are matched to the TTGIR's partitions by what their loop does (MMA, loads,
+    neither) and, among partitions of the same role, by the registers they set; of the copies of one
+    partition (one per op), the loop with the fewest instructions is the steady state (the unmasked
+    sweep, as for a plain kernel's two loops)."""
+    stream = stream_per_iteration(kernel, variant, dtype, constexprs, looped=True)
+    amount, unit = stream if stream else (None, None)
+    gemm = not (kernel == "attention" or "HEAD_DIM" in constexprs and "BLOCK_K" not in constexprs)
+    first = ops[0]
+    best: dict[int, Loop] = {}
+    default = _partition_loop([lp for lp in loops if _in(lp, regions[0])])
+    if default is not None:
+        best[-1] = default
+    for region, regs in _split_at_dealloc(sass, regions[1:]):
+        loop = _partition_loop([lp for lp in loops if _in(lp, region)])
+        if loop is None:
+            continue
+        role = "mma" if loop.mma else "load" if loop.loads else "other"
+        same = [p for p in first if p.role == role]
+        if regs is not None and len(same) > 1:
+            same = [p for p in same if p.registers == regs] or same
+        if len(same) != 1:
+            continue  # no partition, or one we cannot tell apart: left out rather than guessed
+        index = same[0].index
+        if index not in best or loop.instructions < best[index].instructions:
+            best[index] = loop
+    warps = {-1: num_warps, **{p.index: p.warps for p in first}}
+    parts, weighted = [], 0.0
+    for index in sorted(best):
+        loop = best[index]
+        per_tile = gemm and not loop.mma and not loop.loads and bool(k_steps)
+        weight = warps[index] / k_steps if per_tile else warps[index]
+        weighted += loop.instructions * weight
+        parts.append({"index": index, "warps": warps[index], "start": loop.start, "end": loop.end,
                       "instructions": loop.instructions, "mma": loop.mma, "loads": loop.loads,
                       "per_tile": per_tile})
     return Efficiency(scope="partitions", start=None, end=None, loops=len(loops),

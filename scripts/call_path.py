@@ -11,7 +11,8 @@ Definitions (every project module counts; none is left out):
   counted, and a call made from outside the project is attributed to the nearest project frame below it;
 - an *edge* is a distinct (caller module, caller function) -> (callee module, callee function) pair, counted
   once, in the order of its first call (a loop over records crosses each edge once); comprehensions,
-  lambdas and other ``<...>`` code objects are not functions of their own;
+  lambdas and other ``<...>`` code objects are not functions of their own (neither as callee nor as
+  caller: a call from a comprehension is the enclosing function's);
 - an *entry* is an edge whose callee module differs from its caller's module;
 - a *re-entry* is an entry into a module entered before (a return to a module already left).
 
@@ -37,9 +38,11 @@ DEFAULT_RUN = ROOT / "tests" / "data" / "cpu-quick"
 
 @dataclass(frozen=True)
 class CallPath:
-    """The entries in first-call order (callee module names)."""
+    """The entries in first-call order (callee module names) and their edges
+    (caller module, caller function, callee module, callee function)."""
 
     entries: tuple[str, ...]
+    edges: tuple[tuple, ...] = ()
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -79,6 +82,7 @@ def trace(func, *args, root: Path = ROOT, packages: tuple[str, ...] = PACKAGES, 
 
     seen: set[tuple] = set()
     entries: list[str] = []
+    edges: list[tuple] = []
 
     def profile(frame, event, _arg):
         if event != "call" or frame.f_code.co_name.startswith("<"):
@@ -89,7 +93,7 @@ def trace(func, *args, root: Path = ROOT, packages: tuple[str, ...] = PACKAGES, 
         caller_frame, caller = frame.f_back, None
         while caller_frame is not None:
             caller = mod(caller_frame.f_code)
-            if caller is not None:
+            if caller is not None and not caller_frame.f_code.co_name.startswith("<"):
                 break
             caller_frame = caller_frame.f_back
         edge = (caller, caller_frame.f_code.co_name if caller_frame is not None else None,
@@ -99,13 +103,14 @@ def trace(func, *args, root: Path = ROOT, packages: tuple[str, ...] = PACKAGES, 
         seen.add(edge)
         if callee != caller:
             entries.append(callee)
+            edges.append(edge)
 
     sys.setprofile(profile)
     try:
         func(*args, **kwargs)
     finally:
         sys.setprofile(None)
-    return CallPath(tuple(entries))
+    return CallPath(tuple(entries), tuple(edges))
 
 
 def plot_call_path(run_dir: Path = DEFAULT_RUN) -> CallPath:
@@ -128,11 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", nargs="?", default=str(DEFAULT_RUN), help="a results directory")
     parser.add_argument("--max-entries", type=int, default=12)
     parser.add_argument("--max-reentries", type=int, default=4)
+    parser.add_argument("--edges", action="store_true", help="list every entry's edge")
     args = parser.parse_args(argv)
     if not Path(args.run).is_dir():
         parser.error(f"run: {args.run} is not a directory")
     path = plot_call_path(Path(args.run))
     print(path.summary())
+    if args.edges:
+        for caller, fn, callee, callee_fn in path.edges:
+            print(f"  {caller}.{fn} -> {callee}.{callee_fn}")
     ok = len(path.entries) <= args.max_entries and path.reentries <= args.max_reentries
     print(f"bound (<= {args.max_entries} entries, <= {args.max_reentries} re-entries): "
           f"{'met' if ok else 'NOT met'}")

@@ -372,3 +372,28 @@ def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path, monkeypatch)
     mig = combine(gpu_passes(read=0.25e12, copy=0.2e12), None, "cuda")
     plot_files.plot_results(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
     assert "MIG slice: no datasheet applies" in titles[-1] and "SUSPECT" not in titles[-1]
+
+
+def test_kernel_class_follows_the_table_of_ops():
+    from roofline.model.ops import OPS
+    from roofline.model.roof import kernel_class
+
+    for name, op in OPS.items():
+        assert kernel_class(name, "bfloat16") == ("tensor16" if op.matmul else "fp32"), name
+        assert kernel_class(name, "torch.float32") == ("tf32" if op.matmul else "fp32"), name
+    assert kernel_class("a-user-kernel", "float16") == "fp32"  # not in the table: not a matmul
+    with pytest.raises(ValueError, match="dtype"):
+        kernel_class("gemv", "int8")
+
+
+def test_only_kernel_class_decides_which_kernels_are_matmuls():
+    """dtype_class(..., matmul=<a kernel test>) is written once, in roofline.model.roof.kernel_class."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = [f"{path.relative_to(root)}:{n}" for pkg in ("roofline", "bench", "kernels", "scripts")
+             for path in sorted((root / pkg).rglob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"dtype_class\([^)]*matmul=(?!True\b)", line)]
+    assert [f.split(":")[0] for f in found] == ["roofline/model/roof.py"], found

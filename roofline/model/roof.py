@@ -46,7 +46,13 @@ TORCH_REPORT_KEY = {"bfloat16": "mkldnn_bf16", "float16": "mkldnn_fp16"}
 def roof_class(spec: HardwareSpec, kernel: str, dtype: str) -> str:
     """The dtype class whose peak bounds ``kernel`` in ``dtype`` on ``spec``: :func:`dtype_class`'s answer
     when ``spec`` has it, else the next class down (tensor16 -> tf32 -> fp32). ``KeyError`` if none."""
-    return class_on(spec, dtype_class(dtype, matmul=kernel in MATMUL_KERNELS))
+    return class_on(spec, kernel_class(kernel, dtype))
+
+
+def kernel_class(kernel: str, dtype: object) -> str:
+    """The dtype class of ``kernel`` in ``dtype`` (:func:`dtype_class`, a matmul per the table of ops):
+    the one place that decides which kernels are matmuls."""
+    return dtype_class(dtype, matmul=kernel in MATMUL_KERNELS)
 
 
 def class_on(spec: HardwareSpec, cls: str) -> str:

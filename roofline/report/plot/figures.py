@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from roofline.model.hardware import PRESETS, HardwareSpec, dtype_class
-from roofline.model.ops import MATMUL_KERNELS, kernel_cost
+from roofline.model.hardware import PRESETS, HardwareSpec
+from roofline.model.ops import kernel_cost
 from roofline.model.roof import (
     TOLERANCE_FLOOR,
     RunRoofs,
     attainable_flops_per_s,
     judge_run,
+    kernel_class,
     peak_for,
     ridge_for,
 )
@@ -91,7 +92,7 @@ def predicted_points(sweep_points: Iterable, spec: HardwareSpec) -> list[Point]:
     points = []
     for sp in sweep_points:
         cost = kernel_cost(sp.kernel, dict(sp.shape), sp.dtype)
-        cls = dtype_class(sp.dtype, matmul=sp.kernel in MATMUL_KERNELS)
+        cls = kernel_class(sp.kernel, sp.dtype)
         y = attainable_flops_per_s(spec, cls, cost.intensity)
         name = f"{sp.sweep}/{getattr(sp, 'label', '') or len(points)}"  # unique within a sweep preset
         points.append(Point(name, sp.kernel, "predicted", sp.sweep,

@@ -397,3 +397,20 @@ def test_only_kernel_class_decides_which_kernels_are_matmuls():
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if re.search(r"dtype_class\([^)]*matmul=(?!True\b)", line)]
     assert [f.split(":")[0] for f in found] == ["roofline/model/roof.py"], found
+
+
+def test_a_predicted_point_is_placed_by_the_run():
+    """RunRoofs.predict: the cost model's intensity at the roof's height, the class from kernel_class."""
+    from roofline.model.roof import judge_run
+
+    spec = PRESETS["H100-SXM5"]
+    run = judge_run([], spec)
+    gemv = run.predict("gemv", {"batch": 1, "n": 4096, "k": 4096}, "bfloat16")
+    cost = kernel_cost("gemv", {"batch": 1, "n": 4096, "k": 4096}, "bfloat16")
+    assert (gemv.dtype_class, gemv.intensity, gemv.flops) == ("tensor16", cost.intensity, cost.flops)
+    assert gemv.attainable_flops_per_s == pytest.approx(cost.intensity * spec.mem_bandwidth)  # memory-bound
+    big = run.predict("gemv", {"batch": 4096, "n": 8192, "k": 8192}, "float32")
+    assert big.dtype_class == "tf32"
+    assert big.attainable_flops_per_s == min(spec.peak_flops["tf32"], big.intensity * spec.mem_bandwidth)
+    soft = run.predict("softmax", {"rows": 64, "cols": 1024}, "float16")
+    assert soft.dtype_class == "fp32"

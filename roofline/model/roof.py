@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from roofline.model.hardware import DTYPE_CLASSES, HardwareSpec, dtype_class
-from roofline.model.ops import MATMUL_KERNELS
+from roofline.model.ops import MATMUL_KERNELS, kernel_cost
 
 TOLERANCE_FLOOR = 0.05  # never flag a point within 5% of its roof, however quiet the ceilings were
 WIDE_SPREAD = 0.30  # a ceiling whose best is >30% above its median, or drifts >30% before/after: suspect
@@ -302,6 +302,14 @@ class RunRoofs:
     def is_above(self, index: int) -> bool:
         return any(a.index == index for a in self.above)
 
+    def predict(self, kernel: str, shape: Mapping, dtype: object) -> Prediction:
+        """The cost model's point for ``kernel`` at ``shape`` in ``dtype``, on this run's roof (a predicted
+        plot's run has no records: ``judge_run([], spec)``)."""
+        cost = kernel_cost(kernel, dict(shape), dtype)
+        cls = kernel_class(kernel, dtype)
+        return Prediction(cls, cost.intensity, cost.flops,
+                          attainable_flops_per_s(self.spec, cls, cost.intensity))
+
     def placement(self, index: int, record) -> Placement:
         """Where ``record`` (the run's ``index``-th point) goes on a roofline of this run, and why."""
         point = self.points[index]
@@ -326,6 +334,16 @@ class Placement:
     predicted_intensity: float
     predicted_flops_per_s: float
     tolerance: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Where the cost model puts a shape on a roofline (:meth:`RunRoofs.predict`): nothing measured."""
+
+    dtype_class: str
+    intensity: float
+    flops: float
+    attainable_flops_per_s: float
 
 
 def is_above_roof(point: PointRoof, check: CeilingCheck) -> bool:

@@ -372,3 +372,45 @@ def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path, monkeypatch)
     mig = combine(gpu_passes(read=0.25e12, copy=0.2e12), None, "cuda")
     plot_files.plot_results(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
     assert "MIG slice: no datasheet applies" in titles[-1] and "SUSPECT" not in titles[-1]
+
+
+def test_kernel_class_follows_the_table_of_ops():
+    from roofline.model.ops import OPS
+    from roofline.model.roof import kernel_class
+
+    for name, op in OPS.items():
+        assert kernel_class(name, "bfloat16") == ("tensor16" if op.matmul else "fp32"), name
+        assert kernel_class(name, "torch.float32") == ("tf32" if op.matmul else "fp32"), name
+    assert kernel_class("a-user-kernel", "float16") == "fp32"  # not in the table: not a matmul
+    with pytest.raises(ValueError, match="dtype"):
+        kernel_class("gemv", "int8")
+
+
+def test_only_kernel_class_decides_which_kernels_are_matmuls():
+    """dtype_class(..., matmul=<a kernel test>) is written once, in roofline.model.roof.kernel_class."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = [f"{path.relative_to(root)}:{n}" for pkg in ("roofline", "bench", "kernels", "scripts")
+             for path in sorted((root / pkg).rglob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"dtype_class\([^)]*matmul=(?!True\b)", line)]
+    assert [f.split(":")[0] for f in found] == ["roofline/model/roof.py"], found
+
+
+def test_a_predicted_point_is_placed_by_the_run():
+    """RunRoofs.predict: the cost model's intensity at the roof's height, the class from kernel_class."""
+    from roofline.model.roof import judge_run
+
+    spec = PRESETS["H100-SXM5"]
+    run = judge_run([], spec)
+    gemv = run.predict("gemv", {"batch": 1, "n": 4096, "k": 4096}, "bfloat16")
+    cost = kernel_cost("gemv", {"batch": 1, "n": 4096, "k": 4096}, "bfloat16")
+    assert (gemv.dtype_class, gemv.intensity, gemv.flops) == ("tensor16", cost.intensity, cost.flops)
+    assert gemv.attainable_flops_per_s == pytest.approx(cost.intensity * spec.mem_bandwidth)  # memory-bound
+    big = run.predict("gemv", {"batch": 4096, "n": 8192, "k": 8192}, "float32")
+    assert big.dtype_class == "tf32"
+    assert big.attainable_flops_per_s == min(spec.peak_flops["tf32"], big.intensity * spec.mem_bandwidth)
+    soft = run.predict("softmax", {"rows": 64, "cols": 1024}, "float16")
+    assert soft.dtype_class == "fp32"

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from roofline.model.hardware import DTYPE_CLASSES, HardwareSpec, dtype_class
-from roofline.model.ops import MATMUL_KERNELS
+from roofline.model.ops import MATMUL_KERNELS, kernel_cost
 
 TOLERANCE_FLOOR = 0.05  # never flag a point within 5% of its roof, however quiet the ceilings were
 WIDE_SPREAD = 0.30  # a ceiling whose best is >30% above its median, or drifts >30% before/after: suspect
@@ -46,7 +46,13 @@ TORCH_REPORT_KEY = {"bfloat16": "mkldnn_bf16", "float16": "mkldnn_fp16"}
 def roof_class(spec: HardwareSpec, kernel: str, dtype: str) -> str:
     """The dtype class whose peak bounds ``kernel`` in ``dtype`` on ``spec``: :func:`dtype_class`'s answer
     when ``spec`` has it, else the next class down (tensor16 -> tf32 -> fp32). ``KeyError`` if none."""
-    return class_on(spec, dtype_class(dtype, matmul=kernel in MATMUL_KERNELS))
+    return class_on(spec, kernel_class(kernel, dtype))
+
+
+def kernel_class(kernel: str, dtype: object) -> str:
+    """The dtype class of ``kernel`` in ``dtype`` (:func:`dtype_class`, a matmul per the table of ops):
+    the one place that decides which kernels are matmuls."""
+    return dtype_class(dtype, matmul=kernel in MATMUL_KERNELS)
 
 
 def class_on(spec: HardwareSpec, cls: str) -> str:
@@ -296,6 +302,14 @@ class RunRoofs:
     def is_above(self, index: int) -> bool:
         return any(a.index == index for a in self.above)
 
+    def predict(self, kernel: str, shape: Mapping, dtype: object) -> Prediction:
+        """The cost model's point for ``kernel`` at ``shape`` in ``dtype``, on this run's roof (a predicted
+        plot's run has no records: ``judge_run([], spec)``)."""
+        cost = kernel_cost(kernel, dict(shape), dtype)
+        cls = kernel_class(kernel, dtype)
+        return Prediction(cls, cost.intensity, cost.flops,
+                          attainable_flops_per_s(self.spec, cls, cost.intensity))
+
     def placement(self, index: int, record) -> Placement:
         """Where ``record`` (the run's ``index``-th point) goes on a roofline of this run, and why."""
         point = self.points[index]
@@ -320,6 +334,16 @@ class Placement:
     predicted_intensity: float
     predicted_flops_per_s: float
     tolerance: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Where the cost model puts a shape on a roofline (:meth:`RunRoofs.predict`): nothing measured."""
+
+    dtype_class: str
+    intensity: float
+    flops: float
+    attainable_flops_per_s: float
 
 
 def is_above_roof(point: PointRoof, check: CeilingCheck) -> bool:

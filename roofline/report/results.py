@@ -23,9 +23,9 @@ from pathlib import Path
 
 from roofline.errors import UsageError
 from roofline.model.cost import Cost, dtype_name
-from roofline.model.hardware import MIG_NOTE, PRESETS, HardwareSpec, dtype_class, is_mig
-from roofline.model.ops import MATMUL_KERNELS, kernel_cost
-from roofline.model.roof import RunRoofs, attainable_flops_per_s, judge_run, peak_for, ridge_for
+from roofline.model.hardware import MIG_NOTE, PRESETS, HardwareSpec, is_mig
+from roofline.model.ops import kernel_cost
+from roofline.model.roof import RunRoofs, attainable_flops_per_s, judge_run, kernel_class, peak_for, ridge_for
 from roofline.rundir import (
     BENCHMARK,
     CEILINGS,
@@ -243,7 +243,7 @@ def _record(bench: object, index: int, path: Path) -> Record:
         flops, nbytes = cost.flops, cost.bytes
     flops = positive_number(flops, f"{where}: flops")
     nbytes = positive_number(nbytes, f"{where}: bytes")
-    cls = extra.get("dtype_class") or dtype_class(dtype, matmul=kernel in MATMUL_KERNELS)
+    cls = extra.get("dtype_class") or kernel_class(kernel, dtype)
     return Record(
         name=name, kernel=kernel, variant=extra.get("variant"), provider=str(extra["provider"]),
         sweep=str(extra.get("sweep") or kernel), shape=dict(shape), dtype=dtype,

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from roofline.model.hardware import PRESETS, HardwareSpec, dtype_class
-from roofline.model.ops import MATMUL_KERNELS, kernel_cost
+from roofline.model.hardware import PRESETS, HardwareSpec
 from roofline.model.roof import (
     TOLERANCE_FLOOR,
     RunRoofs,
-    attainable_flops_per_s,
     judge_run,
     peak_for,
     ridge_for,
@@ -88,16 +86,16 @@ def measured_points(records: Iterable[Record], roof: HardwareSpec, run: RunRoofs
 
 
 def predicted_points(sweep_points: Iterable, spec: HardwareSpec) -> list[Point]:
-    """Points for sweep points (``kernel, sweep, shape, dtype, label``) predicted on ``spec``."""
+    """Points for sweep points (``kernel, sweep, shape, dtype, label``) predicted on ``spec``
+    (:meth:`roofline.model.roof.RunRoofs.predict` of a run of no records)."""
+    run = judge_run([], spec)
     points = []
     for sp in sweep_points:
-        cost = kernel_cost(sp.kernel, dict(sp.shape), sp.dtype)
-        cls = dtype_class(sp.dtype, matmul=sp.kernel in MATMUL_KERNELS)
-        y = attainable_flops_per_s(spec, cls, cost.intensity)
+        at = run.predict(sp.kernel, sp.shape, sp.dtype)
         name = f"{sp.sweep}/{getattr(sp, 'label', '') or len(points)}"  # unique within a sweep preset
-        points.append(Point(name, sp.kernel, "predicted", sp.sweep,
-                            dict(sp.shape), cls, cost.intensity, cost.flops, None, None, cost.intensity,
-                            y, y))
+        points.append(Point(name, sp.kernel, "predicted", sp.sweep, dict(sp.shape), at.dtype_class,
+                            at.intensity, at.flops, None, None, at.intensity, at.attainable_flops_per_s,
+                            at.attainable_flops_per_s))
     return points
 
 

@@ -215,6 +215,8 @@ def tool_of(words: list[str]) -> tuple[str, ...] | None:
         return (py, "-m", "roofline", words[3])
     if words[:3] == ["python", "-m", "kernels.audit"]:
         return (py, "-m", "kernels.audit")
+    if words[:3] == ["python", "-m", "kernels.audit.anchors"]:
+        return (py, "-m", "kernels.audit.anchors")
     if words[0] == "./scripts/gpu-check.sh":
         return ("bash", "scripts/gpu-check.sh")
     return None
@@ -227,6 +229,7 @@ def flag_in_help(flag: str, text: str) -> bool:
 def all_help() -> str:
     py = sys.executable
     tools = [tool_of(["pytest"]), (py, "-m", "roofline"), (py, "-m", "kernels.audit"),
+             (py, "-m", "kernels.audit.anchors"),
              ("bash", "scripts/gpu-check.sh"), (py, "scripts/timing_crosscheck.py")]
     subcommands = ("hardware", "model", "plot", "claims", "step", "compare", "report")
     tools += [(py, "-m", "roofline", sub) for sub in subcommands]

@@ -404,20 +404,28 @@ def _partitioned(loops: list[Loop], regions: list[Region], workers: tuple[int, .
                  variant: str, dtype: str, constexprs: Mapping, num_warps: int,
                  k_steps: int | None) -> Efficiency:
     """A warp-specialized kernel's :class:`Efficiency`: each partition's loop, warp-weighted."""
-    stream = stream_per_iteration(kernel, variant, dtype, constexprs, looped=True)
-    amount, unit = stream if stream else (None, None)
-    gemm = not (kernel == "attention" or "HEAD_DIM" in constexprs and "BLOCK_K" not in constexprs)
     found = [(r, _partition_loop([lp for lp in loops if _in(lp, r)])) for r in regions]
     default = [(r, lp) for r, lp in found if r.index < 0]
     busy = [(r, lp) for r, lp in found if r.index >= 0 and lp is not None]
+    chosen = [(index, loop, warps) for (_, loop), warps, index in
+              zip(default + busy, (num_warps, *workers), (-1, *range(len(busy))), strict=False)
+              if loop is not None]
+    return _weighted(chosen, loops, kernel=kernel, variant=variant, dtype=dtype, constexprs=constexprs,
+                     k_steps=k_steps)
+
+
+def _weighted(chosen: list[tuple[int, Loop, int]], loops: list[Loop], *, kernel: str, variant: str,
+              dtype: str, constexprs: Mapping, k_steps: int | None) -> Efficiency:
+    """The warp-weighted :class:`Efficiency` of the partitions' loops ``(index, loop, warps)``: each
+    loop's instructions times its warps (a GEMM's epilogue-only partition per K step: divided by
+    ``k_steps``), per unit streamed."""
+    stream = stream_per_iteration(kernel, variant, dtype, constexprs, looped=True)
+    amount, unit = stream if stream else (None, None)
+    gemm = not (kernel == "attention" or "HEAD_DIM" in constexprs and "BLOCK_K" not in constexprs)
     parts, weighted = [], 0.0
-    for (_, loop), warps, index in zip(default + busy, (num_warps, *workers), (-1, *range(len(busy))),
-                                            strict=False):
-        if loop is None:
-            continue
+    for index, loop, warps in chosen:
         per_tile = gemm and not loop.mma and not loop.loads and bool(k_steps)
-        weight = warps / k_steps if per_tile else warps
-        weighted += loop.instructions * weight
+        weighted += loop.instructions * (warps / k_steps if per_tile else warps)
         parts.append({"index": index, "warps": warps, "start": loop.start, "end": loop.end,
                       "instructions": loop.instructions, "mma": loop.mma, "loads": loop.loads,
                       "per_tile": per_tile})
@@ -437,9 +445,6 @@ def _multi_partitioned(sass: str, loops: list[Loop], regions: list[Region], ops:
     neither) and, among partitions of the same role, by the registers they set; of the copies of one
     partition (one per op), the loop with the fewest instructions is the steady state (the unmasked
     sweep, as for a plain kernel's two loops)."""
-    stream = stream_per_iteration(kernel, variant, dtype, constexprs, looped=True)
-    amount, unit = stream if stream else (None, None)
-    gemm = not (kernel == "attention" or "HEAD_DIM" in constexprs and "BLOCK_K" not in constexprs)
     first = ops[0]
     best: dict[int, Loop] = {}
     default = _partition_loop([lp for lp in loops if _in(lp, regions[0])])
@@ -459,16 +464,5 @@ def _multi_partitioned(sass: str, loops: list[Loop], regions: list[Region], ops:
         if index not in best or loop.instructions < best[index].instructions:
             best[index] = loop
     warps = {-1: num_warps, **{p.index: p.warps for p in first}}
-    parts, weighted = [], 0.0
-    for index in sorted(best):
-        loop = best[index]
-        per_tile = gemm and not loop.mma and not loop.loads and bool(k_steps)
-        weight = warps[index] / k_steps if per_tile else warps[index]
-        weighted += loop.instructions * weight
-        parts.append({"index": index, "warps": warps[index], "start": loop.start, "end": loop.end,
-                      "instructions": loop.instructions, "mma": loop.mma, "loads": loop.loads,
-                      "per_tile": per_tile})
-    return Efficiency(scope="partitions", start=None, end=None, loops=len(loops),
-                      instructions=sum(p["instructions"] for p in parts), mma=sum(p["mma"] for p in parts),
-                      loads=sum(p["loads"] for p in parts), stream=amount, unit=unit,
-                      per_unit=weighted / amount if amount else None, partitions=tuple(parts))
+    return _weighted([(index, best[index], warps[index]) for index in sorted(best)], loops, kernel=kernel,
+                     variant=variant, dtype=dtype, constexprs=constexprs, k_steps=k_steps)

@@ -65,9 +65,7 @@ def default_tutorials_dir() -> Path:
 def _is_triton_jit(node: ast.expr) -> bool:
     """``@triton.jit`` or ``@triton.jit(...)`` (also a bare ``@jit``)."""
     target = node.func if isinstance(node, ast.Call) else node
-    if isinstance(target, ast.Attribute):
-        return target.attr == "jit" and isinstance(target.value, ast.Name) and target.value.id == "triton"
-    return isinstance(target, ast.Name) and target.id == "jit"
+    return ast.unparse(target) in ("triton.jit", "jit")
 
 
 def jit_source(text: str) -> str:

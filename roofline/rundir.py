@@ -300,6 +300,98 @@ def parse_ceilings(data: object, path: Path) -> Ceilings:
                     raw=m if isinstance(m, dict) else None)
 
 
+# ------------------------------------------------------------------------------------------ reading
+
+def load_json(path: Path, what: str) -> object:
+    """A JSON file a reader needs, or a one-line :class:`UsageError` saying why it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise UsageError(f"{path}: not valid JSON ({exc.msg} at {where})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
+
+
+def _optional_json(path: Path, what: str, expected: type, notes: list[str]) -> object | None:
+    """An optional file of a run: None (with a note) when it is missing, corrupt or of the wrong kind."""
+    if not path.is_file():
+        return None
+    try:
+        doc = load_json(path, what)
+    except UsageError as exc:
+        notes.append(f"{exc.args[0]}; ignored")
+        return None
+    if not isinstance(doc, expected):
+        notes.append(f"{path}: expected a JSON {'list' if expected is list else 'object'}; ignored")
+        return None
+    return doc
+
+
+@dataclass
+class RunFiles:
+    """A run's files as :func:`read_run` found them. ``source`` is ``benchmark.json``, a bare
+    pytest-benchmark file, or the ``parts/`` of a run that never finished (``benchmarks`` then assembled
+    from its records); ``directory`` is the run's. ``notes``: what was left out, one line each."""
+
+    source: Path
+    directory: Path
+    benchmarks: object  # the pytest-benchmark document, parsed but not yet checked
+    ceilings: Ceilings | None
+    provenance: dict
+    skipped: list
+    notes: list[str]
+
+
+def read_run(path: str | Path) -> RunFiles:
+    """Read a results directory (with ``benchmark.json``, or only the ``parts/`` of a run that never
+    finished) or a pytest-benchmark JSON file, with the ``ceilings.json``, ``provenance.json`` and
+    ``skipped.json`` beside it (a run read from its parts: from the first part that has each).
+
+    A missing or corrupt benchmark file or a corrupt ``ceilings.json`` raises a one-line
+    :class:`UsageError`; a corrupt ``provenance.json`` or ``skipped.json`` is read as empty, with a note.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    data = None
+    if path.is_dir():
+        source = path / BENCHMARK
+        if not source.is_file():
+            data = unfinished_benchmarks(path, notes)
+            if data is None:
+                raise UsageError(f"{path}: no benchmark.json in this directory; expected a ridgebench "
+                                 "results directory or a pytest-benchmark JSON file")
+            source = path / PARTS
+    elif path.is_file():
+        source = path
+    else:
+        raise UsageError(f"{path}: no such results directory or file")
+    if data is None:
+        data = load_json(source, "benchmark JSON")
+    unfinished = source.name == PARTS
+    directory = path if unfinished else source.parent
+    parts = part_dirs(directory)
+    homes = parts if unfinished else [directory]
+
+    def find(name: str) -> Path:
+        return next((d / name for d in homes if (d / name).is_file()), directory / name)
+
+    ceilings = None
+    if find(CEILINGS).is_file():
+        ceilings = parse_ceilings(load_json(find(CEILINGS), "ceilings"), find(CEILINGS))
+    provenance = _optional_json(find(PROVENANCE), "provenance", dict, notes) or {}
+    skipped: list = []
+    for home in homes:
+        skipped += _optional_json(home / SKIPPED, "skipped list", list, notes) or []
+    return RunFiles(source, directory, data, ceilings, provenance, skipped, notes)
+
+
 # ---------------------------------------------------------------------------------- provenance.json
 
 @dataclass(frozen=True)

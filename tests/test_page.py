@@ -128,7 +128,7 @@ def test_every_benchmark_is_a_point_with_its_own_numbers(cpu_page):
     res = load_results(run)
     data = page_data(path.read_text())
     (panel,) = data["runs"]
-    judged = res.run_roofs()
+    judged = res.judged
     by_name = {p["name"]: p for p in panel["points"]}
     assert set(by_name) == {r.name for r in res.records}
     for i, r in enumerate(res.records):
@@ -234,7 +234,7 @@ def test_runs_on_two_devices_each_against_its_own_roofs(tmp_path, capsys):
     assert "warning: no compare table between run0 and run1" in err  # no benchmark in common
     assert "warning: runs of different sweeps" in err
     runs = page_data(out.read_text())["runs"]
-    assert [r["roofs"][0]["name"] for r in runs] == [load_results(a).device, load_results(b).roof_spec().name]
+    assert [r["roofs"][0]["name"] for r in runs] == [load_results(a).device, load_results(b).roof.name]
     assert {r["kind"] for r in runs[1]["roofs"]} == {"measured", "datasheet"}
     header = next(cells for attrs, cells in parse(out.read_text()).rows if "fraction of roof: run1" in cells)
     assert header[-2:] == ["fraction of roof: run0", "fraction of roof: run1"]
@@ -410,7 +410,7 @@ def test_browser_no_console_error_and_hover_shows_the_point(browser, cpu_page):
     assert errors == []
     assert visible(browser, "svg.roofline .pt") == 30
     res = load_results(run)
-    judged = res.run_roofs()
+    judged = res.judged
     i, record = next((i, r) for i, r in enumerate(res.records) if r.kernel == "gemv")
     assert browser.run("return document.getElementById('tip').hidden") is True
     browser.hover(browser.find(f'svg.roofline .pt[data-name="{record.name}"] .m'))

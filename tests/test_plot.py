@@ -32,7 +32,7 @@ def _texts(ax) -> list[str]:
 def measured():
     """A figure of the synthetic A100 run's fp16 benchmarks under measured, datasheet and seed roofs."""
     res = load_results(a100_run(Path(pytest.importorskip("tempfile").mkdtemp()) / "run"))
-    roof = res.roof_spec()
+    roof = res.roof
     records = [r for r in res.records if r.dtype == "float16"]
     roofs = [(roof, "measured"), (A100, "datasheet"), (PRESETS["A100-SEED-1.5TB"], "seed"),
              (PRESETS["A100-SEED-2.0TB"], "seed")]
@@ -126,7 +126,7 @@ def test_a_point_above_its_roof_is_flagged(tmp_path):
                      roofline_time("softmax", {"rows": 64, "cols": 4096}, "float16", roof, 3.0))
     write_run(tmp_path, [ok, fast], measured=MEASURED_A100)
     res = load_results(tmp_path)
-    fig = roofline_figure(measured_points(res.records, res.roof_spec()), [(res.roof_spec(), "measured")],
+    fig = roofline_figure(measured_points(res.records, res.roof), [(res.roof, "measured")],
                           dtype="float16", title="t")
     flagged = _by_gid(fig.axes[0], "above-roof:")
     assert list(flagged) == [f"above-roof:{fast['name']}"]
@@ -156,7 +156,7 @@ def test_fraction_chart_bars_are_achieved_over_attainable(tmp_path):
     from roofline.report.plot import fraction_figure
 
     res = load_results(a100_run(tmp_path / "run", efficiency=0.4))
-    pts = measured_points(res.records, res.roof_spec())
+    pts = measured_points(res.records, res.roof)
     fig = fraction_figure(pts, title="t")
     bars = _by_gid(fig.axes[0], "fraction:")
     assert len(bars) == len(res.records)
@@ -219,7 +219,7 @@ def test_real_cpu_run_every_benchmark_appears(tmp_path):
     run = tmp_path / "cpu-quick"
     shutil.copytree(DATA / "cpu-quick", run)
     res = load_results(run)
-    roof = res.roof_spec()
+    roof = res.roof
     assert res.device_kind == "cpu" and roof.source == "measured" and res.ceilings.datasheet is None
     fig = roofline_figure(measured_points(res.records, roof), [(roof, "measured")], dtype="bfloat16",
                           title="t")

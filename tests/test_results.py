@@ -32,7 +32,7 @@ def test_loads_every_benchmark_with_its_roofs(run_dir):
     res = load_results(run_dir)
     assert [r.name for r in res.records] == [b["name"] for b in doc["benchmarks"]]
     assert res.directory == run_dir and res.source == run_dir / "benchmark.json"
-    roof = res.roof_spec()
+    roof = res.roof
     assert roof.source == "measured" and roof.mem_bandwidth == pytest.approx(MEASURED_A100["mem_bandwidth"])
     assert res.ceilings.datasheet is PRESETS["A100-SXM4-80GB"]
     assert res.device == "NVIDIA A100-SXM4-80GB" and res.device_kind == "cuda"
@@ -62,7 +62,7 @@ def test_json_without_ceilings_falls_back_to_the_records_hardware(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"benchmarks": [b]}))
     res = load_results(path)
-    assert res.ceilings is None and res.roof_spec() is PRESETS["A100-SXM4-80GB"]
+    assert res.ceilings is None and res.roof is PRESETS["A100-SXM4-80GB"]
 
 
 def test_missing_stats_fall_back(tmp_path):

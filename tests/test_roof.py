@@ -133,7 +133,7 @@ def test_cpu_without_native_bf16_gets_a_class_roof_at_least_fp32(tmp_path):
     measured, res = cpu_run(tmp_path, features)
     assert measured["ceilings"]["tensor16"]["best"] >= measured["ceilings"]["fp32"]["best"] == 130e9
     assert "floored_at_fp32" in measured["ceilings"]["tensor16"]
-    run = res.run_roofs()
+    run = res.judged
     assert run.spec.peak_flops["tensor16"] >= run.spec.peak_flops["fp32"]
     assert not run.suspect and run.above == ()
     rows = evaluate(res)
@@ -150,7 +150,7 @@ def test_the_same_cpu_judged_on_its_slow_bf16_probe_would_flag_points(tmp_path):
     assert measured["ceilings"]["tensor16"]["best"] == pytest.approx(1.35e9)
     res = load_results(write_run(tmp_path, epyc_records(), measured=measured, datasheet=None,
                                  device=CPU["device"]))
-    run = res.run_roofs()
+    run = res.judged
     assert len(run.above) >= 3 and run.suspect_ceilings == ("tensor16",)
     assert measured_status(evaluate(res), "no-point-above-roof") == "refuted"
 
@@ -205,7 +205,7 @@ def test_a_gpu_whose_read_stream_beats_its_copy_gets_the_read_roof(tmp_path):
     datasheet = datasheet_for(name, "cuda")
     res = load_results(write_run(tmp_path / "read", records, measured=measured, datasheet=datasheet,
                                  device=name))
-    run = res.run_roofs()
+    run = res.judged
     assert run.above == () and not run.suspect
     assert [p.ceiling for p in run.points] == ["memory", "memory"]
     assert all(p is not None and p.hardware == "A100-SXM4-80GB" for p in run.datasheet_points)
@@ -213,7 +213,7 @@ def test_a_gpu_whose_read_stream_beats_its_copy_gets_the_read_roof(tmp_path):
     copy_only = combine(gpu_passes(read=1.0e12), None, "cuda")
     res = load_results(write_run(tmp_path / "copy", records, measured=copy_only, datasheet=datasheet,
                                  device=name))
-    run = res.run_roofs()
+    run = res.judged
     assert len(run.above) == 2 and run.suspect_ceilings == ("memory",)
     text = run.above[0].describe(run.spec)
     assert "memory ceiling (1,600.0 GB/s) by 16%" in text and "5% tolerance" in text
@@ -274,7 +274,7 @@ def test_a_mig_slice_gets_no_datasheet(tmp_path):
     records = [at_bandwidth("softmax", dict(rows=4096, cols=4096), "bfloat16", 0.2e12, device=name)]
     path = write_run(tmp_path, records, measured=measured, datasheet=None, device=name)
     res = load_results(path)
-    assert res.run_roofs().datasheet is None and MIG_NOTE in res.run_roofs().notes
+    assert res.judged.datasheet is None and MIG_NOTE in res.judged.notes
     assert "MIG slice" in write_report(path).read_text()
 
 
@@ -312,8 +312,8 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
     fast["stats"]["median"] = fast["extra_info"]["median_s"]
     rows.append(fast)
     res = load_results(write_run(tmp_path, rows, measured=measured, datasheet=None, device=CPU["device"]))
-    run = res.run_roofs()
-    points = measured_points(res.records, res.roof_spec(), run)
+    run = res.judged
+    points = measured_points(res.records, res.roof, run)
     for rec, pr, pt in zip(res.records, run.points, points, strict=True):
         if rec.name.endswith("-fast"):
             continue
@@ -323,7 +323,7 @@ def test_benchmark_json_plots_and_claims_agree_on_every_point(tmp_path):
         assert rec.extra["above_roof"] is pt.above_roof is run.is_above(res.records.index(rec)) is False
     assert [a.name for a in run.above] == [fast["name"]] and points[-1].above_roof
     for i, (rec, pt) in enumerate(zip(res.records, points, strict=True)):  # one function places each point
-        where = run.placement(i, rec)
+        where = run.placements[i]
         assert where.roof == run.points[i] and where.predicted_intensity == rec.cost().intensity
         assert (pt.predicted_x, pt.predicted_y, pt.roof_y, pt.tolerance) == (
             where.predicted_intensity, where.predicted_flops_per_s, where.roof.attainable_flops_per_s,

@@ -51,3 +51,12 @@ def kernel_cost(kernel: str, shape: dict, dtype: object) -> Cost:
     if kernel not in OPS:
         raise KeyError(f"kernel: no cost model for {kernel!r}; known: {', '.join(OPS)}")
     return OPS[kernel].cost(**shape, dtype=dtype)
+
+
+def modelled_cost(kernel: str, shape: dict, dtype: object) -> Cost | None:
+    """:func:`kernel_cost`, or None for a kernel or a shape the cost model does not cover (a user's
+    provider of an op of its own, a shape with arguments the cost function does not take)."""
+    try:
+        return kernel_cost(kernel, shape, dtype)
+    except (KeyError, TypeError, ValueError):
+        return None

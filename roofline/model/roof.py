@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from roofline.model.hardware import DTYPE_CLASSES, HardwareSpec, dtype_class
-from roofline.model.ops import MATMUL_KERNELS, kernel_cost
+from roofline.model.ops import MATMUL_KERNELS, kernel_cost, modelled_cost
 
 TOLERANCE_FLOOR = 0.05  # never flag a point within 5% of its roof, however quiet the ceilings were
 WIDE_SPREAD = 0.30  # a ceiling whose best is >30% above its median, or drifts >30% before/after: suspect
@@ -278,6 +278,7 @@ class RunRoofs:
     datasheet_points: tuple[PointRoof | None, ...]
     above: tuple[AboveRoof, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    placements: tuple[Placement, ...] = ()  # where each point is drawn (:func:`placement`), by index
 
     @property
     def suspect_ceilings(self) -> tuple[str, ...]:
@@ -310,18 +311,11 @@ class RunRoofs:
         return Prediction(cls, cost.intensity, cost.flops,
                           attainable_flops_per_s(self.spec, cls, cost.intensity))
 
-    def placement(self, index: int, record) -> Placement:
-        """Where ``record`` (the run's ``index``-th point) goes on a roofline of this run, and why."""
-        point = self.points[index]
-        cost = record.cost()
-        predicted = cost.intensity if cost is not None else record.intensity
-        return Placement(point, predicted, attainable_flops_per_s(self.spec, point.dtype_class, predicted),
-                         self.check.tolerance_for(point.ceiling))
-
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a measured point is drawn on a roofline, and why (:meth:`RunRoofs.placement`).
+    """Where a measured point is drawn on a roofline, and why (:func:`placement`, one per point of a run in
+    ``RunRoofs.placements``).
 
     The filled marker sits at ``roof.intensity`` (the recorded FLOPs / compulsory bytes) and
     ``roof.achieved_flops_per_s`` (FLOPs / median time), under ``roof.attainable_flops_per_s`` of the
@@ -346,6 +340,15 @@ class Prediction:
     attainable_flops_per_s: float
 
 
+def placement(spec: HardwareSpec, point: PointRoof, record, check: CeilingCheck) -> Placement:
+    """Where ``record`` (placed under ``spec`` at ``point``) goes on a roofline: the cost model's prediction
+    for its shape (its recorded intensity when the model does not cover it), at the roof's height there."""
+    cost = modelled_cost(record.kernel, record.shape, record.dtype)
+    predicted = cost.intensity if cost is not None else point.intensity
+    return Placement(point, predicted, attainable_flops_per_s(spec, point.dtype_class, predicted),
+                     check.tolerance_for(point.ceiling))
+
+
 def is_above_roof(point: PointRoof, check: CeilingCheck) -> bool:
     return point.fraction > 1.0 + check.tolerance_for(point.ceiling)
 
@@ -361,7 +364,8 @@ def judge_run(records: Iterable, spec: HardwareSpec, datasheet: HardwareSpec | N
              else (None,) * len(points))
     above = tuple(AboveRoof(i, r.name, p.ceiling, p.fraction, check.tolerance_for(p.ceiling))
                   for i, (r, p) in enumerate(zip(records, points, strict=True)) if is_above_roof(p, check))
-    return RunRoofs(spec, datasheet, check, points, sheet, above, notes + check.notes)
+    placed = tuple(placement(spec, p, r, check) for r, p in zip(records, points, strict=True))
+    return RunRoofs(spec, datasheet, check, points, sheet, above, notes + check.notes, placed)
 
 
 def _try_roof(spec: HardwareSpec, record) -> PointRoof | None:

@@ -15,29 +15,18 @@ corrupt ``skipped.json`` or ``provenance.json`` is read as empty; a run that nev
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from roofline.errors import UsageError
 from roofline.model.cost import Cost, dtype_name
 from roofline.model.hardware import MIG_NOTE, PRESETS, HardwareSpec, is_mig
-from roofline.model.ops import kernel_cost
+from roofline.model.ops import kernel_cost, modelled_cost
 from roofline.model.roof import RunRoofs, attainable_flops_per_s, judge_run, kernel_class, peak_for, ridge_for
-from roofline.rundir import (
-    BENCHMARK,
-    CEILINGS,
-    PARTS,
-    PROVENANCE,
-    SKIPPED,
-    Ceilings,
-    parse_ceilings,
-    part_dirs,
-    positive_number,
-    unfinished_benchmarks,
-)
+from roofline.rundir import Ceilings, positive_number, read_run
 
 __all__ = ["Record", "Ceilings", "Results", "load_results", "as_results", "attainable_flops_per_s",
            "peak_for", "ridge_for", "size_label", "slug"]
@@ -112,10 +101,7 @@ class Record:
 
     def cost(self) -> Cost | None:
         """The cost model's FLOPs and bytes for this shape, or None for a kernel it does not model."""
-        try:
-            return kernel_cost(self.kernel, self.shape, self.dtype)
-        except (KeyError, TypeError, ValueError):
-            return None
+        return modelled_cost(self.kernel, self.shape, self.dtype)
 
     def size_label(self, keys: list[str] | None = None) -> str:
         return size_label(self.shape, keys)
@@ -161,7 +147,8 @@ class Results:
     def device_kind(self) -> str:
         return self.records[0].device_kind if self.records else "unknown"
 
-    def roof_spec(self) -> HardwareSpec | None:
+    @cached_property
+    def roof(self) -> HardwareSpec | None:
         """The spec measured points are judged against (measured ceilings first), if any is known."""
         if self.ceilings is not None and self.ceilings.roof is not None:
             return self.ceilings.roof
@@ -171,10 +158,12 @@ class Results:
                 return PRESETS[name]
         return None
 
-    def run_roofs(self) -> RunRoofs | None:
-        """Every record against :meth:`roof_spec` (:func:`roofline.model.roof.judge_run`): the one roof the
-        plots and claims use. None when no roof is known."""
-        spec = self.roof_spec()
+    @cached_property
+    def judged(self) -> RunRoofs | None:
+        """Every record against :attr:`roof` (:func:`roofline.model.roof.judge_run`), judged once per
+        loaded run: the one judgement the plots, claims, page and step report read. None when no roof is
+        known."""
+        spec = self.roof
         if spec is None:
             return None
         ceilings = self.ceilings
@@ -194,22 +183,6 @@ def slug(text: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------
-
-def _read_json(path: Path, what: str) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not valid JSON (not UTF-8 text)") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise UsageError(f"{path}: not valid JSON ({exc.msg} at {where})") from None
-    except RecursionError:
-        raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
-
 
 def _record(bench: object, index: int, path: Path) -> Record:
     if not isinstance(bench, dict):
@@ -280,73 +253,23 @@ def parse_benchmark_json(data: object, path: Path, skipped: list[str] | None = N
     return records
 
 
-def _optional_json(path: Path, what: str, expected: type, notes: list[str]) -> object | None:
-    """An optional file of a run: None (with a note) when it is missing, corrupt or of the wrong kind."""
-    if not path.is_file():
-        return None
-    try:
-        doc = _read_json(path, what)
-    except UsageError as exc:
-        notes.append(f"{exc.args[0]}; ignored")
-        return None
-    if not isinstance(doc, expected):
-        notes.append(f"{path}: expected a JSON {'list' if expected is list else 'object'}; ignored")
-        return None
-    return doc
-
-
 def load_results(path: str | Path) -> Results:
     """Load a results directory (with ``benchmark.json``, or only the ``parts/`` of a run that never
-    finished) or a pytest-benchmark JSON file.
+    finished) or a pytest-benchmark JSON file (:func:`roofline.rundir.read_run` reads its files).
 
-    ``ceilings.json``, ``provenance.json`` and ``skipped.json`` are read from the same directory when
-    present. Raises :class:`UsageError` (one line) for a missing, corrupt or foreign benchmark file or a
-    corrupt ``ceilings.json``; what is only left out (an unusable record among usable ones, a corrupt
+    Raises :class:`UsageError` (one line) for a missing, corrupt or foreign benchmark file or a corrupt
+    ``ceilings.json``; what is only left out (an unusable record among usable ones, a corrupt
     ``skipped.json`` or ``provenance.json``) is a :class:`ResultsWarning`, listed in ``Results.warnings``.
     """
-    path = Path(path)
-    notes: list[str] = []
-    data = None
-    if path.is_dir():
-        source = path / BENCHMARK
-        if not source.is_file():
-            data = unfinished_benchmarks(path, notes)
-            if data is None:
-                raise UsageError(f"{path}: no benchmark.json in this directory; expected a ridgebench "
-                                 "results directory or a pytest-benchmark JSON file")
-            source = path / PARTS
-    elif path.is_file():
-        source = path
-    else:
-        raise UsageError(f"{path}: no such results directory or file")
-    if data is None:
-        data = _read_json(source, "benchmark JSON")
-    records = parse_benchmark_json(data, source, skipped=notes)
+    run = read_run(path)
+    notes = run.notes
+    records = parse_benchmark_json(run.benchmarks, run.source, skipped=notes)
     if not records:
-        raise UsageError(f"{source}: no benchmarks in this run (see skipped.json beside it)")
-    directory = path if source.name == PARTS else source.parent
-    # A run read from its parts has its optional files in the first part that has each.
-    parts = part_dirs(directory)
-    homes = [directory] if source.name != PARTS else parts
-
-    def find(name: str) -> Path:
-        return next((d / name for d in homes if (d / name).is_file()), directory / name)
-
-    ceilings = None
-    if find(CEILINGS).is_file():
-        where = find(CEILINGS)
-        ceilings = parse_ceilings(_read_json(where, "ceilings"), where)
-    provenance = _optional_json(find(PROVENANCE), "provenance", dict, notes) or {}
-    skipped: list = []
-    if source.name == PARTS:
-        for part in parts:
-            skipped += _optional_json(part / SKIPPED, "skipped list", list, notes) or []
-    else:
-        skipped = _optional_json(directory / SKIPPED, "skipped list", list, notes) or []
+        raise UsageError(f"{run.source}: no benchmarks in this run (see skipped.json beside it)")
     for note in notes:
         warnings.warn(note, ResultsWarning, stacklevel=2)
-    return Results(source=source, directory=directory, records=records, ceilings=ceilings,
-                   provenance=provenance, skipped=skipped, warnings=notes)
+    return Results(source=run.source, directory=run.directory, records=records, ceilings=run.ceilings,
+                   provenance=run.provenance, skipped=run.skipped, warnings=notes)
 
 
 def as_results(run: str | Path | Results) -> Results:

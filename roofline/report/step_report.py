@@ -177,7 +177,7 @@ class StepReport:
     spec: HardwareSpec
     rows: list[StepRow]
     ridge_batch: int | None  # predicted: smallest compute-bound decode batch at this context
-    suspect_reasons: tuple[str, ...] = ()  # why the run's ceilings are suspect (Results.run_roofs)
+    suspect_reasons: tuple[str, ...] = ()  # why the run's ceilings are suspect (Results.judged)
     ridge_batch_precision: int | None = None  # the same in the requested precision
     output_tokens: int = DEFAULT_OUTPUT_TOKENS
     generations: list[GenerationRow] = field(default_factory=list)
@@ -227,7 +227,7 @@ def analytic_spec(spec: HardwareSpec, request: StepRequest) -> HardwareSpec:
 def _spec(results: Results) -> HardwareSpec:
     if results.ceilings is not None and results.ceilings.measured is not None:
         return results.ceilings.measured
-    spec = results.roof_spec()
+    spec = results.roof
     if spec is None:
         raise UsageError(f"{results.source}: no ceilings.json beside it and no known hardware: no floor")
     return spec
@@ -285,7 +285,7 @@ def build_report(results: Results, request: StepRequest,
         raise UsageError(f"{results.source}: no benchmark of the {request.model.name} step in this run")
     ridge = decode_compute_bound_batch(cfg, aspec, dt, request.context)
     ridge_p = None if prec is None else decode_compute_bound_batch(cfg, aspec, prec, request.context)
-    run = results.run_roofs()
+    run = results.judged
     suspect = tuple(run.reasons) if run is not None and run.suspect else ()
     return StepReport(request, spec, rows, ridge, suspect, ridge_p, output_tokens,
                       generations(rows, request, aspec, output_tokens))

@@ -66,12 +66,12 @@ def evaluate(results: Results | None = None, hardware: HardwareSpec | None = Non
              dtype: str = DEFAULT_DTYPE, claims: tuple[Claim, ...] | None = None) -> list[ClaimResult]:
     """Evaluate ``claims`` (default: every declared one) on the model (``hardware``, default
     :func:`default_hardware`) and, when ``results`` are given, on the measurements against the run's roof
-    (:meth:`Results.run_roofs`); with suspect ceilings every roof-dependent measured verdict is
+    (:attr:`Results.judged`); with suspect ceilings every roof-dependent measured verdict is
     *inconclusive (ceilings suspect)*."""
     spec = hardware or default_hardware(results)
     dtype = dtype_name(dtype)
-    roof = results.roof_spec() if results is not None else None
-    run = results.run_roofs() if results is not None else None
+    roof = results.roof if results is not None else None
+    run = results.judged if results is not None else None
     out = []
     for claim in DECLARED.values() if claims is None else claims:
         model = judge(claim.model_check, spec, dtype) if claim.model_check else None
@@ -92,7 +92,7 @@ def status_text(v: Verdict | None) -> str:
 
 def ceiling_lines(results: Results) -> list[str]:
     """What the report says about the run's roof: MIG, dtype choice, tolerance, warnings (Markdown-free)."""
-    run = results.run_roofs()
+    run = results.judged
     lines = []
     if is_mig(results.device):
         lines.append(f"{results.device}: {MIG_NOTE}.")
@@ -150,7 +150,7 @@ def markdown_report(rows: list[ClaimResult], spec: HardwareSpec, results: Result
                + ", ".join(f"{c} {v / 1e12:.3g} TFLOP/s" for c, v in spec.peak_flops.items())
                + f"), dtype {dtype}. Model verdicts are predictions, not measurements.")
     if results is not None:
-        roof = results.roof_spec()
+        roof = results.roof
         out.append("")
         out.append(f"Measured verdicts: {len(results.records)} benchmarks from `{results.source}` on "
                    f"**{results.device}** ({results.device_kind}), judged against "

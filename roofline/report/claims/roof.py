@@ -18,7 +18,7 @@ ABOVE_ROOF = claim(
 def above_roof_measured(results: Results, roof: HardwareSpec) -> Verdict:
     """Points past their roof's tolerance (:func:`roofline.model.roof.judge_run`), the ceiling each beats and
     by how much; a beaten ceiling is suspect."""
-    run = results.run_roofs()
+    run = results.judged
     miscounted = []
     for r in results.records:
         cost = r.cost()

@@ -136,7 +136,7 @@ def build_page(runs: list[Run], history: list[Run] | None = None, notes: list[st
     notes = list(notes or []) + _check_sweeps(runs)
     sections: list[tuple[str, str, str]] = []  # (id, title, html)
     for run in runs:
-        if run.results.run_roofs() is None:
+        if run.results.judged is None:
             notes.append(f"{run.key}: no ceilings.json and no known hardware preset: no roofline and no "
                          "fractions")
     sections.append(("roofline", "Roofline", '<div id="controls"></div><div id="panels"></div>'

@@ -3,7 +3,7 @@ that draws the interactive roofline), and the tables: roof fractions, speedups, 
 the compare table, history, provenance and the ceilings with their probes.
 
 Every number comes from the module that owns it: placement and fractions from :mod:`roofline.model.roof`
-(:meth:`~roofline.report.results.Results.run_roofs`), verdicts from :func:`roofline.report.claims.evaluate`
+(:attr:`~roofline.report.results.Results.judged`), verdicts from :func:`roofline.report.claims.evaluate`
 (the call
 ``claims.md`` is written from), speedups from :mod:`roofline.report.speedup`, the step report from
 :mod:`roofline.report.step_report`, the comparison from :mod:`roofline.report.compare`.
@@ -101,7 +101,7 @@ def roofline_data(run: Run) -> dict | None:
     """What page.js draws for one run: its roofs (measured solid, datasheet dashed), ridges, and every
     point with its predicted position and the tooltip's lines. None when the run has no roof."""
     res = run.results
-    judged = res.run_roofs()
+    judged = res.judged
     if judged is None:
         return None
     spec = judged.spec
@@ -111,7 +111,7 @@ def roofline_data(run: Run) -> dict | None:
     classes = list(dict.fromkeys(p.dtype_class for p in judged.points))
     points = []
     for i, r in enumerate(res.records):
-        where = judged.placement(i, r)
+        where = judged.placements[i]
         p = where.roof
         lo, hi = r.flops_per_s_band
         sheet = judged.datasheet_points[i]
@@ -229,7 +229,7 @@ def fraction_section(runs: list[Run]) -> str:
     devices are compared by this, never by time)."""
     per_run: list[dict[str, tuple[Record, float, bool]]] = []
     for run in runs:
-        judged = run.results.run_roofs()
+        judged = run.results.judged
         records = run.results.records
         per_run.append({} if judged is None else {
             r.name: (r, judged.points[i].fraction, judged.is_above(i)) for i, r in enumerate(records)})
@@ -415,7 +415,7 @@ def history_section(runs: list[Run]) -> str:
     labels = [f"{run.timestamp} {run.commit}" for run in runs]
     fractions: list[dict[str, tuple[float, float | None]]] = []
     for run in runs:
-        judged = run.results.run_roofs()
+        judged = run.results.judged
         fractions.append({r.name: (r.median_s, judged.points[i].fraction if judged else None)
                           for i, r in enumerate(run.results.records)})
     records: dict[str, Record] = {}
@@ -471,7 +471,7 @@ def provenance_section(run: Run) -> str:
 def ceilings_section(run: Run) -> str:
     """The roofs a run is judged against, and the probes that measured them (``ceilings.json``)."""
     res = run.results
-    judged = res.run_roofs()
+    judged = res.judged
     ceilings = res.ceilings
     if judged is None:
         return "<p>No ceilings.json and no known hardware preset: no roof.</p>"

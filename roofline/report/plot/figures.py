@@ -67,17 +67,15 @@ class Point:
 
 def measured_points(records: Iterable[Record], roof: HardwareSpec, run: RunRoofs | None = None
                     ) -> list[Point]:
-    """Points for measured records, each placed by :meth:`roofline.model.roof.RunRoofs.placement` (``run``:
-    the
-    run's judgement, whose tolerances decide what is above its roof; default:
-    :func:`roofline.model.roof.judge_run` on ``roof``)."""
+    """Points for measured records, each where :func:`roofline.model.roof.judge_run` placed it (``run``: the
+    run's judgement, whose tolerances decide what is above its roof; default: ``judge_run`` on ``roof``)."""
     records = list(records)
     run = run if run is not None else judge_run(records, roof)
     if len(records) != len(run.points):
         raise ValueError(f"records: {len(records)} for a run judged on {len(run.points)} points")
     points = []
     for i, r in enumerate(records):
-        where = run.placement(i, r)
+        where = run.placements[i]
         points.append(Point(r.name, r.kernel, r.provider, r.sweep, r.shape, where.roof.dtype_class,
                             r.intensity, r.flops, r.achieved_flops_per_s, r.flops_per_s_band,
                             where.predicted_intensity, where.predicted_flops_per_s,

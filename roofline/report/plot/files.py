@@ -38,7 +38,7 @@ def plot_results(results_dir: str | Path | Results, out_dir: str | Path | None =
     Returns the written paths (PNG and SVG of a roofline and a roof-fraction chart per device and dtype).
     """
     results = as_results(results_dir)
-    roof = results.roof_spec()
+    roof = results.roof
     if roof is None:
         raise UsageError(f"{results.source}: no ceilings.json beside it and no known hardware preset in the "
                          "records; cannot draw a roof")
@@ -53,7 +53,7 @@ def plot_results(results_dir: str | Path | Results, out_dir: str | Path | None =
     cpu = " (a CPU run: judged against the CPU's measured roof)" if results.device_kind == "cpu" else ""
     if is_mig(results.device):
         cpu += " (MIG slice: no datasheet applies)"
-    run = results.run_roofs()
+    run = results.judged
     suspect = "  -  CEILINGS SUSPECT (see claims.md)" if run.check.suspect else ""
     written = []
     groups: dict[tuple[str, str], list[int]] = {}

@@ -77,7 +77,7 @@ def test_plot_path_is_measured():
 
 
 @pytest.mark.xfail(strict=True, reason="issue 25: plot_results' path not restructured yet "
-                                       "(57 entries, 46 re-entries at 5e66460); remove this mark when it is")
+                                       "(53 entries, 42 re-entries at ea22d62); remove this mark when it is")
 def test_plot_path_within_the_issue_bound():
     rc, out = _measure()
     assert rc == 0, out

@@ -116,6 +116,32 @@ WS_TMA_CONFIGS: list[triton.Config] = [
 ]
 
 
+# The warp-specialized tiles' epilogue stores by TMA in slices of at most this many columns (a slice lies
+# in one head: the largest power of two dividing head_dim, up to this). 128 on the sm_100 compile (fp16,
+# M=K=4096, N=12288, 128x256x128 on 8 warps): 3.7/KiB; 64-column slices: 4.1 (DESIGN.md).
+TMA_STORE_MAX_N = 128
+
+
+def tma_store_plan(configs: list[triton.Config], batch: int, tokens: int, head_dim: int, elem_bytes: int,
+                   cache: bool) -> tuple[int, bool]:
+    """``(STORE_N, ONE_BATCH_TILES)`` for the TMA kernel's launch when ``configs`` may run (the explicit
+    config, or those the autotuner keeps): ``STORE_N`` > 0 lets the warp-specialized tiles store by TMA
+    in ``STORE_N``-column slices, the launcher then holding q, k and v in one buffer; 0 keeps the pointer
+    epilogue (:func:`~kernels.qkv.kernels._qkv_store_tile`). 0 when no config warp-specializes, for the
+    KV-cache append (rows at ``cache_len[b] + t``: no box bounds them), for a head whose rows or slice are
+    not 16-byte multiples (TMA), and for ``tokens`` below a tile's rows (a tile then spans more than the
+    two batches the epilogue stores). ``ONE_BATCH_TILES``: no row tile crosses a batch boundary
+    (``batch == 1`` or ``tokens`` a multiple of every tile's rows), so each slice is stored once."""
+    ws = [c for c in configs if c.kwargs.get("WARP_SPECIALIZE")]
+    if cache or not ws or (head_dim * elem_bytes) % device.TMA_ALIGN_BYTES:
+        return 0, False
+    store_n = min(head_dim & -head_dim, TMA_STORE_MAX_N, *(c.kwargs["BLOCK_N"] for c in ws))
+    block_ms = [c.kwargs["BLOCK_M"] for c in ws]
+    if store_n * elem_bytes < device.TMA_ALIGN_BYTES or tokens < max(block_ms):
+        return 0, False
+    return store_n, batch == 1 or all(tokens % bm == 0 for bm in block_ms)
+
+
 def tma_configs() -> list[triton.Config]:
     """The configs of the TMA kernel: :data:`WS_TMA_CONFIGS` (kept by :func:`prune_configs` only where
     the architecture warp-specializes), then the 64- and 128-row tiles of :data:`CONFIGS` (wgmma and

@@ -104,10 +104,12 @@ def early_config_prune(configs: list[triton.Config], named_args: dict,
 
 # Warp-specialized TMA tiles, for architectures whose row says Triton's warp specialization is the way
 # (sm_100: device.warp_specializes), chosen from the sm_100 compile (fp16, M=K=4096, N=12288; warp-
-# weighted loop instructions per KiB of operands, the audit's metric, epilogue spread over the K steps):
-# 128x256x128 on 8 warps, 2 stages: 7.1/KiB, 168 registers, no spills, 213 KB of shared memory (sm_100's
-# own limit, not the shared list's); 128x128x128 on 4 warps: 7.4/KiB in 139 KB. The plain persistent
-# kernel's best tile was 11.0-15.0/KiB there; 4 warps at 128x256 spill (255 registers, 592 B of stack).
+# weighted loop instructions per KiB of operands, the audit's metric, epilogue spread over the K steps).
+# With the TMA-store epilogue (tma_store_plan): 128x256x128 on 8 warps, 2 stages: 3.7/KiB, 168 registers,
+# no spills, 230 KB of shared memory (sm_100's own limit, not the shared list's); 128x128x128 on 4 warps:
+# 5.0/KiB in 165 KB (tutorial 09: 3.6 and 5.2 at these tiles). The plain persistent kernel's best tile
+# was 11.0-15.0/KiB there. 8 warps, not 4, at 128x256: the pointer epilogue (the KV-cache append) spills
+# on 4 (255 registers, 592 B of stack).
 WS_TMA_CONFIGS: list[triton.Config] = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 128, "GROUP_M": 8, "WARP_SPECIALIZE": True},
                   num_warps=8, num_stages=2),

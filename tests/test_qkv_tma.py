@@ -178,3 +178,13 @@ def test_tma_configs_and_compile_cases():
     assert tma[0].config == triton_config_id(CONFIGS[0])  # the 128x256x64 tile
     assert all(c.shape["m"] == 4096 and c.shape["d_model"] == 4096 for c in tma[:3])
     assert not [c for c in compile_cases(80) if c.variant == "tma"]
+
+
+def test_the_audit_compiles_both_epilogues_of_the_warp_specialized_tiles():
+    """sm_100 compiles the TMA-store epilogue (once per batch and across a batch boundary) and the pointer
+    one (the cache append), each with the STORE_N the launcher would pass; no other arch compiles it."""
+    ws = [c for c in compile_cases(100) if c.constexprs.get("WARP_SPECIALIZE")]
+    paths = {(c.constexprs["STORE_N"], c.constexprs["ONE_BATCH_TILES"], c.shape["kv_cache"]) for c in ws}
+    assert paths == {(TMA_STORE_MAX_N, True, False), (TMA_STORE_MAX_N, False, False), (0, False, True)}
+    for arch in (90, 120):
+        assert {c.constexprs["STORE_N"] for c in compile_cases(arch) if c.variant == "tma"} == {0}

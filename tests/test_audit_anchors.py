@@ -72,3 +72,16 @@ def test_the_tutorials_directory_comes_from_the_environment(monkeypatch, tmp_pat
     monkeypatch.delenv("RIDGEBENCH_TRITON_TUTORIALS")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_tutorials_dir() == tmp_path / "ridgebench" / "triton-tutorials"
+
+
+def test_the_anchors_are_built_without_the_tutorials():
+    """Both anchor lists build on this machine (no GPU, no tutorial source): tutorial 09 persistent over
+    the B200 preset's SMs on the QKV shape, tutorial 06 on the prefill shape."""
+    from kernels.audit.anchors import GEMM_PRESET, GEMM_SHAPE, attention_anchors, matmul_anchors
+    from roofline.model.hardware import get_preset
+
+    matmul = matmul_anchors()
+    assert matmul and {a.constexprs["NUM_SMS"] for a in matmul} == {get_preset(GEMM_PRESET).sm_count}
+    assert all(a.k_steps == GEMM_SHAPE["k"] // a.tiles["BLOCK_K"] for a in matmul)
+    assert matmul_anchors(n_sms=7)[0].constexprs["NUM_SMS"] == 7
+    assert all(a.kernel == "attention" for a in attention_anchors())

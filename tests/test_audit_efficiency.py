@@ -255,6 +255,15 @@ def test_warp_specialized_loop_metric_weights_each_partition_by_its_warps():
     att = efficiency(WS_SASS, kernel="attention", variant="prefill", dtype="fp16",
                      constexprs={"BLOCK_N": 128, "HEAD_DIM": 128}, num_warps=4, ttgir=WS_TTGIR, k_steps=64)
     assert att.per_unit == pytest.approx((6 * 4 + 4 * 1 + 4 * 2) / 64)
+    # an epilogue that loads (a bias, the KV cache's lengths: LDG) still runs once per tile; a loop that
+    # streams operands into shared memory (LDGSTS) does not
+    for load, per_tile in (("LDG.E R2, desc[UR4][R2.64]", True),
+                           ("LDGSTS.E.128 [R1], desc[UR4][R2.64]", False)):
+        loading = WS_SASS.replace("STS.128 [R1], R4", load)
+        eff = efficiency(loading, kernel="qkv", variant="tma", dtype="fp16", constexprs=GEMM, num_warps=4,
+                         ttgir=WS_TTGIR, k_steps=64)
+        assert (eff.partitions[0]["loads"], eff.partitions[0]["per_tile"]) == (1, per_tile)
+        assert eff.per_unit == pytest.approx((6 * 4 / (64 if per_tile else 1) + 4 * 1 + 4 * 2) / 48)
     # without the TTGIR's partitions the same SASS is costed as one plain loop
     plain = efficiency(WS_SASS, kernel="qkv", variant="tma", dtype="fp16", constexprs=GEMM, num_warps=4)
     assert plain.scope == "loop" and not plain.partitions and "partitions" not in plain.to_dict()

@@ -29,9 +29,10 @@ steady-state loop is picked inside its region as above (in a partition that neit
 its largest innermost loop), and the figure of merit is their warp-weighted
 sum, ``sum(instructions_p * warps_p) / stream``: the issue slots the whole CTA spends per KiB, on the
 same scale as a plain kernel's ``instructions * num_warps / stream``. A partition whose loop has no MMA
-and no global load runs once per output tile in a GEMM (the epilogue); its cost is spread over the
-tile's ``k_steps`` K iterations when the case gives them (in attention every partition loops per K/V
-tile).
+and streams no operand tile (no asynchronous copy into shared memory, ``LDGSTS``/``UTMALDG``; a fused
+epilogue's plain ``LDG`` of a bias or the KV cache's lengths is no stream) runs once per output tile in
+a GEMM (the epilogue); its cost is spread over the tile's ``k_steps`` K iterations when the case gives
+them (in attention every partition loops per K/V tile).
 
 What one iteration streams comes from the case (:func:`stream_per_iteration`, one rule per kernel and
 variant, reading the tile sizes from the case's constexprs): bytes of K and V for attention, bytes of
@@ -56,6 +57,9 @@ _INSTR_RE = re.compile(
 )
 _BRA_TARGET_RE = re.compile(r"^\s*(?:!?U?P[T0-9]+\s*,\s*)?(0x[0-9a-f]+)")
 LOAD_OPCODES = ("LDG", "LDGSTS", "UTMALDG")
+# The asynchronous copies into shared memory a GEMM's load partition streams its operand tiles with (an
+# epilogue's plain LDG of a bias or cache lengths is none of these).
+STREAM_OPCODES = ("LDGSTS", "UTMALDG")
 # What a barrier spin loop is made of (a loop of these only waits; it is never the steady state).
 SPIN_OPCODES = ("NOP", "BRA", "SYNCS", "NANOSLEEP", "USETMAXREG", "YIELD", "WARPSYNC")
 
@@ -99,6 +103,7 @@ class Loop:
     mma: int
     loads: int
     spin: bool = False  # barrier waits only
+    streams: int = 0  # of the loads, asynchronous copies into shared memory (STREAM_OPCODES)
 
     def contains(self, other: Loop) -> bool:
         return self != other and self.start <= other.start and other.end <= self.end
@@ -120,6 +125,7 @@ def find_loops(sass: str | list[Instruction]) -> list[Loop]:
             mma=sum(i.base in MMA_OPCODES for i in body),
             loads=sum(i.base in LOAD_OPCODES for i in body),
             spin=all(i.base in SPIN_OPCODES for i in body),
+            streams=sum(i.base in STREAM_OPCODES for i in body),
         ))
     return loops
 
@@ -418,13 +424,16 @@ def _weighted(chosen: list[tuple[int, Loop, int]], loops: list[Loop], *, kernel:
               dtype: str, constexprs: Mapping, k_steps: int | None) -> Efficiency:
     """The warp-weighted :class:`Efficiency` of the partitions' loops ``(index, loop, warps)``: each
     loop's instructions times its warps (a GEMM's epilogue-only partition per K step: divided by
-    ``k_steps``), per unit streamed."""
+    ``k_steps``), per unit streamed. A GEMM partition runs per output tile when its loop neither
+    multiplies nor streams operands (no MMA, no asynchronous copy into shared memory,
+    :data:`STREAM_OPCODES`): a fused epilogue that loads a bias or the KV cache's lengths is still an
+    epilogue."""
     stream = stream_per_iteration(kernel, variant, dtype, constexprs, looped=True)
     amount, unit = stream if stream else (None, None)
     gemm = not (kernel == "attention" or "HEAD_DIM" in constexprs and "BLOCK_K" not in constexprs)
     parts, weighted = [], 0.0
     for index, loop, warps in chosen:
-        per_tile = gemm and not loop.mma and not loop.loads and bool(k_steps)
+        per_tile = gemm and not loop.mma and not loop.streams and bool(k_steps)
         weighted += loop.instructions * (warps / k_steps if per_tile else warps)
         parts.append({"index": index, "warps": warps, "start": loop.start, "end": loop.end,
                       "instructions": loop.instructions, "mma": loop.mma, "loads": loop.loads,

@@ -17,6 +17,8 @@ bias); compulsory bytes ``elem_bytes*(M*D + N*D + M*N (+ N))`` at ``elem_bytes``
 
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 
@@ -38,9 +40,11 @@ from kernels.qkv.configs import (
     TMA_VARIANT,
     default_config,
     early_config_prune,
+    prune_configs,
     select_variant,
     tma_layout_ok,
     tma_programs,
+    tma_store_plan,
     variant_configs,
 )
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
@@ -56,7 +60,8 @@ _KERNELS: dict[str, tuple[triton.JITFunction, list[triton.Config]]] = {
 # The shape and every constexpr that selects a code path, per variant (Triton refuses a key that is not
 # an argument of the kernel): one tuned config per code path.
 AUTOTUNE_KEYS = {FUSED_VARIANT: ["M", "N", "K", "HEAD_DIM", "HAS_BIAS", "HAS_CACHE"],
-                 TMA_VARIANT: ["M", "N", "K", "HEAD_DIM", "HAS_BIAS", "HAS_CACHE", "W_K_CONTIGUOUS"]}
+                 TMA_VARIANT: ["M", "N", "K", "HEAD_DIM", "HAS_BIAS", "HAS_CACHE", "W_K_CONTIGUOUS",
+                               "STORE_N", "ONE_BATCH_TILES"]}
 _AUTOTUNED: dict[str, triton.runtime.Autotuner] = {}  # built on first use: autotuning needs a GPU driver
 
 
@@ -170,8 +175,9 @@ def qkv_projection(
 
     Returns
     -------
-    ``(q, k, v)``: q ``[B, Hq, T, Dh]``, k and v ``[B, Hkv, T, Dh]`` (new, contiguous), or
-    ``(q, k_cache, v_cache)`` when the caches are given.
+    ``(q, k, v)``: q ``[B, Hq, T, Dh]``, k and v ``[B, Hkv, T, Dh]`` (new, contiguous; where the
+    warp-specialized tiles store by TMA, :func:`~kernels.qkv.configs.tma_store_plan`, three consecutive
+    views of one buffer), or ``(q, k_cache, v_cache)`` when the caches are given.
     """
     if variant not in (None, *_KERNELS):
         raise ValueError(f"variant: expected None, {FUSED_VARIANT!r} or {TMA_VARIANT!r}, got {variant!r}")
@@ -182,25 +188,42 @@ def qkv_projection(
         x, weight, bias, n_heads, n_kv_heads, k_cache, v_cache, cache_len, check_cache_len)
     batch, tokens, d_model = x.shape
     n_out = weight.shape[0]
-    q = launch.empty((batch, n_heads, tokens, head_dim), x.dtype, x.device)
     use_cache = k_cache is not None
-    if use_cache:
-        k_out, v_out, capacity = k_cache, v_cache, k_cache.shape[2]
-    else:
-        k_out = launch.empty((batch, n_kv_heads, tokens, head_dim), x.dtype, x.device)
-        v_out = launch.empty((batch, n_kv_heads, tokens, head_dim), x.dtype, x.device)
-        capacity = tokens
     m = batch * tokens
+    arch = device.arch(x.device)
+    if variant is None:
+        variant = select_variant(m, arch, tma_layout_ok(x, weight))
+    meta = {"HEAD_DIM": head_dim, "HAS_BIAS": bias is not None, "HAS_CACHE": use_cache}
+    if variant == TMA_VARIANT:
+        # the configs that may run: the given one, else those the autotuner keeps or the default
+        if config is not None:
+            may_run = [config]
+        elif launch.autotuning():
+            may_run = prune_configs(variant_configs(variant), m, x.element_size(), arch)
+        else:
+            may_run = [default_config(variant, m, x.element_size(), arch)]
+        store_n, one_batch = tma_store_plan(may_run, batch, tokens, head_dim, x.element_size(), use_cache)
+        meta.update(STORE_N=store_n, ONE_BATCH_TILES=one_batch)
+    q_shape, kv_shape = (batch, n_heads, tokens, head_dim), (batch, n_kv_heads, tokens, head_dim)
+    if meta.get("STORE_N"):
+        # the TMA-store epilogue writes q, k and v as [T, Dh] planes of one buffer, in that order
+        sizes = [math.prod(q_shape), math.prod(kv_shape), math.prod(kv_shape)]
+        flat = launch.empty((sum(sizes),), x.dtype, x.device)
+        q, k_out, v_out = (part.view(shape) for part, shape in
+                           zip(flat.split(sizes), (q_shape, kv_shape, kv_shape), strict=True))
+    else:
+        q = launch.empty(q_shape, x.dtype, x.device)
+        if use_cache:
+            k_out, v_out = k_cache, v_cache
+        else:
+            k_out, v_out = (launch.empty(kv_shape, x.dtype, x.device) for _ in range(2))
+    capacity = k_cache.shape[2] if use_cache else tokens
     if m == 0:
         return q, k_out, v_out
 
     args = (q, k_out, v_out, x, weight, bias, cache_len if use_cache else None,
             m, n_out, d_model, tokens, n_heads, n_kv_heads, capacity,
             *x.stride(), *weight.stride(), *q.stride(), *k_out.stride(), *v_out.stride())
-    meta = {"HEAD_DIM": head_dim, "HAS_BIAS": bias is not None, "HAS_CACHE": use_cache}
-    arch = device.arch(x.device)
-    if variant is None:
-        variant = select_variant(m, arch, tma_layout_ok(x, weight))
     programs = None  # the pointer kernel runs one program per tile
     if variant == TMA_VARIANT:
         if not tma_layout_ok(x, weight):

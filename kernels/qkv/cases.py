@@ -14,7 +14,15 @@ import torch
 from kernels._lib.aot import TRITON_TYPE, CompileCase, Pointer, jit_specialisation
 from kernels._lib.device import DEFAULT_NUM_SMS, get_arch, has_tma
 from kernels._lib.launch import triton_config_id
-from kernels.qkv.configs import CONFIGS, FUSED_VARIANT, KERNEL, TMA_VARIANT, prune_configs, tma_configs
+from kernels.qkv.configs import (
+    CONFIGS,
+    FUSED_VARIANT,
+    KERNEL,
+    TMA_VARIANT,
+    prune_configs,
+    tma_configs,
+    tma_store_plan,
+)
 from kernels.qkv.kernels import _qkv_kernel, _qkv_tma_kernel
 from roofline.model.cost import dtype_bytes
 from roofline.model.transformer import ModelConfig, get_model
@@ -52,6 +60,9 @@ COMPILE_SHAPES = (
 )
 TMA_COMPILE_SHAPE = {"model": "llama2-7b", "batch": 1, "tokens": 4096, "capacity": None}
 TMA_CACHE_SHAPE = {"model": "llama2-70b", "batch": 1, "tokens": 512, "capacity": 4096}
+# two prompts of 1000 tokens: row tiles cross the batch boundary (the TMA-store epilogue's second store;
+# compiled only where that epilogue runs, tma_store_plan)
+TMA_STRADDLE_SHAPE = {"model": "llama2-7b", "batch": 2, "tokens": 1000, "capacity": None}
 GATES = frozenset({"tensor_cores", "vec128_loads"})
 
 
@@ -135,17 +146,25 @@ def compile_cases(arch: int) -> list[CompileCase]:
 def _tma_cases(arch: int) -> list[CompileCase]:
     """Every code path the TMA kernel can take on ``arch``: each config the autotuner may pick in fp16
     (the 64-row tiles included, and on sm_100 the warp-specialized ones first), the first in bf16 and
-    fp32 (tf32), the column-major weight (``W_K_CONTIGUOUS=False``: the first and the smallest tile) and
-    the KV-cache append (``HAS_CACHE``, a chunked prefill into a GQA cache)."""
+    fp32 (tf32), the column-major weight (``W_K_CONTIGUOUS=False``: the first and the smallest tile),
+    the KV-cache append (``HAS_CACHE``, a chunked prefill into a GQA cache), and where the
+    warp-specialized tiles store by TMA (:func:`~kernels.qkv.configs.tma_store_plan`) row tiles that cross
+    a batch boundary (:data:`TMA_STRADDLE_SHAPE`). Each case's ``STORE_N`` and ``ONE_BATCH_TILES`` are what
+    the launcher passes at its shape."""
     cases = []
 
-    def add(shape: dict, dtype: torch.dtype, configs: slice, column_major: bool = False) -> None:
+    def add(shape: dict, dtype: torch.dtype, configs: slice, column_major: bool = False,
+            only_straddling: bool = False) -> None:
         model = get_model(shape["model"])
         survivors = prune_configs(tma_configs(), shape["batch"] * shape["tokens"], dtype_bytes(dtype), arch)
+        store_n, one_batch = tma_store_plan(survivors, shape["batch"], shape["tokens"], model.head_dim,
+                                            dtype_bytes(dtype), shape["capacity"] is not None)
+        if only_straddling and (not store_n or one_batch):
+            return
         for cfg in survivors[configs]:
             cases.append(_case(TMA_VARIANT, _qkv_tma_kernel, model, shape, dtype, cfg, column_major,
                                NUM_SMS=DEFAULT_NUM_SMS, W_K_CONTIGUOUS=not column_major,
-                               WARP_SPECIALIZE=False))
+                               WARP_SPECIALIZE=False, STORE_N=store_n, ONE_BATCH_TILES=one_batch))
 
     add(TMA_COMPILE_SHAPE, torch.float16, slice(0, 2))  # the two cases of the first audit, first
     add(TMA_COMPILE_SHAPE, torch.bfloat16, slice(0, 1))
@@ -154,4 +173,5 @@ def _tma_cases(arch: int) -> list[CompileCase]:
     add(TMA_COMPILE_SHAPE, torch.float16, slice(0, 1), column_major=True)
     add(TMA_COMPILE_SHAPE, torch.float16, slice(-1, None), column_major=True)
     add(TMA_CACHE_SHAPE, torch.float16, slice(0, 1))
+    add(TMA_STRADDLE_SHAPE, torch.float16, slice(0, 1), only_straddling=True)
     return cases

@@ -104,16 +104,44 @@ def early_config_prune(configs: list[triton.Config], named_args: dict,
 
 # Warp-specialized TMA tiles, for architectures whose row says Triton's warp specialization is the way
 # (sm_100: device.warp_specializes), chosen from the sm_100 compile (fp16, M=K=4096, N=12288; warp-
-# weighted loop instructions per KiB of operands, the audit's metric, epilogue spread over the K steps):
-# 128x256x128 on 8 warps, 2 stages: 7.1/KiB, 168 registers, no spills, 213 KB of shared memory (sm_100's
-# own limit, not the shared list's); 128x128x128 on 4 warps: 7.4/KiB in 139 KB. The plain persistent
-# kernel's best tile was 11.0-15.0/KiB there; 4 warps at 128x256 spill (255 registers, 592 B of stack).
+# weighted loop instructions per KiB of operands, the audit's metric, epilogue spread over the K steps).
+# With the TMA-store epilogue (tma_store_plan): 128x256x128 on 8 warps, 2 stages: 3.7/KiB, 168 registers,
+# no spills, 230 KB of shared memory (sm_100's own limit, not the shared list's); 128x128x128 on 4 warps:
+# 5.0/KiB in 165 KB (tutorial 09: 3.6 and 5.2 at these tiles). The plain persistent kernel's best tile
+# was 11.0-15.0/KiB there. 8 warps, not 4, at 128x256: the pointer epilogue (the KV-cache append) spills
+# on 4 (255 registers, 592 B of stack).
 WS_TMA_CONFIGS: list[triton.Config] = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 128, "GROUP_M": 8, "WARP_SPECIALIZE": True},
                   num_warps=8, num_stages=2),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8, "WARP_SPECIALIZE": True},
                   num_warps=4, num_stages=2),
 ]
+
+
+# The warp-specialized tiles' epilogue stores by TMA in slices of at most this many columns (a slice lies
+# in one head: the largest power of two dividing head_dim, up to this). 128 on the sm_100 compile (fp16,
+# M=K=4096, N=12288, 128x256x128 on 8 warps): 3.7/KiB; 64-column slices: 4.1 (DESIGN.md).
+TMA_STORE_MAX_N = 128
+
+
+def tma_store_plan(configs: list[triton.Config], batch: int, tokens: int, head_dim: int, elem_bytes: int,
+                   cache: bool) -> tuple[int, bool]:
+    """``(STORE_N, ONE_BATCH_TILES)`` for the TMA kernel's launch when ``configs`` may run (the explicit
+    config, or those the autotuner keeps): ``STORE_N`` > 0 lets the warp-specialized tiles store by TMA
+    in ``STORE_N``-column slices, the launcher then holding q, k and v in one buffer; 0 keeps the pointer
+    epilogue (:func:`~kernels.qkv.kernels._qkv_store_tile`). 0 when no config warp-specializes, for the
+    KV-cache append (rows at ``cache_len[b] + t``: no box bounds them), for a head whose rows or slice are
+    not 16-byte multiples (TMA), and for ``tokens`` below a tile's rows (a tile then spans more than the
+    two batches the epilogue stores). ``ONE_BATCH_TILES``: no row tile crosses a batch boundary
+    (``batch == 1`` or ``tokens`` a multiple of every tile's rows), so each slice is stored once."""
+    ws = [c for c in configs if c.kwargs.get("WARP_SPECIALIZE")]
+    if cache or not ws or (head_dim * elem_bytes) % device.TMA_ALIGN_BYTES:
+        return 0, False
+    store_n = min(head_dim & -head_dim, TMA_STORE_MAX_N, *(c.kwargs["BLOCK_N"] for c in ws))
+    block_ms = [c.kwargs["BLOCK_M"] for c in ws]
+    if store_n * elem_bytes < device.TMA_ALIGN_BYTES or tokens < max(block_ms):
+        return 0, False
+    return store_n, batch == 1 or all(tokens % bm == 0 for bm in block_ms)
 
 
 def tma_configs() -> list[triton.Config]:

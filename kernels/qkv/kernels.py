@@ -1,6 +1,7 @@
 """The fused QKV projection's ``@triton.jit`` functions: the pointer kernel ``_qkv_kernel`` (every GPU),
 the sm_90 TMA + persistent kernel ``_qkv_tma_kernel``, and what they share: the grouped tile order
-``_grouped_tile`` and the fused epilogue ``_qkv_store_tile`` (bias, head split, K/V cache append).
+``_grouped_tile`` and the fused epilogue ``_qkv_store_tile`` (bias, head split, K/V cache append); the
+warp-specialized (sm_100) tiles' TMA-store epilogue ``_qkv_store_slices``.
 
 Every row base (batch and token index times a stride) is int64, so outputs and caches larger than
 2**31 elements are addressed correctly.
@@ -62,6 +63,65 @@ def _qkv_store_tile(
                       + ((head - n_heads - n_kv_heads).to(tl.int64) * stride_vh + dim * stride_vd)[None, :])
             v_cols = (offs_n >= n_qk) & (offs_n < N)
             tl.store(v_ptrs, out, mask=row_ok[:, None] & v_cols[None, :])
+
+
+@triton.jit
+def _qkv_plane(col, b, n_batch, n_heads, n_kv_heads, HEAD_DIM: tl.constexpr):
+    """Where output column ``col`` of batch ``b`` goes in the one buffer that holds q ``[B, Hq, T, Dh]``,
+    then k and v ``[B, Hkv, T, Dh]``, each contiguous: its ``[T, HEAD_DIM]`` plane (0 .. B*(Hq+2*Hkv)),
+    and how many planes on the next batch's is (scalars)."""
+    head = col // HEAD_DIM  # over [Q heads | K heads | V heads]
+    if head < n_heads:
+        plane = b * n_heads + head
+        step = n_heads
+    else:
+        kv = head - n_heads  # K heads, then V heads
+        is_v = (kv >= n_kv_heads).to(tl.int32)
+        # after the B*Hq planes of q: k's B*Hkv planes, then v's (kv - Hkv is the head within v)
+        plane = n_batch * n_heads + is_v * (n_batch * n_kv_heads - n_kv_heads) + b * n_kv_heads + kv
+        step = n_kv_heads
+    return plane, step
+
+
+@triton.jit
+def _qkv_store_slices(
+    out_desc, acc, col0, m0, bias_ptr, M, N, T, n_heads, n_kv_heads,
+    HEAD_DIM: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, WIDTH: tl.constexpr,
+    STORE_N: tl.constexpr, ONE_BATCH_TILES: tl.constexpr,
+):
+    """The TMA-store epilogue of the warp-specialized tiles (``STORE_N`` > 0; q, k, v in one buffer read
+    by ``out_desc`` as ``[planes, T, HEAD_DIM]``): the fp32 tile ``acc`` of rows ``m0 ..`` and columns
+    ``col0 .. col0 + WIDTH``, halved down to ``STORE_N``-column slices (as tutorial 09's
+    ``EPILOGUE_SUBTILE``: a slice at a time out of tensor memory). A slice lies in one head of one
+    section (``STORE_N`` divides ``HEAD_DIM``), so its destination, a plane and a row, is picked once per
+    slice (scalars) and one TMA store writes it: bias, convert, store. TMA drops rows outside
+    ``[0, T)`` of the plane (the M tail) and whole slices at a plane past the last (columns past N).
+    A row tile across a batch boundary (not ``ONE_BATCH_TILES``; the launcher guarantees tiles of at
+    most T rows, so two batches at most) is stored a second time into batch ``b + 1``'s plane at row
+    ``t0 - T`` < 0, where TMA keeps only that batch's rows: each row lands once, in its own plane."""
+    if WIDTH > STORE_N:
+        halves = tl.permute(tl.reshape(acc, (BLOCK_M, 2, WIDTH // 2)), (0, 2, 1))
+        lo, hi = tl.split(halves)
+        _qkv_store_slices(out_desc, lo, col0, m0, bias_ptr, M, N, T, n_heads, n_kv_heads,
+                          HEAD_DIM, HAS_BIAS, BLOCK_M, WIDTH // 2, STORE_N, ONE_BATCH_TILES)
+        _qkv_store_slices(out_desc, hi, col0 + WIDTH // 2, m0, bias_ptr, M, N, T, n_heads, n_kv_heads,
+                          HEAD_DIM, HAS_BIAS, BLOCK_M, WIDTH // 2, STORE_N, ONE_BATCH_TILES)
+    else:
+        if HAS_BIAS:
+            cols = col0 + tl.arange(0, WIDTH)
+            acc += tl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(tl.float32)[None, :]
+        out = tl.reshape(acc.to(out_desc.dtype), (1, BLOCK_M, WIDTH))
+        n_batch = M // T
+        b = m0 // T
+        t0 = m0 - b * T
+        plane, step = _qkv_plane(col0, b, n_batch, n_heads, n_kv_heads, HEAD_DIM)
+        # past N: the plane after the last one, dropped whole. A select, not a branch: a branch here
+        # keeps the whole tile's fp32 registers alive across it (4 warps at 128x256 spilled).
+        plane = tl.where(col0 < N, plane, n_batch * (n_heads + 2 * n_kv_heads))
+        out_desc.store([plane, t0, col0 % HEAD_DIM], out)
+        if not ONE_BATCH_TILES:
+            if (t0 + BLOCK_M > T) & (b + 1 < n_batch):  # rows of batch b + 1 too
+                out_desc.store([plane + step, t0 - T, col0 % HEAD_DIM], out)
 
 
 @triton.jit
@@ -135,6 +195,7 @@ def _qkv_tma_kernel(
     HEAD_DIM: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_CACHE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     NUM_SMS: tl.constexpr, W_K_CONTIGUOUS: tl.constexpr, WARP_SPECIALIZE: tl.constexpr = False,
+    STORE_N: tl.constexpr = 0, ONE_BATCH_TILES: tl.constexpr = False,
 ):
     """The TMA kernel (sm_90 and later): same arguments and results as ``_qkv_kernel``, plus the programs
     launched (``NUM_SMS``) and W's memory order. x is read as one ``[M, K]`` matrix (row stride
@@ -144,7 +205,11 @@ def _qkv_tma_kernel(
     program loops over output tiles ``program_id, program_id + NUM_SMS, ...`` (persistent), one K loop and
     one fused epilogue per tile. ``WARP_SPECIALIZE`` (sm_100: the ``WS_TMA_CONFIGS``) flattens the tile
     and K loops and lets Triton split them into a TMA-load partition, a tcgen05 partition and the
-    epilogue, as tutorial 09's persistent matmul does; off, the loops compile as plain ``range``."""
+    epilogue, as tutorial 09's persistent matmul does; off, the loops compile as plain ``range``. With
+    it, ``STORE_N`` > 0 (the launcher's :func:`~kernels.qkv.configs.tma_store_plan`: no KV cache, q, k
+    and v allocated as one buffer at ``q_ptr``) stores the tile by TMA in ``STORE_N``-column slices
+    (:func:`_qkv_store_slices`; ``ONE_BATCH_TILES``: no row tile crosses a batch); otherwise, and always
+    without it, the pointer epilogue :func:`_qkv_store_tile` writes through the strides."""
     x_desc = tl.make_tensor_descriptor(x_ptr, shape=[M, K], strides=[stride_xt, 1],
                                        block_shape=[BLOCK_M, BLOCK_K])
     if W_K_CONTIGUOUS:
@@ -153,6 +218,12 @@ def _qkv_tma_kernel(
     else:
         w_desc = tl.make_tensor_descriptor(w_ptr, shape=[K, N], strides=[stride_wk, 1],
                                            block_shape=[BLOCK_K, BLOCK_N])
+    if WARP_SPECIALIZE and STORE_N > 0:  # q, k, v: [T, HEAD_DIM] planes of one buffer from q_ptr
+        tl.static_assert(BLOCK_N % STORE_N == 0 and HEAD_DIM % STORE_N == 0)
+        planes = (M // T) * (n_heads + 2 * n_kv_heads)
+        out_desc = tl.make_tensor_descriptor(q_ptr, shape=[planes, T, HEAD_DIM],
+                                             strides=[T * HEAD_DIM, HEAD_DIM, 1],
+                                             block_shape=[1, BLOCK_M, STORE_N])
     num_tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
     k_tiles = tl.cdiv(K, BLOCK_K)
     for tile_id in tl.range(tl.program_id(0), num_tiles, NUM_SMS, flatten=WARP_SPECIALIZE,
@@ -166,9 +237,13 @@ def _qkv_tma_kernel(
             else:
                 b = w_desc.load([kk * BLOCK_K, pid_n * BLOCK_N])
             acc = tl.dot(a, b, acc)
-        _qkv_store_tile(acc, pid_m, pid_n, q_ptr, k_ptr, v_ptr, bias_ptr, cache_len_ptr,
-                        M, N, T, n_heads, n_kv_heads, capacity,
-                        stride_qb, stride_qh, stride_qt, stride_qd,
-                        stride_kb, stride_kh, stride_kt, stride_kd,
-                        stride_vb, stride_vh, stride_vt, stride_vd,
-                        HEAD_DIM, HAS_BIAS, HAS_CACHE, BLOCK_M, BLOCK_N)
+        if WARP_SPECIALIZE and STORE_N > 0:
+            _qkv_store_slices(out_desc, acc, pid_n * BLOCK_N, pid_m * BLOCK_M, bias_ptr, M, N, T, n_heads,
+                              n_kv_heads, HEAD_DIM, HAS_BIAS, BLOCK_M, BLOCK_N, STORE_N, ONE_BATCH_TILES)
+        else:
+            _qkv_store_tile(acc, pid_m, pid_n, q_ptr, k_ptr, v_ptr, bias_ptr, cache_len_ptr,
+                            M, N, T, n_heads, n_kv_heads, capacity,
+                            stride_qb, stride_qh, stride_qt, stride_qd,
+                            stride_kb, stride_kh, stride_kt, stride_kd,
+                            stride_vb, stride_vh, stride_vt, stride_vd,
+                            HEAD_DIM, HAS_BIAS, HAS_CACHE, BLOCK_M, BLOCK_N)

@@ -339,20 +339,22 @@ def ws2_diag_sass() -> str:
         "SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [UR6], R3", "MUFU.EX2 R9, R9", "FMUL R9, R9, R3",
         "SYNCS.ARRIVE.TRANS64.A1T0 RZ, [UR7], RZ", f"@P0 BRA {at(6)}",
         "SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [UR6], R3", "ISETP.GE.AND P2, PT, R5, R6, PT",
-        "FSEL R9, R9, -INF, P2", "MUFU.EX2 R9, R9", "FMUL R9, R9, R3", "SYNCS.ARRIVE.TRANS64.A1T0 RZ, [UR7], RZ",
+        "FSEL R9, R9, -INF, P2", "MUFU.EX2 R9, R9", "FMUL R9, R9, R3",
+        "SYNCS.ARRIVE.TRANS64.A1T0 RZ, [UR7], RZ",
         f"@P0 BRA {at(11)}", "NOP", "EXIT",
         # dispatch (rows 20-22), then the workers exactly as in WS2_SASS, d rows later
         "BAR.SYNC.DEFER_BLOCKING 0x1", f"@P0 BRA {at(7 + d)}", "BRX R2 -0xa0",
         "USETMAXREG.DEALLOC.CTAPOOL 0x18", "UTMALDG.2D [UR8], [UR4]", f"@P0 BRA {at(11 + d)}", "NOP",
-        "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FMUL R8, R8, R3", f"@P0 BRA {at(15 + d)}",
+        "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FMUL R8, R8, R3",
+        f"@P0 BRA {at(15 + d)}",
         "NOP",
         "USETMAXREG.DEALLOC.CTAPOOL 0x18",
         "UTCHMMA gdesc[UR12], gdesc[UR14], tmem[UR30], tmem[UR10], idesc[UR11], UPT",
         f"@P0 BRA {at(20 + d)}", "NOP", f"BRA {at(7 + d)}",
         "USETMAXREG.DEALLOC.CTAPOOL 0x18", "UTMALDG.2D [UR8], [UR4]", "ISETP.GE.AND P1, PT, R5, R6, PT",
         f"@P0 BRA {at(25 + d)}",
-        "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FSEL R9, R9, -INF, P1", "FMUL R8, R8, R3",
-        f"@P0 BRA {at(29 + d)}", "NOP", f"BRA {at(7 + d)}",
+        "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FSEL R9, R9, -INF, P1",
+        "FMUL R8, R8, R3", f"@P0 BRA {at(29 + d)}", "NOP", f"BRA {at(7 + d)}",
     )
 
 

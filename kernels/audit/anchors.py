@@ -173,7 +173,7 @@ def matmul_anchors(n_sms: int | None = None) -> list[Anchor]:
     :data:`MATMUL_CONFIGS`, persistent over ``n_sms`` SMs (default: the :data:`GEMM_PRESET` preset's)."""
     import torch
 
-    from roofline.hardware import get_preset
+    from roofline.model.hardware import get_preset
 
     n_sms = n_sms or get_preset(GEMM_PRESET).sm_count
 

@@ -64,9 +64,9 @@ def _attn_kv_loop(m_i, l_i, acc, q, q_pos, k_src, v_src, stride_kn, stride_vn, l
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     d_mask = offs_d < HEAD_DIM  # all-true (and folded) unless the head dim is padded
-    # WARP_SPECIALIZE (prefill on sm_100, kernels/attention/DESIGN.md): Triton's warp specialization of
-    # the loop, which then counts tiles, not keys (lo must be a multiple of BLOCK_N): with key bounds
-    # that depend on the cache length ptxas kept two thread indices on the stack (kernels/attention/DESIGN.md)
+    # WARP_SPECIALIZE (prefill on sm_100): Triton's warp specialization of the loop, which then counts
+    # tiles, not keys (lo must be a multiple of BLOCK_N): with key bounds that depend on the loaded cache
+    # length, ptxas kept two thread indices on the stack (kernels/attention/DESIGN.md, "Blackwell")
     if WARP_SPECIALIZE:
         first, last, step = lo // BLOCK_N, tl.cdiv(hi, BLOCK_N), 1
     else:

@@ -144,7 +144,7 @@ def prefill_tma(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, o
 def prefill_args(q, k_cache, v_cache, cache_len, o, lse, scale: float,
                  tma: bool = False) -> tuple[tuple, dict]:
     """Positional arguments and shape-derived constexprs of ``_attn_prefill_kernel``; ``tma``: load K/V
-    through tensor descriptors (sm_90, when :func:`prefill_tma_ok`; the caller sets
+    through tensor descriptors (sm_90 and sm_100, when :func:`prefill_tma`; the caller sets
     :func:`kernels._lib.launch.set_descriptor_allocator`)."""
     head_dim = q.shape[3]
     lse_t = lse if lse is not None else o  # never written when STORE_LSE is False

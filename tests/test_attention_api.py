@@ -19,6 +19,7 @@ from kernels.attention.configs import (
     PREFILL_CONFIGS,
     SM90_CONFIGS,
     SPLITKV_MAX_Q_LEN,
+    WS_CONFIGS,
     decode_block_m,
     prefill_configs,
     prune_configs,
@@ -133,9 +134,11 @@ def test_pruning_respects_shared_memory_and_registers():
     assert prune_configs([big, small], 256, 2, 80) == [small]
     assert prune_configs([big], 256, 2, 80) == [big]  # never empty: the cheapest one is kept
     for bd, configs in PREFILL_CONFIGS.items():
-        # every shipped fp16 config fits sm_80 but the sm_90-only ones; sm_90 keeps all of them
-        assert prune_configs(configs, bd, 2, 80) == [c for c in configs if c not in SM90_CONFIGS[bd]], bd
-        assert prune_configs(configs, bd, 2, 90) == configs, bd
+        # every shipped fp16 config fits sm_80 but the sm_90-only and the warp-specialized (sm_100) ones;
+        # sm_90 keeps all but the warp-specialized ones, TMA or not
+        plain = [c for c in configs if c not in WS_CONFIGS[bd]]
+        assert prune_configs(configs, bd, 2, 80) == [c for c in plain if c not in SM90_CONFIGS[bd]], bd
+        assert prune_configs(configs, bd, 2, 90) == plain == prune_configs(configs, bd, 2, 90, tma=True), bd
         assert prune_configs(configs, bd, 2, 90)[:len(SM90_CONFIGS[bd])] == SM90_CONFIGS[bd]
 
 
@@ -200,13 +203,16 @@ def test_gpu_autotuner_prunes_per_dtype(name, monkeypatch):
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float16)}
     kept = tuner.prune_configs({})
     assert kept == prune_configs(shipped, 128, 2, arch)
-    sm90_only = PREFILL_CONFIGS[128][:len(SM90_CONFIGS[128])]
+    sm90_only = SM90_CONFIGS[128]
     if device.is_hip(arch):  # waves_per_eu=2, one stage: what the gfx942 audit chose
         assert all(c.kwargs["waves_per_eu"] == 2 and c.num_stages == 1 for c in kept)
     elif arch >= 90:
-        assert kept[:len(sm90_only)] == sm90_only
-    else:  # an A100 in fp16 keeps all but the sm_90-only configs
-        assert kept == PREFILL_CONFIGS[128][len(SM90_CONFIGS[128]):]
+        assert kept[:len(sm90_only)] == sm90_only  # no TMA launch: no warp-specialized tile
+        # a TMA launch (USE_TMA) puts the warp-specialized tile first where Triton warp-specializes
+        ws = WS_CONFIGS[128] if device.warp_specializes(arch) else []
+        assert tuner.prune_configs({"USE_TMA": True})[:len(ws) + len(sm90_only)] == ws + sm90_only
+    else:  # an A100 in fp16 keeps all but the sm_90-only and the warp-specialized configs
+        assert kept == [c for c in PREFILL_CONFIGS[128] if c not in SM90_CONFIGS[128] + WS_CONFIGS[128]]
     tuner.nargs = {"q_ptr": torch.empty(1, dtype=torch.float32)}
     kept32 = tuner.prune_configs({})
     assert kept32 == prune_configs(shipped, 128, 4, arch)

@@ -331,3 +331,58 @@ def test_two_warp_specialized_sweeps_match_partitions_by_role_and_keep_the_cheap
     assert parts == [(-1, 4, 4, 0, 0), (0, 4, 3, 0, 0), (1, 1, 2, 1, 0), (2, 2, 2, 0, 1)]
     assert eff.per_unit == pytest.approx((4 * 4 + 4 * 3 + 1 * 2 + 2 * 2) / 64)
     assert eff.cell() == f"ws:4x4i+4x3i+1x2i+2x2i 1mma {eff.per_unit:.3f}/KiB"
+
+
+
+# The same two sweeps with the default partition's loops as ridgebench's prefill has them on sm_100 (its
+# diagonal sweep can run more than one tile, so the default region holds two softmax loops; tutorial 06's
+# runs exactly one and has none): a tensor-memory allocation retry (rows 1-5, no barrier), the unmasked
+# softmax loop (rows 6-10) and the masked one (rows 11-17), both waiting on and signalling the workers'
+# barriers (SYNCS); EXIT at row 19. Then the dispatch (rows 20-22) and WS2_SASS's worker regions.
+def ws2_diag_sass() -> str:
+    d = 13  # rows added before the dispatch, against WS2_SASS
+    return sass(
+        "S2R R0, SR_TID.X",
+        "UMOV UR4, 0x10", "NANOSLEEP 0x64", "UTCATOMSWS.FIND_AND_SET.ALIGN UP1, UR4, UR4", "MOV R0, UR4",
+        f"BRA.U !UP1, {at(1)}",
+        "SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [UR6], R3", "MUFU.EX2 R9, R9", "FMUL R9, R9, R3",
+        "SYNCS.ARRIVE.TRANS64.A1T0 RZ, [UR7], RZ", f"@P0 BRA {at(6)}",
+        "SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [UR6], R3", "ISETP.GE.AND P2, PT, R5, R6, PT",
+        "FSEL R9, R9, -INF, P2", "MUFU.EX2 R9, R9", "FMUL R9, R9, R3",
+        "SYNCS.ARRIVE.TRANS64.A1T0 RZ, [UR7], RZ",
+        f"@P0 BRA {at(11)}", "NOP", "EXIT",
+        # dispatch (rows 20-22), then the workers exactly as in WS2_SASS, d rows later
+        "BAR.SYNC.DEFER_BLOCKING 0x1", f"@P0 BRA {at(7 + d)}", "BRX R2 -0xa0",
+        "USETMAXREG.DEALLOC.CTAPOOL 0x18", "UTMALDG.2D [UR8], [UR4]", f"@P0 BRA {at(11 + d)}", "NOP",
+        "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FMUL R8, R8, R3",
+        f"@P0 BRA {at(15 + d)}",
+        "NOP",
+        "USETMAXREG.DEALLOC.CTAPOOL 0x18",
+        "UTCHMMA gdesc[UR12], gdesc[UR14], tmem[UR30], tmem[UR10], idesc[UR11], UPT",
+        f"@P0 BRA {at(20 + d)}", "NOP", f"BRA {at(7 + d)}",
+        "USETMAXREG.DEALLOC.CTAPOOL 0x18", "UTMALDG.2D [UR8], [UR4]", "ISETP.GE.AND P1, PT, R5, R6, PT",
+        f"@P0 BRA {at(25 + d)}",
+        "USETMAXREG.DEALLOC.CTAPOOL 0x58", "LDTM.x64 R8, tmem[UR4]", "FSEL R9, R9, -INF, P1",
+        "FMUL R8, R8, R3", f"@P0 BRA {at(29 + d)}", "NOP", f"BRA {at(7 + d)}",
+    )
+
+
+def test_two_sweeps_keep_the_default_partitions_unmasked_copy_not_its_largest_loop():
+    text = ws2_diag_sass()
+    loops = find_loops(text)
+    assert [(lp.start, lp.instructions, lp.syncs) for lp in loops[:3]] == [
+        (at_int(1), 5, 0), (at_int(6), 5, 2), (at_int(11), 7, 2)]
+    eff = efficiency(text, kernel="attention", variant="prefill", dtype="fp16",
+                     constexprs={"BLOCK_N": 128, "HEAD_DIM": 128}, num_warps=4, ttgir=WS2_TTGIR)
+    parts = [(p["index"], p["warps"], p["start"], p["instructions"]) for p in eff.partitions]
+    # default: the unmasked softmax loop (5 instructions at row 6), neither the masked copy (7, the
+    # largest loop: the rule for a single sweep) nor the allocation retry (5 instructions, no barrier);
+    # the workers as in WS2_SASS
+    assert parts[0] == (-1, 4, at_int(6), 5)
+    assert [p[::3] for p in parts[1:]] == [(0, 3), (1, 2), (2, 2)]
+    assert eff.per_unit == pytest.approx((4 * 5 + 4 * 3 + 1 * 2 + 2 * 2) / 64)
+    # a single sweep keeps the old rule: the largest loop of a default partition that only computes
+    single = efficiency(text, kernel="attention", variant="prefill", dtype="fp16",
+                        constexprs={"BLOCK_N": 128, "HEAD_DIM": 128}, num_warps=4,
+                        ttgir=WS2_TTGIR[:WS2_TTGIR.index("%b:3")])
+    assert single.partitions[0]["instructions"] == 7

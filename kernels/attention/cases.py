@@ -92,9 +92,11 @@ def compile_cases(arch: int) -> list[CompileCase]:
         for dh in (64, 96, 128, 256):
             q, k, lens, shape = _case_tensors("llama2-7b", 1, 2048, dh, dtype)
             # a launch with aligned caches on a TMA arch loads K/V by TMA (kernels.attention.prefill)
-            args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1,
-                                      tma=device.has_tma(arch))
-            survivors = prune_configs(prefill_configs(block_d(dh), arch), block_d(dh), elem_bytes, arch)
+            tma = device.has_tma(arch)
+            args, meta = prefill_args(q, k, k, lens, torch.empty_like(q), None, 0.1, tma=tma)
+            meta = {**meta, "WARP_SPECIALIZE": False}  # the kernel's default; a WS_CONFIGS tile sets it
+            survivors = prune_configs(prefill_configs(block_d(dh), arch), block_d(dh), elem_bytes, arch,
+                                      tma=tma)
             # bf16 compiles the default config only where the wide-MMA configs add cases (sm_90, sm_100:
             # its code differs from fp16 in the dot's operand type alone; same registers and loop in the
             # audit), which keeps attention within the case budget per arch (MAX_CASES_PER_KERNEL_ARCH

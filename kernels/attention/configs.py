@@ -74,10 +74,24 @@ SM90_CONFIGS: dict[int, list[triton.Config]] = {
     256: [],
 }
 
+# The warp-specialized tile (WARP_SPECIALIZE: both KV sweeps as tl.range(..., warp_specialize=True), Q, K,
+# V and O by TMA, the accumulator rescaled in two halves), only where the architecture's row says Triton
+# warp-specializes (sm_100: kernels._lib.device.warp_specializes) and the launch loads by TMA. Chosen
+# from the sm_100 compile (triton 3.9, fp16, S = 2048; kernels/attention/DESIGN.md): 128x128 on 4 warps,
+# 2 stages, as tutorial 06 runs it there; Triton adds the partitions' warps (a 4-warp correction, a
+# 1-warp MMA and a 2-warp TMA partition: 12 warps of 168 registers, no spills) and keeps the score tile
+# and the accumulator in tensor memory, so the register estimate of prune_configs does not apply.
+WS_CONFIGS: dict[int, list[triton.Config]] = {
+    64: [],
+    128: [triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "WARP_SPECIALIZE": True}, num_warps=4,
+                        num_stages=2)],
+    256: [],
+}
+
 PREFILL_CONFIGS: dict[int, list[triton.Config]] = {
     64: SM90_CONFIGS[64] + [_cfg(128, 64, 8, 3), _cfg(64, 64, 4, 3)],     # 64 KB / 56 KB estimated (fp16)
     # 64x64 with 4 warps compiled at the 255-register cap on sm_80 (spilling with 2 stages): 64x32
-    128: SM90_CONFIGS[128] + [_cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3)],  # 128 KB / 64 KB estimated
+    128: WS_CONFIGS[128] + SM90_CONFIGS[128] + [_cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3)],  # 128 KB / 64 KB
     256: SM90_CONFIGS[256] + [_cfg(64, 32, 8, 2)],   # 96 KB; 64-key tiles would need 160 KB
 }
 
@@ -118,20 +132,30 @@ def _sm90_only(cfg: triton.Config, bd: int) -> bool:
     return any(cfg is c for c in SM90_CONFIGS.get(bd, ()))
 
 
+def warp_specialized(cfg: triton.Config) -> bool:
+    """Whether ``cfg`` runs the warp-specialized prefill (:data:`WS_CONFIGS`)."""
+    return bool(cfg.kwargs.get("WARP_SPECIALIZE", False))
+
+
 def prune_configs(configs: list[triton.Config], bd: int, elem_bytes: int, arch: int,
-                  block_m: int | None = None) -> list[triton.Config]:
+                  block_m: int | None = None, tma: bool = False) -> list[triton.Config]:
     """Configs for ``arch`` (compute capability, ``major * 10 + minor``): the :data:`SM90_CONFIGS` only
-    where the MMA reads shared memory (sm_90, sm_100: :func:`kernels._lib.device.mma_reads_smem`),
-    estimated shared memory within ``arch``'s per-block limit (:func:`kernels._lib.device.smem_per_block`),
-    and fp32 score tile + accumulator within ``arch``'s register budget (:data:`FP32_REGISTER_BUDGET`).
-    The cheapest one if none would fit (never empty). ``elem_bytes``: bytes per element of q and the
-    caches."""
+    where the MMA reads shared memory (sm_90, sm_100: :func:`kernels._lib.device.mma_reads_smem`), the
+    :data:`WS_CONFIGS` only where Triton warp-specializes (:func:`kernels._lib.device.warp_specializes`)
+    and the launch loads by TMA (``tma``), estimated shared memory within ``arch``'s per-block limit
+    (:func:`kernels._lib.device.smem_per_block`), and fp32 score tile + accumulator within ``arch``'s
+    register budget (:data:`FP32_REGISTER_BUDGET`; not for a warp-specialized tile, which keeps them in
+    tensor memory). The cheapest one if none would fit (never empty). ``elem_bytes``: bytes per element
+    of q and the caches."""
     limit = device.smem_per_block(arch)
     wide_mma = device.mma_reads_smem(arch)
+    ws = tma and device.warp_specializes(arch)
     # the HIP configs were chosen from their own compile (registers and spills read there)
     budget = float("inf") if device.is_hip(arch) else FP32_REGISTER_BUDGET[wide_mma]
 
     def fits(c: triton.Config) -> bool:
+        if warp_specialized(c):
+            return ws and smem_estimate(c, bd, elem_bytes, block_m) <= limit
         if not wide_mma and _sm90_only(c, bd):
             return False
         bm = block_m if block_m is not None else c.kwargs["BLOCK_M"]
@@ -139,15 +163,16 @@ def prune_configs(configs: list[triton.Config], bd: int, elem_bytes: int, arch: 
         return smem_estimate(c, bd, elem_bytes, block_m) <= limit and fp32_regs <= budget
 
     kept = [c for c in configs if fits(c)]
-    return kept or [min(configs, key=lambda c: smem_estimate(c, bd, elem_bytes, block_m))]
+    return kept or [min((c for c in configs if not warp_specialized(c)),
+                        key=lambda c: smem_estimate(c, bd, elem_bytes, block_m))]
 
 
 @functools.lru_cache(maxsize=1024)
-def prefill_config(head_dim: int, q_len: int, elem_bytes: int, arch: int) -> triton.Config:
-    """The prefill config launched without autotuning: the first survivor of :func:`prune_configs`,
-    a 64-row tile when ``q_len <= 64``."""
+def prefill_config(head_dim: int, q_len: int, elem_bytes: int, arch: int, tma: bool = False) -> triton.Config:
+    """The prefill config launched without autotuning: the first survivor of :func:`prune_configs`
+    (``tma``: the launch loads by TMA), a 64-row tile when ``q_len <= 64``."""
     bd = block_d(head_dim)
-    kept = prune_configs(prefill_configs(bd, arch), bd, elem_bytes, arch)
+    kept = prune_configs(prefill_configs(bd, arch), bd, elem_bytes, arch, tma=tma)
     short = [c for c in kept if c.kwargs["BLOCK_M"] <= 64]
     return short[0] if q_len <= 64 and short else kept[0]
 

@@ -16,7 +16,7 @@ LN2 = tl.constexpr(0.6931471805599453)  # the kernels turn a base-2 LSE into nat
 
 
 @triton.jit
-def _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale):
+def _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale, SPLIT_RESCALE: tl.constexpr = False):
     """Fold one KV tile into the running softmax state (base 2).
 
     ``qk`` [M, N]: raw scores ``q . k``, masked entries ``-inf``; the scaled score is ``qk * qk_scale``
@@ -33,7 +33,15 @@ def _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale):
     p = tl.math.exp2(qk * qk_scale - m_use[:, None])
     alpha = tl.math.exp2(m_i - m_use)
     l_i = l_i * alpha + tl.sum(p, 1)
-    acc = acc * alpha[:, None]
+    if SPLIT_RESCALE:
+        # the accumulator rescaled in two column halves, as Triton's tutorial 06 does on its warp-
+        # specialized Blackwell path: each half is a separate tensor-memory load and store
+        BM: tl.constexpr = acc.shape[0]
+        BD: tl.constexpr = acc.shape[1]
+        acc0, acc1 = acc.reshape([BM, 2, BD // 2]).permute(0, 2, 1).split()
+        acc = tl.join(acc0 * alpha[:, None], acc1 * alpha[:, None]).permute(0, 2, 1).reshape([BM, BD])
+    else:
+        acc = acc * alpha[:, None]
     acc = tl.dot(p.to(v.dtype), v, acc)
     return m_new, l_i, acc
 
@@ -41,7 +49,7 @@ def _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale):
 @triton.jit
 def _attn_kv_loop(m_i, l_i, acc, q, q_pos, k_src, v_src, stride_kn, stride_vn, lo, hi, qk_scale,
                   HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-                  MASKED: tl.constexpr, USE_TMA: tl.constexpr):
+                  MASKED: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPECIALIZE: tl.constexpr = False):
     """Fold the keys ``[lo, hi)``, ``BLOCK_N`` at a time, into the running state ``(m_i, l_i, acc)`` of
     the query tile ``q`` [M, BLOCK_D]; returns the new state.
 
@@ -56,7 +64,18 @@ def _attn_kv_loop(m_i, l_i, acc, q, q_pos, k_src, v_src, stride_kn, stride_vn, l
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     d_mask = offs_d < HEAD_DIM  # all-true (and folded) unless the head dim is padded
-    for start_n in range(lo, hi, BLOCK_N):
+    # WARP_SPECIALIZE (prefill on sm_100): Triton's warp specialization of the loop, which then counts
+    # tiles, not keys (lo must be a multiple of BLOCK_N): with key bounds that depend on the loaded cache
+    # length, ptxas kept two thread indices on the stack (kernels/attention/DESIGN.md, "Blackwell")
+    if WARP_SPECIALIZE:
+        first, last, step = lo // BLOCK_N, tl.cdiv(hi, BLOCK_N), 1
+    else:
+        first, last, step = lo, hi, BLOCK_N
+    for it in tl.range(first, last, step, warp_specialize=WARP_SPECIALIZE):
+        if WARP_SPECIALIZE:
+            start_n = it * BLOCK_N
+        else:
+            start_n = it
         offs_kv = start_n + offs_n
         if MASKED:
             n_mask = offs_kv < hi
@@ -79,7 +98,7 @@ def _attn_kv_loop(m_i, l_i, acc, q, q_pos, k_src, v_src, stride_kn, stride_vn, l
         else:
             v = tl.load(v_src + offs_kv[:, None] * stride_vn + offs_d[None, :], mask=kv_mask, other=0.0)
         if MASKED:
-            m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, 1.0)
+            m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, 1.0, WARP_SPECIALIZE)
         else:
-            m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale)
+            m_i, l_i, acc = _online_softmax_tile(qk, v, m_i, l_i, acc, qk_scale, WARP_SPECIALIZE)
     return m_i, l_i, acc

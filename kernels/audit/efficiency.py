@@ -26,7 +26,9 @@ partition's warps from the TTGIR (``partitionN(...) num_warps(W)``, in order; th
 the kernel's ``num_warps``). Worker regions with a loop map onto the TTGIR's partitions in address order
 (regions without one are the idle warps that pad the block to a warpgroup multiple). Each partition's
 steady-state loop is picked inside its region as above (in a partition that neither multiplies nor loads:
-its largest innermost loop), and the figure of merit is their warp-weighted
+its largest innermost loop; in a kernel with several warp-specialized loops, whose default region holds
+one copy of its loop per sweep, the cheapest copy that synchronises with the workers through mbarriers,
+``SYNCS``: the unmasked sweep), and the figure of merit is their warp-weighted
 sum, ``sum(instructions_p * warps_p) / stream``: the issue slots the whole CTA spends per KiB, on the
 same scale as a plain kernel's ``instructions * num_warps / stream``. A partition whose loop has no MMA
 and streams no operand tile (no asynchronous copy into shared memory, ``LDGSTS``/``UTMALDG``; a fused
@@ -104,6 +106,7 @@ class Loop:
     loads: int
     spin: bool = False  # barrier waits only
     streams: int = 0  # of the loads, asynchronous copies into shared memory (STREAM_OPCODES)
+    syncs: int = 0  # mbarrier operations (SYNCS: waits, arrives): the loop hands data to or from other warps
 
     def contains(self, other: Loop) -> bool:
         return self != other and self.start <= other.start and other.end <= self.end
@@ -126,6 +129,7 @@ def find_loops(sass: str | list[Instruction]) -> list[Loop]:
             loads=sum(i.base in LOAD_OPCODES for i in body),
             spin=all(i.base in SPIN_OPCODES for i in body),
             streams=sum(i.base in STREAM_OPCODES for i in body),
+            syncs=sum(i.base == "SYNCS" for i in body),
         ))
     return loops
 
@@ -187,6 +191,24 @@ def partition_regions(instrs: list[Instruction]) -> list[Region] | None:
             regions.append(Region(len(regions) - 1, start, ins.address))
             start = None
     return regions
+
+
+def _default_copies_loop(loops: list[Loop]) -> Loop | None:
+    """The default partition's steady-state loop in a kernel with several warp-specialized loops. Its
+    region holds one copy of its loop per ``ttg.warp_specialize`` op (a sweep whose trip count the
+    compiler knows to be one has none), beside set-up loops (a tensor-memory allocation retry). The
+    copies are the innermost loops that hand tiles to or from the workers through mbarriers (``SYNCS``);
+    of them, as for the workers' copies, the one with the fewest instructions is the steady state (the
+    unmasked sweep). Without such a loop, or where the default partition multiplies or loads itself:
+    :func:`_partition_loop`."""
+    loop = steady_state_loop(loops)
+    if loop is None or loop.mma or loop.loads:
+        return loop
+    real = [lp for lp in loops if not lp.spin]
+    copies = [lp for lp in real if lp.syncs and not any(lp.contains(o) for o in real)]
+    if not copies:
+        return _partition_loop(loops)
+    return min(copies, key=lambda lp: (lp.instructions, lp.start))
 
 
 # ---- kernels with more than one warp-specialized loop (one ``ttg.warp_specialize`` op per loop) ----
@@ -453,10 +475,11 @@ def _multi_partitioned(sass: str, loops: list[Loop], regions: list[Region], ops:
     :func:`_split_at_dealloc`) are matched to the TTGIR's partitions by what their loop does (MMA, loads,
     neither) and, among partitions of the same role, by the registers they set; of the copies of one
     partition (one per op), the loop with the fewest instructions is the steady state (the unmasked
-    sweep, as for a plain kernel's two loops)."""
+    sweep, as for a plain kernel's two loops); the default partition's copies share its one region
+    (:func:`_default_copies_loop`)."""
     first = ops[0]
     best: dict[int, Loop] = {}
-    default = _partition_loop([lp for lp in loops if _in(lp, regions[0])])
+    default = _default_copies_loop([lp for lp in loops if _in(lp, regions[0])])
     if default is not None:
         best[-1] = default
     for region, regs in _split_at_dealloc(sass, regions[1:]):

@@ -106,37 +106,34 @@ def test_tma_store_plan_rules():
     assert tma_store_plan([small(32, 16, 16, ws=True)], 1, 64, 64, 2, False) == (16, True)
 
 
-def test_ws_cache_append_keeps_the_pointer_epilogue():
-    x, w, b = make(2, 40, 32, 2, 1, 16, F16, True, seed=3)
-    cap = 50
-    k_cache = torch.full((2, 1, cap, 16), 7.0, dtype=F16)
-    v_cache = torch.full((2, 1, cap, 16), -7.0, dtype=F16)
-    lens = torch.tensor([10, 0], dtype=torch.int32)
+def _check_cache_append(x, w, b, n_heads, n_kv_heads, capacity, lens, config, weight=None):
+    """The TMA launcher appending into sentinel-filled caches matches the float64 reference (q, the
+    appended rows, and every row outside the append keeping its sentinel)."""
+    batch, head_dim = x.shape[0], w.shape[0] // (n_heads + 2 * n_kv_heads)
+    k_cache = torch.full((batch, n_kv_heads, capacity, head_dim), 7.0, dtype=F16)
+    v_cache = torch.full((batch, n_kv_heads, capacity, head_dim), -7.0, dtype=F16)
     want_k, want_v = k_cache.clone(), v_cache.clone()
-    want = ref(x, w, b, n_heads=2, n_kv_heads=1, k_cache=want_k, v_cache=want_v, cache_len=lens)
-    got = qkv.qkv_projection(x, w, b, n_heads=2, n_kv_heads=1, k_cache=k_cache, v_cache=v_cache,
-                             cache_len=lens, variant="tma", config=small(32, 64, 16, ws=True))
+    want = ref(x, w, b, n_heads=n_heads, n_kv_heads=n_kv_heads, k_cache=want_k, v_cache=want_v,
+               cache_len=lens)
+    got = qkv.qkv_projection(x, w if weight is None else weight, b, n_heads=n_heads, n_kv_heads=n_kv_heads,
+                             k_cache=k_cache, v_cache=v_cache, cache_len=lens, variant="tma", config=config)
     assert got[1] is k_cache and got[2] is v_cache
     assert_close(got[0], want[0], F16)
     assert_close(k_cache, want_k, F16)
     assert_close(v_cache, want_v, F16)
 
 
+def test_ws_cache_append_keeps_the_pointer_epilogue():
+    x, w, b = make(2, 40, 32, 2, 1, 16, F16, True, seed=3)
+    _check_cache_append(x, w, b, 2, 1, 50, torch.tensor([10, 0], dtype=torch.int32),
+                        small(32, 64, 16, ws=True))
+
+
 def test_tma_column_major_weight_and_cache_append():
     x, w, b = make(2, 9, 48, 4, 2, 8, F16, True, seed=1)
     wt = w.t().contiguous().t()  # [N, D] view of a [D, N] matrix: column-major
-    cap = 20
-    k_cache = torch.full((2, 2, cap, 8), 7.0, dtype=F16)
-    v_cache = torch.full((2, 2, cap, 8), -7.0, dtype=F16)
-    lens = torch.tensor([3, 11], dtype=torch.int32)
-    want_k, want_v = k_cache.clone(), v_cache.clone()
-    want = ref(x, w, b, n_heads=4, n_kv_heads=2, k_cache=want_k, v_cache=want_v, cache_len=lens)
-    got = qkv.qkv_projection(x, wt, b, n_heads=4, n_kv_heads=2, k_cache=k_cache, v_cache=v_cache,
-                             cache_len=lens, variant="tma", config=small(16, 16, 16))
-    assert got[1] is k_cache and got[2] is v_cache
-    assert_close(got[0], want[0], F16)
-    assert_close(k_cache, want_k, F16)  # rows outside the append keep their sentinel too
-    assert_close(v_cache, want_v, F16)
+    _check_cache_append(x, w, b, 4, 2, 20, torch.tensor([3, 11], dtype=torch.int32), small(16, 16, 16),
+                        weight=wt)
 
 
 def test_tma_default_config_is_a_wgmma_tile():

@@ -274,24 +274,16 @@ def test_warp_specialized_loop_metric_weights_each_partition_by_its_warps():
 # partitions (0: 4 warps, 88 registers, the correction; 1: 1 warp, the MMAs; 2: 2 warps, the TMA loads).
 # In the SASS several partitions share one span between branches back to the dispatch; each starts by
 # setting its registers (USETMAXREG.DEALLOC), in an order that is not the TTGIR's.
-WS2_TTGIR = """
-    %a:3 = ttg.warp_specialize(%x, %y) attributes {requestedRegisters = array<i32: 88, 24, 24>}
-    default {
-    partition0(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(4) {
+_WS_SWEEP_TTGIR = """
+    {name}:3 = ttg.warp_specialize(%x, %y) attributes {{requestedRegisters = array<i32: 88, 24, 24>}}
+    default {{
+    partition0(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(4) {{
       %t = ttng.tmem_load %acc
-    partition1(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(1) {
+    partition1(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(1) {{
       ttng.tc_gen5_mma %q, %k, %qk
-    partition2(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(2) {
-      ttng.async_tma_copy_global_to_local %desc_k[%o, %c0] %k
-    %b:3 = ttg.warp_specialize(%x, %y) attributes {requestedRegisters = array<i32: 88, 24, 24>}
-    default {
-    partition0(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(4) {
-      %t = ttng.tmem_load %acc
-    partition1(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(1) {
-      ttng.tc_gen5_mma %q, %k, %qk
-    partition2(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(2) {
-      ttng.async_tma_copy_global_to_local %desc_k[%o, %c0] %k
-"""
+    partition2(%arg0: !ttg.memdesc<1x1xi64, #shared1, #smem, mutable> loc("acc")) num_warps(2) {{
+      ttng.async_tma_copy_global_to_local %desc_k[%o, %c0] %k"""
+WS2_TTGIR = "".join(_WS_SWEEP_TTGIR.format(name=name) for name in ("%a", "%b")) + "\n"
 WS2_SASS = sass(
     # default partition (rows 0-6): its softmax loop rows 1-4, EXIT at row 6
     "S2R R0, SR_TID.X", "MUFU.EX2 R9, R9", "FMUL R9, R9, R3", "FADD R1, R1, R9", f"@P0 BRA {at(1)}",

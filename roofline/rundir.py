@@ -382,9 +382,8 @@ def read_run(path: str | Path) -> RunFiles:
     def find(name: str) -> Path:
         return next((d / name for d in homes if (d / name).is_file()), directory / name)
 
-    ceilings = None
-    if find(CEILINGS).is_file():
-        ceilings = parse_ceilings(load_json(find(CEILINGS), "ceilings"), find(CEILINGS))
+    where = find(CEILINGS)
+    ceilings = parse_ceilings(load_json(where, "ceilings"), where) if where.is_file() else None
     provenance = _optional_json(find(PROVENANCE), "provenance", dict, notes) or {}
     skipped: list = []
     for home in homes:

@@ -7,7 +7,10 @@ their sources).
 from __future__ import annotations
 
 import torch
+import triton
 
+from kernels._triton_compat import version_tuple
+from roofline.model import arch as arch_table
 from roofline.model import machine
 from roofline.model.arch import (  # noqa: F401  (re-exported: the kernels' one view of the table)
     ARCHS,
@@ -25,7 +28,6 @@ from roofline.model.arch import (  # noqa: F401  (re-exported: the kernels' one 
     is_hip,
     mma_reads_smem,
     smem_per_block,
-    warp_specializes,
 )
 
 DEFAULT_NUM_SMS = 132  # H100 SXM; what a launch plans for when torch.cuda cannot tell (CPU, interpreter, AOT)
@@ -54,6 +56,21 @@ def arch(dev: torch.device, default: int = 0) -> int | str:
         return target
     major, minor = torch.cuda.get_device_capability(dev)
     return 10 * major + minor
+
+
+# The shipped warp-specialized configs (attention's WS_CONFIGS, qkv's WS_TMA_CONFIGS) were chosen and
+# audited with triton 3.9.0; triton 3.6.0 (torch 2.11's pin) fails to compile two of the QKV ones for sm_100
+# ("PassManager::run failed": the KV-cache append and a batch-straddling T; scripts/compat.sh 3.6.0,
+# 2026-12-06), and 3.7/3.8 were never compiled. Older tritons run the plain tiles there.
+WARP_SPECIALIZE_MIN_TRITON = (3, 9)
+
+
+def warp_specializes(arch: int | str, triton_version: str | None = None) -> bool:
+    """Whether the launchers use Triton's automatic warp specialization on ``arch``: where the
+    architecture row says so (:func:`roofline.model.arch.warp_specializes`) and ``triton_version``
+    (default: the installed one) is at least :data:`WARP_SPECIALIZE_MIN_TRITON`."""
+    version = triton.__version__ if triton_version is None else triton_version
+    return arch_table.warp_specializes(arch) and version_tuple(version) >= WARP_SPECIALIZE_MIN_TRITON
 
 
 TMA_ALIGN_BYTES = 16  # a tensor descriptor's base address and every stride but the unit one

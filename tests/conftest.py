@@ -261,6 +261,18 @@ def nan_filled_allocations(monkeypatch):
     monkeypatch.setattr(launch, "empty", nan_empty)
 
 
+@pytest.fixture
+def audited_triton(monkeypatch):
+    """The launch plans of the triton the warp-specialized configs were audited with
+    (``kernels._lib.device.WARP_SPECIALIZE_MIN_TRITON``), whichever triton runs the tests
+    (``scripts/compat.sh`` runs them under triton 3.6, which plans no warp-specialized tile)."""
+    import triton
+
+    from kernels._lib.device import WARP_SPECIALIZE_MIN_TRITON
+
+    monkeypatch.setattr(triton, "__version__", ".".join(map(str, WARP_SPECIALIZE_MIN_TRITON)) + ".0")
+
+
 @pytest.fixture(autouse=True)
 def _kernel_outputs_start_as_nan(request):
     """Every kernel test module (:func:`is_kernel_test_module`) runs with :func:`nan_filled_allocations`."""

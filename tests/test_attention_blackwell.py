@@ -47,6 +47,7 @@ def test_warp_specialized_prefill_matches_the_reference(head_dim, lens, q_len, s
         torch.testing.assert_close(lse.double(), ref_lse, atol=2e-3, rtol=2e-3)
 
 
+@pytest.mark.usefixtures("audited_triton")
 def test_a_warp_specialized_config_needs_tma_legal_tensors():
     q, k, v, cache_len = make_inputs(1, 2, 1, 70, 128, [3], dtype=torch.float16)
     o = torch.empty_like(q)
@@ -59,6 +60,7 @@ def test_a_warp_specialized_config_needs_tma_legal_tensors():
     assert prefill_tma(q, k, v, o, 100) and not prefill_tma(q, k, v, o, 80)
 
 
+@pytest.mark.usefixtures("audited_triton")
 def test_the_warp_specialized_tile_only_where_triton_warp_specializes_and_loads_by_tma():
     configs = PREFILL_CONFIGS[128]
     assert configs[0] is WS and warp_specialized(WS)

@@ -43,6 +43,7 @@ def test_warp_specialization_needs_a_triton_its_configs_were_audited_with(arch):
     assert not device.warp_specializes(90, "3.9.0") and not device.warp_specializes("gfx942", "3.9.0")
 
 
+@pytest.mark.usefixtures("audited_triton")
 def test_an_older_triton_on_sm100_launches_no_warp_specialized_tile(monkeypatch):
     """A B200 whose torch pins triton 3.6 (torch 2.11): the launchers plan the plain tiles, which that
     triton compiles, instead of the warp-specialized ones it fails on."""

@@ -145,6 +145,7 @@ def test_tma_default_config_is_a_wgmma_tile():
         assert_close(g, e, F32)
 
 
+@pytest.mark.usefixtures("audited_triton")
 def test_tma_layout_requirements():
     x, w, _ = make(2, 8, 64, 2, 2, 16, F16, False)
     assert tma_layout_ok(x, w) and tma_layout_ok(x, w.t().contiguous().t())
@@ -177,6 +178,7 @@ def test_tma_configs_and_compile_cases():
     assert not [c for c in compile_cases(80) if c.variant == "tma"]
 
 
+@pytest.mark.usefixtures("audited_triton")
 def test_the_audit_compiles_both_epilogues_of_the_warp_specialized_tiles():
     """sm_100 compiles the TMA-store epilogue (once per batch and across a batch boundary) and the pointer
     one (the cache append), each with the STORE_N the launcher would pass; no other arch compiles it."""

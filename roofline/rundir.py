@@ -233,11 +233,6 @@ class Ceilings:
     method: str = ""
     raw: dict | None = field(default=None, repr=False, compare=False)  # the file's ``measured`` block
 
-    @property
-    def roof(self) -> HardwareSpec | None:
-        """What measured points are judged against: the measured ceilings, else the datasheet's."""
-        return self.measured or self.datasheet
-
 
 def measured_spec(device_name: str, measured: dict, datasheet: HardwareSpec | None) -> HardwareSpec:
     """The spec built from a ``measured`` block: its ceilings, with caches, SMs and the architecture

@@ -86,6 +86,11 @@ def ridge_for(spec: HardwareSpec, cls: str) -> float:
     return peak_for(spec, cls)[0] / spec.mem_bandwidth
 
 
+def flops_per_s_band(flops: float, p20_s: float, p80_s: float) -> tuple[float, float]:
+    """(low, high) FLOP/s at the p80 and p20 times: a measured point's error bar."""
+    return flops / p80_s, flops / p20_s
+
+
 def attainable_flops_per_s(spec: HardwareSpec, cls: str, intensity: float) -> float:
     """The roof's height at ``intensity``: ``min(peak, intensity * bandwidth)``."""
     return min(peak_for(spec, cls)[0], intensity * spec.mem_bandwidth)
@@ -108,14 +113,13 @@ class PointRoof:
     attainable_s: float
     achieved_flops_per_s: float
     fraction: float
+    bound: str = field(init=False)  # "compute" at or past the ridge, else "memory"
+    ceiling: str = field(init=False)  # what bounds it: MEMORY or the dtype class
 
-    @property
-    def bound(self) -> str:
-        return "compute" if self.intensity >= self.ridge else "memory"
-
-    @property
-    def ceiling(self) -> str:
-        return MEMORY if self.bound == "memory" else self.dtype_class
+    def __post_init__(self) -> None:
+        bound = "compute" if self.intensity >= self.ridge else "memory"
+        object.__setattr__(self, "bound", bound)
+        object.__setattr__(self, "ceiling", MEMORY if bound == "memory" else self.dtype_class)
 
     def to_dict(self) -> dict:
         return {"hardware": self.hardware, "source": self.source, "dtype_class": self.dtype_class,
@@ -158,10 +162,10 @@ class CeilingCheck:
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     method: str = ""
+    suspect: bool = field(init=False)  # any reason at all
 
-    @property
-    def suspect(self) -> bool:
-        return bool(self.reasons)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "suspect", bool(self.reasons))
 
     def tolerance_for(self, ceiling: str) -> float:
         return max(TOLERANCE_FLOOR, self.tolerance.get(ceiling, TOLERANCE_FLOOR))
@@ -321,13 +325,15 @@ class Placement:
     ``roof.achieved_flops_per_s`` (FLOPs / median time), under ``roof.attainable_flops_per_s`` of the
     ceiling that bounds it (``roof.ceiling``, from :func:`roof_class` on the run's spec). The hollow
     marker is the cost model's prediction for the shape: its intensity, at the roof's height there. The
-    point is above its roof when its fraction passes ``1 + tolerance`` (:func:`assess_ceilings`).
+    point is above its roof when its fraction passes ``1 + tolerance`` (:func:`assess_ceilings`). ``band``
+    is its error bar (:func:`flops_per_s_band`).
     """
 
     roof: PointRoof
     predicted_intensity: float
     predicted_flops_per_s: float
     tolerance: float
+    band: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -341,12 +347,14 @@ class Prediction:
 
 
 def placement(spec: HardwareSpec, point: PointRoof, record, check: CeilingCheck) -> Placement:
-    """Where ``record`` (placed under ``spec`` at ``point``) goes on a roofline: the cost model's prediction
-    for its shape (its recorded intensity when the model does not cover it), at the roof's height there."""
+    """Where ``record`` (placed under ``spec`` at ``point``; anything with kernel, shape, dtype, flops and
+    p20/p80 times) goes on a roofline: the cost model's prediction for its shape (its recorded intensity
+    when the model does not cover it), at the roof's height there, and its error bar."""
     cost = modelled_cost(record.kernel, record.shape, record.dtype)
     predicted = cost.intensity if cost is not None else point.intensity
     return Placement(point, predicted, attainable_flops_per_s(spec, point.dtype_class, predicted),
-                     check.tolerance_for(point.ceiling))
+                     check.tolerance_for(point.ceiling),
+                     flops_per_s_band(record.flops, record.p20_s, record.p80_s))
 
 
 def is_above_roof(point: PointRoof, check: CeilingCheck) -> bool:

@@ -15,7 +15,6 @@ corrupt ``skipped.json`` or ``provenance.json`` is read as empty; a run that nev
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,11 +24,19 @@ from roofline.errors import UsageError
 from roofline.model.cost import Cost, dtype_name
 from roofline.model.hardware import MIG_NOTE, PRESETS, HardwareSpec, is_mig
 from roofline.model.ops import kernel_cost, modelled_cost
-from roofline.model.roof import RunRoofs, attainable_flops_per_s, judge_run, kernel_class, peak_for, ridge_for
+from roofline.model.roof import (
+    RunRoofs,
+    attainable_flops_per_s,
+    flops_per_s_band,
+    judge_run,
+    kernel_class,
+    peak_for,
+    ridge_for,
+)
 from roofline.rundir import Ceilings, positive_number, read_run
 
 __all__ = ["Record", "Ceilings", "Results", "load_results", "as_results", "attainable_flops_per_s",
-           "peak_for", "ridge_for", "size_label", "slug"]
+           "peak_for", "ridge_for", "size_label"]
 
 REQUIRED_EXTRA = ("kernel", "provider", "shape", "dtype")
 
@@ -97,7 +104,7 @@ class Record:
     @property
     def flops_per_s_band(self) -> tuple[float, float]:
         """(low, high) FLOP/s at the p80 and p20 times: the error bar."""
-        return self.flops / self.p80_s, self.flops / self.p20_s
+        return flops_per_s_band(self.flops, self.p20_s, self.p80_s)
 
     def cost(self) -> Cost | None:
         """The cost model's FLOPs and bytes for this shape, or None for a kernel it does not model."""
@@ -149,9 +156,11 @@ class Results:
 
     @cached_property
     def roof(self) -> HardwareSpec | None:
-        """The spec measured points are judged against (measured ceilings first), if any is known."""
-        if self.ceilings is not None and self.ceilings.roof is not None:
-            return self.ceilings.roof
+        """The spec measured points are judged against, if any is known: the measured ceilings, else the
+        datasheet's, else a preset the records name."""
+        ceilings = self.ceilings
+        if ceilings is not None and (ceilings.measured or ceilings.datasheet) is not None:
+            return ceilings.measured or ceilings.datasheet
         names = {r.hardware for r in self.records if r.hardware}
         for name in names:
             if name in PRESETS:
@@ -173,11 +182,6 @@ class Results:
             measured = {}
         notes = (MIG_NOTE,) if is_mig(self.device) else ()
         return judge_run(self.records, spec, datasheet, measured, notes)
-
-
-def slug(text: str) -> str:
-    """File-name-safe form of a name: ``"NVIDIA A100-SXM4-80GB"`` -> ``nvidia-a100-sxm4-80gb``."""
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "unknown"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,8 +272,10 @@ def load_results(path: str | Path) -> Results:
         raise UsageError(f"{run.source}: no benchmarks in this run (see skipped.json beside it)")
     for note in notes:
         warnings.warn(note, ResultsWarning, stacklevel=2)
-    return Results(source=run.source, directory=run.directory, records=records, ceilings=run.ceilings,
-                   provenance=run.provenance, skipped=run.skipped, warnings=notes)
+    results = Results(source=run.source, directory=run.directory, records=records, ceilings=run.ceilings,
+                      provenance=run.provenance, skipped=run.skipped, warnings=notes)
+    _ = results.judged  # judged once, as loaded: the plots, claims, page and step report read this judgement
+    return results
 
 
 def as_results(run: str | Path | Results) -> Results:

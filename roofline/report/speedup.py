@@ -2,7 +2,8 @@
 
 ``speedup = torch median / provider median`` on the same device, dtype, kernel, sweep and shape
 (> 1: faster than torch eager). Points without a torch record at the same shape have no speedup. Used by
-the speedup figure (:mod:`roofline.report.plot.speedup`) and the provider table of ``claims.md``.
+the speedup figures (:func:`roofline.report.plot.scene.speedup_charts`) and the provider table of
+``claims.md``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from roofline.report.results import Record
 from roofline.rundir import BASELINE
@@ -28,10 +29,10 @@ class Speedup:
     flops: float  # the point's size along its sweep (orders the x axis)
     baseline_s: float
     median_s: float
+    speedup: float = field(init=False)  # baseline_s / median_s: > 1 is faster than the baseline
 
-    @property
-    def speedup(self) -> float:
-        return self.baseline_s / self.median_s
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "speedup", self.baseline_s / self.median_s)
 
 
 def _key(r: Record) -> tuple:

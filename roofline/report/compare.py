@@ -333,7 +333,7 @@ def figure(mode: str, rows: list[Comparison], threshold: float, out_dir: Path) -
     from matplotlib.ticker import FuncFormatter
 
     from roofline.report.plot import save
-    from roofline.report.plot.layout import plt
+    from roofline.report.plot.render import plt
 
     colors = {"faster": "tab:green", "slower": "tab:red", "no significant change": "tab:gray",
               "too few rounds": "tab:olive", "not judged": "tab:orange"}

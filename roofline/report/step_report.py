@@ -466,7 +466,7 @@ def figure(report: StepReport, out_dir: Path) -> list[Path]:
     from matplotlib.ticker import FuncFormatter
 
     from roofline.report.plot import save
-    from roofline.report.plot.layout import plt
+    from roofline.report.plot.render import plt
 
     req = report.request
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))

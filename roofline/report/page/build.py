@@ -23,7 +23,7 @@ from roofline.model.roof import MEMORY
 from roofline.report.claims import ceiling_lines, evaluate, status_text
 from roofline.report.claims.report import default_hardware
 from roofline.report.compare import compare_runs, results_timings
-from roofline.report.plot.layout import KERNEL_ORDER, kernel_color, si
+from roofline.report.plot.render import KERNEL_ORDER, kernel_color, si
 from roofline.report.results import Record, Results, size_label
 from roofline.report.speedup import BASELINE, speedups, table_lines, versus_lines
 

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 
 from roofline.errors import UsageError
-from roofline.model.hardware import HardwareSpec, get_preset, is_mig
-from roofline.report.plot.figures import (
-    fraction_figure,
-    measured_points,
-    predicted_points,
-    reference_specs,
-    roofline_figure,
-)
-from roofline.report.plot.layout import plt
-from roofline.report.results import Results, as_results, slug
+from roofline.model.hardware import get_preset
+from roofline.report.plot.render import draw, plt
+from roofline.report.plot.scene import predicted_charts, run_charts, slug
+from roofline.report.results import Results, as_results
 
 
 def save(fig, base: Path) -> list[Path]:
@@ -35,46 +28,13 @@ def plot_results(results_dir: str | Path | Results, out_dir: str | Path | None =
     """Draw every (device, dtype) of a run (a results directory or benchmark JSON, or the run already
     loaded) into ``out_dir`` (default: the results directory).
 
-    Returns the written paths (PNG and SVG of a roofline and a roof-fraction chart per device and dtype).
+    Returns the written paths (PNG and SVG of a roofline and a roof-fraction chart per device and dtype,
+    then of a speedup chart per kernel with a provider besides the baseline): load, then
+    :func:`roofline.report.plot.scene.run_charts`, then draw and save each chart.
     """
     results = as_results(results_dir)
-    roof = results.roof
-    if roof is None:
-        raise UsageError(f"{results.source}: no ceilings.json beside it and no known hardware preset in the "
-                         "records; cannot draw a roof")
     out = Path(out_dir) if out_dir is not None else results.directory
-    kind = "measured" if roof.source == "measured" else "datasheet"  # line style of the main roof
-    roofs: list[tuple[HardwareSpec, str]] = [(roof, kind)]
-    datasheet = results.ceilings.datasheet if results.ceilings else None
-    if datasheet is not None and datasheet is not roof:
-        roofs.append((datasheet, "datasheet"))
-    roofs += [(s, "seed") for s in reference_specs(datasheet or roof)]
-    judged = ("measured ceilings" if roof.source == "measured" else f"datasheet {roof.name}")
-    cpu = " (a CPU run: judged against the CPU's measured roof)" if results.device_kind == "cpu" else ""
-    if is_mig(results.device):
-        cpu += " (MIG slice: no datasheet applies)"
-    run = results.judged
-    suspect = "  -  CEILINGS SUSPECT (see claims.md)" if run.check.suspect else ""
-    written = []
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, r in enumerate(results.records):
-        groups.setdefault((r.device, r.dtype), []).append(i)
-    for (device, dtype), index in sorted(groups.items()):
-        records = [results.records[i] for i in index]
-        sub = replace(run, points=tuple(run.points[i] for i in index))
-        points = measured_points(records, roof, sub)
-        n_above = sum(p.above_roof for p in points)
-        warn = (f"  -  {n_above} point(s) ABOVE their roof: ceiling suspect or miscounted" if n_above else "")
-        title = (f"Measured roofline: {device}, {dtype}, {len(points)} benchmarks{warn}{suspect}\n"
-                 f"roofs: {judged}{cpu}")
-        fig = roofline_figure(points, roofs, dtype=dtype, title=title)
-        written += save(fig, out / f"roofline-{slug(device)}-{slug(dtype)}")
-        fig = fraction_figure(points, title=f"Fraction of the attainable roof: {device}, {dtype} ({judged})")
-        written += save(fig, out / f"roof-fraction-{slug(device)}-{slug(dtype)}")
-    from roofline.report.plot.speedup import plot_speedups
-
-    written += plot_speedups(results.records, out, save)
-    return written
+    return [path for chart in run_charts(results) for path in save(draw(chart), out / chart.name)]
 
 
 def plot_predicted(preset: str, out_dir: str | Path, sweep: str = "quick", points: Iterable | None = None
@@ -89,21 +49,8 @@ def plot_predicted(preset: str, out_dir: str | Path, sweep: str = "quick", point
             points = sweep_points(preset=sweep, device_kind="cuda")
         except (KeyError, ValueError) as exc:
             raise UsageError(f"--sweep: {exc.args[0] if exc.args else exc}") from None
-    by_dtype: dict[str, list] = {}
-    for sp in points:
-        by_dtype.setdefault(str(sp.dtype).replace("torch.", ""), []).append(sp)
-    if not by_dtype:
-        raise UsageError(f"sweep {sweep!r} has no points")
-    roofs = [(spec, "datasheet")]  # dashed: not measured (a seed preset's labels say "seed")
-    roofs += [(s, "seed") for s in reference_specs(spec)]
-    written = []
-    for dtype, sps in sorted(by_dtype.items()):
-        pts = predicted_points(sps, spec)
-        title = (f"PREDICTED roofline (cost model only, nothing measured): {spec.name}, {dtype}\n"
-                 f"sweep {sweep!r}, {len(pts)} points, {spec.source} ceilings")
-        fig = roofline_figure(pts, roofs, dtype=dtype, title=title)
-        written += save(fig, Path(out_dir) / f"predicted-roofline-{slug(spec.name)}-{slug(dtype)}")
-    return written
+    charts = predicted_charts(spec, points, sweep)
+    return [path for chart in charts for path in save(draw(chart), Path(out_dir) / chart.name)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

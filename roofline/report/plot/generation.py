@@ -8,7 +8,7 @@ from pathlib import Path
 
 from roofline.model.generation import Generation
 from roofline.report.plot.files import save
-from roofline.report.plot.layout import plt
+from roofline.report.plot.render import plt
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 

@@ -237,7 +237,7 @@ def test_bound_flips_at_the_ridge():
 def test_every_list_of_kernels_derives_from_the_ops_table():
     from roofline.model import sweeps
     from roofline.model.ops import KERNELS, OPS
-    from roofline.report.plot import layout
+    from roofline.report.plot import scene
 
     # The Triton ops are the table's rows with a kernels/<op> package, in table order; every package
     # under kernels/ but the shared ones is a row (a package missing from the table would never run).
@@ -245,7 +245,7 @@ def test_every_list_of_kernels_derives_from_the_ops_table():
     packages = {d.name for d in (root / "kernels").iterdir() if (d / "__init__.py").is_file()}
     assert KERNELS == tuple(name for name in OPS if name in packages)
     assert packages - set(KERNELS) == {"_lib", "audit"}
-    assert layout.KERNEL_ORDER == tuple(OPS)
+    assert scene.KERNEL_ORDER == tuple(OPS)
     assert MATMUL_KERNELS == {n for n, op in OPS.items() if op.matmul}
     # The rows present today keep their roofs (a new row may add to either side).
     assert {"qkv", "gemv", "attention", "gemm"} <= MATMUL_KERNELS and not {"softmax", "gelu"} & MATMUL_KERNELS

@@ -13,7 +13,7 @@ from matplotlib.text import Text
 from roofline.model.hardware import PRESETS, HardwareSpec, from_measured
 from roofline.model.sweeps import sweep_points
 from roofline.report.cli import main
-from roofline.report.plot import measured_points, plot_predicted, plot_results, roofline_figure
+from roofline.report.plot import draw, measured_points, plot_predicted, plot_results, roofline_chart
 from roofline.report.results import attainable_flops_per_s, load_results
 from tests.data.synth import A100, MEASURED_A100, a100_run, benchmark, roofline_time, write_run
 
@@ -36,7 +36,7 @@ def measured():
     records = [r for r in res.records if r.dtype == "float16"]
     roofs = [(roof, "measured"), (A100, "datasheet"), (PRESETS["A100-SEED-1.5TB"], "seed"),
              (PRESETS["A100-SEED-2.0TB"], "seed")]
-    fig = roofline_figure(measured_points(records, roof), roofs, dtype="float16", title="t")
+    fig = draw(roofline_chart(measured_points(records, roof), roofs, dtype="float16", title="t"))
     fig.canvas.draw()
     yield fig, fig.axes[0], records, roof
     plt.close(fig)
@@ -126,8 +126,8 @@ def test_a_point_above_its_roof_is_flagged(tmp_path):
                      roofline_time("softmax", {"rows": 64, "cols": 4096}, "float16", roof, 3.0))
     write_run(tmp_path, [ok, fast], measured=MEASURED_A100)
     res = load_results(tmp_path)
-    fig = roofline_figure(measured_points(res.records, res.roof), [(res.roof, "measured")],
-                          dtype="float16", title="t")
+    fig = draw(roofline_chart(measured_points(res.records, res.roof), [(res.roof, "measured")],
+                              dtype="float16", title="t"))
     flagged = _by_gid(fig.axes[0], "above-roof:")
     assert list(flagged) == [f"above-roof:{fast['name']}"]
     assert any("ABOVE ROOF x3.00 (memory ceiling suspect)" in t for t in _texts(fig.axes[0]))
@@ -153,11 +153,11 @@ def test_plot_results_writes_png_and_svg_per_device_and_dtype(tmp_path):
 
 
 def test_fraction_chart_bars_are_achieved_over_attainable(tmp_path):
-    from roofline.report.plot import fraction_figure
+    from roofline.report.plot import fraction_chart
 
     res = load_results(a100_run(tmp_path / "run", efficiency=0.4))
     pts = measured_points(res.records, res.roof)
-    fig = fraction_figure(pts, title="t")
+    fig = draw(fraction_chart(pts, title="t"))
     bars = _by_gid(fig.axes[0], "fraction:")
     assert len(bars) == len(res.records)
     assert all(b.get_width() == pytest.approx(0.4) for b in bars.values())
@@ -188,7 +188,7 @@ def test_predicted_points_lie_on_the_roof():
     spec = PRESETS["H100-SXM5"]
     pts = sweep_points("quick", "cuda")
     drawn = predicted_points(pts, spec)
-    fig = roofline_figure(drawn, [(spec, "datasheet")], dtype="bfloat16", title="PREDICTED")
+    fig = draw(roofline_chart(drawn, [(spec, "datasheet")], dtype="bfloat16", title="PREDICTED"))
     predicted = _by_gid(fig.axes[0], "predicted:")
     measured = _by_gid(fig.axes[0], "measured:")
     assert not measured and len(predicted) == len(pts) == len(drawn)
@@ -221,8 +221,8 @@ def test_real_cpu_run_every_benchmark_appears(tmp_path):
     res = load_results(run)
     roof = res.roof
     assert res.device_kind == "cpu" and roof.source == "measured" and res.ceilings.datasheet is None
-    fig = roofline_figure(measured_points(res.records, roof), [(roof, "measured")], dtype="bfloat16",
-                          title="t")
+    fig = draw(roofline_chart(measured_points(res.records, roof), [(roof, "measured")], dtype="bfloat16",
+                              title="t"))
     ax = fig.axes[0]
     assert {g.split(":", 1)[1] for g in _by_gid(ax, "measured:")} == {r.name for r in res.records}
     assert len(_by_gid(ax, "predicted:")) == len(res.records)
@@ -233,3 +233,32 @@ def test_real_cpu_run_every_benchmark_appears(tmp_path):
     assert sorted(p.name for p in paths) == sorted(f"{k}-cpu-amd-epyc-bfloat16.{e}" for k in
                                                    ("roofline", "roof-fraction") for e in ("png", "svg"))
     assert "judged against the CPU's measured roof" in paths[1].read_text()
+
+
+def test_every_group_of_a_run_is_drawn_where_the_judgement_placed_its_own_records(tmp_path):
+    """A run of two dtypes is charted per (device, dtype): each group's points carry their own records'
+    placements (roof fraction, class, prediction, error bar), not the first group's by position."""
+    from roofline.report.plot import run_charts
+
+    res = load_results(a100_run(tmp_path / "run", efficiency=0.4))
+    run = res.judged
+    index = {r.name: i for i, r in enumerate(res.records)}
+    charts = run_charts(res)
+    fractions = [c for c in charts if c.name.startswith("roof-fraction-")]
+    assert [c.name for c in fractions] == ["roof-fraction-nvidia-a100-sxm4-80gb-float16",
+                                           "roof-fraction-nvidia-a100-sxm4-80gb-float32"]
+    drawn = [p for c in charts if c.name.startswith("roofline-") for p in c.points]
+    assert sorted(p.name for p in drawn) == sorted(index)
+    for p in drawn:
+        i = index[p.name]
+        where, record = run.placements[i], res.records[i]
+        assert p.roof_fraction == pytest.approx(run.points[i].fraction) == pytest.approx(0.4)
+        assert (p.dtype_class, p.predicted_x, p.roof_y) == (
+            where.roof.dtype_class, where.predicted_intensity, where.roof.attainable_flops_per_s)
+        assert p.band == pytest.approx(record.flops_per_s_band)
+        assert p.intensity == pytest.approx(record.intensity)
+        assert p.y == pytest.approx(record.achieved_flops_per_s)
+    for chart in fractions:
+        assert chart.points and all(p.y is not None for p in chart.points)
+        dtype = chart.name.rsplit("-", 1)[1]
+        assert {res.records[index[p.name]].dtype for p in chart.points} == {dtype}

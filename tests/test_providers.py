@@ -504,7 +504,7 @@ def test_ours_against_each_provider_at_the_same_points():
 
 
 def test_every_builtin_provider_and_a_few_user_ones_get_their_own_marker():
-    from roofline.report.plot.layout import provider_marker
+    from roofline.report.plot.render import provider_marker
 
     known = [*providers.names(), "mine", "theirs", "yours"]
     markers = [provider_marker(p, known) for p in known]

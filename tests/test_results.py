@@ -11,13 +11,13 @@ import pytest
 from roofline.errors import UsageError
 from roofline.model.hardware import PRESETS, HardwareSpec
 from roofline.report.cli import main
+from roofline.report.plot.scene import slug
 from roofline.report.results import (
     attainable_flops_per_s,
     load_results,
     peak_for,
     ridge_for,
     size_label,
-    slug,
 )
 from tests.data.synth import A100, MEASURED_A100, a100_run, benchmark, write_run
 

@@ -10,6 +10,7 @@ Each machine is faked at the measurement boundary: its CPU flags and torch repor
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -351,27 +352,22 @@ def test_host_load_is_recorded_but_not_judged_for_a_gpu():
     assert assess_ceilings(combine(passes, None, "cpu")).suspect
 
 
-def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path, monkeypatch):
-    from roofline.report.plot import files as plot_files
+def test_plot_titles_carry_the_suspicion_and_the_mig_note(tmp_path):
+    from roofline.report.plot import run_charts
 
-    titles = []
-    real = plot_files.roofline_figure
+    def titles(run_dir: Path) -> list[str]:
+        return [c.title for c in run_charts(load_results(run_dir)) if c.name.startswith("roofline-")]
 
-    def spy(points, roofs, *, dtype, title):
-        titles.append(title)
-        return real(points, roofs, dtype=dtype, title=title)
-
-    monkeypatch.setattr(plot_files, "roofline_figure", spy)
     features = cpu_features(EPYC_AVX2, NO_NATIVE_TORCH)
     measured = combine(cpu_passes(load=6.0), features["native"], "cpu")
-    plot_files.plot_results(write_run(tmp_path / "cpu", epyc_records(), measured=measured, datasheet=None,
-                             device=CPU["device"]))
-    assert "CEILINGS SUSPECT" in titles[-1] and "ABOVE" not in titles[-1]
+    cpu = titles(write_run(tmp_path / "cpu", epyc_records(), measured=measured, datasheet=None,
+                           device=CPU["device"]))
+    assert cpu and all("CEILINGS SUSPECT" in t and "ABOVE" not in t and "a CPU run" in t for t in cpu)
     name = "NVIDIA A100-SXM4-80GB MIG 1g.10gb"
     records = [at_bandwidth("softmax", dict(rows=4096, cols=4096), "bfloat16", 0.2e12, device=name)]
     mig = combine(gpu_passes(read=0.25e12, copy=0.2e12), None, "cuda")
-    plot_files.plot_results(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
-    assert "MIG slice: no datasheet applies" in titles[-1] and "SUSPECT" not in titles[-1]
+    (title,) = titles(write_run(tmp_path / "mig", records, measured=mig, datasheet=None, device=name))
+    assert "MIG slice: no datasheet applies" in title and "SUSPECT" not in title and "CPU" not in title
 
 
 def test_kernel_class_follows_the_table_of_ops():

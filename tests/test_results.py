@@ -162,3 +162,19 @@ def test_labels_and_slugs():
     assert slug("NVIDIA A100-SXM4-80GB") == "nvidia-a100-sxm4-80gb"
     assert slug("Intel(R) Xeon(R) CPU @ 2.20GHz") == "intel-r-xeon-r-cpu-2.20ghz"
     assert size_label({"batch": 4096, "n": 11008, "bias": False}) == "batch=4k, n=11008, bias=false"
+
+
+def test_a_roof_without_the_class_a_record_needs_is_a_one_line_usage_error(tmp_path):
+    """Ceilings that measured only tensor16 cannot bound an fp32-class op: the run still loads (a comparison
+    reads its times), and judging it, as the plots and claims do, names the missing class."""
+    shape = {"rows": 4096, "cols": 4096}
+    write_run(tmp_path, [benchmark("softmax", shape, "float16", 1e-3)], datasheet=None,
+              measured={"mem_bandwidth": 1.5e12, "peak_flops": {"tensor16": 2.5e14}, "method": "synthetic"})
+    res = load_results(tmp_path)
+    assert res.records[0].dtype_class == "fp32"
+    with pytest.raises(UsageError, match=r"cannot judge this run: .*no 'fp32' peak.*\(it has: tensor16\)"):
+        res.judged
+    from roofline.report.plot import plot_results
+
+    with pytest.raises(UsageError, match="cannot judge this run"):
+        plot_results(res, tmp_path / "out")

@@ -15,6 +15,7 @@ corrupt ``skipped.json`` or ``provenance.json`` is read as empty; a run that nev
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -181,7 +182,11 @@ class Results:
         if measured is None and ceilings is not None and ceilings.measured is not None:
             measured = {}
         notes = (MIG_NOTE,) if is_mig(self.device) else ()
-        return judge_run(self.records, spec, datasheet, measured, notes)
+        try:
+            return judge_run(self.records, spec, datasheet, measured, notes)
+        except KeyError as exc:  # a spec with no peak for a record's class nor any below it
+            raise UsageError(f"{self.source}: cannot judge this run: {exc.args[0]}; the roof needs a peak "
+                             "for that class or fp32") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,7 +279,8 @@ def load_results(path: str | Path) -> Results:
         warnings.warn(note, ResultsWarning, stacklevel=2)
     results = Results(source=run.source, directory=run.directory, records=records, ceilings=run.ceilings,
                       provenance=run.provenance, skipped=run.skipped, warnings=notes)
-    _ = results.judged  # judged once, as loaded: the plots, claims, page and step report read this judgement
+    with contextlib.suppress(UsageError):  # a run that cannot be judged still loads (compare reads times)
+        _ = results.judged  # judged once, as loaded: the plots, claims, page and step report read this one
     return results
 
 

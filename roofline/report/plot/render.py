@@ -197,8 +197,7 @@ def _draw_roofs(ax, placer: LabelPlacer, roofs: tuple[Roof, ...], xlim) -> None:
         line.roof_value = spec.mem_bandwidth
         placer.block_line(xs, ys)
         for cls, c in roof.ceilings.items():
-            peak = c.peak
-            ridge = peak / spec.mem_bandwidth
+            peak, ridge = c.peak, c.ridge
             if kind != "seed":
                 line = ax.plot([ridge, xlim[1]], [peak, peak], style, color=color, lw=lw,
                                gid=f"roof:{cls}:{kind}:{spec.name}")[0]

@@ -173,7 +173,7 @@ def test_a_roof_without_the_class_a_record_needs_is_a_one_line_usage_error(tmp_p
     res = load_results(tmp_path)
     assert res.records[0].dtype_class == "fp32"
     with pytest.raises(UsageError, match=r"cannot judge this run: .*no 'fp32' peak.*\(it has: tensor16\)"):
-        res.judged
+        _ = res.judged
     from roofline.report.plot import plot_results
 
     with pytest.raises(UsageError, match="cannot judge this run"):

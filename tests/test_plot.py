@@ -164,15 +164,24 @@ def test_fraction_chart_bars_are_achieved_over_attainable(tmp_path):
     plt.close(fig)
 
 
-def test_cpu_roof_without_datasheet(tmp_path):
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])  # the sweep's dtype with and without native bf16
+def test_cpu_roof_without_datasheet(tmp_path, dtype):
+    from roofline.report.plot import run_charts
+
     cpu = {"mem_bandwidth": 2e10, "peak_flops": {"fp32": 2e11, "tensor16": 1e11}, "method": "synthetic"}
     spec = HardwareSpec("cpu", cpu["peak_flops"], cpu["mem_bandwidth"])
     shapes = [{"batch": b, "n": 768, "k": 768, "bias": False} for b in (1, 4, 16)]
-    rows = [benchmark("gemv", s, "bfloat16", roofline_time("gemv", s, "bfloat16", spec, 0.5), device="cpu",
+    rows = [benchmark("gemv", s, dtype, roofline_time("gemv", s, dtype, spec, 0.5), device="cpu",
                       device_kind="cpu", hardware="cpu") for s in shapes]
     write_run(tmp_path, rows, measured=cpu, datasheet=None, device="cpu")
     paths = plot_results(tmp_path, tmp_path / "out")
     assert {p.parent for p in paths} == {tmp_path / "out"} and len(paths) == 4
+    assert {p.name for p in paths} >= {f"roofline-cpu-{dtype}.png", f"roof-fraction-cpu-{dtype}.png"}
+    chart = run_charts(load_results(tmp_path))[0]
+    (roof,) = chart.roofs
+    # a float32 figure asks for tf32 and fp32; a CPU has no tf32 peak, so only fp32 is drawn
+    assert list(roof.ceilings) == (["tensor16", "fp32"] if dtype == "bfloat16" else ["fp32"])
+    assert all(p.roof_fraction == pytest.approx(0.5) and not p.above_roof for p in chart.points)
 
 
 def test_predicted_a100_picture_of_the_default_sweep(tmp_path):

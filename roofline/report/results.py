@@ -159,9 +159,9 @@ class Results:
     def roof(self) -> HardwareSpec | None:
         """The spec measured points are judged against, if any is known: the measured ceilings, else the
         datasheet's, else a preset the records name."""
-        ceilings = self.ceilings
-        if ceilings is not None and (ceilings.measured or ceilings.datasheet) is not None:
-            return ceilings.measured or ceilings.datasheet
+        roof = (self.ceilings.measured or self.ceilings.datasheet) if self.ceilings is not None else None
+        if roof is not None:
+            return roof
         names = {r.hardware for r in self.records if r.hardware}
         for name in names:
             if name in PRESETS:

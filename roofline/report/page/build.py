@@ -113,7 +113,7 @@ def roofline_data(run: Run) -> dict | None:
     for i, r in enumerate(res.records):
         where = judged.placements[i]
         p = where.roof
-        lo, hi = r.flops_per_s_band
+        lo, hi = where.band
         sheet = judged.datasheet_points[i]
         tip = [["kernel", r.kernel + (f" ({r.variant})" if r.variant else "")],
                ["shape", size_label(r.shape)], ["provider", r.provider], ["dtype", r.dtype],

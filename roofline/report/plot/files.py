@@ -24,6 +24,11 @@ def save(fig, base: Path) -> list[Path]:
     return paths
 
 
+def save_charts(charts: Iterable, out: Path) -> list[Path]:
+    """Draw each chart of :mod:`roofline.report.plot.scene` and :func:`save` it as ``out/<its name>``."""
+    return [path for chart in charts for path in save(draw(chart), out / chart.name)]
+
+
 def plot_results(results_dir: str | Path | Results, out_dir: str | Path | None = None) -> list[Path]:
     """Draw every (device, dtype) of a run (a results directory or benchmark JSON, or the run already
     loaded) into ``out_dir`` (default: the results directory).
@@ -33,8 +38,7 @@ def plot_results(results_dir: str | Path | Results, out_dir: str | Path | None =
     :func:`roofline.report.plot.scene.run_charts`, then draw and save each chart.
     """
     results = as_results(results_dir)
-    out = Path(out_dir) if out_dir is not None else results.directory
-    return [path for chart in run_charts(results) for path in save(draw(chart), out / chart.name)]
+    return save_charts(run_charts(results), Path(out_dir) if out_dir is not None else results.directory)
 
 
 def plot_predicted(preset: str, out_dir: str | Path, sweep: str = "quick", points: Iterable | None = None
@@ -49,8 +53,7 @@ def plot_predicted(preset: str, out_dir: str | Path, sweep: str = "quick", point
             points = sweep_points(preset=sweep, device_kind="cuda")
         except (KeyError, ValueError) as exc:
             raise UsageError(f"--sweep: {exc.args[0] if exc.args else exc}") from None
-    charts = predicted_charts(spec, points, sweep)
-    return [path for chart in charts for path in save(draw(chart), Path(out_dir) / chart.name)]
+    return save_charts(predicted_charts(spec, points, sweep), Path(out_dir))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

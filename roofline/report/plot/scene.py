@@ -105,11 +105,6 @@ def size_keys(points: Sequence[Point]) -> list[str]:
     return [k for k in keys if len({repr(p.shape.get(k)) for p in points}) > 1]
 
 
-def size_text(point: Point, keys: list[str]) -> str:
-    """``"batch=16, k=4k"`` over ``keys`` (:func:`roofline.report.results.size_label`); "" for no keys."""
-    return size_label(point.shape, keys) if keys else ""
-
-
 # ------------------------------------------------------------------------------------------- roofs
 
 @dataclass(frozen=True)
@@ -227,7 +222,7 @@ def _trajectories(points: list[Point]) -> tuple[Trajectory, ...]:
             keys = size_keys(traj)
             ends = [traj[0]] if len(traj) == 1 else [traj[0], traj[-1]]
             for i, p in enumerate(ends):
-                size = size_text(p, keys)
+                size = size_label(p.shape, keys)
                 text = f"{sweep}: {size}" if i == 0 else size
                 xy = (p.intensity, p.y) if p.y is not None else (p.predicted_x, p.predicted_y)
                 labels.append((text.strip(": ") or sweep, xy))
@@ -258,7 +253,8 @@ def fraction_chart(points: list[Point], *, title: str, name: str = "roof-fractio
     labels = []
     for p in order:
         keys = size_keys(groups[(p.kernel, p.sweep)])
-        labels.append(f"{p.kernel} · {p.provider} · {p.sweep}" + (f" · {size_text(p, keys)}" if keys else ""))
+        size = f" · {size_label(p.shape, keys)}" if keys else ""
+        labels.append(f"{p.kernel} · {p.provider} · {p.sweep}{size}")
     return FractionChart(name, title, tuple(order), tuple(labels))
 
 
